@@ -1,0 +1,56 @@
+"""actors: a generic supervision runtime on pykka.
+
+One supervisor actor admits tasks and runs each in its own worker actor; one registry
+actor holds every task record; one timer thread fires deadlines. It knows nothing of
+StoryCore: it records failure *facts*, which the ``storycore_tasks`` layer turns into
+error codes.
+"""
+
+from actors._clock import Clock, ManualClock, SystemClock
+from actors._context import TaskContext
+from actors._errors import (
+    ActorUnresponsiveError,
+    QueueFullError,
+    RuntimeClosedError,
+    SupervisorError,
+    UnknownTaskError,
+)
+from actors._outcome import Cancelled, Completed, Outcome, Raised, StopReason, TimedOut
+from actors._pooled import Dispatcher, PooledActor
+from actors._records import Operation, TaskPriority, TaskSnapshot, TaskSpec, TaskStatus
+from actors._runtime import RuntimeStats, TaskRuntime
+from actors._supervisor import SupervisorStats
+from actors._table import TableStats
+from actors._timers import TimerHandle, TimerService, TimerStatistics
+
+__all__ = [
+    "ActorUnresponsiveError",
+    "Cancelled",
+    "Clock",
+    "Completed",
+    "Dispatcher",
+    "ManualClock",
+    "Operation",
+    "Outcome",
+    "PooledActor",
+    "QueueFullError",
+    "Raised",
+    "RuntimeClosedError",
+    "RuntimeStats",
+    "StopReason",
+    "SupervisorError",
+    "SupervisorStats",
+    "SystemClock",
+    "TableStats",
+    "TaskContext",
+    "TaskPriority",
+    "TaskRuntime",
+    "TaskSnapshot",
+    "TaskSpec",
+    "TaskStatus",
+    "TimedOut",
+    "TimerHandle",
+    "TimerService",
+    "TimerStatistics",
+    "UnknownTaskError",
+]

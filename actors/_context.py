@@ -1,0 +1,134 @@
+"""The task context handed to an operation as its second argument.
+
+Progress and partial results are coalesced: the context keeps only the latest values
+and has at most one ``ProgressReady`` message in flight to the registry, which drains
+the context when it handles that message. A tight loop of a million ``update_progress``
+calls therefore sends a handful of messages and holds constant memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+from typing import Any
+
+import pykka
+
+from actors._messages import ProgressReady
+from actors._outcome import StopReason
+
+__all__ = ["TaskContext"]
+
+_UNSET: Any = object()
+
+
+class TaskContext:
+    """What an operation sees of its task: cancellation, progress, partial result."""
+
+    __slots__ = (
+        "_flush_pending",
+        "_lock",
+        "_partial",
+        "_progress",
+        "_registry",
+        "_stop_event",
+        "_stop_reason",
+        "task_id",
+    )
+
+    def __init__(self, task_id: str, registry: pykka.ActorRef[Any]) -> None:
+        self.task_id = task_id
+        self._registry = registry
+        self._lock = threading.Lock()
+        self._stop_event = threading.Event()
+        self._stop_reason: StopReason | None = None
+        self._progress: float | None = None
+        self._partial: Any = _UNSET
+        self._flush_pending = False
+
+    # -- for operations ----------------------------------------------------------------
+
+    def is_cancelled(self) -> bool:
+        """True once the task was cancelled, timed out or the manager is shutting down."""
+        return self._stop_event.is_set()
+
+    @property
+    def stop_reason(self) -> StopReason | None:
+        """Why the operation is being asked to stop, or None while it may carry on."""
+        return self._stop_reason
+
+    def wait_cancelled(self, timeout: float | None = None) -> bool:
+        """Block up to ``timeout`` seconds or until a stop is requested; returns
+        :meth:`is_cancelled`. Use it instead of ``time.sleep`` inside operations."""
+        return self._stop_event.wait(timeout)
+
+    def update_progress(self, fraction: float) -> None:
+        """Report progress as a fraction from 0.0 to 1.0."""
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float):
+            raise TypeError(
+                f"update_progress expects a number from 0.0 to 1.0, got {type(fraction).__name__}"
+            )
+        if not (0.0 <= fraction <= 1.0) or math.isnan(fraction):
+            raise ValueError(
+                f"update_progress expects a fraction from 0.0 to 1.0, got {fraction!r}; "
+                "divide steps done by total steps"
+            )
+        with self._lock:
+            self._progress = float(fraction)
+            notify = self._mark_dirty()
+        if notify:
+            self._notify()
+
+    @property
+    def partial_result(self) -> Any:
+        """The latest partial result set by the operation (None if never set)."""
+        with self._lock:
+            return None if self._partial is _UNSET else self._partial
+
+    @partial_result.setter
+    def partial_result(self, value: Any) -> None:
+        with self._lock:
+            self._partial = value
+            notify = self._mark_dirty()
+        if notify:
+            self._notify()
+
+    # -- for the runtime -----------------------------------------------------------------
+
+    def request_stop(self, reason: StopReason) -> None:
+        """Ask the operation to stop (cooperatively). The first reason wins."""
+        with self._lock:
+            if self._stop_reason is None:
+                self._stop_reason = reason
+        self._stop_event.set()
+
+    def drain(self) -> tuple[float | None, Any, bool]:
+        """Take the values published since the last drain: (progress, partial, has_partial).
+
+        Called by the registry when it handles ``ProgressReady``; re-arms the notification.
+        """
+        with self._lock:
+            progress, partial = self._progress, self._partial
+            self._progress = None
+            self._flush_pending = False
+        if partial is _UNSET:
+            return progress, None, False
+        return progress, partial, True
+
+    def _mark_dirty(self) -> bool:
+        if self._flush_pending:
+            return False
+        self._flush_pending = True
+        return True
+
+    def _notify(self) -> None:
+        # The registry may be gone (shutdown without wait while an operation still
+        # reports progress): progress then has nowhere to go, which is harmless.
+        import pykka
+
+        with contextlib.suppress(pykka.ActorDeadError):
+            self._registry.tell(ProgressReady(self.task_id, self))
+
+    def __repr__(self) -> str:
+        return f"<TaskContext {self.task_id} cancelled={self.is_cancelled()}>"

@@ -1,0 +1,160 @@
+"""The message protocol between the actors. Every message is a small frozen dataclass.
+
+Who sends what:
+
+* facade -> Registry: ``Register``, queries (``GetSnapshot``, ``ListTasks``, ``GetStats``,
+  ``Watch``/``Unwatch``, ``Cleanup``)
+* facade -> Supervisor: ``Submit``, ``Cancel``, ``GetSupervisorStats``, ``Shutdown``
+* Supervisor -> Registry: ``MarkRunning``, ``Finish``, ``Cleanup``
+* Supervisor -> Worker: ``Stop``
+* operation thread -> Worker: ``OperationReturned``
+* Worker -> Supervisor: ``WorkerFinished``
+* TaskContext -> Registry: ``ProgressReady`` (coalesced: at most one in flight per task)
+* TimerService -> Supervisor: ``DeadlinePassed``, ``CleanupDue``
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from actors._outcome import Outcome, StopReason
+from actors._records import TaskSpec, TaskStatus
+
+if TYPE_CHECKING:
+    from actors._context import TaskContext
+
+__all__ = [
+    "Cancel",
+    "Cleanup",
+    "CleanupDue",
+    "DeadlinePassed",
+    "Finish",
+    "GetSnapshot",
+    "GetStats",
+    "GetSupervisorStats",
+    "ListTasks",
+    "MarkRunning",
+    "OperationReturned",
+    "ProgressReady",
+    "Register",
+    "Shutdown",
+    "Stop",
+    "Submit",
+    "Unwatch",
+    "Watch",
+    "WorkerFinished",
+]
+
+
+# -- to the registry -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    spec: TaskSpec
+
+
+@dataclass(frozen=True, slots=True)
+class MarkRunning:
+    task_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressReady:
+    task_id: str
+    context: TaskContext
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    task_id: str
+    outcome: Outcome
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class GetSnapshot:
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListTasks:
+    status: TaskStatus | None
+    limit: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class GetStats:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unwatch:
+    task_id: str
+    waiter: object
+
+
+@dataclass(frozen=True, slots=True)
+class Cleanup:
+    cutoff: float  # wall-clock seconds: records that ended before this go
+
+
+# -- to the supervisor --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Submit:
+    spec: TaskSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlinePassed:
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupDue:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerFinished:
+    task_id: str
+    outcome: Outcome
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class GetSupervisorStats:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    cancel_pending: bool
+
+
+# -- to a worker ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    reason: StopReason
+
+
+@dataclass(frozen=True, slots=True)
+class OperationReturned:
+    outcome: Outcome
+    at: float

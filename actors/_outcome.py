@@ -1,0 +1,80 @@
+"""Failure facts: how an operation ended, as the runtime saw it.
+
+The runtime records facts ("timed out after 5.0 s with this partial result", "raised
+ValueError"); the StoryCore layer turns them into error codes and remediation texts.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "Cancelled",
+    "Completed",
+    "Outcome",
+    "Raised",
+    "StopReason",
+    "TimedOut",
+]
+
+
+class StopReason(StrEnum):
+    """Why the runtime asked an operation to stop. One typed reason, never a guessed string."""
+
+    CANCEL_REQUESTED = "cancel_requested"
+    TIMEOUT = "timeout"
+    SHUTDOWN = "shutdown"
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """The operation returned ``result``."""
+
+    result: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Raised:
+    """The operation raised; ``exception_type`` is the qualified class name."""
+
+    exception_type: str
+    message: str
+    traceback: str
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> Raised:
+        exc_type = type(exc)
+        name = exc_type.__qualname__
+        if exc_type.__module__ not in ("builtins", "__main__"):
+            name = f"{exc_type.__module__}.{name}"
+        return cls(
+            exception_type=name,
+            message=str(exc),
+            traceback="".join(traceback.format_exception(exc)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TimedOut:
+    """The deadline passed while the operation ran.
+
+    The registry fills in the partial result it holds when it records the timeout, so
+    the fact carries the latest value the operation had published.
+    """
+
+    timeout_seconds: float
+    partial_result: Any = None
+    has_partial_result: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """The task was cancelled before it could finish."""
+
+    reason: StopReason
+
+
+Outcome = Completed | Raised | TimedOut | Cancelled

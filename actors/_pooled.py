@@ -1,0 +1,164 @@
+"""Pooled actors: pykka actors whose mailboxes are run by a shared dispatcher.
+
+A :class:`pykka.ThreadingActor` owns an OS thread (~300 µs to start, stop and join).
+Worker actors live for one task each, so they would pay that per task. A pooled actor
+is a real pykka actor (ref, registry entry, tell, ask, stop) whose mailbox is drained by
+a :class:`Dispatcher` thread only while it has messages, as Akka's dispatchers do. One
+pooled actor still handles one message at a time, in order.
+
+A pooled actor's handlers must be short and must never block: they share the
+dispatcher's thread(s) with every other pooled actor.
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pykka
+from pykka import ActorDeadError, messages
+from pykka._envelope import Envelope
+
+__all__ = ["Dispatcher", "PooledActor"]
+
+_BATCH = 64  # messages one actor may handle before yielding the thread to the others
+
+
+class Dispatcher:
+    """The threads that run pooled actors' mailboxes."""
+
+    def __init__(self, threads: int = 1, *, name: str = "actors-dispatch") -> None:
+        if threads < 1:
+            raise ValueError(f"a dispatcher needs at least one thread, got {threads}")
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+
+    def submit(self, run: Any) -> None:
+        self._executor.submit(run)
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        self._executor.shutdown(wait=wait)
+
+
+class _DispatchingInbox:
+    """A mailbox that asks the dispatcher for a turn when the first message arrives."""
+
+    __slots__ = ("_actor", "_lock", "_queue", "_scheduled")
+
+    def __init__(self) -> None:
+        self._queue: collections.deque[Envelope[Any]] = collections.deque()
+        self._lock = threading.Lock()
+        self._scheduled = True  # held until the actor is started
+        self._actor: PooledActor | None = None
+
+    def put(self, envelope: Envelope[Any], /) -> None:
+        with self._lock:
+            self._queue.append(envelope)
+            if self._scheduled:
+                return
+            self._scheduled = True
+        assert self._actor is not None
+        self._actor._schedule()
+
+    def get(self) -> Envelope[Any]:
+        with self._lock:
+            return self._queue.popleft()
+
+    def empty(self) -> bool:
+        with self._lock:
+            return not self._queue
+
+    def _next_or_release(self, stopped: bool) -> Envelope[Any] | None:
+        """The next envelope, or None after giving up the turn (empty, or stopped)."""
+        with self._lock:
+            if stopped or not self._queue:
+                self._scheduled = False
+                return None
+            return self._queue.popleft()
+
+
+class PooledActor(pykka.Actor):
+    """A pykka actor that runs on a :class:`Dispatcher` instead of a thread of its own.
+
+    Pass the dispatcher as the ``dispatcher`` keyword argument of ``start()``.
+    """
+
+    def __init__(self, *args: Any, dispatcher: Dispatcher, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._dispatcher = dispatcher
+        self._started = False
+        inbox = self.actor_inbox
+        assert isinstance(inbox, _DispatchingInbox)
+        inbox._actor = self
+
+    @staticmethod
+    def _create_actor_inbox() -> _DispatchingInbox:
+        return _DispatchingInbox()
+
+    @staticmethod
+    def _create_future() -> pykka.Future[Any]:
+        return pykka.ThreadingFuture()
+
+    def _start_actor_loop(self) -> None:
+        self._schedule()
+
+    def _schedule(self) -> None:
+        self._dispatcher.submit(self._run_turn)
+
+    def _run_turn(self) -> None:
+        inbox = self.actor_inbox
+        assert isinstance(inbox, _DispatchingInbox)
+        if not self._started:
+            self._started = True
+            self._actor_loop_setup()  # on_start, with pykka's failure handling
+        for _ in range(_BATCH):
+            envelope = inbox._next_or_release(self.actor_stopped.is_set())
+            if envelope is None:
+                break
+            self._handle_envelope(envelope)
+        else:
+            self._schedule()  # more to do: queue another turn behind the other actors
+            return
+        if self.actor_stopped.is_set():
+            self._fail_leftovers(inbox)
+
+    def _handle_envelope(self, envelope: Envelope[Any]) -> None:
+        # The same contract as pykka's own actor loop: replies get the result or the
+        # exception; an unhandled exception stops this actor; a BaseException stops all.
+        try:
+            response = self._handle_receive(envelope.message)
+            if envelope.reply_to is not None:
+                envelope.reply_to.set(response)
+        except Exception:
+            if envelope.reply_to is not None:
+                envelope.reply_to.set_exception()
+            else:
+                self._handle_failure(*sys.exc_info())
+                try:
+                    self.on_failure(*sys.exc_info())
+                except Exception:
+                    self._handle_failure(*sys.exc_info())
+        except BaseException:
+            self._stop()
+            pykka.ActorRegistry.stop_all()
+
+    def _fail_leftovers(self, inbox: _DispatchingInbox) -> None:
+        while True:
+            with inbox._lock:
+                if not inbox._queue:
+                    return
+                envelope = inbox._queue.popleft()
+            if envelope.reply_to is None:
+                continue
+            if isinstance(envelope.message, messages._ActorStop):
+                envelope.reply_to.set(None)
+            else:
+                envelope.reply_to.set_exception(
+                    exc_info=(
+                        ActorDeadError,
+                        ActorDeadError(f"{self.actor_ref} stopped before handling the message"),
+                        None,
+                    )
+                )

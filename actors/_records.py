@@ -1,0 +1,163 @@
+"""Task states, priorities, the submitted spec, the registry's record and its snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+from typing import TYPE_CHECKING, Any
+
+from actors._outcome import Outcome
+
+if TYPE_CHECKING:
+    from actors._context import TaskContext
+
+__all__ = [
+    "Operation",
+    "TaskPriority",
+    "TaskRecord",
+    "TaskSnapshot",
+    "TaskSpec",
+    "TaskStatus",
+]
+
+Operation = Callable[[Mapping[str, Any], "TaskContext"], Any]
+"""An operation is called as ``operation(params, task)`` and returns its result."""
+
+
+class TaskStatus(StrEnum):
+    """The lifecycle: PENDING -> RUNNING -> COMPLETED | FAILED | CANCELLED; PENDING -> CANCELLED."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+
+class TaskPriority(IntEnum):
+    """Higher runs first; FIFO within one priority."""
+
+    LOW = 1
+    NORMAL = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """Everything the supervisor needs to run one task; immutable once submitted."""
+
+    task_id: str
+    operation: Operation
+    operation_name: str
+    params: Mapping[str, Any]
+    user: str | None
+    timeout: float | None
+    priority: TaskPriority
+    seq: int
+    created_at: float
+
+
+@dataclass(slots=True)
+class TaskRecord:
+    """The registry's mutable record of one task. Only the registry writes it."""
+
+    task_id: str
+    operation_name: str
+    params: Mapping[str, Any]
+    user: str | None
+    timeout: float | None
+    priority: TaskPriority
+    seq: int
+    created_at: float
+    updated_at: float
+    status: TaskStatus = TaskStatus.PENDING
+    progress: float = 0.0
+    started_at: float | None = None
+    ended_at: float | None = None
+    result: Any = None
+    has_result: bool = False
+    partial_result: Any = None
+    has_partial_result: bool = False
+    outcome: Outcome | None = None
+
+    @classmethod
+    def from_spec(cls, spec: TaskSpec) -> TaskRecord:
+        return cls(
+            task_id=spec.task_id,
+            operation_name=spec.operation_name,
+            params=spec.params,
+            user=spec.user,
+            timeout=spec.timeout,
+            priority=spec.priority,
+            seq=spec.seq,
+            created_at=spec.created_at,
+            updated_at=spec.created_at,
+        )
+
+    def snapshot(self) -> TaskSnapshot:
+        return TaskSnapshot(
+            task_id=self.task_id,
+            operation_name=self.operation_name,
+            params=self.params,
+            user=self.user,
+            timeout=self.timeout,
+            priority=self.priority,
+            status=self.status,
+            progress=self.progress,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            result=self.result,
+            has_result=self.has_result,
+            partial_result=self.partial_result,
+            has_partial_result=self.has_partial_result,
+            outcome=self.outcome,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSnapshot:
+    """A frozen copy of a record at one moment: what queries return.
+
+    Timestamps are seconds since the epoch (from the runtime's clock); ``outcome`` is
+    the fact that ended the task, or None while it is not terminal.
+    """
+
+    task_id: str
+    operation_name: str
+    params: Mapping[str, Any]
+    user: str | None
+    timeout: float | None
+    priority: TaskPriority
+    status: TaskStatus
+    progress: float
+    created_at: float
+    updated_at: float
+    started_at: float | None
+    ended_at: float | None
+    result: Any
+    has_result: bool
+    partial_result: Any
+    has_partial_result: bool
+    outcome: Outcome | None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Seconds from start (or creation, if it never started) to the end."""
+        if self.ended_at is None:
+            return None
+        return self.ended_at - (self.started_at if self.started_at is not None else self.created_at)

@@ -1,0 +1,351 @@
+"""The runtime: one supervisor, one registry, a timer service, a dispatcher for worker
+actors and a pool of operation threads, assembled behind a small blocking API.
+
+Every call that needs an answer asks an actor with a timeout (``ask_timeout``), so no
+caller can hang on a stuck actor. Once shut down, queries are answered from the final
+task table, which no actor writes any more.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pykka
+
+from actors._clock import Clock, SystemClock
+from actors._errors import (
+    ActorUnresponsiveError,
+    QueueFullError,
+    RuntimeClosedError,
+    UnknownTaskError,
+)
+from actors._messages import (
+    Cancel,
+    Cleanup,
+    GetSnapshot,
+    GetStats,
+    GetSupervisorStats,
+    ListTasks,
+    Register,
+    Shutdown,
+    Submit,
+    Unwatch,
+    Watch,
+)
+from actors._pooled import Dispatcher
+from actors._records import Operation, TaskPriority, TaskSnapshot, TaskSpec, TaskStatus
+from actors._registry import RegistryActor, TerminalWaiter
+from actors._supervisor import SupervisorActor, SupervisorStats
+from actors._table import TableStats, TaskTable
+from actors._timers import TimerService, TimerStatistics
+from actors.validation import check_count, check_priority, check_seconds
+
+__all__ = ["RuntimeStats", "TaskRuntime"]
+
+T = TypeVar("T")
+_runtime_ids = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeStats:
+    table: TableStats
+    supervisor: SupervisorStats
+    timers: TimerStatistics
+
+
+class TaskRuntime:
+    """Supervised execution of operations, one worker actor per task.
+
+    Args:
+        concurrency: operations that may run at once (threads in the operation pool).
+        max_pending: tasks that may wait for a slot; past it ``submit`` raises
+            :class:`QueueFullError`.
+        max_task_age: seconds a terminal task is retained by the automatic cleanup.
+        cleanup_interval: seconds between automatic cleanups (a supervisor timer).
+        clock: where time comes from; a :class:`ManualClock` in tests.
+        ask_timeout: seconds any blocking query waits for an actor before raising
+            :class:`ActorUnresponsiveError`.
+    """
+
+    def __init__(
+        self,
+        *,
+        concurrency: int = 4,
+        max_pending: int = 100_000,
+        max_task_age: float = 3600.0,
+        cleanup_interval: float = 300.0,
+        clock: Clock | None = None,
+        ask_timeout: float = 30.0,
+        name: str = "actors",
+    ) -> None:
+        self._concurrency = check_count("concurrency", concurrency)
+        self._max_pending = check_count("max_pending", max_pending)
+        max_task_age = check_seconds("max_task_age", max_task_age, allow_zero=True) or 0.0
+        cleanup_interval = check_seconds("cleanup_interval", cleanup_interval) or 0.0
+        self._ask_timeout = check_seconds("ask_timeout", ask_timeout) or 0.0
+        if clock is not None and not isinstance(clock, Clock):
+            raise TypeError(
+                f"clock must provide monotonic(), time(), seconds_until() and subscribe() "
+                f"(see actors.Clock), got {type(clock).__name__}"
+            )
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        prefix = f"{name}-{next(_runtime_ids)}"
+        self._op_thread_prefix = f"{prefix}-op"
+
+        self._table = TaskTable()
+        self._admission = threading.BoundedSemaphore(self._max_pending)
+        self._submit_lock = threading.Lock()  # keeps Register/Submit in the same order
+        self._seq = itertools.count()
+        self._closed = False
+        self._reaper: threading.Thread | None = None
+        self._teardown_error: BaseException | None = None
+
+        self._timers = TimerService(self._clock, name=f"{prefix}-timers")
+        self._dispatcher = Dispatcher(1, name=f"{prefix}-dispatch")
+        self._executor = ThreadPoolExecutor(
+            max_workers=self._concurrency, thread_name_prefix=self._op_thread_prefix
+        )
+        self._timers.start()
+        self._registry = RegistryActor.start(self._table, self._clock)
+        self._supervisor = SupervisorActor.start(
+            capacity=self._concurrency,
+            registry=self._registry,
+            timers=self._timers,
+            executor=self._executor,
+            dispatcher=self._dispatcher,
+            clock=self._clock,
+            admission=self._admission,
+            max_task_age=max_task_age,
+            cleanup_interval=cleanup_interval,
+        )
+
+    # -- properties ---------------------------------------------------------------------
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def concurrency(self) -> int:
+        return self._concurrency
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- commands ------------------------------------------------------------------------
+
+    def submit(
+        self,
+        operation: Operation,
+        params: Mapping[str, Any] | None = None,
+        *,
+        operation_name: str | None = None,
+        user: str | None = None,
+        timeout: float | None = None,
+        priority: TaskPriority | int | str = TaskPriority.NORMAL,
+    ) -> str:
+        """Queue ``operation(params, task)``; returns the new task id at once.
+
+        The task is visible to :meth:`snapshot` as soon as this returns.
+        """
+        if not callable(operation):
+            raise TypeError(
+                f"operation must be a callable taking (params, task), got "
+                f"{type(operation).__name__}"
+            )
+        if params is None:
+            params = {}
+        elif not isinstance(params, Mapping):
+            raise TypeError(
+                f"params must be a mapping (a dict of the operation's arguments), got "
+                f"{type(params).__name__}"
+            )
+        else:
+            params = dict(params)  # later changes by the caller do not reach the task
+        if user is not None and not isinstance(user, str):
+            raise TypeError(f"user must be a str or None, got {type(user).__name__}")
+        timeout = check_seconds("timeout", timeout, allow_none=True)
+        priority = check_priority(priority)
+        if operation_name is None:
+            operation_name = _qualified_name(operation)
+
+        task_id = str(uuid.uuid4())
+        with self._submit_lock:
+            if self._closed:
+                raise RuntimeClosedError(
+                    "the task manager is shut down and accepts no new task; create a new one"
+                )
+            if not self._admission.acquire(blocking=False):
+                raise QueueFullError(self._max_pending)
+            spec = TaskSpec(
+                task_id=task_id,
+                operation=operation,
+                operation_name=operation_name,
+                params=params,
+                user=user,
+                timeout=timeout,
+                priority=priority,
+                seq=next(self._seq),
+                created_at=self._clock.time(),
+            )
+            # Registry first: once this returns, a status query (queued behind it) finds
+            # the task. Both under the lock, so both actors see submissions in one order.
+            self._registry.tell(Register(spec))
+            self._supervisor.tell(Submit(spec))
+        return task_id
+
+    def cancel(self, task_id: str) -> bool:
+        """Cancel a pending or running task. False if unknown or already terminal."""
+        try:
+            return bool(self._ask(self._supervisor, Cancel(task_id), "supervisor"))
+        except pykka.ActorDeadError:
+            return False  # shut down: every task is terminal already
+
+    def cleanup(self, max_age_seconds: float = 3600.0) -> int:
+        """Remove terminal tasks that ended more than ``max_age_seconds`` ago."""
+        max_age = check_seconds("max_age_seconds", max_age_seconds, allow_zero=True) or 0.0
+        message = Cleanup(self._clock.time() - max_age)
+        return int(
+            self._query(message, lambda: len(self._table.remove_ended_before(message.cutoff)))
+        )
+
+    def shutdown(
+        self, *, wait: bool = True, cancel_pending: bool = False, timeout: float | None = None
+    ) -> None:
+        """Stop admitting tasks; run (or cancel) the pending ones; then stop every actor
+        and thread. With ``wait``, return only once all of them are gone.
+
+        ``timeout`` bounds the wait: past it :class:`TimeoutError` is raised and the
+        shutdown carries on in the background.
+        """
+        timeout = check_seconds("timeout", timeout, allow_none=True, allow_zero=True)
+        if wait and threading.current_thread().name.startswith(self._op_thread_prefix):
+            raise RuntimeError(
+                "shutdown(wait=True) was called from inside an operation, which would wait "
+                "for itself; call shutdown(wait=False) there"
+            )
+        with self._submit_lock:
+            first = not self._closed
+            self._closed = True
+        if first:
+            drained = self._ask(self._supervisor, Shutdown(cancel_pending), "supervisor")
+            self._reaper = threading.Thread(
+                target=self._teardown, args=(drained,), name="actors-shutdown", daemon=True
+            )
+            self._reaper.start()
+        reaper = self._reaper
+        if not wait or reaper is None:
+            return
+        reaper.join(timeout)
+        if reaper.is_alive():
+            running = [s.task_id for s in self.list(TaskStatus.RUNNING)]
+            raise TimeoutError(
+                f"shutdown still waiting after {timeout} s for operations to return "
+                f"(running: {running}); it carries on in the background"
+            )
+        if self._teardown_error is not None:
+            raise RuntimeError("shutdown failed") from self._teardown_error
+
+    # -- queries -------------------------------------------------------------------------
+
+    def snapshot(self, task_id: str) -> TaskSnapshot | None:
+        def local() -> TaskSnapshot | None:
+            record = self._table.get(task_id)
+            return None if record is None else record.snapshot()
+
+        result: TaskSnapshot | None = self._query(GetSnapshot(task_id), local)
+        return result
+
+    def wait(self, task_id: str, timeout: float | None = None) -> TaskSnapshot:
+        """Block until the task is terminal; returns its snapshot.
+
+        Raises :class:`UnknownTaskError` for an unknown id and :class:`TimeoutError` if
+        ``timeout`` seconds pass first. No polling: the registry wakes the caller.
+        """
+        timeout = check_seconds("timeout", timeout, allow_none=True, allow_zero=True)
+
+        def local() -> TerminalWaiter | None:
+            record = self._table.get(task_id)
+            if record is None:
+                return None
+            waiter = TerminalWaiter()
+            waiter.set(record.snapshot())
+            return waiter
+
+        waiter: TerminalWaiter | None = self._query(Watch(task_id), local)
+        if waiter is None:
+            raise UnknownTaskError(task_id)
+        if not waiter.wait(timeout):
+            with contextlib.suppress(pykka.ActorDeadError):
+                self._registry.tell(Unwatch(task_id, waiter))
+            raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
+        snapshot = waiter.snapshot
+        if snapshot is None or not snapshot.status.is_terminal:
+            raise RuntimeClosedError(f"the task manager stopped before task {task_id} finished")
+        return snapshot
+
+    def list(
+        self, status: TaskStatus | None = None, limit: int | None = None
+    ) -> list[TaskSnapshot]:
+        """Snapshots with ``status`` (all if None): pending ones in the order they will run."""
+        if limit is not None:
+            limit = check_count("limit", limit, minimum=0)
+
+        def local() -> list[TaskSnapshot]:
+            return [r.snapshot() for r in self._table.list(status, limit)]
+
+        result: list[TaskSnapshot] = self._query(ListTasks(status, limit), local)
+        return result
+
+    def stats(self) -> RuntimeStats:
+        table: TableStats = self._query(GetStats(), self._table.stats)
+        try:
+            supervisor: SupervisorStats = self._ask(
+                self._supervisor, GetSupervisorStats(), "supervisor"
+            )
+        except pykka.ActorDeadError:
+            supervisor = SupervisorStats(
+                capacity=self._concurrency, pending=0, running=0, stopping=0, admitting=False
+            )
+        return RuntimeStats(table=table, supervisor=supervisor, timers=self._timers.statistics())
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _ask(self, ref: pykka.ActorRef[Any], message: Any, actor: str) -> Any:
+        try:
+            return ref.ask(message, timeout=self._ask_timeout)
+        except pykka.Timeout:
+            raise ActorUnresponsiveError(actor, type(message).__name__, self._ask_timeout) from None
+
+    def _query(self, message: Any, local: Callable[[], T]) -> T:
+        """Ask the registry; once it has stopped, read the final table directly."""
+        try:
+            result: T = self._ask(self._registry, message, "registry")
+        except pykka.ActorDeadError:
+            return local()
+        return result
+
+    def _teardown(self, drained: threading.Event) -> None:
+        try:
+            drained.wait()
+            self._supervisor.stop(block=True, timeout=self._ask_timeout)
+            self._registry.stop(block=True, timeout=self._ask_timeout)
+            self._timers.stop(wait=True)
+            self._dispatcher.shutdown(wait=True)
+            self._executor.shutdown(wait=True)
+        except BaseException as exc:
+            self._teardown_error = exc
+
+
+def _qualified_name(operation: Callable[..., Any]) -> str:
+    module = getattr(operation, "__module__", None)
+    name = getattr(operation, "__qualname__", None) or type(operation).__qualname__
+    return f"{module}.{name}" if module else name

@@ -1,0 +1,267 @@
+"""The supervisor actor: admission, the pending queue, slots, deadlines, worker lifecycle.
+
+It never runs user code and never waits on it: operations run on the operation pool,
+driven by one :class:`WorkerActor` each, and everything the supervisor learns arrives
+as a message. It never ``ask``s a worker.
+
+Slots: a task holds its slot from the moment its worker is spawned until the worker
+reports that the operation has really returned. A task that timed out or was cancelled
+while running is terminal at once in the registry, but its worker keeps the slot
+("stopping") until then, so a stuck operation can never multiply threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import threading
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+import structlog
+
+from actors._clock import Clock
+from actors._context import TaskContext
+from actors._messages import (
+    Cancel,
+    Cleanup,
+    CleanupDue,
+    DeadlinePassed,
+    Finish,
+    GetSupervisorStats,
+    MarkRunning,
+    Shutdown,
+    Stop,
+    Submit,
+    WorkerFinished,
+)
+from actors._outcome import Cancelled, StopReason, TimedOut
+from actors._pooled import Dispatcher
+from actors._records import TaskSpec
+from actors._timers import TimerHandle, TimerService
+from actors._worker import WorkerActor
+
+__all__ = ["SupervisorActor", "SupervisorStats"]
+
+_log = structlog.get_logger("actors.supervisor")
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorStats:
+    """The supervisor's view: ``running`` + ``stopping`` never exceeds ``capacity``."""
+
+    capacity: int
+    pending: int
+    running: int
+    stopping: int
+    admitting: bool
+
+
+@dataclass(slots=True)
+class _Active:
+    spec: TaskSpec
+    worker: pykka.ActorRef[WorkerActor]
+    context: TaskContext
+    deadline: TimerHandle | None
+    stopping: StopReason | None = None
+
+
+class SupervisorActor(pykka.ThreadingActor):
+    def __init__(
+        self,
+        *,
+        capacity: int,
+        registry: pykka.ActorRef[Any],
+        timers: TimerService,
+        executor: Executor,
+        dispatcher: Dispatcher,
+        clock: Clock,
+        admission: threading.BoundedSemaphore,
+        max_task_age: float,
+        cleanup_interval: float,
+    ) -> None:
+        super().__init__()
+        self._capacity = capacity
+        self._registry = registry
+        self._timers = timers
+        self._executor = executor
+        self._dispatcher = dispatcher
+        self._clock = clock
+        self._admission = admission
+        self._max_task_age = max_task_age
+        self._cleanup_interval = cleanup_interval
+        # (-priority, seq, task_id): highest priority first, FIFO within one.
+        self._heap: list[tuple[int, int, str]] = []
+        # Pending specs by id. A pending task cancelled is removed from here only; its
+        # heap entry is skipped when popped (O(log n) cancel instead of O(n)).
+        self._pending: dict[str, TaskSpec] = {}
+        self._active: dict[str, _Active] = {}
+        self._stopping_count = 0
+        self._admitting = True
+        self._drained = threading.Event()
+        self._cleanup_timer: TimerHandle | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        self._cleanup_timer = self._timers.schedule_after(
+            self._cleanup_interval, self.actor_ref, CleanupDue()
+        )
+        _log.info("supervisor.started", capacity=self._capacity)
+
+    def on_stop(self) -> None:
+        if self._cleanup_timer is not None:
+            self._timers.cancel(self._cleanup_timer)
+        _log.info("supervisor.stopped")
+
+    # -- messages ------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Submit):
+            return self._on_submit(message.spec)
+        if isinstance(message, WorkerFinished):
+            return self._on_worker_finished(message)
+        if isinstance(message, DeadlinePassed):
+            return self._on_deadline(message.task_id)
+        if isinstance(message, Cancel):
+            return self._on_cancel(message.task_id)
+        if isinstance(message, CleanupDue):
+            return self._on_cleanup_due()
+        if isinstance(message, GetSupervisorStats):
+            return self._stats()
+        if isinstance(message, Shutdown):
+            return self._on_shutdown(message.cancel_pending)
+        return super().on_receive(message)
+
+    def _on_submit(self, spec: TaskSpec) -> None:
+        if not self._admitting:
+            # Raced with shutdown(cancel_pending=True): the facade had admitted it.
+            self._finish(spec.task_id, Cancelled(StopReason.SHUTDOWN))
+            self._admission.release()
+            return
+        self._pending[spec.task_id] = spec
+        heapq.heappush(self._heap, (-spec.priority, spec.seq, spec.task_id))
+        self._dispatch()
+
+    def _on_cancel(self, task_id: str) -> bool:
+        if self._pending.pop(task_id, None) is not None:
+            self._admission.release()
+            self._compact_heap()
+            _log.info("task.cancel_requested", task_id=task_id, state="pending")
+            self._finish(task_id, Cancelled(StopReason.CANCEL_REQUESTED))
+            self._check_drained()
+            return True
+        active = self._active.get(task_id)
+        if active is None or active.stopping is not None:
+            return False  # unknown, or already terminal
+        _log.info("task.cancel_requested", task_id=task_id, state="running")
+        self._finish(task_id, Cancelled(StopReason.CANCEL_REQUESTED))
+        self._begin_stopping(active, StopReason.CANCEL_REQUESTED)
+        return True
+
+    def _on_deadline(self, task_id: str) -> None:
+        active = self._active.get(task_id)
+        if active is None or active.stopping is not None:
+            return  # finished or already stopping; the timer raced the outcome
+        active.deadline = None
+        timeout = active.spec.timeout
+        assert timeout is not None
+        # The registry attaches the latest partial result it holds when it records this.
+        self._finish(task_id, TimedOut(timeout_seconds=timeout))
+        self._begin_stopping(active, StopReason.TIMEOUT)
+
+    def _on_worker_finished(self, message: WorkerFinished) -> None:
+        active = self._active.pop(message.task_id, None)
+        if active is None:
+            return
+        if active.deadline is not None:
+            self._timers.cancel(active.deadline)
+        if active.stopping is not None:
+            self._stopping_count -= 1
+        # Already terminal if it was stopping: the registry then keeps only a late result.
+        self._registry.tell(Finish(message.task_id, message.outcome, message.at))
+        self._dispatch()
+        self._check_drained()
+
+    def _on_cleanup_due(self) -> None:
+        self._registry.tell(Cleanup(self._clock.time() - self._max_task_age))
+        self._cleanup_timer = self._timers.schedule_after(
+            self._cleanup_interval, self.actor_ref, CleanupDue()
+        )
+
+    def _on_shutdown(self, cancel_pending: bool) -> threading.Event:
+        self._admitting = False
+        if cancel_pending:
+            for task_id in list(self._pending):
+                del self._pending[task_id]
+                self._admission.release()
+                self._finish(task_id, Cancelled(StopReason.SHUTDOWN))
+            self._heap.clear()
+        self._check_drained()
+        return self._drained
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        while self._heap and len(self._active) < self._capacity:
+            _, _, task_id = heapq.heappop(self._heap)
+            spec = self._pending.pop(task_id, None)
+            if spec is None:
+                continue  # cancelled while pending
+            self._admission.release()
+            self._start_worker(spec)
+
+    def _start_worker(self, spec: TaskSpec) -> None:
+        now = self._clock.time()
+        # MarkRunning goes first so the registry sees RUNNING before any progress.
+        self._registry.tell(MarkRunning(spec.task_id, now))
+        context = TaskContext(spec.task_id, self._registry)
+        deadline = None
+        if spec.timeout is not None:
+            deadline = self._timers.schedule_after(
+                spec.timeout, self.actor_ref, DeadlinePassed(spec.task_id)
+            )
+        worker = WorkerActor.start(
+            spec=spec,
+            context=context,
+            executor=self._executor,
+            supervisor=self.actor_ref,
+            clock=self._clock,
+            dispatcher=self._dispatcher,
+        )
+        self._active[spec.task_id] = _Active(spec, worker, context, deadline)
+
+    def _begin_stopping(self, active: _Active, reason: StopReason) -> None:
+        active.stopping = reason
+        self._stopping_count += 1
+        if active.deadline is not None:
+            self._timers.cancel(active.deadline)
+            active.deadline = None
+        # A dead worker means the operation just returned: its WorkerFinished is queued here.
+        with contextlib.suppress(pykka.ActorDeadError):
+            active.worker.tell(Stop(reason))
+
+    def _finish(self, task_id: str, outcome: Cancelled | TimedOut) -> None:
+        self._registry.tell(Finish(task_id, outcome, self._clock.time()))
+
+    def _compact_heap(self) -> None:
+        # Cancelled pending tasks leave stale heap entries; rebuild once they dominate,
+        # so many cancellations behind busy slots cannot grow memory without bound.
+        if len(self._heap) > 2 * len(self._pending) + 1024:
+            self._heap = [entry for entry in self._heap if entry[2] in self._pending]
+            heapq.heapify(self._heap)
+
+    def _check_drained(self) -> None:
+        if not self._admitting and not self._pending and not self._active:
+            self._drained.set()
+
+    def _stats(self) -> SupervisorStats:
+        return SupervisorStats(
+            capacity=self._capacity,
+            pending=len(self._pending),
+            running=len(self._active) - self._stopping_count,
+            stopping=self._stopping_count,
+            admitting=self._admitting,
+        )

@@ -1,0 +1,210 @@
+"""The task table: every record, its indexes and counters, and the transition rules.
+
+A plain object with no locking: the registry actor is its only writer, and after the
+runtime has shut down it is read-only. Listings and stats use indexes and counters, so
+no hot path scans every record.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from enum import Enum, auto
+from typing import Any
+
+from actors._outcome import Cancelled, Completed, Outcome, Raised, TimedOut
+from actors._records import TaskPriority, TaskRecord, TaskSpec, TaskStatus
+
+__all__ = ["FinishResult", "TableStats", "TaskTable"]
+
+
+class FinishResult(Enum):
+    """What :meth:`TaskTable.finish` did with an outcome."""
+
+    RECORDED = auto()  # the task became terminal
+    LATE_RESULT = auto()  # already terminal; the operation's later return value was kept
+    IGNORED = auto()  # unknown task, or terminal with nothing new to keep
+
+
+@dataclass(frozen=True, slots=True)
+class TableStats:
+    total_tasks: int
+    status_counts: dict[TaskStatus, int]
+    priority_counts: dict[TaskPriority, int]
+    total_created: int
+    total_completed: int
+    total_failed: int
+    total_cancelled: int
+    total_timed_out: int
+
+
+def _status_of(outcome: Outcome) -> TaskStatus:
+    if isinstance(outcome, Completed):
+        return TaskStatus.COMPLETED
+    if isinstance(outcome, Raised | TimedOut):
+        return TaskStatus.FAILED
+    return TaskStatus.CANCELLED
+
+
+class TaskTable:
+    def __init__(self) -> None:
+        self._records: dict[str, TaskRecord] = {}
+        # Pending ids per priority, in submission order: iterating CRITICAL..LOW gives
+        # exactly the order in which the supervisor will start them.
+        self._pending: dict[TaskPriority, dict[str, None]] = {
+            p: {} for p in sorted(TaskPriority, reverse=True)
+        }
+        self._running: dict[str, None] = {}
+        # (ended_at, task_id) in the order tasks ended, for retention without a scan.
+        self._ended: deque[tuple[float, str]] = deque()
+        self._status_counts = dict.fromkeys(TaskStatus, 0)
+        self._priority_counts = dict.fromkeys(TaskPriority, 0)
+        self._created = 0
+        self._completed = 0
+        self._failed = 0
+        self._cancelled = 0
+        self._timed_out = 0
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        return self._records.get(task_id)
+
+    # -- transitions -----------------------------------------------------------------
+
+    def add(self, spec: TaskSpec) -> TaskRecord:
+        if spec.task_id in self._records:
+            raise ValueError(f"task id {spec.task_id!r} is already registered")
+        record = TaskRecord.from_spec(spec)
+        self._records[spec.task_id] = record
+        self._pending[spec.priority][spec.task_id] = None
+        self._status_counts[TaskStatus.PENDING] += 1
+        self._priority_counts[spec.priority] += 1
+        self._created += 1
+        return record
+
+    def mark_running(self, task_id: str, at: float) -> TaskRecord | None:
+        """PENDING -> RUNNING. Returns None (and changes nothing) from any other state."""
+        record = self._records.get(task_id)
+        if record is None or record.status is not TaskStatus.PENDING:
+            return None
+        del self._pending[record.priority][task_id]
+        self._running[task_id] = None
+        self._move(record, TaskStatus.RUNNING)
+        record.started_at = at
+        record.updated_at = at
+        return record
+
+    def apply_progress(
+        self, task_id: str, progress: float | None, partial: Any, has_partial: bool, at: float
+    ) -> TaskRecord | None:
+        """Record progress and/or a partial result of a running task; None if not running."""
+        record = self._records.get(task_id)
+        if record is None or record.status is not TaskStatus.RUNNING:
+            return None
+        if progress is not None:
+            record.progress = progress
+        if has_partial:
+            record.partial_result = partial
+            record.has_partial_result = True
+        record.updated_at = at
+        return record
+
+    def finish(
+        self, task_id: str, outcome: Outcome, at: float
+    ) -> tuple[FinishResult, TaskRecord | None]:
+        """Make a task terminal. Terminal states are final: a later outcome never changes
+        the status; only a value the operation returned afterwards is kept as ``result``."""
+        record = self._records.get(task_id)
+        if record is None:
+            return FinishResult.IGNORED, None
+        if record.status.is_terminal:
+            if isinstance(outcome, Completed) and not record.has_result:
+                record.result = outcome.result
+                record.has_result = True
+                record.updated_at = at
+                return FinishResult.LATE_RESULT, record
+            return FinishResult.IGNORED, record
+
+        if record.status is TaskStatus.PENDING:
+            del self._pending[record.priority][task_id]
+        else:
+            del self._running[task_id]
+        if isinstance(outcome, TimedOut):
+            outcome = replace(
+                outcome,
+                partial_result=record.partial_result,
+                has_partial_result=record.has_partial_result,
+            )
+        new_status = _status_of(outcome)
+        self._move(record, new_status)
+        record.outcome = outcome
+        record.ended_at = at
+        record.updated_at = at
+        self._ended.append((at, task_id))
+        if isinstance(outcome, Completed):
+            record.result = outcome.result
+            record.has_result = True
+            record.progress = 1.0
+            self._completed += 1
+        elif isinstance(outcome, Cancelled):
+            self._cancelled += 1
+        else:
+            self._failed += 1
+            if isinstance(outcome, TimedOut):
+                self._timed_out += 1
+        return FinishResult.RECORDED, record
+
+    def remove_ended_before(self, cutoff: float) -> list[str]:
+        """Drop terminal records that ended before ``cutoff``; returns their ids."""
+        removed: list[str] = []
+        ended = self._ended
+        while ended and ended[0][0] < cutoff:
+            _, task_id = ended.popleft()
+            record = self._records.pop(task_id)
+            self._status_counts[record.status] -= 1
+            self._priority_counts[record.priority] -= 1
+            removed.append(task_id)
+        return removed
+
+    def _move(self, record: TaskRecord, status: TaskStatus) -> None:
+        self._status_counts[record.status] -= 1
+        self._status_counts[status] += 1
+        record.status = status
+
+    # -- queries ---------------------------------------------------------------------
+
+    def iter_status(self, status: TaskStatus | None) -> Iterator[TaskRecord]:
+        """Records with ``status`` (all if None). Pending ones in the order they will
+        run, running ones in start order, terminal ones in the order they ended."""
+        records = self._records
+        if status is TaskStatus.PENDING:
+            for ids in self._pending.values():
+                yield from (records[i] for i in ids)
+        elif status is TaskStatus.RUNNING:
+            yield from (records[i] for i in self._running)
+        elif status is None:
+            yield from records.values()
+        else:
+            for _, task_id in self._ended:
+                record = records[task_id]
+                if record.status is status:
+                    yield record
+
+    def list(self, status: TaskStatus | None, limit: int | None) -> list[TaskRecord]:
+        return list(itertools.islice(self.iter_status(status), limit))
+
+    def stats(self) -> TableStats:
+        return TableStats(
+            total_tasks=len(self._records),
+            status_counts=dict(self._status_counts),
+            priority_counts=dict(self._priority_counts),
+            total_created=self._created,
+            total_completed=self._completed,
+            total_failed=self._failed,
+            total_cancelled=self._cancelled,
+            total_timed_out=self._timed_out,
+        )

@@ -1,0 +1,189 @@
+"""The timer service: one thread, one heap of deadlines, an injectable clock.
+
+A fired timer is a message told to an actor; the service never runs user code. With a
+:class:`~actors.ManualClock` the thread sleeps until the clock is advanced, and
+:meth:`TimerService.tick` fires what is due in the advancing thread, so tests see
+exact virtual times.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+import structlog
+
+from actors._clock import Clock
+
+__all__ = ["TimerHandle", "TimerService", "TimerStatistics"]
+
+_log = structlog.get_logger("actors.timers")
+
+
+class TimerHandle:
+    """One armed deadline. Cancel it with :meth:`TimerService.cancel`."""
+
+    __slots__ = ("armed", "deadline", "message", "seq", "target")
+
+    def __init__(self, deadline: float, seq: int, target: pykka.ActorRef[Any], message: Any):
+        self.deadline = deadline
+        self.seq = seq
+        self.target = target
+        self.message = message
+        self.armed = True  # False once fired or cancelled
+
+    def __lt__(self, other: TimerHandle) -> bool:
+        return (self.deadline, self.seq) < (other.deadline, other.seq)
+
+    def __repr__(self) -> str:
+        state = "armed" if self.armed else "disarmed"
+        return f"<TimerHandle {state} deadline={self.deadline!r} message={self.message!r}>"
+
+
+@dataclass(frozen=True, slots=True)
+class TimerStatistics:
+    """A snapshot of the timer service, for tests and ``get_stats``."""
+
+    armed: int
+    scheduled_total: int
+    fired_total: int
+    cancelled_total: int
+    undeliverable_total: int
+
+
+class TimerService:
+    """Fires messages at actors when their deadlines pass."""
+
+    # Cancelled handles stay in the heap until popped (O(1) cancel); when they outnumber
+    # the live ones past this floor, the heap is rebuilt so memory stays bounded.
+    _COMPACT_FLOOR = 1024
+
+    def __init__(self, clock: Clock, *, name: str = "actors-timers") -> None:
+        self._clock = clock
+        self._name = name
+        self._cond = threading.Condition()
+        self._heap: list[TimerHandle] = []
+        self._seq = itertools.count()
+        self._cancelled_in_heap = 0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._unsubscribe = clock.subscribe(self._on_clock_jump)
+        self._scheduled_total = 0
+        self._fired_total = 0
+        self._cancelled_total = 0
+        self._undeliverable_total = 0
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        with self._cond:
+            if self._thread is not None:
+                raise RuntimeError(f"{self._name} is already started")
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+
+    def stop(self, *, wait: bool = True) -> None:
+        """Stop the thread; armed timers are dropped. Idempotent."""
+        self._unsubscribe()
+        with self._cond:
+            self._stopping = True
+            dropped = len(self._heap) - self._cancelled_in_heap
+            self._heap.clear()
+            self._cancelled_in_heap = 0
+            self._cond.notify_all()
+            thread = self._thread
+        if dropped:
+            _log.debug("timers.dropped_on_stop", count=dropped)
+        if wait and thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    # -- scheduling ------------------------------------------------------------------
+
+    def schedule_at(
+        self, deadline: float, target: pykka.ActorRef[Any], message: Any
+    ) -> TimerHandle:
+        """Tell ``message`` to ``target`` once ``clock.monotonic() >= deadline``."""
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError(f"{self._name} is stopped; no timer can be armed")
+            handle = TimerHandle(deadline, next(self._seq), target, message)
+            heapq.heappush(self._heap, handle)
+            self._scheduled_total += 1
+            if self._heap[0] is handle:
+                self._cond.notify()
+        return handle
+
+    def schedule_after(
+        self, delay_seconds: float, target: pykka.ActorRef[Any], message: Any
+    ) -> TimerHandle:
+        return self.schedule_at(self._clock.monotonic() + delay_seconds, target, message)
+
+    def cancel(self, handle: TimerHandle) -> bool:
+        """Disarm ``handle``. Returns False if it had already fired or been cancelled."""
+        with self._cond:
+            if not handle.armed:
+                return False
+            handle.armed = False
+            self._cancelled_total += 1
+            self._cancelled_in_heap += 1
+            live = len(self._heap) - self._cancelled_in_heap
+            if self._cancelled_in_heap > max(self._COMPACT_FLOOR, live):
+                self._heap = [h for h in self._heap if h.armed]
+                heapq.heapify(self._heap)
+                self._cancelled_in_heap = 0
+        return True
+
+    # -- firing ------------------------------------------------------------------------
+
+    def tick(self) -> int:
+        """Fire every timer whose deadline has passed; returns how many fired."""
+        due: list[TimerHandle] = []
+        with self._cond:
+            now = self._clock.monotonic()
+            while self._heap and self._heap[0].deadline <= now:
+                handle = heapq.heappop(self._heap)
+                if not handle.armed:
+                    self._cancelled_in_heap -= 1
+                    continue
+                handle.armed = False  # a fired timer cannot be cancelled any more
+                due.append(handle)
+            self._fired_total += len(due)
+        for handle in due:
+            try:
+                handle.target.tell(handle.message)
+            except pykka.ActorDeadError:
+                # The target stopped first (shutdown); nothing is waiting on this message.
+                with self._cond:
+                    self._undeliverable_total += 1
+        return len(due)
+
+    def statistics(self) -> TimerStatistics:
+        with self._cond:
+            return TimerStatistics(
+                armed=len(self._heap) - self._cancelled_in_heap,
+                scheduled_total=self._scheduled_total,
+                fired_total=self._fired_total,
+                cancelled_total=self._cancelled_total,
+                undeliverable_total=self._undeliverable_total,
+            )
+
+    def _on_clock_jump(self) -> None:
+        self.tick()
+        with self._cond:
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            self.tick()
+            with self._cond:
+                if self._stopping:
+                    return
+                timeout: float | None = None
+                if self._heap:
+                    timeout = self._clock.seconds_until(self._heap[0].deadline)
+                if timeout is None or timeout > 0:
+                    self._cond.wait(timeout)

@@ -1,0 +1,83 @@
+"""The worker actor: drives exactly one task's operation, then stops.
+
+The operation runs on a thread of the runtime's operation pool, never on the worker's
+mailbox, so the worker answers ``Stop`` at once while the operation runs. When the
+operation returns (or raises anything at all), the pooled thread tells the worker
+``OperationReturned``; the worker reports ``WorkerFinished`` to the supervisor and stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from concurrent.futures import Executor
+from typing import Any
+
+import pykka
+import structlog
+
+from actors._clock import Clock
+from actors._context import TaskContext
+from actors._messages import OperationReturned, Stop, WorkerFinished
+from actors._outcome import Completed, Outcome, Raised
+from actors._pooled import PooledActor
+from actors._records import TaskSpec
+
+__all__ = ["WorkerActor"]
+
+_log = structlog.get_logger("actors.worker")
+
+
+class WorkerActor(PooledActor):
+    def __init__(
+        self,
+        *,
+        spec: TaskSpec,
+        context: TaskContext,
+        executor: Executor,
+        supervisor: pykka.ActorRef[Any],
+        clock: Clock,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._spec = spec
+        self._context = context
+        self._executor = executor
+        self._supervisor = supervisor
+        self._clock = clock
+
+    def on_start(self) -> None:
+        _log.debug(
+            "worker.spawned", task_id=self._spec.task_id, operation=self._spec.operation_name
+        )
+        self._executor.submit(self._run_operation)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Stop):
+            self._context.request_stop(message.reason)
+        elif isinstance(message, OperationReturned):
+            self._supervisor.tell(WorkerFinished(self._spec.task_id, message.outcome, message.at))
+            self.stop()
+        else:
+            super().on_receive(message)
+
+    def on_stop(self) -> None:
+        _log.debug("worker.stopped", task_id=self._spec.task_id)
+
+    def _run_operation(self) -> None:
+        """Runs on a pooled thread: call the operation, contain whatever it raises."""
+        spec = self._spec
+        outcome: Outcome
+        try:
+            outcome = Completed(spec.operation(spec.params, self._context))
+        except BaseException as exc:
+            # SystemExit and KeyboardInterrupt included: in pykka a BaseException that
+            # escapes an actor stops every actor, so nothing may escape from here.
+            outcome = Raised.from_exception(exc)
+        at = self._clock.time()
+        try:
+            self.actor_ref.tell(OperationReturned(outcome, at))
+        except pykka.ActorDeadError:
+            # Only if someone stopped every actor (pykka.ActorRegistry.stop_all()): report
+            # straight to the supervisor so the slot is not lost if it still runs.
+            with contextlib.suppress(pykka.ActorDeadError):
+                self._supervisor.tell(WorkerFinished(spec.task_id, outcome, at))

@@ -1,0 +1,46 @@
+"""storycore-tasks: StoryCore's task manager on an actor-model supervisor.
+
+``create_task`` answers at once with a task id; clients poll status and progress,
+cancel, and rely on timeouts that keep the partial result.
+"""
+
+from actors import (
+    ActorUnresponsiveError,
+    ManualClock,
+    QueueFullError,
+    RuntimeClosedError,
+    TaskContext,
+    TaskPriority,
+    TaskStatus,
+    UnknownTaskError,
+)
+from storycore_tasks.envelope import APIResponse, RequestContext, ResponseMetadata
+from storycore_tasks.errors import (
+    HTTP_STATUS_BY_CODE,
+    ErrorCodes,
+    ErrorDetails,
+    http_status_for,
+)
+from storycore_tasks.manager import TaskManager
+from storycore_tasks.router import APIRouter, register_task_endpoints
+
+__all__ = [
+    "HTTP_STATUS_BY_CODE",
+    "APIResponse",
+    "APIRouter",
+    "ActorUnresponsiveError",
+    "ErrorCodes",
+    "ErrorDetails",
+    "ManualClock",
+    "QueueFullError",
+    "RequestContext",
+    "ResponseMetadata",
+    "RuntimeClosedError",
+    "TaskContext",
+    "TaskManager",
+    "TaskPriority",
+    "TaskStatus",
+    "UnknownTaskError",
+    "http_status_for",
+    "register_task_endpoints",
+]

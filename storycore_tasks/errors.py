@@ -1,0 +1,172 @@
+"""StoryCore error codes, the ErrorDetails shape, HTTP mappings and remediation texts.
+
+The runtime records failure facts; this module is the one place that turns a fact (or a
+typed exception from a public entry point) into the error StoryCore clients see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from actors import (
+    ActorUnresponsiveError,
+    Cancelled,
+    Completed,
+    Outcome,
+    QueueFullError,
+    Raised,
+    RuntimeClosedError,
+    StopReason,
+    TimedOut,
+    UnknownTaskError,
+)
+
+__all__ = [
+    "HTTP_STATUS_BY_CODE",
+    "REMEDIATION_BY_CODE",
+    "ErrorCodes",
+    "ErrorDetails",
+    "error_from_exception",
+    "error_from_outcome",
+    "http_status_for",
+]
+
+
+class ErrorCodes(StrEnum):
+    """Every error code StoryCore clients can receive."""
+
+    VALIDATION_ERROR = "VALIDATION_ERROR"
+    NOT_FOUND = "NOT_FOUND"
+    CONFLICT = "CONFLICT"
+    TIMEOUT = "TIMEOUT"
+    CANCELLED = "CANCELLED"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+
+
+HTTP_STATUS_BY_CODE: Mapping[ErrorCodes, int] = MappingProxyType(
+    {
+        ErrorCodes.VALIDATION_ERROR: 400,
+        ErrorCodes.NOT_FOUND: 404,
+        ErrorCodes.CONFLICT: 409,
+        ErrorCodes.TIMEOUT: 504,
+        ErrorCodes.CANCELLED: 409,
+        ErrorCodes.INTERNAL_ERROR: 500,
+        ErrorCodes.SERVICE_UNAVAILABLE: 503,
+    }
+)
+"""The HTTP status an endpoint answers with for each error code."""
+
+REMEDIATION_BY_CODE: Mapping[ErrorCodes, str] = MappingProxyType(
+    {
+        ErrorCodes.VALIDATION_ERROR: "Fix the request parameters named in the message and retry.",
+        ErrorCodes.NOT_FOUND: (
+            "Check the task id. Tasks are removed max_task_age seconds after they end; "
+            "poll more often or raise max_task_age."
+        ),
+        ErrorCodes.CONFLICT: (
+            "The task is already in a final state; read its status instead of changing it."
+        ),
+        ErrorCodes.TIMEOUT: (
+            "Raise the task's timeout, split the work into smaller tasks, or resume from "
+            "details.partial_result."
+        ),
+        ErrorCodes.CANCELLED: "The task was cancelled; create a new task to run it again.",
+        ErrorCodes.INTERNAL_ERROR: (
+            "The operation raised an exception; see details.exception_type and the message, "
+            "fix the operation or its params, and create a new task."
+        ),
+        ErrorCodes.SERVICE_UNAVAILABLE: (
+            "The task manager is saturated or shutting down; retry later with backoff."
+        ),
+    }
+)
+
+
+def http_status_for(code: ErrorCodes | str) -> int:
+    """The HTTP status for ``code`` (500 for a code this version does not know)."""
+    try:
+        return HTTP_STATUS_BY_CODE[ErrorCodes(code)]
+    except ValueError:
+        return 500
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorDetails:
+    """StoryCore's error shape: ``{"code", "message", "details", "remediation"}``."""
+
+    code: ErrorCodes
+    message: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+    remediation: str = ""
+
+    @classmethod
+    def of(cls, code: ErrorCodes, message: str, **details: Any) -> ErrorDetails:
+        """An error with the standard remediation text for ``code``."""
+        return cls(code, message, details, REMEDIATION_BY_CODE[code])
+
+    @property
+    def http_status(self) -> int:
+        return http_status_for(self.code)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code.value,
+            "message": self.message,
+            "details": dict(self.details),
+            "remediation": self.remediation,
+        }
+
+
+def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:
+    """The error a terminal outcome reports; None for a completed (or unfinished) task."""
+    if outcome is None or isinstance(outcome, Completed):
+        return None
+    if isinstance(outcome, TimedOut):
+        details: dict[str, Any] = {"timeout_seconds": outcome.timeout_seconds}
+        if outcome.has_partial_result:
+            details["partial_result"] = outcome.partial_result
+        return ErrorDetails.of(
+            ErrorCodes.TIMEOUT,
+            f"Operation exceeded timeout of {outcome.timeout_seconds} seconds",
+            **details,
+        )
+    if isinstance(outcome, Raised):
+        return ErrorDetails.of(
+            ErrorCodes.INTERNAL_ERROR,
+            f"Operation raised {outcome.exception_type}: {outcome.message}"
+            if outcome.message
+            else f"Operation raised {outcome.exception_type}",
+            exception_type=outcome.exception_type,
+            exception_message=outcome.message,
+        )
+    assert isinstance(outcome, Cancelled)
+    message = {
+        StopReason.CANCEL_REQUESTED: "Task was cancelled on request",
+        StopReason.SHUTDOWN: "Task was cancelled because the task manager shut down",
+        StopReason.TIMEOUT: "Task was cancelled by its timeout",
+    }[outcome.reason]
+    return ErrorDetails.of(ErrorCodes.CANCELLED, message, reason=outcome.reason.value)
+
+
+def error_from_exception(exc: BaseException) -> ErrorDetails:
+    """The error a public entry point's exception maps to (for the router and service)."""
+    if isinstance(exc, QueueFullError):
+        return ErrorDetails.of(
+            ErrorCodes.SERVICE_UNAVAILABLE, str(exc), max_pending=exc.max_pending
+        )
+    if isinstance(exc, RuntimeClosedError | ActorUnresponsiveError):
+        return ErrorDetails.of(ErrorCodes.SERVICE_UNAVAILABLE, str(exc))
+    if isinstance(exc, UnknownTaskError):
+        return ErrorDetails.of(ErrorCodes.NOT_FOUND, str(exc), task_id=exc.task_id)
+    if isinstance(exc, TypeError | ValueError):
+        return ErrorDetails.of(ErrorCodes.VALIDATION_ERROR, str(exc))
+    return ErrorDetails.of(
+        ErrorCodes.INTERNAL_ERROR,
+        f"{type(exc).__name__}: {exc}",
+        exception_type=type(exc).__qualname__,
+    )

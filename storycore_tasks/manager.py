@@ -1,0 +1,255 @@
+"""TaskManager: the API StoryCore already calls, on top of the actor runtime.
+
+It validates input, hands tasks to the :class:`actors.TaskRuntime`, and turns the
+runtime's snapshots and failure facts into StoryCore's status dicts and ErrorDetails.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from actors import (
+    Clock,
+    Operation,
+    TaskPriority,
+    TaskRuntime,
+    TaskSnapshot,
+    TaskStatus,
+    UnknownTaskError,
+)
+from actors.validation import check_count, check_seconds
+from storycore_tasks.errors import error_from_outcome
+
+__all__ = ["TaskManager", "is_task_id", "snapshot_to_status"]
+
+
+class TaskManager:
+    """Runs StoryCore's long operations under supervision.
+
+    ``create_task`` answers at once with a task id; the operation runs as
+    ``operation(params, task)`` in a worker actor while clients poll
+    ``get_task_status``, ``wait`` or ``cancel_task``.
+
+    Args:
+        num_workers: operations that may run at once.
+        default_timeout: seconds a task may run when ``create_task`` gives no timeout
+            (None: no limit).
+        max_task_age: seconds a finished task is kept before the automatic cleanup.
+        cleanup_interval: seconds between automatic cleanups.
+        max_pending: tasks that may wait for a worker; past it ``create_task`` raises
+            :class:`actors.QueueFullError` (``SERVICE_UNAVAILABLE``).
+        clock: an :class:`actors.Clock`; tests pass a :class:`actors.ManualClock`.
+        ask_timeout: seconds any query waits for the manager's actors before raising
+            :class:`actors.ActorUnresponsiveError`.
+    """
+
+    def __init__(
+        self,
+        num_workers: int = 4,
+        default_timeout: float | None = None,
+        max_task_age: float = 3600.0,
+        cleanup_interval: float = 300.0,
+        max_pending: int = 100_000,
+        clock: Clock | None = None,
+        *,
+        ask_timeout: float = 30.0,
+    ) -> None:
+        self._num_workers = check_count("num_workers", num_workers)
+        self._default_timeout = check_seconds("default_timeout", default_timeout, allow_none=True)
+        self._runtime = TaskRuntime(
+            concurrency=self._num_workers,
+            max_pending=max_pending,
+            max_task_age=max_task_age,
+            cleanup_interval=cleanup_interval,
+            clock=clock,
+            ask_timeout=ask_timeout,
+            name="storycore-tasks",
+        )
+
+    # -- context manager ------------------------------------------------------------------
+
+    def __enter__(self) -> TaskManager:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown(wait=True, cancel_pending=exc is not None)
+
+    # -- commands -------------------------------------------------------------------------
+
+    def create_task(
+        self,
+        operation: Operation,
+        params: Mapping[str, Any] | None = None,
+        user: str | None = None,
+        timeout: float | None = None,
+        priority: TaskPriority | int | str = TaskPriority.NORMAL,
+    ) -> str:
+        """Queue ``operation(params, task)`` and return its task id (a UUID string) at once.
+
+        Raises:
+            TypeError: ``operation`` is not callable, ``params`` is not a mapping, or
+                ``user`` is not a string.
+            ValueError: ``timeout`` is not a finite number > 0, or ``priority`` is unknown.
+            actors.QueueFullError: ``max_pending`` tasks are already waiting.
+            actors.RuntimeClosedError: the manager was shut down.
+        """
+        return self._runtime.submit(
+            operation,
+            params,
+            user=user,
+            timeout=self._default_timeout if timeout is None else timeout,
+            priority=priority,
+        )
+
+    def cancel_task(self, task_id: str) -> bool:
+        """Cancel a pending or running task.
+
+        True when the cancellation was accepted: the task reads ``cancelled`` from now on,
+        a pending one never runs, a running one sees ``is_cancelled()``. False when the id
+        is unknown or malformed, or the task has already ended.
+        """
+        if not is_task_id(task_id):
+            return False
+        return self._runtime.cancel(task_id)
+
+    def cleanup_old_tasks(self, max_age_seconds: float = 3600) -> int:
+        """Remove finished tasks that ended more than ``max_age_seconds`` ago; returns how many."""
+        return self._runtime.cleanup(max_age_seconds)
+
+    def shutdown(
+        self, wait: bool = True, cancel_pending: bool = False, timeout: float | None = None
+    ) -> None:
+        """Stop admitting tasks, run (or cancel) the pending ones, then stop every actor
+        and thread. With ``wait``, return only once all of them are gone (or raise
+        ``TimeoutError`` after ``timeout`` seconds, the shutdown carrying on).
+        Idempotent; queries keep answering from the final records afterwards."""
+        self._runtime.shutdown(wait=wait, cancel_pending=cancel_pending, timeout=timeout)
+
+    # -- queries --------------------------------------------------------------------------
+
+    def get_task_status(self, task_id: str) -> dict[str, Any] | None:
+        """The task's status dict, or None for an unknown or malformed id."""
+        if not is_task_id(task_id):
+            return None
+        snapshot = self._runtime.snapshot(task_id)
+        return None if snapshot is None else snapshot_to_status(snapshot)
+
+    def get_task_result(self, task_id: str) -> Any:
+        """The result of a completed task, else None."""
+        if not is_task_id(task_id):
+            return None
+        snapshot = self._runtime.snapshot(task_id)
+        if snapshot is None or snapshot.status is not TaskStatus.COMPLETED:
+            return None
+        return snapshot.result
+
+    def wait(self, task_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """Block until the task has ended and return its status dict.
+
+        Raises:
+            actors.UnknownTaskError: no such task.
+            TimeoutError: ``timeout`` seconds passed first.
+        """
+        if not is_task_id(task_id):
+            raise UnknownTaskError(str(task_id))
+        return snapshot_to_status(self._runtime.wait(task_id, timeout))
+
+    def get_pending_tasks(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Pending tasks in the order they will run."""
+        return self.list_tasks(TaskStatus.PENDING, limit)
+
+    def get_running_tasks(self) -> list[dict[str, Any]]:
+        return self.list_tasks(TaskStatus.RUNNING)
+
+    def list_tasks(
+        self, status: TaskStatus | str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Status dicts of the tasks with ``status`` (every retained task if None)."""
+        if status is not None and not isinstance(status, TaskStatus):
+            try:
+                status = TaskStatus(status)
+            except ValueError:
+                choices = ", ".join(s.value for s in TaskStatus)
+                raise ValueError(f"unknown status {status!r}; use one of {choices}") from None
+        return [snapshot_to_status(s) for s in self._runtime.list(status, limit)]
+
+    def get_stats(self) -> dict[str, Any]:
+        stats = self._runtime.stats()
+        table, supervisor = stats.table, stats.supervisor
+        return {
+            "total_tasks": table.total_tasks,
+            "queue_size": supervisor.pending,
+            "num_workers": self._num_workers,
+            "running": supervisor.running,
+            "stopping": supervisor.stopping,
+            "accepting_tasks": supervisor.admitting,
+            "status_counts": {s.value: n for s, n in table.status_counts.items()},
+            "priority_counts": {p.label: n for p, n in table.priority_counts.items()},
+            "lifetime_stats": {
+                "total_created": table.total_created,
+                "total_completed": table.total_completed,
+                "total_failed": table.total_failed,
+                "total_cancelled": table.total_cancelled,
+                "total_timed_out": table.total_timed_out,
+            },
+            "timers": {
+                "armed": stats.timers.armed,
+                "fired_total": stats.timers.fired_total,
+            },
+        }
+
+    @property
+    def runtime(self) -> TaskRuntime:
+        """The actor runtime underneath, for tools that need its clock or raw snapshots."""
+        return self._runtime
+
+
+def snapshot_to_status(snapshot: TaskSnapshot) -> dict[str, Any]:
+    """StoryCore's status dict for one task snapshot."""
+    status: dict[str, Any] = {
+        "task_id": snapshot.task_id,
+        "status": snapshot.status.value,
+        "progress": snapshot.progress,
+        "priority": snapshot.priority.label,
+        "operation": snapshot.operation_name,
+        "user": snapshot.user,
+        "timeout": snapshot.timeout,
+        "created_at": _iso(snapshot.created_at),
+        "updated_at": _iso(snapshot.updated_at),
+        "started_at": _iso(snapshot.started_at),
+        "ended_at": _iso(snapshot.ended_at),
+    }
+    if snapshot.has_result:
+        status["result"] = snapshot.result
+    if snapshot.has_partial_result:
+        status["partial_result"] = snapshot.partial_result
+    error = error_from_outcome(snapshot.outcome)
+    if error is not None:
+        status["error"] = error.to_dict()
+    return status
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, tz=UTC).isoformat()
+
+
+def is_task_id(task_id: object) -> bool:
+    """True for a well-formed task id (a canonical UUID string)."""
+    if not isinstance(task_id, str) or len(task_id) != 36:
+        return False
+    try:
+        uuid.UUID(task_id)
+    except ValueError:
+        return False
+    return True
