@@ -1,0 +1,119 @@
+"""The scripted scenario behind ``storycore-tasks demo``.
+
+Five StoryCore-like operations on four workers: two complete with progress, one times
+out and keeps its partial result, one is cancelled while running, one is cancelled
+while it is still pending. The lifecycle log goes to the configured structlog output;
+the final status table is returned as text.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from actors import TaskContext
+from storycore_tasks.manager import TaskManager
+
+__all__ = ["format_status_table", "run_demo"]
+
+
+def render_sequence(params: Mapping[str, Any], task: TaskContext) -> dict[str, Any]:
+    """Renders ``frames`` frames, reporting progress after each one."""
+    frames = int(params["frames"])
+    for frame in range(1, frames + 1):
+        if task.wait_cancelled(params["seconds_per_frame"]):
+            return {"frames_rendered": frame - 1, "stopped": True}
+        task.update_progress(frame / frames)
+        task.partial_result = {"frames_rendered": frame}
+    return {"frames_rendered": frames, "video": f"{params['sequence']}.mp4"}
+
+
+def narrate_chapter(params: Mapping[str, Any], task: TaskContext) -> dict[str, Any]:
+    """Narrates paragraph by paragraph."""
+    paragraphs = list(params["paragraphs"])
+    for done, _ in enumerate(paragraphs, start=1):
+        task.wait_cancelled(0.05)
+        task.update_progress(done / len(paragraphs))
+    return {"audio": f"chapter-{params['chapter']}.wav", "paragraphs": len(paragraphs)}
+
+
+def llm_pipeline(params: Mapping[str, Any], task: TaskContext) -> dict[str, Any]:
+    """Generates scenes until stopped; every finished scene is kept as a partial result."""
+    scenes: list[str] = []
+    while not task.wait_cancelled(0.1):
+        scenes.append(f"scene {len(scenes) + 1}")
+        task.partial_result = {"scenes": list(scenes)}
+    return {"scenes": scenes}
+
+
+def run_demo(*, started: threading.Event | None = None) -> str:
+    """Run the scenario to the end; returns the final status table."""
+    running = started or threading.Event()
+
+    def long_render(params: Mapping[str, Any], task: TaskContext) -> dict[str, Any]:
+        running.set()
+        return render_sequence(params, task)
+
+    with TaskManager(num_workers=4) as manager:
+        ids = {
+            "render intro": manager.create_task(
+                render_sequence,
+                {"sequence": "intro", "frames": 8, "seconds_per_frame": 0.05},
+                user="demo",
+            ),
+            "narrate ch. 1": manager.create_task(
+                narrate_chapter, {"chapter": 1, "paragraphs": ["p"] * 6}, user="demo"
+            ),
+            "llm storyboard": manager.create_task(
+                llm_pipeline, {"prompt": "a lighthouse"}, user="demo", timeout=0.45
+            ),
+            "render finale": manager.create_task(
+                long_render,
+                {"sequence": "finale", "frames": 100, "seconds_per_frame": 0.05},
+                user="demo",
+            ),
+            "render credits": manager.create_task(
+                render_sequence,
+                {"sequence": "credits", "frames": 4, "seconds_per_frame": 0.05},
+                user="demo",
+            ),
+        }
+        # Four workers are busy, so "render credits" waits: cancel it before it runs.
+        manager.cancel_task(ids["render credits"])
+        # Let the finale make some progress, then cancel it while it runs.
+        running.wait(timeout=10)
+        manager.wait(ids["narrate ch. 1"], timeout=10)
+        manager.cancel_task(ids["render finale"])
+        statuses = {name: manager.wait(task_id, timeout=30) for name, task_id in ids.items()}
+    return format_status_table(statuses)
+
+
+def format_status_table(statuses: Mapping[str, Mapping[str, Any]]) -> str:
+    rows = [("task", "status", "progress", "error", "result / partial result")]
+    for name, status in statuses.items():
+        error = status.get("error")
+        kept = status.get("result", status.get("partial_result", ""))
+        if error and "partial_result" in error["details"]:
+            kept = error["details"]["partial_result"]
+        rows.append(
+            (
+                name,
+                status["status"],
+                f"{status['progress']:.0%}",
+                error["code"] if error else "",
+                _short(kept),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = "" if value == "" else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,39 @@
+"""Shared fixtures: every test is checked for leaked threads and actors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from actors import ManualClock
+from actors.testing import assert_no_leaks
+from storycore_tasks import TaskManager
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_threads_or_actors() -> Iterator[None]:
+    """Invariant 6: whatever a test starts, it leaves no thread and no actor behind."""
+    with assert_no_leaks():
+        yield
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def make_manager() -> Iterator[Callable[..., TaskManager]]:
+    """Build TaskManagers that are shut down (waiting) at the end of the test."""
+    managers: list[TaskManager] = []
+
+    def make(**kwargs: Any) -> TaskManager:
+        manager = TaskManager(**kwargs)
+        managers.append(manager)
+        return manager
+
+    yield make
+    for manager in managers:
+        manager.shutdown(wait=True, cancel_pending=True, timeout=30)
