@@ -95,15 +95,26 @@ class APIResponse:
 
 def to_jsonable(value: Any) -> Any:
     """``value`` with every part made a JSON type: mappings with string keys, lists,
-    strings, finite numbers, booleans and None. Other objects become their ``repr``."""
+    strings, finite numbers, booleans and None. Other objects become their ``repr``, and
+    a container that contains itself is cut at the cycle."""
+    return _jsonable(value, set())
+
+
+def _jsonable(value: Any, open_containers: set[int]) -> Any:
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
     if isinstance(value, Enum):
-        return to_jsonable(value.value)
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [to_jsonable(v) for v in value]
+        return _jsonable(value.value, open_containers)
+    if isinstance(value, Mapping | list | tuple | set | frozenset):
+        if id(value) in open_containers:
+            return f"<cycle: {type(value).__name__}>"
+        open_containers.add(id(value))
+        try:
+            if isinstance(value, Mapping):
+                return {str(k): _jsonable(v, open_containers) for k, v in value.items()}
+            return [_jsonable(v, open_containers) for v in value]
+        finally:
+            open_containers.discard(id(value))
     return repr(value)

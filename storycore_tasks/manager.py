@@ -245,11 +245,11 @@ def _iso(timestamp: float | None) -> str | None:
 
 
 def is_task_id(task_id: object) -> bool:
-    """True for a well-formed task id (a canonical UUID string)."""
+    """True for a well-formed task id: a canonical, lower-case UUID string as create_task
+    returns (``uuid.UUID`` alone would also accept braces, prefixes and stray hyphens)."""
     if not isinstance(task_id, str) or len(task_id) != 36:
         return False
     try:
-        uuid.UUID(task_id)
+        return str(uuid.UUID(task_id)) == task_id
     except ValueError:
         return False
-    return True

@@ -6,10 +6,24 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import structlog
 
 from actors import ManualClock
 from actors.testing import assert_no_leaks
 from storycore_tasks import TaskManager
+
+
+@pytest.fixture(autouse=True)
+def _quiet_structlog() -> Iterator[None]:
+    """Lifecycle events go nowhere unless a test captures them (capture_logs still sees
+    every level, debug included)."""
+    structlog.configure(
+        processors=[],
+        wrapper_class=structlog.make_filtering_bound_logger(0),
+        logger_factory=structlog.ReturnLoggerFactory(),
+    )
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(autouse=True)
