@@ -55,6 +55,8 @@ class TerminalWaiter:
 
 
 class RegistryActor(pykka.ThreadingActor):
+    use_daemon_thread = True  # see SupervisorActor: a forgotten shutdown must not hang exit
+
     def __init__(self, table: TaskTable, clock: Clock) -> None:
         super().__init__()
         self._table = table

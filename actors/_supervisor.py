@@ -69,6 +69,10 @@ class _Active:
 
 
 class SupervisorActor(pykka.ThreadingActor):
+    # A host that forgets shutdown() must still be able to exit: the interpreter joins
+    # non-daemon threads before atexit hooks run, so a non-daemon actor would hang it.
+    use_daemon_thread = True
+
     def __init__(
         self,
         *,
@@ -137,7 +141,8 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _on_submit(self, spec: TaskSpec) -> None:
         if not self._admitting:
-            # Raced with shutdown(cancel_pending=True): the facade had admitted it.
+            # Defensive: the runtime refuses submissions once closed, and any Submit it
+            # told earlier is ahead of Shutdown in this mailbox.
             self._finish(spec.task_id, Cancelled(StopReason.SHUTDOWN))
             self._admission.release()
             return

@@ -140,3 +140,19 @@ def test_context_manager_shuts_down() -> None:
         task_id = manager.create_task(add_one, {"n": 41})
     assert manager.get_task_result(task_id) == 42
     assert pykka.ActorRegistry.get_all() == []
+
+
+def test_a_host_that_forgets_shutdown_still_exits() -> None:
+    """A process that never calls shutdown() exits normally instead of hanging on actors."""
+    import subprocess
+    import sys
+
+    script = (
+        "from storycore_tasks import TaskManager\n"
+        "m = TaskManager(num_workers=2)\n"
+        "print(m.wait(m.create_task(lambda p, t: 5), 10)['result'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "5")
