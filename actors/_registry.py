@@ -12,7 +12,6 @@ import threading
 from typing import Any
 
 import pykka
-import structlog
 
 from actors._clock import Clock
 from actors._messages import (
@@ -30,10 +29,11 @@ from actors._messages import (
 from actors._outcome import Cancelled, Completed, Raised, TimedOut
 from actors._records import TaskRecord, TaskSnapshot
 from actors._table import FinishResult, TaskTable
+from actors.logs import library_logger
 
 __all__ = ["RegistryActor", "TerminalWaiter"]
 
-_log = structlog.get_logger("actors.registry")
+_log = library_logger("actors.registry")
 
 
 class TerminalWaiter:

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pykka
-import structlog
 
 from actors._clock import Clock
 from actors._context import TaskContext
@@ -42,10 +41,11 @@ from actors._pooled import Dispatcher
 from actors._records import TaskSpec
 from actors._timers import TimerHandle, TimerService
 from actors._worker import WorkerActor
+from actors.logs import library_logger
 
 __all__ = ["SupervisorActor", "SupervisorStats"]
 
-_log = structlog.get_logger("actors.supervisor")
+_log = library_logger("actors.supervisor")
 
 
 @dataclass(frozen=True, slots=True)

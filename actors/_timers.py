@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pykka
-import structlog
 
 from actors._clock import Clock
+from actors.logs import library_logger
 
 __all__ = ["TimerHandle", "TimerService", "TimerStatistics"]
 
-_log = structlog.get_logger("actors.timers")
+_log = library_logger("actors.timers")
 
 
 class TimerHandle:

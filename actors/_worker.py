@@ -13,7 +13,6 @@ from concurrent.futures import Executor
 from typing import Any
 
 import pykka
-import structlog
 
 from actors._clock import Clock
 from actors._context import TaskContext
@@ -21,10 +20,11 @@ from actors._messages import OperationReturned, Stop, WorkerFinished
 from actors._outcome import Completed, Outcome, Raised
 from actors._pooled import PooledActor
 from actors._records import TaskSpec
+from actors.logs import library_logger
 
 __all__ = ["WorkerActor"]
 
-_log = structlog.get_logger("actors.worker")
+_log = library_logger("actors.worker")
 
 
 class WorkerActor(PooledActor):

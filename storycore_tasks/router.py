@@ -9,15 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import structlog
-
+from actors.logs import library_logger
 from storycore_tasks.envelope import API_VERSION, APIResponse, RequestContext
 from storycore_tasks.errors import ErrorCodes, ErrorDetails, error_from_exception
 from storycore_tasks.manager import TaskManager, is_task_id
 
 __all__ = ["APIError", "APIRouter", "Handler", "register_task_endpoints"]
 
-_log = structlog.get_logger("storycore_tasks.router")
+_log = library_logger("storycore_tasks.router")
 
 Handler = Callable[[Mapping[str, Any], RequestContext], Any]
 """An endpoint: takes the request params and context, returns the response data or
