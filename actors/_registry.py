@@ -26,7 +26,7 @@ from actors._messages import (
     Unwatch,
     Watch,
 )
-from actors._outcome import Cancelled, Completed, Raised, TimedOut
+from actors._outcome import Cancelled, Completed, Raised, StopReason, TimedOut
 from actors._records import TaskRecord, TaskSnapshot
 from actors._table import FinishResult, TaskTable
 from actors.logs import library_logger
@@ -126,7 +126,16 @@ class RegistryActor(pykka.ThreadingActor):
             _log.debug("task.progress", task_id=record.task_id, progress=progress)
 
     def _on_finish(self, message: Finish) -> None:
-        result, record = self._table.finish(message.task_id, message.outcome, message.at)
+        outcome = message.outcome
+        if isinstance(outcome, Cancelled) and outcome.reason is StopReason.CANCEL_REQUESTED:
+            # Logged here, not by the supervisor, so it always follows task.created and
+            # task.started in the log: this actor logs every step of a task, in order.
+            current = self._table.get(message.task_id)
+            if current is not None and not current.status.is_terminal:
+                _log.info(
+                    "task.cancel_requested", task_id=message.task_id, state=current.status.value
+                )
+        result, record = self._table.finish(message.task_id, outcome, message.at)
         if record is None:
             return
         if result is FinishResult.LATE_RESULT:

@@ -154,14 +154,12 @@ class SupervisorActor(pykka.ThreadingActor):
         if self._pending.pop(task_id, None) is not None:
             self._admission.release()
             self._compact_heap()
-            _log.info("task.cancel_requested", task_id=task_id, state="pending")
             self._finish(task_id, Cancelled(StopReason.CANCEL_REQUESTED))
             self._check_drained()
             return True
         active = self._active.get(task_id)
         if active is None or active.stopping is not None:
             return False  # unknown, or already terminal
-        _log.info("task.cancel_requested", task_id=task_id, state="running")
         self._finish(task_id, Cancelled(StopReason.CANCEL_REQUESTED))
         self._begin_stopping(active, StopReason.CANCEL_REQUESTED)
         return True

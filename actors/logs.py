@@ -22,10 +22,11 @@ __all__ = ["LibraryLogger", "library_logger"]
 class LibraryLogger:
     """A logger whose destination is decided per event (see the module docstring)."""
 
-    __slots__ = ("_name", "_stdlib", "_structlog")
+    __slots__ = ("_name", "_stdlib", "_structlog", "dropped_events")
 
     def __init__(self, name: str) -> None:
         self._name = name
+        self.dropped_events = 0  # events whose emission raised (a closed pipe, a bad handler)
         self._structlog: Any = structlog.get_logger(name)
         self._stdlib: Any = structlog.wrap_logger(
             logging.getLogger(name),
@@ -37,23 +38,29 @@ class LibraryLogger:
             wrapper_class=structlog.stdlib.BoundLogger,
         )
 
-    def _target(self) -> Any:
-        return self._structlog if structlog.is_configured() else self._stdlib
+    def _emit(self, level: str, event: str, fields: dict[str, Any]) -> None:
+        # Logging must never break the runtime: an actor whose handler raised would stop,
+        # so a failed emission (a closed stdout, a broken processor) is counted, not raised.
+        try:
+            target = self._structlog if structlog.is_configured() else self._stdlib
+            getattr(target, level)(event, **fields)
+        except Exception:
+            self.dropped_events += 1
 
     def debug(self, event: str, **fields: Any) -> None:
-        self._target().debug(event, **fields)
+        self._emit("debug", event, fields)
 
     def info(self, event: str, **fields: Any) -> None:
-        self._target().info(event, **fields)
+        self._emit("info", event, fields)
 
     def warning(self, event: str, **fields: Any) -> None:
-        self._target().warning(event, **fields)
+        self._emit("warning", event, fields)
 
     def error(self, event: str, **fields: Any) -> None:
-        self._target().error(event, **fields)
+        self._emit("error", event, fields)
 
     def exception(self, event: str, **fields: Any) -> None:
-        self._target().exception(event, **fields)
+        self._emit("exception", event, fields)
 
     def __repr__(self) -> str:
         return f"<LibraryLogger {self._name}>"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -32,10 +33,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "demo":
-        task_logging.configure(json=args.json, level=args.log_level, stream=sys.stdout)
-        print("storycore-tasks demo: 5 tasks on 4 workers\n", flush=True)
-        table = run_demo()
-        print("\nFinal status:\n" + table, flush=True)
+        try:
+            task_logging.configure(json=args.json, level=args.log_level, stream=sys.stdout)
+            print("storycore-tasks demo: 5 tasks on 4 workers\n", flush=True)
+            table = run_demo()
+            print("\nFinal status:\n" + table, flush=True)
+        except BrokenPipeError:
+            # The reader went away (``| head``): stop quietly, as the Python docs advise.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 1
         return 0
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse exits
     return 2  # pragma: no cover

@@ -63,3 +63,25 @@ def test_unconfigured_and_unhandled_only_warnings_reach_stderr() -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith("event='task.timed_out'")
+
+
+def test_a_failing_log_processor_never_breaks_the_runtime() -> None:
+    """A structlog processor that raises (a closed pipe, a bug in the host's logging)
+    costs the event, not the actors: tasks still run and the loss is counted."""
+    done = run_script(
+        """
+        import structlog
+        from actors._registry import _log as registry_log
+        def explode(logger, method, event_dict):
+            raise BrokenPipeError("stdout is gone")
+        structlog.configure(processors=[explode])
+        from storycore_tasks import TaskManager
+        with TaskManager(num_workers=2) as manager:
+            ids = [manager.create_task(lambda params, task: 7) for _ in range(20)]
+            results = [manager.wait(task_id, 10)["result"] for task_id in ids]
+        assert results == [7] * 20, results
+        assert registry_log.dropped_events >= 40, registry_log.dropped_events
+        print("ok")
+        """
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr
