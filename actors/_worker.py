@@ -49,7 +49,13 @@ class WorkerActor(PooledActor):
         _log.debug(
             "worker.spawned", task_id=self._spec.task_id, operation=self._spec.operation_name
         )
-        self._executor.submit(self._run_operation)
+        try:
+            self._executor.submit(self._run_operation)
+        except RuntimeError as exc:
+            # The pool is shut down (interpreter exit): the operation cannot run, but the
+            # supervisor must still hear about it, or the slot would be lost.
+            outcome = Raised.from_exception(exc)
+            self.actor_ref.tell(OperationReturned(outcome, self._clock.time()))
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Stop):
