@@ -110,8 +110,15 @@ class ManualClock:
         with self._lock:
             self._elapsed += float(seconds)
             subscribers = list(self._subscribers)
+        failures: list[BaseException] = []
         for callback in subscribers:
-            callback()
+            # One raising subscriber must not keep the others from hearing the jump.
+            try:
+                callback()
+            except Exception as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
     def __repr__(self) -> str:
         return f"ManualClock(elapsed={self._elapsed!r})"

@@ -30,6 +30,7 @@ class TaskContext:
         "_flush_pending",
         "_lock",
         "_partial",
+        "_partial_new",
         "_progress",
         "_registry",
         "_stop_event",
@@ -41,17 +42,20 @@ class TaskContext:
         self.task_id = task_id
         self._registry = registry
         self._lock = threading.Lock()
-        self._stop_event = threading.Event()
+        # Created on first wait_cancelled(): most operations only poll is_cancelled(),
+        # and an Event (a Condition and a lock) costs more than the rest of the context.
+        self._stop_event: threading.Event | None = None
         self._stop_reason: StopReason | None = None
         self._progress: float | None = None
-        self._partial: Any = _UNSET
+        self._partial: Any = _UNSET  # the latest value, for reads inside the operation
+        self._partial_new: Any = _UNSET  # set since the last drain
         self._flush_pending = False
 
     # -- for operations ----------------------------------------------------------------
 
     def is_cancelled(self) -> bool:
         """True once the task was cancelled, timed out or the manager is shutting down."""
-        return self._stop_event.is_set()
+        return self._stop_reason is not None
 
     @property
     def stop_reason(self) -> StopReason | None:
@@ -61,7 +65,13 @@ class TaskContext:
     def wait_cancelled(self, timeout: float | None = None) -> bool:
         """Block up to ``timeout`` seconds or until a stop is requested; returns
         :meth:`is_cancelled`. Use it instead of ``time.sleep`` inside operations."""
-        return self._stop_event.wait(timeout)
+        with self._lock:
+            event = self._stop_event
+            if event is None:
+                event = self._stop_event = threading.Event()
+                if self._stop_reason is not None:
+                    event.set()
+        return event.wait(timeout)
 
     def update_progress(self, fraction: float) -> None:
         """Report progress as a fraction from 0.0 to 1.0."""
@@ -89,7 +99,7 @@ class TaskContext:
     @partial_result.setter
     def partial_result(self, value: Any) -> None:
         with self._lock:
-            self._partial = value
+            self._partial = self._partial_new = value
             notify = self._mark_dirty()
         if notify:
             self._notify()
@@ -101,7 +111,9 @@ class TaskContext:
         with self._lock:
             if self._stop_reason is None:
                 self._stop_reason = reason
-        self._stop_event.set()
+            event = self._stop_event
+        if event is not None:
+            event.set()
 
     def drain(self) -> tuple[float | None, Any, bool]:
         """Take the values published since the last drain: (progress, partial, has_partial).
@@ -109,8 +121,9 @@ class TaskContext:
         Called by the registry when it handles ``ProgressReady``; re-arms the notification.
         """
         with self._lock:
-            progress, partial = self._progress, self._partial
+            progress, partial = self._progress, self._partial_new
             self._progress = None
+            self._partial_new = _UNSET
             self._flush_pending = False
         if partial is _UNSET:
             return progress, None, False

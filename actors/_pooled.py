@@ -15,12 +15,14 @@ from __future__ import annotations
 import collections
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any
 
 import pykka
 from pykka import ActorDeadError, messages
 from pykka._envelope import Envelope
+
+from actors._threadpool import ThreadPool
 
 __all__ = ["Dispatcher", "PooledActor"]
 
@@ -33,13 +35,14 @@ class Dispatcher:
     def __init__(self, threads: int = 1, *, name: str = "actors-dispatch") -> None:
         if threads < 1:
             raise ValueError(f"a dispatcher needs at least one thread, got {threads}")
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+        self._pool = ThreadPool(threads, name=name)
 
-    def submit(self, run: Any) -> None:
-        self._executor.submit(run)
+    def submit(self, run: Callable[[], None]) -> None:
+        self._pool.submit(run)
 
     def shutdown(self, *, wait: bool = True) -> None:
-        self._executor.shutdown(wait=wait)
+        """Run the turns already queued, then stop the threads."""
+        self._pool.shutdown(wait=wait)
 
 
 class _DispatchingInbox:
@@ -88,7 +91,6 @@ class PooledActor(pykka.Actor):
     def __init__(self, *args: Any, dispatcher: Dispatcher, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._dispatcher = dispatcher
-        self._started = False
         inbox = self.actor_inbox
         assert isinstance(inbox, _DispatchingInbox)
         inbox._actor = self
@@ -102,6 +104,16 @@ class PooledActor(pykka.Actor):
         return pykka.ThreadingFuture()
 
     def _start_actor_loop(self) -> None:
+        # on_start runs here, in the starting thread, before the mailbox is released: no
+        # turn can run concurrently, and a task's worker saves a dispatcher round trip.
+        # Like every handler of a pooled actor, on_start must be short and never block.
+        inbox = self.actor_inbox
+        assert isinstance(inbox, _DispatchingInbox)
+        self._actor_loop_setup()  # on_start, with pykka's failure handling
+        with inbox._lock:
+            if not inbox._queue and not self.actor_stopped.is_set():
+                inbox._scheduled = False
+                return
         self._schedule()
 
     def _schedule(self) -> None:
@@ -110,9 +122,6 @@ class PooledActor(pykka.Actor):
     def _run_turn(self) -> None:
         inbox = self.actor_inbox
         assert isinstance(inbox, _DispatchingInbox)
-        if not self._started:
-            self._started = True
-            self._actor_loop_setup()  # on_start, with pykka's failure handling
         for _ in range(_BATCH):
             envelope = inbox._next_or_release(self.actor_stopped.is_set())
             if envelope is None:

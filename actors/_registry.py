@@ -8,6 +8,7 @@ user code.
 
 from __future__ import annotations
 
+import queue
 import threading
 from typing import Any
 
@@ -56,6 +57,10 @@ class TerminalWaiter:
 
 class RegistryActor(pykka.ThreadingActor):
     use_daemon_thread = True  # see SupervisorActor: a forgotten shutdown must not hang exit
+
+    @staticmethod
+    def _create_actor_inbox() -> queue.SimpleQueue[Any]:
+        return queue.SimpleQueue()  # see SupervisorActor
 
     def __init__(self, table: TaskTable, clock: Clock) -> None:
         super().__init__()

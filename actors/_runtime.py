@@ -13,12 +13,12 @@ import itertools
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pykka
 
+from actors._admission import AdmissionGate
 from actors._clock import Clock, SystemClock
 from actors._errors import (
     ActorUnresponsiveError,
@@ -44,6 +44,7 @@ from actors._records import Operation, TaskPriority, TaskSnapshot, TaskSpec, Tas
 from actors._registry import RegistryActor, TerminalWaiter
 from actors._supervisor import SupervisorActor, SupervisorStats
 from actors._table import TableStats, TaskTable
+from actors._threadpool import ThreadPool
 from actors._timers import TimerService, TimerStatistics
 from actors.validation import check_count, check_priority, check_seconds
 
@@ -100,7 +101,7 @@ class TaskRuntime:
         self._op_thread_prefix = f"{prefix}-op"
 
         self._table = TaskTable()
-        self._admission = threading.BoundedSemaphore(self._max_pending)
+        self._admission = AdmissionGate(self._max_pending)
         self._submit_lock = threading.Lock()  # keeps Register/Submit in the same order
         self._seq = itertools.count()
         self._closed = False
@@ -109,16 +110,14 @@ class TaskRuntime:
 
         self._timers = TimerService(self._clock, name=f"{prefix}-timers")
         self._dispatcher = Dispatcher(1, name=f"{prefix}-dispatch")
-        self._executor = ThreadPoolExecutor(
-            max_workers=self._concurrency, thread_name_prefix=self._op_thread_prefix
-        )
+        self._op_pool = ThreadPool(self._concurrency, name=self._op_thread_prefix)
         self._timers.start()
         self._registry = RegistryActor.start(self._table, self._clock)
         self._supervisor = SupervisorActor.start(
             capacity=self._concurrency,
             registry=self._registry,
             timers=self._timers,
-            executor=self._executor,
+            op_pool=self._op_pool,
             dispatcher=self._dispatcher,
             clock=self._clock,
             admission=self._admission,
@@ -183,7 +182,7 @@ class TaskRuntime:
                 raise RuntimeClosedError(
                     "the task manager is shut down and accepts no new task; create a new one"
                 )
-            if not self._admission.acquire(blocking=False):
+            if not self._admission.try_enter():
                 raise QueueFullError(self._max_pending)
             spec = TaskSpec(
                 task_id=task_id,
@@ -227,7 +226,7 @@ class TaskRuntime:
         shutdown carries on in the background.
         """
         timeout = check_seconds("timeout", timeout, allow_none=True, allow_zero=True)
-        if wait and threading.current_thread().name.startswith(self._op_thread_prefix):
+        if wait and self._op_pool.owns_current_thread():
             raise RuntimeError(
                 "shutdown(wait=True) was called from inside an operation, which would wait "
                 "for itself; call shutdown(wait=False) there"
@@ -340,7 +339,7 @@ class TaskRuntime:
             self._registry.stop(block=True, timeout=self._ask_timeout)
             self._timers.stop(wait=True)
             self._dispatcher.shutdown(wait=True)
-            self._executor.shutdown(wait=True)
+            self._op_pool.shutdown(wait=True)
         except BaseException as exc:
             self._teardown_error = exc
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import queue
 import threading
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 import pykka
 
+from actors._admission import AdmissionGate
 from actors._clock import Clock
 from actors._context import TaskContext
 from actors._messages import (
@@ -39,6 +40,7 @@ from actors._messages import (
 from actors._outcome import Cancelled, StopReason, TimedOut
 from actors._pooled import Dispatcher
 from actors._records import TaskSpec
+from actors._threadpool import ThreadPool
 from actors._timers import TimerHandle, TimerService
 from actors._worker import WorkerActor
 from actors.logs import library_logger
@@ -73,16 +75,22 @@ class SupervisorActor(pykka.ThreadingActor):
     # non-daemon threads before atexit hooks run, so a non-daemon actor would hang it.
     use_daemon_thread = True
 
+    @staticmethod
+    def _create_actor_inbox() -> queue.SimpleQueue[Any]:
+        # The C queue: pykka's default queue.Queue wakes its reader through a
+        # Python-level Condition, which costs more than the message handling itself.
+        return queue.SimpleQueue()
+
     def __init__(
         self,
         *,
         capacity: int,
         registry: pykka.ActorRef[Any],
         timers: TimerService,
-        executor: Executor,
+        op_pool: ThreadPool,
         dispatcher: Dispatcher,
         clock: Clock,
-        admission: threading.BoundedSemaphore,
+        admission: AdmissionGate,
         max_task_age: float,
         cleanup_interval: float,
     ) -> None:
@@ -90,7 +98,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self._capacity = capacity
         self._registry = registry
         self._timers = timers
-        self._executor = executor
+        self._op_pool = op_pool
         self._dispatcher = dispatcher
         self._clock = clock
         self._admission = admission
@@ -144,7 +152,7 @@ class SupervisorActor(pykka.ThreadingActor):
             # Defensive: the runtime refuses submissions once closed, and any Submit it
             # told earlier is ahead of Shutdown in this mailbox.
             self._finish(spec.task_id, Cancelled(StopReason.SHUTDOWN))
-            self._admission.release()
+            self._admission.leave()
             return
         self._pending[spec.task_id] = spec
         heapq.heappush(self._heap, (-spec.priority, spec.seq, spec.task_id))
@@ -152,7 +160,7 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _on_cancel(self, task_id: str) -> bool:
         if self._pending.pop(task_id, None) is not None:
-            self._admission.release()
+            self._admission.leave()
             self._compact_heap()
             self._finish(task_id, Cancelled(StopReason.CANCEL_REQUESTED))
             self._check_drained()
@@ -199,7 +207,7 @@ class SupervisorActor(pykka.ThreadingActor):
         if cancel_pending:
             for task_id in list(self._pending):
                 del self._pending[task_id]
-                self._admission.release()
+                self._admission.leave()
                 self._finish(task_id, Cancelled(StopReason.SHUTDOWN))
             self._heap.clear()
         self._check_drained()
@@ -213,7 +221,7 @@ class SupervisorActor(pykka.ThreadingActor):
             spec = self._pending.pop(task_id, None)
             if spec is None:
                 continue  # cancelled while pending
-            self._admission.release()
+            self._admission.leave()
             self._start_worker(spec)
 
     def _start_worker(self, spec: TaskSpec) -> None:
@@ -229,7 +237,7 @@ class SupervisorActor(pykka.ThreadingActor):
         worker = WorkerActor.start(
             spec=spec,
             context=context,
-            executor=self._executor,
+            op_pool=self._op_pool,
             supervisor=self.actor_ref,
             clock=self._clock,
             dispatcher=self._dispatcher,

@@ -7,8 +7,8 @@ no hot path scans every record.
 
 from __future__ import annotations
 
+import heapq
 import itertools
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from enum import Enum, auto
@@ -57,8 +57,14 @@ class TaskTable:
             p: {} for p in sorted(TaskPriority, reverse=True)
         }
         self._running: dict[str, None] = {}
-        # (ended_at, task_id) in the order tasks ended, for retention without a scan.
-        self._ended: deque[tuple[float, str]] = deque()
+        # A heap of (ended_at, task_id), for retention without a scan. A heap, not a list
+        # in arrival order: end stamps come from different threads (and the wall clock
+        # can step back), so they do not arrive sorted.
+        self._ended: list[tuple[float, str]] = []
+        # Terminal ids per state, in the order they became terminal, for listings.
+        self._terminal: dict[TaskStatus, dict[str, None]] = {
+            s: {} for s in TaskStatus if s.is_terminal
+        }
         self._status_counts = dict.fromkeys(TaskStatus, 0)
         self._priority_counts = dict.fromkeys(TaskPriority, 0)
         self._created = 0
@@ -130,6 +136,8 @@ class TaskTable:
             return FinishResult.IGNORED, record
 
         if record.status is TaskStatus.PENDING:
+            if not isinstance(outcome, Cancelled):
+                return FinishResult.IGNORED, record  # only a cancel ends a task that never ran
             del self._pending[record.priority][task_id]
         else:
             del self._running[task_id]
@@ -144,7 +152,8 @@ class TaskTable:
         record.outcome = outcome
         record.ended_at = at
         record.updated_at = at
-        self._ended.append((at, task_id))
+        heapq.heappush(self._ended, (at, task_id))
+        self._terminal[new_status][task_id] = None
         if isinstance(outcome, Completed):
             record.result = outcome.result
             record.has_result = True
@@ -163,8 +172,9 @@ class TaskTable:
         removed: list[str] = []
         ended = self._ended
         while ended and ended[0][0] < cutoff:
-            _, task_id = ended.popleft()
+            _, task_id = heapq.heappop(ended)
             record = self._records.pop(task_id)
+            del self._terminal[record.status][task_id]
             self._status_counts[record.status] -= 1
             self._priority_counts[record.priority] -= 1
             removed.append(task_id)
@@ -179,7 +189,7 @@ class TaskTable:
 
     def iter_status(self, status: TaskStatus | None) -> Iterator[TaskRecord]:
         """Records with ``status`` (all if None). Pending ones in the order they will
-        run, running ones in start order, terminal ones in the order they ended."""
+        run, running ones in start order, terminal ones in the order they were recorded."""
         records = self._records
         if status is TaskStatus.PENDING:
             for ids in self._pending.values():
@@ -189,10 +199,7 @@ class TaskTable:
         elif status is None:
             yield from records.values()
         else:
-            for _, task_id in self._ended:
-                record = records[task_id]
-                if record.status is status:
-                    yield record
+            yield from (records[i] for i in self._terminal[status])
 
     def list(self, status: TaskStatus | None, limit: int | None) -> list[TaskRecord]:
         return list(itertools.islice(self.iter_status(status), limit))

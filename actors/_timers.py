@@ -65,7 +65,8 @@ class TimerService:
     def __init__(self, clock: Clock, *, name: str = "actors-timers") -> None:
         self._clock = clock
         self._name = name
-        self._cond = threading.Condition()
+        self._cond = threading.Condition()  # guards the heap and the counters
+        self._fire_lock = threading.Lock()  # one tick at a time, pop to last tell
         self._heap: list[TimerHandle] = []
         self._seq = itertools.count()
         self._cancelled_in_heap = 0
@@ -92,6 +93,8 @@ class TimerService:
         with self._cond:
             self._stopping = True
             dropped = len(self._heap) - self._cancelled_in_heap
+            for handle in self._heap:
+                handle.armed = False  # dropped: a later cancel() must not count it
             self._heap.clear()
             self._cancelled_in_heap = 0
             self._cond.notify_all()
@@ -140,25 +143,34 @@ class TimerService:
     # -- firing ------------------------------------------------------------------------
 
     def tick(self) -> int:
-        """Fire every timer whose deadline has passed; returns how many fired."""
-        due: list[TimerHandle] = []
-        with self._cond:
-            now = self._clock.monotonic()
-            while self._heap and self._heap[0].deadline <= now:
-                handle = heapq.heappop(self._heap)
-                if not handle.armed:
-                    self._cancelled_in_heap -= 1
-                    continue
-                handle.armed = False  # a fired timer cannot be cancelled any more
-                due.append(handle)
-            self._fired_total += len(due)
-        for handle in due:
-            try:
-                handle.target.tell(handle.message)
-            except pykka.ActorDeadError:
-                # The target stopped first (shutdown); nothing is waiting on this message.
+        """Fire every timer whose deadline has passed; returns how many fired.
+
+        Popping and telling happen under one lock, so when a tick returns, every timer
+        that was due at its start has been told, even one that a concurrent tick (the
+        timer thread's) popped: that is what makes ``ManualClock.advance`` exact.
+        """
+        with self._fire_lock:
+            due: list[TimerHandle] = []
+            with self._cond:
+                now = self._clock.monotonic()
+                while self._heap and self._heap[0].deadline <= now:
+                    handle = heapq.heappop(self._heap)
+                    if not handle.armed:
+                        self._cancelled_in_heap -= 1
+                        continue
+                    handle.armed = False  # a fired timer cannot be cancelled any more
+                    due.append(handle)
+                self._fired_total += len(due)
+            undeliverable = 0
+            for handle in due:
+                try:
+                    handle.target.tell(handle.message)
+                except pykka.ActorDeadError:
+                    # The target stopped first (shutdown); nothing waits on this message.
+                    undeliverable += 1
+            if undeliverable:
                 with self._cond:
-                    self._undeliverable_total += 1
+                    self._undeliverable_total += undeliverable
         return len(due)
 
     def statistics(self) -> TimerStatistics:

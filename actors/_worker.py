@@ -9,7 +9,6 @@ operation returns (or raises anything at all), the pooled thread tells the worke
 from __future__ import annotations
 
 import contextlib
-from concurrent.futures import Executor
 from typing import Any
 
 import pykka
@@ -20,6 +19,7 @@ from actors._messages import OperationReturned, Stop, WorkerFinished
 from actors._outcome import Completed, Outcome, Raised
 from actors._pooled import PooledActor
 from actors._records import TaskSpec
+from actors._threadpool import ThreadPool
 from actors.logs import library_logger
 
 __all__ = ["WorkerActor"]
@@ -33,7 +33,7 @@ class WorkerActor(PooledActor):
         *,
         spec: TaskSpec,
         context: TaskContext,
-        executor: Executor,
+        op_pool: ThreadPool,
         supervisor: pykka.ActorRef[Any],
         clock: Clock,
         **kwargs: Any,
@@ -41,7 +41,7 @@ class WorkerActor(PooledActor):
         super().__init__(**kwargs)
         self._spec = spec
         self._context = context
-        self._executor = executor
+        self._op_pool = op_pool
         self._supervisor = supervisor
         self._clock = clock
 
@@ -50,7 +50,7 @@ class WorkerActor(PooledActor):
             "worker.spawned", task_id=self._spec.task_id, operation=self._spec.operation_name
         )
         try:
-            self._executor.submit(self._run_operation)
+            self._op_pool.submit(self._run_operation)
         except RuntimeError as exc:
             # The pool is shut down (interpreter exit): the operation cannot run, but the
             # supervisor must still hear about it, or the slot would be lost.

@@ -18,31 +18,61 @@ import structlog
 
 __all__ = ["LibraryLogger", "library_logger"]
 
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+}
+
 
 class LibraryLogger:
     """A logger whose destination is decided per event (see the module docstring)."""
 
-    __slots__ = ("_name", "_stdlib", "_structlog", "dropped_events")
+    __slots__ = ("_bound", "_bound_for", "_name", "_stdlib", "_stdlib_target", "dropped_events")
 
     def __init__(self, name: str) -> None:
         self._name = name
         self.dropped_events = 0  # events whose emission raised (a closed pipe, a bad handler)
-        self._structlog: Any = structlog.get_logger(name)
+        # structlog's lazy proxy would assemble a new bound logger (and call the logger
+        # factory) on every event; the bound logger is kept until the configuration changes.
+        self._bound: Any = None
+        self._bound_for: tuple[Any, ...] = ()
+        self._stdlib_target = logging.getLogger(name)
         self._stdlib: Any = structlog.wrap_logger(
-            logging.getLogger(name),
+            self._stdlib_target,
             processors=[
-                structlog.stdlib.filter_by_level,
                 structlog.processors.format_exc_info,
                 structlog.processors.KeyValueRenderer(key_order=["event"], sort_keys=True),
             ],
             wrapper_class=structlog.stdlib.BoundLogger,
         )
 
+    def _structlog_logger(self) -> Any:
+        config = structlog.get_config()
+        key = (
+            config["processors"],
+            config["wrapper_class"],
+            config["logger_factory"],
+            config["context_class"],
+        )
+        cached = self._bound_for
+        if len(cached) != len(key) or any(a is not b for a, b in zip(cached, key, strict=True)):
+            self._bound = structlog.get_logger(self._name).bind()
+            self._bound_for = key
+        return self._bound
+
     def _emit(self, level: str, event: str, fields: dict[str, Any]) -> None:
         # Logging must never break the runtime: an actor whose handler raised would stop,
         # so a failed emission (a closed stdout, a broken processor) is counted, not raised.
         try:
-            target = self._structlog if structlog.is_configured() else self._stdlib
+            if structlog.is_configured():
+                target = self._structlog_logger()
+            elif self._stdlib_target.isEnabledFor(_LEVELS[level]):
+                target = self._stdlib
+            else:
+                return
             getattr(target, level)(event, **fields)
         except Exception:
             self.dropped_events += 1
