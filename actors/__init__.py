@@ -15,6 +15,7 @@ from actors._errors import (
     SupervisorError,
     UnknownTaskError,
 )
+from actors._interrupt import TaskInterrupted
 from actors._outcome import Cancelled, Completed, Outcome, Raised, StopReason, TimedOut
 from actors._pooled import Dispatcher, PooledActor
 from actors._records import Operation, TaskPriority, TaskSnapshot, TaskSpec, TaskStatus
@@ -43,6 +44,7 @@ __all__ = [
     "SystemClock",
     "TableStats",
     "TaskContext",
+    "TaskInterrupted",
     "TaskPriority",
     "TaskRuntime",
     "TaskSnapshot",

@@ -15,6 +15,7 @@ from typing import Any
 
 import pykka
 
+from actors._interrupt import TaskInterrupted, clear_interrupt, raise_in_thread
 from actors._messages import ProgressReady
 from actors._outcome import StopReason
 
@@ -28,7 +29,9 @@ class TaskContext:
 
     __slots__ = (
         "_flush_pending",
+        "_interrupts",
         "_lock",
+        "_operation_thread",
         "_partial",
         "_partial_new",
         "_progress",
@@ -50,11 +53,13 @@ class TaskContext:
         self._partial: Any = _UNSET  # the latest value, for reads inside the operation
         self._partial_new: Any = _UNSET  # set since the last drain
         self._flush_pending = False
+        self._operation_thread: int | None = None  # ident while the operation runs
+        self._interrupts = 0
 
     # -- for operations ----------------------------------------------------------------
 
     def is_cancelled(self) -> bool:
-        """True once the task was cancelled, timed out or the manager is shutting down."""
+        """True once the task was cancelled or timed out: return soon (see stop_grace)."""
         return self._stop_reason is not None
 
     @property
@@ -114,6 +119,39 @@ class TaskContext:
             event = self._stop_event
         if event is not None:
             event.set()
+
+    @property
+    def interrupts(self) -> int:
+        """How many times the operation's thread was interrupted."""
+        return self._interrupts
+
+    def enter_operation(self) -> None:
+        """Called by the operation's thread just before it calls the operation."""
+        with self._lock:
+            self._operation_thread = threading.get_ident()
+
+    def leave_operation(self) -> None:
+        """Called by the operation's thread once the operation has returned or raised.
+
+        Call it until it returns: a :class:`TaskInterrupted` set just before can still be
+        raised here. Once it has returned, no interrupt is pending or can be set, so the
+        thread may go back to its pool.
+        """
+        with self._lock:
+            ident = self._operation_thread
+            self._operation_thread = None
+            if ident is not None and self._interrupts:
+                clear_interrupt(ident)
+
+    def interrupt(self) -> bool:
+        """Raise :class:`TaskInterrupted` in the operation's thread, if it is still in the
+        operation. Returns whether an interrupt was set."""
+        with self._lock:
+            ident = self._operation_thread
+            if ident is None:
+                return False
+            self._interrupts += 1
+            return raise_in_thread(ident, TaskInterrupted)
 
     def drain(self) -> tuple[float | None, Any, bool]:
         """Take the values published since the last drain: (progress, partial, has_partial).

@@ -6,11 +6,11 @@ Who sends what:
   ``Watch``/``Unwatch``, ``Cleanup``)
 * facade -> Supervisor: ``Submit``, ``Cancel``, ``GetSupervisorStats``, ``Shutdown``
 * Supervisor -> Registry: ``MarkRunning``, ``Finish``, ``Cleanup``
-* Supervisor -> Worker: ``Stop``
+* Supervisor -> Worker: ``Stop``, then ``Interrupt`` after the stop grace
 * operation thread -> Worker: ``OperationReturned``
 * Worker -> Supervisor: ``WorkerFinished``
 * TaskContext -> Registry: ``ProgressReady`` (coalesced: at most one in flight per task)
-* TimerService -> Supervisor: ``DeadlinePassed``, ``CleanupDue``
+* TimerService -> Supervisor: ``DeadlinePassed``, ``EscalateStop``, ``CleanupDue``
 """
 
 from __future__ import annotations
@@ -29,10 +29,12 @@ __all__ = [
     "Cleanup",
     "CleanupDue",
     "DeadlinePassed",
+    "EscalateStop",
     "Finish",
     "GetSnapshot",
     "GetStats",
     "GetSupervisorStats",
+    "Interrupt",
     "ListTasks",
     "MarkRunning",
     "OperationReturned",
@@ -125,6 +127,11 @@ class DeadlinePassed:
 
 
 @dataclass(frozen=True, slots=True)
+class EscalateStop:
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class CleanupDue:
     pass
 
@@ -151,6 +158,13 @@ class Shutdown:
 
 @dataclass(frozen=True, slots=True)
 class Stop:
+    reason: StopReason
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupt:
+    """Raise TaskInterrupted in the operation's thread (the stop grace has passed)."""
+
     reason: StopReason
 
 

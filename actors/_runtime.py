@@ -73,6 +73,9 @@ class TaskRuntime:
         clock: where time comes from; a :class:`ManualClock` in tests.
         ask_timeout: seconds any blocking query waits for an actor before raising
             :class:`ActorUnresponsiveError`.
+        stop_grace: seconds a timed-out or cancelled operation may take to return by
+            itself (it sees ``is_cancelled()``) before its thread is interrupted with
+            :class:`TaskInterrupted`, repeatedly, until it has left the operation.
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class TaskRuntime:
         cleanup_interval: float = 300.0,
         clock: Clock | None = None,
         ask_timeout: float = 30.0,
+        stop_grace: float = 2.0,
         name: str = "actors",
     ) -> None:
         self._concurrency = check_count("concurrency", concurrency)
@@ -91,6 +95,7 @@ class TaskRuntime:
         max_task_age = check_seconds("max_task_age", max_task_age, allow_zero=True) or 0.0
         cleanup_interval = check_seconds("cleanup_interval", cleanup_interval) or 0.0
         self._ask_timeout = check_seconds("ask_timeout", ask_timeout) or 0.0
+        stop_grace = check_seconds("stop_grace", stop_grace, allow_zero=True) or 0.0
         if clock is not None and not isinstance(clock, Clock):
             raise TypeError(
                 f"clock must provide monotonic(), time(), seconds_until() and subscribe() "
@@ -123,6 +128,7 @@ class TaskRuntime:
             admission=self._admission,
             max_task_age=max_task_age,
             cleanup_interval=cleanup_interval,
+            stop_grace=stop_grace,
         )
 
     # -- properties ---------------------------------------------------------------------

@@ -29,8 +29,10 @@ from actors._messages import (
     Cleanup,
     CleanupDue,
     DeadlinePassed,
+    EscalateStop,
     Finish,
     GetSupervisorStats,
+    Interrupt,
     MarkRunning,
     Shutdown,
     Stop,
@@ -45,7 +47,11 @@ from actors._timers import TimerHandle, TimerService
 from actors._worker import WorkerActor
 from actors.logs import library_logger
 
-__all__ = ["SupervisorActor", "SupervisorStats"]
+__all__ = ["INTERRUPT_REPEAT_SECONDS", "SupervisorActor", "SupervisorStats"]
+
+INTERRUPT_REPEAT_SECONDS = 0.1
+"""After the first interrupt, how often a stopping operation's thread is interrupted again
+(an operation may catch TaskInterrupted, or be inside a C call when it is raised)."""
 
 _log = library_logger("actors.supervisor")
 
@@ -66,7 +72,9 @@ class _Active:
     spec: TaskSpec
     worker: pykka.ActorRef[WorkerActor]
     context: TaskContext
-    deadline: TimerHandle | None
+    # The one timer a task has armed: its timeout while it runs, then the next escalation
+    # of its stop (an interrupt in its thread) while it is stopping.
+    timer: TimerHandle | None
     stopping: StopReason | None = None
 
 
@@ -93,6 +101,7 @@ class SupervisorActor(pykka.ThreadingActor):
         admission: AdmissionGate,
         max_task_age: float,
         cleanup_interval: float,
+        stop_grace: float,
     ) -> None:
         super().__init__()
         self._capacity = capacity
@@ -104,6 +113,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self._admission = admission
         self._max_task_age = max_task_age
         self._cleanup_interval = cleanup_interval
+        self._stop_grace = stop_grace
         # (-priority, seq, task_id): highest priority first, FIFO within one.
         self._heap: list[tuple[int, int, str]] = []
         # Pending specs by id. A pending task cancelled is removed from here only; its
@@ -137,6 +147,8 @@ class SupervisorActor(pykka.ThreadingActor):
             return self._on_worker_finished(message)
         if isinstance(message, DeadlinePassed):
             return self._on_deadline(message.task_id)
+        if isinstance(message, EscalateStop):
+            return self._on_escalate(message.task_id)
         if isinstance(message, Cancel):
             return self._on_cancel(message.task_id)
         if isinstance(message, CleanupDue):
@@ -176,19 +188,31 @@ class SupervisorActor(pykka.ThreadingActor):
         active = self._active.get(task_id)
         if active is None or active.stopping is not None:
             return  # finished or already stopping; the timer raced the outcome
-        active.deadline = None
+        active.timer = None
         timeout = active.spec.timeout
         assert timeout is not None
         # The registry attaches the latest partial result it holds when it records this.
         self._finish(task_id, TimedOut(timeout_seconds=timeout))
         self._begin_stopping(active, StopReason.TIMEOUT)
 
+    def _on_escalate(self, task_id: str) -> None:
+        active = self._active.get(task_id)
+        if active is None or active.stopping is None:
+            return  # the operation returned meanwhile
+        # The operation ignored is_cancelled() for stop_grace seconds: interrupt its thread,
+        # and again every INTERRUPT_REPEAT_SECONDS until it has really left the operation.
+        with contextlib.suppress(pykka.ActorDeadError):
+            active.worker.tell(Interrupt(active.stopping))
+        active.timer = self._timers.schedule_after(
+            INTERRUPT_REPEAT_SECONDS, self.actor_ref, EscalateStop(task_id)
+        )
+
     def _on_worker_finished(self, message: WorkerFinished) -> None:
         active = self._active.pop(message.task_id, None)
         if active is None:
             return
-        if active.deadline is not None:
-            self._timers.cancel(active.deadline)
+        if active.timer is not None:
+            self._timers.cancel(active.timer)
         if active.stopping is not None:
             self._stopping_count -= 1
         # Already terminal if it was stopping: the registry then keeps only a late result.
@@ -229,9 +253,9 @@ class SupervisorActor(pykka.ThreadingActor):
         # MarkRunning goes first so the registry sees RUNNING before any progress.
         self._registry.tell(MarkRunning(spec.task_id, now))
         context = TaskContext(spec.task_id, self._registry)
-        deadline = None
+        timer = None
         if spec.timeout is not None:
-            deadline = self._timers.schedule_after(
+            timer = self._timers.schedule_after(
                 spec.timeout, self.actor_ref, DeadlinePassed(spec.task_id)
             )
         worker = WorkerActor.start(
@@ -242,17 +266,19 @@ class SupervisorActor(pykka.ThreadingActor):
             clock=self._clock,
             dispatcher=self._dispatcher,
         )
-        self._active[spec.task_id] = _Active(spec, worker, context, deadline)
+        self._active[spec.task_id] = _Active(spec, worker, context, timer)
 
     def _begin_stopping(self, active: _Active, reason: StopReason) -> None:
         active.stopping = reason
         self._stopping_count += 1
-        if active.deadline is not None:
-            self._timers.cancel(active.deadline)
-            active.deadline = None
+        if active.timer is not None:
+            self._timers.cancel(active.timer)
         # A dead worker means the operation just returned: its WorkerFinished is queued here.
         with contextlib.suppress(pykka.ActorDeadError):
             active.worker.tell(Stop(reason))
+        active.timer = self._timers.schedule_after(
+            self._stop_grace, self.actor_ref, EscalateStop(active.spec.task_id)
+        )
 
     def _finish(self, task_id: str, outcome: Cancelled | TimedOut) -> None:
         self._registry.tell(Finish(task_id, outcome, self._clock.time()))

@@ -15,7 +15,8 @@ import pykka
 
 from actors._clock import Clock
 from actors._context import TaskContext
-from actors._messages import OperationReturned, Stop, WorkerFinished
+from actors._interrupt import TaskInterrupted
+from actors._messages import Interrupt, OperationReturned, Stop, WorkerFinished
 from actors._outcome import Completed, Outcome, Raised
 from actors._pooled import PooledActor
 from actors._records import TaskSpec
@@ -60,6 +61,14 @@ class WorkerActor(PooledActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Stop):
             self._context.request_stop(message.reason)
+        elif isinstance(message, Interrupt):
+            if self._context.interrupt():
+                _log.warning(
+                    "task.interrupted",
+                    task_id=self._spec.task_id,
+                    attempt=self._context.interrupts,
+                    reason=message.reason.value,
+                )
         elif isinstance(message, OperationReturned):
             self._supervisor.tell(WorkerFinished(self._spec.task_id, message.outcome, message.at))
             self.stop()
@@ -72,13 +81,23 @@ class WorkerActor(PooledActor):
     def _run_operation(self) -> None:
         """Runs on a pooled thread: call the operation, contain whatever it raises."""
         spec = self._spec
+        context = self._context
         outcome: Outcome
+        context.enter_operation()
         try:
-            outcome = Completed(spec.operation(spec.params, self._context))
+            outcome = Completed(spec.operation(spec.params, context))
         except BaseException as exc:
-            # SystemExit and KeyboardInterrupt included: in pykka a BaseException that
-            # escapes an actor stops every actor, so nothing may escape from here.
+            # SystemExit, KeyboardInterrupt and TaskInterrupted included: in pykka a
+            # BaseException that escapes an actor stops every actor.
             outcome = Raised.from_exception(exc)
+        while True:
+            # An interrupt set just as the operation returned may still fire here; once
+            # leave_operation() has returned, none is pending and none can be set.
+            try:
+                context.leave_operation()
+                break
+            except TaskInterrupted:
+                continue
         at = self._clock.time()
         try:
             self.actor_ref.tell(OperationReturned(outcome, at))

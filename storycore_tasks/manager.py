@@ -43,6 +43,9 @@ class TaskManager:
         max_pending: tasks that may wait for a worker; past it ``create_task`` raises
             :class:`actors.QueueFullError` (``SERVICE_UNAVAILABLE``).
         clock: an :class:`actors.Clock`; tests pass a :class:`actors.ManualClock`.
+        stop_grace: seconds a timed-out or cancelled operation gets to notice
+            ``is_cancelled()`` and return; after that its thread is interrupted with
+            :class:`actors.TaskInterrupted` until it has left the operation.
         ask_timeout: seconds any query waits for the manager's actors before raising
             :class:`actors.ActorUnresponsiveError`.
     """
@@ -56,6 +59,7 @@ class TaskManager:
         max_pending: int = 100_000,
         clock: Clock | None = None,
         *,
+        stop_grace: float = 2.0,
         ask_timeout: float = 30.0,
     ) -> None:
         self._num_workers = check_count("num_workers", num_workers)
@@ -67,6 +71,7 @@ class TaskManager:
             cleanup_interval=cleanup_interval,
             clock=clock,
             ask_timeout=ask_timeout,
+            stop_grace=stop_grace,
             name="storycore-tasks",
         )
 
