@@ -16,9 +16,19 @@ from actors._errors import (
     UnknownTaskError,
 )
 from actors._interrupt import TaskInterrupted
-from actors._outcome import Cancelled, Completed, Outcome, Raised, StopReason, TimedOut
+from actors._outcome import (
+    Cancelled,
+    Completed,
+    Crashed,
+    Outcome,
+    Raised,
+    ResourceExhausted,
+    StopReason,
+    TimedOut,
+)
 from actors._pooled import Dispatcher, PooledActor
-from actors._records import Operation, TaskPriority, TaskSnapshot, TaskSpec, TaskStatus
+from actors._processes import ProcessPoolStats
+from actors._records import Isolation, Operation, TaskPriority, TaskSnapshot, TaskSpec, TaskStatus
 from actors._runtime import RuntimeStats, TaskRuntime
 from actors._supervisor import SupervisorStats
 from actors._table import TableStats
@@ -29,13 +39,17 @@ __all__ = [
     "Cancelled",
     "Clock",
     "Completed",
+    "Crashed",
     "Dispatcher",
+    "Isolation",
     "ManualClock",
     "Operation",
     "Outcome",
     "PooledActor",
+    "ProcessPoolStats",
     "QueueFullError",
     "Raised",
+    "ResourceExhausted",
     "RuntimeClosedError",
     "RuntimeStats",
     "StopReason",

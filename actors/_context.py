@@ -11,13 +11,16 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
 from actors._interrupt import TaskInterrupted, clear_interrupt, raise_in_thread
 from actors._messages import ProgressReady
 from actors._outcome import StopReason
+
+if TYPE_CHECKING:
+    from actors._processes import ChildProcess
 
 __all__ = ["TaskContext"]
 
@@ -28,6 +31,7 @@ class TaskContext:
     """What an operation sees of its task: cancellation, progress, partial result."""
 
     __slots__ = (
+        "_child",
         "_flush_pending",
         "_interrupts",
         "_lock",
@@ -54,6 +58,7 @@ class TaskContext:
         self._partial_new: Any = _UNSET  # set since the last drain
         self._flush_pending = False
         self._operation_thread: int | None = None  # ident while the operation runs
+        self._child: ChildProcess | None = None  # process isolation: the child running it
         self._interrupts = 0
 
     # -- for operations ----------------------------------------------------------------
@@ -124,6 +129,14 @@ class TaskContext:
     def interrupts(self) -> int:
         """How many times the operation's thread was interrupted."""
         return self._interrupts
+
+    @property
+    def child(self) -> ChildProcess | None:
+        """The child process running the operation (process isolation), once attached."""
+        return self._child
+
+    def attach_child(self, child: ChildProcess) -> None:
+        self._child = child
 
     def enter_operation(self) -> None:
         """Called by the operation's thread just before it calls the operation."""

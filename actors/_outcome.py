@@ -6,6 +6,7 @@ ValueError"); the StoryCore layer turns them into error codes and remediation te
 
 from __future__ import annotations
 
+import signal as signal_module
 import traceback
 from dataclasses import dataclass
 from enum import StrEnum
@@ -14,8 +15,10 @@ from typing import Any
 __all__ = [
     "Cancelled",
     "Completed",
+    "Crashed",
     "Outcome",
     "Raised",
+    "ResourceExhausted",
     "StopReason",
     "TimedOut",
 ]
@@ -77,4 +80,31 @@ class Cancelled:
     reason: StopReason
 
 
-Outcome = Completed | Raised | TimedOut | Cancelled
+@dataclass(frozen=True, slots=True)
+class Crashed:
+    """The child process running the operation died: ``exit_code`` when it exited
+    (``os._exit(3)``), ``signal`` when a signal killed it (a segfault, SIGKILL)."""
+
+    exit_code: int | None
+    signal: int | None
+
+    @property
+    def signal_name(self) -> str | None:
+        if self.signal is None:
+            return None
+        try:
+            return signal_module.Signals(self.signal).name
+        except ValueError:
+            return f"signal {self.signal}"
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceExhausted:
+    """The operation went past a resource limit of its child process."""
+
+    limit: str  # "memory_limit_mb" or "cpu_time_limit"
+    value: float
+    message: str
+
+
+Outcome = Completed | Raised | TimedOut | Cancelled | Crashed | ResourceExhausted

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from actors._context import TaskContext
 
 __all__ = [
+    "Isolation",
     "Operation",
     "TaskPriority",
     "TaskRecord",
@@ -42,6 +43,13 @@ class TaskStatus(StrEnum):
 _TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 
 
+class Isolation(StrEnum):
+    """Where an operation runs: a thread of the host, or a child process."""
+
+    THREAD = "thread"
+    PROCESS = "process"
+
+
 class TaskPriority(IntEnum):
     """Higher runs first; FIFO within one priority."""
 
@@ -68,6 +76,9 @@ class TaskSpec:
     priority: TaskPriority
     seq: int
     created_at: float
+    isolation: Isolation = Isolation.THREAD
+    memory_limit_mb: float | None = None
+    cpu_time_limit: float | None = None
 
 
 @dataclass(slots=True)
@@ -83,6 +94,7 @@ class TaskRecord:
     seq: int
     created_at: float
     updated_at: float
+    isolation: Isolation = Isolation.THREAD
     status: TaskStatus = TaskStatus.PENDING
     progress: float = 0.0
     started_at: float | None = None
@@ -105,6 +117,7 @@ class TaskRecord:
             seq=spec.seq,
             created_at=spec.created_at,
             updated_at=spec.created_at,
+            isolation=spec.isolation,
         )
 
     def snapshot(self) -> TaskSnapshot:
@@ -115,6 +128,7 @@ class TaskRecord:
             user=self.user,
             timeout=self.timeout,
             priority=self.priority,
+            isolation=self.isolation,
             status=self.status,
             progress=self.progress,
             created_at=self.created_at,
@@ -143,6 +157,7 @@ class TaskSnapshot:
     user: str | None
     timeout: float | None
     priority: TaskPriority
+    isolation: Isolation
     status: TaskStatus
     progress: float
     created_at: float

@@ -27,7 +27,15 @@ from actors._messages import (
     Unwatch,
     Watch,
 )
-from actors._outcome import Cancelled, Completed, Raised, StopReason, TimedOut
+from actors._outcome import (
+    Cancelled,
+    Completed,
+    Crashed,
+    Raised,
+    ResourceExhausted,
+    StopReason,
+    TimedOut,
+)
 from actors._records import TaskRecord, TaskSnapshot
 from actors._table import FinishResult, TaskTable
 from actors.logs import library_logger
@@ -190,6 +198,23 @@ class RegistryActor(pykka.ThreadingActor):
                 duration_ms=duration_ms,
                 exception_type=outcome.exception_type,
                 error=outcome.message,
+            )
+        elif isinstance(outcome, Crashed):
+            _log.warning(
+                "task.failed",
+                task_id=task_id,
+                duration_ms=duration_ms,
+                crashed=True,
+                exit_code=outcome.exit_code,
+                signal=outcome.signal_name,
+            )
+        elif isinstance(outcome, ResourceExhausted):
+            _log.warning(
+                "task.failed",
+                task_id=task_id,
+                duration_ms=duration_ms,
+                limit=outcome.limit,
+                limit_value=outcome.value,
             )
         elif isinstance(outcome, Cancelled):
             _log.info(

@@ -40,13 +40,28 @@ from actors._messages import (
     Watch,
 )
 from actors._pooled import Dispatcher
-from actors._records import Operation, TaskPriority, TaskSnapshot, TaskSpec, TaskStatus
+from actors._processes import ProcessPool, ProcessPoolStats
+from actors._records import (
+    Isolation,
+    Operation,
+    TaskPriority,
+    TaskSnapshot,
+    TaskSpec,
+    TaskStatus,
+)
 from actors._registry import RegistryActor, TerminalWaiter
 from actors._supervisor import SupervisorActor, SupervisorStats
 from actors._table import TableStats, TaskTable
 from actors._threadpool import ThreadPool
 from actors._timers import TimerService, TimerStatistics
-from actors.validation import check_count, check_priority, check_seconds
+from actors.validation import (
+    check_count,
+    check_isolation,
+    check_picklable,
+    check_positive_number,
+    check_priority,
+    check_seconds,
+)
 
 __all__ = ["RuntimeStats", "TaskRuntime"]
 
@@ -59,6 +74,7 @@ class RuntimeStats:
     table: TableStats
     supervisor: SupervisorStats
     timers: TimerStatistics
+    processes: ProcessPoolStats
 
 
 class TaskRuntime:
@@ -88,6 +104,10 @@ class TaskRuntime:
         clock: Clock | None = None,
         ask_timeout: float = 30.0,
         stop_grace: float = 2.0,
+        isolation: Isolation | str = Isolation.THREAD,
+        max_tasks_per_child: int | None = 100,
+        memory_limit_mb: float | None = None,
+        cpu_time_limit: float | None = None,
         name: str = "actors",
     ) -> None:
         self._concurrency = check_count("concurrency", concurrency)
@@ -96,6 +116,11 @@ class TaskRuntime:
         cleanup_interval = check_seconds("cleanup_interval", cleanup_interval) or 0.0
         self._ask_timeout = check_seconds("ask_timeout", ask_timeout) or 0.0
         stop_grace = check_seconds("stop_grace", stop_grace, allow_zero=True) or 0.0
+        self._isolation = check_isolation(isolation)
+        if max_tasks_per_child is not None:
+            check_count("max_tasks_per_child", max_tasks_per_child)
+        # The runtime's limits apply to its process-isolated tasks, whatever the default.
+        self._limits = _check_limits(memory_limit_mb, cpu_time_limit, Isolation.PROCESS)
         if clock is not None and not isinstance(clock, Clock):
             raise TypeError(
                 f"clock must provide monotonic(), time(), seconds_until() and subscribe() "
@@ -116,6 +141,11 @@ class TaskRuntime:
         self._timers = TimerService(self._clock, name=f"{prefix}-timers")
         self._dispatcher = Dispatcher(1, name=f"{prefix}-dispatch")
         self._op_pool = ThreadPool(self._concurrency, name=self._op_thread_prefix)
+        # Child processes start on first use (or at once, below, when process isolation is
+        # the default), so a thread-only runtime never pays for them.
+        self._process_pool_lock = threading.Lock()
+        self._process_pool_instance: ProcessPool | None = None
+        self._process_pool_settings = (max_tasks_per_child, f"{prefix}-child")
         self._timers.start()
         self._registry = RegistryActor.start(self._table, self._clock)
         self._supervisor = SupervisorActor.start(
@@ -123,6 +153,7 @@ class TaskRuntime:
             registry=self._registry,
             timers=self._timers,
             op_pool=self._op_pool,
+            process_pool=self._process_pool,
             dispatcher=self._dispatcher,
             clock=self._clock,
             admission=self._admission,
@@ -130,6 +161,10 @@ class TaskRuntime:
             cleanup_interval=cleanup_interval,
             stop_grace=stop_grace,
         )
+        if self._isolation is Isolation.PROCESS:
+            pool = self._process_pool()
+            for _ in range(self._concurrency):  # warm the pool off the caller's thread
+                self._op_pool.submit(lambda: pool.prewarm(self._concurrency))
 
     # -- properties ---------------------------------------------------------------------
 
@@ -156,10 +191,15 @@ class TaskRuntime:
         user: str | None = None,
         timeout: float | None = None,
         priority: TaskPriority | int | str = TaskPriority.NORMAL,
+        isolation: Isolation | str | None = None,
+        memory_limit_mb: float | None = None,
+        cpu_time_limit: float | None = None,
     ) -> str:
         """Queue ``operation(params, task)``; returns the new task id at once.
 
-        The task is visible to :meth:`snapshot` as soon as this returns.
+        The task is visible to :meth:`snapshot` as soon as this returns. ``isolation`` and
+        the limits default to the runtime's; limits need process isolation, and in process
+        isolation the operation and its params must be picklable.
         """
         if not callable(operation):
             raise TypeError(
@@ -179,8 +219,20 @@ class TaskRuntime:
             raise TypeError(f"user must be a str or None, got {type(user).__name__}")
         timeout = check_seconds("timeout", timeout, allow_none=True)
         priority = check_priority(priority)
+        task_isolation = self._isolation if isolation is None else check_isolation(isolation)
+        memory, cpu = self._limits
+        if memory_limit_mb is not None or cpu_time_limit is not None:
+            memory, cpu = _check_limits(
+                memory_limit_mb if memory_limit_mb is not None else memory,
+                cpu_time_limit if cpu_time_limit is not None else cpu,
+                task_isolation,
+            )
+        elif task_isolation is Isolation.THREAD:
+            memory = cpu = None  # the runtime's limits apply to its process tasks only
         if operation_name is None:
             operation_name = _qualified_name(operation)
+        if task_isolation is Isolation.PROCESS:
+            check_picklable(operation, operation_name, params)
 
         task_id = str(uuid.uuid4())
         with self._submit_lock:
@@ -200,6 +252,9 @@ class TaskRuntime:
                 priority=priority,
                 seq=next(self._seq),
                 created_at=self._clock.time(),
+                isolation=task_isolation,
+                memory_limit_mb=memory,
+                cpu_time_limit=cpu,
             )
             # Registry first: once this returns, a status query (queued behind it) finds
             # the task. Both under the lock, so both actors see submissions in one order.
@@ -320,7 +375,15 @@ class TaskRuntime:
             supervisor = SupervisorStats(
                 capacity=self._concurrency, pending=0, running=0, stopping=0, admitting=False
             )
-        return RuntimeStats(table=table, supervisor=supervisor, timers=self._timers.statistics())
+        with self._process_pool_lock:
+            pool = self._process_pool_instance
+        processes = pool.statistics() if pool is not None else ProcessPoolStats(0, 0, 0, 0)
+        return RuntimeStats(
+            table=table,
+            supervisor=supervisor,
+            timers=self._timers.statistics(),
+            processes=processes,
+        )
 
     # -- internals -----------------------------------------------------------------------
 
@@ -338,6 +401,13 @@ class TaskRuntime:
             return local()
         return result
 
+    def _process_pool(self) -> ProcessPool:
+        with self._process_pool_lock:
+            if self._process_pool_instance is None:
+                max_tasks, name = self._process_pool_settings
+                self._process_pool_instance = ProcessPool(max_tasks_per_child=max_tasks, name=name)
+            return self._process_pool_instance
+
     def _teardown(self, drained: threading.Event) -> None:
         try:
             drained.wait()
@@ -346,6 +416,10 @@ class TaskRuntime:
             self._timers.stop(wait=True)
             self._dispatcher.shutdown(wait=True)
             self._op_pool.shutdown(wait=True)
+            with self._process_pool_lock:
+                pool = self._process_pool_instance
+            if pool is not None:
+                pool.shutdown()
         except BaseException as exc:
             self._teardown_error = exc
 
@@ -354,3 +428,20 @@ def _qualified_name(operation: Callable[..., Any]) -> str:
     module = getattr(operation, "__module__", None)
     name = getattr(operation, "__qualname__", None) or type(operation).__qualname__
     return f"{module}.{name}" if module else name
+
+
+def _check_limits(
+    memory_limit_mb: float | None, cpu_time_limit: float | None, isolation: Isolation
+) -> tuple[float | None, float | None]:
+    if memory_limit_mb is None and cpu_time_limit is None:
+        return None, None
+    if isolation is Isolation.THREAD:
+        raise ValueError(
+            "memory_limit_mb and cpu_time_limit apply to a child process: pass "
+            "isolation='process' with them (a thread cannot be limited)"
+        )
+    memory = None
+    if memory_limit_mb is not None:
+        memory = check_positive_number("memory_limit_mb", memory_limit_mb)
+    cpu = check_seconds("cpu_time_limit", cpu_time_limit, allow_none=True)
+    return memory, cpu

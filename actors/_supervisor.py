@@ -16,6 +16,7 @@ import contextlib
 import heapq
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +42,8 @@ from actors._messages import (
 )
 from actors._outcome import Cancelled, StopReason, TimedOut
 from actors._pooled import Dispatcher
-from actors._records import TaskSpec
+from actors._processes import ProcessPool
+from actors._records import Isolation, TaskSpec
 from actors._threadpool import ThreadPool
 from actors._timers import TimerHandle, TimerService
 from actors._worker import WorkerActor
@@ -51,7 +53,8 @@ __all__ = ["INTERRUPT_REPEAT_SECONDS", "SupervisorActor", "SupervisorStats"]
 
 INTERRUPT_REPEAT_SECONDS = 0.1
 """After the first interrupt, how often a stopping operation's thread is interrupted again
-(an operation may catch TaskInterrupted, or be inside a C call when it is raised)."""
+(an operation may catch TaskInterrupted, or be inside a C call when it is raised). In
+process isolation the second step (SIGKILL) comes ``stop_grace`` after the first (SIGTERM)."""
 
 _log = library_logger("actors.supervisor")
 
@@ -96,6 +99,7 @@ class SupervisorActor(pykka.ThreadingActor):
         registry: pykka.ActorRef[Any],
         timers: TimerService,
         op_pool: ThreadPool,
+        process_pool: Callable[[], ProcessPool],
         dispatcher: Dispatcher,
         clock: Clock,
         admission: AdmissionGate,
@@ -108,6 +112,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self._registry = registry
         self._timers = timers
         self._op_pool = op_pool
+        self._process_pool = process_pool
         self._dispatcher = dispatcher
         self._clock = clock
         self._admission = admission
@@ -203,9 +208,10 @@ class SupervisorActor(pykka.ThreadingActor):
         # and again every INTERRUPT_REPEAT_SECONDS until it has really left the operation.
         with contextlib.suppress(pykka.ActorDeadError):
             active.worker.tell(Interrupt(active.stopping))
-        active.timer = self._timers.schedule_after(
-            INTERRUPT_REPEAT_SECONDS, self.actor_ref, EscalateStop(task_id)
-        )
+        repeat = INTERRUPT_REPEAT_SECONDS
+        if active.spec.isolation is Isolation.PROCESS:
+            repeat = max(self._stop_grace, INTERRUPT_REPEAT_SECONDS)  # SIGTERM, then SIGKILL
+        active.timer = self._timers.schedule_after(repeat, self.actor_ref, EscalateStop(task_id))
 
     def _on_worker_finished(self, message: WorkerFinished) -> None:
         active = self._active.pop(message.task_id, None)
@@ -262,6 +268,7 @@ class SupervisorActor(pykka.ThreadingActor):
             spec=spec,
             context=context,
             op_pool=self._op_pool,
+            process_pool=self._process_pool,
             supervisor=self.actor_ref,
             clock=self._clock,
             dispatcher=self._dispatcher,

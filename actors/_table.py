@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from enum import Enum, auto
 from typing import Any
 
-from actors._outcome import Cancelled, Completed, Outcome, Raised, TimedOut
+from actors._outcome import Cancelled, Completed, Outcome, TimedOut
 from actors._records import TaskPriority, TaskRecord, TaskSpec, TaskStatus
 
 __all__ = ["FinishResult", "TableStats", "TaskTable"]
@@ -43,9 +43,9 @@ class TableStats:
 def _status_of(outcome: Outcome) -> TaskStatus:
     if isinstance(outcome, Completed):
         return TaskStatus.COMPLETED
-    if isinstance(outcome, Raised | TimedOut):
-        return TaskStatus.FAILED
-    return TaskStatus.CANCELLED
+    if isinstance(outcome, Cancelled):
+        return TaskStatus.CANCELLED
+    return TaskStatus.FAILED
 
 
 class TaskTable:

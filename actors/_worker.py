@@ -9,6 +9,8 @@ operation returns (or raises anything at all), the pooled thread tells the worke
 from __future__ import annotations
 
 import contextlib
+import signal
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -19,7 +21,8 @@ from actors._interrupt import TaskInterrupted
 from actors._messages import Interrupt, OperationReturned, Stop, WorkerFinished
 from actors._outcome import Completed, Outcome, Raised
 from actors._pooled import PooledActor
-from actors._records import TaskSpec
+from actors._processes import ProcessPool, run_in_child
+from actors._records import Isolation, TaskSpec
 from actors._threadpool import ThreadPool
 from actors.logs import library_logger
 
@@ -35,6 +38,7 @@ class WorkerActor(PooledActor):
         spec: TaskSpec,
         context: TaskContext,
         op_pool: ThreadPool,
+        process_pool: Callable[[], ProcessPool],
         supervisor: pykka.ActorRef[Any],
         clock: Clock,
         **kwargs: Any,
@@ -43,6 +47,8 @@ class WorkerActor(PooledActor):
         self._spec = spec
         self._context = context
         self._op_pool = op_pool
+        self._process_pool = process_pool
+        self._signals_sent = 0
         self._supervisor = supervisor
         self._clock = clock
 
@@ -50,8 +56,11 @@ class WorkerActor(PooledActor):
         _log.debug(
             "worker.spawned", task_id=self._spec.task_id, operation=self._spec.operation_name
         )
+        run = self._run_operation
+        if self._spec.isolation is Isolation.PROCESS:
+            run = self._drive_child
         try:
-            self._op_pool.submit(self._run_operation)
+            self._op_pool.submit(run)
         except RuntimeError as exc:
             # The pool is shut down (interpreter exit): the operation cannot run, but the
             # supervisor must still hear about it, or the slot would be lost.
@@ -61,8 +70,13 @@ class WorkerActor(PooledActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Stop):
             self._context.request_stop(message.reason)
+            child = self._context.child
+            if child is not None:
+                child.send(("cancel", self._spec.task_id, message.reason.value))
         elif isinstance(message, Interrupt):
-            if self._context.interrupt():
+            if self._spec.isolation is Isolation.PROCESS:
+                self._signal_child(message)
+            elif self._context.interrupt():
                 _log.warning(
                     "task.interrupted",
                     task_id=self._spec.task_id,
@@ -77,6 +91,32 @@ class WorkerActor(PooledActor):
 
     def on_stop(self) -> None:
         _log.debug("worker.stopped", task_id=self._spec.task_id)
+
+    def _signal_child(self, message: Interrupt) -> None:
+        # Process isolation escalates with signals: SIGTERM after the first grace, SIGKILL
+        # after the second (and after every later one, should the child still live).
+        child = self._context.child
+        if child is None:
+            return  # not attached yet: the next escalation tries again
+        signum = signal.SIGTERM if self._signals_sent == 0 else signal.SIGKILL
+        self._signals_sent += 1
+        child.signal(signum)
+        _log.warning(
+            "task.child_signalled",
+            task_id=self._spec.task_id,
+            pid=child.pid,
+            signal=signal.Signals(signum).name,
+            reason=message.reason.value,
+        )
+
+    def _drive_child(self) -> None:
+        """Runs on a pooled thread: drive the operation in a child process."""
+        outcome: Outcome
+        try:
+            outcome = run_in_child(self._process_pool(), self._spec, self._context)
+        except Exception as exc:  # the pool could not start a child, or is shut down
+            outcome = Raised.from_exception(exc)
+        self._report(outcome)
 
     def _run_operation(self) -> None:
         """Runs on a pooled thread: call the operation, contain whatever it raises."""
@@ -98,6 +138,10 @@ class WorkerActor(PooledActor):
                 break
             except TaskInterrupted:
                 continue
+        self._report(outcome)
+
+    def _report(self, outcome: Outcome) -> None:
+        spec = self._spec
         at = self._clock.time()
         try:
             self.actor_ref.tell(OperationReturned(outcome, at))

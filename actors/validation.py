@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import math
+import pickle
 from typing import Any
 
-from actors._records import TaskPriority
+from actors._records import Isolation, TaskPriority
 
-__all__ = ["check_count", "check_priority", "check_seconds"]
+__all__ = [
+    "check_count",
+    "check_isolation",
+    "check_picklable",
+    "check_positive_number",
+    "check_priority",
+    "check_seconds",
+]
 
 
 def check_seconds(
@@ -53,3 +61,47 @@ def check_priority(value: Any) -> TaskPriority:
             pass
     choices = ", ".join(f"TaskPriority.{p.name}" for p in sorted(TaskPriority, reverse=True))
     raise ValueError(f"unknown priority {value!r}; use one of {choices}")
+
+
+def check_positive_number(name: str, value: Any) -> float:
+    """A finite real number > 0 (a size, a count of megabytes)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def check_isolation(value: Any) -> Isolation:
+    """``"thread"`` or ``"process"`` (or an :class:`Isolation`)."""
+    if isinstance(value, Isolation):
+        return value
+    if isinstance(value, str):
+        try:
+            return Isolation(value.lower())
+        except ValueError:
+            pass
+    raise ValueError(f"unknown isolation {value!r}; use 'thread' or 'process'")
+
+
+def check_picklable(operation: Any, operation_name: str, params: Any) -> None:
+    """Process isolation sends the operation and its params to a child: both must pickle.
+
+    Raises TypeError naming the culprit (the operation, or the params key).
+    """
+    try:
+        pickle.dumps(operation, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        raise TypeError(
+            f"operation {operation_name!r} cannot be pickled for process isolation ({exc}); "
+            "define it as a module-level function (not a lambda, a local function or a "
+            "bound method of an unpicklable object)"
+        ) from None
+    for key, value in dict(params or {}).items():
+        try:
+            pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise TypeError(
+                f"params[{key!r}] ({type(value).__name__}) cannot be pickled for process "
+                f"isolation ({exc}); pass plain data (numbers, strings, lists, dicts) instead"
+            ) from None

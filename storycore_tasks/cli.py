@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         try:
             task_logging.configure(json=args.json, level=args.log_level, stream=sys.stdout)
-            print("storycore-tasks demo: 5 tasks on 4 workers\n", flush=True)
+            print("storycore-tasks demo: 6 tasks on 4 workers\n", flush=True)
             table = run_demo()
             print("\nFinal status:\n" + table, flush=True)
         except BrokenPipeError:

@@ -1,13 +1,15 @@
 """The scripted scenario behind ``storycore-tasks demo``.
 
-Five StoryCore-like operations on four workers: two complete with progress, one times
+Six StoryCore-like operations on four workers: two complete with progress, one times
 out and keeps its partial result, one is cancelled while running, one is cancelled
-while it is still pending. The lifecycle log goes to the configured structlog output;
-the final status table is returned as text.
+while it is still pending, and one crashes its process (a segfault in native code) —
+contained in a child process, so the host and every other task carry on. The lifecycle
+log goes to the configured structlog output; the final status table is returned as text.
 """
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -47,6 +49,12 @@ def llm_pipeline(params: Mapping[str, Any], task: TaskContext) -> dict[str, Any]
     return {"scenes": scenes}
 
 
+def denoise_audio(params: Mapping[str, Any], task: TaskContext) -> None:
+    """A native library that crashes: reads address 0, which is a segfault."""
+    task.update_progress(0.1)
+    ctypes.string_at(0)
+
+
 def run_demo(*, started: threading.Event | None = None) -> str:
     """Run the scenario to the end; returns the final status table."""
     running = started or threading.Event()
@@ -77,6 +85,9 @@ def run_demo(*, started: threading.Event | None = None) -> str:
                 render_sequence,
                 {"sequence": "credits", "frames": 4, "seconds_per_frame": 0.05},
                 user="demo",
+            ),
+            "denoise audio": manager.create_task(
+                denoise_audio, {"track": "narration"}, user="demo", isolation="process"
             ),
         }
         # Four workers are busy, so "render credits" waits: cancel it before it runs.

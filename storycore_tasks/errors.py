@@ -16,9 +16,11 @@ from actors import (
     ActorUnresponsiveError,
     Cancelled,
     Completed,
+    Crashed,
     Outcome,
     QueueFullError,
     Raised,
+    ResourceExhausted,
     RuntimeClosedError,
     StopReason,
     TimedOut,
@@ -46,6 +48,8 @@ class ErrorCodes(StrEnum):
     CANCELLED = "CANCELLED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    WORKER_CRASHED = "WORKER_CRASHED"
+    RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
 
 
 HTTP_STATUS_BY_CODE: Mapping[ErrorCodes, int] = MappingProxyType(
@@ -57,6 +61,8 @@ HTTP_STATUS_BY_CODE: Mapping[ErrorCodes, int] = MappingProxyType(
         ErrorCodes.CANCELLED: 409,
         ErrorCodes.INTERNAL_ERROR: 500,
         ErrorCodes.SERVICE_UNAVAILABLE: 503,
+        ErrorCodes.WORKER_CRASHED: 502,
+        ErrorCodes.RESOURCE_EXHAUSTED: 429,
     }
 )
 """The HTTP status an endpoint answers with for each error code."""
@@ -82,6 +88,16 @@ REMEDIATION_BY_CODE: Mapping[ErrorCodes, str] = MappingProxyType(
         ),
         ErrorCodes.SERVICE_UNAVAILABLE: (
             "The task manager is saturated or shutting down; retry later with backoff."
+        ),
+        ErrorCodes.WORKER_CRASHED: (
+            "The child process running the operation died (details.exit_code or "
+            "details.signal): look for a crash in native code, os._exit, or the OOM killer; "
+            "the manager and other tasks were not affected. Fix the operation and create a "
+            "new task."
+        ),
+        ErrorCodes.RESOURCE_EXHAUSTED: (
+            "The operation went past the limit named in details.limit; raise "
+            "memory_limit_mb or cpu_time_limit, or make the operation use less."
         ),
     }
 )
@@ -143,6 +159,28 @@ def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:
             else f"Operation raised {outcome.exception_type}",
             exception_type=outcome.exception_type,
             exception_message=outcome.message,
+        )
+    if isinstance(outcome, Crashed):
+        how = (
+            f"was killed by {outcome.signal_name}"
+            if outcome.signal is not None
+            else f"exited with code {outcome.exit_code}"
+        )
+        return ErrorDetails.of(
+            ErrorCodes.WORKER_CRASHED,
+            f"The worker process running the operation {how}",
+            exit_code=outcome.exit_code,
+            signal=outcome.signal,
+            signal_name=outcome.signal_name,
+        )
+    if isinstance(outcome, ResourceExhausted):
+        unit = "MB" if outcome.limit == "memory_limit_mb" else "seconds of CPU time"
+        return ErrorDetails.of(
+            ErrorCodes.RESOURCE_EXHAUSTED,
+            f"Operation exceeded its {outcome.limit} of {outcome.value:g} {unit}",
+            limit=outcome.limit,
+            value=outcome.value,
+            reason=outcome.message,
         )
     assert isinstance(outcome, Cancelled)
     message = {

@@ -14,6 +14,7 @@ from typing import Any
 
 from actors import (
     Clock,
+    Isolation,
     Operation,
     TaskPriority,
     TaskRuntime,
@@ -43,9 +44,21 @@ class TaskManager:
         max_pending: tasks that may wait for a worker; past it ``create_task`` raises
             :class:`actors.QueueFullError` (``SERVICE_UNAVAILABLE``).
         clock: an :class:`actors.Clock`; tests pass a :class:`actors.ManualClock`.
+        isolation: where operations run by default: ``"thread"`` (a thread of this
+            process) or ``"process"`` (a warm child process, which contains crashes and
+            can be killed and limited); ``create_task`` can override it per task.
         stop_grace: seconds a timed-out or cancelled operation gets to notice
-            ``is_cancelled()`` and return; after that its thread is interrupted with
-            :class:`actors.TaskInterrupted` until it has left the operation.
+            ``is_cancelled()`` and return. Then, in thread isolation, its thread is
+            interrupted with :class:`actors.TaskInterrupted` until it has left the
+            operation; in process isolation its child gets SIGTERM, and SIGKILL one more
+            ``stop_grace`` later.
+        max_tasks_per_child: tasks a child process runs before it is replaced (None: no
+            limit).
+        memory_limit_mb: address-space limit of the child running a process-isolated
+            task (it includes the interpreter, about 30 MB); past it the task fails with
+            ``RESOURCE_EXHAUSTED``.
+        cpu_time_limit: CPU seconds a process-isolated task may use; past it the task
+            fails with ``RESOURCE_EXHAUSTED``.
         ask_timeout: seconds any query waits for the manager's actors before raising
             :class:`actors.ActorUnresponsiveError`.
     """
@@ -59,7 +72,11 @@ class TaskManager:
         max_pending: int = 100_000,
         clock: Clock | None = None,
         *,
+        isolation: Isolation | str = Isolation.THREAD,
         stop_grace: float = 2.0,
+        max_tasks_per_child: int | None = 100,
+        memory_limit_mb: float | None = None,
+        cpu_time_limit: float | None = None,
         ask_timeout: float = 30.0,
     ) -> None:
         self._num_workers = check_count("num_workers", num_workers)
@@ -72,6 +89,10 @@ class TaskManager:
             clock=clock,
             ask_timeout=ask_timeout,
             stop_grace=stop_grace,
+            isolation=isolation,
+            max_tasks_per_child=max_tasks_per_child,
+            memory_limit_mb=memory_limit_mb,
+            cpu_time_limit=cpu_time_limit,
             name="storycore-tasks",
         )
 
@@ -97,13 +118,20 @@ class TaskManager:
         user: str | None = None,
         timeout: float | None = None,
         priority: TaskPriority | int | str = TaskPriority.NORMAL,
+        isolation: Isolation | str | None = None,
+        memory_limit_mb: float | None = None,
+        cpu_time_limit: float | None = None,
     ) -> str:
         """Queue ``operation(params, task)`` and return its task id (a UUID string) at once.
 
+        ``isolation``, ``memory_limit_mb`` and ``cpu_time_limit`` default to the manager's.
+
         Raises:
-            TypeError: ``operation`` is not callable, ``params`` is not a mapping, or
-                ``user`` is not a string.
-            ValueError: ``timeout`` is not a finite number > 0, or ``priority`` is unknown.
+            TypeError: ``operation`` is not callable, ``params`` is not a mapping,
+                ``user`` is not a string, or (process isolation) the operation or a
+                param cannot be pickled.
+            ValueError: ``timeout`` is not a finite number > 0, ``priority`` or
+                ``isolation`` is unknown, or limits were given for a thread task.
             actors.QueueFullError: ``max_pending`` tasks are already waiting.
             actors.RuntimeClosedError: the manager was shut down.
         """
@@ -113,6 +141,9 @@ class TaskManager:
             user=user,
             timeout=self._default_timeout if timeout is None else timeout,
             priority=priority,
+            isolation=isolation,
+            memory_limit_mb=memory_limit_mb,
+            cpu_time_limit=cpu_time_limit,
         )
 
     def cancel_task(self, task_id: str) -> bool:
@@ -210,6 +241,12 @@ class TaskManager:
                 "armed": stats.timers.armed,
                 "fired_total": stats.timers.fired_total,
             },
+            "process_pool": {
+                "children": stats.processes.children,
+                "idle": stats.processes.idle,
+                "started_total": stats.processes.started_total,
+                "replaced_total": stats.processes.replaced_total,
+            },
         }
 
     @property
@@ -225,6 +262,7 @@ def snapshot_to_status(snapshot: TaskSnapshot) -> dict[str, Any]:
         "status": snapshot.status.value,
         "progress": snapshot.progress,
         "priority": snapshot.priority.label,
+        "isolation": snapshot.isolation.value,
         "operation": snapshot.operation_name,
         "user": snapshot.user,
         "timeout": snapshot.timeout,

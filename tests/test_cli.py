@@ -18,9 +18,16 @@ import structlog
 
 from storycore_tasks.cli import main
 
-BANNER = "storycore-tasks demo: 5 tasks on 4 workers"
+BANNER = "storycore-tasks demo: 6 tasks on 4 workers"
 TABLE_MARKER = "Final status:"
-TASK_NAMES = ["render intro", "narrate ch. 1", "llm storyboard", "render finale", "render credits"]
+TASK_NAMES = [
+    "render intro",
+    "narrate ch. 1",
+    "llm storyboard",
+    "render finale",
+    "render credits",
+    "denoise audio",
+]
 _CONSOLE_LINE = re.compile(r"^\S+ \[(?P<level>\w+)\s*\] (?P<event>\S+)(?P<rest>.*)$")
 _KEY_VALUE = re.compile(r"(\w+)=(\S+)")
 
@@ -71,6 +78,7 @@ def _check_table(rows: dict[str, dict[str, str]]) -> None:
         "llm storyboard": "failed",
         "render finale": "cancelled",
         "render credits": "cancelled",
+        "denoise audio": "failed",
     }
     assert rows["render intro"]["progress"] == "100%"
     assert rows["narrate ch. 1"]["progress"] == "100%"
@@ -79,10 +87,12 @@ def _check_table(rows: dict[str, dict[str, str]]) -> None:
     assert rows["render finale"]["error"] == "CANCELLED"
     assert rows["render credits"]["error"] == "CANCELLED"
     assert rows["render credits"]["progress"] == "0%"
+    assert rows["denoise audio"]["error"] == "WORKER_CRASHED"  # a segfault, contained
 
 
 def test_demo_prints_lifecycle_log_and_final_table(capsys: pytest.CaptureFixture[str]) -> None:
-    """`demo` prints the lifecycle log, then a table: 2 completed, 1 timeout, 2 cancelled."""
+    """`demo` prints the lifecycle log, then a table: 2 completed, 1 timeout, 2 cancelled,
+    1 crashed child process."""
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
 
@@ -90,12 +100,13 @@ def test_demo_prints_lifecycle_log_and_final_table(capsys: pytest.CaptureFixture
     _check_table(rows)
     events = [_parse_console_line(line) for line in log_lines]
     names = [event for event, _ in events]
-    assert names.count("task.created") == 5
+    assert names.count("task.created") == 6
     assert names.count("supervisor.started") == 1
     assert names.count("supervisor.stopped") == 1
     assert names.count("task.completed") == 2
     assert names.count("task.timed_out") == 1
     assert names.count("task.cancelled") == 2
+    assert names.count("task.failed") == 1
 
 
 def test_demo_never_starts_the_task_cancelled_while_pending(
@@ -111,7 +122,8 @@ def test_demo_never_starts_the_task_cancelled_while_pending(
     created = [fields["task_id"] for event, fields in events if event == "task.created"]
     ids = dict(zip(TASK_NAMES, created, strict=True))
     started = {fields["task_id"] for event, fields in events if event == "task.started"}
-    assert started == {ids[name] for name in TASK_NAMES[:4]}
+    never_started = {ids["render credits"]}
+    assert started == {ids[name] for name in TASK_NAMES} - never_started
     cancel_requests = {
         fields["task_id"]: fields["state"]
         for event, fields in events
@@ -144,7 +156,7 @@ def test_console_script_demo_json_exits_0_with_json_log_lines() -> None:
     task_events = [r for r in records if r["event"].startswith("task.")]
     assert task_events
     assert all("task_id" in r for r in task_events)
-    assert [r["event"] for r in records].count("task.created") == 5
+    assert [r["event"] for r in records].count("task.created") == 6
 
 
 def test_bad_usage_exits_with_status_2(capsys: pytest.CaptureFixture[str]) -> None:

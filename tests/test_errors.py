@@ -33,7 +33,7 @@ from storycore_tasks.errors import (
 
 
 def test_the_error_codes_are_storycores() -> None:
-    """ErrorCodes is exactly StoryCore's seven codes, each valued as its own name."""
+    """ErrorCodes is exactly StoryCore's nine codes, each valued as its own name."""
     assert [code.value for code in ErrorCodes] == [
         "VALIDATION_ERROR",
         "NOT_FOUND",
@@ -42,6 +42,8 @@ def test_the_error_codes_are_storycores() -> None:
         "CANCELLED",
         "INTERNAL_ERROR",
         "SERVICE_UNAVAILABLE",
+        "WORKER_CRASHED",
+        "RESOURCE_EXHAUSTED",
     ]
     assert [code.name for code in ErrorCodes] == [code.value for code in ErrorCodes]
 
@@ -63,6 +65,8 @@ def test_the_http_statuses_are_the_documented_ones() -> None:
         ErrorCodes.CANCELLED: 409,
         ErrorCodes.INTERNAL_ERROR: 500,
         ErrorCodes.SERVICE_UNAVAILABLE: 503,
+        ErrorCodes.WORKER_CRASHED: 502,
+        ErrorCodes.RESOURCE_EXHAUSTED: 429,
     }
 
 
@@ -343,3 +347,39 @@ def test_every_mapped_error_is_json_serialisable() -> None:
         assert error is not None
         as_dict = error.to_dict()
         assert as_dict == json.loads(json.dumps(as_dict, allow_nan=False))
+
+
+def test_a_crashed_child_maps_to_worker_crashed() -> None:
+    """Crashed facts become WORKER_CRASHED with exit_code / signal details."""
+    import signal
+
+    from actors import Crashed
+
+    killed = error_from_outcome(Crashed(exit_code=None, signal=int(signal.SIGSEGV)))
+    assert killed is not None
+    assert killed.code is ErrorCodes.WORKER_CRASHED
+    assert dict(killed.details) == {
+        "exit_code": None,
+        "signal": int(signal.SIGSEGV),
+        "signal_name": "SIGSEGV",
+    }
+    assert killed.message == "The worker process running the operation was killed by SIGSEGV"
+    exited = error_from_outcome(Crashed(exit_code=3, signal=None))
+    assert exited is not None
+    assert exited.message == "The worker process running the operation exited with code 3"
+    assert dict(exited.details)["exit_code"] == 3
+
+
+def test_a_resource_limit_maps_to_resource_exhausted() -> None:
+    """ResourceExhausted facts become RESOURCE_EXHAUSTED naming the limit and its value."""
+    from actors import ResourceExhausted
+
+    error = error_from_outcome(ResourceExhausted("memory_limit_mb", 300.0, "MemoryError"))
+    assert error is not None
+    assert error.code is ErrorCodes.RESOURCE_EXHAUSTED
+    assert dict(error.details) == {
+        "limit": "memory_limit_mb",
+        "value": 300.0,
+        "reason": "MemoryError",
+    }
+    assert error.message == "Operation exceeded its memory_limit_mb of 300 MB"

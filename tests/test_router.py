@@ -146,6 +146,7 @@ def test_status_of_a_completed_task_is_the_full_status_dict(make_manager: MakeMa
         "status",
         "progress",
         "priority",
+        "isolation",
         "operation",
         "user",
         "timeout",
@@ -580,6 +581,7 @@ def test_stats_reports_counts_of_the_tasks_run(make_manager: MakeManager) -> Non
         "priority_counts",
         "lifetime_stats",
         "timers",
+        "process_pool",
     } == set(data)
     assert data["total_tasks"] == 3
     assert data["queue_size"] == 0

@@ -1,0 +1,236 @@
+"""The code that runs inside a child process of the process pool.
+
+Kept to the standard library: a child imports only this module (and the operations it is
+sent). Protocol over one duplex ``multiprocessing`` connection, as tuples:
+
+parent -> child: ``("run", task_id, pickled (operation, params), memory_limit_mb,
+cpu_time_limit)``,
+``("cancel", task_id, reason)``, ``("exit",)``.
+
+child -> parent: ``("progress", task_id, progress | None, has_partial, partial)``,
+``("done", task_id, kind, payload)`` where kind is ``"completed"`` (payload: the result),
+``"raised"`` (payload: (exception_type, message, traceback)) or ``"memory"`` (payload:
+(exception_type, message, traceback) of the MemoryError under a memory limit).
+
+Progress is coalesced in the child: the operation's calls only record the latest values;
+a sender thread ships them at most every ``_PROGRESS_INTERVAL`` seconds, and the last
+values are flushed before ``done``.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import queue
+import resource
+import threading
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+__all__ = ["ChildTaskContext", "child_main"]
+
+_PROGRESS_INTERVAL = 0.01
+_UNSET: Any = object()
+
+
+class _Channel:
+    """The child's end of the connection: sends from several threads, one at a time."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._lock = threading.Lock()
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        with self._lock:
+            self.conn.send_bytes(data)
+
+
+class ChildTaskContext:
+    """The ``task`` argument of an operation running in a child: the same surface as
+    :class:`actors.TaskContext`."""
+
+    def __init__(self, task_id: str, channel: _Channel) -> None:
+        self.task_id = task_id
+        self._channel = channel
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._stop_reason: str | None = None
+        self._progress: float | None = None
+        self._partial: Any = _UNSET
+        self._partial_new: Any = _UNSET
+        self._dirty = threading.Event()
+        self._closed = False
+        self._sender = threading.Thread(target=self._send_loop, name="progress-sender", daemon=True)
+        self._sender.start()
+
+    def is_cancelled(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self._stop_reason
+
+    def wait_cancelled(self, timeout: float | None = None) -> bool:
+        return self._stop.wait(timeout)
+
+    def update_progress(self, fraction: float) -> None:
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float):
+            raise TypeError(
+                f"update_progress expects a number from 0.0 to 1.0, got {type(fraction).__name__}"
+            )
+        if not (0.0 <= fraction <= 1.0) or math.isnan(fraction):
+            raise ValueError(
+                f"update_progress expects a fraction from 0.0 to 1.0, got {fraction!r}; "
+                "divide steps done by total steps"
+            )
+        with self._lock:
+            self._progress = float(fraction)
+        self._dirty.set()
+
+    @property
+    def partial_result(self) -> Any:
+        with self._lock:
+            return None if self._partial is _UNSET else self._partial
+
+    @partial_result.setter
+    def partial_result(self, value: Any) -> None:
+        with self._lock:
+            self._partial = self._partial_new = value
+        self._dirty.set()
+
+    def request_stop(self, reason: str) -> None:
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self._stop.set()
+
+    def close(self) -> None:
+        """Flush the latest values and stop the sender thread."""
+        with self._lock:
+            self._closed = True
+        self._dirty.set()
+        self._sender.join()
+        self._flush()
+
+    def _send_loop(self) -> None:
+        while True:
+            self._dirty.wait()
+            with self._lock:
+                if self._closed:
+                    return
+            self._dirty.clear()
+            self._flush()
+            self._stop.wait(_PROGRESS_INTERVAL)  # at most one message per interval
+
+    def _flush(self) -> None:
+        with self._lock:
+            progress, partial = self._progress, self._partial_new
+            self._progress, self._partial_new = None, _UNSET
+        if progress is None and partial is _UNSET:
+            return
+        has_partial = partial is not _UNSET
+        message = (
+            "progress",
+            self.task_id,
+            progress,
+            has_partial,
+            partial if has_partial else None,
+        )
+        try:
+            self._channel.send(message)
+        except Exception:  # an unpicklable partial result: keep the progress
+            self._channel.send(("progress", self.task_id, progress, False, None))
+
+
+def _exception_info(exc: BaseException) -> tuple[str, str, str]:
+    exc_type = type(exc)
+    name = exc_type.__qualname__
+    if exc_type.__module__ not in ("builtins", "__main__"):
+        name = f"{exc_type.__module__}.{name}"
+    return name, str(exc), "".join(traceback.format_exception(exc))
+
+
+def _apply_limits(memory_limit_mb: float | None, cpu_time_limit: float | None) -> Any:
+    saved = (resource.getrlimit(resource.RLIMIT_AS), resource.getrlimit(resource.RLIMIT_CPU))
+    if memory_limit_mb is not None:
+        _, hard = saved[0]
+        soft = int(memory_limit_mb * 1024 * 1024)
+        if hard != resource.RLIM_INFINITY:
+            soft = min(soft, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    if cpu_time_limit is not None:
+        # RLIMIT_CPU counts the process's whole life: allow this much more than used so far.
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        used = usage.ru_utime + usage.ru_stime
+        _, hard = saved[1]
+        soft = math.ceil(used + cpu_time_limit)
+        if hard != resource.RLIM_INFINITY:
+            soft = min(soft, hard)
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+    return saved
+
+
+def _restore_limits(saved: Any) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, saved[0])
+    resource.setrlimit(resource.RLIMIT_CPU, saved[1])
+
+
+def child_main(conn: Connection) -> None:
+    """Entry point of a pool child: run tasks until told to exit or the parent goes."""
+    channel = _Channel(conn)
+    tasks: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+    current: dict[str, ChildTaskContext] = {}
+
+    def receive() -> None:
+        # The only reader of the connection: cancels must arrive while an operation runs.
+        try:
+            while True:
+                message = conn.recv()
+                if message[0] == "cancel":
+                    context = current.get(message[1])
+                    if context is not None:
+                        context.request_stop(message[2])
+                elif message[0] == "run":
+                    tasks.put(message)
+                else:
+                    break
+        except (EOFError, OSError):
+            pass  # the parent went away
+        tasks.put(None)
+
+    threading.Thread(target=receive, name="receiver", daemon=True).start()
+    while True:
+        message = tasks.get()
+        if message is None:
+            return
+        _, task_id, work, memory_limit_mb, cpu_time_limit = message
+        context = ChildTaskContext(task_id, channel)
+        current[task_id] = context
+        saved = _apply_limits(memory_limit_mb, cpu_time_limit)
+        kind: str
+        payload: Any
+        try:
+            try:
+                # Unpickled here, not by the receiver: an operation that cannot be
+                # imported in the child fails its task instead of the child.
+                operation, params = pickle.loads(work)
+                payload = operation(params, context)
+                kind = "completed"
+            except MemoryError as exc:
+                kind = "memory" if memory_limit_mb is not None else "raised"
+                payload = _exception_info(exc)
+            except BaseException as exc:  # SystemExit too: the child carries on
+                kind, payload = "raised", _exception_info(exc)
+        finally:
+            _restore_limits(saved)
+            context.close()
+            del current[task_id]
+        try:
+            channel.send(("done", task_id, kind, payload))
+        except Exception as exc:  # the result cannot be pickled
+            info = _exception_info(exc)
+            info = (info[0], f"the operation's result cannot be pickled: {info[1]}", info[2])
+            channel.send(("done", task_id, "raised", info))
+        if kind == "memory":
+            return  # a child that ran out of memory may be damaged: the pool replaces it

@@ -1,0 +1,225 @@
+"""Process isolation: a warm pool of child processes, and the driver that runs one task
+in a child on behalf of its worker actor.
+
+Children are started with the ``spawn`` context (never a ``fork`` of the threaded host)
+and are reused: a child is replaced after a crash, a kill, a memory error, or
+``max_tasks_per_child`` tasks. They are direct children of the host, so a stopped pool
+leaves no process behind and every child is reaped (joined).
+
+The driver runs on the operation thread that holds the task's slot. It relays progress
+and partial results into the task's :class:`TaskContext` (and so, coalesced, to the
+registry) and turns the child's answer, or its death, into an outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import multiprocessing
+import os
+import pickle
+import signal
+import threading
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from actors._child import child_main
+from actors._context import TaskContext
+from actors._outcome import Completed, Crashed, Outcome, Raised, ResourceExhausted
+from actors._records import TaskSpec
+from actors.logs import library_logger
+
+__all__ = ["ChildProcess", "ProcessPool", "ProcessPoolStats", "run_in_child"]
+
+_log = library_logger("actors.processes")
+_EXIT_GRACE_SECONDS = 5.0
+
+
+class ChildProcess:
+    """One child of the pool and its end of the connection."""
+
+    def __init__(self, name: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        parent_end, child_end = context.Pipe(duplex=True)
+        self.process = context.Process(target=child_main, args=(child_end,), name=name, daemon=True)
+        self.process.start()
+        child_end.close()
+        self.conn: Connection = parent_end
+        self.tasks_run = 0
+        self._send_lock = threading.Lock()
+
+    @property
+    def pid(self) -> int:
+        assert self.process.pid is not None
+        return self.process.pid
+
+    def send(self, message: tuple[Any, ...]) -> bool:
+        """Send to the child; False if it is gone."""
+        try:
+            with self._send_lock:
+                self.conn.send(message)
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if self.process.exitcode is None:
+                os.kill(self.pid, signum)
+
+    def close(self) -> None:
+        """Ask the child to exit, kill it if it does not, and reap it."""
+        self.send(("exit",))
+        self.process.join(_EXIT_GRACE_SECONDS)
+        if self.process.exitcode is None:
+            self.signal(signal.SIGKILL)
+            self.process.join()
+        self.conn.close()
+        self.process.close()
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessPoolStats:
+    children: int  # alive now, idle or busy
+    idle: int
+    started_total: int
+    replaced_total: int
+
+
+class ProcessPool:
+    """Warm children, handed out one task at a time."""
+
+    def __init__(self, *, max_tasks_per_child: int | None, name: str) -> None:
+        self._max_tasks = max_tasks_per_child
+        self._name = name
+        self._lock = threading.Lock()
+        self._idle: list[ChildProcess] = []
+        self._busy: set[ChildProcess] = set()
+        self._numbers = itertools.count(1)
+        self._started = 0
+        self._replaced = 0
+        self._closed = False
+
+    def acquire(self) -> ChildProcess:
+        """An idle child, or a new one (started here: call it off the actors' threads)."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the process pool is shut down")
+            while self._idle:
+                child = self._idle.pop()
+                if child.process.exitcode is None:
+                    self._busy.add(child)
+                    return child
+                self._replaced += 1  # died while idle (killed from outside)
+            number = next(self._numbers)
+        child = ChildProcess(f"{self._name}-{number}")
+        with self._lock:
+            self._started += 1
+            self._busy.add(child)
+        _log.debug("process.started", pid=child.pid)
+        return child
+
+    def release(self, child: ChildProcess, *, reusable: bool) -> None:
+        """Return a child after its task. One that is not reusable (it crashed, was
+        killed, ran out of memory, or ran max_tasks_per_child tasks) is replaced."""
+        worn_out = self._max_tasks is not None and child.tasks_run >= self._max_tasks
+        keep = reusable and not worn_out and child.process.exitcode is None
+        with self._lock:
+            self._busy.discard(child)
+            if keep and not self._closed:
+                self._idle.append(child)
+                return
+            self._replaced += 1
+        _log.debug("process.retired", pid=child.pid, tasks_run=child.tasks_run)
+        child.close()
+
+    def prewarm(self, count: int) -> None:
+        """Start children until ``count`` are idle (blocking)."""
+        while True:
+            with self._lock:
+                if self._closed or len(self._idle) + len(self._busy) >= count:
+                    return
+            child = self.acquire()
+            self.release(child, reusable=True)
+
+    def shutdown(self) -> None:
+        """Stop every child (busy ones too: call it once no task runs). Idempotent."""
+        with self._lock:
+            self._closed = True
+            children = [*self._idle, *self._busy]
+            self._idle.clear()
+            self._busy.clear()
+        for child in children:
+            child.close()
+
+    def statistics(self) -> ProcessPoolStats:
+        with self._lock:
+            alive = [c for c in (*self._idle, *self._busy) if c.process.exitcode is None]
+            return ProcessPoolStats(
+                children=len(alive),
+                idle=len(self._idle),
+                started_total=self._started,
+                replaced_total=self._replaced,
+            )
+
+
+def run_in_child(pool: ProcessPool, spec: TaskSpec, context: TaskContext) -> Outcome:
+    """Run ``spec`` in a child of ``pool``; blocks the calling (operation) thread."""
+    try:
+        work = pickle.dumps((spec.operation, spec.params), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:  # checked at submission; a params value may have changed
+        return Raised.from_exception(exc)
+    child = pool.acquire()
+    child.tasks_run += 1
+    context.attach_child(child)
+    message = ("run", spec.task_id, work, spec.memory_limit_mb, spec.cpu_time_limit)
+    if child.send(message) and context.stop_reason is not None:
+        # Stopped before the child was attached: the worker could not forward it.
+        child.send(("cancel", spec.task_id, context.stop_reason.value))
+    while True:
+        ready = wait([child.conn, child.process.sentinel])
+        if child.conn not in ready:
+            break  # the child died with nothing left to read
+        try:
+            reply = pickle.loads(child.conn.recv_bytes())
+        except (EOFError, OSError):
+            break
+        except Exception as exc:  # a value that cannot be unpickled here
+            pool.release(child, reusable=True)
+            return Raised.from_exception(exc)
+        if reply[0] == "progress":
+            _, _, progress, has_partial, partial = reply
+            if progress is not None:
+                context.update_progress(progress)
+            if has_partial:
+                context.partial_result = partial
+            continue
+        _, _, kind, payload = reply
+        pool.release(child, reusable=kind != "memory")
+        if kind == "completed":
+            return Completed(payload)
+        exception_type, text, trace = payload
+        if kind == "memory":
+            return ResourceExhausted(
+                limit="memory_limit_mb",
+                value=float(spec.memory_limit_mb or 0),
+                message=f"{exception_type}: {text}" if text else exception_type,
+            )
+        return Raised(exception_type=exception_type, message=text, traceback=trace)
+    return _death(pool, child, spec)
+
+
+def _death(pool: ProcessPool, child: ChildProcess, spec: TaskSpec) -> Outcome:
+    child.process.join()
+    exitcode = child.process.exitcode
+    pool.release(child, reusable=False)
+    signum = -exitcode if exitcode is not None and exitcode < 0 else None
+    exit_code = exitcode if signum is None else None
+    if signum == signal.SIGXCPU and spec.cpu_time_limit is not None:
+        return ResourceExhausted(
+            limit="cpu_time_limit",
+            value=spec.cpu_time_limit,
+            message=f"the child used more than {spec.cpu_time_limit} s of CPU time",
+        )
+    return Crashed(exit_code=exit_code, signal=signum)
