@@ -229,8 +229,8 @@ def child_main(conn: Connection) -> None:
         try:
             channel.send(("done", task_id, kind, payload))
         except Exception as exc:  # the result cannot be pickled
-            info = _exception_info(exc)
-            info = (info[0], f"the operation's result cannot be pickled: {info[1]}", info[2])
-            channel.send(("done", task_id, "raised", info))
+            _, text, trace = _exception_info(exc)
+            info = ("pickle.PicklingError", f"the operation's result cannot be pickled: {text}")
+            channel.send(("done", task_id, "raised", (*info, trace)))
         if kind == "memory":
             return  # a child that ran out of memory may be damaged: the pool replaces it
