@@ -7,7 +7,8 @@ parent -> child: ``("run", task_id, pickled (operation, params), memory_limit_mb
 cpu_time_limit)``,
 ``("cancel", task_id, reason)``, ``("exit",)``.
 
-child -> parent: ``("progress", task_id, progress | None, has_partial, partial)``,
+child -> parent: ``("ready",)`` once at start,
+``("progress", task_id, progress | None, has_partial, partial)``,
 ``("done", task_id, kind, payload)`` where kind is ``"completed"`` (payload: the result),
 ``"raised"`` (payload: (exception_type, message, traceback)) or ``"memory"`` (payload:
 (exception_type, message, traceback) of the MemoryError under a memory limit).
@@ -179,6 +180,7 @@ def _restore_limits(saved: Any) -> None:
 def child_main(conn: Connection) -> None:
     """Entry point of a pool child: run tasks until told to exit or the parent goes."""
     channel = _Channel(conn)
+    channel.send(("ready",))  # the interpreter is up: the parent may hand out this child
     tasks: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
     current: dict[str, ChildTaskContext] = {}
 

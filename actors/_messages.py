@@ -8,7 +8,7 @@ Who sends what:
 * Supervisor -> Registry: ``MarkRunning``, ``Finish``, ``Cleanup``
 * Supervisor -> Worker: ``Stop``, then ``Interrupt`` after the stop grace
 * operation thread -> Worker: ``OperationReturned``
-* Worker -> Supervisor: ``WorkerFinished``
+* Worker -> Supervisor: ``ChildStarted`` (process isolation), ``WorkerFinished``
 * TaskContext -> Registry: ``ProgressReady`` (coalesced: at most one in flight per task)
 * TimerService -> Supervisor: ``DeadlinePassed``, ``EscalateStop``, ``CleanupDue``
 """
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Cancel",
+    "ChildStarted",
     "Cleanup",
     "CleanupDue",
     "DeadlinePassed",
@@ -123,6 +124,13 @@ class Cancel:
 
 @dataclass(frozen=True, slots=True)
 class DeadlinePassed:
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChildStarted:
+    """Process isolation: the child has the task; its timeout starts now."""
+
     task_id: str
 
 

@@ -20,6 +20,7 @@ import os
 import pickle
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = ["ChildProcess", "ProcessPool", "ProcessPoolStats", "run_in_child"]
 
 _log = library_logger("actors.processes")
 _EXIT_GRACE_SECONDS = 5.0
+_START_TIMEOUT_SECONDS = 60.0
 
 
 class ChildProcess:
@@ -48,6 +50,20 @@ class ChildProcess:
         self.conn: Connection = parent_end
         self.tasks_run = 0
         self._send_lock = threading.Lock()
+        # Wait for the interpreter to be up, so that no task's timeout pays for it.
+        ready = wait([self.conn, self.process.sentinel], _START_TIMEOUT_SECONDS)
+        if self.conn not in ready:
+            self.close()
+            raise RuntimeError(
+                f"a child process did not start within {_START_TIMEOUT_SECONDS} s "
+                f"(exit code {self.process.exitcode})"
+            )
+        try:
+            hello = pickle.loads(self.conn.recv_bytes())
+        except (EOFError, OSError) as exc:
+            self.close()
+            raise RuntimeError(f"a child process died while starting: {exc!r}") from None
+        assert hello == ("ready",), hello
 
     @property
     def pid(self) -> int:
@@ -164,8 +180,16 @@ class ProcessPool:
             )
 
 
-def run_in_child(pool: ProcessPool, spec: TaskSpec, context: TaskContext) -> Outcome:
-    """Run ``spec`` in a child of ``pool``; blocks the calling (operation) thread."""
+def run_in_child(
+    pool: ProcessPool,
+    spec: TaskSpec,
+    context: TaskContext,
+    on_started: Callable[[], None] = lambda: None,
+) -> Outcome:
+    """Run ``spec`` in a child of ``pool``; blocks the calling (operation) thread.
+
+    ``on_started`` is called once the child has the task (after a cold start, if any).
+    """
     try:
         work = pickle.dumps((spec.operation, spec.params), protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:  # checked at submission; a params value may have changed
@@ -174,9 +198,11 @@ def run_in_child(pool: ProcessPool, spec: TaskSpec, context: TaskContext) -> Out
     child.tasks_run += 1
     context.attach_child(child)
     message = ("run", spec.task_id, work, spec.memory_limit_mb, spec.cpu_time_limit)
-    if child.send(message) and context.stop_reason is not None:
-        # Stopped before the child was attached: the worker could not forward it.
-        child.send(("cancel", spec.task_id, context.stop_reason.value))
+    if child.send(message):
+        on_started()
+        if context.stop_reason is not None:
+            # Stopped before the child was attached: the worker could not forward it.
+            child.send(("cancel", spec.task_id, context.stop_reason.value))
     while True:
         ready = wait([child.conn, child.process.sentinel])
         if child.conn not in ready:

@@ -27,6 +27,7 @@ from actors._clock import Clock
 from actors._context import TaskContext
 from actors._messages import (
     Cancel,
+    ChildStarted,
     Cleanup,
     CleanupDue,
     DeadlinePassed,
@@ -152,6 +153,8 @@ class SupervisorActor(pykka.ThreadingActor):
             return self._on_worker_finished(message)
         if isinstance(message, DeadlinePassed):
             return self._on_deadline(message.task_id)
+        if isinstance(message, ChildStarted):
+            return self._on_child_started(message.task_id)
         if isinstance(message, EscalateStop):
             return self._on_escalate(message.task_id)
         if isinstance(message, Cancel):
@@ -199,6 +202,16 @@ class SupervisorActor(pykka.ThreadingActor):
         # The registry attaches the latest partial result it holds when it records this.
         self._finish(task_id, TimedOut(timeout_seconds=timeout))
         self._begin_stopping(active, StopReason.TIMEOUT)
+
+    def _on_child_started(self, task_id: str) -> None:
+        # Process isolation arms the deadline only now, so a cold child's start-up (an
+        # interpreter start) is not charged to the operation's timeout.
+        active = self._active.get(task_id)
+        if active is None or active.stopping is not None or active.spec.timeout is None:
+            return
+        active.timer = self._timers.schedule_after(
+            active.spec.timeout, self.actor_ref, DeadlinePassed(task_id)
+        )
 
     def _on_escalate(self, task_id: str) -> None:
         active = self._active.get(task_id)
@@ -260,7 +273,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self._registry.tell(MarkRunning(spec.task_id, now))
         context = TaskContext(spec.task_id, self._registry)
         timer = None
-        if spec.timeout is not None:
+        if spec.timeout is not None and spec.isolation is Isolation.THREAD:
             timer = self._timers.schedule_after(
                 spec.timeout, self.actor_ref, DeadlinePassed(spec.task_id)
             )

@@ -18,7 +18,7 @@ import pykka
 from actors._clock import Clock
 from actors._context import TaskContext
 from actors._interrupt import TaskInterrupted
-from actors._messages import Interrupt, OperationReturned, Stop, WorkerFinished
+from actors._messages import ChildStarted, Interrupt, OperationReturned, Stop, WorkerFinished
 from actors._outcome import Completed, Outcome, Raised
 from actors._pooled import PooledActor
 from actors._processes import ProcessPool, run_in_child
@@ -113,10 +113,16 @@ class WorkerActor(PooledActor):
         """Runs on a pooled thread: drive the operation in a child process."""
         outcome: Outcome
         try:
-            outcome = run_in_child(self._process_pool(), self._spec, self._context)
+            outcome = run_in_child(
+                self._process_pool(), self._spec, self._context, self._child_started
+            )
         except Exception as exc:  # the pool could not start a child, or is shut down
             outcome = Raised.from_exception(exc)
         self._report(outcome)
+
+    def _child_started(self) -> None:
+        with contextlib.suppress(pykka.ActorDeadError):
+            self._supervisor.tell(ChildStarted(self._spec.task_id))
 
     def _run_operation(self) -> None:
         """Runs on a pooled thread: call the operation, contain whatever it raises."""
