@@ -119,16 +119,24 @@ class ProcessPool:
 
     def acquire(self) -> ChildProcess:
         """An idle child, or a new one (started here: call it off the actors' threads)."""
+        dead: list[ChildProcess] = []
         with self._lock:
             if self._closed:
                 raise RuntimeError("the process pool is shut down")
+            found = None
             while self._idle:
                 child = self._idle.pop()
                 if child.process.exitcode is None:
                     self._busy.add(child)
-                    return child
-                self._replaced += 1  # died while idle (killed from outside)
+                    found = child
+                    break
+                dead.append(child)  # died while idle (killed from outside)
+                self._replaced += 1
             number = next(self._numbers)
+        for child in dead:
+            child.close()  # reap it
+        if found is not None:
+            return found
         child = ChildProcess(f"{self._name}-{number}")
         with self._lock:
             self._started += 1
