@@ -183,6 +183,8 @@ def child_main(conn: Connection) -> None:
     channel.send(("ready",))  # the interpreter is up: the parent may hand out this child
     tasks: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
     current: dict[str, ChildTaskContext] = {}
+    early_cancels: dict[str, str] = {}
+    lock = threading.Lock()  # current and early_cancels, shared with the receiver
 
     def receive() -> None:
         # The only reader of the connection: cancels must arrive while an operation runs.
@@ -190,7 +192,12 @@ def child_main(conn: Connection) -> None:
             while True:
                 message = conn.recv()
                 if message[0] == "cancel":
-                    context = current.get(message[1])
+                    with lock:
+                        context = current.get(message[1])
+                        if context is None:
+                            # Sent just before or after "run" reached the main loop:
+                            # keep it for the task's context, which does not exist yet.
+                            early_cancels[message[1]] = message[2]
                     if context is not None:
                         context.request_stop(message[2])
                 elif message[0] == "run":
@@ -208,7 +215,12 @@ def child_main(conn: Connection) -> None:
             return
         _, task_id, work, memory_limit_mb, cpu_time_limit = message
         context = ChildTaskContext(task_id, channel)
-        current[task_id] = context
+        with lock:
+            current[task_id] = context
+            early = early_cancels.pop(task_id, None)
+            early_cancels.clear()  # cancels of earlier tasks that came too late to matter
+        if early is not None:
+            context.request_stop(early)
         saved = _apply_limits(memory_limit_mb, cpu_time_limit)
         kind: str
         payload: Any
@@ -227,7 +239,8 @@ def child_main(conn: Connection) -> None:
         finally:
             _restore_limits(saved)
             context.close()
-            del current[task_id]
+            with lock:
+                del current[task_id]
         try:
             channel.send(("done", task_id, kind, payload))
         except Exception as exc:  # the result cannot be pickled
