@@ -115,6 +115,7 @@ class ProcessPool:
         self._numbers = itertools.count(1)
         self._started = 0
         self._replaced = 0
+        self._starting = 0  # children being started by prewarm_one
         self._closed = False
 
     def acquire(self) -> ChildProcess:
@@ -158,14 +159,25 @@ class ProcessPool:
         _log.debug("process.retired", pid=child.pid, tasks_run=child.tasks_run)
         child.close()
 
-    def prewarm(self, count: int) -> None:
-        """Start children until ``count`` are idle (blocking)."""
-        while True:
+    def prewarm_one(self, count: int) -> bool:
+        """Start one child if fewer than ``count`` exist or are starting (blocking);
+        returns whether it started one."""
+        with self._lock:
+            if self._closed or len(self._idle) + len(self._busy) + self._starting >= count:
+                return False
+            self._starting += 1
+        try:
+            child = ChildProcess(f"{self._name}-{next(self._numbers)}")
+        finally:
             with self._lock:
-                if self._closed or len(self._idle) + len(self._busy) >= count:
-                    return
-            child = self.acquire()
-            self.release(child, reusable=True)
+                self._starting -= 1
+        with self._lock:
+            self._started += 1
+            if not self._closed:
+                self._idle.append(child)
+                return True
+        child.close()
+        return False
 
     def shutdown(self) -> None:
         """Stop every child (busy ones too: call it once no task runs). Idempotent."""

@@ -163,8 +163,12 @@ class TaskRuntime:
         )
         if self._isolation is Isolation.PROCESS:
             pool = self._process_pool()
+
+            def prewarm() -> None:
+                pool.prewarm_one(self._concurrency)
+
             for _ in range(self._concurrency):  # warm the pool off the caller's thread
-                self._op_pool.submit(lambda: pool.prewarm(self._concurrency))
+                self._op_pool.submit(prewarm)
 
     # -- properties ---------------------------------------------------------------------
 

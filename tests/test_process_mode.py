@@ -460,3 +460,20 @@ def test_the_new_codes_have_an_http_status_and_a_remediation(code: str) -> None:
     error_code = ErrorCodes(code)
     assert 400 <= HTTP_STATUS_BY_CODE[error_code] <= 599
     assert REMEDIATION_BY_CODE[error_code].strip()
+
+
+def test_a_process_default_manager_warms_exactly_its_pool(make_manager: MakeManager) -> None:
+    """isolation="process" starts num_workers children up front, and not one more."""
+    manager = make_manager(num_workers=3, isolation="process")
+    assert wait_until(lambda: manager.get_stats()["process_pool"]["idle"] == 3, timeout=BOUND)
+    # Three thread tasks that meet at a barrier need all three pool threads at once, so
+    # every warm-up job has finished by the time they complete.
+    barrier = threading.Barrier(3, timeout=BOUND)
+
+    def meet(params: Mapping[str, Any], task: TaskContext) -> int:
+        return barrier.wait()
+
+    ids = [manager.create_task(meet, isolation="thread") for _ in range(3)]
+    assert sorted(manager.wait(task_id, timeout=BOUND)["result"] for task_id in ids) == [0, 1, 2]
+    pool = manager.get_stats()["process_pool"]
+    assert (pool["children"], pool["started_total"], pool["replaced_total"]) == (3, 3, 0)
