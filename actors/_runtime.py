@@ -136,6 +136,7 @@ class TaskRuntime:
         self._seq = itertools.count()
         self._closed = False
         self._reaper: threading.Thread | None = None
+        self._shutdown_lock = threading.Lock()
         self._teardown_error: BaseException | None = None
 
         self._timers = TimerService(self._clock, name=f"{prefix}-timers")
@@ -296,24 +297,26 @@ class TaskRuntime:
                 "shutdown(wait=True) was called from inside an operation, which would wait "
                 "for itself; call shutdown(wait=False) there"
             )
-        with self._submit_lock:
-            first = not self._closed
-            self._closed = True
-        if first:
-            drained = self._ask(self._supervisor, Shutdown(cancel_pending), "supervisor")
-            self._reaper = threading.Thread(
-                target=self._teardown, args=(drained,), name="actors-shutdown", daemon=True
-            )
-            self._reaper.start()
-        reaper = self._reaper
-        if not wait or reaper is None:
+        with self._shutdown_lock:  # a concurrent caller waits for the same reaper
+            with self._submit_lock:
+                self._closed = True
+            if self._reaper is None:
+                drained = self._ask(self._supervisor, Shutdown(cancel_pending), "supervisor")
+                self._reaper = threading.Thread(
+                    target=self._teardown, args=(drained,), name="actors-shutdown", daemon=True
+                )
+                self._reaper.start()
+            reaper = self._reaper
+        if not wait:
             return
         reaper.join(timeout)
         if reaper.is_alive():
             running = [s.task_id for s in self.list(TaskStatus.RUNNING)]
+            stopping = self.stats().supervisor.stopping
             raise TimeoutError(
                 f"shutdown still waiting after {timeout} s for operations to return "
-                f"(running: {running}); it carries on in the background"
+                f"(running: {running}; timed out or cancelled but not yet returned: "
+                f"{stopping}); it carries on in the background"
             )
         if self._teardown_error is not None:
             raise RuntimeError("shutdown failed") from self._teardown_error

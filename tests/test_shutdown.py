@@ -156,3 +156,29 @@ def test_a_host_that_forgets_shutdown_still_exits() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
     )
     assert (done.returncode, done.stdout.strip()) == (0, "5")
+
+
+def test_concurrent_shutdown_callers_all_wait(make_manager: MakeManager) -> None:
+    """Two threads calling shutdown(wait=True) at once both return only after the
+    running operation has finished and everything has stopped."""
+    manager = make_manager(num_workers=1)
+    gate = Gate(result="done")
+    task_id = manager.create_task(gate)
+    gate.wait_entered()
+    seen: list[str] = []
+
+    def stop() -> None:
+        manager.shutdown(wait=True)
+        seen.append(manager.get_task_status(task_id)["status"])  # type: ignore[index]
+
+    callers = [threading.Thread(target=stop) for _ in range(2)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(0.2)  # a bounded look: neither may return while the gate is shut
+        assert caller.is_alive()
+    gate.release()
+    for caller in callers:
+        caller.join(30)
+    assert seen == ["completed", "completed"]
+    assert pykka.ActorRegistry.get_all() == []
