@@ -1,0 +1,17 @@
+"""The benchmark suite of storycore-tasks (issue 7): ``python -m benchmarks``.
+
+Each scenario B1..B9 measures the supervisor side by side with its baseline in the same
+run and reports its figures against the targets; scenarios whose feature has not landed
+are listed as pending rows, never skipped. ``--quick`` runs everything small (for CI; it
+asserts no speed).
+
+Modules: :mod:`benchmarks.harness` (timing, alternation, percentiles, logging set-ups,
+leak checks), :mod:`benchmarks.report` (result rows, Markdown table, JSON),
+:mod:`benchmarks.sizes` (full and quick sizes), one module per scenario
+(:mod:`~benchmarks.throughput`, :mod:`~benchmarks.status_latency`,
+:mod:`~benchmarks.timeouts`, :mod:`~benchmarks.cancel`, :mod:`~benchmarks.memory`,
+:mod:`~benchmarks.scaling`, :mod:`~benchmarks.pending`), :mod:`benchmarks.suite` (the
+table of scenarios) and :mod:`benchmarks.cli`.
+"""
+
+__all__: list[str] = []

@@ -1,0 +1,86 @@
+"""How big each scenario runs: the full sizes of issue 7 and the small ``--quick`` ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["FULL", "QUICK", "Sizes"]
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """Counts for every scenario; recorded in ``latest.json`` with the results."""
+
+    # B1 throughput
+    throughput_tasks: int
+    throughput_rounds: int
+    throughput_workers: int
+    # B2 get_task_status latency
+    status_finished_tasks: int
+    status_idle_calls: int
+    status_busy_calls: int
+    status_warmup_calls: int
+    # B3 timeout precision
+    timeout_tasks: int
+    timeout_workers: int
+    # B4 cancel latency
+    cancel_pending_tasks: int
+    cancel_running_samples: int
+    cancel_running_workers: int
+    # B6 memory per record
+    memory_records: int
+    memory_batch: int
+    # B7 scaling
+    scaling_levels: tuple[int, ...]
+    scaling_batch: int
+    scaling_status_calls: int
+    scaling_rounds: int
+    scaling_populate_batch: int
+    scaling_population_budget_seconds: float
+
+
+FULL = Sizes(
+    throughput_tasks=20_000,
+    throughput_rounds=5,
+    throughput_workers=4,
+    status_finished_tasks=1_000,
+    status_idle_calls=10_000,
+    status_busy_calls=300,
+    status_warmup_calls=100,
+    timeout_tasks=500,
+    timeout_workers=50,
+    cancel_pending_tasks=1_000,
+    cancel_running_samples=200,
+    cancel_running_workers=4,
+    memory_records=50_000,
+    memory_batch=1_000,
+    scaling_levels=(1_000, 10_000, 100_000, 1_000_000),
+    scaling_batch=2_000,
+    scaling_status_calls=5_000,
+    scaling_rounds=5,
+    scaling_populate_batch=10_000,
+    scaling_population_budget_seconds=600.0,
+)
+
+QUICK = Sizes(
+    throughput_tasks=2_000,
+    throughput_rounds=1,
+    throughput_workers=4,
+    status_finished_tasks=200,
+    status_idle_calls=1_000,
+    status_busy_calls=50,
+    status_warmup_calls=20,
+    timeout_tasks=100,
+    timeout_workers=50,
+    cancel_pending_tasks=200,
+    cancel_running_samples=20,
+    cancel_running_workers=4,
+    memory_records=5_000,
+    memory_batch=1_000,
+    scaling_levels=(1_000, 10_000),
+    scaling_batch=2_000,
+    scaling_status_calls=500,
+    scaling_rounds=1,
+    scaling_populate_batch=10_000,
+    scaling_population_budget_seconds=60.0,
+)

@@ -1,0 +1,183 @@
+"""B2: ``get_task_status`` latency, idle and with every worker busy in CPU-bound Python.
+
+One ``TaskManager(num_workers=4)`` holding ``status_finished_tasks`` completed tasks.
+Idle: ``status_idle_calls`` calls on ids drawn at random (a fixed seed), each timed on
+its own; a few warm-up calls first are not counted. Loaded (thread mode): four tasks
+spin a pure-Python loop until an event is set, holding every worker and contending for
+the GIL; the same calls are timed while they spin (fewer of them: each takes tens of
+ms), then the spinners are released. Process-mode load is pending until process
+workers land.
+
+A query is a round trip to the registry's thread, so its latency is bounded below by
+how fast this machine wakes a thread. The reference beside it is the bare version of
+that round trip: a request on a ``queue.Queue`` to a thread that answers through a
+``threading.Event``. The two alternate call by call, so the reference shows what the
+machine (and the GIL, under load) costs at that moment; the targets stay absolute.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from benchmarks.harness import summarize, wait_all_done
+from benchmarks.report import Part, pending_part, verdict
+from benchmarks.sizes import Sizes
+from storycore_tasks import TaskManager
+
+__all__ = ["TARGET_P99_MS", "run"]
+
+TARGET_P99_MS = 1.0
+WORKERS = 4
+SEED = 7
+
+_Request = tuple[threading.Event, list[int]] | None
+
+
+def _noop_operation(params: Any, task: Any) -> None:
+    return None
+
+
+@contextmanager
+def _bare_round_trip() -> Iterator[Any]:
+    """A thread answering requests: yields a function timing one round trip to it."""
+    requests: queue.Queue[_Request] = queue.Queue()
+
+    def serve() -> None:
+        while (request := requests.get()) is not None:
+            done, box = request
+            box.append(1)
+            done.set()
+
+    server = threading.Thread(target=serve, name="bench-bare-round-trip", daemon=True)
+    server.start()
+
+    def round_trip() -> float:
+        done, box = threading.Event(), list[int]()
+        start = time.perf_counter()
+        requests.put((done, box))
+        if not done.wait(60):
+            raise TimeoutError("the bare round-trip thread did not answer")
+        return time.perf_counter() - start
+
+    try:
+        yield round_trip
+    finally:
+        requests.put(None)
+        server.join()
+
+
+def _time_calls(
+    manager: TaskManager,
+    ids: list[str],
+    calls: int,
+    rng: random.Random,
+    round_trip: Any,
+) -> tuple[list[float], list[float]]:
+    """(get_task_status seconds, bare round-trip seconds), alternating call by call
+    (the order flipping each pair)."""
+    status_samples: list[float] = []
+    bare_samples: list[float] = []
+
+    def status_call() -> None:
+        task_id = rng.choice(ids)
+        start = time.perf_counter()
+        status = manager.get_task_status(task_id)
+        status_samples.append(time.perf_counter() - start)
+        if status is None:
+            raise AssertionError(f"task {task_id} is unknown to get_task_status")
+
+    for call in range(calls):
+        if call % 2 == 0:
+            status_call()
+            bare_samples.append(round_trip())
+        else:
+            bare_samples.append(round_trip())
+            status_call()
+    return status_samples, bare_samples
+
+
+def run(sizes: Sizes) -> list[Part]:
+    rng = random.Random(SEED)
+    finished = sizes.status_finished_tasks
+    config: dict[str, Any] = {"workers": WORKERS, "finished_tasks": finished}
+    with TaskManager(num_workers=WORKERS) as manager, _bare_round_trip() as round_trip:
+        ids = [manager.create_task(_noop_operation) for _ in range(finished)]
+        wait_all_done(manager, ids[-1], terminal=finished)
+        _time_calls(manager, ids, sizes.status_warmup_calls, rng, round_trip)
+        idle, idle_bare = _time_calls(manager, ids, sizes.status_idle_calls, rng, round_trip)
+
+        release = threading.Event()
+        started = threading.Semaphore(0)
+        spins: list[int] = []
+
+        def spin(params: Any, task: Any) -> int:
+            started.release()
+            loops = 0
+            while not release.is_set() and not task.is_cancelled():
+                loops += 1
+            spins.append(loops)
+            return loops
+
+        try:
+            spinners = [manager.create_task(spin) for _ in range(WORKERS)]
+            for _ in range(WORKERS):
+                if not started.acquire(timeout=60):
+                    raise TimeoutError("the CPU-bound spinners did not all start")
+            busy_start = time.perf_counter()
+            busy, busy_bare = _time_calls(manager, ids, sizes.status_busy_calls, rng, round_trip)
+            busy_seconds = time.perf_counter() - busy_start
+        finally:
+            release.set()
+        for task_id in spinners:
+            manager.wait(task_id, timeout=60)
+
+    idle_us, idle_bare_us = summarize(idle, 1e6), summarize(idle_bare, 1e6)
+    busy_us, busy_bare_us = summarize(busy, 1e6), summarize(busy_bare, 1e6)
+    return [
+        Part(
+            scenario=f"get_task_status, idle ({finished:,} finished tasks held)",
+            status="measured",
+            mode="thread",
+            measured=f"p50 {idle_us['p50']:,.0f} µs, p99 {idle_us['p99']:,.0f} µs "
+            f"({idle_us['n']:,} calls)",
+            baseline=f"bare thread round trip: p50 {idle_bare_us['p50']:,.0f} µs, "
+            f"p99 {idle_bare_us['p99']:,.0f} µs",
+            ratios={"p50": round(idle_us["p50"] / idle_bare_us["p50"], 3)},
+            figures={"latency_us": idle_us},
+            baseline_figures={"bare_round_trip_us": idle_bare_us},
+            config={**config, "calls": len(idle), "warmup_calls": sizes.status_warmup_calls},
+            target=f"p99 ≤ {TARGET_P99_MS:g} ms",
+            result=verdict(idle_us["p99"] <= TARGET_P99_MS * 1000.0),
+        ),
+        Part(
+            scenario=f"get_task_status, {WORKERS} workers busy in CPU-bound Python (thread mode)",
+            status="measured",
+            mode="thread",
+            measured=f"p50 {busy_us['p50'] / 1000:,.1f} ms, p99 {busy_us['p99'] / 1000:,.1f} ms "
+            f"({busy_us['n']:,} calls)",
+            baseline=f"bare thread round trip: p50 {busy_bare_us['p50'] / 1000:,.1f} ms, "
+            f"p99 {busy_bare_us['p99'] / 1000:,.1f} ms",
+            ratios={"p50": round(busy_us["p50"] / busy_bare_us["p50"], 3)},
+            figures={
+                "latency_us": busy_us,
+                "seconds": round(busy_seconds, 2),
+                "spinner_loops": spins,
+            },
+            baseline_figures={"bare_round_trip_us": busy_bare_us},
+            config={**config, "calls": len(busy), "spinners": WORKERS},
+            target="report",
+            result="report",
+        ),
+        pending_part(
+            "get_task_status, every worker busy in CPU-bound Python (process mode)",
+            f"p99 ≤ {TARGET_P99_MS:g} ms",
+            "process workers",
+            mode="process",
+        ),
+    ]

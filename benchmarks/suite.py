@@ -1,0 +1,63 @@
+"""The table of scenarios (issue 7's B1..B9) and running a selection of them.
+
+Each scenario runs with lifecycle logging quiet (B1 sets its own logging per variant)
+and inside a leak check: a scenario that leaves a thread or an actor behind is an error,
+as is one that raises. Either is recorded in its row, and the suite carries on.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from benchmarks import cancel, memory, pending, scaling, status_latency, throughput, timeouts
+from benchmarks.harness import no_leaks, quiet_logging
+from benchmarks.report import Part, ScenarioResult
+from benchmarks.sizes import Sizes
+
+__all__ = ["SCENARIOS", "Scenario", "run_scenarios"]
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    id: str
+    title: str
+    run: Callable[[Sizes], list[Part]]
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("B1", "throughput of no-op tasks with a timeout set", throughput.run),
+    Scenario("B2", "get_task_status latency", status_latency.run),
+    Scenario("B3", "timeout precision", timeouts.run),
+    Scenario("B4", "cancel latency", cancel.run),
+    Scenario("B5", "resources after hard stops", pending.run_b5),
+    Scenario("B6", "memory per retained terminal record", memory.run),
+    Scenario("B7", "scaling with retained records", scaling.run),
+    Scenario("B8", "durability: the SQLite store", pending.run_b8),
+    Scenario("B9", "process mode per-task overhead", pending.run_b9),
+)
+
+
+def run_scenarios(selected: list[Scenario], sizes: Sizes) -> list[ScenarioResult]:
+    """Run each scenario in turn, reporting progress on standard error."""
+    results: list[ScenarioResult] = []
+    for scenario in selected:
+        print(f"[{scenario.id}] {scenario.title} ...", file=sys.stderr, flush=True)
+        gc.collect()
+        start = time.perf_counter()
+        parts: list[Part] = []
+        error: str | None = None
+        try:
+            with no_leaks(), quiet_logging():
+                parts = scenario.run(sizes)
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            error = f"{type(exc).__name__}: {exc}"
+        seconds = time.perf_counter() - start
+        print(f"[{scenario.id}] done in {seconds:.1f} s", file=sys.stderr, flush=True)
+        results.append(ScenarioResult(scenario.id, scenario.title, parts, seconds, error))
+    return results

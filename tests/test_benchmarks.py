@@ -1,0 +1,132 @@
+"""The benchmark suite runs (``python -m benchmarks --quick``) and reports every scenario.
+
+It asserts that the suite runs, lists B1..B9, marks the features that have not landed as
+pending with a reason, and prints its table. It asserts no speed: the figures depend on
+the machine, and the targets are tracked in BENCHMARKS.md, not in CI.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from numbers import Real
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIO_IDS = [f"B{n}" for n in range(1, 10)]
+ALL_PENDING = {"B5", "B8", "B9"}
+PROCESS_PARTS_PENDING = {"B2", "B4"}
+
+
+@pytest.fixture(scope="module")
+def quick_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """One quick run of the whole suite, shared by the tests of this module."""
+    output = tmp_path_factory.mktemp("benchmarks")
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    return result, output
+
+
+@pytest.fixture(scope="module")
+def report(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> dict[str, Any]:
+    """latest.json of the quick run."""
+    result, output = quick_run
+    assert result.returncode == 0, result.stdout + result.stderr
+    document: dict[str, Any] = json.loads((output / "latest.json").read_text(encoding="utf-8"))
+    return document
+
+
+def _scenarios(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {scenario["id"]: scenario for scenario in report["scenarios"]}
+
+
+def _numbers(value: Any) -> list[float]:
+    """Every number inside a JSON value (bools excluded)."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, Real):
+        return [float(value)]
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _numbers(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in _numbers(v)]
+    return []
+
+
+def test_quick_run_exits_cleanly(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """The quick suite exits 0 and writes latest.json and latest.md."""
+    result, output = quick_run
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (output / "latest.json").is_file()
+    assert (output / "latest.md").is_file()
+
+
+def test_every_scenario_is_listed_with_a_status(report: dict[str, Any]) -> None:
+    """latest.json lists B1..B9 in order, each measured or pending, none in error."""
+    assert [s["id"] for s in report["scenarios"]] == SCENARIO_IDS
+    statuses = {s["id"]: s["status"] for s in report["scenarios"]}
+    assert set(statuses.values()) <= {"measured", "pending"}, statuses
+    assert all(s["error"] is None for s in report["scenarios"])
+
+
+def test_unmeasured_features_are_pending_with_a_reason(report: dict[str, Any]) -> None:
+    """B5, B8 and B9 are pending, and so are the process-mode parts of B2 and B4."""
+    scenarios = _scenarios(report)
+    for scenario_id in ALL_PENDING:
+        scenario = scenarios[scenario_id]
+        assert scenario["status"] == "pending"
+        assert scenario["parts"]
+        for part in scenario["parts"]:
+            assert part["status"] == "pending"
+            assert part["reason"]
+            assert part["result"].startswith("pending (needs ")
+    for scenario_id in PROCESS_PARTS_PENDING:
+        scenario = scenarios[scenario_id]
+        assert scenario["status"] == "measured"
+        process_parts = [p for p in scenario["parts"] if p["mode"] == "process"]
+        assert process_parts, f"{scenario_id} has no process-mode part"
+        for part in process_parts:
+            assert part["status"] == "pending"
+            assert part["reason"]
+
+
+def test_measured_parts_carry_numbers(report: dict[str, Any]) -> None:
+    """Every measured part has figures with numbers in them and a verdict."""
+    measured = [
+        (s["id"], p) for s in report["scenarios"] for p in s["parts"] if p["status"] == "measured"
+    ]
+    assert {scenario_id for scenario_id, _ in measured} == {"B1", "B2", "B3", "B4", "B6", "B7"}
+    for scenario_id, part in measured:
+        assert _numbers(part["figures"]), (scenario_id, part)
+        assert part["result"] in {"met", "not met", "report", "baseline"}, (scenario_id, part)
+        assert part["measured"] != "—", (scenario_id, part)
+
+
+def test_run_records_its_settings(report: dict[str, Any]) -> None:
+    """latest.json records the mode, the Python version, the machine, sizes and a timestamp."""
+    assert report["mode"] == "quick"
+    assert report["python"] == sys.version.split()[0]
+    assert report["machine"]["nproc"] >= 1
+    assert report["sizes"]["throughput_tasks"] > 0
+    assert report["timestamp"]
+
+
+def test_table_is_printed(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """The Markdown table goes to standard output, one or more lines per scenario."""
+    result, output = quick_run
+    lines = result.stdout.splitlines()
+    assert lines[0] == "| id | scenario | measured | baseline | ratio | target | result |"
+    for scenario_id in SCENARIO_IDS:
+        assert any(line.startswith(f"| {scenario_id} |") for line in lines), scenario_id
+    assert (output / "latest.md").read_text(encoding="utf-8") == result.stdout
