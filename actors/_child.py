@@ -29,6 +29,8 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
+from actors.validation import check_fraction
+
 __all__ = ["ChildTaskContext", "child_main"]
 
 _PROGRESS_INTERVAL = 0.01
@@ -77,17 +79,9 @@ class ChildTaskContext:
         return self._stop.wait(timeout)
 
     def update_progress(self, fraction: float) -> None:
-        if isinstance(fraction, bool) or not isinstance(fraction, int | float):
-            raise TypeError(
-                f"update_progress expects a number from 0.0 to 1.0, got {type(fraction).__name__}"
-            )
-        if not (0.0 <= fraction <= 1.0) or math.isnan(fraction):
-            raise ValueError(
-                f"update_progress expects a fraction from 0.0 to 1.0, got {fraction!r}; "
-                "divide steps done by total steps"
-            )
+        progress = check_fraction(fraction)
         with self._lock:
-            self._progress = float(fraction)
+            self._progress = progress
         self._dirty.set()
 
     @property

@@ -9,7 +9,6 @@ calls therefore sends a handful of messages and holds constant memory.
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ import pykka
 from actors._interrupt import TaskInterrupted, clear_interrupt, raise_in_thread
 from actors._messages import ProgressReady
 from actors._outcome import StopReason
+from actors.validation import check_fraction
 
 if TYPE_CHECKING:
     from actors._processes import ChildProcess
@@ -85,17 +85,9 @@ class TaskContext:
 
     def update_progress(self, fraction: float) -> None:
         """Report progress as a fraction from 0.0 to 1.0."""
-        if isinstance(fraction, bool) or not isinstance(fraction, int | float):
-            raise TypeError(
-                f"update_progress expects a number from 0.0 to 1.0, got {type(fraction).__name__}"
-            )
-        if not (0.0 <= fraction <= 1.0) or math.isnan(fraction):
-            raise ValueError(
-                f"update_progress expects a fraction from 0.0 to 1.0, got {fraction!r}; "
-                "divide steps done by total steps"
-            )
+        progress = check_fraction(fraction)
         with self._lock:
-            self._progress = float(fraction)
+            self._progress = progress
             notify = self._mark_dirty()
         if notify:
             self._notify()

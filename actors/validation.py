@@ -10,6 +10,7 @@ from actors._records import Isolation, TaskPriority
 
 __all__ = [
     "check_count",
+    "check_fraction",
     "check_isolation",
     "check_picklable",
     "check_positive_number",
@@ -105,3 +106,17 @@ def check_picklable(operation: Any, operation_name: str, params: Any) -> None:
                 f"params[{key!r}] ({type(value).__name__}) cannot be pickled for process "
                 f"isolation ({exc}); pass plain data (numbers, strings, lists, dicts) instead"
             ) from None
+
+
+def check_fraction(fraction: Any) -> float:
+    """A progress fraction: a real number from 0.0 to 1.0."""
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float):
+        raise TypeError(
+            f"update_progress expects a number from 0.0 to 1.0, got {type(fraction).__name__}"
+        )
+    if not (0.0 <= fraction <= 1.0) or math.isnan(fraction):
+        raise ValueError(
+            f"update_progress expects a fraction from 0.0 to 1.0, got {fraction!r}; "
+            "divide steps done by total steps"
+        )
+    return float(fraction)
