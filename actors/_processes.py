@@ -232,7 +232,10 @@ def run_in_child(
         except (EOFError, OSError):
             break
         except Exception as exc:  # a value that cannot be unpickled here
-            pool.release(child, reusable=True)
+            # Which message it was is unknown, so the child may still be running the
+            # operation: it cannot be trusted with another task.
+            child.signal(signal.SIGKILL)
+            pool.release(child, reusable=False)
             return Raised.from_exception(exc)
         if reply[0] == "progress":
             _, _, progress, has_partial, partial = reply

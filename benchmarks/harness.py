@@ -1,5 +1,5 @@
 """Measuring tools shared by the scenarios: percentiles, alternation, logging set-ups,
-waiting for a batch of tasks, and the leak check around each scenario.
+waiting for a batch of tasks, child processes, and the leak check around each scenario.
 
 Every duration is taken with :func:`time.perf_counter` and kept in seconds; scenarios
 convert to µs or ms only when they summarise.
@@ -10,10 +10,12 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +26,16 @@ from storycore_tasks import TaskManager
 from storycore_tasks.logging import configure as configure_storycore_logging
 
 __all__ = [
+    "ChildProcessInfo",
     "LeakError",
     "alternate",
+    "child_processes",
     "logging_json_to_file",
     "logging_off",
     "median",
     "no_leaks",
     "percentile",
+    "pid_gone",
     "quiet_logging",
     "summarize",
     "wait_all_done",
@@ -38,7 +43,61 @@ __all__ = [
 
 
 class LeakError(RuntimeError):
-    """A scenario left a thread or a pykka actor running."""
+    """A scenario left a thread, a pykka actor or a child process running."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChildProcessInfo:
+    """One child process of this process, from ``/proc/<pid>/stat``."""
+
+    pid: int
+    state: str  # "R", "S", "Z" (zombie), ...
+    command: str
+
+    @property
+    def zombie(self) -> bool:
+        return self.state == "Z"
+
+
+def child_processes(*, include_resource_tracker: bool = False) -> list[ChildProcessInfo]:
+    """The live and zombie children of this process (``ppid == os.getpid()`` in
+    ``/proc/*/stat``); empty where there is no ``/proc``.
+
+    multiprocessing's resource tracker, which the first ``spawn`` starts once per host
+    process and which stays until the host exits, is left out unless asked for.
+    """
+    me = os.getpid()
+    found: list[ChildProcessInfo] = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as stream:
+                stat = stream.read()
+        except OSError:
+            continue  # gone meanwhile
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) < 2 or int(fields[1]) != me:
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as stream:
+                command = stream.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            command = ""
+        if not include_resource_tracker and "resource_tracker" in command:
+            continue
+        found.append(ChildProcessInfo(int(entry), fields[0], command))
+    return sorted(found, key=lambda child: child.pid)
+
+
+def pid_gone(pid: int) -> bool:
+    """Whether ``pid`` no longer exists (a zombie still exists: it is not reaped)."""
+    return not os.path.exists(f"/proc/{pid}")
 
 
 def percentile(samples: Sequence[float], pct: float) -> float:
@@ -159,15 +218,22 @@ def wait_all_done(
 
 @contextmanager
 def no_leaks(grace_seconds: float = 10.0) -> Iterator[None]:
-    """Raise :class:`LeakError` if the block leaves a thread or a pykka actor alive."""
+    """Raise :class:`LeakError` if the block leaves a thread, a pykka actor or a child
+    process (a zombie included) behind."""
     before = ResourceSnapshot.take()
+    children_before = {child.pid for child in child_processes()}
     yield
     leaked: tuple[list[str], list[str]] = ([], [])
+    children: list[ChildProcessInfo] = []
 
     def clean() -> bool:
-        nonlocal leaked
+        nonlocal leaked, children
         leaked = ResourceSnapshot.take().leaked_since(before)
-        return not leaked[0] and not leaked[1]
+        children = [c for c in child_processes() if c.pid not in children_before]
+        return not leaked[0] and not leaked[1] and not children
 
     if not wait_until(clean, timeout=grace_seconds):
-        raise LeakError(f"left running: threads {leaked[0]}, actors {leaked[1]}")
+        raise LeakError(
+            f"left running: threads {leaked[0]}, actors {leaked[1]}, "
+            f"child processes {[(c.pid, c.state) for c in children]}"
+        )

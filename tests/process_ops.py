@@ -118,3 +118,21 @@ def spin(params: Mapping[str, Any], task: TaskContext) -> None:
     """Burn CPU in pure Python, never looking at is_cancelled()."""
     while True:
         pass
+
+
+class OnlyInChild:
+    """Unpickling it in the parent fails: its state refuses to be restored there."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if state["pid"] != os.getpid():
+            raise RuntimeError("this value can only be unpickled in the process that made it")
+        self.__dict__.update(state)
+
+
+def partial_unreadable_by_parent(params: Mapping[str, Any], task: TaskContext) -> None:
+    """Publish a partial result the parent cannot unpickle, then keep running."""
+    task.partial_result = OnlyInChild()
+    time.sleep(3600)

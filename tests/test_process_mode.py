@@ -477,3 +477,17 @@ def test_a_process_default_manager_warms_exactly_its_pool(make_manager: MakeMana
     assert sorted(manager.wait(task_id, timeout=BOUND)["result"] for task_id in ids) == [0, 1, 2]
     pool = manager.get_stats()["process_pool"]
     assert (pool["children"], pool["started_total"], pool["replaced_total"]) == (3, 3, 0)
+
+
+def test_a_message_the_parent_cannot_read_fails_the_task_and_retires_its_child(
+    make_manager: MakeManager,
+) -> None:
+    """A partial result that cannot be unpickled in the host fails its task at once with
+    INTERNAL_ERROR, and its child (still running the operation) is killed, not reused."""
+    manager = make_manager(num_workers=1, isolation="process")
+    task_id = manager.create_task(process_ops.partial_unreadable_by_parent)
+    status = manager.wait(task_id, timeout=BOUND)
+    assert (status["status"], status["error"]["code"]) == ("failed", "INTERNAL_ERROR")
+    assert "only be unpickled" in status["error"]["message"]
+    assert wait_until(lambda: manager.get_stats()["process_pool"]["children"] == 0, timeout=BOUND)
+    assert run_getpid(manager) != os.getpid()  # a new child serves the next task
