@@ -64,6 +64,7 @@ class ChildTaskContext:
         self._partial: Any = _UNSET
         self._partial_new: Any = _UNSET
         self._dirty = threading.Event()
+        self._closing = threading.Event()  # not _stop: a cancelled task must stay rate-limited
         self._closed = False
         self._sender = threading.Thread(target=self._send_loop, name="progress-sender", daemon=True)
         self._sender.start()
@@ -104,6 +105,7 @@ class ChildTaskContext:
         """Flush the latest values and stop the sender thread."""
         with self._lock:
             self._closed = True
+        self._closing.set()
         self._dirty.set()
         self._sender.join()
         self._flush()
@@ -116,7 +118,7 @@ class ChildTaskContext:
                     return
             self._dirty.clear()
             self._flush()
-            self._stop.wait(_PROGRESS_INTERVAL)  # at most one message per interval
+            self._closing.wait(_PROGRESS_INTERVAL)  # at most one message per interval
 
     def _flush(self) -> None:
         with self._lock:

@@ -491,3 +491,41 @@ def test_a_message_the_parent_cannot_read_fails_the_task_and_retires_its_child(
     assert "only be unpickled" in status["error"]["message"]
     assert wait_until(lambda: manager.get_stats()["process_pool"]["children"] == 0, timeout=BOUND)
     assert run_getpid(manager) != os.getpid()  # a new child serves the next task
+
+
+def test_a_cancelled_child_still_coalesces_its_progress() -> None:
+    """After a stop request, a child context reporting progress in a tight loop still
+    sends at most one message per interval (about 100 a second), not one per call."""
+    import multiprocessing
+    import pickle
+
+    from actors._child import _PROGRESS_INTERVAL, ChildTaskContext, _Channel
+
+    parent_end, child_end = multiprocessing.Pipe(duplex=True)
+    received: list[tuple[Any, ...]] = []
+
+    def read() -> None:
+        while True:
+            try:
+                received.append(pickle.loads(parent_end.recv_bytes()))
+            except EOFError:
+                return
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        context = ChildTaskContext("t-1", _Channel(child_end))
+        context.request_stop("cancel_requested")
+        calls = 0
+        started = time.monotonic()
+        while time.monotonic() - started < 0.3:
+            context.update_progress((calls % 100) / 100)
+            calls += 1
+        context.close()
+    finally:
+        child_end.close()
+        reader.join(BOUND)
+    parent_end.close()
+    assert calls > 10_000  # the storm really happened
+    assert 1 <= len(received) <= 0.3 / _PROGRESS_INTERVAL + 5
+    assert {message[0] for message in received} == {"progress"}
