@@ -122,13 +122,33 @@ class TaskContext:
         """How many times the operation's thread was interrupted."""
         return self._interrupts
 
-    @property
-    def child(self) -> ChildProcess | None:
-        """The child process running the operation (process isolation), once attached."""
-        return self._child
-
     def attach_child(self, child: ChildProcess) -> None:
-        self._child = child
+        """Process isolation: ``child`` now runs this task's operation."""
+        with self._lock:
+            self._child = child
+
+    def detach_child(self) -> None:
+        """Called before the child goes back to its pool: from then on no signal or
+        cancel meant for this task can reach the child's next task."""
+        with self._lock:
+            self._child = None
+
+    def signal_child(self, signum: int) -> int | None:
+        """Send ``signum`` to the child running this task; returns its pid, or None if
+        no child runs it (not attached yet, or already given back)."""
+        with self._lock:
+            child = self._child
+            if child is None:
+                return None
+            child.signal(signum)
+            return child.pid
+
+    def cancel_child(self, reason: StopReason) -> None:
+        """Relay a stop request to the child running this task, if one does."""
+        with self._lock:
+            child = self._child
+            if child is not None:
+                child.send(("cancel", self.task_id, reason.value))
 
     def enter_operation(self) -> None:
         """Called by the operation's thread just before it calls the operation."""

@@ -217,6 +217,13 @@ def run_in_child(
     child = pool.acquire()
     child.tasks_run += 1
     context.attach_child(child)
+
+    def give_back(*, reusable: bool) -> None:
+        # Detach first: a late signal or cancel for this task must not reach the
+        # child's next task.
+        context.detach_child()
+        pool.release(child, reusable=reusable)
+
     message = ("run", spec.task_id, work, spec.memory_limit_mb, spec.cpu_time_limit)
     if child.send(message):
         on_started()
@@ -235,7 +242,7 @@ def run_in_child(
             # Which message it was is unknown, so the child may still be running the
             # operation: it cannot be trusted with another task.
             child.signal(signal.SIGKILL)
-            pool.release(child, reusable=False)
+            give_back(reusable=False)
             return Raised.from_exception(exc)
         if reply[0] == "progress":
             _, _, progress, has_partial, partial = reply
@@ -245,7 +252,7 @@ def run_in_child(
                 context.partial_result = partial
             continue
         _, _, kind, payload = reply
-        pool.release(child, reusable=kind != "memory")
+        give_back(reusable=kind != "memory")
         if kind == "completed":
             return Completed(payload)
         exception_type, text, trace = payload
@@ -256,13 +263,13 @@ def run_in_child(
                 message=f"{exception_type}: {text}" if text else exception_type,
             )
         return Raised(exception_type=exception_type, message=text, traceback=trace)
-    return _death(pool, child, spec)
-
-
-def _death(pool: ProcessPool, child: ChildProcess, spec: TaskSpec) -> Outcome:
     child.process.join()
     exitcode = child.process.exitcode
-    pool.release(child, reusable=False)
+    give_back(reusable=False)
+    return _death_outcome(exitcode, spec)
+
+
+def _death_outcome(exitcode: int | None, spec: TaskSpec) -> Outcome:
     signum = -exitcode if exitcode is not None and exitcode < 0 else None
     exit_code = exitcode if signum is None else None
     if signum == signal.SIGXCPU and spec.cpu_time_limit is not None:

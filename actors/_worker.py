@@ -70,9 +70,7 @@ class WorkerActor(PooledActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Stop):
             self._context.request_stop(message.reason)
-            child = self._context.child
-            if child is not None:
-                child.send(("cancel", self._spec.task_id, message.reason.value))
+            self._context.cancel_child(message.reason)
         elif isinstance(message, Interrupt):
             if self._spec.isolation is Isolation.PROCESS:
                 self._signal_child(message)
@@ -95,16 +93,15 @@ class WorkerActor(PooledActor):
     def _signal_child(self, message: Interrupt) -> None:
         # Process isolation escalates with signals: SIGTERM after the first grace, SIGKILL
         # after the second (and after every later one, should the child still live).
-        child = self._context.child
-        if child is None:
-            return  # not attached yet: the next escalation tries again
         signum = signal.SIGTERM if self._signals_sent == 0 else signal.SIGKILL
+        pid = self._context.signal_child(signum)
+        if pid is None:
+            return  # not attached yet (the next escalation tries again), or given back
         self._signals_sent += 1
-        child.signal(signum)
         _log.warning(
             "task.child_signalled",
             task_id=self._spec.task_id,
-            pid=child.pid,
+            pid=pid,
             signal=signal.Signals(signum).name,
             reason=message.reason.value,
         )
