@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from actors import TaskContext
+from actors import StopReason, TaskContext
 from actors.testing import wait_until
 from storycore_tasks import TaskManager
 from storycore_tasks.errors import HTTP_STATUS_BY_CODE, REMEDIATION_BY_CODE, ErrorCodes
@@ -529,3 +529,29 @@ def test_a_cancelled_child_still_coalesces_its_progress() -> None:
     assert calls > 10_000  # the storm really happened
     assert 1 <= len(received) <= 0.3 / _PROGRESS_INTERVAL + 5
     assert {message[0] for message in received} == {"progress"}
+
+
+def test_a_child_given_back_cannot_be_signalled_for_its_old_task() -> None:
+    """Once a task's child is detached (given back to the pool), a late escalation for
+    that task signals nothing: the child, maybe running the next task, lives on."""
+    import pykka
+
+    from actors._context import TaskContext as RuntimeContext
+    from actors._processes import ChildProcess
+
+    registry = pykka.ThreadingActor.start()
+    child = ChildProcess("test-child")
+    try:
+        context = RuntimeContext("t-1", registry)
+        context.attach_child(child)
+        context.detach_child()
+        assert context.signal_child(signal.SIGTERM) is None
+        context.cancel_child(StopReason.TIMEOUT)  # nowhere to go: no error either
+        assert child.process.exitcode is None
+        context.attach_child(child)
+        assert context.signal_child(signal.SIGKILL) == child.pid
+        child.process.join(BOUND)
+        assert child.process.exitcode == -signal.SIGKILL
+    finally:
+        child.close()
+        registry.stop()
