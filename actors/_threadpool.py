@@ -3,7 +3,7 @@
 ``concurrent.futures.ThreadPoolExecutor`` builds a Future (with its own Condition) per
 submission; the runtime never reads those futures, and at two submissions per task the
 cost shows. This pool is a C ``SimpleQueue`` and N threads. Callables must not raise:
-one that does is logged and the thread carries on.
+one that does (with any exception) is logged and the thread carries on.
 
 Threads are daemon threads: a host that exits without ``shutdown()`` is not held
 hostage by an operation that never returns (``shutdown(wait=True)`` is how to wait).
@@ -85,7 +85,9 @@ class ThreadPool:
                 return
             try:
                 fn()
-            except Exception:
+            except BaseException:
+                # Not even a stray BaseException (an asynchronous TaskInterrupted that
+                # arrived late) may end a pool thread: the pool would shrink for good.
                 _log.exception("threadpool.callable_failed", callable=repr(fn))
             finally:
                 with self._lock:

@@ -28,6 +28,14 @@ from actors.logs import library_logger
 
 __all__ = ["WorkerActor"]
 
+# The outcome of an operation interrupted again while its outcome was being built. The
+# task is already terminal then (it timed out or was cancelled): nothing reads the detail.
+_INTERRUPTED = Raised(
+    exception_type="actors.TaskInterrupted",
+    message="interrupted after its stop grace",
+    traceback="",
+)
+
 _log = library_logger("actors.worker")
 
 
@@ -125,14 +133,17 @@ class WorkerActor(PooledActor):
         """Runs on a pooled thread: call the operation, contain whatever it raises."""
         spec = self._spec
         context = self._context
-        outcome: Outcome
+        outcome: Outcome = _INTERRUPTED
         context.enter_operation()
         try:
-            outcome = Completed(spec.operation(spec.params, context))
-        except BaseException as exc:
-            # SystemExit, KeyboardInterrupt and TaskInterrupted included: in pykka a
-            # BaseException that escapes an actor stops every actor.
-            outcome = Raised.from_exception(exc)
+            try:
+                outcome = Completed(spec.operation(spec.params, context))
+            except BaseException as exc:
+                # SystemExit, KeyboardInterrupt and TaskInterrupted included: in pykka a
+                # BaseException that escapes an actor stops every actor.
+                outcome = Raised.from_exception(exc)
+        except TaskInterrupted:
+            pass  # a repeated interrupt hit while the first one was being recorded
         while True:
             # An interrupt set just as the operation returned may still fire here; once
             # leave_operation() has returned, none is pending and none can be set.

@@ -224,3 +224,31 @@ def test_bad_stop_grace_is_refused(grace: object) -> None:
     """stop_grace must be a finite number of seconds >= 0."""
     with pytest.raises((TypeError, ValueError)):
         TaskManager(stop_grace=grace)  # type: ignore[arg-type]
+
+
+class SlowToDescribe(Exception):
+    """An exception whose message takes a long time to build (ignoring cancellation)."""
+
+    def __str__(self) -> str:
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            pass
+        return "finally described"
+
+
+def test_an_interrupt_while_the_outcome_is_built_still_frees_the_slot(
+    make_manager: MakeManager,
+) -> None:
+    """An operation that raised, then is interrupted while the runtime records its
+    exception (its __str__ spins past the grace), still gives its slot back, and the
+    pool thread survives to run the next task."""
+    manager = make_manager(num_workers=1, stop_grace=0.05)
+
+    def raise_slowly(params: Mapping[str, Any], task: TaskContext) -> None:
+        raise SlowToDescribe()
+
+    task_id = manager.create_task(raise_slowly, timeout=0.1)
+    assert manager.wait(task_id, timeout=10)["error"]["code"] == "TIMEOUT"
+    follow_up = manager.create_task(lambda params, task: "next")
+    assert manager.wait(follow_up, timeout=4)["result"] == "next"  # well before the 5 s spin
+    assert wait_until(lambda: stopping(manager) == 0, timeout=10)
