@@ -1,4 +1,5 @@
-"""B4: cancel latency: a pending task, a running task that checks ``is_cancelled()``.
+"""B4: cancel latency: a pending task, a running task that checks ``is_cancelled()``,
+and a running process-mode task that never checks (a forced stop).
 
 Pending: ``TaskManager(num_workers=1)`` whose one worker is held by a blocked task,
 ``cancel_pending_tasks`` no-op tasks queued behind it; each ``cancel_task`` call is
@@ -10,8 +11,13 @@ Cooperative: ``TaskManager(num_workers=4)``; in waves of four, tasks that poll
 moment minus the ``perf_counter`` taken just before its ``cancel_task`` call; it
 includes up to one polling interval.
 
-Forced stops (an operation that never checks, process mode with a 0.2 s grace) are
-pending until process workers land.
+Forced: ``TaskManager(num_workers=1, isolation="process", stop_grace=0.2)``, one task
+at a time running :func:`benchmarks.ops.sleep_forever` (``time.sleep(3600)``, never
+looking at ``is_cancelled()``), which publishes its child's pid as its partial result.
+Once the pid is seen, one sample is timed from just before ``cancel_task`` until the
+child is gone (``/proc/<pid>`` no longer exists: killed and reaped by the pool) and the
+slot is free (``get_stats()["stopping"] == 0``), polled every 0.5 ms. The child is
+SIGTERMed after the grace; the next task starts a fresh child (outside the timing).
 """
 
 from __future__ import annotations
@@ -20,15 +26,25 @@ import threading
 import time
 from typing import Any
 
-from benchmarks.harness import summarize, wait_all_done
-from benchmarks.report import Part, pending_part, verdict
+from benchmarks import ops
+from benchmarks.harness import pid_gone, summarize, wait_all_done
+from benchmarks.report import Part, verdict
 from benchmarks.sizes import Sizes
 from storycore_tasks import TaskManager
 
-__all__ = ["TARGET_COOPERATIVE_P99_MS", "TARGET_PENDING_P99_MS", "run"]
+__all__ = [
+    "FORCED_GRACE_SECONDS",
+    "TARGET_COOPERATIVE_P99_MS",
+    "TARGET_FORCED_MARGIN_MS",
+    "TARGET_PENDING_P99_MS",
+    "run",
+]
 
 TARGET_PENDING_P99_MS = 1.0
 TARGET_COOPERATIVE_P99_MS = 20.0
+FORCED_GRACE_SECONDS = 0.2
+TARGET_FORCED_MARGIN_MS = 50.0
+FORCED_POLL_SECONDS = 0.0005
 POLL_SECONDS = 0.001
 SAFETY_SECONDS = 60.0  # an operation gives up polling after this (never in a healthy run)
 
@@ -108,9 +124,58 @@ def _cooperative(samples_wanted: int, workers: int) -> list[float]:
     return latencies
 
 
+def _wait_pid(manager: TaskManager, task_id: str) -> int:
+    """The pid the task's child published as its partial result."""
+    give_up = time.perf_counter() + SAFETY_SECONDS
+    while time.perf_counter() < give_up:
+        status = manager.get_task_status(task_id) or {}
+        partial = status.get("partial_result")
+        if isinstance(partial, dict) and "pid" in partial:
+            return int(partial["pid"])
+        if status.get("status") not in {"pending", "running"}:
+            raise AssertionError(f"task {task_id} ended before it blocked: {status}")
+        time.sleep(0.005)
+    raise TimeoutError(f"task {task_id} never published its pid")
+
+
+def _forced(samples_wanted: int) -> tuple[list[float], list[float], list[str]]:
+    """(seconds to child gone and slot free, seconds to child gone, final statuses)."""
+    both: list[float] = []
+    gone: list[float] = []
+    statuses: list[str] = []
+    with TaskManager(
+        num_workers=1, isolation="process", stop_grace=FORCED_GRACE_SECONDS
+    ) as manager:
+        for _ in range(samples_wanted):
+            task_id = manager.create_task(ops.sleep_forever)
+            pid = _wait_pid(manager, task_id)
+            start = time.perf_counter()
+            if not manager.cancel_task(task_id):
+                raise AssertionError(f"cancel of running task {task_id} was refused")
+            child_gone_at: float | None = None
+            give_up = start + SAFETY_SECONDS
+            while True:
+                now = time.perf_counter()
+                if child_gone_at is None and pid_gone(pid):
+                    child_gone_at = now
+                if child_gone_at is not None and manager.get_stats()["stopping"] == 0:
+                    both.append(time.perf_counter() - start)
+                    gone.append(child_gone_at - start)
+                    break
+                if now > give_up:
+                    raise TimeoutError(f"the child {pid} of task {task_id} was never stopped")
+                time.sleep(FORCED_POLL_SECONDS)
+            statuses.append(manager.wait(task_id, timeout=SAFETY_SECONDS)["status"])
+    return both, gone, statuses
+
+
 def run(sizes: Sizes) -> list[Part]:
     pending, accepted = _pending(sizes.cancel_pending_tasks)
     cooperative = _cooperative(sizes.cancel_running_samples, sizes.cancel_running_workers)
+    forced, forced_gone, forced_statuses = _forced(sizes.cancel_forced_samples)
+    forced_ms = summarize(forced, 1e3, digits=1)
+    forced_gone_ms = summarize(forced_gone, 1e3, digits=1)
+    forced_target_ms = FORCED_GRACE_SECONDS * 1000.0 + TARGET_FORCED_MARGIN_MS
     pending_us = summarize(pending, 1e6)
     coop_ms = summarize(cooperative, 1e3, digits=2)
     if accepted != len(pending):
@@ -141,10 +206,26 @@ def run(sizes: Sizes) -> list[Part]:
             target=f"p99 ≤ {TARGET_COOPERATIVE_P99_MS:g} ms",
             result=verdict(coop_ms["p99"] <= TARGET_COOPERATIVE_P99_MS),
         ),
-        pending_part(
-            "cancel latency, running and never checking (process mode, 0.2 s grace)",
-            "≤ grace + 50 ms",
-            "process workers with hard stops",
+        Part(
+            scenario="cancel latency, running and never checking (process mode, "
+            f"time.sleep(3600), {FORCED_GRACE_SECONDS:g} s grace): until the child is "
+            "gone and the slot free",
+            status="measured",
             mode="process",
+            measured=f"p50 {forced_ms['p50']:.1f} ms, p99 {forced_ms['p99']:.1f} ms, "
+            f"max {forced_ms['max']:.1f} ms ({forced_ms['n']} samples)",
+            figures={
+                "latency_ms": forced_ms,
+                "child_gone_ms": forced_gone_ms,
+                "final_statuses": sorted(set(forced_statuses)),
+            },
+            config={
+                "workers": 1,
+                "samples": len(forced),
+                "stop_grace": FORCED_GRACE_SECONDS,
+                "poll_seconds": FORCED_POLL_SECONDS,
+            },
+            target=f"≤ grace + {TARGET_FORCED_MARGIN_MS:g} ms ({forced_target_ms:g} ms)",
+            result=verdict(forced_ms["max"] <= forced_target_ms),
         ),
     ]

@@ -27,6 +27,13 @@ class Sizes:
     cancel_pending_tasks: int
     cancel_running_samples: int
     cancel_running_workers: int
+    cancel_forced_samples: int
+    # B5 hard stops
+    hard_stops: int
+    hard_stop_workers: int
+    # B9 process-mode overhead
+    process_overhead_tasks: int
+    process_overhead_rounds: int
     # B6 memory per record
     memory_records: int
     memory_batch: int
@@ -52,6 +59,11 @@ FULL = Sizes(
     cancel_pending_tasks=1_000,
     cancel_running_samples=200,
     cancel_running_workers=4,
+    cancel_forced_samples=20,
+    hard_stops=100,
+    hard_stop_workers=5,
+    process_overhead_tasks=2_000,
+    process_overhead_rounds=5,
     memory_records=50_000,
     memory_batch=1_000,
     scaling_levels=(1_000, 10_000, 100_000, 1_000_000),
@@ -75,6 +87,11 @@ QUICK = Sizes(
     cancel_pending_tasks=200,
     cancel_running_samples=20,
     cancel_running_workers=4,
+    cancel_forced_samples=5,
+    hard_stops=10,
+    hard_stop_workers=5,
+    process_overhead_tasks=200,
+    process_overhead_rounds=2,
     memory_records=5_000,
     memory_batch=1_000,
     scaling_levels=(1_000, 10_000),

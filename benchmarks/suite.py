@@ -14,7 +14,17 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from benchmarks import cancel, memory, pending, scaling, status_latency, throughput, timeouts
+from benchmarks import (
+    cancel,
+    hard_stops,
+    memory,
+    pending,
+    process_overhead,
+    scaling,
+    status_latency,
+    throughput,
+    timeouts,
+)
 from benchmarks.harness import no_leaks, quiet_logging
 from benchmarks.report import Part, ScenarioResult
 from benchmarks.sizes import Sizes
@@ -34,11 +44,11 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("B2", "get_task_status latency", status_latency.run),
     Scenario("B3", "timeout precision", timeouts.run),
     Scenario("B4", "cancel latency", cancel.run),
-    Scenario("B5", "resources after hard stops", pending.run_b5),
+    Scenario("B5", "resources after hard stops", hard_stops.run),
     Scenario("B6", "memory per retained terminal record", memory.run),
     Scenario("B7", "scaling with retained records", scaling.run),
     Scenario("B8", "durability: the SQLite store", pending.run_b8),
-    Scenario("B9", "process mode per-task overhead", pending.run_b9),
+    Scenario("B9", "process mode per-task overhead", process_overhead.run),
 )
 
 
