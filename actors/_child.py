@@ -20,7 +20,9 @@ values are flushed before ``done``.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import pickle
 import queue
 import resource
@@ -34,6 +36,7 @@ from actors.validation import check_fraction
 __all__ = ["ChildTaskContext", "child_main"]
 
 _PROGRESS_INTERVAL = 0.01
+_CHILD_NICENESS = 10
 _UNSET: Any = object()
 
 
@@ -175,6 +178,10 @@ def _restore_limits(saved: Any) -> None:
 
 def child_main(conn: Connection) -> None:
     """Entry point of a pool child: run tasks until told to exit or the parent goes."""
+    # Below the host's priority: operations in children must not starve the
+    # supervisor's own threads of CPU (status queries, timers, stops).
+    with contextlib.suppress(OSError):
+        os.nice(_CHILD_NICENESS)
     channel = _Channel(conn)
     channel.send(("ready",))  # the interpreter is up: the parent may hand out this child
     tasks: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()

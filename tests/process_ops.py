@@ -136,3 +136,8 @@ def partial_unreadable_by_parent(params: Mapping[str, Any], task: TaskContext) -
     """Publish a partial result the parent cannot unpickle, then keep running."""
     task.partial_result = OnlyInChild()
     time.sleep(3600)
+
+
+def niceness(params: Mapping[str, Any], task: TaskContext) -> int:
+    """The scheduling niceness the operation runs at."""
+    return os.nice(0)

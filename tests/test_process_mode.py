@@ -555,3 +555,11 @@ def test_a_child_given_back_cannot_be_signalled_for_its_old_task() -> None:
     finally:
         child.close()
         registry.stop()
+
+
+def test_children_run_below_the_host_priority(make_manager: MakeManager) -> None:
+    """Children run at niceness +10 from the host, so CPU-bound operations cannot starve
+    the supervisor's threads (benchmark B2 under process-mode load)."""
+    manager = make_manager(num_workers=1, isolation="process")
+    status = manager.wait(manager.create_task(process_ops.niceness), timeout=BOUND)
+    assert status["result"] == min(os.nice(0) + 10, 19)
