@@ -196,8 +196,8 @@ def test_fifty_sleeping_timeouts_leave_no_extra_child_and_no_zombie(
     failed/TIMEOUT with its partial result, and within the grace windows no child is left
     beyond the pool and none is a zombie."""
     baseline = set(child_states())
-    manager = make_manager(num_workers=5, isolation="process", stop_grace=0.2)
-    ids = [manager.create_task(process_ops.partial_then_sleep, timeout=0.3) for _ in range(50)]
+    manager = make_manager(num_workers=5, isolation="process", stop_grace=0.1)
+    ids = [manager.create_task(process_ops.partial_then_sleep, timeout=0.2) for _ in range(50)]
     statuses = [manager.wait(task_id, timeout=120) for task_id in ids]
     assert [(s["status"], s["error"]["code"]) for s in statuses] == [("failed", "TIMEOUT")] * 50
 
