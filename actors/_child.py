@@ -31,13 +31,12 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-from actors.validation import check_fraction
+from actors._published import Published
 
 __all__ = ["ChildTaskContext", "child_main"]
 
 _PROGRESS_INTERVAL = 0.01
 _CHILD_NICENESS = 10
-_UNSET: Any = object()
 
 
 class _Channel:
@@ -63,9 +62,7 @@ class ChildTaskContext:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._stop_reason: str | None = None
-        self._progress: float | None = None
-        self._partial: Any = _UNSET
-        self._partial_new: Any = _UNSET
+        self._published = Published()
         self._dirty = threading.Event()
         self._closing = threading.Event()  # not _stop: a cancelled task must stay rate-limited
         self._closed = False
@@ -83,20 +80,16 @@ class ChildTaskContext:
         return self._stop.wait(timeout)
 
     def update_progress(self, fraction: float) -> None:
-        progress = check_fraction(fraction)
-        with self._lock:
-            self._progress = progress
+        self._published.progress(fraction)
         self._dirty.set()
 
     @property
     def partial_result(self) -> Any:
-        with self._lock:
-            return None if self._partial is _UNSET else self._partial
+        return self._published.latest_partial()
 
     @partial_result.setter
     def partial_result(self, value: Any) -> None:
-        with self._lock:
-            self._partial = self._partial_new = value
+        self._published.partial(value)
         self._dirty.set()
 
     def request_stop(self, reason: str) -> None:
@@ -124,18 +117,15 @@ class ChildTaskContext:
             self._closing.wait(_PROGRESS_INTERVAL)  # at most one message per interval
 
     def _flush(self) -> None:
-        with self._lock:
-            progress, partial = self._progress, self._partial_new
-            self._progress, self._partial_new = None, _UNSET
-        if progress is None and partial is _UNSET:
+        progress, partial, has_partial = self._published.drain()
+        if progress is None and not has_partial:
             return
-        has_partial = partial is not _UNSET
         message = (
             "progress",
             self.task_id,
             progress,
             has_partial,
-            partial if has_partial else None,
+            partial,
         )
         try:
             self._channel.send(message)

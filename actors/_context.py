@@ -17,14 +17,12 @@ import pykka
 from actors._interrupt import TaskInterrupted, clear_interrupt, raise_in_thread
 from actors._messages import ProgressReady
 from actors._outcome import StopReason
-from actors.validation import check_fraction
+from actors._published import Published
 
 if TYPE_CHECKING:
     from actors._processes import ChildProcess
 
 __all__ = ["TaskContext"]
-
-_UNSET: Any = object()
 
 
 class TaskContext:
@@ -32,13 +30,10 @@ class TaskContext:
 
     __slots__ = (
         "_child",
-        "_flush_pending",
         "_interrupts",
         "_lock",
         "_operation_thread",
-        "_partial",
-        "_partial_new",
-        "_progress",
+        "_published",
         "_registry",
         "_stop_event",
         "_stop_reason",
@@ -53,10 +48,8 @@ class TaskContext:
         # and an Event (a Condition and a lock) costs more than the rest of the context.
         self._stop_event: threading.Event | None = None
         self._stop_reason: StopReason | None = None
-        self._progress: float | None = None
-        self._partial: Any = _UNSET  # the latest value, for reads inside the operation
-        self._partial_new: Any = _UNSET  # set since the last drain
-        self._flush_pending = False
+        # Coalesced: at most one ProgressReady is in flight to the registry at a time.
+        self._published = Published()
         self._operation_thread: int | None = None  # ident while the operation runs
         self._child: ChildProcess | None = None  # process isolation: the child running it
         self._interrupts = 0
@@ -85,25 +78,17 @@ class TaskContext:
 
     def update_progress(self, fraction: float) -> None:
         """Report progress as a fraction from 0.0 to 1.0."""
-        progress = check_fraction(fraction)
-        with self._lock:
-            self._progress = progress
-            notify = self._mark_dirty()
-        if notify:
+        if self._published.progress(fraction):
             self._notify()
 
     @property
     def partial_result(self) -> Any:
         """The latest partial result set by the operation (None if never set)."""
-        with self._lock:
-            return None if self._partial is _UNSET else self._partial
+        return self._published.latest_partial()
 
     @partial_result.setter
     def partial_result(self, value: Any) -> None:
-        with self._lock:
-            self._partial = self._partial_new = value
-            notify = self._mark_dirty()
-        if notify:
+        if self._published.partial(value):
             self._notify()
 
     # -- for the runtime -----------------------------------------------------------------
@@ -183,26 +168,11 @@ class TaskContext:
 
         Called by the registry when it handles ``ProgressReady``; re-arms the notification.
         """
-        with self._lock:
-            progress, partial = self._progress, self._partial_new
-            self._progress = None
-            self._partial_new = _UNSET
-            self._flush_pending = False
-        if partial is _UNSET:
-            return progress, None, False
-        return progress, partial, True
-
-    def _mark_dirty(self) -> bool:
-        if self._flush_pending:
-            return False
-        self._flush_pending = True
-        return True
+        return self._published.drain()
 
     def _notify(self) -> None:
         # The registry may be gone (shutdown without wait while an operation still
         # reports progress): progress then has nowhere to go, which is harmless.
-        import pykka
-
         with contextlib.suppress(pykka.ActorDeadError):
             self._registry.tell(ProgressReady(self.task_id, self))
 
