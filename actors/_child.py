@@ -27,10 +27,10 @@ import pickle
 import queue
 import resource
 import threading
-import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
+from actors._outcome import Raised
 from actors._published import Published
 
 __all__ = ["ChildTaskContext", "child_main"]
@@ -134,11 +134,9 @@ class ChildTaskContext:
 
 
 def _exception_info(exc: BaseException) -> tuple[str, str, str]:
-    exc_type = type(exc)
-    name = exc_type.__qualname__
-    if exc_type.__module__ not in ("builtins", "__main__"):
-        name = f"{exc_type.__module__}.{name}"
-    return name, str(exc), "".join(traceback.format_exception(exc))
+    """(qualified type, message, traceback): the fields of the host's Raised fact."""
+    raised = Raised.from_exception(exc)
+    return raised.exception_type, raised.message, raised.traceback
 
 
 def _apply_limits(memory_limit_mb: float | None, cpu_time_limit: float | None) -> Any:
