@@ -120,6 +120,11 @@ class TaskRecord:
             isolation=spec.isolation,
         )
 
+    @property
+    def duration_seconds(self) -> float | None:
+        """Seconds from start (or creation, if it never started) to the end."""
+        return _duration(self.created_at, self.started_at, self.ended_at)
+
     def snapshot(self) -> TaskSnapshot:
         return TaskSnapshot(
             task_id=self.task_id,
@@ -173,6 +178,10 @@ class TaskSnapshot:
     @property
     def duration_seconds(self) -> float | None:
         """Seconds from start (or creation, if it never started) to the end."""
-        if self.ended_at is None:
-            return None
-        return self.ended_at - (self.started_at if self.started_at is not None else self.created_at)
+        return _duration(self.created_at, self.started_at, self.ended_at)
+
+
+def _duration(created_at: float, started_at: float | None, ended_at: float | None) -> float | None:
+    if ended_at is None:
+        return None
+    return ended_at - (started_at if started_at is not None else created_at)

@@ -177,9 +177,9 @@ class RegistryActor(pykka.ThreadingActor):
     @staticmethod
     def _log_terminal(record: TaskRecord) -> None:
         outcome = record.outcome
-        started = record.started_at if record.started_at is not None else record.created_at
-        assert record.ended_at is not None
-        duration_ms = round((record.ended_at - started) * 1000.0, 3)
+        duration = record.duration_seconds
+        assert duration is not None
+        duration_ms = round(duration * 1000.0, 3)
         task_id = record.task_id
         if isinstance(outcome, Completed):
             _log.info("task.completed", task_id=task_id, duration_ms=duration_ms)
