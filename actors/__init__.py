@@ -12,7 +12,13 @@ from actors._errors import (
     ActorUnresponsiveError,
     QueueFullError,
     RuntimeClosedError,
+    StoreError,
+    StoreLockedError,
+    StoreOpenError,
+    StoreVersionError,
+    StoreWriteError,
     SupervisorError,
+    UnknownOperationError,
     UnknownTaskError,
 )
 from actors._interrupt import TaskInterrupted
@@ -20,9 +26,11 @@ from actors._outcome import (
     Cancelled,
     Completed,
     Crashed,
+    Interrupted,
     Outcome,
     Raised,
     ResourceExhausted,
+    ResultNotStorable,
     StopReason,
     TimedOut,
 )
@@ -30,6 +38,8 @@ from actors._pooled import Dispatcher, PooledActor
 from actors._processes import ProcessPoolStats
 from actors._records import Isolation, Operation, TaskPriority, TaskSnapshot, TaskSpec, TaskStatus
 from actors._runtime import RuntimeStats, TaskRuntime
+from actors._sqlite import SqliteStore
+from actors._store import MemoryStore, Store, StoreStats
 from actors._supervisor import SupervisorStats
 from actors._table import TableStats
 from actors._timers import TimerHandle, TimerService, TimerStatistics
@@ -41,8 +51,10 @@ __all__ = [
     "Completed",
     "Crashed",
     "Dispatcher",
+    "Interrupted",
     "Isolation",
     "ManualClock",
+    "MemoryStore",
     "Operation",
     "Outcome",
     "PooledActor",
@@ -50,9 +62,18 @@ __all__ = [
     "QueueFullError",
     "Raised",
     "ResourceExhausted",
+    "ResultNotStorable",
     "RuntimeClosedError",
     "RuntimeStats",
+    "SqliteStore",
     "StopReason",
+    "Store",
+    "StoreError",
+    "StoreLockedError",
+    "StoreOpenError",
+    "StoreStats",
+    "StoreVersionError",
+    "StoreWriteError",
     "SupervisorError",
     "SupervisorStats",
     "SystemClock",
@@ -68,5 +89,6 @@ __all__ = [
     "TimerHandle",
     "TimerService",
     "TimerStatistics",
+    "UnknownOperationError",
     "UnknownTaskError",
 ]

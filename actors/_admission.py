@@ -29,6 +29,12 @@ class AdmissionGate:
             self._waiting += 1
             return True
 
+    def enter(self) -> None:
+        """Take a place even past ``capacity``: tasks recovered from a durable store were
+        admitted once already and are never refused."""
+        with self._lock:
+            self._waiting += 1
+
     def leave(self) -> None:
         with self._lock:
             if self._waiting <= 0:

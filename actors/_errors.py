@@ -6,7 +6,13 @@ __all__ = [
     "ActorUnresponsiveError",
     "QueueFullError",
     "RuntimeClosedError",
+    "StoreError",
+    "StoreLockedError",
+    "StoreOpenError",
+    "StoreVersionError",
+    "StoreWriteError",
     "SupervisorError",
+    "UnknownOperationError",
     "UnknownTaskError",
 ]
 
@@ -53,3 +59,40 @@ class ActorUnresponsiveError(SupervisorError, TimeoutError):
             "is overloaded or stuck: CPU-bound operations in thread mode starve it of the "
             "GIL (run them in process mode), or raise ask_timeout."
         )
+
+
+class UnknownOperationError(SupervisorError, ValueError):
+    """``create_task`` named an operation nobody registered."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        shown = ", ".join(repr(n) for n in known[:10]) or "none yet"
+        more = f" and {len(known) - 10} more" if len(known) > 10 else ""
+        super().__init__(
+            f"no operation is registered as {name!r} (registered: {shown}{more}); register "
+            "it first with register_operation(name, function), or pass the function itself"
+        )
+
+
+class StoreError(SupervisorError):
+    """The task store could not be opened or written. ``location`` names the file."""
+
+    def __init__(self, location: str, message: str) -> None:
+        self.location = location
+        super().__init__(message)
+
+
+class StoreOpenError(StoreError):
+    """The store's file is unreadable, corrupt, or not a task database."""
+
+
+class StoreLockedError(StoreError):
+    """Another runtime (in this process or another one) has the store open: one writer only."""
+
+
+class StoreVersionError(StoreError):
+    """The database was written by a newer schema than this version can read."""
+
+
+class StoreWriteError(StoreError):
+    """A write to the store failed (disk full, I/O error): the change is not durable."""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from actors._outcome import Outcome, StopReason
 from actors._records import TaskSpec, TaskStatus
+from actors._store import CommitTicket
 
 if TYPE_CHECKING:
     from actors._context import TaskContext
@@ -56,12 +57,16 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class Register:
     spec: TaskSpec
+    # Durable store: done once the new record is committed (submit waits on it).
+    ticket: CommitTicket | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class MarkRunning:
     task_id: str
     at: float
+    # Durable store: done once RUNNING is committed (the worker waits on it to start).
+    ticket: CommitTicket | None = None
 
 
 @dataclass(frozen=True, slots=True)

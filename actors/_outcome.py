@@ -16,9 +16,11 @@ __all__ = [
     "Cancelled",
     "Completed",
     "Crashed",
+    "Interrupted",
     "Outcome",
     "Raised",
     "ResourceExhausted",
+    "ResultNotStorable",
     "StopReason",
     "TimedOut",
 ]
@@ -107,4 +109,38 @@ class ResourceExhausted:
     message: str
 
 
-Outcome = Completed | Raised | TimedOut | Cancelled | Crashed | ResourceExhausted
+@dataclass(frozen=True, slots=True)
+class Interrupted:
+    """The process running the runtime stopped (a crash, ``kill -9``) before the task
+    ended; a runtime that reopened its durable store found it unfinished.
+
+    ``was_running``: it had started (attempt ``attempt``); otherwise it was pending, and
+    its operation was a plain function, which a new process cannot find again.
+    ``last_seen_at`` is the task's last recorded change, ``recovered_at`` when the new
+    runtime found it.
+    """
+
+    was_running: bool
+    attempt: int
+    last_seen_at: float
+    recovered_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ResultNotStorable:
+    """The operation returned a value the durable store cannot keep (not JSON)."""
+
+    type_name: str
+    message: str
+
+
+Outcome = (
+    Completed
+    | Raised
+    | TimedOut
+    | Cancelled
+    | Crashed
+    | ResourceExhausted
+    | Interrupted
+    | ResultNotStorable
+)

@@ -79,6 +79,11 @@ class TaskSpec:
     isolation: Isolation = Isolation.THREAD
     memory_limit_mb: float | None = None
     cpu_time_limit: float | None = None
+    # Created by name from the runtime's operation registry, so a new process can find
+    # the operation again; a plain function's task cannot be resumed after a crash.
+    named: bool = False
+    # The params as the durable store keeps them (JSON); None with the memory store.
+    params_json: str | None = None
 
 
 @dataclass(slots=True)
@@ -95,7 +100,11 @@ class TaskRecord:
     created_at: float
     updated_at: float
     isolation: Isolation = Isolation.THREAD
+    memory_limit_mb: float | None = None
+    cpu_time_limit: float | None = None
+    named: bool = False
     status: TaskStatus = TaskStatus.PENDING
+    attempt: int = 0  # how many times it was started
     progress: float = 0.0
     started_at: float | None = None
     ended_at: float | None = None
@@ -104,6 +113,11 @@ class TaskRecord:
     partial_result: Any = None
     has_partial_result: bool = False
     outcome: Outcome | None = None
+    # The JSON texts a durable store writes, encoded once when the value arrives (None
+    # with the memory store, or when there is no such value).
+    params_json: str | None = None
+    result_json: str | None = None
+    partial_json: str | None = None
 
     @classmethod
     def from_spec(cls, spec: TaskSpec) -> TaskRecord:
@@ -118,6 +132,29 @@ class TaskRecord:
             created_at=spec.created_at,
             updated_at=spec.created_at,
             isolation=spec.isolation,
+            memory_limit_mb=spec.memory_limit_mb,
+            cpu_time_limit=spec.cpu_time_limit,
+            named=spec.named,
+            params_json=spec.params_json,
+        )
+
+    def to_spec(self, operation: Operation) -> TaskSpec:
+        """The spec that runs this record's task again (recovery after a crash)."""
+        return TaskSpec(
+            task_id=self.task_id,
+            operation=operation,
+            operation_name=self.operation_name,
+            params=self.params,
+            user=self.user,
+            timeout=self.timeout,
+            priority=self.priority,
+            seq=self.seq,
+            created_at=self.created_at,
+            isolation=self.isolation,
+            memory_limit_mb=self.memory_limit_mb,
+            cpu_time_limit=self.cpu_time_limit,
+            named=self.named,
+            params_json=self.params_json,
         )
 
     @property
@@ -135,6 +172,7 @@ class TaskRecord:
             priority=self.priority,
             isolation=self.isolation,
             status=self.status,
+            attempt=self.attempt,
             progress=self.progress,
             created_at=self.created_at,
             updated_at=self.updated_at,
@@ -164,6 +202,7 @@ class TaskSnapshot:
     priority: TaskPriority
     isolation: Isolation
     status: TaskStatus
+    attempt: int
     progress: float
     created_at: float
     updated_at: float

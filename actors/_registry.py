@@ -4,6 +4,12 @@ It owns a :class:`TaskTable`; every state change arrives here as a message, and 
 query is answered from here. It logs each lifecycle transition once, with the task id
 bound, and wakes the callers waiting on a task when it becomes terminal. It never runs
 user code.
+
+With a durable store it is also the store's only writer, and commits in groups: the
+records changed since the last commit are written in one transaction when the mailbox
+runs dry, when a batch is full, and always before anything leaves this actor (a query's
+answer, a submitter's acknowledgement, a waiter's wake-up, a worker's permission to
+start). So whatever a caller has seen survives a crash of the process.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from typing import Any
 import pykka
 
 from actors._clock import Clock
+from actors._codec import normalized
+from actors._errors import StoreError
 from actors._messages import (
     Cleanup,
     Finish,
@@ -31,18 +39,29 @@ from actors._outcome import (
     Cancelled,
     Completed,
     Crashed,
+    Interrupted,
+    Outcome,
     Raised,
     ResourceExhausted,
+    ResultNotStorable,
     StopReason,
     TimedOut,
 )
 from actors._records import TaskRecord, TaskSnapshot
+from actors._store import CommitTicket, Store
 from actors._table import FinishResult, TaskTable
 from actors.logs import library_logger
 
 __all__ = ["RegistryActor", "TerminalWaiter"]
 
 _log = library_logger("actors.registry")
+
+COMMIT_BATCH = 1000
+"""Records changed before the registry commits even though messages are still queued."""
+
+# Messages whose handling is visible outside the actor: pending writes are committed
+# before their answer leaves.
+_QUERIES = (GetSnapshot, ListTasks, GetStats, Watch)
 
 
 class TerminalWaiter:
@@ -70,13 +89,34 @@ class RegistryActor(pykka.ThreadingActor):
     def _create_actor_inbox() -> queue.SimpleQueue[Any]:
         return queue.SimpleQueue()  # see SupervisorActor
 
-    def __init__(self, table: TaskTable, clock: Clock) -> None:
+    def __init__(self, table: TaskTable, clock: Clock, store: Store | None = None) -> None:
         super().__init__()
         self._table = table
         self._clock = clock
         self._waiters: dict[str, list[TerminalWaiter]] = {}
+        # The durable path; all of it stays empty with the memory store (store None).
+        self._store = store if store is not None and store.durable else None
+        self._dirty: dict[str, TaskRecord] = {}  # changed since the last commit
+        self._deleted: list[str] = []
+        self._tickets: list[CommitTicket] = []  # released by the next commit
+        self._wakeups: list[tuple[list[TerminalWaiter], TaskSnapshot]] = []
+        self._reclaim = False
+        self.commit_failures = 0
 
     def on_receive(self, message: Any) -> Any:
+        answer = self._handle(message)
+        if self._store is not None and (self._dirty or self._deleted or self._tickets):
+            if (
+                isinstance(message, _QUERIES)
+                or len(self._dirty) >= COMMIT_BATCH
+                or self.actor_inbox.empty()
+            ):
+                self._commit()
+        elif self._wakeups:
+            self._release()
+        return answer
+
+    def _handle(self, message: Any) -> Any:
         # Ordered by frequency on the hot path.
         if isinstance(message, ProgressReady):
             return self._on_progress(message)
@@ -89,11 +129,24 @@ class RegistryActor(pykka.ThreadingActor):
                 priority=record.priority.label,
                 user=record.user,
             )
+            if self._store is not None:
+                self._dirty[record.task_id] = record
+            if message.ticket is not None:
+                self._ticket(message.ticket)
             return None
         if isinstance(message, MarkRunning):
             started = self._table.mark_running(message.task_id, message.at)
             if started is not None:
-                _log.info("task.started", task_id=started.task_id, operation=started.operation_name)
+                _log.info(
+                    "task.started",
+                    task_id=started.task_id,
+                    operation=started.operation_name,
+                    attempt=started.attempt,
+                )
+                if self._store is not None:
+                    self._dirty[started.task_id] = started
+            if message.ticket is not None:
+                self._ticket(message.ticket)
             return None
         if isinstance(message, Finish):
             return self._on_finish(message)
@@ -117,10 +170,74 @@ class RegistryActor(pykka.ThreadingActor):
             removed = self._table.remove_ended_before(message.cutoff)
             if removed:
                 _log.info("tasks.cleaned_up", count=len(removed))
+                if self._store is not None:
+                    for task_id in removed:
+                        self._dirty.pop(task_id, None)
+                    self._deleted.extend(removed)
+                    self._reclaim = True
             return len(removed)
         return super().on_receive(message)
 
+    # -- the durable path ------------------------------------------------------------------
+
+    def _ticket(self, ticket: CommitTicket) -> None:
+        if self._store is None:
+            ticket.done()
+        else:
+            self._tickets.append(ticket)
+
+    def _commit(self) -> None:
+        store = self._store
+        assert store is not None
+        error: StoreError | None = None
+        if self._dirty or self._deleted:
+            try:
+                store.write(self._dirty.values(), self._deleted, self._table.counters())
+            except StoreError as exc:
+                # Kept dirty: the next commit tries again. The callers waiting on this
+                # one learn that their change is not durable.
+                error = exc
+                self.commit_failures += 1
+                _log.error("store.commit_failed", location=store.location, error=str(exc))
+            else:
+                self._dirty.clear()
+                self._deleted.clear()
+                if self._reclaim:
+                    self._reclaim = False
+                    try:
+                        store.reclaim()
+                    except StoreError as exc:
+                        _log.warning(
+                            "store.reclaim_failed", location=store.location, error=str(exc)
+                        )
+        for ticket in self._tickets:
+            ticket.done(error)
+        self._tickets.clear()
+        self._release()
+
+    def _release(self) -> None:
+        for waiters, snapshot in self._wakeups:
+            for waiter in waiters:
+                waiter.set(snapshot)
+        self._wakeups.clear()
+
+    def _storable(self, task_id: str, outcome: Outcome) -> tuple[Outcome, str | None]:
+        """A completed outcome as the store keeps it: its result decoded from its JSON
+        (with the text), or, for a result that is not JSON, a ResultNotStorable fact."""
+        if not isinstance(outcome, Completed):
+            return outcome, None
+        try:
+            value, text = normalized(outcome.result)
+        except (TypeError, ValueError) as exc:
+            type_name = type(outcome.result).__qualname__
+            _log.warning("task.result_not_storable", task_id=task_id, type=type_name)
+            return ResultNotStorable(type_name=type_name, message=str(exc)), None
+        return Completed(value), text
+
     def on_stop(self) -> None:
+        if self._store is not None:
+            self._commit()
+        self._release()
         # Nobody waits forever on a registry that is gone: wake every waiter with the
         # latest snapshot it can have (the caller sees the task is not terminal).
         for task_id, waiters in self._waiters.items():
@@ -132,11 +249,30 @@ class RegistryActor(pykka.ThreadingActor):
 
     def _on_progress(self, message: ProgressReady) -> None:
         progress, partial, has_partial = message.context.drain()
+        partial_json = None
+        if has_partial and self._store is not None:
+            try:
+                partial, partial_json = normalized(partial)
+            except (TypeError, ValueError) as exc:
+                # Not fatal to the task: the store keeps the previous partial result.
+                has_partial = False
+                _log.warning(
+                    "task.partial_result_not_storable",
+                    task_id=message.task_id,
+                    type=type(partial).__qualname__,
+                    error=str(exc),
+                )
         record = self._table.apply_progress(
             message.task_id, progress, partial, has_partial, self._clock.time()
         )
-        if record is not None and progress is not None:
+        if record is None:
+            return
+        if progress is not None:
             _log.debug("task.progress", task_id=record.task_id, progress=progress)
+        if self._store is not None:
+            if has_partial:
+                record.partial_json = partial_json
+            self._dirty[record.task_id] = record
 
     def _on_finish(self, message: Finish) -> None:
         outcome = message.outcome
@@ -148,20 +284,24 @@ class RegistryActor(pykka.ThreadingActor):
                 _log.info(
                     "task.cancel_requested", task_id=message.task_id, state=current.status.value
                 )
+        result_json = None
+        if self._store is not None:
+            outcome, result_json = self._storable(message.task_id, outcome)
         result, record = self._table.finish(message.task_id, outcome, message.at)
-        if record is None:
+        if record is None or result is FinishResult.IGNORED:
             return
+        if self._store is not None:
+            if record.has_result and result_json is not None:
+                record.result_json = result_json
+            self._dirty[record.task_id] = record
         if result is FinishResult.LATE_RESULT:
             _log.info("task.late_result_kept", task_id=record.task_id, status=record.status.value)
-            return
-        if result is FinishResult.IGNORED:
             return
         self._log_terminal(record)
         waiters = self._waiters.pop(record.task_id, None)
         if waiters:
-            snapshot = record.snapshot()
-            for waiter in waiters:
-                waiter.set(snapshot)
+            # Woken after this change is committed (at once with the memory store).
+            self._wakeups.append((waiters, record.snapshot()))
 
     def _on_watch(self, message: Watch) -> TerminalWaiter | None:
         record = self._table.get(message.task_id)
@@ -215,6 +355,20 @@ class RegistryActor(pykka.ThreadingActor):
                 duration_ms=duration_ms,
                 limit=outcome.limit,
                 limit_value=outcome.value,
+            )
+        elif isinstance(outcome, Interrupted):
+            _log.warning(
+                "task.interrupted_by_restart",
+                task_id=task_id,
+                was_running=outcome.was_running,
+                attempt=outcome.attempt,
+            )
+        elif isinstance(outcome, ResultNotStorable):
+            _log.warning(
+                "task.failed",
+                task_id=task_id,
+                duration_ms=duration_ms,
+                result_type=outcome.type_name,
             )
         elif isinstance(outcome, Cancelled):
             _log.info(

@@ -12,7 +12,7 @@ import contextlib
 import itertools
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -20,6 +20,7 @@ import pykka
 
 from actors._admission import AdmissionGate
 from actors._clock import Clock, SystemClock
+from actors._codec import normalized
 from actors._errors import (
     ActorUnresponsiveError,
     QueueFullError,
@@ -29,6 +30,7 @@ from actors._errors import (
 from actors._messages import (
     Cancel,
     Cleanup,
+    Finish,
     GetSnapshot,
     GetStats,
     GetSupervisorStats,
@@ -39,21 +41,27 @@ from actors._messages import (
     Unwatch,
     Watch,
 )
+from actors._operations import OperationEntry, OperationRegistry
+from actors._outcome import Cancelled, StopReason
 from actors._pooled import Dispatcher
 from actors._processes import ProcessPool, ProcessPoolStats
 from actors._records import (
     Isolation,
     Operation,
     TaskPriority,
+    TaskRecord,
     TaskSnapshot,
     TaskSpec,
     TaskStatus,
 )
+from actors._recovery import decide, interrupt, plan_recovery
 from actors._registry import RegistryActor, TerminalWaiter
+from actors._store import CommitTicket, MemoryStore, Store, StoreStats
 from actors._supervisor import SupervisorActor, SupervisorStats
 from actors._table import TableStats, TaskTable
 from actors._threadpool import ThreadPool
 from actors._timers import TimerService, TimerStatistics
+from actors.logs import library_logger
 from actors.validation import (
     check_count,
     check_isolation,
@@ -67,6 +75,7 @@ __all__ = ["RuntimeStats", "TaskRuntime"]
 
 T = TypeVar("T")
 _runtime_ids = itertools.count(1)
+_log = library_logger("actors.registry")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +84,9 @@ class RuntimeStats:
     supervisor: SupervisorStats
     timers: TimerStatistics
     processes: ProcessPoolStats
+    store: StoreStats
+    # Pending tasks recovered from the store whose operation is not registered yet.
+    awaiting_operation: int = 0
 
 
 class TaskRuntime:
@@ -92,6 +104,11 @@ class TaskRuntime:
         stop_grace: seconds a timed-out or cancelled operation may take to return by
             itself (it sees ``is_cancelled()``) before its thread is interrupted with
             :class:`TaskInterrupted`, repeatedly, until it has left the operation.
+        store: where records live. None (or a :class:`MemoryStore`) keeps them in memory
+            only; a durable store (:class:`SqliteStore`) is opened here, its records are
+            recovered (see ``actors._recovery``), and every acknowledged change survives
+            a crash of the process.
+        operations: named operations to register before the store is recovered.
     """
 
     def __init__(
@@ -108,6 +125,8 @@ class TaskRuntime:
         max_tasks_per_child: int | None = 100,
         memory_limit_mb: float | None = None,
         cpu_time_limit: float | None = None,
+        store: Store | None = None,
+        operations: Mapping[str, Operation] | None = None,
         name: str = "actors",
     ) -> None:
         self._concurrency = check_count("concurrency", concurrency)
@@ -127,13 +146,35 @@ class TaskRuntime:
                 f"(see actors.Clock), got {type(clock).__name__}"
             )
         self._clock: Clock = clock if clock is not None else SystemClock()
+        if store is None:
+            store = MemoryStore()
+        elif not isinstance(store, Store):
+            raise TypeError(
+                f"store must be a Store (such as SqliteStore(path)) or None, got "
+                f"{type(store).__name__}"
+            )
+        self._store = store
+        self._durable = store.durable
+        self._operations = OperationRegistry()
+        if operations is not None:
+            if not isinstance(operations, Mapping):
+                raise TypeError(
+                    f"operations must map names to functions, got {type(operations).__name__}"
+                )
+            for op_name, function in operations.items():
+                self._operations.register(op_name, function, retry_on_interrupt=False)
         prefix = f"{name}-{next(_runtime_ids)}"
         self._op_thread_prefix = f"{prefix}-op"
 
         self._table = TaskTable()
         self._admission = AdmissionGate(self._max_pending)
         self._submit_lock = threading.Lock()  # keeps Register/Submit in the same order
-        self._seq = itertools.count()
+        # Recovered pending tasks waiting for their operation's registration, by name,
+        # in seq order; guarded by the submit lock.
+        self._awaiting: dict[str, dict[str, TaskRecord]] = {}
+        self._awaiting_names: dict[str, str] = {}  # task id -> operation name
+        to_queue = self._recover()  # before any thread starts: a bad store fails cleanly
+        self._seq = itertools.count(self._next_seq)
         self._closed = False
         self._reaper: threading.Thread | None = None
         self._shutdown_lock = threading.Lock()
@@ -148,7 +189,7 @@ class TaskRuntime:
         self._process_pool_instance: ProcessPool | None = None
         self._process_pool_settings = (max_tasks_per_child, f"{prefix}-child")
         self._timers.start()
-        self._registry = RegistryActor.start(self._table, self._clock)
+        self._registry = RegistryActor.start(self._table, self._clock, self._store)
         self._supervisor = SupervisorActor.start(
             capacity=self._concurrency,
             registry=self._registry,
@@ -161,7 +202,12 @@ class TaskRuntime:
             max_task_age=max_task_age,
             cleanup_interval=cleanup_interval,
             stop_grace=stop_grace,
+            durable=self._durable,
+            start_timeout=self._ask_timeout,
         )
+        with self._submit_lock:
+            for record in to_queue:
+                self._queue_recovered(record)
         if self._isolation is Isolation.PROCESS:
             pool = self._process_pool()
 
@@ -187,9 +233,43 @@ class TaskRuntime:
 
     # -- commands ------------------------------------------------------------------------
 
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    def register_operation(
+        self, name: str, function: Operation, *, retry_on_interrupt: bool = False
+    ) -> None:
+        """Make ``function`` reachable as ``name`` (``submit(name, ...)``), and queue the
+        recovered pending tasks that were waiting for it, in their original order.
+
+        ``retry_on_interrupt``: the operation is safe to run again from the start when
+        the process died while it ran; such tasks are queued again after a restart
+        instead of failing with :class:`Interrupted`.
+        """
+        with self._submit_lock:
+            self._operations.register(name, function, retry_on_interrupt=retry_on_interrupt)
+            waiting = self._awaiting.pop(name, None)
+            if not waiting:
+                return
+            entry = self._operations.resolve(name)
+            now = self._clock.time()
+            for task_id, record in waiting.items():
+                del self._awaiting_names[task_id]
+                if self._closed:
+                    continue  # stays pending in the store for the next runtime
+                if decide(record, entry) == "interrupt":
+                    self._registry.tell(Finish(task_id, interrupt(record, now), now))
+                else:
+                    self._queue_recovered(record)
+        _log.info("operation.registered", operation=name, queued_waiting=len(waiting))
+
+    def operation_names(self) -> list[str]:
+        return self._operations.names()
+
     def submit(
         self,
-        operation: Operation,
+        operation: Operation | str,
         params: Mapping[str, Any] | None = None,
         *,
         operation_name: str | None = None,
@@ -202,14 +282,22 @@ class TaskRuntime:
     ) -> str:
         """Queue ``operation(params, task)``; returns the new task id at once.
 
-        The task is visible to :meth:`snapshot` as soon as this returns. ``isolation`` and
-        the limits default to the runtime's; limits need process isolation, and in process
-        isolation the operation and its params must be picklable.
+        ``operation`` is a function or the name of a registered one. The task is visible
+        to :meth:`snapshot` as soon as this returns, and with a durable store it is
+        committed by then. ``isolation`` and the limits default to the runtime's; limits
+        need process isolation, and in process isolation the operation and its params
+        must be picklable. With a durable store the params must be JSON, and the
+        operation receives them as JSON reads them back (tuples become lists).
         """
-        if not callable(operation):
+        named = isinstance(operation, str)
+        if isinstance(operation, str):
+            entry = self._operations.resolve(operation)
+            operation_name = operation
+            operation = entry.function
+        elif not callable(operation):
             raise TypeError(
-                f"operation must be a callable taking (params, task), got "
-                f"{type(operation).__name__}"
+                f"operation must be a callable taking (params, task) or the name of a "
+                f"registered operation, got {type(operation).__name__}"
             )
         if params is None:
             params = {}
@@ -220,6 +308,15 @@ class TaskRuntime:
             )
         else:
             params = dict(params)  # later changes by the caller do not reach the task
+        params_json = None
+        if self._durable:
+            try:
+                params, params_json = normalized(params)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(
+                    f"params must be JSON data with a durable store ({exc}); pass numbers, "
+                    "strings, booleans, None, lists and dicts with string keys"
+                ) from None
         if user is not None and not isinstance(user, str):
             raise TypeError(f"user must be a str or None, got {type(user).__name__}")
         timeout = check_seconds("timeout", timeout, allow_none=True)
@@ -260,15 +357,30 @@ class TaskRuntime:
                 isolation=task_isolation,
                 memory_limit_mb=memory,
                 cpu_time_limit=cpu,
+                named=named,
+                params_json=params_json,
             )
             # Registry first: once this returns, a status query (queued behind it) finds
             # the task. Both under the lock, so both actors see submissions in one order.
-            self._registry.tell(Register(spec))
+            ticket = CommitTicket() if self._durable else None
+            self._registry.tell(Register(spec, ticket))
             self._supervisor.tell(Submit(spec))
+        if ticket is not None:
+            # Outside the lock, so concurrent submitters share one commit.
+            self._await_commit(ticket, task_id)
         return task_id
 
     def cancel(self, task_id: str) -> bool:
         """Cancel a pending or running task. False if unknown or already terminal."""
+        with self._submit_lock:
+            name = self._awaiting_names.pop(task_id, None)
+            if name is not None:
+                del self._awaiting[name][task_id]
+                if not self._awaiting[name]:
+                    del self._awaiting[name]
+                outcome = Cancelled(StopReason.CANCEL_REQUESTED)
+                self._registry.tell(Finish(task_id, outcome, self._clock.time()))
+                return True
         try:
             return bool(self._ask(self._supervisor, Cancel(task_id), "supervisor"))
         except pykka.ActorDeadError:
@@ -300,6 +412,14 @@ class TaskRuntime:
         with self._shutdown_lock:  # a concurrent caller waits for the same reaper
             with self._submit_lock:
                 self._closed = True
+                if cancel_pending:
+                    now = self._clock.time()
+                    for task_id in self._awaiting_names:
+                        self._registry.tell(Finish(task_id, Cancelled(StopReason.SHUTDOWN), now))
+                # Otherwise tasks still waiting for their operation stay pending in a
+                # durable store, for the next runtime that opens it.
+                self._awaiting.clear()
+                self._awaiting_names.clear()
             if self._reaper is None:
                 drained = self._ask(self._supervisor, Shutdown(cancel_pending), "supervisor")
                 self._reaper = threading.Thread(
@@ -390,9 +510,59 @@ class TaskRuntime:
             supervisor=supervisor,
             timers=self._timers.statistics(),
             processes=processes,
+            store=self._store.statistics(),
+            awaiting_operation=len(self._awaiting_names),
         )
 
     # -- internals -----------------------------------------------------------------------
+
+    def _recover(self) -> Sequence[TaskRecord]:
+        """Open the store and load its records into the table; returns the pending
+        records to queue once the actors run."""
+        store = self._store
+        state = store.open()
+        try:
+            now = self._clock.time()
+            plan = plan_recovery(state.records, self._operations.get, now)
+            counters = dict(state.counters)
+            counters["failed"] = counters.get("failed", 0) + plan.counts["interrupted"]
+            self._table.restore(state.records, counters)
+            if plan.changed:
+                store.write(plan.changed, (), self._table.counters())
+        except BaseException:
+            store.close()
+            raise
+        self._next_seq = state.next_seq
+        for record in plan.awaiting:
+            self._awaiting.setdefault(record.operation_name, {})[record.task_id] = record
+            self._awaiting_names[record.task_id] = record.operation_name
+        if state.records:
+            _log.info(
+                "registry.recovered",
+                location=store.location,
+                records=len(state.records),
+                terminal=plan.counts["terminal"],
+                were_running=plan.counts["were_running"],
+                requeued=plan.counts["requeued"],
+                interrupted=plan.counts["interrupted"],
+                awaiting_operation=plan.counts["awaiting_operation"],
+            )
+        return plan.to_queue
+
+    def _queue_recovered(self, record: TaskRecord) -> None:
+        """Queue a recovered pending task (under the submit lock). It keeps its seq, so
+        it runs before every newer task of its priority."""
+        entry: OperationEntry = self._operations.resolve(record.operation_name)
+        self._admission.enter()
+        self._supervisor.tell(Submit(record.to_spec(entry.function)))
+
+    def _await_commit(self, ticket: CommitTicket, task_id: str) -> None:
+        if not ticket.wait(self._ask_timeout):
+            raise ActorUnresponsiveError("registry", "Register (commit)", self._ask_timeout)
+        if ticket.error is not None:
+            # Not durable: do not leave it running behind a caller who got an error.
+            self.cancel(task_id)
+            raise ticket.error
 
     def _ask(self, ref: pykka.ActorRef[Any], message: Any, actor: str) -> Any:
         try:
@@ -427,6 +597,7 @@ class TaskRuntime:
                 pool = self._process_pool_instance
             if pool is not None:
                 pool.shutdown()
+            self._store.close()
         except BaseException as exc:
             self._teardown_error = exc
 

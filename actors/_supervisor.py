@@ -45,6 +45,7 @@ from actors._outcome import Cancelled, StopReason, TimedOut
 from actors._pooled import Dispatcher
 from actors._processes import ProcessPool
 from actors._records import Isolation, TaskSpec
+from actors._store import CommitTicket
 from actors._threadpool import ThreadPool
 from actors._timers import TimerHandle, TimerService
 from actors._worker import WorkerActor
@@ -107,6 +108,8 @@ class SupervisorActor(pykka.ThreadingActor):
         max_task_age: float,
         cleanup_interval: float,
         stop_grace: float,
+        durable: bool = False,
+        start_timeout: float = 30.0,
     ) -> None:
         super().__init__()
         self._capacity = capacity
@@ -120,6 +123,8 @@ class SupervisorActor(pykka.ThreadingActor):
         self._max_task_age = max_task_age
         self._cleanup_interval = cleanup_interval
         self._stop_grace = stop_grace
+        self._durable = durable
+        self._start_timeout = start_timeout
         # (-priority, seq, task_id): highest priority first, FIFO within one.
         self._heap: list[tuple[int, int, str]] = []
         # Pending specs by id. A pending task cancelled is removed from here only; its
@@ -269,8 +274,11 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _start_worker(self, spec: TaskSpec) -> None:
         now = self._clock.time()
-        # MarkRunning goes first so the registry sees RUNNING before any progress.
-        self._registry.tell(MarkRunning(spec.task_id, now))
+        # MarkRunning goes first so the registry sees RUNNING before any progress. With a
+        # durable store the operation waits until RUNNING is committed: a crash can then
+        # never make a task that had started read "pending" and run a second time.
+        ticket = CommitTicket() if self._durable else None
+        self._registry.tell(MarkRunning(spec.task_id, now, ticket))
         context = TaskContext(spec.task_id, self._registry)
         timer = None
         if spec.timeout is not None and spec.isolation is Isolation.THREAD:
@@ -285,6 +293,8 @@ class SupervisorActor(pykka.ThreadingActor):
             supervisor=self.actor_ref,
             clock=self._clock,
             dispatcher=self._dispatcher,
+            start_ticket=ticket,
+            start_timeout=self._start_timeout,
         )
         self._active[spec.task_id] = _Active(spec, worker, context, timer)
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum, auto
 from typing import Any
 
-from actors._outcome import Cancelled, Completed, Outcome, TimedOut
+from actors._outcome import Cancelled, Completed, Interrupted, Outcome, TimedOut
 from actors._records import TaskPriority, TaskRecord, TaskSpec, TaskStatus
 
 __all__ = ["FinishResult", "TableStats", "TaskTable"]
@@ -79,6 +79,41 @@ class TaskTable:
     def get(self, task_id: str) -> TaskRecord | None:
         return self._records.get(task_id)
 
+    def restore(self, records: Iterable[TaskRecord], counters: Mapping[str, int]) -> None:
+        """Load records read from a durable store (in seq order), in whatever state they
+        are, and the lifetime counters saved with them. Only on an empty table."""
+        if self._records:
+            raise RuntimeError("restore() loads an empty table only")
+        for record in records:
+            self._records[record.task_id] = record
+            status = record.status
+            if status is TaskStatus.PENDING:
+                self._pending[record.priority][record.task_id] = None
+            elif status is TaskStatus.RUNNING:
+                self._running[record.task_id] = None
+            else:
+                assert record.ended_at is not None
+                self._ended.append((record.ended_at, record.task_id))
+                self._terminal[status][record.task_id] = None
+            self._status_counts[status] += 1
+            self._priority_counts[record.priority] += 1
+        heapq.heapify(self._ended)
+        self._created = counters.get("created", len(self._records))
+        self._completed = counters.get("completed", self._status_counts[TaskStatus.COMPLETED])
+        self._failed = counters.get("failed", self._status_counts[TaskStatus.FAILED])
+        self._cancelled = counters.get("cancelled", self._status_counts[TaskStatus.CANCELLED])
+        self._timed_out = counters.get("timed_out", 0)
+
+    def counters(self) -> dict[str, int]:
+        """The lifetime counters, as a durable store saves them."""
+        return {
+            "created": self._created,
+            "completed": self._completed,
+            "failed": self._failed,
+            "cancelled": self._cancelled,
+            "timed_out": self._timed_out,
+        }
+
     # -- transitions -----------------------------------------------------------------
 
     def add(self, spec: TaskSpec) -> TaskRecord:
@@ -102,6 +137,7 @@ class TaskTable:
         self._move(record, TaskStatus.RUNNING)
         record.started_at = at
         record.updated_at = at
+        record.attempt += 1
         return record
 
     def apply_progress(
@@ -136,8 +172,10 @@ class TaskTable:
             return FinishResult.IGNORED, record
 
         if record.status is TaskStatus.PENDING:
-            if not isinstance(outcome, Cancelled):
-                return FinishResult.IGNORED, record  # only a cancel ends a task that never ran
+            if not isinstance(outcome, Cancelled | Interrupted):
+                # Only a cancel (or, after a restart, the verdict that it cannot run
+                # again) ends a task that is not running.
+                return FinishResult.IGNORED, record
             del self._pending[record.priority][task_id]
         else:
             del self._running[task_id]

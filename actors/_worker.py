@@ -23,6 +23,7 @@ from actors._outcome import Completed, Outcome, Raised
 from actors._pooled import PooledActor
 from actors._processes import ProcessPool, run_in_child
 from actors._records import Isolation, TaskSpec
+from actors._store import CommitTicket
 from actors._threadpool import ThreadPool
 from actors.logs import library_logger
 
@@ -49,6 +50,8 @@ class WorkerActor(PooledActor):
         process_pool: Callable[[], ProcessPool],
         supervisor: pykka.ActorRef[Any],
         clock: Clock,
+        start_ticket: CommitTicket | None = None,
+        start_timeout: float = 30.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -59,6 +62,8 @@ class WorkerActor(PooledActor):
         self._signals_sent = 0
         self._supervisor = supervisor
         self._clock = clock
+        self._start_ticket = start_ticket
+        self._start_timeout = start_timeout
 
     def on_start(self) -> None:
         _log.debug(
@@ -116,6 +121,10 @@ class WorkerActor(PooledActor):
 
     def _drive_child(self) -> None:
         """Runs on a pooled thread: drive the operation in a child process."""
+        refused = self._await_start()
+        if refused is not None:
+            self._report(refused)
+            return
         outcome: Outcome
         try:
             outcome = run_in_child(
@@ -131,6 +140,10 @@ class WorkerActor(PooledActor):
 
     def _run_operation(self) -> None:
         """Runs on a pooled thread: call the operation, contain whatever it raises."""
+        refused = self._await_start()
+        if refused is not None:
+            self._report(refused)
+            return
         spec = self._spec
         context = self._context
         outcome: Outcome = _INTERRUPTED
@@ -153,6 +166,24 @@ class WorkerActor(PooledActor):
             except TaskInterrupted:
                 continue
         self._report(outcome)
+
+    def _await_start(self) -> Outcome | None:
+        """With a durable store, wait until the task's RUNNING state is committed; the
+        outcome that ends the task instead when that cannot be had."""
+        ticket = self._start_ticket
+        if ticket is None:
+            return None
+        if not ticket.wait(self._start_timeout):
+            message = (
+                f"the registry did not confirm within {self._start_timeout} s that the "
+                "task's start was stored; the operation was not run"
+            )
+        elif ticket.error is not None:
+            message = f"the task's start could not be stored, so it was not run: {ticket.error}"
+        else:
+            return None
+        _log.error("task.start_not_stored", task_id=self._spec.task_id, error=message)
+        return Raised(exception_type="actors.StoreError", message=message, traceback="")
 
     def _report(self, outcome: Outcome) -> None:
         spec = self._spec

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
@@ -17,12 +18,15 @@ from actors import (
     Cancelled,
     Completed,
     Crashed,
+    Interrupted,
     Outcome,
     QueueFullError,
     Raised,
     ResourceExhausted,
+    ResultNotStorable,
     RuntimeClosedError,
     StopReason,
+    StoreError,
     TimedOut,
     UnknownTaskError,
 )
@@ -50,6 +54,8 @@ class ErrorCodes(StrEnum):
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     WORKER_CRASHED = "WORKER_CRASHED"
     RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
+    INTERRUPTED = "INTERRUPTED"
+    RESULT_NOT_SERIALIZABLE = "RESULT_NOT_SERIALIZABLE"
 
 
 HTTP_STATUS_BY_CODE: Mapping[ErrorCodes, int] = MappingProxyType(
@@ -63,6 +69,8 @@ HTTP_STATUS_BY_CODE: Mapping[ErrorCodes, int] = MappingProxyType(
         ErrorCodes.SERVICE_UNAVAILABLE: 503,
         ErrorCodes.WORKER_CRASHED: 502,
         ErrorCodes.RESOURCE_EXHAUSTED: 429,
+        ErrorCodes.INTERRUPTED: 503,
+        ErrorCodes.RESULT_NOT_SERIALIZABLE: 500,
     }
 )
 """The HTTP status an endpoint answers with for each error code."""
@@ -98,6 +106,15 @@ REMEDIATION_BY_CODE: Mapping[ErrorCodes, str] = MappingProxyType(
         ErrorCodes.RESOURCE_EXHAUSTED: (
             "The operation went past the limit named in details.limit; raise "
             "memory_limit_mb or cpu_time_limit, or make the operation use less."
+        ),
+        ErrorCodes.INTERRUPTED: (
+            "The process running the task manager stopped (a crash or a kill) before the "
+            "task ended. Create the task again; to have it resumed automatically, register "
+            "its operation by name with retry_on_interrupt=True."
+        ),
+        ErrorCodes.RESULT_NOT_SERIALIZABLE: (
+            "The operation returned a value the durable store cannot keep; return JSON "
+            "data (numbers, strings, booleans, None, lists, dicts with string keys)."
         ),
     }
 )
@@ -182,6 +199,23 @@ def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:
             value=outcome.value,
             reason=outcome.message,
         )
+    if isinstance(outcome, Interrupted):
+        stage = f"while attempt {outcome.attempt} ran" if outcome.was_running else "before it ran"
+        return ErrorDetails.of(
+            ErrorCodes.INTERRUPTED,
+            f"The task manager's process stopped {stage}; the task cannot be resumed",
+            was_running=outcome.was_running,
+            attempt=outcome.attempt,
+            last_seen_at=_iso(outcome.last_seen_at),
+            recovered_at=_iso(outcome.recovered_at),
+        )
+    if isinstance(outcome, ResultNotStorable):
+        return ErrorDetails.of(
+            ErrorCodes.RESULT_NOT_SERIALIZABLE,
+            f"Operation returned a {outcome.type_name}, which is not JSON and cannot be "
+            f"stored: {outcome.message}",
+            result_type=outcome.type_name,
+        )
     assert isinstance(outcome, Cancelled)
     message = {
         StopReason.CANCEL_REQUESTED: "Task was cancelled on request",
@@ -199,6 +233,8 @@ def error_from_exception(exc: BaseException) -> ErrorDetails:
         )
     if isinstance(exc, RuntimeClosedError | ActorUnresponsiveError):
         return ErrorDetails.of(ErrorCodes.SERVICE_UNAVAILABLE, str(exc))
+    if isinstance(exc, StoreError):
+        return ErrorDetails.of(ErrorCodes.SERVICE_UNAVAILABLE, str(exc), location=exc.location)
     if isinstance(exc, UnknownTaskError):
         return ErrorDetails.of(ErrorCodes.NOT_FOUND, str(exc), task_id=exc.task_id)
     if isinstance(exc, TypeError | ValueError):
@@ -208,3 +244,7 @@ def error_from_exception(exc: BaseException) -> ErrorDetails:
         f"{type(exc).__name__}: {exc}",
         exception_type=type(exc).__qualname__,
     )
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=UTC).isoformat()

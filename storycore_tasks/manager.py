@@ -6,16 +6,19 @@ runtime's snapshots and failure facts into StoryCore's status dicts and ErrorDet
 
 from __future__ import annotations
 
+import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, overload
 
 from actors import (
     Clock,
     Isolation,
     Operation,
+    SqliteStore,
+    Store,
     TaskPriority,
     TaskRuntime,
     TaskSnapshot,
@@ -25,7 +28,7 @@ from actors import (
 from actors.validation import check_count, check_seconds
 from storycore_tasks.errors import error_from_outcome
 
-__all__ = ["TaskManager", "is_task_id", "snapshot_to_status"]
+__all__ = ["TaskManager", "is_task_id", "open_store", "snapshot_to_status"]
 
 
 class TaskManager:
@@ -61,6 +64,12 @@ class TaskManager:
             fails with ``RESOURCE_EXHAUSTED``.
         ask_timeout: seconds any query waits for the manager's actors before raising
             :class:`actors.ActorUnresponsiveError`.
+        store: where task records live. None keeps them in memory (lost with the
+            process); ``"sqlite:///path/to/tasks.db"`` (or a ``pathlib.Path``) keeps
+            them in a SQLite file that survives crashes and restarts; or any
+            :class:`actors.Store`. Opening an existing file recovers its tasks.
+        operations: named operations to register up front, ``{name: function}``,
+            before the store's pending tasks are recovered.
     """
 
     def __init__(
@@ -78,6 +87,8 @@ class TaskManager:
         memory_limit_mb: float | None = None,
         cpu_time_limit: float | None = None,
         ask_timeout: float = 30.0,
+        store: str | os.PathLike[str] | Store | None = None,
+        operations: Mapping[str, Operation] | None = None,
     ) -> None:
         self._num_workers = check_count("num_workers", num_workers)
         self._default_timeout = check_seconds("default_timeout", default_timeout, allow_none=True)
@@ -93,6 +104,8 @@ class TaskManager:
             max_tasks_per_child=max_tasks_per_child,
             memory_limit_mb=memory_limit_mb,
             cpu_time_limit=cpu_time_limit,
+            store=open_store(store),
+            operations=operations,
             name="storycore-tasks",
         )
 
@@ -111,9 +124,48 @@ class TaskManager:
 
     # -- commands -------------------------------------------------------------------------
 
+    @overload
+    def register_operation(
+        self, name: str, function: Operation, *, retry_on_interrupt: bool = False
+    ) -> Operation: ...
+
+    @overload
+    def register_operation(
+        self, name: str, function: None = None, *, retry_on_interrupt: bool = False
+    ) -> Callable[[Operation], Operation]: ...
+
+    def register_operation(
+        self, name: str, function: Operation | None = None, *, retry_on_interrupt: bool = False
+    ) -> Operation | Callable[[Operation], Operation]:
+        """Register ``function`` as the operation ``name``; ``create_task(name, ...)`` runs
+        it, and a manager that reopens a durable store finds it again by that name.
+
+        Without ``function`` it is a decorator::
+
+            @manager.register_operation("storycore.video.render")
+            def render(params, task): ...
+
+        ``retry_on_interrupt=True`` declares the operation safe to run again from the
+        start when the process died while it ran: such a task is queued again after a
+        restart instead of failing with ``INTERRUPTED``. Pending tasks recovered from the
+        store that waited for this name are queued now, in their original order.
+
+        Raises:
+            TypeError: ``name`` is not a string or ``function`` is not callable.
+            ValueError: ``name`` is malformed, or already registered to another function.
+        """
+
+        def register(fn: Operation) -> Operation:
+            self._runtime.register_operation(name, fn, retry_on_interrupt=retry_on_interrupt)
+            return fn
+
+        if function is None:
+            return register
+        return register(function)
+
     def create_task(
         self,
-        operation: Operation,
+        operation: Operation | str,
         params: Mapping[str, Any] | None = None,
         user: str | None = None,
         timeout: float | None = None,
@@ -124,14 +176,19 @@ class TaskManager:
     ) -> str:
         """Queue ``operation(params, task)`` and return its task id (a UUID string) at once.
 
-        ``isolation``, ``memory_limit_mb`` and ``cpu_time_limit`` default to the manager's.
+        ``operation`` is a function, or the name of a registered operation (only named
+        tasks can be resumed after a restart). ``isolation``, ``memory_limit_mb`` and
+        ``cpu_time_limit`` default to the manager's. With a durable store the task is
+        committed before its id is returned.
 
         Raises:
-            TypeError: ``operation`` is not callable, ``params`` is not a mapping,
-                ``user`` is not a string, or (process isolation) the operation or a
-                param cannot be pickled.
-            ValueError: ``timeout`` is not a finite number > 0, ``priority`` or
-                ``isolation`` is unknown, or limits were given for a thread task.
+            TypeError: ``operation`` is neither callable nor a name, ``params`` is not a
+                mapping (or, with a durable store, not JSON), ``user`` is not a string,
+                or (process isolation) the operation or a param cannot be pickled.
+            ValueError: no operation is registered under that name (an
+                :class:`actors.UnknownOperationError`), ``timeout`` is not a finite
+                number > 0, ``priority`` or ``isolation`` is unknown, or limits were
+                given for a thread task.
             actors.QueueFullError: ``max_pending`` tasks are already waiting.
             actors.RuntimeClosedError: the manager was shut down.
         """
@@ -247,6 +304,15 @@ class TaskManager:
                 "started_total": stats.processes.started_total,
                 "replaced_total": stats.processes.replaced_total,
             },
+            "store": {
+                "kind": stats.store.kind,
+                "location": stats.store.location,
+                "durable": stats.store.durable,
+                "commits": stats.store.commits,
+                "records_written": stats.store.records_written,
+                "records_deleted": stats.store.records_deleted,
+                "awaiting_operation": stats.awaiting_operation,
+            },
         }
 
     @property
@@ -260,6 +326,7 @@ def snapshot_to_status(snapshot: TaskSnapshot) -> dict[str, Any]:
     status: dict[str, Any] = {
         "task_id": snapshot.task_id,
         "status": snapshot.status.value,
+        "attempt": snapshot.attempt,
         "progress": snapshot.progress,
         "priority": snapshot.priority.label,
         "isolation": snapshot.isolation.value,
@@ -285,6 +352,25 @@ def _iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
     return datetime.fromtimestamp(timestamp, tz=UTC).isoformat()
+
+
+def open_store(store: str | os.PathLike[str] | Store | None) -> Store | None:
+    """The store a ``TaskManager(store=...)`` argument names."""
+    if store is None or isinstance(store, Store):
+        return store
+    if isinstance(store, str):
+        if not store.startswith("sqlite:"):
+            raise ValueError(
+                f"store {store!r} is not a store URL; use 'sqlite:///path/to/tasks.db' "
+                "(or pass a pathlib.Path, or None for memory only)"
+            )
+        return SqliteStore.from_url(store)
+    if isinstance(store, os.PathLike):
+        return SqliteStore(store)
+    raise TypeError(
+        f"store must be None, a 'sqlite:///...' URL, a path or an actors.Store, got "
+        f"{type(store).__name__}"
+    )
 
 
 def is_task_id(task_id: object) -> bool:

@@ -309,7 +309,8 @@ def test_exception_message_and_type_are_reported(make_manager: MakeManager) -> N
 
 
 BAD_INPUTS: list[tuple[dict[str, Any], type[Exception]]] = [
-    ({"operation": "not callable"}, TypeError),
+    ({"operation": "not.registered"}, ValueError),  # a name nobody registered
+    ({"operation": 42}, TypeError),
     ({"operation": None}, TypeError),
     ({"params": [1, 2]}, TypeError),
     ({"params": "x=1"}, TypeError),

@@ -1,0 +1,116 @@
+"""JSON for the durable store: params, results, partial results and outcomes.
+
+Strict JSON (no NaN or Infinity), so every stored value can be read back by any JSON
+reader, including the HTTP service's clients. A value is stored as its JSON text and read
+back decoded, so a process that restarts reads exactly what the first one reported.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from actors._outcome import (
+    Cancelled,
+    Completed,
+    Crashed,
+    Interrupted,
+    Outcome,
+    Raised,
+    ResourceExhausted,
+    ResultNotStorable,
+    StopReason,
+    TimedOut,
+)
+
+__all__ = ["decode_outcome", "encode_json", "encode_outcome", "normalized"]
+
+_encoder = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+_decode = json.JSONDecoder().decode
+
+
+def encode_json(value: Any) -> str:
+    """The JSON text of ``value``; TypeError or ValueError when it has none."""
+    return _encoder.encode(value)
+
+
+def normalized(value: Any) -> tuple[Any, str]:
+    """``value`` as a durable store reads it back (tuples become lists, keys strings),
+    with its JSON text. TypeError or ValueError when it is not JSON."""
+    text = _encoder.encode(value)
+    return _decode(text), text
+
+
+def encode_outcome(outcome: Outcome | None) -> str | None:
+    """The failure fact as JSON; None for no outcome. A completed task's result lives in
+    its own column, so its outcome is stored as just the kind."""
+    if outcome is None:
+        return None
+    fields: dict[str, Any]
+    if isinstance(outcome, Completed):
+        fields = {"kind": "completed"}
+    elif isinstance(outcome, Raised):
+        fields = {
+            "kind": "raised",
+            "exception_type": outcome.exception_type,
+            "message": outcome.message,
+            "traceback": outcome.traceback,
+        }
+    elif isinstance(outcome, TimedOut):
+        fields = {
+            "kind": "timed_out",
+            "timeout_seconds": outcome.timeout_seconds,
+            "has_partial_result": outcome.has_partial_result,
+            "partial_result": outcome.partial_result,
+        }
+    elif isinstance(outcome, Cancelled):
+        fields = {"kind": "cancelled", "reason": outcome.reason.value}
+    elif isinstance(outcome, Crashed):
+        fields = {"kind": "crashed", "exit_code": outcome.exit_code, "signal": outcome.signal}
+    elif isinstance(outcome, ResourceExhausted):
+        fields = {
+            "kind": "resource_exhausted",
+            "limit": outcome.limit,
+            "value": outcome.value,
+            "message": outcome.message,
+        }
+    elif isinstance(outcome, Interrupted):
+        fields = {
+            "kind": "interrupted",
+            "was_running": outcome.was_running,
+            "attempt": outcome.attempt,
+            "last_seen_at": outcome.last_seen_at,
+            "recovered_at": outcome.recovered_at,
+        }
+    else:
+        fields = {
+            "kind": "result_not_storable",
+            "type_name": outcome.type_name,
+            "message": outcome.message,
+        }
+    return _encoder.encode(fields)
+
+
+def decode_outcome(text: str | None, result: Any) -> Outcome | None:
+    """The outcome :func:`encode_outcome` wrote; ``result`` fills a Completed one."""
+    if text is None:
+        return None
+    fields = _decode(text)
+    kind = fields.pop("kind")
+    if kind == "completed":
+        return Completed(result)
+    if kind == "raised":
+        return Raised(**fields)
+    if kind == "timed_out":
+        return TimedOut(**fields)
+    if kind == "cancelled":
+        return Cancelled(StopReason(fields["reason"]))
+    if kind == "crashed":
+        return Crashed(**fields)
+    if kind == "resource_exhausted":
+        return ResourceExhausted(**fields)
+    if kind == "interrupted":
+        return Interrupted(**fields)
+    if kind == "result_not_storable":
+        return ResultNotStorable(**fields)
+    raise ValueError(f"unknown outcome kind {kind!r} in the store")

@@ -1,0 +1,106 @@
+"""What a runtime does with the records it finds when it opens a durable store.
+
+Nothing is left reading ``running`` or ``pending`` with nothing behind it:
+
+* terminal records stay as they are;
+* a record that reads ``running`` was interrupted by the death of the previous process:
+  it goes back to ``pending`` (its ``attempt`` remembers it had started) and follows the
+  pending rule;
+* a pending record of a plain function fails with :class:`Interrupted` (a new process
+  cannot find the function again);
+* a pending record of a named operation is queued again, in its original priority and
+  order, once its operation is registered (at once if it already is). One that had
+  already started (``attempt > 0``) runs again only if its operation declared
+  ``retry_on_interrupt``; otherwise it fails with :class:`Interrupted`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from actors._operations import OperationEntry
+from actors._outcome import Interrupted
+from actors._records import TaskRecord, TaskStatus
+
+__all__ = ["RecoveryPlan", "decide", "interrupt", "plan_recovery", "requeue_running"]
+
+
+@dataclass(slots=True)
+class RecoveryPlan:
+    changed: list[TaskRecord] = field(default_factory=list)  # to write back at once
+    to_queue: list[TaskRecord] = field(default_factory=list)  # seq order
+    awaiting: list[TaskRecord] = field(default_factory=list)  # seq order
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+def requeue_running(record: TaskRecord) -> None:
+    """A record that read ``running`` when its process died goes back to ``pending``."""
+    record.status = TaskStatus.PENDING
+    record.started_at = None
+    record.progress = 0.0
+    record.partial_result = None
+    record.partial_json = None
+    record.has_partial_result = False
+
+
+def interrupt(record: TaskRecord, now: float) -> Interrupted:
+    """The fact that ends a task its process's death left unfinished."""
+    return Interrupted(
+        was_running=record.attempt > 0,
+        attempt=record.attempt,
+        last_seen_at=record.updated_at,
+        recovered_at=now,
+    )
+
+
+def decide(record: TaskRecord, entry: OperationEntry | None) -> str:
+    """For a pending record at recovery: ``"queue"``, ``"await"`` its operation's
+    registration, or ``"interrupt"``."""
+    if not record.named:
+        return "interrupt"
+    if entry is None:
+        return "await"
+    if record.attempt > 0 and not entry.retry_on_interrupt:
+        return "interrupt"
+    return "queue"
+
+
+def plan_recovery(
+    records: Iterable[TaskRecord], find: Callable[[str], OperationEntry | None], now: float
+) -> RecoveryPlan:
+    """Decide, for every record read from the store, what happens to it. Mutates the
+    records that change (they are the ones in ``changed``)."""
+    plan = RecoveryPlan()
+    for record in records:
+        if record.status.is_terminal:
+            plan.counts["terminal"] += 1
+            continue
+        changed = record.status is TaskStatus.RUNNING
+        if changed:
+            plan.counts["were_running"] += 1
+            requeue_running(record)  # updated_at stays: the last change before the death
+        decision = decide(record, find(record.operation_name))
+        if decision == "interrupt":
+            plan.counts["interrupted"] += 1
+            _end(record, interrupt(record, now), now)
+            changed = True
+        if changed:
+            plan.changed.append(record)
+        if decision == "interrupt":
+            continue
+        if decision == "queue":
+            plan.counts["requeued"] += 1
+            plan.to_queue.append(record)
+        else:
+            plan.counts["awaiting_operation"] += 1
+            plan.awaiting.append(record)
+    return plan
+
+
+def _end(record: TaskRecord, outcome: Interrupted, now: float) -> None:
+    record.status = TaskStatus.FAILED
+    record.outcome = outcome
+    record.ended_at = now
+    record.updated_at = now

@@ -1,0 +1,430 @@
+"""The SQLite task store: one file, WAL mode, one writing connection, held exclusively.
+
+* Exclusive locking: the connection takes the database's write lock when it opens and
+  holds it until it closes, so a second runtime opening the same file (in this process
+  or another one) fails at once with :class:`StoreLockedError`, never as a second writer.
+  A killed process's lock goes with it.
+* ``synchronous=NORMAL`` in WAL mode: a committed transaction survives the death of the
+  process (``kill -9``); ``synchronous="full"`` also survives a power cut, at one fsync
+  per commit.
+* ``auto_vacuum=INCREMENTAL`` and :meth:`reclaim` after retention deletes, so the file
+  does not grow without bound under steady load.
+* ``schema_version`` records the layout; :data:`MIGRATIONS` brings an older file up to
+  date, and a newer file is refused with :class:`StoreVersionError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from actors._codec import decode_outcome, encode_outcome
+from actors._errors import (
+    StoreError,
+    StoreLockedError,
+    StoreOpenError,
+    StoreVersionError,
+    StoreWriteError,
+)
+from actors._records import Isolation, TaskPriority, TaskRecord, TaskStatus
+from actors._store import StoredState, StoreStats
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteStore"]
+
+_COLUMNS = (
+    "seq",
+    "task_id",
+    "operation",
+    "named",
+    "params",
+    "user",
+    "timeout",
+    "priority",
+    "isolation",
+    "memory_limit_mb",
+    "cpu_time_limit",
+    "status",
+    "attempt",
+    "progress",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "ended_at",
+    "result",
+    "partial_result",
+    "outcome",
+)
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # Version 1: every record in one table, keyed by submission order.
+    1: (
+        "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+        "INSERT INTO schema_version (version) VALUES (0)",
+        "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        """CREATE TABLE tasks (
+            seq INTEGER PRIMARY KEY,
+            task_id TEXT NOT NULL UNIQUE,
+            operation TEXT NOT NULL,
+            named INTEGER NOT NULL,
+            params TEXT NOT NULL,
+            user TEXT,
+            timeout REAL,
+            priority INTEGER NOT NULL,
+            isolation TEXT NOT NULL,
+            memory_limit_mb REAL,
+            cpu_time_limit REAL,
+            status TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            progress REAL NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            started_at REAL,
+            ended_at REAL,
+            result TEXT,
+            partial_result TEXT,
+            outcome TEXT
+        )""",
+    ),
+}
+"""Statements that bring a database from version ``n - 1`` to ``n``, keyed by ``n``.
+A new layout adds an entry; released entries never change."""
+
+SCHEMA_VERSION = max(MIGRATIONS)
+
+_UPSERT = (
+    f"INSERT OR REPLACE INTO tasks ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
+)
+_DELETE = "DELETE FROM tasks WHERE task_id = ?"
+_SAVE_COUNTER = "INSERT OR REPLACE INTO counters (name, value) VALUES (?, ?)"
+_SYNCHRONOUS = ("normal", "full")
+
+
+class SqliteStore:
+    """Task records in a SQLite file at ``path`` (created, with its folder, if missing).
+
+    Args:
+        path: the database file.
+        synchronous: ``"normal"`` (survives a killed process) or ``"full"`` (also
+            survives a power cut; one fsync per commit).
+    """
+
+    durable = True
+
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "normal") -> None:
+        if not isinstance(path, str | os.PathLike):
+            raise TypeError(f"path must be a str or a path, got {type(path).__name__}")
+        if str(path) in ("", ":memory:"):
+            raise ValueError(
+                "a SqliteStore needs a file path; for a store that keeps nothing, pass "
+                "store=None (the memory store)"
+            )
+        if synchronous not in _SYNCHRONOUS:
+            raise ValueError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
+        self._path = Path(path)
+        self._synchronous = synchronous
+        self._connection: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # guards open/close against a concurrent statistics()
+        self._commits = 0
+        self._written = 0
+        self._deleted = 0
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteStore:
+        """``sqlite:///relative/tasks.db`` or ``sqlite:////absolute/tasks.db`` (the path
+        follows the third slash, as in SQLAlchemy), with an optional
+        ``?synchronous=full``."""
+        parts = urlsplit(url)
+        if parts.scheme != "sqlite" or parts.netloc or not parts.path.startswith("/"):
+            raise ValueError(
+                f"unsupported store URL {url!r}; use sqlite:///relative/path.db or "
+                "sqlite:////absolute/path.db"
+            )
+        options = parse_qs(parts.query)
+        unknown = set(options) - {"synchronous"}
+        if unknown:
+            raise ValueError(
+                f"unknown store URL option(s) {sorted(unknown)} in {url!r}; the only one is "
+                "synchronous=normal|full"
+            )
+        synchronous = options.get("synchronous", ["normal"])[-1].lower()
+        return cls(unquote(parts.path[1:]), synchronous=synchronous)
+
+    @property
+    def location(self) -> str:
+        return str(self._path)
+
+    # -- the Store protocol --------------------------------------------------------------
+
+    def open(self) -> StoredState:
+        with self._lock:
+            if self._connection is not None:
+                raise RuntimeError(f"the store {self.location} is already open")
+            connection = self._connect()
+            try:
+                state = self._load(connection)
+            except StoreError:
+                connection.close()
+                raise
+            except sqlite3.DatabaseError as exc:
+                connection.close()
+                raise StoreOpenError(
+                    self.location,
+                    f"cannot read the task database {self.location}: {exc}. The file is "
+                    "damaged or is not a storycore-tasks database; restore it from a backup "
+                    "or move it aside to start an empty one.",
+                ) from exc
+            self._connection = connection
+            return state
+
+    def write(
+        self, records: Iterable[TaskRecord], deleted: Iterable[str], counters: Mapping[str, int]
+    ) -> None:
+        connection = self._connection
+        if connection is None:
+            raise RuntimeError(f"the store {self.location} is not open")
+        rows = [_row(record) for record in records]
+        gone = [(task_id,) for task_id in deleted]
+        try:
+            connection.execute("BEGIN")
+            try:
+                connection.executemany(_UPSERT, rows)
+                connection.executemany(_DELETE, gone)
+                connection.executemany(_SAVE_COUNTER, counters.items())
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreWriteError(
+                self.location,
+                f"writing to the task database {self.location} failed: {exc}. The change "
+                "is not durable; check free disk space and the file's health.",
+            ) from exc
+        self._commits += 1
+        self._written += len(rows)
+        self._deleted += len(gone)
+
+    def reclaim(self) -> None:
+        connection = self._connection
+        if connection is None:
+            return
+        try:
+            connection.execute("PRAGMA incremental_vacuum")
+        except sqlite3.Error as exc:
+            raise StoreWriteError(
+                self.location, f"reclaiming space in {self.location} failed: {exc}"
+            ) from exc
+
+    def statistics(self) -> StoreStats:
+        return StoreStats(
+            kind="sqlite",
+            location=self.location,
+            durable=True,
+            commits=self._commits,
+            records_written=self._written,
+            records_deleted=self._deleted,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()  # releases the exclusive lock
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        location = self.location
+        if self._path.is_dir():
+            raise StoreOpenError(
+                location, f"the task database path {location} is a folder; name a file in it"
+            )
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            # timeout=0: a file another runtime holds fails at once instead of waiting.
+            # isolation_level=None: this module writes BEGIN and COMMIT itself.
+            # check_same_thread=False: opened by the caller, then written only by the
+            # registry actor's thread; never two threads at once.
+            connection = sqlite3.connect(
+                location, timeout=0, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreOpenError(
+                location,
+                f"cannot open the task database {location}: {exc}. Check that its folder "
+                "exists and is writable.",
+            ) from exc
+        try:
+            connection.execute("PRAGMA locking_mode=EXCLUSIVE")
+            # Only takes effect on a new, empty file (before the first table).
+            connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
+            connection.execute("PRAGMA journal_size_limit=16777216")
+            # Takes the write lock now, and (exclusive mode) keeps it until close().
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            connection.close()
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StoreLockedError(
+                    location,
+                    f"the task database {location} is open in another task manager (in this "
+                    "process or another one). A database has one writer: shut that manager "
+                    "down first, or give this one its own file.",
+                ) from exc
+            raise StoreOpenError(
+                location, f"cannot open the task database {location}: {exc}"
+            ) from exc
+        except sqlite3.DatabaseError as exc:
+            connection.close()
+            raise StoreOpenError(
+                location,
+                f"the file {location} is not a readable SQLite database ({exc}); it is damaged "
+                "or is another kind of file. Restore it from a backup or move it aside.",
+            ) from exc
+        return connection
+
+    def _load(self, connection: sqlite3.Connection) -> StoredState:
+        self._migrate(connection)
+        counters = dict(connection.execute("SELECT name, value FROM counters").fetchall())
+        cursor = connection.execute(f"SELECT {', '.join(_COLUMNS)} FROM tasks ORDER BY seq")
+        records = []
+        for row in cursor:
+            try:
+                records.append(_record(row))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise StoreOpenError(
+                    self.location,
+                    f"task {row[1]!r} in {self.location} cannot be read ({exc}); the file "
+                    "was changed by another program or is damaged",
+                ) from exc
+        next_seq = records[-1].seq + 1 if records else 0
+        return StoredState(records=records, counters=counters, next_seq=next_seq)
+
+    def _migrate(self, connection: sqlite3.Connection) -> None:
+        tables = {
+            name
+            for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        if "schema_version" in tables:
+            (version,) = connection.execute("SELECT version FROM schema_version").fetchone()
+        elif tables:
+            raise StoreOpenError(
+                self.location,
+                f"{self.location} is a SQLite database of another program (tables: "
+                f"{', '.join(sorted(tables))}); give the task manager its own file",
+            )
+        else:
+            version = 0  # a new, empty file
+        if version > SCHEMA_VERSION:
+            raise StoreVersionError(
+                self.location,
+                f"the task database {self.location} has schema version {version}, written by "
+                f"a newer storycore-tasks; this one reads up to version {SCHEMA_VERSION}. "
+                "Upgrade storycore-tasks, or open another file.",
+            )
+        if version == SCHEMA_VERSION:
+            return
+        connection.execute("BEGIN")
+        try:
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[target]:
+                    connection.execute(statement)
+                connection.execute("UPDATE schema_version SET version = ?", (target,))
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+
+def _row(record: TaskRecord) -> tuple[Any, ...]:
+    params_json = record.params_json
+    if params_json is None:
+        raise ValueError(f"task {record.task_id} reached the durable store without JSON params")
+    return (
+        record.seq,
+        record.task_id,
+        record.operation_name,
+        int(record.named),
+        params_json,
+        record.user,
+        record.timeout,
+        int(record.priority),
+        record.isolation.value,
+        record.memory_limit_mb,
+        record.cpu_time_limit,
+        record.status.value,
+        record.attempt,
+        record.progress,
+        record.created_at,
+        record.updated_at,
+        record.started_at,
+        record.ended_at,
+        record.result_json if record.has_result else None,
+        record.partial_json if record.has_partial_result else None,
+        encode_outcome(record.outcome),
+    )
+
+
+def _record(row: tuple[Any, ...]) -> TaskRecord:
+    (
+        seq,
+        task_id,
+        operation,
+        named,
+        params,
+        user,
+        timeout,
+        priority,
+        isolation,
+        memory_limit_mb,
+        cpu_time_limit,
+        status,
+        attempt,
+        progress,
+        created_at,
+        updated_at,
+        started_at,
+        ended_at,
+        result,
+        partial,
+        outcome,
+    ) = row
+    result_value = None if result is None else json.loads(result)
+    partial_value = None if partial is None else json.loads(partial)
+    return TaskRecord(
+        task_id=task_id,
+        operation_name=operation,
+        params=json.loads(params),
+        user=user,
+        timeout=timeout,
+        priority=TaskPriority(priority),
+        seq=seq,
+        created_at=created_at,
+        updated_at=updated_at,
+        isolation=Isolation(isolation),
+        memory_limit_mb=memory_limit_mb,
+        cpu_time_limit=cpu_time_limit,
+        named=bool(named),
+        status=TaskStatus(status),
+        attempt=attempt,
+        progress=progress,
+        started_at=started_at,
+        ended_at=ended_at,
+        result=result_value,
+        has_result=result is not None,
+        partial_result=partial_value,
+        has_partial_result=partial is not None,
+        outcome=decode_outcome(outcome, result_value),
+        params_json=params,
+        result_json=result,
+        partial_json=partial,
+    )

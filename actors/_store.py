@@ -1,0 +1,121 @@
+"""Where task records live beyond the process: the store protocol, the memory store,
+and the ticket a caller waits on until its change is durable.
+
+The registry actor keeps every retained record in its :class:`TaskTable` (all queries
+answer from memory) and is the store's only writer: it hands the store the records that
+changed since the last commit, in one transaction (group commit), before it answers a
+query or acknowledges a submission. A record written many times between two commits is
+written once, in its latest state.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from actors._records import TaskRecord
+
+__all__ = ["CommitTicket", "MemoryStore", "Store", "StoreStats", "StoredState"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    """What a store holds when a runtime opens it."""
+
+    records: Sequence[TaskRecord]  # in submission order (seq)
+    counters: Mapping[str, int]  # the lifetime counters at the last commit
+    next_seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    kind: str
+    location: str
+    durable: bool
+    commits: int = 0
+    records_written: int = 0
+    records_deleted: int = 0
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A task store. The runtime calls :meth:`open` once, then only the registry actor
+    calls :meth:`write` and :meth:`reclaim`, then the runtime calls :meth:`close`."""
+
+    @property
+    def durable(self) -> bool:
+        """True when records survive the process: the runtime then waits for commits."""
+        ...
+
+    @property
+    def location(self) -> str:
+        """Where the records live, for messages (a file path)."""
+        ...
+
+    def open(self) -> StoredState:
+        """Open (creating if needed) and read every stored record.
+
+        Raises :class:`StoreError` subclasses naming the location on failure.
+        """
+        ...
+
+    def write(
+        self, records: Iterable[TaskRecord], deleted: Iterable[str], counters: Mapping[str, int]
+    ) -> None:
+        """Store these records' current state, forget the deleted ids and save the
+        counters, in one transaction. Raises :class:`StoreWriteError` on failure."""
+        ...
+
+    def reclaim(self) -> None:
+        """Give the space of deleted records back (after a retention cleanup)."""
+        ...
+
+    def statistics(self) -> StoreStats: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryStore:
+    """Nothing survives the process: the registry's table is the only copy."""
+
+    durable = False
+    location = ":memory:"
+
+    def open(self) -> StoredState:
+        return StoredState(records=(), counters={})
+
+    def write(
+        self, records: Iterable[TaskRecord], deleted: Iterable[str], counters: Mapping[str, int]
+    ) -> None:
+        raise RuntimeError("the memory store keeps nothing; the registry never writes to it")
+
+    def reclaim(self) -> None:
+        pass
+
+    def statistics(self) -> StoreStats:
+        return StoreStats(kind="memory", location=self.location, durable=False)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass(slots=True, eq=False)
+class CommitTicket:
+    """Set by the registry once a change is committed (or the commit failed).
+
+    A submitter waits on one before ``submit`` returns the task id; a worker waits on one
+    before it calls the operation, so a crash can never make a started task read
+    ``pending`` (and run twice) after recovery.
+    """
+
+    _event: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+    def done(self, error: BaseException | None = None) -> None:
+        self.error = error
+        self._event.set()
+
+    def wait(self, timeout: float | None) -> bool:
+        return self._event.wait(timeout)
