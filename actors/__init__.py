@@ -22,6 +22,7 @@ from actors._errors import (
     UnknownTaskError,
 )
 from actors._interrupt import TaskInterrupted
+from actors._operations import NamedOperation
 from actors._outcome import (
     Cancelled,
     Completed,
@@ -55,6 +56,7 @@ __all__ = [
     "Isolation",
     "ManualClock",
     "MemoryStore",
+    "NamedOperation",
     "Operation",
     "Outcome",
     "PooledActor",

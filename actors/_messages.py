@@ -4,7 +4,8 @@ Who sends what:
 
 * facade -> Registry: ``Register``, queries (``GetSnapshot``, ``ListTasks``, ``GetStats``,
   ``Watch``/``Unwatch``, ``Cleanup``)
-* facade -> Supervisor: ``Submit``, ``Cancel``, ``GetSupervisorStats``, ``Shutdown``
+* facade -> Supervisor: ``Submit``, ``SubmitBatch`` (recovered tasks), ``Cancel``,
+  ``GetSupervisorStats``, ``Shutdown``
 * Supervisor -> Registry: ``MarkRunning``, ``Finish``, ``Cleanup``
 * Supervisor -> Worker: ``Stop``, then ``Interrupt`` after the stop grace
 * operation thread -> Worker: ``OperationReturned``
@@ -45,6 +46,7 @@ __all__ = [
     "Shutdown",
     "Stop",
     "Submit",
+    "SubmitBatch",
     "Unwatch",
     "Watch",
     "WorkerFinished",
@@ -120,6 +122,14 @@ class Cleanup:
 @dataclass(frozen=True, slots=True)
 class Submit:
     spec: TaskSpec
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitBatch:
+    """Tasks recovered from a durable store: all queued before any starts, so the first
+    one to run is the first by priority, not the first in the batch."""
+
+    specs: tuple[TaskSpec, ...]
 
 
 @dataclass(frozen=True, slots=True)

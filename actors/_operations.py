@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from actors._errors import UnknownOperationError
 from actors._records import Operation
 
-__all__ = ["OperationEntry", "OperationRegistry", "check_operation_name"]
+__all__ = ["NamedOperation", "OperationEntry", "OperationRegistry", "check_operation_name"]
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,199}")
 
@@ -24,6 +25,15 @@ class OperationEntry:
     name: str
     function: Operation
     # Safe to run again from the start when the process died while it ran.
+    retry_on_interrupt: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NamedOperation:
+    """A function with its registration options, for ``operations={name: ...}`` (where a
+    bare function means the defaults)."""
+
+    function: Operation
     retry_on_interrupt: bool = False
 
 
@@ -70,6 +80,18 @@ class OperationRegistry:
             f"operation {name!r} is already registered with {existing.function!r} "
             f"(retry_on_interrupt={existing.retry_on_interrupt}); pick another name"
         )
+
+    def register_all(self, operations: object) -> None:
+        """Register ``{name: function or NamedOperation}``."""
+        if not isinstance(operations, Mapping):
+            raise TypeError(
+                f"operations must map names to functions, got {type(operations).__name__}"
+            )
+        for name, value in operations.items():
+            if isinstance(value, NamedOperation):
+                self.register(name, value.function, retry_on_interrupt=value.retry_on_interrupt)
+            else:
+                self.register(name, value, retry_on_interrupt=False)
 
     def get(self, name: str) -> OperationEntry | None:
         return self._entries.get(name)

@@ -38,10 +38,11 @@ from actors._messages import (
     Register,
     Shutdown,
     Submit,
+    SubmitBatch,
     Unwatch,
     Watch,
 )
-from actors._operations import OperationEntry, OperationRegistry
+from actors._operations import NamedOperation, OperationRegistry
 from actors._outcome import Cancelled, StopReason
 from actors._pooled import Dispatcher
 from actors._processes import ProcessPool, ProcessPoolStats
@@ -108,7 +109,9 @@ class TaskRuntime:
             only; a durable store (:class:`SqliteStore`) is opened here, its records are
             recovered (see ``actors._recovery``), and every acknowledged change survives
             a crash of the process.
-        operations: named operations to register before the store is recovered.
+        operations: named operations to register before the store is recovered:
+            ``{name: function}``, or ``{name: NamedOperation(function,
+            retry_on_interrupt=True)}`` for one that may run again after a crash.
     """
 
     def __init__(
@@ -126,7 +129,7 @@ class TaskRuntime:
         memory_limit_mb: float | None = None,
         cpu_time_limit: float | None = None,
         store: Store | None = None,
-        operations: Mapping[str, Operation] | None = None,
+        operations: Mapping[str, Operation | NamedOperation] | None = None,
         name: str = "actors",
     ) -> None:
         self._concurrency = check_count("concurrency", concurrency)
@@ -157,12 +160,7 @@ class TaskRuntime:
         self._durable = store.durable
         self._operations = OperationRegistry()
         if operations is not None:
-            if not isinstance(operations, Mapping):
-                raise TypeError(
-                    f"operations must map names to functions, got {type(operations).__name__}"
-                )
-            for op_name, function in operations.items():
-                self._operations.register(op_name, function, retry_on_interrupt=False)
+            self._operations.register_all(operations)
         prefix = f"{name}-{next(_runtime_ids)}"
         self._op_thread_prefix = f"{prefix}-op"
 
@@ -206,8 +204,7 @@ class TaskRuntime:
             start_timeout=self._ask_timeout,
         )
         with self._submit_lock:
-            for record in to_queue:
-                self._queue_recovered(record)
+            self._queue_recovered(to_queue)
         if self._isolation is Isolation.PROCESS:
             pool = self._process_pool()
 
@@ -254,6 +251,7 @@ class TaskRuntime:
                 return
             entry = self._operations.resolve(name)
             now = self._clock.time()
+            runnable: list[TaskRecord] = []
             for task_id, record in waiting.items():
                 del self._awaiting_names[task_id]
                 if self._closed:
@@ -261,7 +259,8 @@ class TaskRuntime:
                 if decide(record, entry) == "interrupt":
                     self._registry.tell(Finish(task_id, interrupt(record, now), now))
                 else:
-                    self._queue_recovered(record)
+                    runnable.append(record)
+            self._queue_recovered(runnable)
         _log.info("operation.registered", operation=name, queued_waiting=len(waiting))
 
     def operation_names(self) -> list[str]:
@@ -525,7 +524,8 @@ class TaskRuntime:
             now = self._clock.time()
             plan = plan_recovery(state.records, self._operations.get, now)
             counters = dict(state.counters)
-            counters["failed"] = counters.get("failed", 0) + plan.counts["interrupted"]
+            if "failed" in counters:  # else restore() counts the failed records it loads
+                counters["failed"] += plan.counts["interrupted"]
             self._table.restore(state.records, counters)
             if plan.changed:
                 store.write(plan.changed, (), self._table.counters())
@@ -549,12 +549,17 @@ class TaskRuntime:
             )
         return plan.to_queue
 
-    def _queue_recovered(self, record: TaskRecord) -> None:
-        """Queue a recovered pending task (under the submit lock). It keeps its seq, so
-        it runs before every newer task of its priority."""
-        entry: OperationEntry = self._operations.resolve(record.operation_name)
-        self._admission.enter()
-        self._supervisor.tell(Submit(record.to_spec(entry.function)))
+    def _queue_recovered(self, records: Sequence[TaskRecord]) -> None:
+        """Queue recovered pending tasks (under the submit lock), in one message. They
+        keep their seq, so each runs before every newer task of its priority."""
+        if not records:
+            return
+        specs = []
+        for record in records:
+            entry = self._operations.resolve(record.operation_name)
+            specs.append(record.to_spec(entry.function))
+            self._admission.enter()
+        self._supervisor.tell(SubmitBatch(tuple(specs)))
 
     def _await_commit(self, ticket: CommitTicket, task_id: str) -> None:
         if not ticket.wait(self._ask_timeout):

@@ -62,14 +62,25 @@ _COLUMNS = (
 )
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
-    # Version 1: every record in one table, keyed by submission order.
+    # Version 1: every record in one table, keyed by submission order. No index on
+    # task_id: the runtime reads every record once when it opens the file and answers
+    # from memory; writes and deletes go by seq (an index on random UUIDs would cost
+    # more than the rest of an insert).
     1: (
         "CREATE TABLE schema_version (version INTEGER NOT NULL)",
         "INSERT INTO schema_version (version) VALUES (0)",
-        "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        # The lifetime counters, one row (one statement per commit).
+        """CREATE TABLE counters (
+            created INTEGER NOT NULL,
+            completed INTEGER NOT NULL,
+            failed INTEGER NOT NULL,
+            cancelled INTEGER NOT NULL,
+            timed_out INTEGER NOT NULL
+        )""",
+        "INSERT INTO counters VALUES (0, 0, 0, 0, 0)",
         """CREATE TABLE tasks (
             seq INTEGER PRIMARY KEY,
-            task_id TEXT NOT NULL UNIQUE,
+            task_id TEXT NOT NULL,
             operation TEXT NOT NULL,
             named INTEGER NOT NULL,
             params TEXT NOT NULL,
@@ -97,12 +108,27 @@ A new layout adds an entry; released entries never change."""
 
 SCHEMA_VERSION = max(MIGRATIONS)
 
-_UPSERT = (
-    f"INSERT OR REPLACE INTO tasks ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
+# The columns a task's life changes; the others are written once, when it is created.
+_CHANGING = (
+    "status",
+    "attempt",
+    "progress",
+    "updated_at",
+    "started_at",
+    "ended_at",
+    "result",
+    "partial_result",
+    "outcome",
 )
-_DELETE = "DELETE FROM tasks WHERE task_id = ?"
-_SAVE_COUNTER = "INSERT OR REPLACE INTO counters (name, value) VALUES (?, ?)"
+# An update in place (not INSERT OR REPLACE, which deletes and re-inserts the row).
+_UPSERT = (
+    f"INSERT INTO tasks ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)}) "
+    f"ON CONFLICT (seq) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _CHANGING)}"
+)
+_DELETE = "DELETE FROM tasks WHERE seq = ?"
+_COUNTERS = ("created", "completed", "failed", "cancelled", "timed_out")
+_SAVE_COUNTERS = f"UPDATE counters SET {', '.join(f'{c} = ?' for c in _COUNTERS)}"
 _SYNCHRONOUS = ("normal", "full")
 
 
@@ -184,19 +210,25 @@ class SqliteStore:
             return state
 
     def write(
-        self, records: Iterable[TaskRecord], deleted: Iterable[str], counters: Mapping[str, int]
+        self,
+        records: Iterable[TaskRecord],
+        deleted: Iterable[TaskRecord],
+        counters: Mapping[str, int],
     ) -> None:
         connection = self._connection
         if connection is None:
             raise RuntimeError(f"the store {self.location} is not open")
         rows = [_row(record) for record in records]
-        gone = [(task_id,) for task_id in deleted]
+        gone = [(record.seq,) for record in deleted]
         try:
             connection.execute("BEGIN")
             try:
-                connection.executemany(_UPSERT, rows)
-                connection.executemany(_DELETE, gone)
-                connection.executemany(_SAVE_COUNTER, counters.items())
+                # Each call releases and retakes the GIL: skip the ones with nothing to do.
+                if rows:
+                    connection.executemany(_UPSERT, rows)
+                if gone:
+                    connection.executemany(_DELETE, gone)
+                connection.execute(_SAVE_COUNTERS, [counters.get(c, 0) for c in _COUNTERS])
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
@@ -294,7 +326,8 @@ class SqliteStore:
 
     def _load(self, connection: sqlite3.Connection) -> StoredState:
         self._migrate(connection)
-        counters = dict(connection.execute("SELECT name, value FROM counters").fetchall())
+        row = connection.execute(f"SELECT {', '.join(_COUNTERS)} FROM counters").fetchone()
+        counters = dict(zip(_COUNTERS, row, strict=True))
         cursor = connection.execute(f"SELECT {', '.join(_COLUMNS)} FROM tasks ORDER BY seq")
         records = []
         for row in cursor:

@@ -39,6 +39,7 @@ from actors._messages import (
     Shutdown,
     Stop,
     Submit,
+    SubmitBatch,
     WorkerFinished,
 )
 from actors._outcome import Cancelled, StopReason, TimedOut
@@ -156,6 +157,8 @@ class SupervisorActor(pykka.ThreadingActor):
             return self._on_submit(message.spec)
         if isinstance(message, WorkerFinished):
             return self._on_worker_finished(message)
+        if isinstance(message, SubmitBatch):
+            return self._on_submit_batch(message.specs)
         if isinstance(message, DeadlinePassed):
             return self._on_deadline(message.task_id)
         if isinstance(message, ChildStarted):
@@ -181,6 +184,16 @@ class SupervisorActor(pykka.ThreadingActor):
             return
         self._pending[spec.task_id] = spec
         heapq.heappush(self._heap, (-spec.priority, spec.seq, spec.task_id))
+        self._dispatch()
+
+    def _on_submit_batch(self, specs: tuple[TaskSpec, ...]) -> None:
+        if not self._admitting:
+            for spec in specs:
+                self._on_submit(spec)
+            return
+        for spec in specs:
+            self._pending[spec.task_id] = spec
+            heapq.heappush(self._heap, (-spec.priority, spec.seq, spec.task_id))
         self._dispatch()
 
     def _on_cancel(self, task_id: str) -> bool:

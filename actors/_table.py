@@ -207,7 +207,11 @@ class TaskTable:
 
     def remove_ended_before(self, cutoff: float) -> list[str]:
         """Drop terminal records that ended before ``cutoff``; returns their ids."""
-        removed: list[str] = []
+        return [record.task_id for record in self.pop_ended_before(cutoff)]
+
+    def pop_ended_before(self, cutoff: float) -> list[TaskRecord]:
+        """Drop terminal records that ended before ``cutoff``; returns them."""
+        removed: list[TaskRecord] = []
         ended = self._ended
         while ended and ended[0][0] < cutoff:
             _, task_id = heapq.heappop(ended)
@@ -215,7 +219,7 @@ class TaskTable:
             del self._terminal[record.status][task_id]
             self._status_counts[record.status] -= 1
             self._priority_counts[record.priority] -= 1
-            removed.append(task_id)
+            removed.append(record)
         return removed
 
     def _move(self, record: TaskRecord, status: TaskStatus) -> None:

@@ -31,6 +31,11 @@ class Sizes:
     # B5 hard stops
     hard_stops: int
     hard_stop_workers: int
+    # B8 durability
+    durability_tasks: int
+    durability_workers: int
+    durability_submitters: int
+    durability_rounds: int
     # B9 process-mode overhead
     process_overhead_tasks: int
     process_overhead_rounds: int
@@ -62,6 +67,10 @@ FULL = Sizes(
     cancel_forced_samples=20,
     hard_stops=100,
     hard_stop_workers=5,
+    durability_tasks=20_000,
+    durability_workers=4,
+    durability_submitters=4,
+    durability_rounds=3,
     process_overhead_tasks=2_000,
     process_overhead_rounds=5,
     memory_records=50_000,
@@ -90,6 +99,10 @@ QUICK = Sizes(
     cancel_forced_samples=5,
     hard_stops=10,
     hard_stop_workers=5,
+    durability_tasks=1_000,
+    durability_workers=4,
+    durability_submitters=4,
+    durability_rounds=1,
     process_overhead_tasks=200,
     process_overhead_rounds=2,
     memory_records=2_000,

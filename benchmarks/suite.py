@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from benchmarks import (
     cancel,
+    durability,
     hard_stops,
     memory,
-    pending,
     process_overhead,
     scaling,
     status_latency,
@@ -47,7 +47,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("B5", "resources after hard stops", hard_stops.run),
     Scenario("B6", "memory per retained terminal record", memory.run),
     Scenario("B7", "scaling with retained records", scaling.run),
-    Scenario("B8", "durability: the SQLite store", pending.run_b8),
+    Scenario("B8", "durability: the SQLite store", durability.run),
     Scenario("B9", "process mode per-task overhead", process_overhead.run),
 )
 

@@ -109,8 +109,10 @@ REMEDIATION_BY_CODE: Mapping[ErrorCodes, str] = MappingProxyType(
         ),
         ErrorCodes.INTERRUPTED: (
             "The process running the task manager stopped (a crash or a kill) before the "
-            "task ended. Create the task again; to have it resumed automatically, register "
-            "its operation by name with retry_on_interrupt=True."
+            "task ended. Create the task again. To have such tasks run again by themselves, "
+            "register their operation by name as safe to retry: register_operation(name, fn, "
+            "retry_on_interrupt=True), or operations={name: NamedOperation(fn, "
+            "retry_on_interrupt=True)}."
         ),
         ErrorCodes.RESULT_NOT_SERIALIZABLE: (
             "The operation returned a value the durable store cannot keep; return JSON "

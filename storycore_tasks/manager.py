@@ -16,6 +16,7 @@ from typing import Any, overload
 from actors import (
     Clock,
     Isolation,
+    NamedOperation,
     Operation,
     SqliteStore,
     Store,
@@ -68,8 +69,10 @@ class TaskManager:
             process); ``"sqlite:///path/to/tasks.db"`` (or a ``pathlib.Path``) keeps
             them in a SQLite file that survives crashes and restarts; or any
             :class:`actors.Store`. Opening an existing file recovers its tasks.
-        operations: named operations to register up front, ``{name: function}``,
-            before the store's pending tasks are recovered.
+        operations: named operations to register up front, before the store's tasks
+            are recovered: ``{name: function}``, or ``{name: NamedOperation(function,
+            retry_on_interrupt=True)}`` for one that is safe to run again after a crash
+            interrupted it.
     """
 
     def __init__(
@@ -88,7 +91,7 @@ class TaskManager:
         cpu_time_limit: float | None = None,
         ask_timeout: float = 30.0,
         store: str | os.PathLike[str] | Store | None = None,
-        operations: Mapping[str, Operation] | None = None,
+        operations: Mapping[str, Operation | NamedOperation] | None = None,
     ) -> None:
         self._num_workers = check_count("num_workers", num_workers)
         self._default_timeout = check_seconds("default_timeout", default_timeout, allow_none=True)
