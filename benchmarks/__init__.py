@@ -9,9 +9,10 @@ Modules: :mod:`benchmarks.harness` (timing, alternation, percentiles, logging se
 leak checks), :mod:`benchmarks.report` (result rows, Markdown table, JSON),
 :mod:`benchmarks.sizes` (full and quick sizes), one module per scenario
 (:mod:`~benchmarks.throughput`, :mod:`~benchmarks.status_latency`,
-:mod:`~benchmarks.timeouts`, :mod:`~benchmarks.cancel`, :mod:`~benchmarks.memory`,
-:mod:`~benchmarks.scaling`, :mod:`~benchmarks.pending`), :mod:`benchmarks.suite` (the
-table of scenarios) and :mod:`benchmarks.cli`.
+:mod:`~benchmarks.timeouts`, :mod:`~benchmarks.cancel`, :mod:`~benchmarks.hard_stops`,
+:mod:`~benchmarks.memory`, :mod:`~benchmarks.scaling`, :mod:`~benchmarks.durability`,
+:mod:`~benchmarks.process_overhead`), :mod:`benchmarks.suite` (the table of scenarios)
+and :mod:`benchmarks.cli`.
 """
 
 __all__: list[str] = []
