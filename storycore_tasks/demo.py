@@ -5,19 +5,24 @@ out and keeps its partial result, one is cancelled while running, one is cancell
 while it is still pending, and one crashes its process (a segfault in native code) —
 contained in a child process, so the host and every other task carry on. The lifecycle
 log goes to the configured structlog output; the final status table is returned as text.
+
+The operations are registered by name, so with a task database (``store``) the tasks
+of every run are kept in it: a later run recovers them and reports how many it found.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from actors import TaskContext
 from storycore_tasks.manager import TaskManager
 
-__all__ = ["format_status_table", "run_demo"]
+__all__ = ["DEMO_OPERATIONS", "DemoReport", "format_status_table", "run_demo"]
 
 
 def render_sequence(params: Mapping[str, Any], task: TaskContext) -> dict[str, Any]:
@@ -55,39 +60,61 @@ def denoise_audio(params: Mapping[str, Any], task: TaskContext) -> None:
     ctypes.string_at(0)
 
 
-def run_demo(*, started: threading.Event | None = None) -> str:
-    """Run the scenario to the end; returns the final status table."""
+DEMO_OPERATIONS = {
+    "storycore.video.render": render_sequence,
+    "storycore.audio.narrate": narrate_chapter,
+    "storycore.llm.storyboard": llm_pipeline,
+    "storycore.audio.denoise": denoise_audio,
+}
+"""The demo's operations, by the names its tasks are created (and stored) with."""
+
+
+@dataclass(frozen=True, slots=True)
+class DemoReport:
+    table: str  # the final status table
+    earlier_tasks: int  # tasks found in the database, from earlier runs
+
+
+def run_demo(
+    *, started: threading.Event | None = None, store: str | os.PathLike[str] | None = None
+) -> DemoReport:
+    """Run the scenario to the end. ``store``: the task database (None: memory only)."""
     running = started or threading.Event()
 
     def long_render(params: Mapping[str, Any], task: TaskContext) -> dict[str, Any]:
         running.set()
         return render_sequence(params, task)
 
-    with TaskManager(num_workers=4) as manager:
+    with TaskManager(num_workers=4, store=store, operations=DEMO_OPERATIONS) as manager:
+        earlier = manager.get_stats()["total_tasks"]
+        manager.register_operation("storycore.video.render_watched", long_render)
         ids = {
             "render intro": manager.create_task(
-                render_sequence,
+                "storycore.video.render",
                 {"sequence": "intro", "frames": 8, "seconds_per_frame": 0.05},
                 user="demo",
             ),
             "narrate ch. 1": manager.create_task(
-                narrate_chapter, {"chapter": 1, "paragraphs": ["p"] * 6}, user="demo"
+                "storycore.audio.narrate", {"chapter": 1, "paragraphs": ["p"] * 6}, user="demo"
             ),
             "llm storyboard": manager.create_task(
-                llm_pipeline, {"prompt": "a lighthouse"}, user="demo", timeout=0.45
+                "storycore.llm.storyboard", {"prompt": "a lighthouse"}, user="demo", timeout=0.45
             ),
             "render finale": manager.create_task(
-                long_render,
+                "storycore.video.render_watched",
                 {"sequence": "finale", "frames": 100, "seconds_per_frame": 0.05},
                 user="demo",
             ),
             "render credits": manager.create_task(
-                render_sequence,
+                "storycore.video.render",
                 {"sequence": "credits", "frames": 4, "seconds_per_frame": 0.05},
                 user="demo",
             ),
             "denoise audio": manager.create_task(
-                denoise_audio, {"track": "narration"}, user="demo", isolation="process"
+                "storycore.audio.denoise",
+                {"track": "narration"},
+                user="demo",
+                isolation="process",
             ),
         }
         # Four workers are busy, so "render credits" waits: cancel it before it runs.
@@ -97,7 +124,7 @@ def run_demo(*, started: threading.Event | None = None) -> str:
         manager.wait(ids["narrate ch. 1"], timeout=10)
         manager.cancel_task(ids["render finale"])
         statuses = {name: manager.wait(task_id, timeout=30) for name, task_id in ids.items()}
-    return format_status_table(statuses)
+    return DemoReport(table=format_status_table(statuses), earlier_tasks=earlier)
 
 
 def format_status_table(statuses: Mapping[str, Mapping[str, Any]]) -> str:

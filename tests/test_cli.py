@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import structlog
@@ -20,6 +21,7 @@ from storycore_tasks.cli import main
 
 BANNER = "storycore-tasks demo: 6 tasks on 4 workers"
 TABLE_MARKER = "Final status:"
+DATABASE_NOTE = "The database kept"
 TASK_NAMES = [
     "render intro",
     "narrate ch. 1",
@@ -39,11 +41,20 @@ def _restore_structlog() -> Iterator[None]:
     structlog.reset_defaults()
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The demo keeps its tasks in ./storycore-demo.db: run it in a folder of the test's."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 def _split_output(out: str) -> tuple[list[str], dict[str, dict[str, str]]]:
     """(log lines, table rows by task name) from the demo's standard output."""
-    assert out.startswith(BANNER + "\n"), out[:200]
-    head, marker, table = out[len(BANNER) :].partition(TABLE_MARKER)
+    assert out.startswith(BANNER), out[:200]
+    _banner, _, rest = out.partition("\n")
+    head, marker, table = rest.partition(TABLE_MARKER)
     assert marker == TABLE_MARKER, out
+    table, _, _ = table.partition(DATABASE_NOTE)
     log_lines = [line for line in head.splitlines() if line.strip()]
     return log_lines, _parse_table(table)
 
@@ -135,7 +146,46 @@ def test_demo_never_starts_the_task_cancelled_while_pending(
     assert timed_out[0]["has_partial_result"] == "True"
 
 
-def test_console_script_demo_json_exits_0_with_json_log_lines() -> None:
+def test_demo_keeps_its_tasks_in_a_database_file_a_second_run_recovers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """By default the demo writes ./storycore-demo.db (and says where); a second run
+    opens it, logs registry.recovered with the first run's six terminal tasks, and says
+    it kept them; --memory writes no file."""
+    database = tmp_path / "storycore-demo.db"
+    assert main(["demo"]) == 0
+    first = capsys.readouterr().out
+    assert str(database) in first.splitlines()[0]
+    assert database.is_file()
+    assert f"kept 0 task(s) from earlier runs and now holds these six too: {database}" in first
+
+    assert main(["demo"]) == 0
+    second = capsys.readouterr().out
+    log_lines, rows = _split_output(second)
+    _check_table(rows)
+    recovered = [
+        fields
+        for event, fields in map(_parse_console_line, log_lines)
+        if event == "registry.recovered"
+    ]
+    assert len(recovered) == 1
+    assert recovered[0]["terminal"] == "6"
+    assert recovered[0]["interrupted"] == "0"
+    assert "kept 6 task(s) from earlier runs" in second
+
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    chosen_db = other / "chosen.db"
+    assert main(["demo", "--db", str(chosen_db)]) == 0
+    assert chosen_db.is_file()
+    capsys.readouterr()
+    database.unlink()
+    assert main(["demo", "--memory"]) == 0
+    assert "memory only" in capsys.readouterr().out.splitlines()[0]
+    assert not database.exists()
+
+
+def test_console_script_demo_json_exits_0_with_json_log_lines(tmp_path: Path) -> None:
     """The installed `storycore-tasks demo --json` exits 0; every log line is JSON."""
     script = shutil.which("storycore-tasks")
     if script is not None:
@@ -146,7 +196,9 @@ def test_console_script_demo_json_exits_0_with_json_log_lines() -> None:
             "-c",
             "from storycore_tasks.cli import main; raise SystemExit(main(['demo', '--json']))",
         ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
 
     log_lines, rows = _split_output(done.stdout)
