@@ -2,8 +2,8 @@
 
 Who sends what:
 
-* facade -> Registry: ``Register``, queries (``GetSnapshot``, ``ListTasks``, ``GetStats``,
-  ``Watch``/``Unwatch``, ``Cleanup``)
+* facade -> Registry: ``Register``, ``Flush``, queries (``GetSnapshot``, ``ListTasks``,
+  ``GetStats``, ``Watch``/``Unwatch``, ``Cleanup``)
 * facade -> Supervisor: ``Submit``, ``SubmitBatch`` (recovered tasks), ``Cancel``,
   ``GetSupervisorStats``, ``Shutdown``
 * Supervisor -> Registry: ``MarkRunning``, ``Finish``, ``Cleanup``
@@ -34,6 +34,7 @@ __all__ = [
     "DeadlinePassed",
     "EscalateStop",
     "Finish",
+    "Flush",
     "GetSnapshot",
     "GetStats",
     "GetSupervisorStats",
@@ -82,6 +83,14 @@ class Finish:
     task_id: str
     outcome: Outcome
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Flush:
+    """Durable store: done once every change the registry received before it is
+    committed (a cancellation is acknowledged only then)."""
+
+    ticket: CommitTicket
 
 
 @dataclass(frozen=True, slots=True)

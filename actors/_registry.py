@@ -26,6 +26,7 @@ from actors._errors import StoreError
 from actors._messages import (
     Cleanup,
     Finish,
+    Flush,
     GetSnapshot,
     GetStats,
     ListTasks,
@@ -172,6 +173,9 @@ class RegistryActor(pykka.ThreadingActor):
             return [r.snapshot() for r in self._table.list(message.status, message.limit)]
         if isinstance(message, GetStats):
             return self._table.stats()
+        if isinstance(message, Flush):
+            self._ticket(message.ticket)
+            return None
         if isinstance(message, Cleanup):
             removed = self._table.pop_ended_before(message.cutoff)
             if removed:

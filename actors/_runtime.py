@@ -31,6 +31,7 @@ from actors._messages import (
     Cancel,
     Cleanup,
     Finish,
+    Flush,
     GetSnapshot,
     GetStats,
     GetSupervisorStats,
@@ -370,7 +371,20 @@ class TaskRuntime:
         return task_id
 
     def cancel(self, task_id: str) -> bool:
-        """Cancel a pending or running task. False if unknown or already terminal."""
+        """Cancel a pending or running task. False if unknown or already terminal.
+
+        With a durable store, True is returned once the cancellation is committed: a
+        crash afterwards cannot bring the task back to run."""
+        accepted = self._cancel(task_id)
+        if accepted and self._durable:
+            ticket = CommitTicket()
+            with contextlib.suppress(pykka.ActorDeadError):  # stopped: it committed
+                # Behind the Finish the supervisor (or _cancel) told the registry.
+                self._registry.tell(Flush(ticket))
+                self._await_commit(ticket, None)
+        return accepted
+
+    def _cancel(self, task_id: str) -> bool:
         with self._submit_lock:
             name = self._awaiting_names.pop(task_id, None)
             if name is not None:
@@ -561,12 +575,13 @@ class TaskRuntime:
             self._admission.enter()
         self._supervisor.tell(SubmitBatch(tuple(specs)))
 
-    def _await_commit(self, ticket: CommitTicket, task_id: str) -> None:
+    def _await_commit(self, ticket: CommitTicket, new_task: str | None) -> None:
         if not ticket.wait(self._ask_timeout):
-            raise ActorUnresponsiveError("registry", "Register (commit)", self._ask_timeout)
+            raise ActorUnresponsiveError("registry", "a commit", self._ask_timeout)
         if ticket.error is not None:
-            # Not durable: do not leave it running behind a caller who got an error.
-            self.cancel(task_id)
+            if new_task is not None:
+                # Not durable: do not leave it running behind a caller who got an error.
+                self._cancel(new_task)
             raise ticket.error
 
     def _ask(self, ref: pykka.ActorRef[Any], message: Any, actor: str) -> Any:
