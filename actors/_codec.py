@@ -96,6 +96,8 @@ def decode_outcome(text: str | None, result: Any) -> Outcome | None:
     if text is None:
         return None
     fields = _decode(text)
+    if not isinstance(fields, dict):
+        raise ValueError(f"an outcome must be a JSON object, got {type(fields).__name__}")
     kind = fields.pop("kind")
     if kind == "completed":
         return Completed(result)

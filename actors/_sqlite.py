@@ -194,18 +194,18 @@ class SqliteStore:
                 raise RuntimeError(f"the store {self.location} is already open")
             connection = self._connect()
             try:
+                # Nothing is written before the file is known to be ours and readable: a
+                # refused file is left exactly as it was.
+                version = self._schema_version(connection)
+                self._configure(connection, new=version == 0)
+                self._migrate(connection, version)
                 state = self._load(connection)
-            except StoreError:
-                connection.close()
-                raise
-            except sqlite3.DatabaseError as exc:
-                connection.close()
-                raise StoreOpenError(
-                    self.location,
-                    f"cannot read the task database {self.location}: {exc}. The file is "
-                    "damaged or is not a storycore-tasks database; restore it from a backup "
-                    "or move it aside to start an empty one.",
-                ) from exc
+            except BaseException as exc:
+                connection.close()  # releases the lock at once, not at garbage collection
+                error = self._open_error(exc)
+                if error is exc:
+                    raise
+                raise error from exc
             self._connection = connection
             return state
 
@@ -248,7 +248,9 @@ class SqliteStore:
         if connection is None:
             return
         try:
-            connection.execute("PRAGMA incremental_vacuum")
+            # execute() would step the pragma once, which frees a single page; a script
+            # runs it to the end.
+            connection.executescript("PRAGMA incremental_vacuum;")
         except sqlite3.Error as exc:
             raise StoreWriteError(
                 self.location, f"reclaiming space in {self.location} failed: {exc}"
@@ -287,45 +289,87 @@ class SqliteStore:
             connection = sqlite3.connect(
                 location, timeout=0, isolation_level=None, check_same_thread=False
             )
+            # Locks taken from now on are held until close(): the first read keeps other
+            # writers out, the first write keeps everyone out.
+            connection.execute("PRAGMA locking_mode=EXCLUSIVE")
         except (OSError, sqlite3.Error) as exc:
             raise StoreOpenError(
                 location,
                 f"cannot open the task database {location}: {exc}. Check that its folder "
                 "exists and is writable.",
             ) from exc
-        try:
-            connection.execute("PRAGMA locking_mode=EXCLUSIVE")
-            # Only takes effect on a new, empty file (before the first table).
-            connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
-            connection.execute("PRAGMA journal_size_limit=16777216")
-            # Takes the write lock now, and (exclusive mode) keeps it until close().
-            connection.execute("BEGIN IMMEDIATE")
-            connection.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            connection.close()
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise StoreLockedError(
-                    location,
-                    f"the task database {location} is open in another task manager (in this "
-                    "process or another one). A database has one writer: shut that manager "
-                    "down first, or give this one its own file.",
-                ) from exc
-            raise StoreOpenError(
-                location, f"cannot open the task database {location}: {exc}"
-            ) from exc
-        except sqlite3.DatabaseError as exc:
-            connection.close()
-            raise StoreOpenError(
-                location,
-                f"the file {location} is not a readable SQLite database ({exc}); it is damaged "
-                "or is another kind of file. Restore it from a backup or move it aside.",
-            ) from exc
         return connection
 
+    def _schema_version(self, connection: sqlite3.Connection) -> int:
+        """The file's schema version (0 for a new, empty file), read without writing."""
+        tables = {
+            name
+            for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        if not tables:
+            return 0
+        if "schema_version" not in tables:
+            raise StoreOpenError(
+                self.location,
+                f"{self.location} is a SQLite database of another program (tables: "
+                f"{', '.join(sorted(tables))}); give the task manager its own file",
+            )
+        row = connection.execute("SELECT version FROM schema_version").fetchone()
+        if row is None or not isinstance(row[0], int):
+            raise StoreOpenError(
+                self.location, f"{self.location} has no readable schema version; it is damaged"
+            )
+        version: int = row[0]
+        if version > SCHEMA_VERSION:
+            raise StoreVersionError(
+                self.location,
+                f"the task database {self.location} has schema version {version}, written by "
+                f"a newer storycore-tasks; this one reads up to version {SCHEMA_VERSION}. "
+                "Upgrade storycore-tasks, or open another file.",
+            )
+        return version
+
+    def _configure(self, connection: sqlite3.Connection, *, new: bool) -> None:
+        if new:
+            # Only possible before the first table exists.
+            connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
+        connection.execute("PRAGMA journal_size_limit=16777216")
+        # Takes the write lock now, and (exclusive mode) keeps it until close().
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("COMMIT")
+
+    def _open_error(self, exc: BaseException) -> BaseException:
+        """The error ``open`` raises for ``exc``: a StoreError naming the file."""
+        location = self.location
+        if isinstance(exc, StoreError) or not isinstance(exc, Exception):
+            return exc
+        if isinstance(exc, sqlite3.OperationalError) and (
+            "locked" in str(exc) or "busy" in str(exc)
+        ):
+            return StoreLockedError(
+                location,
+                f"the task database {location} is open in another task manager (in this "
+                "process or another one). A database has one writer: shut that manager "
+                "down first, or give this one its own file.",
+            )
+        if isinstance(exc, _MigrationError):
+            return StoreOpenError(
+                location,
+                f"upgrading the task database {location} to schema version {exc.target} "
+                f"failed ({exc.__cause__}); the file was left at version {exc.target - 1}",
+            )
+        if isinstance(exc, sqlite3.DatabaseError):
+            return StoreOpenError(
+                location,
+                f"cannot read the task database {location} ({exc}): the file is damaged or "
+                "is not a SQLite database. Restore it from a backup or move it aside to "
+                "start an empty one.",
+            )
+        return StoreOpenError(location, f"cannot open the task database {location}: {exc}")
+
     def _load(self, connection: sqlite3.Connection) -> StoredState:
-        self._migrate(connection)
         row = connection.execute(f"SELECT {', '.join(_COUNTERS)} FROM counters").fetchone()
         counters = dict(zip(_COUNTERS, row, strict=True))
         cursor = connection.execute(f"SELECT {', '.join(_COLUMNS)} FROM tasks ORDER BY seq")
@@ -333,7 +377,7 @@ class SqliteStore:
         for row in cursor:
             try:
                 records.append(_record(row))
-            except (ValueError, KeyError, TypeError) as exc:
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise StoreOpenError(
                     self.location,
                     f"task {row[1]!r} in {self.location} cannot be read ({exc}); the file "
@@ -342,40 +386,25 @@ class SqliteStore:
         next_seq = records[-1].seq + 1 if records else 0
         return StoredState(records=records, counters=counters, next_seq=next_seq)
 
-    def _migrate(self, connection: sqlite3.Connection) -> None:
-        tables = {
-            name
-            for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
-        }
-        if "schema_version" in tables:
-            (version,) = connection.execute("SELECT version FROM schema_version").fetchone()
-        elif tables:
-            raise StoreOpenError(
-                self.location,
-                f"{self.location} is a SQLite database of another program (tables: "
-                f"{', '.join(sorted(tables))}); give the task manager its own file",
-            )
-        else:
-            version = 0  # a new, empty file
-        if version > SCHEMA_VERSION:
-            raise StoreVersionError(
-                self.location,
-                f"the task database {self.location} has schema version {version}, written by "
-                f"a newer storycore-tasks; this one reads up to version {SCHEMA_VERSION}. "
-                "Upgrade storycore-tasks, or open another file.",
-            )
-        if version == SCHEMA_VERSION:
-            return
-        connection.execute("BEGIN")
-        try:
-            for target in range(version + 1, SCHEMA_VERSION + 1):
+    def _migrate(self, connection: sqlite3.Connection, version: int) -> None:
+        """Bring the file from ``version`` to :data:`SCHEMA_VERSION`, one transaction per
+        step, so a failing step leaves the file at the last version that worked."""
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            connection.execute("BEGIN")
+            try:
                 for statement in MIGRATIONS[target]:
                     connection.execute(statement)
                 connection.execute("UPDATE schema_version SET version = ?", (target,))
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
+                connection.execute("COMMIT")
+            except sqlite3.Error as exc:
+                connection.execute("ROLLBACK")
+                raise _MigrationError(target) from exc
+
+
+class _MigrationError(Exception):
+    def __init__(self, target: int) -> None:
+        super().__init__(f"migration to schema version {target} failed")
+        self.target = target
 
 
 def _row(record: TaskRecord) -> tuple[Any, ...]:
@@ -433,10 +462,13 @@ def _record(row: tuple[Any, ...]) -> TaskRecord:
     ) = row
     result_value = None if result is None else json.loads(result)
     partial_value = None if partial is None else json.loads(partial)
+    params_value = json.loads(params)
+    if not isinstance(params_value, dict):
+        raise ValueError(f"params are {type(params_value).__name__}, not a JSON object")
     return TaskRecord(
         task_id=task_id,
         operation_name=operation,
-        params=json.loads(params),
+        params=params_value,
         user=user,
         timeout=timeout,
         priority=TaskPriority(priority),

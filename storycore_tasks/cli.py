@@ -29,15 +29,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run a short scripted scenario and print its lifecycle log and status table",
     )
     demo.add_argument("--json", action="store_true", help="log JSON lines instead of text")
-    where = demo.add_mutually_exclusive_group()
-    where.add_argument(
+    storage = demo.add_mutually_exclusive_group()
+    storage.add_argument(
         "--db",
         default=DEMO_DATABASE,
         metavar="PATH",
         help=f"the task database the demo keeps its tasks in (default: ./{DEMO_DATABASE}; "
         "every run adds its six tasks, kept for an hour)",
     )
-    where.add_argument(
+    storage.add_argument(
         "--memory", action="store_true", help="keep the tasks in memory only (write no file)"
     )
     demo.add_argument(
