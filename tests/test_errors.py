@@ -33,7 +33,7 @@ from storycore_tasks.errors import (
 
 
 def test_the_error_codes_are_storycores() -> None:
-    """ErrorCodes is exactly StoryCore's nine codes, each valued as its own name."""
+    """ErrorCodes is exactly StoryCore's eleven codes, each valued as its own name."""
     assert [code.value for code in ErrorCodes] == [
         "VALIDATION_ERROR",
         "NOT_FOUND",
@@ -44,6 +44,8 @@ def test_the_error_codes_are_storycores() -> None:
         "SERVICE_UNAVAILABLE",
         "WORKER_CRASHED",
         "RESOURCE_EXHAUSTED",
+        "INTERRUPTED",
+        "RESULT_NOT_SERIALIZABLE",
     ]
     assert [code.name for code in ErrorCodes] == [code.value for code in ErrorCodes]
 
@@ -67,6 +69,8 @@ def test_the_http_statuses_are_the_documented_ones() -> None:
         ErrorCodes.SERVICE_UNAVAILABLE: 503,
         ErrorCodes.WORKER_CRASHED: 502,
         ErrorCodes.RESOURCE_EXHAUSTED: 429,
+        ErrorCodes.INTERRUPTED: 503,
+        ErrorCodes.RESULT_NOT_SERIALIZABLE: 500,
     }
 
 
@@ -383,3 +387,52 @@ def test_a_resource_limit_maps_to_resource_exhausted() -> None:
         "reason": "MemoryError",
     }
     assert error.message == "Operation exceeded its memory_limit_mb of 300 MB"
+
+
+def test_an_interrupted_task_maps_to_interrupted_with_when_and_which_attempt() -> None:
+    """Interrupted facts (a durable store reopened after a crash) become INTERRUPTED with
+    the attempt and both moments as ISO timestamps; the message says whether it ran."""
+    from actors import Interrupted
+
+    ran = error_from_outcome(
+        Interrupted(was_running=True, attempt=2, last_seen_at=0.0, recovered_at=60.5)
+    )
+    assert ran is not None
+    assert ran.code is ErrorCodes.INTERRUPTED
+    assert ran.http_status == 503
+    assert dict(ran.details) == {
+        "was_running": True,
+        "attempt": 2,
+        "last_seen_at": "1970-01-01T00:00:00+00:00",
+        "recovered_at": "1970-01-01T00:01:00.500000+00:00",
+    }
+    assert "while attempt 2 ran" in ran.message
+    never = error_from_outcome(
+        Interrupted(was_running=False, attempt=0, last_seen_at=0.0, recovered_at=1.0)
+    )
+    assert never is not None
+    assert "before it ran" in never.message
+    assert "retry_on_interrupt=True" in never.remediation
+
+
+def test_a_result_the_store_cannot_keep_maps_to_result_not_serializable() -> None:
+    """ResultNotStorable facts become RESULT_NOT_SERIALIZABLE naming the result's type."""
+    from actors import ResultNotStorable
+
+    error = error_from_outcome(ResultNotStorable("Frame", "Object of type Frame is not JSON"))
+    assert error is not None
+    assert error.code is ErrorCodes.RESULT_NOT_SERIALIZABLE
+    assert dict(error.details) == {"result_type": "Frame"}
+    assert "Frame" in error.message
+    assert "not JSON" in error.message
+
+
+def test_a_store_error_is_service_unavailable_naming_the_file() -> None:
+    """A StoreError (locked, unreadable, failed write) is SERVICE_UNAVAILABLE with the
+    file in details.location."""
+    from actors import StoreLockedError
+
+    error = error_from_exception(StoreLockedError("/data/tasks.db", "locked by another"))
+    assert error.code is ErrorCodes.SERVICE_UNAVAILABLE
+    assert dict(error.details) == {"location": "/data/tasks.db"}
+    assert error.message == "locked by another"

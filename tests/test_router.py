@@ -144,6 +144,7 @@ def test_status_of_a_completed_task_is_the_full_status_dict(make_manager: MakeMa
     expected_keys = {
         "task_id",
         "status",
+        "attempt",
         "progress",
         "priority",
         "isolation",
@@ -582,6 +583,7 @@ def test_stats_reports_counts_of_the_tasks_run(make_manager: MakeManager) -> Non
         "lifetime_stats",
         "timers",
         "process_pool",
+        "store",
     } == set(data)
     assert data["total_tasks"] == 3
     assert data["queue_size"] == 0
