@@ -22,7 +22,7 @@ import pykka
 
 from actors._clock import Clock
 from actors._codec import normalized
-from actors._errors import StoreError
+from actors._errors import StoreError, StoreWriteError
 from actors._messages import (
     Cleanup,
     Finish,
@@ -108,6 +108,11 @@ class RegistryActor(pykka.ThreadingActor):
         self._tickets: list[CommitTicket] = []  # released by the next commit
         self._wakeups: list[tuple[list[TerminalWaiter], TaskSnapshot]] = []
         self._reclaim = False
+        # A state change (not just progress) is waiting for a commit: it is committed as
+        # soon as the mailbox runs dry. Progress alone rides along with the next commit
+        # (a crash loses only progress of a task that is then interrupted anyway), so a
+        # chatty operation does not cost a commit per progress message.
+        self._urgent = False
         self.commit_failures = 0
 
     def on_receive(self, message: Any) -> Any:
@@ -116,7 +121,7 @@ class RegistryActor(pykka.ThreadingActor):
             if (
                 isinstance(message, _QUERIES)
                 or len(self._dirty) >= COMMIT_BATCH
-                or self.actor_inbox.empty()
+                or ((self._urgent or self._tickets) and self.actor_inbox.empty())
             ):
                 self._commit()
         elif self._wakeups:
@@ -138,6 +143,7 @@ class RegistryActor(pykka.ThreadingActor):
             )
             if self._store is not None:
                 self._dirty[record.task_id] = record
+                self._urgent = True
             if message.ticket is not None:
                 self._ticket(message.ticket)
             return None
@@ -152,6 +158,7 @@ class RegistryActor(pykka.ThreadingActor):
                 )
                 if self._store is not None:
                     self._dirty[started.task_id] = started
+                    self._urgent = True
             if message.ticket is not None:
                 self._ticket(message.ticket)
             return None
@@ -185,6 +192,7 @@ class RegistryActor(pykka.ThreadingActor):
                         self._dirty.pop(record.task_id, None)
                     self._deleted.extend(removed)
                     self._reclaim = True
+                    self._urgent = True
             return len(removed)
         return super().on_receive(message)
 
@@ -203,15 +211,21 @@ class RegistryActor(pykka.ThreadingActor):
         if self._dirty or self._deleted:
             try:
                 store.write(self._dirty.values(), self._deleted, self._table.counters())
-            except StoreError as exc:
+            except Exception as exc:
                 # Kept dirty: the next commit tries again. The callers waiting on this
-                # one learn that their change is not durable.
-                error = exc
+                # one learn that their change is not durable. Never raised from here: an
+                # exception escaping a told message would stop the registry.
+                error = (
+                    exc
+                    if isinstance(exc, StoreError)
+                    else StoreWriteError(store.location, f"writing the task store failed: {exc!r}")
+                )
                 self.commit_failures += 1
                 _log.error("store.commit_failed", location=store.location, error=str(exc))
             else:
                 self._dirty.clear()
                 self._deleted.clear()
+                self._urgent = False
                 if self._reclaim:
                     self._reclaim = False
                     try:
@@ -304,6 +318,7 @@ class RegistryActor(pykka.ThreadingActor):
             if record.has_result and result_json is not None:
                 record.result_json = result_json
             self._dirty[record.task_id] = record
+            self._urgent = True
         if result is FinishResult.LATE_RESULT:
             _log.info("task.late_result_kept", task_id=record.task_id, status=record.status.value)
             return

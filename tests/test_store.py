@@ -32,6 +32,7 @@ from actors import (
     StoreLockedError,
     StoreOpenError,
     StoreVersionError,
+    StoreWriteError,
     TaskContext,
 )
 from actors._sqlite import SCHEMA_VERSION
@@ -796,3 +797,97 @@ def test_cleanup_gives_the_space_back(tmp_path: Path, clock: ManualClock) -> Non
     ((free,),) = query(path, "PRAGMA freelist_count")
     ((pages,),) = query(path, "PRAGMA page_count")
     assert free == 0, f"{free} of {pages} pages are free after the cleanup"
+
+
+_CANCEL_THEN_HANG = textwrap.dedent(
+    """
+    import pathlib, sys, threading
+    from storycore_tasks import TaskManager
+    never = threading.Event()
+    manager = TaskManager(num_workers=1, store=pathlib.Path(sys.argv[1]))
+    manager.register_operation("tests.store.hang", lambda params, task: never.wait())
+    running = manager.create_task("tests.store.hang", {"n": 0})
+    pending = manager.create_task("tests.store.hang", {"n": 1})
+    print(running, pending, manager.cancel_task(pending), manager.cancel_task(running),
+          flush=True)
+    sys.stdin.read()  # until killed
+    """
+)
+
+
+def test_a_cancellation_is_durable_once_cancel_task_returns(tmp_path: Path) -> None:
+    """A process cancelled a pending and a running task (cancel_task returned True), then
+    died by SIGKILL: a new manager, with the operation registered, finds both cancelled
+    and never runs them (without the commit the pending one would be queued again)."""
+    path = tmp_path / "tasks.db"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CANCEL_THEN_HANG, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline().split()
+    finally:
+        child.kill()
+        _, stderr = child.communicate(timeout=30)
+    assert len(line) == 4, stderr
+    running, pending, *accepted = line
+    assert accepted == ["True", "True"]
+
+    calls: list[Any] = []
+
+    def record(params: Mapping[str, Any], task: TaskContext) -> None:
+        calls.append(params["n"])
+
+    with TaskManager(store=path, operations={"tests.store.hang": record}) as manager:
+        for task_id in (running, pending):
+            status = manager.get_task_status(task_id)
+            assert status is not None
+            assert status["status"] == "cancelled"
+            assert status["error"]["details"]["reason"] == "cancel_requested"
+        assert manager.get_stats()["status_counts"]["cancelled"] == 2
+    assert calls == []
+
+
+class FailingStore(SqliteStore):
+    """A real SQLite store whose writes fail while ``failing`` is set: a disk that is
+    full for a while."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.failing = threading.Event()
+
+    def write(self, records: Any, deleted: Any, counters: Mapping[str, int]) -> None:
+        if self.failing.is_set():
+            raise StoreWriteError(self.location, f"writing {self.location} failed: disk full")
+        super().write(records, deleted, counters)
+
+
+def test_a_failed_commit_is_reported_and_retried(tmp_path: Path) -> None:
+    """While the store cannot write, create_task raises StoreWriteError naming the file
+    and the task it could not make durable is cancelled (not left running for a caller
+    who got an error); the failure is logged; once the store writes again, the change is
+    committed by the next commit and new tasks work. The registry never stops."""
+    store = FailingStore(tmp_path / "tasks.db")
+    with TaskManager(num_workers=2, store=store) as manager:
+        before = manager.create_task(echo, {"n": 0})
+        assert manager.wait(before, timeout=10)["status"] == "completed"
+        store.failing.set()
+        with capture_logs() as logs, pytest.raises(StoreWriteError) as raised:
+            manager.create_task(echo, {"n": 1})
+        assert raised.value.location == str(tmp_path / "tasks.db")
+        assert "disk full" in str(raised.value)
+        assert any(e["event"] == "store.commit_failed" for e in logs)
+        refused = [
+            s for s in manager.list_tasks() if s["task_id"] != before and s["status"] != "pending"
+        ]
+        assert [s["status"] for s in refused] == ["cancelled"]
+        store.failing.clear()
+        after = manager.create_task(echo, {"n": 2})
+        assert manager.wait(after, timeout=10)["result"] == {"n": 2}
+    with TaskManager(store=tmp_path / "tasks.db") as reopened:
+        statuses = sorted(s["status"] for s in reopened.list_tasks())
+    assert statuses == ["cancelled", "completed", "completed"]
