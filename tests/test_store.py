@@ -891,3 +891,75 @@ def test_a_failed_commit_is_reported_and_retried(tmp_path: Path) -> None:
     with TaskManager(store=tmp_path / "tasks.db") as reopened:
         statuses = sorted(s["status"] for s in reopened.list_tasks())
     assert statuses == ["cancelled", "completed", "completed"]
+
+
+class RecordingStore(SqliteStore):
+    """A real SQLite store that also notes the state of every record it commits."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.committed: list[tuple[str, str]] = []
+
+    def write(self, records: Any, deleted: Any, counters: Mapping[str, int]) -> None:
+        records = list(records)
+        super().write(records, deleted, counters)
+        self.committed.extend((r.task_id, r.status.value) for r in records)
+
+
+class _Blocker:
+    """Stands in for a task context in a ProgressReady: holds the registry busy in
+    drain() until released, so the messages told meanwhile queue up behind it."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def drain(self) -> tuple[None, None, bool]:
+        self.entered.set()
+        self.release.wait(30)
+        return None, None, False
+
+
+def test_a_query_answer_leaves_only_after_what_it_shows_is_committed(tmp_path: Path) -> None:
+    """The registry commits before it answers a query, even while more messages wait in
+    its mailbox (when the mailbox runs dry it commits anyway, so this pins the case where
+    it does not): the snapshot saying "completed" is never ahead of the file."""
+    from actors import Completed, TaskPriority
+    from actors._messages import Finish, GetSnapshot, GetStats, MarkRunning, ProgressReady, Register
+    from actors._records import TaskSpec
+    from actors._registry import RegistryActor
+    from actors._table import TaskTable
+
+    store = RecordingStore(tmp_path / "tasks.db")
+    store.open()
+    clock = ManualClock()
+    registry = RegistryActor.start(TaskTable(), clock, store)
+    try:
+        spec = TaskSpec(
+            task_id="t-1",
+            operation=noop,
+            operation_name="tests.noop",
+            params={},
+            user=None,
+            timeout=None,
+            priority=TaskPriority.NORMAL,
+            seq=0,
+            created_at=clock.time(),
+            named=True,
+            params_json="{}",
+        )
+        blocker = _Blocker()
+        registry.tell(ProgressReady("t-1", blocker))  # type: ignore[arg-type]
+        assert blocker.entered.wait(10)
+        registry.tell(Register(spec))
+        registry.tell(MarkRunning("t-1", clock.time()))
+        registry.tell(Finish("t-1", Completed({"frames": 3}), clock.time()))
+        answer = registry.ask(GetSnapshot("t-1"), block=False)
+        registry.tell(GetStats())  # keeps the mailbox from running dry at the query
+        blocker.release.set()
+        snapshot = answer.get(timeout=10)
+        assert snapshot.status == "completed"
+        assert ("t-1", "completed") in store.committed
+    finally:
+        registry.stop(timeout=10)
+        store.close()
