@@ -210,7 +210,7 @@ class RegistryActor(pykka.ThreadingActor):
         error: StoreError | None = None
         if self._dirty or self._deleted:
             try:
-                store.write(self._dirty.values(), self._deleted, self._table.counters())
+                store.write(self._dirty.values(), self._deleted)
             except Exception as exc:
                 # Kept dirty: the next commit tries again. The callers waiting on this
                 # one learn that their change is not durable. Never raised from here: an

@@ -537,12 +537,9 @@ class TaskRuntime:
         try:
             now = self._clock.time()
             plan = plan_recovery(state.records, self._operations.get, now)
-            counters = dict(state.counters)
-            if "failed" in counters:  # else restore() counts the failed records it loads
-                counters["failed"] += plan.counts["interrupted"]
-            self._table.restore(state.records, counters)
+            self._table.restore(state.records, state.retired)
             if plan.changed:
-                store.write(plan.changed, (), self._table.counters())
+                store.write(plan.changed, ())
         except BaseException:
             store.close()
             raise

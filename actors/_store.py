@@ -25,7 +25,9 @@ class StoredState:
     """What a store holds when a runtime opens it."""
 
     records: Sequence[TaskRecord]  # in submission order (seq)
-    counters: Mapping[str, int]  # the lifetime counters at the last commit
+    # Tasks retention deleted, by how they ended ("created", "completed", "failed",
+    # "cancelled", "timed_out"): the lifetime counters are these plus the records'.
+    retired: Mapping[str, int]
     next_seq: int = 0
 
 
@@ -61,14 +63,9 @@ class Store(Protocol):
         """
         ...
 
-    def write(
-        self,
-        records: Iterable[TaskRecord],
-        deleted: Iterable[TaskRecord],
-        counters: Mapping[str, int],
-    ) -> None:
-        """Store these records' current state, forget the deleted ones (retention) and
-        save the counters, in one transaction. Raises :class:`StoreWriteError`."""
+    def write(self, records: Iterable[TaskRecord], deleted: Iterable[TaskRecord]) -> None:
+        """Store these records' current state and forget the deleted ones (retention,
+        counted into ``retired``), in one transaction. Raises :class:`StoreWriteError`."""
         ...
 
     def reclaim(self) -> None:
@@ -87,14 +84,9 @@ class MemoryStore:
     location = ":memory:"
 
     def open(self) -> StoredState:
-        return StoredState(records=(), counters={})
+        return StoredState(records=(), retired={})
 
-    def write(
-        self,
-        records: Iterable[TaskRecord],
-        deleted: Iterable[TaskRecord],
-        counters: Mapping[str, int],
-    ) -> None:
+    def write(self, records: Iterable[TaskRecord], deleted: Iterable[TaskRecord]) -> None:
         raise RuntimeError("the memory store keeps nothing; the registry never writes to it")
 
     def reclaim(self) -> None:

@@ -79,11 +79,13 @@ class TaskTable:
     def get(self, task_id: str) -> TaskRecord | None:
         return self._records.get(task_id)
 
-    def restore(self, records: Iterable[TaskRecord], counters: Mapping[str, int]) -> None:
+    def restore(self, records: Iterable[TaskRecord], retired: Mapping[str, int]) -> None:
         """Load records read from a durable store (in seq order), in whatever state they
-        are, and the lifetime counters saved with them. Only on an empty table."""
+        are. The lifetime counters are those of the records plus ``retired`` (the tasks
+        retention deleted, by how they ended). Only on an empty table."""
         if self._records:
             raise RuntimeError("restore() loads an empty table only")
+        timed_out = 0
         for record in records:
             self._records[record.task_id] = record
             status = record.status
@@ -95,24 +97,16 @@ class TaskTable:
                 assert record.ended_at is not None
                 self._ended.append((record.ended_at, record.task_id))
                 self._terminal[status][record.task_id] = None
+                timed_out += isinstance(record.outcome, TimedOut)
             self._status_counts[status] += 1
             self._priority_counts[record.priority] += 1
         heapq.heapify(self._ended)
-        self._created = counters.get("created", len(self._records))
-        self._completed = counters.get("completed", self._status_counts[TaskStatus.COMPLETED])
-        self._failed = counters.get("failed", self._status_counts[TaskStatus.FAILED])
-        self._cancelled = counters.get("cancelled", self._status_counts[TaskStatus.CANCELLED])
-        self._timed_out = counters.get("timed_out", 0)
-
-    def counters(self) -> dict[str, int]:
-        """The lifetime counters, as a durable store saves them."""
-        return {
-            "created": self._created,
-            "completed": self._completed,
-            "failed": self._failed,
-            "cancelled": self._cancelled,
-            "timed_out": self._timed_out,
-        }
+        counts = self._status_counts
+        self._created = retired.get("created", 0) + len(self._records)
+        self._completed = retired.get("completed", 0) + counts[TaskStatus.COMPLETED]
+        self._failed = retired.get("failed", 0) + counts[TaskStatus.FAILED]
+        self._cancelled = retired.get("cancelled", 0) + counts[TaskStatus.CANCELLED]
+        self._timed_out = retired.get("timed_out", 0) + timed_out
 
     # -- transitions -----------------------------------------------------------------
 

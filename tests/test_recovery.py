@@ -14,6 +14,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -150,13 +151,27 @@ def default_counters(records: Iterable[TaskRecord]) -> dict[str, int]:
 def write_db(
     path: Path, records: list[TaskRecord], counters: Mapping[str, int] | None = None
 ) -> Path:
-    """Write the state a dead process would have left in ``path``, with the store itself."""
+    """Write the state a dead process would have left in ``path``, with the store itself.
+
+    ``counters``: the lifetime counters the file should imply; the part the records do
+    not account for is written as tasks retention deleted earlier (the ``retired`` row).
+    """
     store = SqliteStore(path)
     store.open()
     try:
-        store.write(records, [], default_counters(records) if counters is None else counters)
+        store.write(records, [])
     finally:
         store.close()
+    if counters is not None:
+        own = default_counters(records)
+        retired = [counters[name] - own[name] for name in own]
+        assert min(retired) >= 0, (counters, own)
+        with closing(sqlite3.connect(path)) as connection, connection:
+            connection.execute(
+                "UPDATE retired SET created = ?, completed = ?, failed = ?, cancelled = ?, "
+                "timed_out = ?",
+                retired,
+            )
     return path
 
 
