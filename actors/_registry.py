@@ -113,7 +113,6 @@ class RegistryActor(pykka.ThreadingActor):
         # (a crash loses only progress of a task that is then interrupted anyway), so a
         # chatty operation does not cost a commit per progress message.
         self._urgent = False
-        self.commit_failures = 0
 
     def on_receive(self, message: Any) -> Any:
         answer = self._handle(message)
@@ -220,7 +219,6 @@ class RegistryActor(pykka.ThreadingActor):
                     if isinstance(exc, StoreError)
                     else StoreWriteError(store.location, f"writing the task store failed: {exc!r}")
                 )
-                self.commit_failures += 1
                 _log.error("store.commit_failed", location=store.location, error=str(exc))
             else:
                 self._dirty.clear()
@@ -230,7 +228,7 @@ class RegistryActor(pykka.ThreadingActor):
                     self._reclaim = False
                     try:
                         store.reclaim()
-                    except StoreError as exc:
+                    except Exception as exc:  # the space comes back at the next cleanup
                         _log.warning(
                             "store.reclaim_failed", location=store.location, error=str(exc)
                         )

@@ -171,6 +171,7 @@ class SqliteStore:
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # guards open/close against a concurrent statistics()
         self._commits = 0
+        self._failed_writes = 0
         self._written = 0
         self._deleted = 0
 
@@ -249,6 +250,7 @@ class SqliteStore:
                     connection.execute("ROLLBACK")
                     raise
         except sqlite3.Error as exc:
+            self._failed_writes += 1
             raise StoreWriteError(
                 self.location,
                 f"writing to the task database {self.location} failed: {exc}. The change "
@@ -279,6 +281,7 @@ class SqliteStore:
             commits=self._commits,
             records_written=self._written,
             records_deleted=self._deleted,
+            failed_writes=self._failed_writes,
         )
 
     def close(self) -> None:

@@ -39,6 +39,7 @@ class StoreStats:
     commits: int = 0
     records_written: int = 0
     records_deleted: int = 0
+    failed_writes: int = 0
 
 
 @runtime_checkable

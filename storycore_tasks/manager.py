@@ -314,6 +314,7 @@ class TaskManager:
                 "commits": stats.store.commits,
                 "records_written": stats.store.records_written,
                 "records_deleted": stats.store.records_deleted,
+                "failed_writes": stats.store.failed_writes,
                 "awaiting_operation": stats.awaiting_operation,
             },
         }
