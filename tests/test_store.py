@@ -563,12 +563,12 @@ _SUBMIT_THEN_HANG = textwrap.dedent(
 )
 
 
-def test_a_task_is_durable_once_create_task_returns(tmp_path: Path) -> None:
-    """A process that printed the ids create_task returned, then died by SIGKILL (no
-    shutdown, no checkpoint): a new manager finds every one of those tasks."""
-    path = tmp_path / "tasks.db"
+def run_then_kill(script: str, path: Path, *, lines: int) -> tuple[list[str], str]:
+    """Run ``script`` with ``path`` in a new Python process, read ``lines`` lines it
+    prints, then kill it with SIGKILL (no shutdown, no checkpoint); returns the lines
+    and its standard error."""
     child = subprocess.Popen(
-        [sys.executable, "-c", _SUBMIT_THEN_HANG, str(path)],
+        [sys.executable, "-c", script, str(path)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -576,11 +576,20 @@ def test_a_task_is_durable_once_create_task_returns(tmp_path: Path) -> None:
     )
     try:
         assert child.stdout is not None
-        ids = [child.stdout.readline().strip() for _ in range(3)]
+        read = [child.stdout.readline() for _ in range(lines)]
     finally:
         child.kill()
         _, stderr = child.communicate(timeout=30)
     assert child.returncode == -signal.SIGKILL
+    return read, stderr
+
+
+def test_a_task_is_durable_once_create_task_returns(tmp_path: Path) -> None:
+    """A process that printed the ids create_task returned, then died by SIGKILL (no
+    shutdown, no checkpoint): a new manager finds every one of those tasks."""
+    path = tmp_path / "tasks.db"
+    lines, stderr = run_then_kill(_SUBMIT_THEN_HANG, path, lines=3)
+    ids = [line.strip() for line in lines]
     assert all(is_task_id(task_id) for task_id in ids), stderr
 
     with TaskManager(store=path) as manager:
@@ -821,19 +830,8 @@ def test_a_cancellation_is_durable_once_cancel_task_returns(tmp_path: Path) -> N
     died by SIGKILL: a new manager, with the operation registered, finds both cancelled
     and never runs them (without the commit the pending one would be queued again)."""
     path = tmp_path / "tasks.db"
-    child = subprocess.Popen(
-        [sys.executable, "-c", _CANCEL_THEN_HANG, str(path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout is not None
-        line = child.stdout.readline().split()
-    finally:
-        child.kill()
-        _, stderr = child.communicate(timeout=30)
+    lines, stderr = run_then_kill(_CANCEL_THEN_HANG, path, lines=1)
+    line = lines[0].split()
     assert len(line) == 4, stderr
     running, pending, *accepted = line
     assert accepted == ["True", "True"]
