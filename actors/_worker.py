@@ -19,7 +19,7 @@ from actors._clock import Clock
 from actors._context import TaskContext
 from actors._interrupt import TaskInterrupted
 from actors._messages import ChildStarted, Interrupt, OperationReturned, Stop, WorkerFinished
-from actors._outcome import Completed, Outcome, Raised
+from actors._outcome import Cancelled, Completed, Outcome, Raised
 from actors._pooled import PooledActor
 from actors._processes import ProcessPool, run_in_child
 from actors._records import Isolation, TaskSpec
@@ -181,7 +181,9 @@ class WorkerActor(PooledActor):
         elif ticket.error is not None:
             message = f"the task's start could not be stored, so it was not run: {ticket.error}"
         else:
-            return None
+            reason = self._context.stop_reason
+            # Cancelled (or timed out) while it waited for the commit: it never starts.
+            return None if reason is None else Cancelled(reason)
         _log.error("task.start_not_stored", task_id=self._spec.task_id, error=message)
         return Raised(exception_type="actors.StoreError", message=message, traceback="")
 

@@ -880,16 +880,21 @@ def test_a_failed_commit_is_reported_and_retried(tmp_path: Path) -> None:
         assert raised.value.location == str(tmp_path / "tasks.db")
         assert "disk full" in str(raised.value)
         assert any(e["event"] == "store.commit_failed" for e in logs)
-        refused = [
-            s for s in manager.list_tasks() if s["task_id"] != before and s["status"] != "pending"
-        ]
-        assert [s["status"] for s in refused] == ["cancelled"]
+        # The refused task never runs: cancelled by create_task, or, if its worker got to
+        # it first, failed because its start could not be stored either.
+        (refused,) = [s for s in manager.list_tasks() if s["task_id"] != before]
+        refused = manager.wait(refused["task_id"], timeout=10)
+        assert "result" not in refused
+        if refused["status"] == "failed":
+            assert "could not be stored" in refused["error"]["message"]
+        else:
+            assert refused["status"] == "cancelled"
         store.failing.clear()
         after = manager.create_task(echo, {"n": 2})
         assert manager.wait(after, timeout=10)["result"] == {"n": 2}
     with TaskManager(store=tmp_path / "tasks.db") as reopened:
         statuses = sorted(s["status"] for s in reopened.list_tasks())
-    assert statuses == ["cancelled", "completed", "completed"]
+    assert statuses == sorted([refused["status"], "completed", "completed"])
 
 
 class RecordingStore(SqliteStore):
