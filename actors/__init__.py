@@ -10,6 +10,7 @@ from actors._clock import Clock, ManualClock, SystemClock
 from actors._context import TaskContext
 from actors._errors import (
     ActorUnresponsiveError,
+    OperationUnavailableError,
     QueueFullError,
     RuntimeClosedError,
     StoreError,
@@ -35,6 +36,7 @@ from actors._outcome import (
     StopReason,
     TimedOut,
 )
+from actors._policies import OperationLimits, RetryPolicy
 from actors._pooled import Dispatcher, PooledActor
 from actors._processes import ProcessPoolStats
 from actors._records import Isolation, Operation, TaskPriority, TaskSnapshot, TaskSpec, TaskStatus
@@ -58,6 +60,8 @@ __all__ = [
     "MemoryStore",
     "NamedOperation",
     "Operation",
+    "OperationLimits",
+    "OperationUnavailableError",
     "Outcome",
     "PooledActor",
     "ProcessPoolStats",
@@ -65,6 +69,7 @@ __all__ = [
     "Raised",
     "ResourceExhausted",
     "ResultNotStorable",
+    "RetryPolicy",
     "RuntimeClosedError",
     "RuntimeStats",
     "SqliteStore",

@@ -10,7 +10,7 @@ cpu_time_limit)``,
 child -> parent: ``("ready",)`` once at start,
 ``("progress", task_id, progress | None, has_partial, partial)``,
 ``("done", task_id, kind, payload)`` where kind is ``"completed"`` (payload: the result),
-``"raised"`` (payload: (exception_type, message, traceback)) or ``"memory"`` (payload:
+``"raised"`` (payload: (exception_type, message, traceback, class names)) or ``"memory"`` (payload:
 (exception_type, message, traceback) of the MemoryError under a memory limit).
 
 Progress is coalesced in the child: the operation's calls only record the latest values;
@@ -133,10 +133,10 @@ class ChildTaskContext:
             self._channel.send(("progress", self.task_id, progress, False, None))
 
 
-def _exception_info(exc: BaseException) -> tuple[str, str, str]:
-    """(qualified type, message, traceback): the fields of the host's Raised fact."""
+def _exception_info(exc: BaseException) -> tuple[str, str, str, tuple[str, ...]]:
+    """(qualified type, message, traceback, class names): the host's Raised fact."""
     raised = Raised.from_exception(exc)
-    return raised.exception_type, raised.message, raised.traceback
+    return raised.exception_type, raised.message, raised.traceback, raised.exception_mro
 
 
 def _apply_limits(memory_limit_mb: float | None, cpu_time_limit: float | None) -> Any:
@@ -235,8 +235,9 @@ def child_main(conn: Connection) -> None:
         try:
             channel.send(("done", task_id, kind, payload))
         except Exception as exc:  # the result cannot be pickled
-            _, text, trace = _exception_info(exc)
+            _, text, trace, _ = _exception_info(exc)
             info = ("pickle.PicklingError", f"the operation's result cannot be pickled: {text}")
-            channel.send(("done", task_id, "raised", (*info, trace)))
+            mro = ("pickle.PicklingError", "Exception", "BaseException")
+            channel.send(("done", task_id, "raised", (*info, trace, mro)))
         if kind == "memory":
             return  # a child that ran out of memory may be damaged: the pool replaces it

@@ -55,6 +55,7 @@ def encode_outcome(outcome: Outcome | None) -> str | None:
             "exception_type": outcome.exception_type,
             "message": outcome.message,
             "traceback": outcome.traceback,
+            "exception_mro": list(outcome.exception_mro),
         }
     elif isinstance(outcome, TimedOut):
         fields = {
@@ -102,6 +103,7 @@ def decode_outcome(text: str | None, result: Any) -> Outcome | None:
     if kind == "completed":
         return Completed(result)
     if kind == "raised":
+        fields["exception_mro"] = tuple(fields.get("exception_mro", ()))
         return Raised(**fields)
     if kind == "timed_out":
         return TimedOut(**fields)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "ActorUnresponsiveError",
+    "OperationUnavailableError",
     "QueueFullError",
     "RuntimeClosedError",
     "StoreError",
@@ -96,3 +97,17 @@ class StoreVersionError(StoreError):
 
 class StoreWriteError(StoreError):
     """A write to the store failed (disk full, I/O error): the change is not durable."""
+
+
+class OperationUnavailableError(SupervisorError, RuntimeError):
+    """The operation failed too often lately (its circuit breaker is open): new tasks of
+    it are refused until the cool-down ends, ``retry_after`` seconds from now."""
+
+    def __init__(self, operation: str, retry_after: float) -> None:
+        self.operation = operation
+        self.retry_after = retry_after
+        super().__init__(
+            f"operation {operation!r} failed too often recently and is resting; the task "
+            f"was not accepted. Retry after {retry_after:.1f} s (tasks already queued "
+            "wait and run once it recovers)."
+        )

@@ -6,12 +6,13 @@ Who sends what:
   ``GetStats``, ``Watch``/``Unwatch``, ``Cleanup``)
 * facade -> Supervisor: ``Submit``, ``SubmitBatch`` (recovered tasks), ``Cancel``,
   ``GetSupervisorStats``, ``Shutdown``
-* Supervisor -> Registry: ``MarkRunning``, ``Finish``, ``Cleanup``
+* Supervisor -> Registry: ``MarkRunning``, ``Finish``, ``RetryScheduled``, ``Cleanup``
 * Supervisor -> Worker: ``Stop``, then ``Interrupt`` after the stop grace
 * operation thread -> Worker: ``OperationReturned``
 * Worker -> Supervisor: ``ChildStarted`` (process isolation), ``WorkerFinished``
 * TaskContext -> Registry: ``ProgressReady`` (coalesced: at most one in flight per task)
-* TimerService -> Supervisor: ``DeadlinePassed``, ``EscalateStop``, ``CleanupDue``
+* TimerService -> Supervisor: ``DeadlinePassed``, ``EscalateStop``, ``CleanupDue``,
+  ``StartDue``, ``CooldownOver``
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "ChildStarted",
     "Cleanup",
     "CleanupDue",
+    "CooldownOver",
     "DeadlinePassed",
     "EscalateStop",
     "Finish",
@@ -44,7 +46,9 @@ __all__ = [
     "OperationReturned",
     "ProgressReady",
     "Register",
+    "RetryScheduled",
     "Shutdown",
+    "StartDue",
     "Stop",
     "Submit",
     "SubmitBatch",
@@ -91,6 +95,16 @@ class Flush:
     committed (a cancellation is acknowledged only then)."""
 
     ticket: CommitTicket
+
+
+@dataclass(frozen=True, slots=True)
+class RetryScheduled:
+    """The attempt ended with ``outcome``; the task is pending again until ``next_at``."""
+
+    task_id: str
+    outcome: Outcome
+    at: float
+    next_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +180,20 @@ class EscalateStop:
 @dataclass(frozen=True, slots=True)
 class CleanupDue:
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class StartDue:
+    """A delayed task (or a retry after its backoff) may start now."""
+
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CooldownOver:
+    """An operation's circuit breaker may let a trial task through."""
+
+    operation: str
 
 
 @dataclass(frozen=True, slots=True)

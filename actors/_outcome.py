@@ -23,6 +23,7 @@ __all__ = [
     "ResultNotStorable",
     "StopReason",
     "TimedOut",
+    "exception_name",
 ]
 
 
@@ -48,18 +49,27 @@ class Raised:
     exception_type: str
     message: str
     traceback: str
+    # The qualified names of the exception's classes, most derived first: a retry
+    # policy matches on them, across a process boundary, without the class itself.
+    exception_mro: tuple[str, ...] = ()
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> Raised:
-        exc_type = type(exc)
-        name = exc_type.__qualname__
-        if exc_type.__module__ not in ("builtins", "__main__"):
-            name = f"{exc_type.__module__}.{name}"
+        mro = tuple(exception_name(c) for c in type(exc).__mro__ if c is not object)
         return cls(
-            exception_type=name,
+            exception_type=mro[0],
             message=str(exc),
             traceback="".join(traceback.format_exception(exc)),
+            exception_mro=mro,
         )
+
+
+def exception_name(exc_type: type[BaseException]) -> str:
+    """How facts name an exception class: ``ValueError``, ``mypkg.errors.RenderError``."""
+    name = exc_type.__qualname__
+    if exc_type.__module__ not in ("builtins", "__main__"):
+        name = f"{exc_type.__module__}.{name}"
+    return name
 
 
 @dataclass(frozen=True, slots=True)

@@ -255,14 +255,16 @@ def run_in_child(
         give_back(reusable=kind != "memory")
         if kind == "completed":
             return Completed(payload)
-        exception_type, text, trace = payload
+        exception_type, text, trace, mro = payload
         if kind == "memory":
             return ResourceExhausted(
                 limit="memory_limit_mb",
                 value=float(spec.memory_limit_mb or 0),
                 message=f"{exception_type}: {text}" if text else exception_type,
             )
-        return Raised(exception_type=exception_type, message=text, traceback=trace)
+        return Raised(
+            exception_type=exception_type, message=text, traceback=trace, exception_mro=mro
+        )
     child.process.join()
     exitcode = child.process.exitcode
     give_back(reusable=False)

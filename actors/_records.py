@@ -11,6 +11,7 @@ from actors._outcome import Outcome
 
 if TYPE_CHECKING:
     from actors._context import TaskContext
+    from actors._policies import RetryPolicy
 
 __all__ = [
     "Isolation",
@@ -84,6 +85,14 @@ class TaskSpec:
     named: bool = False
     # The params as the durable store keeps them (JSON); None with the memory store.
     params_json: str | None = None
+    # Not to start before this wall-clock time (a delay, or a retry's backoff).
+    not_before: float | None = None
+    retry: RetryPolicy | None = None
+    prior_attempts: int = 0  # attempts made before this spec was (re)queued
+    depends_on: tuple[str, ...] = ()
+    group_id: str | None = None
+    # Filled in once every dependency has completed: their results, by task id.
+    dependency_results: Mapping[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -113,6 +122,11 @@ class TaskRecord:
     partial_result: Any = None
     has_partial_result: bool = False
     outcome: Outcome | None = None
+    scheduled_for: float | None = None  # pending until then (a delay or a retry backoff)
+    retry: RetryPolicy | None = None
+    attempt_outcomes: tuple[Outcome, ...] = ()  # how each earlier attempt ended
+    depends_on: tuple[str, ...] = ()
+    group_id: str | None = None
     # The JSON texts a durable store writes, encoded once when the value arrives (None
     # with the memory store, or when there is no such value).
     params_json: str | None = None
@@ -136,6 +150,10 @@ class TaskRecord:
             cpu_time_limit=spec.cpu_time_limit,
             named=spec.named,
             params_json=spec.params_json,
+            scheduled_for=spec.not_before,
+            retry=spec.retry,
+            depends_on=spec.depends_on,
+            group_id=spec.group_id,
         )
 
     def to_spec(self, operation: Operation) -> TaskSpec:
@@ -155,6 +173,11 @@ class TaskRecord:
             cpu_time_limit=self.cpu_time_limit,
             named=self.named,
             params_json=self.params_json,
+            not_before=self.scheduled_for,
+            retry=self.retry,
+            prior_attempts=self.attempt,
+            depends_on=self.depends_on,
+            group_id=self.group_id,
         )
 
     @property
@@ -183,6 +206,10 @@ class TaskRecord:
             partial_result=self.partial_result,
             has_partial_result=self.has_partial_result,
             outcome=self.outcome,
+            scheduled_for=self.scheduled_for,
+            attempt_outcomes=self.attempt_outcomes,
+            depends_on=self.depends_on,
+            group_id=self.group_id,
         )
 
 
@@ -213,6 +240,10 @@ class TaskSnapshot:
     partial_result: Any
     has_partial_result: bool
     outcome: Outcome | None
+    scheduled_for: float | None = None
+    attempt_outcomes: tuple[Outcome, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    group_id: str | None = None
 
     @property
     def duration_seconds(self) -> float | None:

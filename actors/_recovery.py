@@ -9,9 +9,11 @@ Nothing is left reading ``running`` or ``pending`` with nothing behind it:
 * a pending record of a plain function fails with :class:`Interrupted` (a new process
   cannot find the function again);
 * a pending record of a named operation is queued again, in its original priority and
-  order, once its operation is registered (at once if it already is). One that had
-  already started (``attempt > 0``) runs again only if its operation declared
-  ``retry_on_interrupt``; otherwise it fails with :class:`Interrupted`.
+  order, once its operation is registered (at once if it already is). One whose last
+  attempt started and has no outcome runs again only if its operation declared
+  ``retry_on_interrupt``; otherwise it fails with :class:`Interrupted`. (A task waiting
+  out a retry's backoff has an outcome for every attempt: it is queued again, to start
+  at its ``scheduled_for``.)
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ from actors._operations import OperationEntry
 from actors._outcome import Interrupted
 from actors._records import TaskRecord, TaskStatus
 
-__all__ = ["RecoveryPlan", "decide", "interrupt", "plan_recovery", "requeue_running"]
+__all__ = [
+    "RecoveryPlan",
+    "decide",
+    "interrupt",
+    "plan_recovery",
+    "requeue_running",
+    "was_interrupted",
+]
 
 
 @dataclass(slots=True)
@@ -45,10 +54,16 @@ def requeue_running(record: TaskRecord) -> None:
     record.has_partial_result = False
 
 
+def was_interrupted(record: TaskRecord) -> bool:
+    """A pending record whose last attempt has no outcome: it was running when its
+    process died (a record waiting to be retried has an outcome for every attempt)."""
+    return record.attempt > len(record.attempt_outcomes)
+
+
 def interrupt(record: TaskRecord, now: float) -> Interrupted:
     """The fact that ends a task its process's death left unfinished."""
     return Interrupted(
-        was_running=record.attempt > 0,
+        was_running=was_interrupted(record),
         attempt=record.attempt,
         last_seen_at=record.updated_at,
         recovered_at=now,
@@ -62,7 +77,7 @@ def decide(record: TaskRecord, entry: OperationEntry | None) -> str:
         return "interrupt"
     if entry is None:
         return "await"
-    if record.attempt > 0 and not entry.retry_on_interrupt:
+    if was_interrupted(record) and not entry.retry_on_interrupt:
         return "interrupt"
     return "queue"
 

@@ -33,6 +33,7 @@ from actors._messages import (
     MarkRunning,
     ProgressReady,
     Register,
+    RetryScheduled,
     Unwatch,
     Watch,
 )
@@ -163,6 +164,8 @@ class RegistryActor(pykka.ThreadingActor):
             return None
         if isinstance(message, Finish):
             return self._on_finish(message)
+        if isinstance(message, RetryScheduled):
+            return self._on_retry(message)
         if isinstance(message, GetSnapshot):
             found = self._table.get(message.task_id)
             return None if found is None else found.snapshot()
@@ -325,6 +328,22 @@ class RegistryActor(pykka.ThreadingActor):
         if waiters:
             # Woken after this change is committed (at once with the memory store).
             self._wakeups.append((waiters, record.snapshot()))
+
+    def _on_retry(self, message: RetryScheduled) -> None:
+        record = self._table.retry(message.task_id, message.outcome, message.at, message.next_at)
+        if record is None:
+            return
+        outcome = message.outcome
+        _log.info(
+            "task.retry_scheduled",
+            task_id=record.task_id,
+            attempt=record.attempt,
+            next_attempt_at=message.next_at,
+            error=outcome.exception_type if isinstance(outcome, Raised) else type(outcome).__name__,
+        )
+        if self._store is not None:
+            self._dirty[record.task_id] = record
+            self._urgent = True
 
     def _on_watch(self, message: Watch) -> TerminalWaiter | None:
         record = self._table.get(message.task_id)

@@ -13,7 +13,8 @@ import itertools
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 import pykka
@@ -23,6 +24,7 @@ from actors._clock import Clock, SystemClock
 from actors._codec import normalized
 from actors._errors import (
     ActorUnresponsiveError,
+    OperationUnavailableError,
     QueueFullError,
     RuntimeClosedError,
     UnknownTaskError,
@@ -45,6 +47,7 @@ from actors._messages import (
 )
 from actors._operations import NamedOperation, OperationRegistry
 from actors._outcome import Cancelled, StopReason
+from actors._policies import CircuitBreakers, OperationLimits, RetryPolicy
 from actors._pooled import Dispatcher
 from actors._processes import ProcessPool, ProcessPoolStats
 from actors._records import (
@@ -89,6 +92,8 @@ class RuntimeStats:
     store: StoreStats
     # Pending tasks recovered from the store whose operation is not registered yet.
     awaiting_operation: int = 0
+    # Circuit breakers, per operation that has one: state, recent failures, trips.
+    operations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 class TaskRuntime:
@@ -110,6 +115,12 @@ class TaskRuntime:
             only; a durable store (:class:`SqliteStore`) is opened here, its records are
             recovered (see ``actors._recovery``), and every acknowledged change survives
             a crash of the process.
+        retry: the retry policy of tasks that do not give one (None: no retries).
+        max_failures, failure_window, cooldown: restart intensity per operation: more
+            than ``max_failures`` failed attempts within ``failure_window`` seconds refuse
+            new tasks of that operation (:class:`OperationUnavailableError`) and hold its
+            pending ones for ``cooldown`` seconds (default: ``failure_window``), then let
+            one trial task through. None (the default) turns it off.
         operations: named operations to register before the store is recovered:
             ``{name: function}``, or ``{name: NamedOperation(function,
             retry_on_interrupt=True)}`` for one that may run again after a crash.
@@ -131,6 +142,10 @@ class TaskRuntime:
         cpu_time_limit: float | None = None,
         store: Store | None = None,
         operations: Mapping[str, Operation | NamedOperation] | None = None,
+        retry: RetryPolicy | None = None,
+        max_failures: int | None = None,
+        failure_window: float = 60.0,
+        cooldown: float | None = None,
         name: str = "actors",
     ) -> None:
         self._concurrency = check_count("concurrency", concurrency)
@@ -159,6 +174,16 @@ class TaskRuntime:
             )
         self._store = store
         self._durable = store.durable
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise TypeError(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")
+        self._retry = retry
+        limits = None
+        if max_failures is not None:
+            window = check_seconds("failure_window", failure_window) or 0.0
+            rest = window if cooldown is None else check_seconds("cooldown", cooldown) or 0.0
+            limits = OperationLimits(max_failures, window, rest)
+        self._default_limits = limits
+        self._breakers = CircuitBreakers(limits)
         self._operations = OperationRegistry()
         if operations is not None:
             self._operations.register_all(operations)
@@ -203,6 +228,7 @@ class TaskRuntime:
             stop_grace=stop_grace,
             durable=self._durable,
             start_timeout=self._ask_timeout,
+            breakers=self._breakers,
         )
         with self._submit_lock:
             self._queue_recovered(to_queue)
@@ -236,17 +262,27 @@ class TaskRuntime:
         return self._store
 
     def register_operation(
-        self, name: str, function: Operation, *, retry_on_interrupt: bool = False
+        self,
+        name: str,
+        function: Operation,
+        *,
+        retry_on_interrupt: bool = False,
+        limits: OperationLimits | None = None,
     ) -> None:
         """Make ``function`` reachable as ``name`` (``submit(name, ...)``), and queue the
         recovered pending tasks that were waiting for it, in their original order.
 
         ``retry_on_interrupt``: the operation is safe to run again from the start when
         the process died while it ran; such tasks are queued again after a restart
-        instead of failing with :class:`Interrupted`.
+        instead of failing with :class:`Interrupted`. ``limits``: this operation's own
+        restart intensity (else the runtime's).
         """
+        if limits is not None and not isinstance(limits, OperationLimits):
+            raise TypeError(f"limits must be OperationLimits, got {type(limits).__name__}")
         with self._submit_lock:
             self._operations.register(name, function, retry_on_interrupt=retry_on_interrupt)
+            if limits is not None:
+                self._breakers.set_limits(name, limits)
             waiting = self._awaiting.pop(name, None)
             if not waiting:
                 return
@@ -279,6 +315,9 @@ class TaskRuntime:
         isolation: Isolation | str | None = None,
         memory_limit_mb: float | None = None,
         cpu_time_limit: float | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        retry: RetryPolicy | None = None,
     ) -> str:
         """Queue ``operation(params, task)``; returns the new task id at once.
 
@@ -288,6 +327,9 @@ class TaskRuntime:
         need process isolation, and in process isolation the operation and its params
         must be picklable. With a durable store the params must be JSON, and the
         operation receives them as JSON reads them back (tuples become lists).
+
+        ``delay`` (seconds) or ``run_at`` (an aware datetime): the task stays pending
+        until then. ``retry``: its retry policy (default: the runtime's).
         """
         named = isinstance(operation, str)
         if isinstance(operation, str):
@@ -335,6 +377,14 @@ class TaskRuntime:
             operation_name = _qualified_name(operation)
         if task_isolation is Isolation.PROCESS:
             check_picklable(operation, operation_name, params)
+        not_before = self._start_time(delay, run_at)
+        if retry is None:
+            retry = self._retry
+        elif not isinstance(retry, RetryPolicy):
+            raise TypeError(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")
+        retry_after = self._breakers.refusal(operation_name, self._clock.monotonic())
+        if retry_after is not None:
+            raise OperationUnavailableError(operation_name, retry_after)
 
         task_id = str(uuid.uuid4())
         with self._submit_lock:
@@ -359,6 +409,8 @@ class TaskRuntime:
                 cpu_time_limit=cpu,
                 named=named,
                 params_json=params_json,
+                not_before=not_before,
+                retry=retry,
             )
             # Registry first: once this returns, a status query (queued behind it) finds
             # the task. Both under the lock, so both actors see submissions in one order.
@@ -525,6 +577,7 @@ class TaskRuntime:
             processes=processes,
             store=self._store.statistics(),
             awaiting_operation=len(self._awaiting_names),
+            operations=self._breakers.snapshot(self._clock.monotonic()),
         )
 
     # -- internals -----------------------------------------------------------------------
@@ -571,6 +624,24 @@ class TaskRuntime:
             specs.append(record.to_spec(entry.function))
             self._admission.enter()
         self._supervisor.tell(SubmitBatch(tuple(specs)))
+
+    def _start_time(self, delay: float | None, run_at: datetime | None) -> float | None:
+        """The wall-clock time a task may start (None: at once)."""
+        if delay is not None and run_at is not None:
+            raise ValueError("give delay or run_at, not both")
+        if delay is not None:
+            seconds = check_seconds("delay", delay, allow_zero=True) or 0.0
+            return self._clock.time() + seconds if seconds > 0 else None
+        if run_at is None:
+            return None
+        if not isinstance(run_at, datetime):
+            raise TypeError(f"run_at must be a datetime, got {type(run_at).__name__}")
+        if run_at.tzinfo is None or run_at.utcoffset() is None:
+            raise ValueError(
+                f"run_at must be an aware datetime (with a time zone), got the naive "
+                f"{run_at.isoformat()}; use e.g. datetime.now(timezone.utc) + timedelta(...)"
+            )
+        return run_at.timestamp()
 
     def _await_commit(self, ticket: CommitTicket, new_task: str | None) -> None:
         if not ticket.wait(self._ask_timeout):

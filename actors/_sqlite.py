@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from actors._codec import decode_outcome, encode_outcome
+from actors._codec import decode_outcome, encode_json, encode_outcome
 from actors._errors import (
     StoreError,
     StoreLockedError,
@@ -32,7 +32,8 @@ from actors._errors import (
     StoreVersionError,
     StoreWriteError,
 )
-from actors._outcome import TimedOut
+from actors._outcome import Outcome, TimedOut
+from actors._policies import RetryPolicy
 from actors._records import Isolation, TaskPriority, TaskRecord, TaskStatus
 from actors._store import StoredState, StoreStats
 
@@ -60,6 +61,11 @@ _COLUMNS = (
     "result",
     "partial_result",
     "outcome",
+    "scheduled_for",
+    "retry",
+    "attempt_outcomes",
+    "depends_on",
+    "group_id",
 )
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -101,7 +107,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             ended_at REAL,
             result TEXT,
             partial_result TEXT,
-            outcome TEXT
+            outcome TEXT,
+            scheduled_for REAL,
+            retry TEXT,
+            attempt_outcomes TEXT,
+            depends_on TEXT,
+            group_id TEXT
         )""",
     ),
 }
@@ -121,6 +132,8 @@ _CHANGING = (
     "result",
     "partial_result",
     "outcome",
+    "scheduled_for",
+    "attempt_outcomes",
 )
 # Upserts update a row in place (not INSERT OR REPLACE, which deletes and re-inserts).
 _DELETE = "DELETE FROM tasks WHERE seq = ?"
@@ -467,6 +480,13 @@ def _row(record: TaskRecord) -> tuple[Any, ...]:
         record.result_json if record.has_result else None,
         record.partial_json if record.has_partial_result else None,
         encode_outcome(record.outcome),
+        record.scheduled_for,
+        None if record.retry is None else encode_json(record.retry.to_json()),
+        encode_json([encode_outcome(o) for o in record.attempt_outcomes])
+        if record.attempt_outcomes
+        else None,
+        encode_json(list(record.depends_on)) if record.depends_on else None,
+        record.group_id,
     )
 
 
@@ -493,6 +513,11 @@ def _record(row: tuple[Any, ...]) -> TaskRecord:
         result,
         partial,
         outcome,
+        scheduled_for,
+        retry,
+        attempt_outcomes,
+        depends_on,
+        group_id,
     ) = row
     result_value = None if result is None else json.loads(result)
     partial_value = None if partial is None else json.loads(partial)
@@ -526,4 +551,18 @@ def _record(row: tuple[Any, ...]) -> TaskRecord:
         params_json=params,
         result_json=result,
         partial_json=partial,
+        scheduled_for=scheduled_for,
+        retry=None if retry is None else RetryPolicy.from_json(json.loads(retry)),
+        attempt_outcomes=()
+        if attempt_outcomes is None
+        else tuple(_outcome(text) for text in json.loads(attempt_outcomes)),
+        depends_on=() if depends_on is None else tuple(json.loads(depends_on)),
+        group_id=group_id,
     )
+
+
+def _outcome(text: str) -> Outcome:
+    outcome = decode_outcome(text, None)
+    if outcome is None:
+        raise ValueError("an attempt's outcome is missing")
+    return outcome

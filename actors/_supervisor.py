@@ -15,9 +15,10 @@ from __future__ import annotations
 import contextlib
 import heapq
 import queue
+import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pykka
@@ -30,19 +31,23 @@ from actors._messages import (
     ChildStarted,
     Cleanup,
     CleanupDue,
+    CooldownOver,
     DeadlinePassed,
     EscalateStop,
     Finish,
     GetSupervisorStats,
     Interrupt,
     MarkRunning,
+    RetryScheduled,
     Shutdown,
+    StartDue,
     Stop,
     Submit,
     SubmitBatch,
     WorkerFinished,
 )
-from actors._outcome import Cancelled, StopReason, TimedOut
+from actors._outcome import Cancelled, Completed, Outcome, StopReason, TimedOut
+from actors._policies import CircuitBreakers
 from actors._pooled import Dispatcher
 from actors._processes import ProcessPool
 from actors._records import Isolation, TaskSpec
@@ -67,10 +72,12 @@ class SupervisorStats:
     """The supervisor's view: ``running`` + ``stopping`` never exceeds ``capacity``."""
 
     capacity: int
-    pending: int
+    pending: int  # every task waiting: ready, delayed (or backing off), held by a breaker
     running: int
     stopping: int
     admitting: bool
+    scheduled: int = 0  # of pending: delayed, or waiting out a retry's backoff
+    held: int = 0  # of pending: held back by their operation's open circuit breaker
 
 
 @dataclass(slots=True)
@@ -81,7 +88,12 @@ class _Active:
     # The one timer a task has armed: its timeout while it runs, then the next escalation
     # of its stop (an interrupt in its thread) while it is stopping.
     timer: TimerHandle | None
+    attempt: int = 1
     stopping: StopReason | None = None
+    # Timed out with a retry due at this wall-clock time: the next attempt is queued
+    # once this one's operation has really returned (its slot is still held).
+    retry_at: float | None = None
+    trial: bool = False  # the half-open circuit breaker's trial task
 
 
 class SupervisorActor(pykka.ThreadingActor):
@@ -111,6 +123,7 @@ class SupervisorActor(pykka.ThreadingActor):
         stop_grace: float,
         durable: bool = False,
         start_timeout: float = 30.0,
+        breakers: CircuitBreakers | None = None,
     ) -> None:
         super().__init__()
         self._capacity = capacity
@@ -126,12 +139,20 @@ class SupervisorActor(pykka.ThreadingActor):
         self._stop_grace = stop_grace
         self._durable = durable
         self._start_timeout = start_timeout
+        self._breakers = breakers
+        self._rng = random.Random()
         # (-priority, seq, task_id): highest priority first, FIFO within one.
         self._heap: list[tuple[int, int, str]] = []
         # Pending specs by id. A pending task cancelled is removed from here only; its
         # heap entry is skipped when popped (O(log n) cancel instead of O(n)).
         self._pending: dict[str, TaskSpec] = {}
         self._active: dict[str, _Active] = {}
+        # Delayed tasks, and retries waiting out their backoff: (spec, the StartDue timer).
+        self._scheduled: dict[str, tuple[TaskSpec, TimerHandle]] = {}
+        # Ids held back by their operation's open breaker, by operation (their specs stay
+        # in _pending; a cancelled one is skipped when released).
+        self._held: dict[str, list[str]] = {}
+        self._held_count = 0
         self._stopping_count = 0
         self._admitting = True
         self._drained = threading.Event()
@@ -167,6 +188,10 @@ class SupervisorActor(pykka.ThreadingActor):
             return self._on_escalate(message.task_id)
         if isinstance(message, Cancel):
             return self._on_cancel(message.task_id)
+        if isinstance(message, StartDue):
+            return self._on_start_due(message.task_id)
+        if isinstance(message, CooldownOver):
+            return self._release_held(message.operation)
         if isinstance(message, CleanupDue):
             return self._on_cleanup_due()
         if isinstance(message, GetSupervisorStats):
@@ -182,8 +207,7 @@ class SupervisorActor(pykka.ThreadingActor):
             self._finish(spec.task_id, Cancelled(StopReason.SHUTDOWN))
             self._admission.leave()
             return
-        self._pending[spec.task_id] = spec
-        heapq.heappush(self._heap, (-spec.priority, spec.seq, spec.task_id))
+        self._queue(spec)
         self._dispatch()
 
     def _on_submit_batch(self, specs: tuple[TaskSpec, ...]) -> None:
@@ -192,21 +216,25 @@ class SupervisorActor(pykka.ThreadingActor):
                 self._on_submit(spec)
             return
         for spec in specs:
-            self._pending[spec.task_id] = spec
-            heapq.heappush(self._heap, (-spec.priority, spec.seq, spec.task_id))
+            self._queue(spec)
         self._dispatch()
 
     def _on_cancel(self, task_id: str) -> bool:
-        if self._pending.pop(task_id, None) is not None:
+        cancelled = Cancelled(StopReason.CANCEL_REQUESTED)
+        if self._pending.pop(task_id, None) is not None or self._unschedule(task_id):
             self._admission.leave()
             self._compact_heap()
-            self._finish(task_id, Cancelled(StopReason.CANCEL_REQUESTED))
+            self._finish(task_id, cancelled)
             self._check_drained()
             return True
         active = self._active.get(task_id)
+        if active is not None and active.retry_at is not None:
+            active.retry_at = None  # timed out, waiting to be retried: not any more
+            self._finish(task_id, cancelled)
+            return True
         if active is None or active.stopping is not None:
             return False  # unknown, or already terminal
-        self._finish(task_id, Cancelled(StopReason.CANCEL_REQUESTED))
+        self._finish(task_id, cancelled)
         self._begin_stopping(active, StopReason.CANCEL_REQUESTED)
         return True
 
@@ -217,8 +245,12 @@ class SupervisorActor(pykka.ThreadingActor):
         active.timer = None
         timeout = active.spec.timeout
         assert timeout is not None
-        # The registry attaches the latest partial result it holds when it records this.
-        self._finish(task_id, TimedOut(timeout_seconds=timeout))
+        outcome = TimedOut(timeout_seconds=timeout)
+        self._record_attempt(active, failed=True)
+        active.retry_at = self._retry_at(active, outcome)
+        if active.retry_at is None:
+            # The registry attaches the latest partial result it holds when it records this.
+            self._finish(task_id, outcome)
         self._begin_stopping(active, StopReason.TIMEOUT)
 
     def _on_child_started(self, task_id: str) -> None:
@@ -250,12 +282,36 @@ class SupervisorActor(pykka.ThreadingActor):
             return
         if active.timer is not None:
             self._timers.cancel(active.timer)
+        outcome = message.outcome
         if active.stopping is not None:
             self._stopping_count -= 1
-        # Already terminal if it was stopping: the registry then keeps only a late result.
-        self._registry.tell(Finish(message.task_id, message.outcome, message.at))
+            if active.trial and active.stopping is not StopReason.TIMEOUT and self._breakers:
+                self._breakers.abandon_trial(active.spec.operation_name)
+                self._release_held(active.spec.operation_name)
+            if active.retry_at is not None:
+                # Timed out, and its retry waited for this operation to return.
+                self._requeue(active, active.retry_at)
+            else:
+                # Already terminal: the registry keeps only a late result.
+                self._registry.tell(Finish(message.task_id, outcome, message.at))
+        else:
+            failed = not isinstance(outcome, Completed | Cancelled)
+            self._record_attempt(active, failed=failed)
+            retry_at = self._retry_at(active, outcome) if failed else None
+            if retry_at is not None:
+                self._requeue(active, retry_at)
+            else:
+                self._registry.tell(Finish(message.task_id, outcome, message.at))
         self._dispatch()
         self._check_drained()
+
+    def _on_start_due(self, task_id: str) -> None:
+        entry = self._scheduled.pop(task_id, None)
+        if entry is None:
+            return  # cancelled meanwhile
+        spec, _ = entry
+        self._ready(spec)
+        self._dispatch()
 
     def _on_cleanup_due(self) -> None:
         self._registry.tell(Cleanup(self._clock.time() - self._max_task_age))
@@ -271,21 +327,148 @@ class SupervisorActor(pykka.ThreadingActor):
                 self._admission.leave()
                 self._finish(task_id, Cancelled(StopReason.SHUTDOWN))
             self._heap.clear()
+        # Tasks that cannot start now (delayed, backing off, held by a breaker) are not
+        # waited for: cancelled, or, with a durable store, left pending for the next
+        # runtime that opens it.
+        for task_id in list(self._scheduled):
+            spec, timer = self._scheduled.pop(task_id)
+            self._timers.cancel(timer)
+            self._abandon(spec)
+        for task_ids in self._held.values():
+            for task_id in task_ids:
+                held = self._pending.pop(task_id, None)
+                if held is not None:
+                    self._abandon(held)
+        self._held.clear()
+        self._held_count = 0
         self._check_drained()
         return self._drained
 
     # -- internals -----------------------------------------------------------------------
 
+    def _queue(self, spec: TaskSpec) -> None:
+        """A new (or recovered) pending task: ready now, or at its ``not_before``."""
+        if spec.not_before is not None and spec.not_before > self._clock.time():
+            self._schedule(spec, spec.not_before)
+        else:
+            self._ready(spec)
+
+    def _ready(self, spec: TaskSpec) -> None:
+        self._pending[spec.task_id] = spec
+        heapq.heappush(self._heap, (-spec.priority, spec.seq, spec.task_id))
+
+    def _schedule(self, spec: TaskSpec, at: float) -> None:
+        delay = max(at - self._clock.time(), 0.0)
+        timer = self._timers.schedule_after(delay, self.actor_ref, StartDue(spec.task_id))
+        self._scheduled[spec.task_id] = (spec, timer)
+
+    def _unschedule(self, task_id: str) -> bool:
+        entry = self._scheduled.pop(task_id, None)
+        if entry is None:
+            return False
+        self._timers.cancel(entry[1])
+        return True
+
     def _dispatch(self) -> None:
+        breakers = self._breakers
         while self._heap and len(self._active) < self._capacity:
             _, _, task_id = heapq.heappop(self._heap)
-            spec = self._pending.pop(task_id, None)
+            spec = self._pending.get(task_id)
             if spec is None:
                 continue  # cancelled while pending
+            trial = False
+            if breakers is not None:
+                verdict = breakers.may_start(spec.operation_name, self._clock.monotonic())
+                if verdict == "no":
+                    if self._admitting:
+                        self._hold(spec)
+                    else:
+                        del self._pending[task_id]
+                        self._abandon(spec)
+                    continue
+                trial = verdict == "trial"
+            del self._pending[task_id]
             self._admission.leave()
-            self._start_worker(spec)
+            self._start_worker(spec, trial=trial)
 
-    def _start_worker(self, spec: TaskSpec) -> None:
+    def _hold(self, spec: TaskSpec) -> None:
+        operation = spec.operation_name
+        held = self._held.setdefault(operation, [])
+        if not held:
+            self._arm_cooldown(operation)
+        held.append(spec.task_id)
+        self._held_count += 1
+
+    def _arm_cooldown(self, operation: str) -> None:
+        """Wake the held tasks of ``operation`` when its cool-down ends. While a trial
+        runs (the cool-down is over) its outcome releases them instead."""
+        assert self._breakers is not None
+        end = self._breakers.cooldown_end(operation)
+        now = self._clock.monotonic()
+        if end is not None and end > now:
+            self._timers.schedule_after(end - now, self.actor_ref, CooldownOver(operation))
+
+    def _release_held(self, operation: str) -> None:
+        """Put the tasks held back for ``operation`` in the queue again (the breaker
+        decides at dispatch whether they start)."""
+        held = self._held.pop(operation, [])
+        self._held_count -= len(held)
+        for task_id in held:
+            spec = self._pending.get(task_id)
+            if spec is not None:
+                heapq.heappush(self._heap, (-spec.priority, spec.seq, spec.task_id))
+        self._dispatch()
+
+    def _abandon(self, spec: TaskSpec) -> None:
+        """A pending task the runtime stops for (shutdown): cancelled, or with a durable
+        store left pending, for the next runtime."""
+        self._admission.leave()
+        if not self._durable:
+            self._finish(spec.task_id, Cancelled(StopReason.SHUTDOWN))
+
+    def _record_attempt(self, active: _Active, *, failed: bool) -> None:
+        """Tell the operation's circuit breaker how an attempt ended."""
+        if self._breakers is None:
+            return
+        operation = active.spec.operation_name
+        change = self._breakers.record(operation, failed, self._clock.monotonic())
+        active.trial = False
+        if change == "tripped":
+            if self._held.get(operation):
+                self._arm_cooldown(operation)
+            snapshot = self._breakers.snapshot(self._clock.monotonic())[operation]
+            _log.warning(
+                "operation.tripped",
+                operation=operation,
+                retry_after=snapshot["retry_after"],
+                trips=snapshot["trips"],
+            )
+        elif change == "recovered":
+            _log.info("operation.recovered", operation=operation)
+            self._release_held(operation)
+
+    def _retry_at(self, active: _Active, outcome: Outcome) -> float | None:
+        """When the task's next attempt is due after ``outcome``, or None for none. Tells
+        the registry (the task reads pending with its next attempt's time)."""
+        policy = active.spec.retry
+        if policy is None or not self._admitting or not policy.retries(outcome, active.attempt):
+            return None
+        now = self._clock.time()
+        next_at = now + policy.delay(active.attempt, self._rng)
+        self._registry.tell(RetryScheduled(active.spec.task_id, outcome, now, next_at))
+        return next_at
+
+    def _requeue(self, active: _Active, at: float) -> None:
+        """Queue the next attempt of a task whose attempt failed, in a fresh worker."""
+        spec = replace(active.spec, prior_attempts=active.attempt, not_before=at)
+        if not self._admitting:
+            self._admission.enter()
+            self._abandon(spec)
+            return
+        self._admission.enter()
+        self._queue(spec)
+
+    def _start_worker(self, spec: TaskSpec, *, trial: bool = False) -> None:
         now = self._clock.time()
         # MarkRunning goes first so the registry sees RUNNING before any progress. With a
         # durable store the operation waits until RUNNING is committed: a crash can then
@@ -309,7 +492,9 @@ class SupervisorActor(pykka.ThreadingActor):
             start_ticket=ticket,
             start_timeout=self._start_timeout,
         )
-        self._active[spec.task_id] = _Active(spec, worker, context, timer)
+        self._active[spec.task_id] = _Active(
+            spec, worker, context, timer, attempt=spec.prior_attempts + 1, trial=trial
+        )
 
     def _begin_stopping(self, active: _Active, reason: StopReason) -> None:
         active.stopping = reason
@@ -323,7 +508,7 @@ class SupervisorActor(pykka.ThreadingActor):
             self._stop_grace, self.actor_ref, EscalateStop(active.spec.task_id)
         )
 
-    def _finish(self, task_id: str, outcome: Cancelled | TimedOut) -> None:
+    def _finish(self, task_id: str, outcome: Outcome) -> None:
         self._registry.tell(Finish(task_id, outcome, self._clock.time()))
 
     def _compact_heap(self) -> None:
@@ -340,8 +525,10 @@ class SupervisorActor(pykka.ThreadingActor):
     def _stats(self) -> SupervisorStats:
         return SupervisorStats(
             capacity=self._capacity,
-            pending=len(self._pending),
+            pending=len(self._pending) + len(self._scheduled),
             running=len(self._active) - self._stopping_count,
             stopping=self._stopping_count,
             admitting=self._admitting,
+            scheduled=len(self._scheduled),
+            held=self._held_count,
         )

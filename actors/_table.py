@@ -132,6 +132,23 @@ class TaskTable:
         record.started_at = at
         record.updated_at = at
         record.attempt += 1
+        record.scheduled_for = None
+        return record
+
+    def retry(self, task_id: str, outcome: Outcome, at: float, next_at: float) -> TaskRecord | None:
+        """RUNNING -> PENDING until ``next_at``: the attempt ended with ``outcome`` and the
+        task's retry policy gives it another. None (nothing changed) from another state."""
+        record = self._records.get(task_id)
+        if record is None or record.status is not TaskStatus.RUNNING:
+            return None
+        del self._running[task_id]
+        self._pending[record.priority][task_id] = None
+        self._move(record, TaskStatus.PENDING)
+        record.attempt_outcomes = (*record.attempt_outcomes, outcome)
+        record.scheduled_for = next_at
+        record.started_at = None
+        record.progress = 0.0
+        record.updated_at = at
         return record
 
     def apply_progress(

@@ -19,6 +19,7 @@ from actors import (
     Completed,
     Crashed,
     Interrupted,
+    OperationUnavailableError,
     Outcome,
     QueueFullError,
     Raised,
@@ -229,6 +230,13 @@ def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:
 
 def error_from_exception(exc: BaseException) -> ErrorDetails:
     """The error a public entry point's exception maps to (for the router and service)."""
+    if isinstance(exc, OperationUnavailableError):
+        return ErrorDetails.of(
+            ErrorCodes.SERVICE_UNAVAILABLE,
+            str(exc),
+            operation=exc.operation,
+            retry_after=round(exc.retry_after, 3),
+        )
     if isinstance(exc, QueueFullError):
         return ErrorDetails.of(
             ErrorCodes.SERVICE_UNAVAILABLE, str(exc), max_pending=exc.max_pending

@@ -18,6 +18,8 @@ from actors import (
     Isolation,
     NamedOperation,
     Operation,
+    OperationLimits,
+    RetryPolicy,
     SqliteStore,
     Store,
     TaskPriority,
@@ -73,6 +75,14 @@ class TaskManager:
             are recovered: ``{name: function}``, or ``{name: NamedOperation(function,
             retry_on_interrupt=True)}`` for one that is safe to run again after a crash
             interrupted it.
+        retry: the :class:`RetryPolicy` of tasks that give none (None: no retries).
+        max_failures, failure_window, cooldown: restart intensity per operation, as an
+            OTP supervisor's intensity and period: more than ``max_failures`` failed
+            attempts of one operation within ``failure_window`` seconds make new tasks of
+            it fail with ``SERVICE_UNAVAILABLE`` (and a ``retry_after``) and hold its
+            pending tasks for ``cooldown`` seconds (default: ``failure_window``); then
+            one trial task runs, and its outcome closes or reopens the breaker. None
+            (the default) turns it off; ``register_operation`` can set it per operation.
     """
 
     def __init__(
@@ -92,6 +102,10 @@ class TaskManager:
         ask_timeout: float = 30.0,
         store: str | os.PathLike[str] | Store | None = None,
         operations: Mapping[str, Operation | NamedOperation] | None = None,
+        retry: RetryPolicy | None = None,
+        max_failures: int | None = None,
+        failure_window: float = 60.0,
+        cooldown: float | None = None,
     ) -> None:
         self._num_workers = check_count("num_workers", num_workers)
         self._default_timeout = check_seconds("default_timeout", default_timeout, allow_none=True)
@@ -109,6 +123,10 @@ class TaskManager:
             cpu_time_limit=cpu_time_limit,
             store=open_store(store),
             operations=operations,
+            retry=retry,
+            max_failures=max_failures,
+            failure_window=failure_window,
+            cooldown=cooldown,
             name="storycore-tasks",
         )
 
@@ -129,16 +147,37 @@ class TaskManager:
 
     @overload
     def register_operation(
-        self, name: str, function: Operation, *, retry_on_interrupt: bool = False
+        self,
+        name: str,
+        function: Operation,
+        *,
+        retry_on_interrupt: bool = False,
+        max_failures: int | None = None,
+        failure_window: float = 60.0,
+        cooldown: float | None = None,
     ) -> Operation: ...
 
     @overload
     def register_operation(
-        self, name: str, function: None = None, *, retry_on_interrupt: bool = False
+        self,
+        name: str,
+        function: None = None,
+        *,
+        retry_on_interrupt: bool = False,
+        max_failures: int | None = None,
+        failure_window: float = 60.0,
+        cooldown: float | None = None,
     ) -> Callable[[Operation], Operation]: ...
 
     def register_operation(
-        self, name: str, function: Operation | None = None, *, retry_on_interrupt: bool = False
+        self,
+        name: str,
+        function: Operation | None = None,
+        *,
+        retry_on_interrupt: bool = False,
+        max_failures: int | None = None,
+        failure_window: float = 60.0,
+        cooldown: float | None = None,
     ) -> Operation | Callable[[Operation], Operation]:
         """Register ``function`` as the operation ``name``; ``create_task(name, ...)`` runs
         it, and a manager that reopens a durable store finds it again by that name.
@@ -152,14 +191,24 @@ class TaskManager:
         start when the process died while it ran: such a task is queued again after a
         restart instead of failing with ``INTERRUPTED``. Pending tasks recovered from the
         store that waited for this name are queued now, in their original order.
+        ``max_failures``, ``failure_window`` and ``cooldown`` give this operation its own
+        restart intensity (see the class).
 
         Raises:
             TypeError: ``name`` is not a string or ``function`` is not callable.
             ValueError: ``name`` is malformed, or already registered to another function.
         """
 
+        limits = None
+        if max_failures is not None:
+            window = check_seconds("failure_window", failure_window) or 0.0
+            rest = window if cooldown is None else check_seconds("cooldown", cooldown) or 0.0
+            limits = OperationLimits(max_failures, window, rest)
+
         def register(fn: Operation) -> Operation:
-            self._runtime.register_operation(name, fn, retry_on_interrupt=retry_on_interrupt)
+            self._runtime.register_operation(
+                name, fn, retry_on_interrupt=retry_on_interrupt, limits=limits
+            )
             return fn
 
         if function is None:
@@ -176,13 +225,19 @@ class TaskManager:
         isolation: Isolation | str | None = None,
         memory_limit_mb: float | None = None,
         cpu_time_limit: float | None = None,
+        *,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        retry: RetryPolicy | None = None,
     ) -> str:
         """Queue ``operation(params, task)`` and return its task id (a UUID string) at once.
 
         ``operation`` is a function, or the name of a registered operation (only named
         tasks can be resumed after a restart). ``isolation``, ``memory_limit_mb`` and
         ``cpu_time_limit`` default to the manager's. With a durable store the task is
-        committed before its id is returned.
+        committed before its id is returned. ``delay`` (seconds) or ``run_at`` (an
+        aware datetime) keep it pending until then; ``retry`` (a :class:`RetryPolicy`)
+        runs it again after a failure (default: the manager's policy).
 
         Raises:
             TypeError: ``operation`` is neither callable nor a name, ``params`` is not a
@@ -191,7 +246,10 @@ class TaskManager:
             ValueError: no operation is registered under that name (an
                 :class:`actors.UnknownOperationError`), ``timeout`` is not a finite
                 number > 0, ``priority`` or ``isolation`` is unknown, or limits were
-                given for a thread task.
+                given for a thread task, ``delay`` is negative, ``run_at`` is naive, or
+                both are given.
+            actors.OperationUnavailableError: the operation's circuit breaker is open
+                (``SERVICE_UNAVAILABLE`` with ``retry_after``).
             actors.QueueFullError: ``max_pending`` tasks are already waiting.
             actors.RuntimeClosedError: the manager was shut down.
         """
@@ -204,6 +262,9 @@ class TaskManager:
             isolation=isolation,
             memory_limit_mb=memory_limit_mb,
             cpu_time_limit=cpu_time_limit,
+            delay=delay,
+            run_at=run_at,
+            retry=retry,
         )
 
     def cancel_task(self, task_id: str) -> bool:
@@ -287,6 +348,8 @@ class TaskManager:
             "num_workers": self._num_workers,
             "running": supervisor.running,
             "stopping": supervisor.stopping,
+            "scheduled": supervisor.scheduled,
+            "held": supervisor.held,
             "accepting_tasks": supervisor.admitting,
             "status_counts": {s.value: n for s, n in table.status_counts.items()},
             "priority_counts": {p.label: n for p, n in table.priority_counts.items()},
@@ -307,6 +370,7 @@ class TaskManager:
                 "started_total": stats.processes.started_total,
                 "replaced_total": stats.processes.replaced_total,
             },
+            "operations": {name: dict(state) for name, state in stats.operations.items()},
             "store": {
                 "kind": stats.store.kind,
                 "location": stats.store.location,
@@ -341,6 +405,8 @@ def snapshot_to_status(snapshot: TaskSnapshot) -> dict[str, Any]:
         "updated_at": _iso(snapshot.updated_at),
         "started_at": _iso(snapshot.started_at),
         "ended_at": _iso(snapshot.ended_at),
+        "scheduled_for": _iso(snapshot.scheduled_for),
+        "next_attempt_at": _iso(snapshot.scheduled_for) if snapshot.attempt_outcomes else None,
     }
     if snapshot.has_result:
         status["result"] = snapshot.result
@@ -349,6 +415,14 @@ def snapshot_to_status(snapshot: TaskSnapshot) -> dict[str, Any]:
     error = error_from_outcome(snapshot.outcome)
     if error is not None:
         status["error"] = error.to_dict()
+        if snapshot.attempt_outcomes:
+            # Retried: the number of attempts and how each one ended, the last included.
+            attempts = [error_from_outcome(o) for o in snapshot.attempt_outcomes]
+            attempts.append(error)
+            status["error"]["details"]["attempts"] = len(attempts)
+            status["error"]["details"]["attempt_errors"] = [
+                {"code": e.code.value, "message": e.message} for e in attempts if e is not None
+            ]
     return status
 
 

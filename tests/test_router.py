@@ -155,6 +155,8 @@ def test_status_of_a_completed_task_is_the_full_status_dict(make_manager: MakeMa
         "updated_at",
         "started_at",
         "ended_at",
+        "scheduled_for",
+        "next_attempt_at",
         "result",
     }
     assert expected_keys == set(response.data)
@@ -577,12 +579,15 @@ def test_stats_reports_counts_of_the_tasks_run(make_manager: MakeManager) -> Non
         "num_workers",
         "running",
         "stopping",
+        "scheduled",
+        "held",
         "accepting_tasks",
         "status_counts",
         "priority_counts",
         "lifetime_stats",
         "timers",
         "process_pool",
+        "operations",
         "store",
     } == set(data)
     assert data["total_tasks"] == 3
