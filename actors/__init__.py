@@ -19,6 +19,7 @@ from actors._errors import (
     StoreVersionError,
     StoreWriteError,
     SupervisorError,
+    UnknownGroupError,
     UnknownOperationError,
     UnknownTaskError,
 )
@@ -28,6 +29,7 @@ from actors._outcome import (
     Cancelled,
     Completed,
     Crashed,
+    DependencyFailed,
     Interrupted,
     Outcome,
     Raised,
@@ -53,6 +55,7 @@ __all__ = [
     "Clock",
     "Completed",
     "Crashed",
+    "DependencyFailed",
     "Dispatcher",
     "Interrupted",
     "Isolation",
@@ -96,6 +99,7 @@ __all__ = [
     "TimerHandle",
     "TimerService",
     "TimerStatistics",
+    "UnknownGroupError",
     "UnknownOperationError",
     "UnknownTaskError",
 ]

@@ -3,15 +3,15 @@
 Kept to the standard library: a child imports only this module (and the operations it is
 sent). Protocol over one duplex ``multiprocessing`` connection, as tuples:
 
-parent -> child: ``("run", task_id, pickled (operation, params), memory_limit_mb,
-cpu_time_limit)``,
+parent -> child: ``("run", task_id, pickled (operation, params, dependency results),
+memory_limit_mb, cpu_time_limit)``,
 ``("cancel", task_id, reason)``, ``("exit",)``.
 
 child -> parent: ``("ready",)`` once at start,
 ``("progress", task_id, progress | None, has_partial, partial)``,
 ``("done", task_id, kind, payload)`` where kind is ``"completed"`` (payload: the result),
-``"raised"`` (payload: (exception_type, message, traceback, class names)) or ``"memory"`` (payload:
-(exception_type, message, traceback) of the MemoryError under a memory limit).
+``"raised"`` (payload: (exception_type, message, traceback, class names)) or
+``"memory"`` (payload: the same, of the MemoryError under a memory limit).
 
 Progress is coalesced in the child: the operation's calls only record the latest values;
 a sender thread ships them at most every ``_PROGRESS_INTERVAL`` seconds, and the last
@@ -27,6 +27,7 @@ import pickle
 import queue
 import resource
 import threading
+from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -66,6 +67,7 @@ class ChildTaskContext:
         self._dirty = threading.Event()
         self._closing = threading.Event()  # not _stop: a cancelled task must stay rate-limited
         self._closed = False
+        self.dependency_results: Mapping[str, Any] = {}
         self._sender = threading.Thread(target=self._send_loop, name="progress-sender", daemon=True)
         self._sender.start()
 
@@ -219,7 +221,7 @@ def child_main(conn: Connection) -> None:
             try:
                 # Unpickled here, not by the receiver: an operation that cannot be
                 # imported in the child fails its task instead of the child.
-                operation, params = pickle.loads(work)
+                operation, params, context.dependency_results = pickle.loads(work)
                 payload = operation(params, context)
                 kind = "completed"
             except MemoryError as exc:

@@ -14,6 +14,7 @@ from actors._outcome import (
     Cancelled,
     Completed,
     Crashed,
+    DependencyFailed,
     Interrupted,
     Outcome,
     Raised,
@@ -83,6 +84,12 @@ def encode_outcome(outcome: Outcome | None) -> str | None:
             "last_seen_at": outcome.last_seen_at,
             "recovered_at": outcome.recovered_at,
         }
+    elif isinstance(outcome, DependencyFailed):
+        fields = {
+            "kind": "dependency_failed",
+            "dependency_id": outcome.dependency_id,
+            "dependency_status": outcome.dependency_status,
+        }
     else:
         fields = {
             "kind": "result_not_storable",
@@ -115,6 +122,8 @@ def decode_outcome(text: str | None, result: Any) -> Outcome | None:
         return ResourceExhausted(**fields)
     if kind == "interrupted":
         return Interrupted(**fields)
+    if kind == "dependency_failed":
+        return DependencyFailed(**fields)
     if kind == "result_not_storable":
         return ResultNotStorable(**fields)
     raise ValueError(f"unknown outcome kind {kind!r} in the store")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -37,6 +38,7 @@ class TaskContext:
         "_registry",
         "_stop_event",
         "_stop_reason",
+        "dependency_results",
         "task_id",
     )
 
@@ -53,6 +55,8 @@ class TaskContext:
         self._operation_thread: int | None = None  # ident while the operation runs
         self._child: ChildProcess | None = None  # process isolation: the child running it
         self._interrupts = 0
+        # The results of the tasks this one depended on, by task id (empty without any).
+        self.dependency_results: Mapping[str, Any] = {}
 
     # -- for operations ----------------------------------------------------------------
 

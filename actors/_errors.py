@@ -13,6 +13,7 @@ __all__ = [
     "StoreVersionError",
     "StoreWriteError",
     "SupervisorError",
+    "UnknownGroupError",
     "UnknownOperationError",
     "UnknownTaskError",
 ]
@@ -110,4 +111,15 @@ class OperationUnavailableError(SupervisorError, RuntimeError):
             f"operation {operation!r} failed too often recently and is resting; the task "
             f"was not accepted. Retry after {retry_after:.1f} s (tasks already queued "
             "wait and run once it recovers)."
+        )
+
+
+class UnknownGroupError(SupervisorError, LookupError):
+    """No group with this id is known (never created, or all its tasks were removed)."""
+
+    def __init__(self, group_id: str) -> None:
+        self.group_id = group_id
+        super().__init__(
+            f"no group with id {group_id!r}: it was never created here, or every task of "
+            "it ended more than max_task_age seconds ago and was removed by retention"
         )

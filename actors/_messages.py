@@ -2,11 +2,14 @@
 
 Who sends what:
 
-* facade -> Registry: ``Register``, ``Flush``, queries (``GetSnapshot``, ``ListTasks``,
-  ``GetStats``, ``Watch``/``Unwatch``, ``Cleanup``)
+* facade -> Registry: ``Register``, ``RegisterDependent``, ``ResolveDependencies``,
+  ``ConnectSupervisor``, ``Flush``, queries (``GetSnapshot``, ``ListTasks``,
+  ``GetStats``, ``GetGroup``, ``Watch``/``Unwatch``), ``Cleanup``
 * facade -> Supervisor: ``Submit``, ``SubmitBatch`` (recovered tasks), ``Cancel``,
   ``GetSupervisorStats``, ``Shutdown``
 * Supervisor -> Registry: ``MarkRunning``, ``Finish``, ``RetryScheduled``, ``Cleanup``
+* Registry -> Supervisor: ``Submit``, ``SubmitBlocked``, ``DependenciesMet``,
+  ``DropBlocked`` (tasks with dependencies, which the registry resolves)
 * Supervisor -> Worker: ``Stop``, then ``Interrupt`` after the stop grace
 * operation thread -> Worker: ``OperationReturned``
 * Worker -> Supervisor: ``ChildStarted`` (process isolation), ``WorkerFinished``
@@ -32,11 +35,16 @@ __all__ = [
     "ChildStarted",
     "Cleanup",
     "CleanupDue",
+    "ConnectSupervisor",
     "CooldownOver",
     "DeadlinePassed",
+    "DependenciesMet",
+    "DispatchDue",
+    "DropBlocked",
     "EscalateStop",
     "Finish",
     "Flush",
+    "GetGroup",
     "GetSnapshot",
     "GetStats",
     "GetSupervisorStats",
@@ -46,12 +54,15 @@ __all__ = [
     "OperationReturned",
     "ProgressReady",
     "Register",
+    "RegisterDependent",
+    "ResolveDependencies",
     "RetryScheduled",
     "Shutdown",
     "StartDue",
     "Stop",
     "Submit",
     "SubmitBatch",
+    "SubmitBlocked",
     "Unwatch",
     "Watch",
     "WorkerFinished",
@@ -66,6 +77,36 @@ class Register:
     spec: TaskSpec
     # Durable store: done once the new record is committed (submit waits on it).
     ticket: CommitTicket | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterDependent:
+    """Register a task with dependencies (asked): the registry answers ``("unknown",
+    ids)`` without registering it, or registers it, resolves its dependencies and
+    forwards it to the supervisor (``Submit`` or ``SubmitBlocked``)."""
+
+    spec: TaskSpec
+    ticket: CommitTicket | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveDependencies:
+    """A recovered pending task with dependencies, already registered: resolve them and
+    forward it to the supervisor."""
+
+    spec: TaskSpec
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectSupervisor:
+    """Tells the registry where to forward tasks whose dependencies it resolves."""
+
+    supervisor: object
+
+
+@dataclass(frozen=True, slots=True)
+class GetGroup:
+    group_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +197,25 @@ class SubmitBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class SubmitBlocked:
+    """A task waiting for its dependencies: held until ``DependenciesMet`` or
+    ``DropBlocked`` (a dependency failed)."""
+
+    spec: TaskSpec
+
+
+@dataclass(frozen=True, slots=True)
+class DependenciesMet:
+    task_id: str
+    results: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class DropBlocked:
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Cancel:
     task_id: str
 
@@ -187,6 +247,12 @@ class StartDue:
     """A delayed task (or a retry after its backoff) may start now."""
 
     task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchDue:
+    """From the supervisor to itself: start what is ready, once the tasks that came due
+    together are all queued."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ __all__ = [
     "Cancelled",
     "Completed",
     "Crashed",
+    "DependencyFailed",
     "Interrupted",
     "Outcome",
     "Raised",
@@ -144,6 +145,15 @@ class ResultNotStorable:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class DependencyFailed:
+    """A task this one depended on failed or was cancelled (``dependency_status``), so
+    this one was cancelled without running."""
+
+    dependency_id: str
+    dependency_status: str
+
+
 Outcome = (
     Completed
     | Raised
@@ -153,4 +163,5 @@ Outcome = (
     | ResourceExhausted
     | Interrupted
     | ResultNotStorable
+    | DependencyFailed
 )

@@ -241,14 +241,15 @@ class CircuitBreakers:
     def snapshot(self, now: float) -> dict[str, dict[str, Any]]:
         """Per operation with a breaker: its state, recent failures, trips, retry_after."""
         with self._lock:
-            return {
-                name: {
-                    "state": b.state.value,
+            snapshot: dict[str, dict[str, Any]] = {}
+            for name, b in self._breakers.items():
+                state = b.state
+                if state is BreakerState.OPEN and now >= b.open_until:
+                    state = BreakerState.HALF_OPEN  # the cool-down is over: a trial may run
+                snapshot[name] = {
+                    "state": state.value,
                     "recent_failures": len(b.failures),
                     "trips": b.trips,
-                    "retry_after": max(b.open_until - now, 0.0)
-                    if b.state is BreakerState.OPEN
-                    else None,
+                    "retry_after": b.open_until - now if state is BreakerState.OPEN else None,
                 }
-                for name, b in self._breakers.items()
-            }
+            return snapshot

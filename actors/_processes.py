@@ -211,7 +211,10 @@ def run_in_child(
     ``on_started`` is called once the child has the task (after a cold start, if any).
     """
     try:
-        work = pickle.dumps((spec.operation, spec.params), protocol=pickle.HIGHEST_PROTOCOL)
+        work = pickle.dumps(
+            (spec.operation, spec.params, dict(spec.dependency_results or {})),
+            protocol=pickle.HIGHEST_PROTOCOL,
+        )
     except Exception as exc:  # checked at submission; a params value may have changed
         return Raised.from_exception(exc)
     child = pool.acquire()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from dataclasses import replace
 from typing import Any
 
 import pykka
@@ -25,15 +26,23 @@ from actors._codec import normalized
 from actors._errors import StoreError, StoreWriteError
 from actors._messages import (
     Cleanup,
+    ConnectSupervisor,
+    DependenciesMet,
+    DropBlocked,
     Finish,
     Flush,
+    GetGroup,
     GetSnapshot,
     GetStats,
     ListTasks,
     MarkRunning,
     ProgressReady,
     Register,
+    RegisterDependent,
+    ResolveDependencies,
     RetryScheduled,
+    Submit,
+    SubmitBlocked,
     Unwatch,
     Watch,
 )
@@ -41,6 +50,7 @@ from actors._outcome import (
     Cancelled,
     Completed,
     Crashed,
+    DependencyFailed,
     Interrupted,
     Outcome,
     Raised,
@@ -49,7 +59,7 @@ from actors._outcome import (
     StopReason,
     TimedOut,
 )
-from actors._records import TaskRecord, TaskSnapshot
+from actors._records import TaskRecord, TaskSnapshot, TaskSpec, TaskStatus
 from actors._store import CommitTicket, Store
 from actors._table import FinishResult, TaskTable
 from actors.logs import library_logger
@@ -63,7 +73,7 @@ COMMIT_BATCH = 1000
 
 # Messages whose handling is visible outside the actor: pending writes are committed
 # before their answer leaves.
-_QUERIES = (GetSnapshot, ListTasks, GetStats, Watch)
+_QUERIES = (GetSnapshot, ListTasks, GetStats, GetGroup, Watch, RegisterDependent)
 
 
 class TerminalWaiter:
@@ -114,6 +124,15 @@ class RegistryActor(pykka.ThreadingActor):
         # (a crash loses only progress of a task that is then interrupted anyway), so a
         # chatty operation does not cost a commit per progress message.
         self._urgent = False
+        # Dependencies: who waits on whom. The supervisor is where resolved tasks go.
+        self._supervisor: pykka.ActorRef[Any] | None = None
+        self._waiting: dict[str, tuple[TaskSpec, set[str]]] = {}
+        self._dependents: dict[str, list[str]] = {}
+        # Groups: member ids by group id (rebuilt from the records after a restart).
+        self._groups: dict[str, list[str]] = {}
+        for record in table.iter_status(None):
+            if record.group_id is not None:
+                self._groups.setdefault(record.group_id, []).append(record.task_id)
 
     def on_receive(self, message: Any) -> Any:
         answer = self._handle(message)
@@ -133,19 +152,7 @@ class RegistryActor(pykka.ThreadingActor):
         if isinstance(message, ProgressReady):
             return self._on_progress(message)
         if isinstance(message, Register):
-            record = self._table.add(message.spec)
-            _log.info(
-                "task.created",
-                task_id=record.task_id,
-                operation=record.operation_name,
-                priority=record.priority.label,
-                user=record.user,
-            )
-            if self._store is not None:
-                self._dirty[record.task_id] = record
-                self._urgent = True
-            if message.ticket is not None:
-                self._ticket(message.ticket)
+            self._on_register(message.spec, message.ticket)
             return None
         if isinstance(message, MarkRunning):
             started = self._table.mark_running(message.task_id, message.at)
@@ -182,6 +189,16 @@ class RegistryActor(pykka.ThreadingActor):
             return [r.snapshot() for r in self._table.list(message.status, message.limit)]
         if isinstance(message, GetStats):
             return self._table.stats()
+        if isinstance(message, RegisterDependent):
+            return self._on_register_dependent(message)
+        if isinstance(message, ResolveDependencies):
+            self._resolve(message.spec)
+            return None
+        if isinstance(message, GetGroup):
+            return self._on_get_group(message.group_id)
+        if isinstance(message, ConnectSupervisor):
+            self._supervisor = message.supervisor  # type: ignore[assignment]
+            return None
         if isinstance(message, Flush):
             self._ticket(message.ticket)
             return None
@@ -197,6 +214,23 @@ class RegistryActor(pykka.ThreadingActor):
                     self._urgent = True
             return len(removed)
         return super().on_receive(message)
+
+    def _on_register(self, spec: TaskSpec, ticket: CommitTicket | None) -> None:
+        record = self._table.add(spec)
+        _log.info(
+            "task.created",
+            task_id=record.task_id,
+            operation=record.operation_name,
+            priority=record.priority.label,
+            user=record.user,
+        )
+        if record.group_id is not None:
+            self._groups.setdefault(record.group_id, []).append(record.task_id)
+        if self._store is not None:
+            self._dirty[record.task_id] = record
+            self._urgent = True
+        if ticket is not None:
+            self._ticket(ticket)
 
     # -- the durable path ------------------------------------------------------------------
 
@@ -309,12 +343,26 @@ class RegistryActor(pykka.ThreadingActor):
                 _log.info(
                     "task.cancel_requested", task_id=message.task_id, state=current.status.value
                 )
+        self._finish(message.task_id, outcome, message.at)
+
+    def _finish(self, task_id: str, outcome: Outcome, at: float) -> None:
+        """Record a terminal outcome, and then what follows from it for the tasks that
+        depend on this one (and on those, down the chain)."""
+        work = [(task_id, outcome)]
+        while work:
+            task_id, outcome = work.pop()
+            record = self._finish_one(task_id, outcome, at)
+            if record is not None and record.task_id in self._dependents:
+                work.extend(self._resolve_dependents(record))
+
+    def _finish_one(self, task_id: str, outcome: Outcome, at: float) -> TaskRecord | None:
+        """Record one task's outcome; returns its record if it became terminal now."""
         result_json = None
         if self._store is not None:
-            outcome, result_json = self._storable(message.task_id, outcome)
-        result, record = self._table.finish(message.task_id, outcome, message.at)
+            outcome, result_json = self._storable(task_id, outcome)
+        result, record = self._table.finish(task_id, outcome, at)
         if record is None or result is FinishResult.IGNORED:
-            return
+            return None
         if self._store is not None:
             if record.has_result and result_json is not None:
                 record.result_json = result_json
@@ -322,12 +370,102 @@ class RegistryActor(pykka.ThreadingActor):
             self._urgent = True
         if result is FinishResult.LATE_RESULT:
             _log.info("task.late_result_kept", task_id=record.task_id, status=record.status.value)
-            return
+            return None
         self._log_terminal(record)
         waiters = self._waiters.pop(record.task_id, None)
         if waiters:
             # Woken after this change is committed (at once with the memory store).
             self._wakeups.append((waiters, record.snapshot()))
+        return record
+
+    # -- dependencies ----------------------------------------------------------------------
+
+    def _on_register_dependent(self, message: RegisterDependent) -> tuple[str, list[str]]:
+        spec = message.spec
+        unknown = [d for d in spec.depends_on if self._table.get(d) is None]
+        if unknown:
+            if message.ticket is not None:
+                message.ticket.done()
+            return "unknown", unknown
+        self._on_register(spec, message.ticket)
+        return self._resolve(spec), []
+
+    def _resolve(self, spec: TaskSpec) -> str:
+        """Forward a registered pending task with dependencies to the supervisor: ready
+        (all completed), blocked (some still to finish), or dropped and cancelled (one
+        failed or was cancelled)."""
+        supervisor = self._supervisor
+        assert supervisor is not None, "the runtime connects the supervisor first"
+        remaining: set[str] = set()
+        for dependency_id in spec.depends_on:
+            dependency = self._table.get(dependency_id)
+            status = TaskStatus.CANCELLED if dependency is None else dependency.status
+            if status is TaskStatus.COMPLETED:
+                continue
+            if status.is_terminal:
+                supervisor.tell(SubmitBlocked(spec))
+                supervisor.tell(DropBlocked(spec.task_id))
+                self._finish(
+                    spec.task_id,
+                    DependencyFailed(dependency_id, status.value),
+                    self._clock.time(),
+                )
+                return "failed"
+            remaining.add(dependency_id)
+        if not remaining:
+            supervisor.tell(Submit(replace(spec, dependency_results=self._results_of(spec))))
+            return "ready"
+        self._waiting[spec.task_id] = (spec, remaining)
+        for dependency_id in remaining:
+            self._dependents.setdefault(dependency_id, []).append(spec.task_id)
+        supervisor.tell(SubmitBlocked(spec))
+        return "waiting"
+
+    def _resolve_dependents(self, record: TaskRecord) -> list[tuple[str, Outcome]]:
+        """``record`` just became terminal: release or fail the tasks waiting on it;
+        returns the failures to record (which cascade to their own dependents)."""
+        supervisor = self._supervisor
+        assert supervisor is not None
+        failures: list[tuple[str, Outcome]] = []
+        for task_id in self._dependents.pop(record.task_id, []):
+            entry = self._waiting.get(task_id)
+            if entry is None:
+                continue  # already failed through another dependency
+            spec, remaining = entry
+            if record.status is TaskStatus.COMPLETED:
+                remaining.discard(record.task_id)
+                if not remaining:
+                    del self._waiting[task_id]
+                    supervisor.tell(DependenciesMet(task_id, self._results_of(spec)))
+                continue
+            del self._waiting[task_id]
+            for other in remaining:
+                waiting_on_other = self._dependents.get(other)
+                if waiting_on_other is not None and task_id in waiting_on_other:
+                    waiting_on_other.remove(task_id)
+            supervisor.tell(DropBlocked(task_id))
+            failures.append((task_id, DependencyFailed(record.task_id, record.status.value)))
+        return failures
+
+    def _results_of(self, spec: TaskSpec) -> dict[str, object]:
+        results: dict[str, object] = {}
+        for dependency_id in spec.depends_on:
+            dependency = self._table.get(dependency_id)
+            results[dependency_id] = None if dependency is None else dependency.result
+        return results
+
+    # -- groups --------------------------------------------------------------------------
+
+    def _on_get_group(self, group_id: str) -> list[TaskSnapshot] | None:
+        members = self._groups.get(group_id)
+        if members is None:
+            return None
+        snapshots = []
+        for task_id in members:
+            record = self._table.get(task_id)
+            if record is not None:  # retention may have removed some
+                snapshots.append(record.snapshot())
+        return snapshots
 
     def _on_retry(self, message: RetryScheduled) -> None:
         record = self._table.retry(message.task_id, message.outcome, message.at, message.next_at)
@@ -411,6 +549,15 @@ class RegistryActor(pykka.ThreadingActor):
                 task_id=task_id,
                 duration_ms=duration_ms,
                 result_type=outcome.type_name,
+            )
+        elif isinstance(outcome, DependencyFailed):
+            _log.info(
+                "task.cancelled",
+                task_id=task_id,
+                duration_ms=duration_ms,
+                reason="dependency_failed",
+                dependency_id=outcome.dependency_id,
+                dependency_status=outcome.dependency_status,
             )
         elif isinstance(outcome, Cancelled):
             _log.info(

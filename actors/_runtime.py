@@ -32,13 +32,17 @@ from actors._errors import (
 from actors._messages import (
     Cancel,
     Cleanup,
+    ConnectSupervisor,
     Finish,
     Flush,
+    GetGroup,
     GetSnapshot,
     GetStats,
     GetSupervisorStats,
     ListTasks,
     Register,
+    RegisterDependent,
+    ResolveDependencies,
     Shutdown,
     Submit,
     SubmitBatch,
@@ -230,6 +234,7 @@ class TaskRuntime:
             start_timeout=self._ask_timeout,
             breakers=self._breakers,
         )
+        self._registry.tell(ConnectSupervisor(self._supervisor))
         with self._submit_lock:
             self._queue_recovered(to_queue)
         if self._isolation is Isolation.PROCESS:
@@ -318,6 +323,8 @@ class TaskRuntime:
         delay: float | None = None,
         run_at: datetime | None = None,
         retry: RetryPolicy | None = None,
+        depends_on: Sequence[str] = (),
+        group_id: str | None = None,
     ) -> str:
         """Queue ``operation(params, task)``; returns the new task id at once.
 
@@ -330,6 +337,9 @@ class TaskRuntime:
 
         ``delay`` (seconds) or ``run_at`` (an aware datetime): the task stays pending
         until then. ``retry``: its retry policy (default: the runtime's).
+        ``depends_on``: ids of existing tasks that must complete first (their results
+        reach the operation as ``task.dependency_results``); if one fails or is
+        cancelled, this task is cancelled with a :class:`DependencyFailed` fact.
         """
         named = isinstance(operation, str)
         if isinstance(operation, str):
@@ -382,6 +392,9 @@ class TaskRuntime:
             retry = self._retry
         elif not isinstance(retry, RetryPolicy):
             raise TypeError(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")
+        dependencies = _check_dependencies(depends_on)
+        if group_id is not None and not isinstance(group_id, str):
+            raise TypeError(f"group_id must be a str or None, got {type(group_id).__name__}")
         retry_after = self._breakers.refusal(operation_name, self._clock.monotonic())
         if retry_after is not None:
             raise OperationUnavailableError(operation_name, retry_after)
@@ -411,12 +424,28 @@ class TaskRuntime:
                 params_json=params_json,
                 not_before=not_before,
                 retry=retry,
+                depends_on=dependencies,
+                group_id=group_id,
             )
             # Registry first: once this returns, a status query (queued behind it) finds
             # the task. Both under the lock, so both actors see submissions in one order.
             ticket = CommitTicket() if self._durable else None
-            self._registry.tell(Register(spec, ticket))
-            self._supervisor.tell(Submit(spec))
+            if dependencies:
+                # The registry resolves the dependencies and forwards the task to the
+                # supervisor itself, so its answer and the task's release keep one order.
+                verdict, unknown = self._ask(
+                    self._registry, RegisterDependent(spec, ticket), "registry"
+                )
+                if verdict == "unknown":
+                    self._admission.leave()
+                    raise ValueError(
+                        f"depends_on names unknown task ids {unknown}: a task can depend "
+                        "only on tasks that exist (create those first; finished ones are "
+                        "removed max_task_age seconds after they end)"
+                    )
+            else:
+                self._registry.tell(Register(spec, ticket))
+                self._supervisor.tell(Submit(spec))
         if ticket is not None:
             # Outside the lock, so concurrent submitters share one commit.
             self._await_commit(ticket, task_id)
@@ -557,6 +586,18 @@ class TaskRuntime:
         result: list[TaskSnapshot] = self._query(ListTasks(status, limit), local)
         return result
 
+    def group(self, group_id: str) -> Sequence[TaskSnapshot] | None:
+        """Snapshots of a group's retained members, in creation order (None: unknown)."""
+
+        def local() -> Sequence[TaskSnapshot] | None:
+            members = [
+                r.snapshot() for r in self._table.iter_status(None) if r.group_id == group_id
+            ]
+            return sorted(members, key=lambda m: m.created_at) or None
+
+        result: Sequence[TaskSnapshot] | None = self._query(GetGroup(group_id), local)
+        return result
+
     def stats(self) -> RuntimeStats:
         table: TableStats = self._query(GetStats(), self._table.stats)
         try:
@@ -615,15 +656,21 @@ class TaskRuntime:
 
     def _queue_recovered(self, records: Sequence[TaskRecord]) -> None:
         """Queue recovered pending tasks (under the submit lock), in one message. They
-        keep their seq, so each runs before every newer task of its priority."""
+        keep their seq, so each runs before every newer task of its priority. Those
+        with dependencies go through the registry, which resolves them again."""
         if not records:
             return
         specs = []
         for record in records:
             entry = self._operations.resolve(record.operation_name)
-            specs.append(record.to_spec(entry.function))
+            spec = record.to_spec(entry.function)
             self._admission.enter()
-        self._supervisor.tell(SubmitBatch(tuple(specs)))
+            if spec.depends_on:
+                self._registry.tell(ResolveDependencies(spec))
+            else:
+                specs.append(spec)
+        if specs:
+            self._supervisor.tell(SubmitBatch(tuple(specs)))
 
     def _start_time(self, delay: float | None, run_at: datetime | None) -> float | None:
         """The wall-clock time a task may start (None: at once)."""
@@ -641,7 +688,8 @@ class TaskRuntime:
                 f"run_at must be an aware datetime (with a time zone), got the naive "
                 f"{run_at.isoformat()}; use e.g. datetime.now(timezone.utc) + timedelta(...)"
             )
-        return run_at.timestamp()
+        at = run_at.timestamp()
+        return at if at > self._clock.time() else None  # in the past: at once
 
     def _await_commit(self, ticket: CommitTicket, new_task: str | None) -> None:
         if not ticket.wait(self._ask_timeout):
@@ -688,6 +736,18 @@ class TaskRuntime:
             self._store.close()
         except BaseException as exc:
             self._teardown_error = exc
+
+
+def _check_dependencies(depends_on: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(depends_on, str) or not isinstance(depends_on, Sequence | set | frozenset):
+        raise TypeError(f"depends_on must be a list of task ids, got {type(depends_on).__name__}")
+    ids: list[str] = []
+    for task_id in depends_on:
+        if not isinstance(task_id, str) or not task_id:
+            raise TypeError(f"depends_on must hold task id strings, got {task_id!r}")
+        if task_id not in ids:
+            ids.append(task_id)
+    return tuple(ids)
 
 
 def _qualified_name(operation: Callable[..., Any]) -> str:

@@ -33,6 +33,9 @@ from actors._messages import (
     CleanupDue,
     CooldownOver,
     DeadlinePassed,
+    DependenciesMet,
+    DispatchDue,
+    DropBlocked,
     EscalateStop,
     Finish,
     GetSupervisorStats,
@@ -44,6 +47,7 @@ from actors._messages import (
     Stop,
     Submit,
     SubmitBatch,
+    SubmitBlocked,
     WorkerFinished,
 )
 from actors._outcome import Cancelled, Completed, Outcome, StopReason, TimedOut
@@ -152,7 +156,9 @@ class SupervisorActor(pykka.ThreadingActor):
         # Ids held back by their operation's open breaker, by operation (their specs stay
         # in _pending; a cancelled one is skipped when released).
         self._held: dict[str, list[str]] = {}
-        self._held_count = 0
+        # Tasks waiting for their dependencies (the registry resolves them and says
+        # DependenciesMet or DropBlocked).
+        self._blocked: dict[str, TaskSpec] = {}
         self._stopping_count = 0
         self._admitting = True
         self._drained = threading.Event()
@@ -188,8 +194,20 @@ class SupervisorActor(pykka.ThreadingActor):
             return self._on_escalate(message.task_id)
         if isinstance(message, Cancel):
             return self._on_cancel(message.task_id)
+        if isinstance(message, SubmitBlocked):
+            self._blocked[message.spec.task_id] = message.spec
+            return None
+        if isinstance(message, DependenciesMet):
+            return self._on_dependencies_met(message)
+        if isinstance(message, DropBlocked):
+            if self._blocked.pop(message.task_id, None) is not None:
+                self._admission.leave()
+                self._check_drained()
+            return None
         if isinstance(message, StartDue):
             return self._on_start_due(message.task_id)
+        if isinstance(message, DispatchDue):
+            return self._dispatch()
         if isinstance(message, CooldownOver):
             return self._release_held(message.operation)
         if isinstance(message, CleanupDue):
@@ -221,7 +239,11 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _on_cancel(self, task_id: str) -> bool:
         cancelled = Cancelled(StopReason.CANCEL_REQUESTED)
-        if self._pending.pop(task_id, None) is not None or self._unschedule(task_id):
+        if (
+            self._pending.pop(task_id, None) is not None
+            or self._unschedule(task_id)
+            or self._blocked.pop(task_id, None) is not None
+        ):
             self._admission.leave()
             self._compact_heap()
             self._finish(task_id, cancelled)
@@ -305,13 +327,26 @@ class SupervisorActor(pykka.ThreadingActor):
         self._dispatch()
         self._check_drained()
 
+    def _on_dependencies_met(self, message: DependenciesMet) -> None:
+        spec = self._blocked.pop(message.task_id, None)
+        if spec is None:
+            return  # cancelled meanwhile
+        self._queue(replace(spec, dependency_results=message.results))
+        self._dispatch()
+
     def _on_start_due(self, task_id: str) -> None:
         entry = self._scheduled.pop(task_id, None)
         if entry is None:
             return  # cancelled meanwhile
         spec, _ = entry
         self._ready(spec)
-        self._dispatch()
+        if self.actor_inbox.empty():
+            self._dispatch()
+        else:
+            # Other tasks may have come due at the same moment (their StartDue are
+            # queued): dispatch after them, so the first to start is the first by
+            # priority, not the first in the mailbox.
+            self.actor_ref.tell(DispatchDue())
 
     def _on_cleanup_due(self) -> None:
         self._registry.tell(Cleanup(self._clock.time() - self._max_task_age))
@@ -340,7 +375,11 @@ class SupervisorActor(pykka.ThreadingActor):
                 if held is not None:
                     self._abandon(held)
         self._held.clear()
-        self._held_count = 0
+        if cancel_pending or self._durable:
+            # Otherwise (memory store) tasks waiting for dependencies are run as those
+            # finish (or dropped as they fail): the drain waits for them.
+            for task_id in list(self._blocked):
+                self._abandon(self._blocked.pop(task_id))
         self._check_drained()
         return self._drained
 
@@ -397,7 +436,6 @@ class SupervisorActor(pykka.ThreadingActor):
         if not held:
             self._arm_cooldown(operation)
         held.append(spec.task_id)
-        self._held_count += 1
 
     def _arm_cooldown(self, operation: str) -> None:
         """Wake the held tasks of ``operation`` when its cool-down ends. While a trial
@@ -412,7 +450,6 @@ class SupervisorActor(pykka.ThreadingActor):
         """Put the tasks held back for ``operation`` in the queue again (the breaker
         decides at dispatch whether they start)."""
         held = self._held.pop(operation, [])
-        self._held_count -= len(held)
         for task_id in held:
             spec = self._pending.get(task_id)
             if spec is not None:
@@ -476,6 +513,8 @@ class SupervisorActor(pykka.ThreadingActor):
         ticket = CommitTicket() if self._durable else None
         self._registry.tell(MarkRunning(spec.task_id, now, ticket))
         context = TaskContext(spec.task_id, self._registry)
+        if spec.dependency_results:
+            context.dependency_results = spec.dependency_results
         timer = None
         if spec.timeout is not None and spec.isolation is Isolation.THREAD:
             timer = self._timers.schedule_after(
@@ -519,16 +558,17 @@ class SupervisorActor(pykka.ThreadingActor):
             heapq.heapify(self._heap)
 
     def _check_drained(self) -> None:
-        if not self._admitting and not self._pending and not self._active:
+        if not self._admitting and not self._pending and not self._active and not self._blocked:
             self._drained.set()
 
     def _stats(self) -> SupervisorStats:
         return SupervisorStats(
             capacity=self._capacity,
-            pending=len(self._pending) + len(self._scheduled),
+            pending=len(self._pending) + len(self._scheduled) + len(self._blocked),
             running=len(self._active) - self._stopping_count,
             stopping=self._stopping_count,
             admitting=self._admitting,
             scheduled=len(self._scheduled),
-            held=self._held_count,
+            # A cancelled held task stays in its list until released: count live ones.
+            held=sum(1 for ids in self._held.values() for i in ids if i in self._pending),
         )

@@ -14,7 +14,14 @@ from dataclasses import dataclass, replace
 from enum import Enum, auto
 from typing import Any
 
-from actors._outcome import Cancelled, Completed, Interrupted, Outcome, TimedOut
+from actors._outcome import (
+    Cancelled,
+    Completed,
+    DependencyFailed,
+    Interrupted,
+    Outcome,
+    TimedOut,
+)
 from actors._records import TaskPriority, TaskRecord, TaskSpec, TaskStatus
 
 __all__ = ["FinishResult", "TableStats", "TaskTable"]
@@ -43,7 +50,7 @@ class TableStats:
 def _status_of(outcome: Outcome) -> TaskStatus:
     if isinstance(outcome, Completed):
         return TaskStatus.COMPLETED
-    if isinstance(outcome, Cancelled):
+    if isinstance(outcome, Cancelled | DependencyFailed):
         return TaskStatus.CANCELLED
     return TaskStatus.FAILED
 
@@ -183,7 +190,7 @@ class TaskTable:
             return FinishResult.IGNORED, record
 
         if record.status is TaskStatus.PENDING:
-            if not isinstance(outcome, Cancelled | Interrupted):
+            if not isinstance(outcome, Cancelled | Interrupted | DependencyFailed):
                 # Only a cancel (or, after a restart, the verdict that it cannot run
                 # again) ends a task that is not running.
                 return FinishResult.IGNORED, record
@@ -208,7 +215,7 @@ class TaskTable:
             record.has_result = True
             record.progress = 1.0
             self._completed += 1
-        elif isinstance(outcome, Cancelled):
+        elif isinstance(outcome, Cancelled | DependencyFailed):
             self._cancelled += 1
         else:
             self._failed += 1

@@ -18,6 +18,7 @@ from actors import (
     Cancelled,
     Completed,
     Crashed,
+    DependencyFailed,
     Interrupted,
     OperationUnavailableError,
     Outcome,
@@ -29,6 +30,7 @@ from actors import (
     StopReason,
     StoreError,
     TimedOut,
+    UnknownGroupError,
     UnknownTaskError,
 )
 
@@ -57,6 +59,7 @@ class ErrorCodes(StrEnum):
     RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
     INTERRUPTED = "INTERRUPTED"
     RESULT_NOT_SERIALIZABLE = "RESULT_NOT_SERIALIZABLE"
+    DEPENDENCY_ERROR = "DEPENDENCY_ERROR"
 
 
 HTTP_STATUS_BY_CODE: Mapping[ErrorCodes, int] = MappingProxyType(
@@ -72,6 +75,7 @@ HTTP_STATUS_BY_CODE: Mapping[ErrorCodes, int] = MappingProxyType(
         ErrorCodes.RESOURCE_EXHAUSTED: 429,
         ErrorCodes.INTERRUPTED: 503,
         ErrorCodes.RESULT_NOT_SERIALIZABLE: 500,
+        ErrorCodes.DEPENDENCY_ERROR: 424,
     }
 )
 """The HTTP status an endpoint answers with for each error code."""
@@ -118,6 +122,10 @@ REMEDIATION_BY_CODE: Mapping[ErrorCodes, str] = MappingProxyType(
         ErrorCodes.RESULT_NOT_SERIALIZABLE: (
             "The operation returned a value the durable store cannot keep; return JSON "
             "data (numbers, strings, booleans, None, lists, dicts with string keys)."
+        ),
+        ErrorCodes.DEPENDENCY_ERROR: (
+            "A task this one depended on (details.dependency_id) failed or was cancelled, "
+            "so this one never ran; fix or rerun that task, then create this one again."
         ),
     }
 )
@@ -212,6 +220,14 @@ def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:
             last_seen_at=_iso(outcome.last_seen_at),
             recovered_at=_iso(outcome.recovered_at),
         )
+    if isinstance(outcome, DependencyFailed):
+        return ErrorDetails.of(
+            ErrorCodes.DEPENDENCY_ERROR,
+            f"Task was cancelled because its dependency {outcome.dependency_id} "
+            f"{outcome.dependency_status}",
+            dependency_id=outcome.dependency_id,
+            dependency_status=outcome.dependency_status,
+        )
     if isinstance(outcome, ResultNotStorable):
         return ErrorDetails.of(
             ErrorCodes.RESULT_NOT_SERIALIZABLE,
@@ -245,6 +261,8 @@ def error_from_exception(exc: BaseException) -> ErrorDetails:
         return ErrorDetails.of(ErrorCodes.SERVICE_UNAVAILABLE, str(exc))
     if isinstance(exc, StoreError):
         return ErrorDetails.of(ErrorCodes.SERVICE_UNAVAILABLE, str(exc), location=exc.location)
+    if isinstance(exc, UnknownGroupError):
+        return ErrorDetails.of(ErrorCodes.NOT_FOUND, str(exc), group_id=exc.group_id)
     if isinstance(exc, UnknownTaskError):
         return ErrorDetails.of(ErrorCodes.NOT_FOUND, str(exc), task_id=exc.task_id)
     if isinstance(exc, TypeError | ValueError):

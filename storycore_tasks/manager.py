@@ -6,9 +6,10 @@ runtime's snapshots and failure facts into StoryCore's status dicts and ErrorDet
 
 from __future__ import annotations
 
+import inspect
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, overload
@@ -26,6 +27,7 @@ from actors import (
     TaskRuntime,
     TaskSnapshot,
     TaskStatus,
+    UnknownGroupError,
     UnknownTaskError,
 )
 from actors.validation import check_count, check_seconds
@@ -229,6 +231,7 @@ class TaskManager:
         delay: float | None = None,
         run_at: datetime | None = None,
         retry: RetryPolicy | None = None,
+        depends_on: Sequence[str] = (),
     ) -> str:
         """Queue ``operation(params, task)`` and return its task id (a UUID string) at once.
 
@@ -237,7 +240,10 @@ class TaskManager:
         ``cpu_time_limit`` default to the manager's. With a durable store the task is
         committed before its id is returned. ``delay`` (seconds) or ``run_at`` (an
         aware datetime) keep it pending until then; ``retry`` (a :class:`RetryPolicy`)
-        runs it again after a failure (default: the manager's policy).
+        runs it again after a failure (default: the manager's policy). ``depends_on``:
+        ids of existing tasks that must complete first; the operation reads their
+        results from ``task.dependency_results``; if one fails or is cancelled, this task
+        is cancelled with ``DEPENDENCY_ERROR`` (and so on down the chain).
 
         Raises:
             TypeError: ``operation`` is neither callable nor a name, ``params`` is not a
@@ -253,11 +259,11 @@ class TaskManager:
             actors.QueueFullError: ``max_pending`` tasks are already waiting.
             actors.RuntimeClosedError: the manager was shut down.
         """
-        return self._runtime.submit(
+        return self._create(
             operation,
             params,
             user=user,
-            timeout=self._default_timeout if timeout is None else timeout,
+            timeout=timeout,
             priority=priority,
             isolation=isolation,
             memory_limit_mb=memory_limit_mb,
@@ -265,7 +271,104 @@ class TaskManager:
             delay=delay,
             run_at=run_at,
             retry=retry,
+            depends_on=depends_on,
         )
+
+    def _create(
+        self,
+        operation: Operation | str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        group_id: str | None = None,
+        **options: Any,
+    ) -> str:
+        return self._runtime.submit(
+            operation,
+            params,
+            timeout=self._default_timeout if timeout is None else timeout,
+            group_id=group_id,
+            **options,
+        )
+
+    def create_group(self, tasks: Sequence[Mapping[str, Any]]) -> str:
+        """Create several tasks as one group; returns the group id (a UUID string).
+
+        Each item holds ``create_task``'s arguments by name (``operation`` required;
+        ``params``, ``user``, ``timeout``, ``priority``, ``isolation``, ``delay``,
+        ``run_at``, ``retry``, ``depends_on``, ...). Every item is checked before any
+        task is created; if creating one still fails (a full queue), the ones already
+        created are cancelled and the error is raised.
+        """
+        if isinstance(tasks, Mapping | str) or not isinstance(tasks, Sequence):
+            raise TypeError(
+                f"tasks must be a list of dicts of create_task arguments, got "
+                f"{type(tasks).__name__}"
+            )
+        if not tasks:
+            raise ValueError("a group needs at least one task")
+        allowed = set(inspect.signature(self.create_task).parameters)
+        for index, item in enumerate(tasks):
+            if not isinstance(item, Mapping):
+                raise TypeError(f"tasks[{index}] must be a dict, got {type(item).__name__}")
+            if "operation" not in item:
+                raise ValueError(f"tasks[{index}] has no 'operation'")
+            unknown = sorted(set(item) - allowed)
+            if unknown:
+                raise ValueError(
+                    f"tasks[{index}] has unknown keys {unknown}; use create_task's arguments: "
+                    f"{', '.join(sorted(allowed))}"
+                )
+        group_id = str(uuid.uuid4())
+        created: list[str] = []
+        try:
+            for item in tasks:
+                arguments = dict(item)
+                operation = arguments.pop("operation")
+                created.append(self._create(operation, group_id=group_id, **arguments))
+        except BaseException:
+            for task_id in created:
+                self._runtime.cancel(task_id)
+            raise
+        return group_id
+
+    def get_group_status(self, group_id: str) -> dict[str, Any] | None:
+        """The group's aggregate status, or None for an unknown group: ``counts`` per
+        state, ``progress`` (the mean of its tasks'), ``state`` (``pending``,
+        ``running``, ``completed``, ``failed`` or ``cancelled``) and its ``tasks``."""
+        if not is_task_id(group_id):
+            return None
+        members = self._runtime.group(group_id)
+        if members is None:
+            return None
+        counts = {status.value: 0 for status in TaskStatus}
+        for member in members:
+            counts[member.status.value] += 1
+        unfinished = counts["pending"] + counts["running"]
+        if unfinished:
+            state = "running" if counts["running"] or len(members) > unfinished else "pending"
+        elif counts["failed"]:
+            state = "failed"
+        elif counts["cancelled"]:
+            state = "cancelled"
+        else:
+            state = "completed"
+        progress = sum(m.progress for m in members) / len(members) if members else 0.0
+        return {
+            "group_id": group_id,
+            "state": state,
+            "total": len(members),
+            "counts": counts,
+            "progress": progress,
+            "tasks": [m.task_id for m in members],
+        }
+
+    def cancel_group(self, group_id: str) -> int:
+        """Cancel every member of the group that has not finished; returns how many."""
+        status = self.get_group_status(group_id)
+        if status is None:
+            raise UnknownGroupError(str(group_id))
+        return sum(self._runtime.cancel(task_id) for task_id in status["tasks"])
 
     def cancel_task(self, task_id: str) -> bool:
         """Cancel a pending or running task.
@@ -406,6 +509,8 @@ def snapshot_to_status(snapshot: TaskSnapshot) -> dict[str, Any]:
         "started_at": _iso(snapshot.started_at),
         "ended_at": _iso(snapshot.ended_at),
         "scheduled_for": _iso(snapshot.scheduled_for),
+        "depends_on": list(snapshot.depends_on),
+        "group_id": snapshot.group_id,
         "next_attempt_at": _iso(snapshot.scheduled_for) if snapshot.attempt_outcomes else None,
     }
     if snapshot.has_result:
@@ -416,9 +521,12 @@ def snapshot_to_status(snapshot: TaskSnapshot) -> dict[str, Any]:
     if error is not None:
         status["error"] = error.to_dict()
         if snapshot.attempt_outcomes:
-            # Retried: the number of attempts and how each one ended, the last included.
+            # Retried: the number of attempts and how each one ended, the last included
+            # when it ended an attempt (not a cancel or a failed dependency while the
+            # task waited for its next one).
             attempts = [error_from_outcome(o) for o in snapshot.attempt_outcomes]
-            attempts.append(error)
+            if snapshot.attempt > len(snapshot.attempt_outcomes):
+                attempts.append(error)
             status["error"]["details"]["attempts"] = len(attempts)
             status["error"]["details"]["attempt_errors"] = [
                 {"code": e.code.value, "message": e.message} for e in attempts if e is not None

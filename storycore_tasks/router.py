@@ -117,23 +117,24 @@ def _normalise_method(method: Any) -> str:
     return method.upper()
 
 
-def _require_task_id(params: Mapping[str, Any]) -> str:
-    task_id = params.get("task_id")
+def _require_task_id(params: Mapping[str, Any], field: str = "task_id") -> str:
+    task_id = params.get(field)
     if task_id is None or not isinstance(task_id, str) or not task_id.strip():
         got = "missing" if task_id is None else f"{type(task_id).__name__} {task_id!r}"
         raise APIError(
             ErrorDetails.of(
                 ErrorCodes.VALIDATION_ERROR,
-                f"task_id is required and must be a non-empty string (got {got})",
-                field="task_id",
+                f"{field} is required and must be a non-empty string (got {got})",
+                field=field,
             )
         )
     if not is_task_id(task_id):
+        kind, source = ("task", "create_task") if field == "task_id" else ("group", "create_group")
         raise APIError(
             ErrorDetails.of(
                 ErrorCodes.VALIDATION_ERROR,
-                f"task_id must be a task id as returned by create_task (a UUID), got {task_id!r}",
-                field="task_id",
+                f"{field} must be a {kind} id as returned by {source} (a UUID), got {task_id!r}",
+                field=field,
             )
         )
     return task_id
@@ -149,8 +150,9 @@ def register_task_endpoints(router: APIRouter, manager: TaskManager) -> None:
     """Serve the task endpoints of ``manager`` on ``router``:
 
     ``storycore.task.status`` (GET), ``storycore.task.cancel`` (POST),
-    ``storycore.task.list`` (GET, optional ``status`` and ``limit``) and
-    ``storycore.task.stats`` (GET).
+    ``storycore.task.list`` (GET, optional ``status`` and ``limit``),
+    ``storycore.task.stats`` (GET), ``storycore.group.status`` (GET, ``group_id``) and
+    ``storycore.group.cancel`` (POST, ``group_id``).
     """
 
     def status(params: Mapping[str, Any], context: RequestContext) -> Any:
@@ -185,7 +187,25 @@ def register_task_endpoints(router: APIRouter, manager: TaskManager) -> None:
     def stats(params: Mapping[str, Any], context: RequestContext) -> Any:
         return manager.get_stats()
 
+    def group_status(params: Mapping[str, Any], context: RequestContext) -> Any:
+        group_id = _require_task_id(params, "group_id")
+        found = manager.get_group_status(group_id)
+        if found is None:
+            raise APIError(
+                ErrorDetails.of(
+                    ErrorCodes.NOT_FOUND, f"Group {group_id} not found", group_id=group_id
+                )
+            )
+        return found
+
+    def group_cancel(params: Mapping[str, Any], context: RequestContext) -> Any:
+        group_id = _require_task_id(params, "group_id")
+        cancelled = manager.cancel_group(group_id)  # UnknownGroupError -> NOT_FOUND
+        return {"group_id": group_id, "cancelled": cancelled}
+
     router.register("storycore.task.status", "GET", status)
     router.register("storycore.task.cancel", "POST", cancel)
     router.register("storycore.task.list", "GET", list_tasks)
     router.register("storycore.task.stats", "GET", stats)
+    router.register("storycore.group.status", "GET", group_status)
+    router.register("storycore.group.cancel", "POST", group_cancel)

@@ -33,7 +33,7 @@ from storycore_tasks.errors import (
 
 
 def test_the_error_codes_are_storycores() -> None:
-    """ErrorCodes is exactly StoryCore's eleven codes, each valued as its own name."""
+    """ErrorCodes is exactly StoryCore's twelve codes, each valued as its own name."""
     assert [code.value for code in ErrorCodes] == [
         "VALIDATION_ERROR",
         "NOT_FOUND",
@@ -46,6 +46,7 @@ def test_the_error_codes_are_storycores() -> None:
         "RESOURCE_EXHAUSTED",
         "INTERRUPTED",
         "RESULT_NOT_SERIALIZABLE",
+        "DEPENDENCY_ERROR",
     ]
     assert [code.name for code in ErrorCodes] == [code.value for code in ErrorCodes]
 
@@ -71,6 +72,7 @@ def test_the_http_statuses_are_the_documented_ones() -> None:
         ErrorCodes.RESOURCE_EXHAUSTED: 429,
         ErrorCodes.INTERRUPTED: 503,
         ErrorCodes.RESULT_NOT_SERIALIZABLE: 500,
+        ErrorCodes.DEPENDENCY_ERROR: 424,
     }
 
 
@@ -436,3 +438,26 @@ def test_a_store_error_is_service_unavailable_naming_the_file() -> None:
     assert error.code is ErrorCodes.SERVICE_UNAVAILABLE
     assert dict(error.details) == {"location": "/data/tasks.db"}
     assert error.message == "locked by another"
+
+
+def test_a_failed_dependency_maps_to_dependency_error_naming_it() -> None:
+    """DependencyFailed facts become DEPENDENCY_ERROR (424) naming the dependency and how
+    it ended."""
+    from actors import DependencyFailed
+
+    error = error_from_outcome(DependencyFailed("dep-1", "failed"))
+    assert error is not None
+    assert error.code is ErrorCodes.DEPENDENCY_ERROR
+    assert error.http_status == 424
+    assert dict(error.details) == {"dependency_id": "dep-1", "dependency_status": "failed"}
+    assert error.message == "Task was cancelled because its dependency dep-1 failed"
+
+
+def test_an_open_circuit_breaker_is_service_unavailable_with_retry_after() -> None:
+    """OperationUnavailableError is SERVICE_UNAVAILABLE with the operation and retry_after."""
+    from actors import OperationUnavailableError
+
+    error = error_from_exception(OperationUnavailableError("render", 4.25))
+    assert error.code is ErrorCodes.SERVICE_UNAVAILABLE
+    assert dict(error.details) == {"operation": "render", "retry_after": 4.25}
+    assert "Retry after 4.2 s" in error.message or "Retry after 4.3 s" in error.message

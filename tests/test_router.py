@@ -28,7 +28,7 @@ STATUS = "storycore.task.status"
 CANCEL = "storycore.task.cancel"
 LIST = "storycore.task.list"
 STATS = "storycore.task.stats"
-ALL_PATHS = [CANCEL, LIST, STATS, STATUS]
+ALL_PATHS = ["storycore.group.cancel", "storycore.group.status", CANCEL, LIST, STATS, STATUS]
 
 WAIT_SECONDS = 10.0
 """Upper bound for every barrier; a healthy run never gets near it."""
@@ -157,6 +157,8 @@ def test_status_of_a_completed_task_is_the_full_status_dict(make_manager: MakeMa
         "ended_at",
         "scheduled_for",
         "next_attempt_at",
+        "depends_on",
+        "group_id",
         "result",
     }
     assert expected_keys == set(response.data)
@@ -304,10 +306,13 @@ def test_cancel_of_an_unknown_id_is_not_found(make_manager: MakeManager) -> None
 
 
 def test_the_task_endpoints_are_registered(make_manager: MakeManager) -> None:
-    """register_task_endpoints serves status, list and stats by GET and cancel by POST."""
+    """register_task_endpoints serves status, list and stats by GET and cancel by POST,
+    and a group's status by GET and its cancellation by POST."""
     router = router_for(make_manager(num_workers=1))
 
     assert router.endpoints() == [
+        ("storycore.group.cancel", "POST"),
+        ("storycore.group.status", "GET"),
         (CANCEL, "POST"),
         (LIST, "GET"),
         (STATS, "GET"),
