@@ -24,6 +24,7 @@ from actors._errors import (
     UnknownTaskError,
 )
 from actors._interrupt import TaskInterrupted
+from actors._notifier import TaskEvent
 from actors._operations import NamedOperation
 from actors._outcome import (
     Cancelled,
@@ -89,6 +90,7 @@ __all__ = [
     "SystemClock",
     "TableStats",
     "TaskContext",
+    "TaskEvent",
     "TaskInterrupted",
     "TaskPriority",
     "TaskRuntime",

@@ -6,7 +6,8 @@ Who sends what:
   ``ConnectSupervisor``, ``Flush``, queries (``GetSnapshot``, ``ListTasks``,
   ``GetStats``, ``GetGroup``, ``Watch``/``Unwatch``), ``Cleanup``
 * facade -> Supervisor: ``Submit``, ``SubmitBatch`` (recovered tasks), ``Cancel``,
-  ``GetSupervisorStats``, ``Shutdown``
+  ``AddSchedule``, ``CancelSchedule``, ``GetSchedules``, ``GetSupervisorStats``,
+  ``Shutdown``
 * Supervisor -> Registry: ``MarkRunning``, ``Finish``, ``RetryScheduled``, ``Cleanup``
 * Registry -> Supervisor: ``Submit``, ``SubmitBlocked``, ``DependenciesMet``,
   ``DropBlocked`` (tasks with dependencies, which the registry resolves)
@@ -15,11 +16,12 @@ Who sends what:
 * Worker -> Supervisor: ``ChildStarted`` (process isolation), ``WorkerFinished``
 * TaskContext -> Registry: ``ProgressReady`` (coalesced: at most one in flight per task)
 * TimerService -> Supervisor: ``DeadlinePassed``, ``EscalateStop``, ``CleanupDue``,
-  ``StartDue``, ``CooldownOver``
+  ``StartDue``, ``CooldownOver``, ``ScheduleTick``
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -31,7 +33,9 @@ if TYPE_CHECKING:
     from actors._context import TaskContext
 
 __all__ = [
+    "AddSchedule",
     "Cancel",
+    "CancelSchedule",
     "ChildStarted",
     "Cleanup",
     "CleanupDue",
@@ -45,6 +49,7 @@ __all__ = [
     "Finish",
     "Flush",
     "GetGroup",
+    "GetSchedules",
     "GetSnapshot",
     "GetStats",
     "GetSupervisorStats",
@@ -57,6 +62,7 @@ __all__ = [
     "RegisterDependent",
     "ResolveDependencies",
     "RetryScheduled",
+    "ScheduleTick",
     "Shutdown",
     "StartDue",
     "Stop",
@@ -247,6 +253,33 @@ class StartDue:
     """A delayed task (or a retry after its backoff) may start now."""
 
     task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AddSchedule:
+    """A recurring schedule (asked): every ``interval`` seconds, the first after
+    ``first_in``, ``make_spec()`` builds the next task."""
+
+    schedule_id: str
+    interval: float
+    first_in: float
+    make_spec: Callable[[], TaskSpec]
+    operation: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleTick:
+    schedule_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelSchedule:
+    schedule_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetSchedules:
+    pass
 
 
 @dataclass(frozen=True, slots=True)

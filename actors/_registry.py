@@ -46,6 +46,7 @@ from actors._messages import (
     Unwatch,
     Watch,
 )
+from actors._notifier import TaskEvent
 from actors._outcome import (
     Cancelled,
     Completed,
@@ -107,8 +108,19 @@ class RegistryActor(pykka.ThreadingActor):
     def _create_actor_inbox() -> queue.SimpleQueue[Any]:
         return queue.SimpleQueue()  # see SupervisorActor
 
-    def __init__(self, table: TaskTable, clock: Clock, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        table: TaskTable,
+        clock: Clock,
+        store: Store | None = None,
+        notifier: pykka.ActorRef[Any] | None = None,
+        listening: threading.Event | None = None,
+    ) -> None:
         super().__init__()
+        # Subscriptions: the notifier gets every lifecycle fact while ``listening`` is set.
+        self._notifier = notifier
+        self._listening = listening if listening is not None else threading.Event()
+        self._outbox: list[TaskEvent] = []  # facts waiting for their commit
         self._table = table
         self._clock = clock
         self._waiters: dict[str, list[TerminalWaiter]] = {}
@@ -166,6 +178,9 @@ class RegistryActor(pykka.ThreadingActor):
                 if self._store is not None:
                     self._dirty[started.task_id] = started
                     self._urgent = True
+                self._emit(
+                    "started", started, attempt=started.attempt, operation=started.operation_name
+                )
             if message.ticket is not None:
                 self._ticket(message.ticket)
             return None
@@ -231,6 +246,14 @@ class RegistryActor(pykka.ThreadingActor):
             self._urgent = True
         if ticket is not None:
             self._ticket(ticket)
+        self._emit(
+            "created",
+            record,
+            operation=record.operation_name,
+            priority=record.priority.label,
+            user=record.user,
+            group_id=record.group_id,
+        )
 
     # -- the durable path ------------------------------------------------------------------
 
@@ -279,6 +302,24 @@ class RegistryActor(pykka.ThreadingActor):
             for waiter in waiters:
                 waiter.set(snapshot)
         self._wakeups.clear()
+        if self._outbox:
+            notifier = self._notifier
+            assert notifier is not None
+            for event in self._outbox:
+                notifier.tell(event)
+            self._outbox.clear()
+
+    def _emit(self, kind: str, record: TaskRecord, *, now: bool = False, **data: Any) -> None:
+        """Tell subscribers a lifecycle fact, if anyone listens. With a durable store a
+        fact (other than progress, ``now``) goes out after the commit that covers it."""
+        notifier = self._notifier
+        if notifier is None or not self._listening.is_set():
+            return
+        event = TaskEvent(kind, record.task_id, record.updated_at, data)
+        if self._store is None or now:
+            notifier.tell(event)
+        else:
+            self._outbox.append(event)
 
     def _storable(self, task_id: str, outcome: Outcome) -> tuple[Outcome, str | None]:
         """A completed outcome as the store keeps it: its result decoded from its JSON
@@ -328,6 +369,8 @@ class RegistryActor(pykka.ThreadingActor):
             return
         if progress is not None:
             _log.debug("task.progress", task_id=record.task_id, progress=progress)
+            # Not held for a commit: progress is not a durable fact (see _urgent).
+            self._emit("progress", record, now=True, progress=progress)
         if self._store is not None:
             if has_partial:
                 record.partial_json = partial_json
@@ -376,6 +419,13 @@ class RegistryActor(pykka.ThreadingActor):
         if waiters:
             # Woken after this change is committed (at once with the memory store).
             self._wakeups.append((waiters, record.snapshot()))
+        duration = record.duration_seconds
+        self._emit(
+            record.status.value,
+            record,
+            outcome=type(record.outcome).__name__,
+            duration_ms=None if duration is None else round(duration * 1000.0, 3),
+        )
         return record
 
     # -- dependencies ----------------------------------------------------------------------
@@ -482,6 +532,13 @@ class RegistryActor(pykka.ThreadingActor):
         if self._store is not None:
             self._dirty[record.task_id] = record
             self._urgent = True
+        self._emit(
+            "retry_scheduled",
+            record,
+            attempt=record.attempt,
+            next_attempt_at=message.next_at,
+            error=outcome.exception_type if isinstance(outcome, Raised) else type(outcome).__name__,
+        )
 
     def _on_watch(self, message: Watch) -> TerminalWaiter | None:
         record = self._table.get(message.task_id)

@@ -12,7 +12,7 @@ import contextlib
 import itertools
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -30,12 +30,15 @@ from actors._errors import (
     UnknownTaskError,
 )
 from actors._messages import (
+    AddSchedule,
     Cancel,
+    CancelSchedule,
     Cleanup,
     ConnectSupervisor,
     Finish,
     Flush,
     GetGroup,
+    GetSchedules,
     GetSnapshot,
     GetStats,
     GetSupervisorStats,
@@ -49,6 +52,7 @@ from actors._messages import (
     Unwatch,
     Watch,
 )
+from actors._notifier import NotifierActor, Subscriptions, TaskEvent
 from actors._operations import NamedOperation, OperationRegistry
 from actors._outcome import Cancelled, StopReason
 from actors._policies import CircuitBreakers, OperationLimits, RetryPolicy
@@ -217,7 +221,12 @@ class TaskRuntime:
         self._process_pool_instance: ProcessPool | None = None
         self._process_pool_settings = (max_tasks_per_child, f"{prefix}-child")
         self._timers.start()
-        self._registry = RegistryActor.start(self._table, self._clock, self._store)
+        self._listening = threading.Event()  # set while anyone is subscribed
+        self._notifier = NotifierActor.start(self._listening)
+        self._subscriptions = Subscriptions(self._notifier, self._ask_timeout)
+        self._registry = RegistryActor.start(
+            self._table, self._clock, self._store, self._notifier, self._listening
+        )
         self._supervisor = SupervisorActor.start(
             capacity=self._concurrency,
             registry=self._registry,
@@ -305,10 +314,31 @@ class TaskRuntime:
             self._queue_recovered(runnable)
         _log.info("operation.registered", operation=name, queued_waiting=len(waiting))
 
+    def subscribe(
+        self,
+        target: Callable[[TaskEvent], Any] | pykka.ActorRef[Any],
+        *,
+        task_id: str | None = None,
+        events: Iterable[str] | None = None,
+    ) -> str:
+        """Deliver lifecycle events (:class:`TaskEvent`) to ``target``: a callable, called
+        on a thread of its own, or a pykka actor ref, told each event as a message.
+        ``task_id`` limits them to one task, ``events`` to some kinds (``"created"``,
+        ``"started"``, ``"progress"``, ``"retry"``, ``"terminal"``, or the exact kinds).
+        Events of one task arrive in order. Returns the subscription id."""
+        if self._closed:
+            raise RuntimeClosedError("the task manager is shut down; nothing more will happen")
+        return self._subscriptions.subscribe(target, task_id=task_id, events=events)
+
+    def unsubscribe(self, subscription_id: str) -> bool:
+        """Stop a subscription (after the events already on their way to it); False if
+        unknown."""
+        return self._subscriptions.unsubscribe(subscription_id)
+
     def operation_names(self) -> list[str]:
         return self._operations.names()
 
-    def submit(
+    def _spec_fields(
         self,
         operation: Operation | str,
         params: Mapping[str, Any] | None = None,
@@ -325,22 +355,9 @@ class TaskRuntime:
         retry: RetryPolicy | None = None,
         depends_on: Sequence[str] = (),
         group_id: str | None = None,
-    ) -> str:
-        """Queue ``operation(params, task)``; returns the new task id at once.
-
-        ``operation`` is a function or the name of a registered one. The task is visible
-        to :meth:`snapshot` as soon as this returns, and with a durable store it is
-        committed by then. ``isolation`` and the limits default to the runtime's; limits
-        need process isolation, and in process isolation the operation and its params
-        must be picklable. With a durable store the params must be JSON, and the
-        operation receives them as JSON reads them back (tuples become lists).
-
-        ``delay`` (seconds) or ``run_at`` (an aware datetime): the task stays pending
-        until then. ``retry``: its retry policy (default: the runtime's).
-        ``depends_on``: ids of existing tasks that must complete first (their results
-        reach the operation as ``task.dependency_results``); if one fails or is
-        cancelled, this task is cancelled with a :class:`DependencyFailed` fact.
-        """
+    ) -> dict[str, Any]:
+        """Check a task's arguments; the fields of its TaskSpec but its id, seq and
+        creation time."""
         named = isinstance(operation, str)
         if isinstance(operation, str):
             entry = self._operations.resolve(operation)
@@ -395,10 +412,77 @@ class TaskRuntime:
         dependencies = _check_dependencies(depends_on)
         if group_id is not None and not isinstance(group_id, str):
             raise TypeError(f"group_id must be a str or None, got {type(group_id).__name__}")
-        retry_after = self._breakers.refusal(operation_name, self._clock.monotonic())
-        if retry_after is not None:
-            raise OperationUnavailableError(operation_name, retry_after)
+        return {
+            "operation": operation,
+            "operation_name": operation_name,
+            "params": params,
+            "user": user,
+            "timeout": timeout,
+            "priority": priority,
+            "isolation": task_isolation,
+            "memory_limit_mb": memory,
+            "cpu_time_limit": cpu,
+            "named": named,
+            "params_json": params_json,
+            "not_before": not_before,
+            "retry": retry,
+            "depends_on": dependencies,
+            "group_id": group_id,
+        }
 
+    def submit(
+        self,
+        operation: Operation | str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        operation_name: str | None = None,
+        user: str | None = None,
+        timeout: float | None = None,
+        priority: TaskPriority | int | str = TaskPriority.NORMAL,
+        isolation: Isolation | str | None = None,
+        memory_limit_mb: float | None = None,
+        cpu_time_limit: float | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        retry: RetryPolicy | None = None,
+        depends_on: Sequence[str] = (),
+        group_id: str | None = None,
+    ) -> str:
+        """Queue ``operation(params, task)``; returns the new task id at once.
+
+        ``operation`` is a function or the name of a registered one. The task is visible
+        to :meth:`snapshot` as soon as this returns, and with a durable store it is
+        committed by then. ``isolation`` and the limits default to the runtime's; limits
+        need process isolation, and in process isolation the operation and its params
+        must be picklable. With a durable store the params must be JSON, and the
+        operation receives them as JSON reads them back (tuples become lists).
+
+        ``delay`` (seconds) or ``run_at`` (an aware datetime): the task stays pending
+        until then. ``retry``: its retry policy (default: the runtime's).
+        ``depends_on``: ids of existing tasks that must complete first (their results
+        reach the operation as ``task.dependency_results``); if one fails or is
+        cancelled, this task is cancelled with a :class:`DependencyFailed` fact.
+        """
+        fields = self._spec_fields(
+            operation,
+            params,
+            operation_name=operation_name,
+            user=user,
+            timeout=timeout,
+            priority=priority,
+            isolation=isolation,
+            memory_limit_mb=memory_limit_mb,
+            cpu_time_limit=cpu_time_limit,
+            delay=delay,
+            run_at=run_at,
+            retry=retry,
+            depends_on=depends_on,
+            group_id=group_id,
+        )
+        retry_after = self._breakers.refusal(fields["operation_name"], self._clock.monotonic())
+        if retry_after is not None:
+            raise OperationUnavailableError(fields["operation_name"], retry_after)
+        dependencies = fields["depends_on"]
         task_id = str(uuid.uuid4())
         with self._submit_lock:
             if self._closed:
@@ -408,24 +492,7 @@ class TaskRuntime:
             if not self._admission.try_enter():
                 raise QueueFullError(self._max_pending)
             spec = TaskSpec(
-                task_id=task_id,
-                operation=operation,
-                operation_name=operation_name,
-                params=params,
-                user=user,
-                timeout=timeout,
-                priority=priority,
-                seq=next(self._seq),
-                created_at=self._clock.time(),
-                isolation=task_isolation,
-                memory_limit_mb=memory,
-                cpu_time_limit=cpu,
-                named=named,
-                params_json=params_json,
-                not_before=not_before,
-                retry=retry,
-                depends_on=dependencies,
-                group_id=group_id,
+                task_id=task_id, seq=next(self._seq), created_at=self._clock.time(), **fields
             )
             # Registry first: once this returns, a status query (queued behind it) finds
             # the task. Both under the lock, so both actors see submissions in one order.
@@ -450,6 +517,59 @@ class TaskRuntime:
             # Outside the lock, so concurrent submitters share one commit.
             self._await_commit(ticket, task_id)
         return task_id
+
+    def schedule_every(
+        self,
+        interval: float,
+        operation: Operation | str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        first_in: float | None = None,
+        **options: Any,
+    ) -> str:
+        """Submit one task of ``operation(params, task)`` every ``interval`` seconds, the
+        first ``first_in`` seconds from now (default: one interval). A tick that finds the
+        schedule's last task still pending or running is skipped (and counted), so two
+        runs of one schedule never overlap. ``options`` are :meth:`submit`'s (timeout,
+        priority, retry, ...). Returns the schedule id; schedules live as long as the
+        runtime (a durable store does not keep them)."""
+        every = check_seconds("interval", interval) or 0.0
+        first = every if first_in is None else check_seconds("first_in", first_in, allow_zero=True)
+        for name in ("delay", "run_at", "depends_on", "group_id"):
+            if name in options:
+                raise TypeError(f"schedule_every does not take {name!r}")
+        fields = self._spec_fields(operation, params, **options)
+
+        def make_spec() -> TaskSpec:  # runs on the supervisor's thread, at each tick
+            return TaskSpec(
+                task_id=str(uuid.uuid4()),
+                seq=next(self._seq),
+                created_at=self._clock.time(),
+                **fields,
+            )
+
+        schedule_id = f"schedule-{uuid.uuid4()}"
+        message = AddSchedule(schedule_id, every, first or 0.0, make_spec, fields["operation_name"])
+        if self._closed or not self._ask(self._supervisor, message, "supervisor"):
+            raise RuntimeClosedError("the task manager is shut down; it schedules nothing")
+        return schedule_id
+
+    def cancel_schedule(self, schedule_id: str) -> bool:
+        """Stop a schedule (a task it already submitted carries on); False if unknown."""
+        try:
+            return bool(self._ask(self._supervisor, CancelSchedule(schedule_id), "supervisor"))
+        except pykka.ActorDeadError:
+            return False
+
+    def schedules(self) -> dict[str, dict[str, Any]]:
+        """Each schedule's interval, runs, skipped ticks, last task and next run."""
+        try:
+            result: dict[str, dict[str, Any]] = self._ask(
+                self._supervisor, GetSchedules(), "supervisor"
+            )
+        except pykka.ActorDeadError:
+            return {}
+        return result
 
     def cancel(self, task_id: str) -> bool:
         """Cancel a pending or running task. False if unknown or already terminal.
@@ -726,6 +846,9 @@ class TaskRuntime:
             drained.wait()
             self._supervisor.stop(block=True, timeout=self._ask_timeout)
             self._registry.stop(block=True, timeout=self._ask_timeout)
+            # After the registry: every event it sent reaches its subscribers first.
+            self._notifier.stop(block=True, timeout=self._ask_timeout)
+            self._subscriptions.stop_all(self._ask_timeout)
             self._timers.stop(wait=True)
             self._dispatcher.shutdown(wait=True)
             self._op_pool.shutdown(wait=True)

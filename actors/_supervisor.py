@@ -27,7 +27,9 @@ from actors._admission import AdmissionGate
 from actors._clock import Clock
 from actors._context import TaskContext
 from actors._messages import (
+    AddSchedule,
     Cancel,
+    CancelSchedule,
     ChildStarted,
     Cleanup,
     CleanupDue,
@@ -38,10 +40,13 @@ from actors._messages import (
     DropBlocked,
     EscalateStop,
     Finish,
+    GetSchedules,
     GetSupervisorStats,
     Interrupt,
     MarkRunning,
+    Register,
     RetryScheduled,
+    ScheduleTick,
     Shutdown,
     StartDue,
     Stop,
@@ -82,6 +87,19 @@ class SupervisorStats:
     admitting: bool
     scheduled: int = 0  # of pending: delayed, or waiting out a retry's backoff
     held: int = 0  # of pending: held back by their operation's open circuit breaker
+
+
+@dataclass(slots=True)
+class _Schedule:
+    schedule_id: str
+    interval: float
+    make_spec: Callable[[], TaskSpec]
+    operation: str
+    due: float  # monotonic time of the next tick
+    timer: TimerHandle | None = None
+    last_task: str | None = None
+    runs: int = 0
+    skipped: int = 0
 
 
 @dataclass(slots=True)
@@ -159,6 +177,7 @@ class SupervisorActor(pykka.ThreadingActor):
         # Tasks waiting for their dependencies (the registry resolves them and says
         # DependenciesMet or DropBlocked).
         self._blocked: dict[str, TaskSpec] = {}
+        self._schedules: dict[str, _Schedule] = {}
         self._stopping_count = 0
         self._admitting = True
         self._drained = threading.Event()
@@ -175,6 +194,8 @@ class SupervisorActor(pykka.ThreadingActor):
     def on_stop(self) -> None:
         if self._cleanup_timer is not None:
             self._timers.cancel(self._cleanup_timer)
+        for schedule_id in list(self._schedules):
+            self._drop_schedule(schedule_id)
         _log.info("supervisor.stopped")
 
     # -- messages ------------------------------------------------------------------------
@@ -206,6 +227,14 @@ class SupervisorActor(pykka.ThreadingActor):
             return None
         if isinstance(message, StartDue):
             return self._on_start_due(message.task_id)
+        if isinstance(message, ScheduleTick):
+            return self._on_schedule_tick(message.schedule_id)
+        if isinstance(message, AddSchedule):
+            return self._on_add_schedule(message)
+        if isinstance(message, CancelSchedule):
+            return self._drop_schedule(message.schedule_id)
+        if isinstance(message, GetSchedules):
+            return self._schedule_stats()
         if isinstance(message, DispatchDue):
             return self._dispatch()
         if isinstance(message, CooldownOver):
@@ -327,6 +356,83 @@ class SupervisorActor(pykka.ThreadingActor):
         self._dispatch()
         self._check_drained()
 
+    # -- recurring schedules --------------------------------------------------------------
+
+    def _on_add_schedule(self, message: AddSchedule) -> bool:
+        if not self._admitting:
+            return False
+        schedule = _Schedule(
+            message.schedule_id,
+            message.interval,
+            message.make_spec,
+            message.operation,
+            due=self._clock.monotonic() + message.first_in,
+        )
+        schedule.timer = self._timers.schedule_at(
+            schedule.due, self.actor_ref, ScheduleTick(schedule.schedule_id)
+        )
+        self._schedules[schedule.schedule_id] = schedule
+        return True
+
+    def _on_schedule_tick(self, schedule_id: str) -> None:
+        schedule = self._schedules.get(schedule_id)
+        if schedule is None or not self._admitting:
+            return
+        # Fixed rate: the next tick is one interval after this one was due.
+        schedule.due += schedule.interval
+        schedule.timer = self._timers.schedule_at(
+            schedule.due, self.actor_ref, ScheduleTick(schedule_id)
+        )
+        last = schedule.last_task
+        why = None
+        if last is not None and self._unfinished(last):
+            why = "last_run_unfinished"  # never two runs of one schedule at once
+        elif self._breakers is not None and (
+            self._breakers.refusal(schedule.operation, self._clock.monotonic()) is not None
+        ):
+            why = "operation_unavailable"  # its circuit breaker is open
+        elif not self._admission.try_enter():
+            why = "queue_full"
+        if why is not None:
+            schedule.skipped += 1
+            _log.info("schedule.tick_skipped", schedule_id=schedule_id, reason=why, last=last)
+            return
+        spec = schedule.make_spec()
+        schedule.last_task = spec.task_id
+        schedule.runs += 1
+        self._registry.tell(Register(spec))
+        self._queue(spec)
+        self._dispatch()
+
+    def _unfinished(self, task_id: str) -> bool:
+        """Still pending, or its operation still running (a stopping one included)."""
+        return (
+            task_id in self._pending
+            or task_id in self._scheduled
+            or task_id in self._blocked
+            or task_id in self._active
+        )
+
+    def _drop_schedule(self, schedule_id: str) -> bool:
+        schedule = self._schedules.pop(schedule_id, None)
+        if schedule is None:
+            return False
+        if schedule.timer is not None:
+            self._timers.cancel(schedule.timer)
+        return True
+
+    def _schedule_stats(self) -> dict[str, dict[str, object]]:
+        return {
+            s.schedule_id: {
+                "interval": s.interval,
+                "runs": s.runs,
+                "skipped": s.skipped,
+                "last_task_id": s.last_task,
+                "next_run_in": max(s.due - self._clock.monotonic(), 0.0),
+            }
+            for s in self._schedules.values()
+        }
+
     def _on_dependencies_met(self, message: DependenciesMet) -> None:
         spec = self._blocked.pop(message.task_id, None)
         if spec is None:
@@ -356,6 +462,8 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _on_shutdown(self, cancel_pending: bool) -> threading.Event:
         self._admitting = False
+        for schedule_id in list(self._schedules):
+            self._drop_schedule(schedule_id)
         if cancel_pending:
             for task_id in list(self._pending):
                 del self._pending[task_id]

@@ -9,10 +9,12 @@ from __future__ import annotations
 import inspect
 import os
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, overload
+
+import pykka
 
 from actors import (
     Clock,
@@ -23,6 +25,7 @@ from actors import (
     RetryPolicy,
     SqliteStore,
     Store,
+    TaskEvent,
     TaskPriority,
     TaskRuntime,
     TaskSnapshot,
@@ -370,6 +373,57 @@ class TaskManager:
             raise UnknownGroupError(str(group_id))
         return sum(self._runtime.cancel(task_id) for task_id in status["tasks"])
 
+    def schedule_every(
+        self,
+        interval: float,
+        operation: Operation | str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        first_in: float | None = None,
+        **options: Any,
+    ) -> str:
+        """Create one task of ``operation`` every ``interval`` seconds (the first after
+        ``first_in``, default one interval); returns the schedule id. A tick that finds
+        the schedule's last task still pending or running is skipped and counted, so two
+        runs never overlap. ``options`` are ``create_task``'s (``timeout``, ``priority``,
+        ``retry``, ``user``, ...). Schedules live as long as the manager."""
+        if "timeout" not in options and self._default_timeout is not None:
+            options["timeout"] = self._default_timeout
+        return self._runtime.schedule_every(
+            interval, operation, params, first_in=first_in, **options
+        )
+
+    def cancel_schedule(self, schedule_id: str) -> bool:
+        """Stop a schedule; a task it already created carries on. False if unknown."""
+        if not isinstance(schedule_id, str):
+            return False
+        return self._runtime.cancel_schedule(schedule_id)
+
+    def subscribe(
+        self,
+        callback: Callable[[TaskEvent], Any] | pykka.ActorRef[Any],
+        task_id: str | None = None,
+        events: Iterable[str] | None = None,
+    ) -> str:
+        """Receive lifecycle events (``actors.TaskEvent``: created, started, progress,
+        retry_scheduled, completed, failed, cancelled) as they happen; returns the
+        subscription id.
+
+        ``callback`` is called with each event on a thread of its own (a slow or raising
+        callback delays or affects no one else; an exception is logged as
+        ``subscription.callback_failed``), or is a pykka actor ref that is told each
+        event as a message. ``task_id`` limits the events to one task; ``events`` to
+        some kinds (``"created"``, ``"started"``, ``"progress"``, ``"retry"``,
+        ``"terminal"``). Events of one task arrive in the order they happened.
+        """
+        return self._runtime.subscribe(callback, task_id=task_id, events=events)
+
+    def unsubscribe(self, subscription_id: str) -> bool:
+        """End a subscription (the events already on their way are delivered first)."""
+        if not isinstance(subscription_id, str):
+            return False
+        return self._runtime.unsubscribe(subscription_id)
+
     def cancel_task(self, task_id: str) -> bool:
         """Cancel a pending or running task.
 
@@ -474,6 +528,7 @@ class TaskManager:
                 "replaced_total": stats.processes.replaced_total,
             },
             "operations": {name: dict(state) for name, state in stats.operations.items()},
+            "schedules": self._runtime.schedules(),
             "store": {
                 "kind": stats.store.kind,
                 "location": stats.store.location,

@@ -593,6 +593,7 @@ def test_stats_reports_counts_of_the_tasks_run(make_manager: MakeManager) -> Non
         "timers",
         "process_pool",
         "operations",
+        "schedules",
         "store",
     } == set(data)
     assert data["total_tasks"] == 3

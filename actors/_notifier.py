@@ -1,0 +1,223 @@
+"""Subscriptions: lifecycle events delivered to integrations as messages.
+
+The registry, which sees every lifecycle fact in order, tells each one to the notifier
+actor (only while someone is subscribed; after the fact is committed, with a durable
+store). The notifier hands it to every matching subscription: an actor ref of the
+integration's own gets the :class:`TaskEvent` as a message; a callback gets it from a
+subscriber actor of its own (a thread each), so a slow or raising callback never holds
+up the registry, the notifier or another subscriber. Events of one task arrive in the
+order they happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import queue
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+
+from actors.logs import library_logger
+
+__all__ = ["EVENT_KINDS", "NotifierActor", "Subscription", "TaskEvent"]
+
+_log = library_logger("actors.notifier")
+
+EVENT_KINDS = frozenset(
+    {"created", "started", "progress", "retry_scheduled", "completed", "failed", "cancelled"}
+)
+"""What a :class:`TaskEvent` can report. ``"terminal"`` in a subscription's ``events``
+stands for the last three, ``"retry"`` for ``retry_scheduled``."""
+
+_ALIASES = {
+    "terminal": ("completed", "failed", "cancelled"),
+    "retry": ("retry_scheduled",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent:
+    """One lifecycle fact of one task: the same one a structlog ``task.<kind>`` event
+    carries. ``at`` is wall-clock seconds; ``data`` holds the event's own fields
+    (``progress``, ``attempt``, ``next_attempt_at``, ``status``, ...)."""
+
+    kind: str
+    task_id: str
+    at: float
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": f"task.{self.kind}", "task_id": self.task_id, "at": self.at, **self.data}
+
+
+def event_kinds(events: Iterable[str] | None) -> frozenset[str] | None:
+    """The kinds a subscription's ``events`` names (None: all); ValueError on a typo."""
+    if events is None:
+        return None
+    if isinstance(events, str):
+        events = [events]
+    kinds: set[str] = set()
+    for name in events:
+        if not isinstance(name, str):
+            raise TypeError(f"events must be event names, got {name!r}")
+        short = name.removeprefix("task.")
+        if short in _ALIASES:
+            kinds.update(_ALIASES[short])
+        elif short in EVENT_KINDS:
+            kinds.add(short)
+        else:
+            choices = ", ".join(sorted(EVENT_KINDS | set(_ALIASES)))
+            raise ValueError(f"unknown event {name!r}; use some of {choices}")
+    return frozenset(kinds)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    subscription_id: str
+    target: pykka.ActorRef[Any]  # the integration's actor, or our SubscriberActor
+    task_id: str | None
+    kinds: frozenset[str] | None
+    owned: bool  # a SubscriberActor of ours (stopped with the subscription)
+
+    def wants(self, event: TaskEvent) -> bool:
+        return (self.task_id is None or self.task_id == event.task_id) and (
+            self.kinds is None or event.kind in self.kinds
+        )
+
+
+class SubscriberActor(pykka.ThreadingActor):
+    """Calls one subscription's callback with each event, in order, on its own thread."""
+
+    use_daemon_thread = True
+
+    @staticmethod
+    def _create_actor_inbox() -> queue.SimpleQueue[Any]:
+        return queue.SimpleQueue()
+
+    def __init__(self, callback: Callable[[TaskEvent], Any], subscription_id: str) -> None:
+        super().__init__()
+        self._callback = callback
+        self._subscription_id = subscription_id
+        self.failures = 0
+
+    def on_receive(self, message: Any) -> Any:
+        if not isinstance(message, TaskEvent):
+            return super().on_receive(message)
+        try:
+            self._callback(message)
+        except Exception as exc:  # a subscriber's bug is its own: log it and carry on
+            self.failures += 1
+            _log.warning(
+                "subscription.callback_failed",
+                subscription_id=self._subscription_id,
+                task_id=message.task_id,
+                task_event=message.kind,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Add:
+    subscription: Subscription
+
+
+@dataclass(frozen=True, slots=True)
+class _Remove:
+    subscription_id: str
+
+
+class NotifierActor(pykka.ThreadingActor):
+    """Fans the registry's events out to the subscriptions that want them."""
+
+    use_daemon_thread = True
+
+    @staticmethod
+    def _create_actor_inbox() -> queue.SimpleQueue[Any]:
+        return queue.SimpleQueue()
+
+    def __init__(self, active: threading.Event) -> None:
+        super().__init__()
+        self._subscriptions: dict[str, Subscription] = {}
+        self._active = active  # set while any subscription exists: the registry's cue
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, TaskEvent):
+            for subscription in self._subscriptions.values():
+                if subscription.wants(message):
+                    # An integration's actor that stopped has unsubscribed itself.
+                    with contextlib.suppress(pykka.ActorDeadError):
+                        subscription.target.tell(message)
+            return None
+        if isinstance(message, _Add):
+            self._subscriptions[message.subscription.subscription_id] = message.subscription
+            self._active.set()
+            return None
+        if isinstance(message, _Remove):
+            removed = self._subscriptions.pop(message.subscription_id, None)
+            if not self._subscriptions:
+                self._active.clear()
+            return removed
+        return super().on_receive(message)
+
+
+class Subscriptions:
+    """The runtime's side: subscribe and unsubscribe through the notifier actor."""
+
+    def __init__(self, notifier: pykka.ActorRef[Any], ask_timeout: float) -> None:
+        self._notifier = notifier
+        self._ask_timeout = ask_timeout
+        self._ids = itertools.count(1)
+        self._owned: dict[str, pykka.ActorRef[Any]] = {}
+        self._lock = threading.Lock()
+
+    def subscribe(
+        self,
+        target: Callable[[TaskEvent], Any] | pykka.ActorRef[Any],
+        *,
+        task_id: str | None,
+        events: Iterable[str] | None,
+    ) -> str:
+        kinds = event_kinds(events)
+        if task_id is not None and not isinstance(task_id, str):
+            raise TypeError(f"task_id must be a str or None, got {type(task_id).__name__}")
+        subscription_id = f"sub-{next(self._ids)}"
+        owned = not isinstance(target, pykka.ActorRef)
+        if owned:
+            if not callable(target):
+                raise TypeError(
+                    f"subscribe takes a callable(event) or a pykka actor ref, got "
+                    f"{type(target).__name__}"
+                )
+            ref: pykka.ActorRef[Any] = SubscriberActor.start(target, subscription_id)
+            with self._lock:
+                self._owned[subscription_id] = ref
+        else:
+            assert isinstance(target, pykka.ActorRef)
+            ref = target
+        subscription = Subscription(subscription_id, ref, task_id, kinds, owned)
+        # Asked, not told: once subscribe returns, the notifier has it, so every event
+        # the registry tells it from then on reaches the subscriber.
+        self._notifier.ask(_Add(subscription), timeout=self._ask_timeout)
+        return subscription_id
+
+    def unsubscribe(self, subscription_id: str) -> bool:
+        try:
+            removed = self._notifier.ask(_Remove(subscription_id), timeout=self._ask_timeout)
+        except pykka.ActorDeadError:
+            removed = None
+        with self._lock:
+            ref = self._owned.pop(subscription_id, None)
+        if ref is not None:
+            ref.stop(block=True, timeout=self._ask_timeout)  # after the events queued for it
+        return removed is not None
+
+    def stop_all(self, timeout: float) -> None:
+        with self._lock:
+            owned, self._owned = self._owned, {}
+        for ref in owned.values():
+            ref.stop(block=True, timeout=timeout)
