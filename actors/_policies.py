@@ -154,6 +154,11 @@ class CircuitBreakers:
         self._breakers: dict[str, _Breaker] = {}
         self._lock = threading.Lock()
 
+    @property
+    def enabled(self) -> bool:
+        """False while no operation has limits: the supervisor then skips every check."""
+        return self._default is not None or bool(self._overrides)
+
     def set_limits(self, operation: str, limits: OperationLimits) -> None:
         with self._lock:
             self._overrides[operation] = limits

@@ -479,9 +479,11 @@ class TaskRuntime:
             depends_on=depends_on,
             group_id=group_id,
         )
-        retry_after = self._breakers.refusal(fields["operation_name"], self._clock.monotonic())
-        if retry_after is not None:
-            raise OperationUnavailableError(fields["operation_name"], retry_after)
+        if self._breakers.enabled:
+            operation_name = fields["operation_name"]
+            retry_after = self._breakers.refusal(operation_name, self._clock.monotonic())
+            if retry_after is not None:
+                raise OperationUnavailableError(operation_name, retry_after)
         dependencies = fields["depends_on"]
         task_id = str(uuid.uuid4())
         with self._submit_lock:

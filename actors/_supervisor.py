@@ -518,6 +518,8 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _dispatch(self) -> None:
         breakers = self._breakers
+        if breakers is not None and not breakers.enabled:
+            breakers = None
         while self._heap and len(self._active) < self._capacity:
             _, _, task_id = heapq.heappop(self._heap)
             spec = self._pending.get(task_id)
@@ -573,7 +575,7 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _record_attempt(self, active: _Active, *, failed: bool) -> None:
         """Tell the operation's circuit breaker how an attempt ended."""
-        if self._breakers is None:
+        if self._breakers is None or not self._breakers.enabled:
             return
         operation = active.spec.operation_name
         change = self._breakers.record(operation, failed, self._clock.monotonic())
