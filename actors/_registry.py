@@ -14,6 +14,7 @@ start). So whatever a caller has seen survives a crash of the process.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from dataclasses import replace
@@ -221,6 +222,7 @@ class RegistryActor(pykka.ThreadingActor):
             removed = self._table.pop_ended_before(message.cutoff)
             if removed:
                 _log.info("tasks.cleaned_up", count=len(removed))
+                self._prune_groups(removed)
                 if self._store is not None:
                     for record in removed:
                         self._dirty.pop(record.task_id, None)
@@ -415,6 +417,8 @@ class RegistryActor(pykka.ThreadingActor):
             _log.info("task.late_result_kept", task_id=record.task_id, status=record.status.value)
             return None
         self._log_terminal(record)
+        if record.task_id in self._waiting:
+            self._forget_waiting(record.task_id)
         waiters = self._waiters.pop(record.task_id, None)
         if waiters:
             # Woken after this change is committed (at once with the memory store).
@@ -444,8 +448,6 @@ class RegistryActor(pykka.ThreadingActor):
         """Forward a registered pending task with dependencies to the supervisor: ready
         (all completed), blocked (some still to finish), or dropped and cancelled (one
         failed or was cancelled)."""
-        supervisor = self._supervisor
-        assert supervisor is not None, "the runtime connects the supervisor first"
         remaining: set[str] = set()
         for dependency_id in spec.depends_on:
             dependency = self._table.get(dependency_id)
@@ -453,8 +455,8 @@ class RegistryActor(pykka.ThreadingActor):
             if status is TaskStatus.COMPLETED:
                 continue
             if status.is_terminal:
-                supervisor.tell(SubmitBlocked(spec))
-                supervisor.tell(DropBlocked(spec.task_id))
+                self._tell_supervisor(SubmitBlocked(spec))
+                self._tell_supervisor(DropBlocked(spec.task_id))
                 self._finish(
                     spec.task_id,
                     DependencyFailed(dependency_id, status.value),
@@ -463,19 +465,17 @@ class RegistryActor(pykka.ThreadingActor):
                 return "failed"
             remaining.add(dependency_id)
         if not remaining:
-            supervisor.tell(Submit(replace(spec, dependency_results=self._results_of(spec))))
+            self._tell_supervisor(Submit(replace(spec, dependency_results=self._results_of(spec))))
             return "ready"
         self._waiting[spec.task_id] = (spec, remaining)
         for dependency_id in remaining:
             self._dependents.setdefault(dependency_id, []).append(spec.task_id)
-        supervisor.tell(SubmitBlocked(spec))
+        self._tell_supervisor(SubmitBlocked(spec))
         return "waiting"
 
     def _resolve_dependents(self, record: TaskRecord) -> list[tuple[str, Outcome]]:
         """``record`` just became terminal: release or fail the tasks waiting on it;
         returns the failures to record (which cascade to their own dependents)."""
-        supervisor = self._supervisor
-        assert supervisor is not None
         failures: list[tuple[str, Outcome]] = []
         for task_id in self._dependents.pop(record.task_id, []):
             entry = self._waiting.get(task_id)
@@ -486,16 +486,36 @@ class RegistryActor(pykka.ThreadingActor):
                 remaining.discard(record.task_id)
                 if not remaining:
                     del self._waiting[task_id]
-                    supervisor.tell(DependenciesMet(task_id, self._results_of(spec)))
+                    self._tell_supervisor(DependenciesMet(task_id, self._results_of(spec)))
                 continue
             del self._waiting[task_id]
             for other in remaining:
                 waiting_on_other = self._dependents.get(other)
                 if waiting_on_other is not None and task_id in waiting_on_other:
                     waiting_on_other.remove(task_id)
-            supervisor.tell(DropBlocked(task_id))
+            self._tell_supervisor(DropBlocked(task_id))
             failures.append((task_id, DependencyFailed(record.task_id, record.status.value)))
         return failures
+
+    def _tell_supervisor(self, message: object) -> None:
+        # After shutdown the supervisor is gone while tasks still finish (a drain's last
+        # operations): what it would have been told no longer matters to anyone.
+        supervisor = self._supervisor
+        if supervisor is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                supervisor.tell(message)
+
+    def _forget_waiting(self, task_id: str) -> None:
+        """A task that was waiting for dependencies ended another way (cancelled)."""
+        entry = self._waiting.pop(task_id, None)
+        if entry is None:
+            return
+        for dependency_id in entry[1]:
+            dependents = self._dependents.get(dependency_id)
+            if dependents is not None and task_id in dependents:
+                dependents.remove(task_id)
+                if not dependents:
+                    del self._dependents[dependency_id]
 
     def _results_of(self, spec: TaskSpec) -> dict[str, object]:
         results: dict[str, object] = {}
@@ -507,15 +527,27 @@ class RegistryActor(pykka.ThreadingActor):
     # -- groups --------------------------------------------------------------------------
 
     def _on_get_group(self, group_id: str) -> list[TaskSnapshot] | None:
+        """The group's retained members' snapshots; None when it has none (never
+        created, or retention removed them all)."""
         members = self._groups.get(group_id)
-        if members is None:
+        if not members:
             return None
         snapshots = []
         for task_id in members:
             record = self._table.get(task_id)
-            if record is not None:  # retention may have removed some
+            if record is not None:
                 snapshots.append(record.snapshot())
-        return snapshots
+        return snapshots or None
+
+    def _prune_groups(self, removed: list[TaskRecord]) -> None:
+        for record in removed:
+            if record.group_id is None:
+                continue
+            members = self._groups.get(record.group_id)
+            if members is not None:
+                members.remove(record.task_id)
+                if not members:
+                    del self._groups[record.group_id]
 
     def _on_retry(self, message: RetryScheduled) -> None:
         record = self._table.retry(message.task_id, message.outcome, message.at, message.next_at)

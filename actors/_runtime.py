@@ -520,6 +520,11 @@ class TaskRuntime:
             self._await_commit(ticket, task_id)
         return task_id
 
+    def check_task(self, operation: Operation | str, params: Any = None, **options: Any) -> None:
+        """Raise what :meth:`submit` would raise for these arguments, creating nothing
+        (dependencies are checked only by submit: they must exist then)."""
+        self._spec_fields(operation, params, **options)
+
     def schedule_every(
         self,
         interval: float,

@@ -438,7 +438,7 @@ class SupervisorActor(pykka.ThreadingActor):
         if spec is None:
             return  # cancelled meanwhile
         self._queue(replace(spec, dependency_results=message.results))
-        self._dispatch()
+        self._dispatch_soon()
 
     def _on_start_due(self, task_id: str) -> None:
         entry = self._scheduled.pop(task_id, None)
@@ -446,12 +446,15 @@ class SupervisorActor(pykka.ThreadingActor):
             return  # cancelled meanwhile
         spec, _ = entry
         self._ready(spec)
+        self._dispatch_soon()
+
+    def _dispatch_soon(self) -> None:
+        """Dispatch once the messages already queued are handled: tasks released together
+        (due at one moment, or unblocked by one dependency) then start by priority, not
+        in the order of their messages."""
         if self.actor_inbox.empty():
             self._dispatch()
         else:
-            # Other tasks may have come due at the same moment (their StartDue are
-            # queued): dispatch after them, so the first to start is the first by
-            # priority, not the first in the mailbox.
             self.actor_ref.tell(DispatchDue())
 
     def _on_cleanup_due(self) -> None:

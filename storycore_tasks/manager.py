@@ -322,6 +322,14 @@ class TaskManager:
                     f"tasks[{index}] has unknown keys {unknown}; use create_task's arguments: "
                     f"{', '.join(sorted(allowed))}"
                 )
+            arguments = dict(item)
+            operation = arguments.pop("operation")
+            try:
+                self._runtime.check_task(operation, **arguments)
+            except TypeError as exc:
+                raise TypeError(f"tasks[{index}]: {exc}") from exc
+            except ValueError as exc:
+                raise ValueError(f"tasks[{index}]: {exc}") from exc
         group_id = str(uuid.uuid4())
         created: list[str] = []
         try:
