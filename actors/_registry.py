@@ -179,9 +179,13 @@ class RegistryActor(pykka.ThreadingActor):
                 if self._store is not None:
                     self._dirty[started.task_id] = started
                     self._urgent = True
-                self._emit(
-                    "started", started, attempt=started.attempt, operation=started.operation_name
-                )
+                if self._listened():
+                    self._emit(
+                        "started",
+                        started,
+                        attempt=started.attempt,
+                        operation=started.operation_name,
+                    )
             if message.ticket is not None:
                 self._ticket(message.ticket)
             return None
@@ -248,14 +252,15 @@ class RegistryActor(pykka.ThreadingActor):
             self._urgent = True
         if ticket is not None:
             self._ticket(ticket)
-        self._emit(
-            "created",
-            record,
-            operation=record.operation_name,
-            priority=record.priority.label,
-            user=record.user,
-            group_id=record.group_id,
-        )
+        if self._listened():
+            self._emit(
+                "created",
+                record,
+                operation=record.operation_name,
+                priority=record.priority.label,
+                user=record.user,
+                group_id=record.group_id,
+            )
 
     # -- the durable path ------------------------------------------------------------------
 
@@ -311,12 +316,17 @@ class RegistryActor(pykka.ThreadingActor):
                 notifier.tell(event)
             self._outbox.clear()
 
+    def _listened(self) -> bool:
+        """Anyone subscribed? Checked before an event's fields are even built: without
+        subscribers the events cost nothing."""
+        return self._notifier is not None and self._listening.is_set()
+
     def _emit(self, kind: str, record: TaskRecord, *, now: bool = False, **data: Any) -> None:
-        """Tell subscribers a lifecycle fact, if anyone listens. With a durable store a
-        fact (other than progress, ``now``) goes out after the commit that covers it."""
+        """Tell subscribers a lifecycle fact (callers check :meth:`_listened` first).
+        With a durable store a fact (other than progress, ``now``) goes out after the
+        commit that covers it."""
         notifier = self._notifier
-        if notifier is None or not self._listening.is_set():
-            return
+        assert notifier is not None
         event = TaskEvent(kind, record.task_id, record.updated_at, data)
         if self._store is None or now:
             notifier.tell(event)
@@ -372,7 +382,8 @@ class RegistryActor(pykka.ThreadingActor):
         if progress is not None:
             _log.debug("task.progress", task_id=record.task_id, progress=progress)
             # Not held for a commit: progress is not a durable fact (see _urgent).
-            self._emit("progress", record, now=True, progress=progress)
+            if self._listened():
+                self._emit("progress", record, now=True, progress=progress)
         if self._store is not None:
             if has_partial:
                 record.partial_json = partial_json
@@ -423,13 +434,14 @@ class RegistryActor(pykka.ThreadingActor):
         if waiters:
             # Woken after this change is committed (at once with the memory store).
             self._wakeups.append((waiters, record.snapshot()))
-        duration = record.duration_seconds
-        self._emit(
-            record.status.value,
-            record,
-            outcome=type(record.outcome).__name__,
-            duration_ms=None if duration is None else round(duration * 1000.0, 3),
-        )
+        if self._listened():
+            duration = record.duration_seconds
+            self._emit(
+                record.status.value,
+                record,
+                outcome=type(record.outcome).__name__,
+                duration_ms=None if duration is None else round(duration * 1000.0, 3),
+            )
         return record
 
     # -- dependencies ----------------------------------------------------------------------
@@ -554,23 +566,25 @@ class RegistryActor(pykka.ThreadingActor):
         if record is None:
             return
         outcome = message.outcome
+        error = outcome.exception_type if isinstance(outcome, Raised) else type(outcome).__name__
         _log.info(
             "task.retry_scheduled",
             task_id=record.task_id,
             attempt=record.attempt,
             next_attempt_at=message.next_at,
-            error=outcome.exception_type if isinstance(outcome, Raised) else type(outcome).__name__,
+            error=error,
         )
         if self._store is not None:
             self._dirty[record.task_id] = record
             self._urgent = True
-        self._emit(
-            "retry_scheduled",
-            record,
-            attempt=record.attempt,
-            next_attempt_at=message.next_at,
-            error=outcome.exception_type if isinstance(outcome, Raised) else type(outcome).__name__,
-        )
+        if self._listened():
+            self._emit(
+                "retry_scheduled",
+                record,
+                attempt=record.attempt,
+                next_attempt_at=message.next_at,
+                error=error,
+            )
 
     def _on_watch(self, message: Watch) -> TerminalWaiter | None:
         record = self._table.get(message.task_id)

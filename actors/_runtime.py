@@ -801,6 +801,8 @@ class TaskRuntime:
 
     def _start_time(self, delay: float | None, run_at: datetime | None) -> float | None:
         """The wall-clock time a task may start (None: at once)."""
+        if delay is None and run_at is None:
+            return None
         if delay is not None and run_at is not None:
             raise ValueError("give delay or run_at, not both")
         if delay is not None:
@@ -869,6 +871,8 @@ class TaskRuntime:
 
 
 def _check_dependencies(depends_on: Sequence[str]) -> tuple[str, ...]:
+    if depends_on == ():
+        return ()  # the common case, without the Sequence ABC check
     if isinstance(depends_on, str) or not isinstance(depends_on, Sequence | set | frozenset):
         raise TypeError(f"depends_on must be a list of task ids, got {type(depends_on).__name__}")
     ids: list[str] = []
