@@ -11,7 +11,6 @@ order they happened.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import queue
 import threading
@@ -32,6 +31,8 @@ EVENT_KINDS = frozenset(
 )
 """What a :class:`TaskEvent` can report. ``"terminal"`` in a subscription's ``events``
 stands for the last three, ``"retry"`` for ``retry_scheduled``."""
+
+_calling = threading.local()  # the subscription whose callback this thread is running
 
 _ALIASES = {
     "terminal": ("completed", "failed", "cancelled"),
@@ -107,6 +108,7 @@ class SubscriberActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if not isinstance(message, TaskEvent):
             return super().on_receive(message)
+        _calling.subscription_id = self._subscription_id  # unsubscribe() from inside
         try:
             self._callback(message)
         except Exception as exc:  # a subscriber's bug is its own: log it and carry on
@@ -118,6 +120,8 @@ class SubscriberActor(pykka.ThreadingActor):
                 task_event=message.kind,
                 error=f"{type(exc).__name__}: {exc}",
             )
+        finally:
+            _calling.subscription_id = None
         return None
 
 
@@ -147,11 +151,19 @@ class NotifierActor(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, TaskEvent):
+            gone = []
             for subscription in self._subscriptions.values():
                 if subscription.wants(message):
-                    # An integration's actor that stopped has unsubscribed itself.
-                    with contextlib.suppress(pykka.ActorDeadError):
+                    try:
                         subscription.target.tell(message)
+                    except pykka.ActorDeadError:
+                        gone.append(subscription.subscription_id)
+            for subscription_id in gone:
+                # An integration's actor that stopped: its subscription ends with it.
+                self._subscriptions.pop(subscription_id, None)
+                _log.info("subscription.target_stopped", subscription_id=subscription_id)
+            if gone and not self._subscriptions:
+                self._active.clear()
             return None
         if isinstance(message, _Add):
             self._subscriptions[message.subscription.subscription_id] = message.subscription
@@ -202,7 +214,11 @@ class Subscriptions:
         subscription = Subscription(subscription_id, ref, task_id, kinds, owned)
         # Asked, not told: once subscribe returns, the notifier has it, so every event
         # the registry tells it from then on reaches the subscriber.
-        self._notifier.ask(_Add(subscription), timeout=self._ask_timeout)
+        try:
+            self._notifier.ask(_Add(subscription), timeout=self._ask_timeout)
+        except pykka.ActorDeadError:
+            self.unsubscribe(subscription_id)  # raced a shutdown: leave no actor behind
+            raise
         return subscription_id
 
     def unsubscribe(self, subscription_id: str) -> bool:
@@ -213,7 +229,10 @@ class Subscriptions:
         with self._lock:
             ref = self._owned.pop(subscription_id, None)
         if ref is not None:
-            ref.stop(block=True, timeout=self._ask_timeout)  # after the events queued for it
+            # After the events queued for it; from inside its own callback it cannot wait
+            # for itself: its thread ends once the callback returns.
+            own = getattr(_calling, "subscription_id", None) == subscription_id
+            ref.stop(block=not own, timeout=self._ask_timeout)
         return removed is not None
 
     def stop_all(self, timeout: float) -> None:

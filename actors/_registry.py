@@ -439,6 +439,7 @@ class RegistryActor(pykka.ThreadingActor):
             self._emit(
                 record.status.value,
                 record,
+                status=record.status.value,
                 outcome=type(record.outcome).__name__,
                 duration_ms=None if duration is None else round(duration * 1000.0, 3),
             )

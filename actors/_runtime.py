@@ -328,7 +328,12 @@ class TaskRuntime:
         Events of one task arrive in order. Returns the subscription id."""
         if self._closed:
             raise RuntimeClosedError("the task manager is shut down; nothing more will happen")
-        return self._subscriptions.subscribe(target, task_id=task_id, events=events)
+        try:
+            return self._subscriptions.subscribe(target, task_id=task_id, events=events)
+        except pykka.ActorDeadError:
+            raise RuntimeClosedError(
+                "the task manager shut down while subscribing; nothing more will happen"
+            ) from None
 
     def unsubscribe(self, subscription_id: str) -> bool:
         """Stop a subscription (after the events already on their way to it); False if
@@ -548,11 +553,14 @@ class TaskRuntime:
         fields = self._spec_fields(operation, params, **options)
 
         def make_spec() -> TaskSpec:  # runs on the supervisor's thread, at each tick
+            spec_fields = dict(fields)
+            # Each run gets its own params, as each create_task does.
+            spec_fields["params"] = dict(fields["params"])
             return TaskSpec(
                 task_id=str(uuid.uuid4()),
                 seq=next(self._seq),
                 created_at=self._clock.time(),
-                **fields,
+                **spec_fields,
             )
 
         schedule_id = f"schedule-{uuid.uuid4()}"

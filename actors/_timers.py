@@ -196,6 +196,11 @@ class TimerService:
                     return
                 timeout: float | None = None
                 if self._heap:
-                    timeout = self._clock.seconds_until(self._heap[0].deadline)
+                    deadline = self._heap[0].deadline
+                    if deadline <= self._clock.monotonic():
+                        # Armed (already due) after this thread's tick: its notify came
+                        # before this wait, so go round again instead of missing it.
+                        continue
+                    timeout = self._clock.seconds_until(deadline)
                 if timeout is None or timeout > 0:
                     self._cond.wait(timeout)

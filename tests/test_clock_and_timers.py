@@ -567,3 +567,51 @@ def test_a_timer_on_the_system_clock_fires_after_its_deadline() -> None:
     # scheduled_at. Upper bound only says "it did fire": 5 s of slack for a loaded machine.
     assert arrival >= scheduled_at + 0.05
     assert arrival < scheduled_at + 5.0
+
+
+class _Flag(pykka.ThreadingActor):
+    """Sets ``fired`` when told ``"due-now"``."""
+
+    def __init__(self, fired: threading.Event) -> None:
+        super().__init__()
+        self._fired = fired
+
+    def on_receive(self, message: Any) -> None:
+        if message == "due-now":
+            self._fired.set()
+
+
+def _keep_arming(timers: TimerService, target: pykka.ActorRef[Any], stop: threading.Event) -> None:
+    deadline = 10_000.0
+    while not stop.is_set():
+        deadline -= 1
+        timers.schedule_at(deadline, target, "future")  # each one the new earliest
+
+
+def test_a_timer_armed_already_due_fires_even_while_the_thread_is_between_ticks() -> None:
+    """With a manual clock (which never moves by itself), a timer armed for a time that
+    has already come must still fire, whatever the timer thread was doing: here it is
+    kept busy by a stream of new earliest timers, so the due one often arrives between
+    its tick and its wait (it used to sleep through it until the clock moved: about one
+    trial in ten lost it)."""
+    for trial in range(60):
+        clock = ManualClock()
+        timers = TimerService(clock, name=f"race-{trial}")
+        timers.start()
+        fired = threading.Event()
+        flag = _Flag.start(fired)
+        stop = threading.Event()
+
+        arming = threading.Thread(target=_keep_arming, args=(timers, flag, stop))
+        arming.start()
+        try:
+            time.sleep(0.002)  # let the arming thread get going (not an assertion wait)
+            timers.schedule_at(clock.monotonic(), flag, "due-now")
+        finally:
+            stop.set()
+            arming.join()
+        try:
+            assert fired.wait(5), f"trial {trial}: the due timer never fired"
+        finally:
+            timers.stop()
+            flag.stop()
