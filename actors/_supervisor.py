@@ -1,8 +1,14 @@
-"""The supervisor actor: admission, the pending queue, slots, deadlines, worker lifecycle.
+"""The supervisor actor: admission, the pending queue, slots, deadlines, worker lifecycle,
+and the supervision policies (retries, restart intensity, delays, schedules).
 
 It never runs user code and never waits on it: operations run on the operation pool,
 driven by one :class:`WorkerActor` each, and everything the supervisor learns arrives
 as a message. It never ``ask``s a worker.
+
+A pending task waits in one of four places: the ready heap (``_pending``), its start
+time (``_scheduled``: a delay or a retry's backoff), its operation's open circuit
+breaker (``_held``, its spec still in ``_pending``), or its dependencies (``_blocked``,
+released by the registry, which resolves them).
 
 Slots: a task holds its slot from the moment its worker is spawned until the worker
 reports that the operation has really returned. A task that timed out or was cancelled
