@@ -312,8 +312,9 @@ class RegistryActor(pykka.ThreadingActor):
         if self._outbox:
             notifier = self._notifier
             assert notifier is not None
-            for event in self._outbox:
-                notifier.tell(event)
+            with contextlib.suppress(pykka.ActorDeadError):  # stopped: nobody listens
+                for event in self._outbox:
+                    notifier.tell(event)
             self._outbox.clear()
 
     def _listened(self) -> bool:
@@ -329,7 +330,8 @@ class RegistryActor(pykka.ThreadingActor):
         assert notifier is not None
         event = TaskEvent(kind, record.task_id, record.updated_at, data)
         if self._store is None or now:
-            notifier.tell(event)
+            with contextlib.suppress(pykka.ActorDeadError):  # stopped: nobody listens
+                notifier.tell(event)
         else:
             self._outbox.append(event)
 
