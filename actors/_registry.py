@@ -10,6 +10,11 @@ records changed since the last commit are written in one transaction when the ma
 runs dry, when a batch is full, and always before anything leaves this actor (a query's
 answer, a submitter's acknowledgement, a waiter's wake-up, a worker's permission to
 start). So whatever a caller has seen survives a crash of the process.
+
+Because it sees every terminal transition in order, it also resolves dependencies (it
+forwards a dependent task to the supervisor once they completed, or cancels it when
+one failed, down the chain), keeps the group index, and tells each lifecycle fact to
+the notifier while anyone is subscribed.
 """
 
 from __future__ import annotations
