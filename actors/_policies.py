@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from actors._outcome import Crashed, Outcome, Raised, TimedOut, exception_name
+from actors.validation import check_seconds
 
 __all__ = ["BreakerState", "CircuitBreakers", "OperationLimits", "RetryPolicy"]
 
@@ -125,6 +126,18 @@ class OperationLimits:
                 raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
             if not math.isfinite(value) or value <= 0:
                 raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+
+    @classmethod
+    def from_arguments(
+        cls, max_failures: int | None, failure_window: float, cooldown: float | None
+    ) -> OperationLimits | None:
+        """The limits ``TaskManager(...)`` or ``register_operation(...)`` arguments name:
+        None when ``max_failures`` is None (off); the cool-down defaults to the window."""
+        if max_failures is None:
+            return None
+        window = check_seconds("failure_window", failure_window) or 0.0
+        rest = window if cooldown is None else check_seconds("cooldown", cooldown) or 0.0
+        return cls(max_failures, window, rest)
 
 
 class BreakerState(StrEnum):

@@ -185,13 +185,9 @@ class TaskRuntime:
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise TypeError(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")
         self._retry = retry
-        limits = None
-        if max_failures is not None:
-            window = check_seconds("failure_window", failure_window) or 0.0
-            rest = window if cooldown is None else check_seconds("cooldown", cooldown) or 0.0
-            limits = OperationLimits(max_failures, window, rest)
-        self._default_limits = limits
-        self._breakers = CircuitBreakers(limits)
+        self._breakers = CircuitBreakers(
+            OperationLimits.from_arguments(max_failures, failure_window, cooldown)
+        )
         self._operations = OperationRegistry()
         if operations is not None:
             self._operations.register_all(operations)

@@ -23,8 +23,8 @@ import heapq
 import queue
 import random
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pykka
@@ -93,6 +93,8 @@ class SupervisorStats:
     admitting: bool
     scheduled: int = 0  # of pending: delayed, or waiting out a retry's backoff
     held: int = 0  # of pending: held back by their operation's open circuit breaker
+    # Recurring schedules by id: interval, runs, skipped, last_task_id, next_run_in.
+    schedules: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -617,12 +619,11 @@ class SupervisorActor(pykka.ThreadingActor):
     def _requeue(self, active: _Active, at: float) -> None:
         """Queue the next attempt of a task whose attempt failed, in a fresh worker."""
         spec = replace(active.spec, prior_attempts=active.attempt, not_before=at)
-        if not self._admitting:
-            self._admission.enter()
-            self._abandon(spec)
-            return
         self._admission.enter()
-        self._queue(spec)
+        if self._admitting:
+            self._queue(spec)
+        else:
+            self._abandon(spec)
 
     def _start_worker(self, spec: TaskSpec, *, trial: bool = False) -> None:
         now = self._clock.time()
@@ -690,4 +691,5 @@ class SupervisorActor(pykka.ThreadingActor):
             scheduled=len(self._scheduled),
             # A cancelled held task stays in its list until released: count live ones.
             held=sum(1 for ids in self._held.values() for i in ids if i in self._pending),
+            schedules=self._schedule_stats(),
         )

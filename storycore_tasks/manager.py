@@ -204,11 +204,7 @@ class TaskManager:
             ValueError: ``name`` is malformed, or already registered to another function.
         """
 
-        limits = None
-        if max_failures is not None:
-            window = check_seconds("failure_window", failure_window) or 0.0
-            rest = window if cooldown is None else check_seconds("cooldown", cooldown) or 0.0
-            limits = OperationLimits(max_failures, window, rest)
+        limits = OperationLimits.from_arguments(max_failures, failure_window, cooldown)
 
         def register(fn: Operation) -> Operation:
             self._runtime.register_operation(
@@ -536,7 +532,7 @@ class TaskManager:
                 "replaced_total": stats.processes.replaced_total,
             },
             "operations": {name: dict(state) for name, state in stats.operations.items()},
-            "schedules": self._runtime.schedules(),
+            "schedules": {sid: dict(s) for sid, s in supervisor.schedules.items()},
             "store": {
                 "kind": stats.store.kind,
                 "location": stats.store.location,
