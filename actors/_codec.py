@@ -84,6 +84,8 @@ def encode_outcome(outcome: Outcome | None) -> str | None:
             "last_seen_at": outcome.last_seen_at,
             "recovered_at": outcome.recovered_at,
         }
+        if outcome.cause != "process_stopped":  # files written before the field read alike
+            fields["cause"] = outcome.cause
     elif isinstance(outcome, DependencyFailed):
         fields = {
             "kind": "dependency_failed",

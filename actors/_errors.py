@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "ActorRestartedError",
     "ActorUnresponsiveError",
     "OperationUnavailableError",
     "QueueFullError",
@@ -60,6 +61,24 @@ class ActorUnresponsiveError(SupervisorError, TimeoutError):
             f"the {actor} did not answer {request} within {timeout_seconds} s. The runtime "
             "is overloaded or stuck: CPU-bound operations in thread mode starve it of the "
             "GIL (run them in process mode), or raise ask_timeout."
+        )
+
+
+class ActorRestartedError(SupervisorError, RuntimeError):
+    """One of the manager's own actors failed while handling this call and was restarted.
+
+    Only the call that met the failure gets this; the actor was rebuilt and answers the
+    next one, so the call can simply be made again.
+    """
+
+    def __init__(self, actor: str, request: str, error: BaseException) -> None:
+        self.actor = actor
+        self.request = request
+        self.error = error
+        super().__init__(
+            f"the {actor} failed while handling {request} ({error!r}) and was restarted; "
+            "its state was rebuilt and no other call was affected. Make the call again; "
+            "if it keeps failing, the manager stops itself (see get_stats()['restarts'])."
         )
 
 

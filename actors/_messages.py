@@ -17,6 +17,7 @@ Who sends what:
 * TaskContext -> Registry: ``ProgressReady`` (coalesced: at most one in flight per task)
 * TimerService -> Supervisor: ``DeadlinePassed``, ``EscalateStop``, ``CleanupDue``,
   ``StartDue``, ``CooldownOver``, ``ScheduleTick``
+* a test -> Registry: ``InjectFault`` (the fault-injection kit; see actors._restarts)
 """
 
 from __future__ import annotations
@@ -121,6 +122,7 @@ class MarkRunning:
     at: float
     # Durable store: done once RUNNING is committed (the worker waits on it to start).
     ticket: CommitTicket | None = None
+    injected_fault: str | None = None  # this attempt runs an injected fault (a test's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,3 +333,14 @@ class Interrupt:
 class OperationReturned:
     outcome: Outcome
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class InjectFault:
+    """Make the registry fail (raise ``error``) while handling the next message of type
+    ``message_type`` (about task ``task_id``, when given), or at once when
+    ``message_type`` is None. For testing the registry's restart."""
+
+    error: Exception
+    message_type: type | None = None
+    task_id: str | None = None

@@ -123,7 +123,8 @@ class ResourceExhausted:
 @dataclass(frozen=True, slots=True)
 class Interrupted:
     """The process running the runtime stopped (a crash, ``kill -9``) before the task
-    ended; a runtime that reopened its durable store found it unfinished.
+    ended; a runtime that reopened its durable store found it unfinished. Or (``cause``
+    ``"registry_restarted"``) the registry failed on this task's message and restarted.
 
     ``was_running``: it had started (attempt ``attempt``); otherwise it was pending, and
     its operation was a plain function, which a new process cannot find again.
@@ -135,6 +136,9 @@ class Interrupted:
     attempt: int
     last_seen_at: float
     recovered_at: float
+    # "process_stopped": found unfinished by a new runtime; "registry_restarted": the
+    # registry failed while handling this task's message, and ended it when it restarted.
+    cause: str = "process_stopped"
 
 
 @dataclass(frozen=True, slots=True)

@@ -127,6 +127,8 @@ class TaskRecord:
     attempt_outcomes: tuple[Outcome, ...] = ()  # how each earlier attempt ended
     depends_on: tuple[str, ...] = ()
     group_id: str | None = None
+    # Faults a test injected (actors._faults): (attempt, the fault's description).
+    injected_faults: tuple[tuple[int, str], ...] = ()
     # The JSON texts a durable store writes, encoded once when the value arrives (None
     # with the memory store, or when there is no such value).
     params_json: str | None = None
@@ -210,6 +212,7 @@ class TaskRecord:
             attempt_outcomes=self.attempt_outcomes,
             depends_on=self.depends_on,
             group_id=self.group_id,
+            injected_faults=self.injected_faults,
         )
 
 
@@ -244,6 +247,7 @@ class TaskSnapshot:
     attempt_outcomes: tuple[Outcome, ...] = ()
     depends_on: tuple[str, ...] = ()
     group_id: str | None = None
+    injected_faults: tuple[tuple[int, str], ...] = ()
 
     @property
     def duration_seconds(self) -> float | None:

@@ -29,8 +29,9 @@ import pykka
 
 from actors._clock import Clock
 from actors._codec import normalized
-from actors._errors import StoreError, StoreWriteError
+from actors._errors import ActorRestartedError, StoreError, StoreWriteError
 from actors._messages import (
+    Cancel,
     Cleanup,
     ConnectSupervisor,
     DependenciesMet,
@@ -40,6 +41,7 @@ from actors._messages import (
     GetGroup,
     GetSnapshot,
     GetStats,
+    InjectFault,
     ListTasks,
     MarkRunning,
     ProgressReady,
@@ -67,6 +69,7 @@ from actors._outcome import (
     TimedOut,
 )
 from actors._records import TaskRecord, TaskSnapshot, TaskSpec, TaskStatus
+from actors._restarts import RestartingActor, SelfHealing
 from actors._store import CommitTicket, Store
 from actors._table import FinishResult, TaskTable
 from actors.logs import library_logger
@@ -81,6 +84,18 @@ COMMIT_BATCH = 1000
 # Messages whose handling is visible outside the actor: pending writes are committed
 # before their answer leaves.
 _QUERIES = (GetSnapshot, ListTasks, GetStats, GetGroup, Watch, RegisterDependent)
+
+# Messages that change one task: when one of them is what made the registry fail, that
+# task is the one casualty of the restart (see RegistryActor.on_restart).
+_TASK_CHANGES = (
+    Register,
+    RegisterDependent,
+    ResolveDependencies,
+    MarkRunning,
+    Finish,
+    RetryScheduled,
+    ProgressReady,
+)
 
 
 class TerminalWaiter:
@@ -107,7 +122,7 @@ class TerminalWaiter:
         return False
 
 
-class RegistryActor(pykka.ThreadingActor):
+class RegistryActor(RestartingActor):
     use_daemon_thread = True  # see SupervisorActor: a forgotten shutdown must not hang exit
 
     @staticmethod
@@ -121,8 +136,11 @@ class RegistryActor(pykka.ThreadingActor):
         store: Store | None = None,
         notifier: pykka.ActorRef[Any] | None = None,
         listening: threading.Event | None = None,
+        healing: SelfHealing | None = None,
     ) -> None:
         super().__init__()
+        self._healing = healing
+        self._trap: InjectFault | None = None  # a test's injected fault, armed
         # Subscriptions: the notifier gets every lifecycle fact while ``listening`` is set.
         self._notifier = notifier
         self._listening = listening if listening is not None else threading.Event()
@@ -135,7 +153,7 @@ class RegistryActor(pykka.ThreadingActor):
         self._dirty: dict[str, TaskRecord] = {}  # changed since the last commit
         self._deleted: list[TaskRecord] = []
         self._tickets: list[CommitTicket] = []  # released by the next commit
-        self._wakeups: list[tuple[list[TerminalWaiter], TaskSnapshot]] = []
+        self._wakeups: list[tuple[list[TerminalWaiter], TaskSnapshot | None]] = []
         self._reclaim = False
         # A state change (not just progress) is waiting for a commit: it is committed as
         # soon as the mailbox runs dry. Progress alone rides along with the next commit
@@ -144,11 +162,16 @@ class RegistryActor(pykka.ThreadingActor):
         self._urgent = False
         # Dependencies: who waits on whom. The supervisor is where resolved tasks go.
         self._supervisor: pykka.ActorRef[Any] | None = None
-        self._waiting: dict[str, tuple[TaskSpec, set[str]]] = {}
+        # task id -> (its dependencies, those not completed yet)
+        self._waiting: dict[str, tuple[tuple[str, ...], set[str]]] = {}
         self._dependents: dict[str, list[str]] = {}
         # Groups: member ids by group id (rebuilt from the records after a restart).
         self._groups: dict[str, list[str]] = {}
-        for record in table.iter_status(None):
+        self._index_groups()
+
+    def _index_groups(self) -> None:
+        self._groups = {}
+        for record in self._table.iter_status(None):
             if record.group_id is not None:
                 self._groups.setdefault(record.group_id, []).append(record.task_id)
 
@@ -166,6 +189,8 @@ class RegistryActor(pykka.ThreadingActor):
         return answer
 
     def _handle(self, message: Any) -> Any:
+        if self._trap is not None:
+            self._spring_trap(message)
         # Ordered by frequency on the hot path.
         if isinstance(message, ProgressReady):
             return self._on_progress(message)
@@ -173,14 +198,17 @@ class RegistryActor(pykka.ThreadingActor):
             self._on_register(message.spec, message.ticket)
             return None
         if isinstance(message, MarkRunning):
-            started = self._table.mark_running(message.task_id, message.at)
+            started = self._table.mark_running(message.task_id, message.at, message.injected_fault)
             if started is not None:
-                _log.info(
-                    "task.started",
-                    task_id=started.task_id,
-                    operation=started.operation_name,
-                    attempt=started.attempt,
-                )
+                if message.injected_fault is None:
+                    _log.info(
+                        "task.started",
+                        task_id=started.task_id,
+                        operation=started.operation_name,
+                        attempt=started.attempt,
+                    )
+                else:
+                    self._log_injected(started, message.injected_fault)
                 if self._store is not None:
                     self._dirty[started.task_id] = started
                     self._urgent = True
@@ -224,6 +252,10 @@ class RegistryActor(pykka.ThreadingActor):
         if isinstance(message, ConnectSupervisor):
             self._supervisor = message.supervisor  # type: ignore[assignment]
             return None
+        if isinstance(message, InjectFault):
+            self._trap = message
+            self._spring_trap(message)
+            return None
         if isinstance(message, Flush):
             self._ticket(message.ticket)
             return None
@@ -266,6 +298,128 @@ class RegistryActor(pykka.ThreadingActor):
                 user=record.user,
                 group_id=record.group_id,
             )
+
+    # -- restarts ---------------------------------------------------------------------------
+
+    def _spring_trap(self, message: Any) -> None:
+        trap = self._trap
+        assert trap is not None
+        if trap.message_type is None:
+            if message is not trap:
+                return
+        elif not isinstance(message, trap.message_type) or (
+            trap.task_id is not None and _task_of(message) != trap.task_id
+        ):
+            return
+        self._trap = None
+        raise trap.error
+
+    def on_restart(self, error: Exception, message: Any) -> BaseException:
+        """``message`` made this actor fail with ``error``: rebuild everything from the
+        records (the store's, when durable), end the task that message was about (its
+        outcome can no longer be known for sure), and carry on with the mailbox."""
+        task_id = _task_of(message) if isinstance(message, _TASK_CHANGES) else None
+        if self._healing is not None:
+            self._healing.restarted(
+                "registry", error, failed_message=type(message).__name__, task_id=task_id
+            )
+        self._rebuild()
+        ticket = getattr(message, "ticket", None)
+        if task_id is not None:
+            self._end_casualty(task_id, message, error)
+        if isinstance(ticket, CommitTicket):
+            if isinstance(message, MarkRunning):
+                # The worker must not start an operation whose start was never recorded.
+                ticket.done(ActorRestartedError("registry", "the task's start", error))
+            else:
+                self._ticket(ticket)
+        if self._store is not None:
+            self._commit()
+        else:
+            self._release()
+        return ActorRestartedError("registry", type(message).__name__, error)
+
+    def _rebuild(self) -> None:
+        """Everything but the records is derived: rebuild it. With a durable store the
+        records are first committed (they are immutable facts, each replaced whole, so
+        a failure cannot have left one half-written), then read back from it."""
+        state = None
+        if self._store is not None:
+            self._commit()
+            if not self._dirty and not self._deleted:
+                try:
+                    state = self._store.reload()
+                except Exception as exc:  # keep the records in memory, which are as new
+                    _log.error("registry.reload_failed", error=repr(exc))
+        if state is not None:
+            self._table.reset(state.records, state.retired)
+        else:
+            self._table.rebuild()
+        self._index_groups()
+        self._waiting.clear()
+        self._dependents.clear()
+        failed: list[tuple[str, Outcome]] = []
+        for record in list(self._table.iter_status(TaskStatus.PENDING)):
+            if not record.depends_on:
+                continue
+            remaining: set[str] = set()
+            for dependency_id in record.depends_on:
+                dependency = self._table.get(dependency_id)
+                status = TaskStatus.CANCELLED if dependency is None else dependency.status
+                if status is TaskStatus.COMPLETED:
+                    continue
+                if status.is_terminal:
+                    failed.append((record.task_id, DependencyFailed(dependency_id, status.value)))
+                    break
+                remaining.add(dependency_id)
+            else:
+                if remaining:
+                    self._waiting[record.task_id] = (record.depends_on, remaining)
+                    for dependency_id in remaining:
+                        self._dependents.setdefault(dependency_id, []).append(record.task_id)
+                else:
+                    # Released already, or its release was lost: the supervisor starts
+                    # it only if it still holds it blocked.
+                    results = self._results_of(record.depends_on)
+                    self._tell_supervisor(DependenciesMet(record.task_id, results))
+        now = self._clock.time()
+        for task_id, outcome in failed:
+            self._tell_supervisor(DropBlocked(task_id))
+            self._finish(task_id, outcome, now)
+        for task_id in list(self._waiters):
+            waited = self._table.get(task_id)
+            if waited is None or waited.status.is_terminal:
+                waiters = self._waiters.pop(task_id)
+                self._wakeups.append((waiters, None if waited is None else waited.snapshot()))
+
+    def _end_casualty(self, task_id: str, message: Any, error: Exception) -> None:
+        """End the task whose message failed, and tell the supervisor to drop it."""
+        record = self._table.get(task_id)
+        spec = getattr(message, "spec", None)
+        if record is None and isinstance(spec, TaskSpec):
+            self._on_register(spec, None)  # so its creator finds it, and why it ended
+            record = self._table.get(task_id)
+        if record is None or record.status.is_terminal:
+            return
+        _log.error(
+            "task.lost_to_registry_failure",
+            task_id=task_id,
+            failed_message=type(message).__name__,
+            error=repr(error),
+        )
+        now = self._clock.time()
+        self._finish(
+            task_id,
+            Interrupted(
+                was_running=record.status is TaskStatus.RUNNING,
+                attempt=record.attempt,
+                last_seen_at=record.updated_at,
+                recovered_at=now,
+                cause="registry_restarted",
+            ),
+            now,
+        )
+        self._tell_supervisor(Cancel(task_id))  # stop it wherever it is (gone: ignored)
 
     # -- the durable path ------------------------------------------------------------------
 
@@ -352,6 +506,10 @@ class RegistryActor(pykka.ThreadingActor):
             _log.warning("task.result_not_storable", task_id=task_id, type=type_name)
             return ResultNotStorable(type_name=type_name, message=str(exc)), None
         return Completed(value), text
+
+    def on_failure(self, *exc_info: Any) -> None:
+        # Only when a rebuild itself failed (see RestartingActor): nobody may hang.
+        self.on_stop()
 
     def on_stop(self) -> None:
         if self._store is not None:
@@ -485,9 +643,10 @@ class RegistryActor(pykka.ThreadingActor):
                 return "failed"
             remaining.add(dependency_id)
         if not remaining:
-            self._tell_supervisor(Submit(replace(spec, dependency_results=self._results_of(spec))))
+            results = self._results_of(spec.depends_on)
+            self._tell_supervisor(Submit(replace(spec, dependency_results=results)))
             return "ready"
-        self._waiting[spec.task_id] = (spec, remaining)
+        self._waiting[spec.task_id] = (spec.depends_on, remaining)
         for dependency_id in remaining:
             self._dependents.setdefault(dependency_id, []).append(spec.task_id)
         self._tell_supervisor(SubmitBlocked(spec))
@@ -501,12 +660,12 @@ class RegistryActor(pykka.ThreadingActor):
             entry = self._waiting.get(task_id)
             if entry is None:
                 continue  # already failed through another dependency
-            spec, remaining = entry
+            depends_on, remaining = entry
             if record.status is TaskStatus.COMPLETED:
                 remaining.discard(record.task_id)
                 if not remaining:
                     del self._waiting[task_id]
-                    self._tell_supervisor(DependenciesMet(task_id, self._results_of(spec)))
+                    self._tell_supervisor(DependenciesMet(task_id, self._results_of(depends_on)))
                 continue
             del self._waiting[task_id]
             for other in remaining:
@@ -537,9 +696,9 @@ class RegistryActor(pykka.ThreadingActor):
                 if not dependents:
                     del self._dependents[dependency_id]
 
-    def _results_of(self, spec: TaskSpec) -> dict[str, object]:
+    def _results_of(self, depends_on: tuple[str, ...]) -> dict[str, object]:
         results: dict[str, object] = {}
-        for dependency_id in spec.depends_on:
+        for dependency_id in depends_on:
             dependency = self._table.get(dependency_id)
             results[dependency_id] = None if dependency is None else dependency.result
         return results
@@ -606,6 +765,25 @@ class RegistryActor(pykka.ThreadingActor):
         return waiter
 
     @staticmethod
+    def _log_injected(record: TaskRecord, fault: str) -> None:
+        # Said twice, so neither a reader of task.started nor a search for injected
+        # faults can take this attempt's failure for a real one.
+        _log.warning(
+            "fault.injected",
+            task_id=record.task_id,
+            operation=record.operation_name,
+            attempt=record.attempt,
+            fault=fault,
+        )
+        _log.info(
+            "task.started",
+            task_id=record.task_id,
+            operation=record.operation_name,
+            attempt=record.attempt,
+            injected_fault=fault,
+        )
+
+    @staticmethod
     def _log_terminal(record: TaskRecord) -> None:
         outcome = record.outcome
         duration = record.duration_seconds
@@ -653,6 +831,7 @@ class RegistryActor(pykka.ThreadingActor):
                 task_id=task_id,
                 was_running=outcome.was_running,
                 attempt=outcome.attempt,
+                cause=outcome.cause,
             )
         elif isinstance(outcome, ResultNotStorable):
             _log.warning(
@@ -677,3 +856,11 @@ class RegistryActor(pykka.ThreadingActor):
                 duration_ms=duration_ms,
                 reason=outcome.reason.value,
             )
+
+
+def _task_of(message: Any) -> str | None:
+    task_id = getattr(message, "task_id", None)
+    if task_id is None:
+        spec = getattr(message, "spec", None)
+        task_id = getattr(spec, "task_id", None)
+    return task_id if isinstance(task_id, str) else None

@@ -29,6 +29,7 @@ from actors._errors import (
     RuntimeClosedError,
     UnknownTaskError,
 )
+from actors._faults import FaultPlan
 from actors._messages import (
     AddSchedule,
     Cancel,
@@ -42,6 +43,7 @@ from actors._messages import (
     GetSnapshot,
     GetStats,
     GetSupervisorStats,
+    InjectFault,
     ListTasks,
     Register,
     RegisterDependent,
@@ -69,6 +71,7 @@ from actors._records import (
 )
 from actors._recovery import decide, interrupt, plan_recovery
 from actors._registry import RegistryActor, TerminalWaiter
+from actors._restarts import SelfHealing
 from actors._store import CommitTicket, MemoryStore, Store, StoreStats
 from actors._supervisor import SupervisorActor, SupervisorStats
 from actors._table import TableStats, TaskTable
@@ -102,6 +105,9 @@ class RuntimeStats:
     awaiting_operation: int = 0
     # Circuit breakers, per operation that has one: state, recent failures, trips.
     operations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Restarts of the runtime's own parts (registry, timers), and whether it gave up.
+    restarts: Mapping[str, Any] = field(default_factory=dict)
+    injected_faults: int = 0  # operation runs a test's fault plan changed
 
 
 class TaskRuntime:
@@ -132,6 +138,10 @@ class TaskRuntime:
         operations: named operations to register before the store is recovered:
             ``{name: function}``, or ``{name: NamedOperation(function,
             retry_on_interrupt=True)}`` for one that may run again after a crash.
+        max_restarts, restart_window: the restart intensity of the runtime's own parts:
+            a failed registry or timer service is restarted and rebuilt, but more than
+            ``max_restarts`` restarts within ``restart_window`` seconds stop the runtime
+            (pending tasks cancelled) with the reason logged, instead of a restart loop.
     """
 
     def __init__(
@@ -154,6 +164,8 @@ class TaskRuntime:
         max_failures: int | None = None,
         failure_window: float = 60.0,
         cooldown: float | None = None,
+        max_restarts: int = 3,
+        restart_window: float = 60.0,
         name: str = "actors",
     ) -> None:
         self._concurrency = check_count("concurrency", concurrency)
@@ -189,6 +201,13 @@ class TaskRuntime:
             OperationLimits.from_arguments(max_failures, failure_window, cooldown)
         )
         self._operations = OperationRegistry()
+        self._faults = FaultPlan()  # empty unless a test injects faults
+        self._healing = SelfHealing(
+            max_restarts=check_count("max_restarts", max_restarts, minimum=0),
+            window=check_seconds("restart_window", restart_window) or 0.0,
+            clock=self._clock,
+            give_up=self._give_up,
+        )
         if operations is not None:
             self._operations.register_all(operations)
         prefix = f"{name}-{next(_runtime_ids)}"
@@ -208,7 +227,11 @@ class TaskRuntime:
         self._shutdown_lock = threading.Lock()
         self._teardown_error: BaseException | None = None
 
-        self._timers = TimerService(self._clock, name=f"{prefix}-timers")
+        self._timers = TimerService(
+            self._clock,
+            name=f"{prefix}-timers",
+            on_restart=lambda error: self._healing.restarted("timers", error),
+        )
         self._dispatcher = Dispatcher(1, name=f"{prefix}-dispatch")
         self._op_pool = ThreadPool(self._concurrency, name=self._op_thread_prefix)
         # Child processes start on first use (or at once, below, when process isolation is
@@ -221,7 +244,7 @@ class TaskRuntime:
         self._notifier = NotifierActor.start(self._listening)
         self._subscriptions = Subscriptions(self._notifier, self._ask_timeout)
         self._registry = RegistryActor.start(
-            self._table, self._clock, self._store, self._notifier, self._listening
+            self._table, self._clock, self._store, self._notifier, self._listening, self._healing
         )
         self._supervisor = SupervisorActor.start(
             capacity=self._concurrency,
@@ -238,8 +261,10 @@ class TaskRuntime:
             durable=self._durable,
             start_timeout=self._ask_timeout,
             breakers=self._breakers,
+            faults=self._faults,
         )
         self._registry.tell(ConnectSupervisor(self._supervisor))
+        self._faults.attach(self._fail_registry, self._timers.inject_fault)
         with self._submit_lock:
             self._queue_recovered(to_queue)
         if self._isolation is Isolation.PROCESS:
@@ -266,6 +291,11 @@ class TaskRuntime:
         return self._closed
 
     # -- commands ------------------------------------------------------------------------
+
+    @property
+    def faults(self) -> FaultPlan:
+        """Fault injection for tests: ``faults.raise_error(OSError(), operation="x")``."""
+        return self._faults
 
     @property
     def store(self) -> Store:
@@ -323,7 +353,7 @@ class TaskRuntime:
         ``"started"``, ``"progress"``, ``"retry"``, ``"terminal"``, or the exact kinds).
         Events of one task arrive in order. Returns the subscription id."""
         if self._closed:
-            raise RuntimeClosedError("the task manager is shut down; nothing more will happen")
+            raise self._closed_error("nothing more will happen")
         try:
             return self._subscriptions.subscribe(target, task_id=task_id, events=events)
         except pykka.ActorDeadError:
@@ -489,9 +519,7 @@ class TaskRuntime:
         task_id = str(uuid.uuid4())
         with self._submit_lock:
             if self._closed:
-                raise RuntimeClosedError(
-                    "the task manager is shut down and accepts no new task; create a new one"
-                )
+                raise self._closed_error("it accepts no new task; create a new one")
             if not self._admission.try_enter():
                 raise QueueFullError(self._max_pending)
             spec = TaskSpec(
@@ -562,7 +590,7 @@ class TaskRuntime:
         schedule_id = f"schedule-{uuid.uuid4()}"
         message = AddSchedule(schedule_id, every, first or 0.0, make_spec, fields["operation_name"])
         if self._closed or not self._ask(self._supervisor, message, "supervisor"):
-            raise RuntimeClosedError("the task manager is shut down; it schedules nothing")
+            raise self._closed_error("it schedules nothing")
         return schedule_id
 
     def cancel_schedule(self, schedule_id: str) -> bool:
@@ -700,6 +728,8 @@ class TaskRuntime:
                 self._registry.tell(Unwatch(task_id, waiter))
             raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
         snapshot = waiter.snapshot
+        if snapshot is None and not self._closed:
+            raise UnknownTaskError(task_id)  # lost by a restarted registry (not seen yet)
         if snapshot is None or not snapshot.status.is_terminal:
             raise RuntimeClosedError(f"the task manager stopped before task {task_id} finished")
         return snapshot
@@ -750,7 +780,41 @@ class TaskRuntime:
             store=self._store.statistics(),
             awaiting_operation=len(self._awaiting_names),
             operations=self._breakers.snapshot(self._clock.monotonic()),
+            restarts=self._healing.snapshot(),
+            injected_faults=self._faults.injected_total,
         )
+
+    # -- self-healing ----------------------------------------------------------------------
+
+    @property
+    def stopped_reason(self) -> str | None:
+        """Why the runtime stopped itself (its parts failed too often), or None."""
+        return self._healing.gave_up_reason
+
+    def _give_up(self, reason: str) -> None:
+        """The restart intensity was exceeded: stop cleanly, from a thread of its own
+        (the failing part's thread must not wait for its own shutdown)."""
+
+        def stop() -> None:
+            try:
+                self.shutdown(wait=False, cancel_pending=True)
+            except Exception as exc:  # already shutting down, or an actor is gone
+                _log.error("manager.stop_failed", reason=reason, error=repr(exc))
+
+        threading.Thread(target=stop, name="actors-give-up", daemon=True).start()
+
+    def _closed_error(self, consequence: str) -> RuntimeClosedError:
+        reason = self._healing.gave_up_reason
+        if reason is not None:
+            return RuntimeClosedError(
+                f"the task manager stopped itself because {reason}; {consequence}"
+            )
+        return RuntimeClosedError(f"the task manager is shut down; {consequence}")
+
+    def _fail_registry(
+        self, error: Exception, message_type: type | None, task_id: str | None
+    ) -> None:
+        self._registry.tell(InjectFault(error, message_type, task_id))
 
     # -- internals -----------------------------------------------------------------------
 

@@ -66,6 +66,7 @@ _COLUMNS = (
     "attempt_outcomes",
     "depends_on",
     "group_id",
+    "injected_faults",
 )
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -115,6 +116,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             group_id TEXT
         )""",
     ),
+    # Version 2: the faults a test injected into a task's attempts (actors._faults).
+    2: ("ALTER TABLE tasks ADD COLUMN injected_faults TEXT",),
 }
 """Statements that bring a database from version ``n - 1`` to ``n``, keyed by ``n``.
 A new layout adds an entry; released entries never change."""
@@ -134,6 +137,7 @@ _CHANGING = (
     "outcome",
     "scheduled_for",
     "attempt_outcomes",
+    "injected_faults",
 )
 # Upserts update a row in place (not INSERT OR REPLACE, which deletes and re-inserts).
 _DELETE = "DELETE FROM tasks WHERE seq = ?"
@@ -235,6 +239,17 @@ class SqliteStore:
                 raise error from exc
             self._connection = connection
             return state
+
+    def reload(self) -> StoredState:
+        connection = self._connection
+        if connection is None:
+            raise RuntimeError(f"the store {self.location} is not open")
+        try:
+            return self._load(connection)
+        except sqlite3.Error as exc:
+            raise StoreOpenError(
+                self.location, f"cannot read the task database {self.location} again: {exc}"
+            ) from exc
 
     def write(self, records: Iterable[TaskRecord], deleted: Iterable[TaskRecord]) -> None:
         connection = self._connection
@@ -487,6 +502,9 @@ def _row(record: TaskRecord) -> tuple[Any, ...]:
         else None,
         encode_json(list(record.depends_on)) if record.depends_on else None,
         record.group_id,
+        encode_json([list(entry) for entry in record.injected_faults])
+        if record.injected_faults
+        else None,
     )
 
 
@@ -518,6 +536,7 @@ def _record(row: tuple[Any, ...]) -> TaskRecord:
         attempt_outcomes,
         depends_on,
         group_id,
+        injected_faults,
     ) = row
     result_value = None if result is None else json.loads(result)
     partial_value = None if partial is None else json.loads(partial)
@@ -558,6 +577,9 @@ def _record(row: tuple[Any, ...]) -> TaskRecord:
         else tuple(_outcome(text) for text in json.loads(attempt_outcomes)),
         depends_on=() if depends_on is None else tuple(json.loads(depends_on)),
         group_id=group_id,
+        injected_faults=()
+        if injected_faults is None
+        else tuple((int(attempt), str(fault)) for attempt, fault in json.loads(injected_faults)),
     )
 
 

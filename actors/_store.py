@@ -64,6 +64,11 @@ class Store(Protocol):
         """
         ...
 
+    def reload(self) -> StoredState:
+        """Read every stored record again, from the open store (the registry rebuilding
+        itself after a failure). Raises :class:`StoreError` subclasses."""
+        ...
+
     def write(self, records: Iterable[TaskRecord], deleted: Iterable[TaskRecord]) -> None:
         """Store these records' current state and forget the deleted ones (retention,
         counted into ``retired``), in one transaction. Raises :class:`StoreWriteError`."""
@@ -85,6 +90,9 @@ class MemoryStore:
     location = ":memory:"
 
     def open(self) -> StoredState:
+        return StoredState(records=(), retired={})
+
+    def reload(self) -> StoredState:
         return StoredState(records=(), retired={})
 
     def write(self, records: Iterable[TaskRecord], deleted: Iterable[TaskRecord]) -> None:

@@ -32,6 +32,7 @@ import pykka
 from actors._admission import AdmissionGate
 from actors._clock import Clock
 from actors._context import TaskContext
+from actors._faults import FaultPlan, InjectedOperation
 from actors._messages import (
     AddSchedule,
     Cancel,
@@ -154,6 +155,7 @@ class SupervisorActor(pykka.ThreadingActor):
         durable: bool = False,
         start_timeout: float = 30.0,
         breakers: CircuitBreakers | None = None,
+        faults: FaultPlan | None = None,
     ) -> None:
         super().__init__()
         self._capacity = capacity
@@ -170,6 +172,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self._durable = durable
         self._start_timeout = start_timeout
         self._breakers = breakers
+        self._faults = faults
         self._rng = random.Random()
         # (-priority, seq, task_id): highest priority first, FIFO within one.
         self._heap: list[tuple[int, int, str]] = []
@@ -627,11 +630,28 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _start_worker(self, spec: TaskSpec, *, trial: bool = False) -> None:
         now = self._clock.time()
+        # A test's injected fault applies to this attempt only: the worker gets the
+        # wrapped operation, _Active keeps the real spec (a retry runs the real one).
+        run_spec, injected = spec, None
+        if self._faults is not None and self._faults.armed:
+            fault = self._faults.take(spec.task_id, spec.operation_name)
+            if fault is not None:
+                injected = fault.describe()
+                run_spec = replace(
+                    spec,
+                    operation=InjectedOperation(
+                        fault,
+                        spec.operation,
+                        in_child=spec.isolation is Isolation.PROCESS,
+                        memory_limit_mb=spec.memory_limit_mb,
+                        cpu_time_limit=spec.cpu_time_limit,
+                    ),
+                )
         # MarkRunning goes first so the registry sees RUNNING before any progress. With a
         # durable store the operation waits until RUNNING is committed: a crash can then
         # never make a task that had started read "pending" and run a second time.
         ticket = CommitTicket() if self._durable else None
-        self._registry.tell(MarkRunning(spec.task_id, now, ticket))
+        self._registry.tell(MarkRunning(spec.task_id, now, ticket, injected))
         context = TaskContext(spec.task_id, self._registry)
         if spec.dependency_results:
             context.dependency_results = spec.dependency_results
@@ -641,7 +661,7 @@ class SupervisorActor(pykka.ThreadingActor):
                 spec.timeout, self.actor_ref, DeadlinePassed(spec.task_id)
             )
         worker = WorkerActor.start(
-            spec=spec,
+            spec=run_spec,
             context=context,
             op_pool=self._op_pool,
             process_pool=self._process_pool,

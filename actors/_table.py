@@ -57,6 +57,9 @@ def _status_of(outcome: Outcome) -> TaskStatus:
 
 class TaskTable:
     def __init__(self) -> None:
+        self._clear()
+
+    def _clear(self) -> None:
         self._records: dict[str, TaskRecord] = {}
         # Pending ids per priority, in submission order: iterating CRITICAL..LOW gives
         # exactly the order in which the supervisor will start them.
@@ -115,6 +118,31 @@ class TaskTable:
         self._cancelled = retired.get("cancelled", 0) + counts[TaskStatus.CANCELLED]
         self._timed_out = retired.get("timed_out", 0) + timed_out
 
+    def reset(self, records: Iterable[TaskRecord], retired: Mapping[str, int]) -> None:
+        """Replace everything with ``records`` (in seq order) and ``retired``: the
+        registry, restarted, reloading its durable store."""
+        self._clear()
+        self.restore(records, retired)
+
+    def rebuild(self) -> None:
+        """Recompute every index and counter from the records themselves: the registry,
+        restarted, trusts only the records (whole values, replaced, never half-written).
+        Lifetime counters of tasks retention removed are kept."""
+        records = sorted(self._records.values(), key=lambda r: r.seq)
+        counts = dict.fromkeys(TaskStatus, 0)
+        timed_out = 0
+        for record in records:
+            counts[record.status] += 1
+            timed_out += isinstance(record.outcome, TimedOut)
+        retired = {
+            "created": self._created - len(records),
+            "completed": self._completed - counts[TaskStatus.COMPLETED],
+            "failed": self._failed - counts[TaskStatus.FAILED],
+            "cancelled": self._cancelled - counts[TaskStatus.CANCELLED],
+            "timed_out": self._timed_out - timed_out,
+        }
+        self.reset(records, {k: max(v, 0) for k, v in retired.items()})
+
     # -- transitions -----------------------------------------------------------------
 
     def add(self, spec: TaskSpec) -> TaskRecord:
@@ -128,7 +156,9 @@ class TaskTable:
         self._created += 1
         return record
 
-    def mark_running(self, task_id: str, at: float) -> TaskRecord | None:
+    def mark_running(
+        self, task_id: str, at: float, injected_fault: str | None = None
+    ) -> TaskRecord | None:
         """PENDING -> RUNNING. Returns None (and changes nothing) from any other state."""
         record = self._records.get(task_id)
         if record is None or record.status is not TaskStatus.PENDING:
@@ -140,6 +170,8 @@ class TaskTable:
         record.updated_at = at
         record.attempt += 1
         record.scheduled_for = None
+        if injected_fault is not None:
+            record.injected_faults = (*record.injected_faults, (record.attempt, injected_fault))
         return record
 
     def retry(self, task_id: str, outcome: Outcome, at: float, next_at: float) -> TaskRecord | None:

@@ -4,6 +4,10 @@ A fired timer is a message told to an actor; the service never runs user code. W
 :class:`~actors.ManualClock` the thread sleeps until the clock is advanced, and
 :meth:`TimerService.tick` fires what is due in the advancing thread, so tests see
 exact virtual times.
+
+A tick that fails (a bug, or a test's injected fault) does not kill the service: it is
+restarted in place (see ``actors._restarts``): the heap is rebuilt from the armed
+handles, the due timers not yet told are armed again, and the restart is counted.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +58,7 @@ class TimerStatistics:
     fired_total: int
     cancelled_total: int
     undeliverable_total: int
+    restarts: int = 0
 
 
 class TimerService:
@@ -62,8 +68,17 @@ class TimerService:
     # the live ones past this floor, the heap is rebuilt so memory stays bounded.
     _COMPACT_FLOOR = 1024
 
-    def __init__(self, clock: Clock, *, name: str = "actors-timers") -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        name: str = "actors-timers",
+        on_restart: Callable[[BaseException], object] | None = None,
+    ) -> None:
         self._clock = clock
+        self._on_restart = on_restart  # told every failure the service recovered from
+        self._fault: Exception | None = None  # a test's injected fault, for the next tick
+        self._restarts = 0
         self._name = name
         self._cond = threading.Condition()  # guards the heap and the counters
         self._fire_lock = threading.Lock()  # one tick at a time, pop to last tell
@@ -152,6 +167,9 @@ class TimerService:
         with self._fire_lock:
             due: list[TimerHandle] = []
             with self._cond:
+                if self._fault is not None:
+                    fault, self._fault = self._fault, None
+                    raise fault
                 now = self._clock.monotonic()
                 while self._heap and self._heap[0].deadline <= now:
                     handle = heapq.heappop(self._heap)
@@ -162,12 +180,15 @@ class TimerService:
                     due.append(handle)
                 self._fired_total += len(due)
             undeliverable = 0
-            for handle in due:
+            for index, handle in enumerate(due):
                 try:
                     handle.target.tell(handle.message)
                 except pykka.ActorDeadError:
                     # The target stopped first (shutdown); nothing waits on this message.
                     undeliverable += 1
+                except Exception:
+                    self._rearm(due[index + 1 :])  # not told yet: they fire next tick
+                    raise
             if undeliverable:
                 with self._cond:
                     self._undeliverable_total += undeliverable
@@ -181,16 +202,51 @@ class TimerService:
                 fired_total=self._fired_total,
                 cancelled_total=self._cancelled_total,
                 undeliverable_total=self._undeliverable_total,
+                restarts=self._restarts,
             )
 
+    # -- failures ----------------------------------------------------------------------
+
+    def inject_fault(self, error: Exception) -> None:
+        """Make the next tick fail with ``error`` (testing the restart), and tick soon."""
+        with self._cond:
+            self._fault = error
+            self._cond.notify()
+
+    def _rearm(self, handles: list[TimerHandle]) -> None:
+        with self._cond:
+            for handle in handles:
+                handle.armed = True
+                heapq.heappush(self._heap, handle)
+            self._fired_total -= len(handles)
+
+    def _restart(self, error: Exception) -> None:
+        """A tick failed: rebuild the heap from the armed handles and carry on."""
+        with self._cond:
+            self._heap = [h for h in self._heap if h.armed]
+            heapq.heapify(self._heap)
+            self._cancelled_in_heap = 0
+            self._restarts += 1
+            self._cond.notify()
+        if self._on_restart is not None:
+            self._on_restart(error)
+        else:
+            _log.warning("actor.restarted", actor="timers", error=repr(error))
+
+    def _safe_tick(self) -> None:
+        try:
+            self.tick()
+        except Exception as exc:
+            self._restart(exc)
+
     def _on_clock_jump(self) -> None:
-        self.tick()
+        self._safe_tick()
         with self._cond:
             self._cond.notify()
 
     def _run(self) -> None:
         while True:
-            self.tick()
+            self._safe_tick()
             with self._cond:
                 if self._stopping:
                     return

@@ -17,6 +17,7 @@ import pykka
 
 from actors._clock import Clock
 from actors._context import TaskContext
+from actors._faults import InjectedCrash, InjectedLimit
 from actors._interrupt import TaskInterrupted
 from actors._messages import ChildStarted, Interrupt, OperationReturned, Stop, WorkerFinished
 from actors._outcome import Cancelled, Completed, Outcome, Raised
@@ -151,6 +152,8 @@ class WorkerActor(PooledActor):
         try:
             try:
                 outcome = Completed(spec.operation(spec.params, context))
+            except (InjectedCrash, InjectedLimit) as fault:
+                outcome = fault.outcome()  # what the real fault does to a child
             except BaseException as exc:
                 # SystemExit, KeyboardInterrupt and TaskInterrupted included: in pykka a
                 # BaseException that escapes an actor stops every actor.

@@ -7,7 +7,7 @@ typed exception from a public entry point) into the error StoryCore clients see.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from types import MappingProxyType
@@ -166,6 +166,14 @@ class ErrorDetails:
         }
 
 
+_REGISTRY_RESTARTED_REMEDIATION = (
+    "The manager's registry failed while recording this task's change (a bug, or a "
+    "fault a test injected) and restarted; this task was the only one affected and "
+    "its outcome is unknown. Create the task again; if registries keep failing, see "
+    "get_stats()['restarts'] and the actor.restarted log events."
+)
+
+
 def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:
     """The error a terminal outcome reports; None for a completed (or unfinished) task."""
     if outcome is None or isinstance(outcome, Completed):
@@ -212,14 +220,23 @@ def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:
         )
     if isinstance(outcome, Interrupted):
         stage = f"while attempt {outcome.attempt} ran" if outcome.was_running else "before it ran"
-        return ErrorDetails.of(
+        what = (
+            "The task manager's registry failed on this task's update and restarted"
+            if outcome.cause == "registry_restarted"
+            else "The task manager's process stopped"
+        )
+        error = ErrorDetails.of(
             ErrorCodes.INTERRUPTED,
-            f"The task manager's process stopped {stage}; the task cannot be resumed",
+            f"{what} {stage}; the task cannot be resumed",
+            cause=outcome.cause,
             was_running=outcome.was_running,
             attempt=outcome.attempt,
             last_seen_at=_iso(outcome.last_seen_at),
             recovered_at=_iso(outcome.recovered_at),
         )
+        if outcome.cause == "registry_restarted":
+            error = replace(error, remediation=_REGISTRY_RESTARTED_REMEDIATION)
+        return error
     if isinstance(outcome, DependencyFailed):
         return ErrorDetails.of(
             ErrorCodes.DEPENDENCY_ERROR,

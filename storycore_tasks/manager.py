@@ -572,6 +572,12 @@ def snapshot_to_status(snapshot: TaskSnapshot) -> dict[str, Any]:
         "group_id": snapshot.group_id,
         "next_attempt_at": _iso(snapshot.scheduled_for) if snapshot.attempt_outcomes else None,
     }
+    if snapshot.injected_faults:
+        # Only when a test injected faults (storycore_tasks.testing): never mistaken
+        # for a real failure.
+        status["injected_faults"] = [
+            {"attempt": attempt, "fault": fault} for attempt, fault in snapshot.injected_faults
+        ]
     if snapshot.has_result:
         status["result"] = snapshot.result
     if snapshot.has_partial_result:
@@ -579,6 +585,9 @@ def snapshot_to_status(snapshot: TaskSnapshot) -> dict[str, Any]:
     error = error_from_outcome(snapshot.outcome)
     if error is not None:
         status["error"] = error.to_dict()
+        last_injected = snapshot.injected_faults[-1] if snapshot.injected_faults else None
+        if last_injected is not None and last_injected[0] == snapshot.attempt:
+            status["error"]["details"]["injected_fault"] = last_injected[1]
         if snapshot.attempt_outcomes:
             # Retried: the number of attempts and how each one ended, the last included
             # when it ended an attempt (not a cancel or a failed dependency while the

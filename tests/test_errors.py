@@ -403,6 +403,7 @@ def test_an_interrupted_task_maps_to_interrupted_with_when_and_which_attempt() -
     assert ran.code is ErrorCodes.INTERRUPTED
     assert ran.http_status == 503
     assert dict(ran.details) == {
+        "cause": "process_stopped",
         "was_running": True,
         "attempt": 2,
         "last_seen_at": "1970-01-01T00:00:00+00:00",

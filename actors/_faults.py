@@ -1,0 +1,470 @@
+"""Fault injection: make chosen runs of an operation fail in a chosen way, without
+touching the operation's code.
+
+A :class:`FaultPlan` holds rules ("the next 2 runs of ``render`` raise
+``OSError``"). The supervisor asks the plan once per attempt, just before it spawns
+the attempt's worker, and only while some rule is armed (so an unused plan costs one
+attribute read per task). A matching rule wraps the attempt's operation in an
+:class:`InjectedOperation`, which runs wherever the operation would have run (an
+operation thread or a child process) and is picklable for the latter.
+
+Every injected fault is named in the task's record (``injected_faults``) and logged as
+``fault.injected``, so a test report never passes one off as a real failure.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import signal as signal_module
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors._messages import (
+    Finish,
+    GetSnapshot,
+    MarkRunning,
+    ProgressReady,
+    Register,
+    RetryScheduled,
+)
+from actors._outcome import Crashed, Outcome, ResourceExhausted
+from actors._records import Operation
+
+__all__ = [
+    "Fault",
+    "FaultPlan",
+    "FaultRule",
+    "InjectedCrash",
+    "InjectedFaultError",
+    "InjectedLimit",
+    "InjectedOperation",
+]
+
+FAULT_KINDS = ("raise", "hang", "ignore_cancellation", "delay", "crash", "exceed_limit")
+_LIMITS = ("memory", "cpu")
+_SLICE = 0.01  # seconds between checks in the faults that wait
+
+
+class InjectedCrash(BaseException):
+    """Raised in an operation thread to stand for a crash (a thread cannot die alone):
+    the worker records it as the :class:`Crashed` outcome a child killed by
+    ``signal`` would have."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"injected crash ({_signal_name(signum)})")
+        self.signum = signum
+
+    def outcome(self) -> Outcome:
+        return Crashed(exit_code=None, signal=self.signum)
+
+
+class InjectedLimit(BaseException):
+    """Raised in an operation thread to stand for a resource limit (threads have none):
+    recorded as the :class:`ResourceExhausted` outcome of a child over its limit."""
+
+    def __init__(self, limit: str, value: float) -> None:
+        super().__init__(f"injected: {limit} exceeded")
+        self.limit = limit
+        self.value = value
+
+    def outcome(self) -> Outcome:
+        return ResourceExhausted(
+            limit=self.limit,
+            value=self.value,
+            message=f"injected fault: {self.limit} exceeded (simulated in thread isolation)",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One way for a run to go wrong. Build them with the :class:`FaultPlan` methods."""
+
+    kind: str
+    exception: BaseException | None = None  # "raise"
+    seconds: float | None = None  # "delay", "ignore_cancellation" (None: until stopped)
+    signum: int = signal_module.SIGKILL  # "crash"
+    limit: str = "memory"  # "exceed_limit"
+
+    def describe(self) -> str:
+        """How records and logs name it: ``raise OSError('disk full')``."""
+        if self.kind == "raise":
+            return f"raise {self.exception!r}"
+        if self.kind == "crash":
+            return f"crash ({_signal_name(self.signum)})"
+        if self.kind == "exceed_limit":
+            return f"exceed_limit ({self.limit})"
+        if self.kind in ("delay", "ignore_cancellation") and self.seconds is not None:
+            return f"{self.kind} ({self.seconds:g} s)"
+        return self.kind
+
+
+@dataclass(frozen=True, slots=True)
+class InjectedOperation:
+    """An attempt's operation with a fault in front of (or instead of) it."""
+
+    fault: Fault
+    operation: Operation
+    in_child: bool = False
+    memory_limit_mb: float | None = None
+    cpu_time_limit: float | None = None
+
+    def __call__(self, params: Any, task: Any) -> Any:
+        fault = self.fault
+        kind = fault.kind
+        if kind == "raise":
+            assert fault.exception is not None
+            # A copy per run: raising one instance twice would chain their tracebacks.
+            raise _fresh(fault.exception)
+        if kind == "hang":
+            # Until the supervisor stops the task (a cancel, a timeout, shutdown).
+            while not task.wait_cancelled(1.0):
+                pass
+            return None
+        if kind == "ignore_cancellation":
+            _sleep_ignoring_cancellation(fault.seconds)
+            return None
+        if kind == "delay":
+            assert fault.seconds is not None
+            time.sleep(fault.seconds)
+            return self.operation(params, task)
+        if kind == "crash":
+            if not self.in_child:
+                raise InjectedCrash(fault.signum)
+            # The default action, whatever handler the child installed: it really dies.
+            signal_module.signal(fault.signum, signal_module.SIG_DFL)
+            os.kill(os.getpid(), fault.signum)
+            _sleep_ignoring_cancellation(None)  # a signal that does not kill (SIGCHLD...)
+            return None
+        if kind == "exceed_limit":
+            return self._exceed_limit()
+        raise AssertionError(f"unknown fault kind {kind!r}")
+
+    def _exceed_limit(self) -> None:
+        limit = self.fault.limit
+        if limit == "memory":
+            if not self.in_child or self.memory_limit_mb is None:
+                raise InjectedLimit("memory_limit_mb", self.memory_limit_mb or 0.0)
+            hog: list[bytearray] = []
+            while True:  # until the address-space limit makes an allocation fail
+                hog.append(bytearray(16 * 1024 * 1024))
+        if not self.in_child or self.cpu_time_limit is None:
+            raise InjectedLimit("cpu_time_limit", self.cpu_time_limit or 0.0)
+        while True:  # until SIGXCPU ends the child
+            sum(range(10_000))
+
+
+@dataclass(eq=False, slots=True)
+class FaultRule:
+    """One armed rule of a :class:`FaultPlan`: its fault, whom it targets, and how many
+    runs it still applies to (None: every run until removed)."""
+
+    fault: Fault
+    operation: str | None
+    task_id: str | None
+    remaining: int | None
+    applied: int = 0
+    rule_id: int = 0
+    _plan: FaultPlan | None = field(default=None, repr=False)
+
+    def matches(self, task_id: str, operation: str) -> bool:
+        if self.task_id is not None:
+            return self.task_id == task_id
+        return self.operation == operation
+
+    def remove(self) -> bool:
+        """Disarm this rule; False if it was already spent or removed."""
+        assert self._plan is not None
+        return self._plan.remove(self)
+
+
+class FaultPlan:
+    """The armed fault rules of one runtime; thread-safe.
+
+    The newest matching rule wins, and a rule for a task id wins over one for its
+    operation, so a test can single out one task among many.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: list[FaultRule] = []
+        self._ids = itertools.count(1)
+        self.armed = False  # read without the lock on the hot path: a stale False only
+        # means a rule added this instant applies from the next dispatch on.
+        self.injected_total = 0
+        # Set by the runtime: how to make its registry and its timer service fail.
+        self._fail_registry: Callable[[Exception, type | None, str | None], None] | None = None
+        self._fail_timers: Callable[[Exception], None] | None = None
+
+    def attach(
+        self,
+        fail_registry: Callable[[Exception, type | None, str | None], None],
+        fail_timers: Callable[[Exception], None],
+    ) -> None:
+        self._fail_registry = fail_registry
+        self._fail_timers = fail_timers
+
+    def add(
+        self,
+        fault: Fault,
+        *,
+        operation: str | None = None,
+        task_id: str | None = None,
+        times: int | None = 1,
+    ) -> FaultRule:
+        if fault.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {fault.kind!r}; one of {FAULT_KINDS}")
+        if (operation is None) == (task_id is None):
+            raise ValueError(
+                "a fault targets exactly one of operation='name' or task_id='id'; "
+                f"got operation={operation!r}, task_id={task_id!r}"
+            )
+        for name, value in (("operation", operation), ("task_id", task_id)):
+            if value is not None and (not isinstance(value, str) or not value):
+                raise TypeError(f"{name} must be a non-empty str, got {value!r}")
+        if times is not None and (
+            isinstance(times, bool) or not isinstance(times, int) or times < 1
+        ):
+            raise ValueError(
+                f"times must be a positive int (runs to affect) or None for every run, "
+                f"got {times!r}"
+            )
+        with self._lock:
+            rule = FaultRule(fault, operation, task_id, times, rule_id=next(self._ids), _plan=self)
+            self._rules.append(rule)
+            self.armed = True
+        return rule
+
+    # -- the faults, by kind ---------------------------------------------------------------
+    # Each targets operation="name" or task_id="id" and applies to the next ``times``
+    # runs (attempts) of it (None: every run until removed); returns the armed rule.
+
+    def raise_error(
+        self,
+        exception: BaseException | type[BaseException],
+        *,
+        operation: str | None = None,
+        task_id: str | None = None,
+        times: int | None = 1,
+    ) -> FaultRule:
+        """The run raises ``exception`` instead of running the operation."""
+        if isinstance(exception, type) and issubclass(exception, BaseException):
+            exception = exception("injected fault")
+        if not isinstance(exception, BaseException):
+            raise TypeError(f"exception must be an exception instance or class, got {exception!r}")
+        return self.add(
+            Fault("raise", exception=exception), operation=operation, task_id=task_id, times=times
+        )
+
+    def hang(
+        self, *, operation: str | None = None, task_id: str | None = None, times: int | None = 1
+    ) -> FaultRule:
+        """The run blocks until the task is cancelled or times out (it cooperates then)."""
+        return self.add(Fault("hang"), operation=operation, task_id=task_id, times=times)
+
+    def ignore_cancellation(
+        self,
+        seconds: float | None = None,
+        *,
+        operation: str | None = None,
+        task_id: str | None = None,
+        times: int | None = 1,
+    ) -> FaultRule:
+        """The run never looks at ``is_cancelled()``: it sleeps ``seconds`` (None: until
+        the supervisor's stop escalation ends it: an interrupt in thread isolation,
+        SIGTERM then SIGKILL in process isolation)."""
+        seconds = _check_seconds("seconds", seconds, allow_none=True)
+        return self.add(
+            Fault("ignore_cancellation", seconds=seconds),
+            operation=operation,
+            task_id=task_id,
+            times=times,
+        )
+
+    def delay(
+        self,
+        seconds: float,
+        *,
+        operation: str | None = None,
+        task_id: str | None = None,
+        times: int | None = 1,
+    ) -> FaultRule:
+        """The run sleeps ``seconds`` (real time, ignoring cancellation), then runs the
+        operation as usual."""
+        return self.add(
+            Fault("delay", seconds=_check_seconds("seconds", seconds, allow_none=False)),
+            operation=operation,
+            task_id=task_id,
+            times=times,
+        )
+
+    def crash(
+        self,
+        signal: int = signal_module.SIGKILL,
+        *,
+        operation: str | None = None,
+        task_id: str | None = None,
+        times: int | None = 1,
+    ) -> FaultRule:
+        """The worker crashes. In process isolation its child really dies by ``signal``;
+        in thread isolation (a thread cannot die alone) the attempt ends with the same
+        crashed outcome, without killing anything."""
+        try:
+            signum = int(signal_module.Signals(signal))
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"signal must be a signal number or signal.Signals member, got {signal!r}"
+            ) from None
+        return self.add(
+            Fault("crash", signum=signum), operation=operation, task_id=task_id, times=times
+        )
+
+    def exceed_limit(
+        self,
+        limit: str = "memory",
+        *,
+        operation: str | None = None,
+        task_id: str | None = None,
+        times: int | None = 1,
+    ) -> FaultRule:
+        """The run goes past a resource limit: ``"memory"`` or ``"cpu"``. In process
+        isolation with that limit set (``memory_limit_mb``, ``cpu_time_limit``) the child
+        really does; otherwise the attempt ends as if it had."""
+        if limit not in _LIMITS:
+            raise ValueError(f"limit must be one of {_LIMITS}, got {limit!r}")
+        return self.add(
+            Fault("exceed_limit", limit=limit), operation=operation, task_id=task_id, times=times
+        )
+
+    # -- the runtime's own parts -------------------------------------------------------------
+
+    def fail_registry(
+        self,
+        error: Exception | None = None,
+        *,
+        on: str = "now",
+        task_id: str | None = None,
+    ) -> None:
+        """Make the registry actor fail: at once (``on="now"``), or while it handles the
+        next message of one kind: ``"create"``, ``"start"``, ``"progress"``, ``"retry"``,
+        ``"finish"`` (of task ``task_id`` when given), or ``"status"`` (a status query).
+        It is restarted and rebuilt; a task whose message it failed on ends with
+        ``INTERRUPTED`` (cause ``registry_restarted``)."""
+
+        points: dict[str, type | None] = {
+            "now": None,
+            "create": Register,
+            "start": MarkRunning,
+            "progress": ProgressReady,
+            "retry": RetryScheduled,
+            "finish": Finish,
+            "status": GetSnapshot,
+        }
+        if on not in points:
+            raise ValueError(f"on must be one of {sorted(points)}, got {on!r}")
+        if task_id is not None and on == "now":
+            raise ValueError("task_id needs on= a message kind ('start', 'finish', ...)")
+        if self._fail_registry is None:
+            raise RuntimeError("this fault plan belongs to no runtime")
+        self._fail_registry(_injected(error, "registry"), points[on], task_id)
+
+    def fail_timers(self, error: Exception | None = None) -> None:
+        """Make the timer service's next tick fail; it is restarted and rebuilt, and no
+        armed timer is lost."""
+        if self._fail_timers is None:
+            raise RuntimeError("this fault plan belongs to no runtime")
+        self._fail_timers(_injected(error, "timers"))
+
+    # -- the plan ---------------------------------------------------------------------------
+
+    def take(self, task_id: str, operation: str) -> Fault | None:
+        """The fault for this run of this task, if any rule matches; spends one run."""
+        with self._lock:
+            chosen: FaultRule | None = None
+            for rule in reversed(self._rules):
+                if rule.matches(task_id, operation) and (
+                    chosen is None or (rule.task_id is not None and chosen.task_id is None)
+                ):
+                    chosen = rule
+            if chosen is None:
+                return None
+            chosen.applied += 1
+            self.injected_total += 1
+            if chosen.remaining is not None:
+                chosen.remaining -= 1
+                if chosen.remaining == 0:
+                    self._rules.remove(chosen)
+                    self.armed = bool(self._rules)
+            return chosen.fault
+
+    def remove(self, rule: FaultRule) -> bool:
+        with self._lock:
+            if rule not in self._rules:
+                return False
+            self._rules.remove(rule)
+            self.armed = bool(self._rules)
+            return True
+
+    def clear(self) -> int:
+        """Disarm every rule; returns how many there were."""
+        with self._lock:
+            count = len(self._rules)
+            self._rules.clear()
+            self.armed = False
+            return count
+
+    def rules(self) -> list[FaultRule]:
+        with self._lock:
+            return list(self._rules)
+
+
+class InjectedFaultError(RuntimeError):
+    """The default error of an injected failure of the runtime's own parts."""
+
+
+def _injected(error: Exception | None, part: str) -> Exception:
+    if error is None:
+        return InjectedFaultError(f"injected fault in the {part}")
+    if not isinstance(error, Exception):
+        raise TypeError(f"error must be an Exception instance, got {error!r}")
+    return error
+
+
+def _check_seconds(name: str, value: float | None, *, allow_none: bool) -> float | None:
+    if value is None and allow_none:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def _fresh(exception: BaseException) -> BaseException:
+    try:
+        copy = type(exception)(*exception.args)
+    except Exception:  # an exception class with a constructor of its own
+        return exception
+    return copy
+
+
+def _sleep_ignoring_cancellation(seconds: float | None) -> None:
+    """Sleep in short slices and never look at the task: the supervisor's escalation
+    (an interrupt in a thread, signals for a child) is what ends it early."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    while deadline is None or time.monotonic() < deadline:
+        time.sleep(_SLICE)
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal_module.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"

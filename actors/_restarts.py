@@ -1,0 +1,134 @@
+"""Self-healing for the runtime's own parts: the registry actor and the timer service.
+
+When one of them fails (an exception escapes a handler: a bug, or a test's injected
+fault) it is restarted in place, as Akka restarts an actor: its address and its
+mailbox are kept, the message that failed is not handled again (it may be what makes
+it fail), and its state is rebuilt from what is known to be true (the records, the
+store). Callers that were waiting get their answer, or :class:`ActorRestartedError`
+for the one call that met the failure; none hangs.
+
+A restart intensity, as in OTP, bounds this: more than ``max_restarts`` restarts
+within ``window`` seconds means the fault is not transient, and the runtime stops
+cleanly with the reason logged instead of restarting in a loop.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+
+from actors._clock import Clock
+from actors.logs import library_logger
+
+__all__ = ["RestartingActor", "SelfHealing"]
+
+_log = library_logger("actors.restarts")
+
+
+class SelfHealing:
+    """The runtime's restart bookkeeping: counts per part, the restart intensity, and
+    the one-time decision to give up. Thread-safe (the registry's and the timers'
+    threads report here)."""
+
+    def __init__(
+        self,
+        *,
+        max_restarts: int,
+        window: float,
+        clock: Clock,
+        give_up: Callable[[str], None],
+    ) -> None:
+        self._max_restarts = max_restarts
+        self._window = window
+        self._clock = clock
+        self._give_up = give_up
+        self._lock = threading.Lock()
+        self._recent: collections.deque[float] = collections.deque()
+        self._counts: dict[str, int] = {"registry": 0, "timers": 0}
+        self.gave_up_reason: str | None = None
+
+    def restarted(self, part: str, error: BaseException, **details: Any) -> bool:
+        """Count a restart of ``part``; False once the intensity is exceeded (the runtime
+        is then being stopped, and the caller should not count on it any more)."""
+        now = self._clock.monotonic()
+        with self._lock:
+            self._counts[part] = self._counts.get(part, 0) + 1
+            self._recent.append(now)
+            while self._recent and self._recent[0] <= now - self._window:
+                self._recent.popleft()
+            within = len(self._recent) <= self._max_restarts
+            count = self._counts[part]
+            first_give_up = not within and self.gave_up_reason is None
+            if first_give_up:
+                self.gave_up_reason = (
+                    f"its own actors needed {len(self._recent)} restarts within "
+                    f"{self._window:g} s (max_restarts={self._max_restarts}); the last: "
+                    f"the {part} failed with {error!r}"
+                )
+            reason = self.gave_up_reason
+        _log.warning("actor.restarted", actor=part, restarts=count, error=repr(error), **details)
+        if first_give_up:
+            assert reason is not None
+            _log.error("manager.giving_up", actor=part, reason=reason)
+            self._give_up(reason)
+        return within
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                **self._counts,
+                "total": sum(self._counts.values()),
+                "max_restarts": self._max_restarts,
+                "window": self._window,
+                "gave_up": self.gave_up_reason,
+            }
+
+
+class RestartingActor(pykka.ThreadingActor):
+    """A threading actor that survives a handler that raises.
+
+    pykka stops an actor whose handler raises on a told message, and answers every
+    message left in its mailbox with ActorDeadError. This loop instead calls
+    :meth:`on_restart` (which rebuilds the actor's state) and carries on with the same
+    mailbox; an asker whose message failed gets the exception ``on_restart`` returns.
+    """
+
+    def on_restart(self, error: Exception, message: Any) -> BaseException:
+        """Rebuild the state after ``message`` failed with ``error``; returns what its
+        asker (if it was asked) gets instead of an answer."""
+        raise NotImplementedError
+
+    def _actor_loop_running(self) -> None:
+        # pykka 4's loop (see pykka._actor.Actor._actor_loop_running), with the failure
+        # of a handler turned into a restart instead of a stop.
+        while not self.actor_stopped.is_set():
+            envelope = self.actor_inbox.get()
+            try:
+                response = self._handle_receive(envelope.message)
+            except Exception as exc:
+                try:
+                    answer = self.on_restart(exc, envelope.message)
+                except Exception:  # the rebuild itself failed: stop as pykka would
+                    failure = sys.exc_info()
+                    if envelope.reply_to is not None:
+                        envelope.reply_to.set_exception(exc_info=failure)
+                    self._handle_failure(*failure)
+                    with contextlib.suppress(Exception):
+                        self.on_failure(*failure)
+                    return
+                if envelope.reply_to is not None:
+                    envelope.reply_to.set_exception(exc_info=(type(answer), answer, None))
+                continue
+            except BaseException:
+                # As pykka: an interpreter exit or KeyboardInterrupt stops every actor.
+                self._stop()
+                pykka.ActorRegistry.stop_all()
+                return
+            if envelope.reply_to is not None:
+                envelope.reply_to.set(response)
