@@ -9,6 +9,7 @@ error codes.
 from actors._clock import Clock, ManualClock, SystemClock
 from actors._context import TaskContext
 from actors._errors import (
+    ActorRestartedError,
     ActorUnresponsiveError,
     OperationUnavailableError,
     QueueFullError,
@@ -23,6 +24,7 @@ from actors._errors import (
     UnknownOperationError,
     UnknownTaskError,
 )
+from actors._faults import FaultPlan, FaultRule, InjectedFaultError
 from actors._interrupt import TaskInterrupted
 from actors._notifier import TaskEvent
 from actors._operations import NamedOperation
@@ -51,6 +53,7 @@ from actors._table import TableStats
 from actors._timers import TimerHandle, TimerService, TimerStatistics
 
 __all__ = [
+    "ActorRestartedError",
     "ActorUnresponsiveError",
     "Cancelled",
     "Clock",
@@ -58,6 +61,9 @@ __all__ = [
     "Crashed",
     "DependencyFailed",
     "Dispatcher",
+    "FaultPlan",
+    "FaultRule",
+    "InjectedFaultError",
     "Interrupted",
     "Isolation",
     "ManualClock",

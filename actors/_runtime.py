@@ -784,6 +784,20 @@ class TaskRuntime:
             injected_faults=self._faults.injected_total,
         )
 
+    def sync(self) -> None:
+        """Return once the supervisor, then the registry, have handled every message sent
+        to them before this call (and what the supervisor told the registry meanwhile).
+
+        For tests on a :class:`ManualClock`: after ``clock.advance(...)`` the due timers
+        have been told; after ``sync()`` their effects (a timeout recorded, a retry
+        queued, a cleanup done) can be read.
+        """
+        if self._closed:
+            return
+        with contextlib.suppress(pykka.ActorDeadError):
+            self._ask(self._supervisor, GetSupervisorStats(), "supervisor")
+            self._ask(self._registry, GetStats(), "registry")
+
     # -- self-healing ----------------------------------------------------------------------
 
     @property

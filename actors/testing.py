@@ -2,11 +2,12 @@
 
 * :class:`ManualClock`: virtual time that moves only when advanced.
 * :class:`ResourceSnapshot` / :func:`assert_no_leaks`: prove that a block of code left no
-  thread and no pykka actor behind.
+  thread, no pykka actor and no child process behind.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -17,49 +18,85 @@ import pykka
 
 from actors._clock import ManualClock
 
-__all__ = ["ManualClock", "ResourceSnapshot", "assert_no_leaks", "wait_until"]
+__all__ = ["ManualClock", "ResourceSnapshot", "assert_no_leaks", "child_processes", "wait_until"]
 
 
 @dataclass(frozen=True, slots=True)
 class ResourceSnapshot:
-    """The threads and pykka actors alive at one moment."""
+    """The threads, pykka actors and child processes alive at one moment."""
 
     threads: frozenset[threading.Thread]
     actors: frozenset[str]
+    children: frozenset[int] = frozenset()
 
     @classmethod
     def take(cls) -> ResourceSnapshot:
         return cls(
             threads=frozenset(t for t in threading.enumerate() if t.is_alive()),
             actors=frozenset(ref.actor_urn for ref in pykka.ActorRegistry.get_all()),
+            children=child_processes(),
         )
 
-    def leaked_since(self, before: ResourceSnapshot) -> tuple[list[str], list[str]]:
-        """(thread names, actor urns) alive now that were not alive ``before``."""
+    def leaked_since(self, before: ResourceSnapshot) -> tuple[list[str], list[str], list[int]]:
+        """(thread names, actor urns, child pids) alive now that were not ``before``."""
         threads = sorted(t.name for t in self.threads - before.threads)
         actors = sorted(self.actors - before.actors)
-        return threads, actors
+        children = sorted(self.children - before.children)
+        return threads, actors, children
+
+    def describe_leaks(self, before: ResourceSnapshot) -> str | None:
+        """What was left behind since ``before``, in words; None when nothing was."""
+        threads, actors, children = self.leaked_since(before)
+        if not threads and not actors and not children:
+            return None
+        return (
+            f"leaked threads {threads}, actors {actors} and child processes {children}; "
+            "shut down every TaskManager the code started (shutdown(wait=True))"
+        )
+
+
+def child_processes() -> frozenset[int]:
+    """Pids of this process's live (not zombie) children: read from /proc on Linux,
+    else the children multiprocessing knows about."""
+    me = str(os.getpid())
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        import multiprocessing
+
+        return frozenset(p.pid for p in multiprocessing.active_children() if p.pid is not None)
+    pids = []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # it exited meanwhile
+        if fields[1] == me and fields[0] != "Z":
+            pids.append(int(entry))
+    return frozenset(pids)
 
 
 @contextmanager
 def assert_no_leaks(grace_seconds: float = 5.0) -> Iterator[None]:
-    """Fail if the block leaves a thread or a pykka actor alive.
+    """Fail if the block leaves a thread, a pykka actor or a child process alive.
 
     Threads that are already stopping get up to ``grace_seconds`` to finish (a joined
     thread can linger in ``threading.enumerate`` for a moment).
     """
     before = ResourceSnapshot.take()
     yield
-    leaked: tuple[list[str], list[str]] = ([], [])
+    leaks: str | None = None
 
     def clean() -> bool:
-        nonlocal leaked
-        leaked = ResourceSnapshot.take().leaked_since(before)
-        return not leaked[0] and not leaked[1]
+        nonlocal leaks
+        leaks = ResourceSnapshot.take().describe_leaks(before)
+        return leaks is None
 
     if not wait_until(clean, timeout=grace_seconds):
-        threads, actors = leaked
-        raise AssertionError(f"leaked threads {threads} and actors {actors}")
+        raise AssertionError(leaks)
 
 
 def wait_until(predicate: object, *, timeout: float, interval: float = 0.005) -> bool:

@@ -223,7 +223,7 @@ def no_leaks(grace_seconds: float = 10.0) -> Iterator[None]:
     before = ResourceSnapshot.take()
     children_before = {child.pid for child in child_processes()}
     yield
-    leaked: tuple[list[str], list[str]] = ([], [])
+    leaked: tuple[list[str], list[str], list[int]] = ([], [], [])
     children: list[ChildProcessInfo] = []
 
     def clean() -> bool:

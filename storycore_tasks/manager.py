@@ -18,6 +18,7 @@ import pykka
 
 from actors import (
     Clock,
+    FaultPlan,
     Isolation,
     NamedOperation,
     Operation,
@@ -88,6 +89,11 @@ class TaskManager:
             pending tasks for ``cooldown`` seconds (default: ``failure_window``); then
             one trial task runs, and its outcome closes or reopens the breaker. None
             (the default) turns it off; ``register_operation`` can set it per operation.
+        max_restarts, restart_window: the manager's own restart intensity. Its registry
+            and timer service are restarted and rebuilt when they fail; more than
+            ``max_restarts`` such restarts within ``restart_window`` seconds stop the
+            manager cleanly (pending tasks cancelled, the reason logged as
+            ``manager.giving_up`` and given by every later call) instead of looping.
     """
 
     def __init__(
@@ -111,6 +117,8 @@ class TaskManager:
         max_failures: int | None = None,
         failure_window: float = 60.0,
         cooldown: float | None = None,
+        max_restarts: int = 3,
+        restart_window: float = 60.0,
     ) -> None:
         self._num_workers = check_count("num_workers", num_workers)
         self._default_timeout = check_seconds("default_timeout", default_timeout, allow_none=True)
@@ -132,6 +140,8 @@ class TaskManager:
             max_failures=max_failures,
             failure_window=failure_window,
             cooldown=cooldown,
+            max_restarts=max_restarts,
+            restart_window=restart_window,
             name="storycore-tasks",
         )
 
@@ -532,6 +542,8 @@ class TaskManager:
                 "replaced_total": stats.processes.replaced_total,
             },
             "operations": {name: dict(state) for name, state in stats.operations.items()},
+            "restarts": dict(stats.restarts),
+            "injected_faults": stats.injected_faults,
             "schedules": {sid: dict(s) for sid, s in supervisor.schedules.items()},
             "store": {
                 "kind": stats.store.kind,
@@ -544,6 +556,12 @@ class TaskManager:
                 "awaiting_operation": stats.awaiting_operation,
             },
         }
+
+    @property
+    def faults(self) -> FaultPlan:
+        """Fault injection for tests (see ``storycore_tasks.testing``): make chosen runs
+        of an operation raise, hang, crash..., or the manager's own actors fail."""
+        return self._runtime.faults
 
     @property
     def runtime(self) -> TaskRuntime:

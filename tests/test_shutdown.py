@@ -33,8 +33,8 @@ def test_shutdown_leaves_no_actor_and_no_thread() -> None:
         gate.release()
         manager.shutdown(wait=True)
         assert pykka.ActorRegistry.get_all() == []
-        threads, actors = ResourceSnapshot.take().leaked_since(before)
-        assert (threads, actors) == ([], [])
+        threads, actors, children = ResourceSnapshot.take().leaked_since(before)
+        assert (threads, actors, children) == ([], [], [])
 
 
 def test_shutdown_runs_pending_tasks_by_default(make_manager: MakeManager) -> None:
