@@ -30,6 +30,7 @@ from actors._messages import (
     MarkRunning,
     ProgressReady,
     Register,
+    RegisterDependent,
     RetryScheduled,
 )
 from actors._outcome import Crashed, Outcome, ResourceExhausted
@@ -47,6 +48,8 @@ __all__ = [
 
 FAULT_KINDS = ("raise", "hang", "ignore_cancellation", "delay", "crash", "exceed_limit")
 _LIMITS = ("memory", "cpu")
+# How the runtime makes its registry fail: (error, message type(s) or None, task id).
+_FailRegistry = Callable[[Exception, type | tuple[type, ...] | None, str | None], None]
 _SLICE = 0.01  # seconds between checks in the faults that wait
 
 
@@ -136,7 +139,9 @@ class InjectedOperation:
             if not self.in_child:
                 raise InjectedCrash(fault.signum)
             # The default action, whatever handler the child installed: it really dies.
-            signal_module.signal(fault.signum, signal_module.SIG_DFL)
+            # (SIGKILL and SIGSTOP cannot have a handler, nor be given one.)
+            if fault.signum not in (signal_module.SIGKILL, signal_module.SIGSTOP):
+                signal_module.signal(fault.signum, signal_module.SIG_DFL)
             os.kill(os.getpid(), fault.signum)
             _sleep_ignoring_cancellation(None)  # a signal that does not kill (SIGCHLD...)
             return None
@@ -197,12 +202,14 @@ class FaultPlan:
         # means a rule added this instant applies from the next dispatch on.
         self.injected_total = 0
         # Set by the runtime: how to make its registry and its timer service fail.
-        self._fail_registry: Callable[[Exception, type | None, str | None], None] | None = None
+        self._fail_registry: (
+            Callable[[Exception, type | tuple[type, ...] | None, str | None], None] | None
+        ) = None
         self._fail_timers: Callable[[Exception], None] | None = None
 
     def attach(
         self,
-        fail_registry: Callable[[Exception, type | None, str | None], None],
+        fail_registry: _FailRegistry,
         fail_timers: Callable[[Exception], None],
     ) -> None:
         self._fail_registry = fail_registry
@@ -355,9 +362,9 @@ class FaultPlan:
         It is restarted and rebuilt; a task whose message it failed on ends with
         ``INTERRUPTED`` (cause ``registry_restarted``)."""
 
-        points: dict[str, type | None] = {
+        points: dict[str, type | tuple[type, ...] | None] = {
             "now": None,
-            "create": Register,
+            "create": (Register, RegisterDependent),
             "start": MarkRunning,
             "progress": ProgressReady,
             "retry": RetryScheduled,

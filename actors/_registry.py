@@ -140,7 +140,7 @@ class RegistryActor(RestartingActor):
     ) -> None:
         super().__init__()
         self._healing = healing
-        self._trap: InjectFault | None = None  # a test's injected fault, armed
+        self._traps: list[InjectFault] = []  # a test's injected faults, armed
         # Subscriptions: the notifier gets every lifecycle fact while ``listening`` is set.
         self._notifier = notifier
         self._listening = listening if listening is not None else threading.Event()
@@ -189,7 +189,7 @@ class RegistryActor(RestartingActor):
         return answer
 
     def _handle(self, message: Any) -> Any:
-        if self._trap is not None:
+        if self._traps:
             self._spring_trap(message)
         # Ordered by frequency on the hot path.
         if isinstance(message, ProgressReady):
@@ -219,6 +219,15 @@ class RegistryActor(RestartingActor):
                         attempt=started.attempt,
                         operation=started.operation_name,
                     )
+            elif self._ended(message.task_id):
+                # Ended here while the supervisor was starting it (the registry ended it
+                # on a restart before its Submit reached the supervisor): stop it there.
+                self._tell_supervisor(Cancel(message.task_id))
+                if message.ticket is not None:
+                    message.ticket.done(
+                        RuntimeError("the task had already ended: the registry ended it")
+                    )
+                return None
             if message.ticket is not None:
                 self._ticket(message.ticket)
             return None
@@ -253,7 +262,7 @@ class RegistryActor(RestartingActor):
             self._supervisor = message.supervisor  # type: ignore[assignment]
             return None
         if isinstance(message, InjectFault):
-            self._trap = message
+            self._traps.append(message)
             self._spring_trap(message)
             return None
         if isinstance(message, Flush):
@@ -301,18 +310,22 @@ class RegistryActor(RestartingActor):
 
     # -- restarts ---------------------------------------------------------------------------
 
+    def _ended(self, task_id: str) -> bool:
+        record = self._table.get(task_id)
+        return record is not None and record.status.is_terminal
+
     def _spring_trap(self, message: Any) -> None:
-        trap = self._trap
-        assert trap is not None
-        if trap.message_type is None:
-            if message is not trap:
-                return
-        elif not isinstance(message, trap.message_type) or (
-            trap.task_id is not None and _task_of(message) != trap.task_id
-        ):
-            return
-        self._trap = None
-        raise trap.error
+        """Raise the first armed fault that ``message`` triggers (and disarm it)."""
+        for trap in self._traps:
+            if trap.message_type is None:
+                if message is not trap:
+                    continue
+            elif not isinstance(message, trap.message_type) or (
+                trap.task_id is not None and _task_of(message) != trap.task_id
+            ):
+                continue
+            self._traps.remove(trap)
+            raise trap.error
 
     def on_restart(self, error: Exception, message: Any) -> BaseException:
         """``message`` made this actor fail with ``error``: rebuild everything from the
@@ -508,8 +521,12 @@ class RegistryActor(RestartingActor):
         return Completed(value), text
 
     def on_failure(self, *exc_info: Any) -> None:
-        # Only when a rebuild itself failed (see RestartingActor): nobody may hang.
-        self.on_stop()
+        # Only when a rebuild itself failed (see RestartingActor): the runtime cannot go
+        # on without its registry, and nobody may hang.
+        if self._healing is not None:
+            self._healing.fatal("registry", exc_info[1])
+        with contextlib.suppress(Exception):
+            self.on_stop()
 
     def on_stop(self) -> None:
         if self._store is not None:

@@ -79,6 +79,18 @@ class SelfHealing:
             self._give_up(reason)
         return within
 
+    def fatal(self, part: str, error: BaseException) -> None:
+        """``part`` could not even be rebuilt: give up at once."""
+        with self._lock:
+            first = self.gave_up_reason is None
+            if first:
+                self.gave_up_reason = f"the {part} failed and could not be rebuilt: {error!r}"
+            reason = self.gave_up_reason
+        if first:
+            assert reason is not None
+            _log.error("manager.giving_up", actor=part, reason=reason)
+            self._give_up(reason)
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {

@@ -23,6 +23,7 @@ from actors._admission import AdmissionGate
 from actors._clock import Clock, SystemClock
 from actors._codec import normalized
 from actors._errors import (
+    ActorRestartedError,
     ActorUnresponsiveError,
     OperationUnavailableError,
     QueueFullError,
@@ -531,9 +532,16 @@ class TaskRuntime:
             if dependencies:
                 # The registry resolves the dependencies and forwards the task to the
                 # supervisor itself, so its answer and the task's release keep one order.
-                verdict, unknown = self._ask(
-                    self._registry, RegisterDependent(spec, ticket), "registry"
-                )
+                try:
+                    verdict, unknown = self._ask(
+                        self._registry, RegisterDependent(spec, ticket), "registry"
+                    )
+                except ActorRestartedError:
+                    # The registry failed on this very task and ended it (INTERRUPTED,
+                    # cause registry_restarted) without queueing it: its place in the
+                    # queue is free again, and its id tells the caller what happened.
+                    self._admission.leave()
+                    verdict, unknown = "failed", []
                 if verdict == "unknown":
                     self._admission.leave()
                     raise ValueError(
@@ -826,7 +834,7 @@ class TaskRuntime:
         return RuntimeClosedError(f"the task manager is shut down; {consequence}")
 
     def _fail_registry(
-        self, error: Exception, message_type: type | None, task_id: str | None
+        self, error: Exception, message_type: type | tuple[type, ...] | None, task_id: str | None
     ) -> None:
         self._registry.tell(InjectFault(error, message_type, task_id))
 

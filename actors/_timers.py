@@ -237,7 +237,10 @@ class TimerService:
         try:
             self.tick()
         except Exception as exc:
-            self._restart(exc)
+            try:
+                self._restart(exc)
+            except Exception as failure:  # the service goes on; the failure is said
+                _log.error("timers.restart_failed", error=repr(failure), cause=repr(exc))
 
     def _on_clock_jump(self) -> None:
         self._safe_tick()

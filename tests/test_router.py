@@ -595,6 +595,8 @@ def test_stats_reports_counts_of_the_tasks_run(make_manager: MakeManager) -> Non
         "operations",
         "schedules",
         "store",
+        "restarts",
+        "injected_faults",
     } == set(data)
     assert data["total_tasks"] == 3
     assert data["queue_size"] == 0
