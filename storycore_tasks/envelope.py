@@ -25,6 +25,14 @@ class RequestContext:
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     user: str | None = None
     started_at: float = field(default_factory=time.monotonic)
+    # True when ``user`` may see only their own tasks (the HTTP service's role "user"):
+    # another user's task then reads as not found. Embedding code sees everything.
+    owner_only: bool = False
+
+    @property
+    def owner(self) -> str | None:
+        """The user whose tasks this request is limited to, or None for all."""
+        return self.user if self.owner_only else None
 
 
 @dataclass(frozen=True, slots=True)

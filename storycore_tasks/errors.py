@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from actors import (
+    ActorRestartedError,
     ActorUnresponsiveError,
     Cancelled,
     Completed,
@@ -60,6 +61,7 @@ class ErrorCodes(StrEnum):
     INTERRUPTED = "INTERRUPTED"
     RESULT_NOT_SERIALIZABLE = "RESULT_NOT_SERIALIZABLE"
     DEPENDENCY_ERROR = "DEPENDENCY_ERROR"
+    AUTHENTICATION_REQUIRED = "AUTHENTICATION_REQUIRED"
 
 
 HTTP_STATUS_BY_CODE: Mapping[ErrorCodes, int] = MappingProxyType(
@@ -76,6 +78,7 @@ HTTP_STATUS_BY_CODE: Mapping[ErrorCodes, int] = MappingProxyType(
         ErrorCodes.INTERRUPTED: 503,
         ErrorCodes.RESULT_NOT_SERIALIZABLE: 500,
         ErrorCodes.DEPENDENCY_ERROR: 424,
+        ErrorCodes.AUTHENTICATION_REQUIRED: 401,
     }
 )
 """The HTTP status an endpoint answers with for each error code."""
@@ -126,6 +129,10 @@ REMEDIATION_BY_CODE: Mapping[ErrorCodes, str] = MappingProxyType(
         ErrorCodes.DEPENDENCY_ERROR: (
             "A task this one depended on (details.dependency_id) failed or was cancelled, "
             "so this one never ran; fix or rerun that task, then create this one again."
+        ),
+        ErrorCodes.AUTHENTICATION_REQUIRED: (
+            "Send a valid token: 'Authorization: Bearer <token>' (an event stream may pass "
+            "?access_token=<token> instead). Ask the service's operator for a token."
         ),
     }
 )
@@ -274,7 +281,7 @@ def error_from_exception(exc: BaseException) -> ErrorDetails:
         return ErrorDetails.of(
             ErrorCodes.SERVICE_UNAVAILABLE, str(exc), max_pending=exc.max_pending
         )
-    if isinstance(exc, RuntimeClosedError | ActorUnresponsiveError):
+    if isinstance(exc, RuntimeClosedError | ActorUnresponsiveError | ActorRestartedError):
         return ErrorDetails.of(ErrorCodes.SERVICE_UNAVAILABLE, str(exc))
     if isinstance(exc, StoreError):
         return ErrorDetails.of(ErrorCodes.SERVICE_UNAVAILABLE, str(exc), location=exc.location)

@@ -349,14 +349,17 @@ class TaskManager:
             raise
         return group_id
 
-    def get_group_status(self, group_id: str) -> dict[str, Any] | None:
+    def get_group_status(self, group_id: str, *, user: str | None = None) -> dict[str, Any] | None:
         """The group's aggregate status, or None for an unknown group: ``counts`` per
         state, ``progress`` (the mean of its tasks'), ``state`` (``pending``,
-        ``running``, ``completed``, ``failed`` or ``cancelled``) and its ``tasks``."""
+        ``running``, ``completed``, ``failed`` or ``cancelled``) and its ``tasks``.
+        With ``user``, None also for a group whose tasks another user created."""
         if not is_task_id(group_id):
             return None
         members = self._runtime.group(group_id)
         if members is None:
+            return None
+        if user is not None and any(m.user != user for m in members):
             return None
         counts = {status.value: 0 for status in TaskStatus}
         for member in members:
@@ -380,9 +383,10 @@ class TaskManager:
             "tasks": [m.task_id for m in members],
         }
 
-    def cancel_group(self, group_id: str) -> int:
-        """Cancel every member of the group that has not finished; returns how many."""
-        status = self.get_group_status(group_id)
+    def cancel_group(self, group_id: str, *, user: str | None = None) -> int:
+        """Cancel every member of the group that has not finished; returns how many.
+        With ``user``, a group whose tasks another user created is unknown."""
+        status = self.get_group_status(group_id, user=user)
         if status is None:
             raise UnknownGroupError(str(group_id))
         return sum(self._runtime.cancel(task_id) for task_id in status["tasks"])
@@ -438,14 +442,17 @@ class TaskManager:
             return False
         return self._runtime.unsubscribe(subscription_id)
 
-    def cancel_task(self, task_id: str) -> bool:
+    def cancel_task(self, task_id: str, *, user: str | None = None) -> bool:
         """Cancel a pending or running task.
 
         True when the cancellation was accepted: the task reads ``cancelled`` from now on,
         a pending one never runs, a running one sees ``is_cancelled()``. False when the id
-        is unknown or malformed, or the task has already ended.
+        is unknown or malformed, or the task has already ended. With ``user``, only a
+        task that user created can be cancelled (any other is treated as unknown).
         """
         if not is_task_id(task_id):
+            return False
+        if user is not None and self._owned_snapshot(task_id, user) is None:
             return False
         return self._runtime.cancel(task_id)
 
@@ -464,12 +471,19 @@ class TaskManager:
 
     # -- queries --------------------------------------------------------------------------
 
-    def get_task_status(self, task_id: str) -> dict[str, Any] | None:
-        """The task's status dict, or None for an unknown or malformed id."""
+    def get_task_status(self, task_id: str, *, user: str | None = None) -> dict[str, Any] | None:
+        """The task's status dict, or None for an unknown or malformed id. With ``user``,
+        None also for a task another user created: its existence is not revealed."""
         if not is_task_id(task_id):
             return None
-        snapshot = self._runtime.snapshot(task_id)
+        snapshot = self._owned_snapshot(task_id, user)
         return None if snapshot is None else snapshot_to_status(snapshot)
+
+    def _owned_snapshot(self, task_id: str, user: str | None) -> TaskSnapshot | None:
+        snapshot = self._runtime.snapshot(task_id)
+        if snapshot is None or (user is not None and snapshot.user != user):
+            return None
+        return snapshot
 
     def get_task_result(self, task_id: str) -> Any:
         """The result of a completed task, else None."""
@@ -499,16 +513,27 @@ class TaskManager:
         return self.list_tasks(TaskStatus.RUNNING)
 
     def list_tasks(
-        self, status: TaskStatus | str | None = None, limit: int | None = None
+        self,
+        status: TaskStatus | str | None = None,
+        limit: int | None = None,
+        *,
+        user: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Status dicts of the tasks with ``status`` (every retained task if None)."""
+        """Status dicts of the tasks with ``status`` (every retained task if None):
+        pending ones in the order they will run, then running ones, then ended ones in
+        the order they ended. With ``user``, only the tasks that user created."""
         if status is not None and not isinstance(status, TaskStatus):
             try:
                 status = TaskStatus(status)
             except ValueError:
                 choices = ", ".join(s.value for s in TaskStatus)
                 raise ValueError(f"unknown status {status!r}; use one of {choices}") from None
-        return [snapshot_to_status(s) for s in self._runtime.list(status, limit)]
+        if user is None:
+            return [snapshot_to_status(s) for s in self._runtime.list(status, limit)]
+        if limit is not None:
+            limit = check_count("limit", limit, minimum=0)
+        owned = [s for s in self._runtime.list(status, None) if s.user == user]
+        return [snapshot_to_status(s) for s in owned[:limit]]
 
     def get_stats(self) -> dict[str, Any]:
         stats = self._runtime.stats()

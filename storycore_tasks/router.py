@@ -157,16 +157,16 @@ def register_task_endpoints(router: APIRouter, manager: TaskManager) -> None:
 
     def status(params: Mapping[str, Any], context: RequestContext) -> Any:
         task_id = _require_task_id(params)
-        found = manager.get_task_status(task_id)
+        found = manager.get_task_status(task_id, user=context.owner)
         if found is None:
             raise _not_found(task_id)
         return found
 
     def cancel(params: Mapping[str, Any], context: RequestContext) -> Any:
         task_id = _require_task_id(params)
-        if manager.cancel_task(task_id):
+        if manager.cancel_task(task_id, user=context.owner):
             return {"task_id": task_id, "cancelled": True, "message": "Task cancellation requested"}
-        found = manager.get_task_status(task_id)
+        found = manager.get_task_status(task_id, user=context.owner)
         if found is None:
             raise _not_found(task_id)
         raise APIError(
@@ -181,7 +181,7 @@ def register_task_endpoints(router: APIRouter, manager: TaskManager) -> None:
     def list_tasks(params: Mapping[str, Any], context: RequestContext) -> Any:
         status_filter = params.get("status")
         limit = params.get("limit")
-        tasks = manager.list_tasks(status_filter, limit)
+        tasks = manager.list_tasks(status_filter, limit, user=context.owner)
         return {"tasks": tasks, "count": len(tasks)}
 
     def stats(params: Mapping[str, Any], context: RequestContext) -> Any:
@@ -189,7 +189,7 @@ def register_task_endpoints(router: APIRouter, manager: TaskManager) -> None:
 
     def group_status(params: Mapping[str, Any], context: RequestContext) -> Any:
         group_id = _require_task_id(params, "group_id")
-        found = manager.get_group_status(group_id)
+        found = manager.get_group_status(group_id, user=context.owner)
         if found is None:
             raise APIError(
                 ErrorDetails.of(
@@ -200,7 +200,7 @@ def register_task_endpoints(router: APIRouter, manager: TaskManager) -> None:
 
     def group_cancel(params: Mapping[str, Any], context: RequestContext) -> Any:
         group_id = _require_task_id(params, "group_id")
-        cancelled = manager.cancel_group(group_id)  # UnknownGroupError -> NOT_FOUND
+        cancelled = manager.cancel_group(group_id, user=context.owner)  # unknown: NOT_FOUND
         return {"group_id": group_id, "cancelled": cancelled}
 
     router.register("storycore.task.status", "GET", status)

@@ -1,0 +1,461 @@
+"""The HTTP service: StoryCore's task API over HTTP, on FastAPI.
+
+Every answer is StoryCore's envelope with the HTTP status of its error code. Bad input
+(malformed JSON, unknown fields, wrong types, an oversized body, an unknown operation)
+is a ``VALIDATION_ERROR`` or ``NOT_FOUND``; nothing answers with a traceback. Routes are
+plain functions (FastAPI runs them on its thread pool), because the manager's calls
+block, briefly, on its actors.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Body, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from actors import RetryPolicy
+from actors.logs import library_logger
+from storycore_tasks.envelope import APIResponse
+from storycore_tasks.errors import ErrorCodes, ErrorDetails, error_from_exception
+from storycore_tasks.manager import TaskManager, is_task_id
+from storycore_tasks.router import APIRouter as EndpointRouter
+from storycore_tasks.router import register_task_endpoints
+from storycore_tasks.service import dashboard, events, metrics, webhooks
+from storycore_tasks.service.auth import Principal
+from storycore_tasks.service.deps import (
+    ERROR_RESPONSES,
+    Envelope,
+    ServiceConfig,
+    ServiceError,
+    ServiceState,
+    error_response,
+    get_state,
+    principal,
+    request_context,
+    success,
+)
+
+__all__ = ["CreateTaskRequest", "RetryRequest", "create_app"]
+
+_log = library_logger("storycore_tasks.service")
+_MAX_PAGE = 1000
+
+Who = Annotated[Principal, Depends(principal)]
+
+
+class RetryRequest(BaseModel):
+    """A task's retry policy (``actors.RetryPolicy``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_attempts: int = Field(3, ge=1, le=100)
+    backoff: float = Field(1.0, ge=0, le=86_400)
+    max_backoff: float = Field(60.0, ge=0, le=86_400)
+    jitter: bool = True
+    retry_on: list[str] | None = Field(
+        None, description="Exception class names to retry on (default: any exception)"
+    )
+    retry_on_timeout: bool = False
+
+
+class CreateTaskRequest(BaseModel):
+    """``POST /v1/tasks``: a named operation and its arguments."""
+
+    model_config = ConfigDict(extra="forbid")
+    operation: str = Field(min_length=1, max_length=200, description="A registered operation")
+    params: dict[str, Any] = Field(default_factory=dict)
+    timeout: float | None = Field(None, gt=0, le=7 * 86_400)
+    priority: Literal["low", "normal", "high", "critical"] = "normal"
+    isolation: Literal["thread", "process"] | None = None
+    memory_limit_mb: float | None = Field(None, gt=0, le=1_048_576)
+    cpu_time_limit: float | None = Field(None, gt=0, le=7 * 86_400)
+    delay: float | None = Field(None, ge=0, le=366 * 86_400)
+    run_at: datetime | None = Field(None, description="An ISO-8601 time with a time zone")
+    retry: RetryRequest | None = None
+    depends_on: list[str] = Field(default_factory=list, max_length=1000)
+    callback_url: str | None = Field(
+        None, max_length=2048, description="POSTed the status envelope when the task ends"
+    )
+    callback_on_progress: bool = False
+
+
+def create_app(manager: TaskManager, config: ServiceConfig) -> FastAPI:
+    """The service's ASGI app around ``manager`` (which the caller keeps and shuts down)."""
+    event_log = events.EventLog(manager, history=config.event_history)
+    service_metrics = metrics.ServiceMetrics(manager)
+    state = ServiceState(manager, config, event_log, service_metrics)
+    state.closers.extend([event_log.close, service_metrics.close])
+    if config.webhook_secret is not None:
+        sender = webhooks.WebhookSender(
+            manager,
+            secret=config.webhook_secret,
+            allowed_hosts=config.webhook_allowed_hosts,
+            retry_seconds=config.webhook_retry_seconds,
+            timeout=config.webhook_timeout,
+        )
+        state.webhooks = sender
+        state.closers.append(sender.close)
+    rpc = EndpointRouter()
+    register_task_endpoints(rpc, manager)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.close()
+
+    app = FastAPI(
+        title="storycore-tasks",
+        version="1",
+        summary="StoryCore's long operations: create, poll, cancel, stream, as tasks.",
+        lifespan=lifespan,
+        responses={},
+    )
+    app.state.service = state
+    app.add_middleware(_BodyLimit, max_bytes=config.max_body_bytes)
+    _install_error_handlers(app)
+    _task_routes(app, rpc)
+    app.include_router(events.router)
+    app.include_router(metrics.router)
+    app.include_router(dashboard.router)
+    return app
+
+
+# -- routes -------------------------------------------------------------------------------
+
+
+def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
+    rpc_methods = dict(rpc.endpoints())
+
+    @app.get("/healthz", response_model=Envelope, tags=["service"])
+    def healthz(request: Request) -> JSONResponse:
+        """Liveness: no token needed."""
+        manager = get_state(request).manager
+        closed = manager.runtime.closed
+        if closed:
+            raise ServiceError(
+                ErrorDetails.of(ErrorCodes.SERVICE_UNAVAILABLE, "The task manager is shut down")
+            )
+        return success(request, {"status": "ok"}, None)
+
+    @app.post(
+        "/v1/tasks",
+        status_code=202,
+        response_model=Envelope,
+        responses=ERROR_RESPONSES,
+        tags=["tasks"],
+    )
+    def create_task(request: Request, body: CreateTaskRequest, who: Who) -> JSONResponse:
+        """Create a task of a named operation; answers at once with its id."""
+        state = get_state(request)
+        if body.callback_url is not None:
+            if state.webhooks is None:
+                raise _validation(
+                    "callback_url needs the service to have a webhook secret "
+                    "(storycore-tasks serve --webhook-secret-env NAME)"
+                )
+            state.webhooks.check_url(body.callback_url)  # ValueError: VALIDATION_ERROR
+        retry = None
+        if body.retry is not None:
+            asked = body.retry
+            retry = _call(
+                lambda: RetryPolicy(
+                    max_attempts=asked.max_attempts,
+                    backoff=asked.backoff,
+                    max_backoff=asked.max_backoff,
+                    jitter=asked.jitter,
+                    retry_on=tuple(asked.retry_on) if asked.retry_on else (Exception,),
+                    retry_on_timeout=asked.retry_on_timeout,
+                )
+            )
+        task_id = _call(
+            lambda: state.manager.create_task(
+                body.operation,
+                body.params,
+                user=who.user,
+                timeout=body.timeout,
+                priority=body.priority,
+                isolation=body.isolation,
+                memory_limit_mb=body.memory_limit_mb,
+                cpu_time_limit=body.cpu_time_limit,
+                delay=body.delay,
+                run_at=body.run_at,
+                retry=retry,
+                depends_on=body.depends_on,
+            )
+        )
+        if body.callback_url is not None and state.webhooks is not None:
+            state.webhooks.register(task_id, body.callback_url, body.callback_on_progress)
+        return success(
+            request,
+            {
+                "task_id": task_id,
+                "status": "pending",
+                "links": {
+                    "self": f"/v1/tasks/{task_id}",
+                    "events": f"/v1/tasks/{task_id}/events",
+                    "cancel": f"/v1/tasks/{task_id}/cancel",
+                },
+            },
+            who,
+            status_code=202,
+        )
+
+    @app.get(
+        "/v1/tasks/{task_id}", response_model=Envelope, responses=ERROR_RESPONSES, tags=["tasks"]
+    )
+    def task_status(request: Request, task_id: str, who: Who) -> JSONResponse:
+        """A task's status, progress, result or error. Another user's task is NOT_FOUND."""
+        found = _call(
+            lambda: get_state(request).manager.get_task_status(task_id, user=who.owner_filter)
+        )
+        if found is None:
+            raise _not_found(task_id)
+        return success(request, found, who)
+
+    @app.post(
+        "/v1/tasks/{task_id}/cancel",
+        response_model=Envelope,
+        responses=ERROR_RESPONSES,
+        tags=["tasks"],
+    )
+    def cancel_task(request: Request, task_id: str, who: Who) -> JSONResponse:
+        """Cancel a pending or running task: 409 CONFLICT once it has ended."""
+        manager = get_state(request).manager
+        owner = who.owner_filter
+        if _call(lambda: manager.cancel_task(task_id, user=owner)):
+            return success(request, {"task_id": task_id, "cancelled": True}, who)
+        found = _call(lambda: manager.get_task_status(task_id, user=owner))
+        if found is None:
+            raise _not_found(task_id)
+        raise ServiceError(
+            ErrorDetails.of(
+                ErrorCodes.CONFLICT,
+                f"Task {task_id} cannot be cancelled: it is already {found['status']}",
+                task_id=task_id,
+                current_status=found["status"],
+            )
+        )
+
+    @app.get("/v1/tasks", response_model=Envelope, responses=ERROR_RESPONSES, tags=["tasks"])
+    def list_tasks(
+        request: Request,
+        who: Who,
+        status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None,
+        limit: Annotated[int, Query(ge=1, le=_MAX_PAGE)] = 50,
+        cursor: Annotated[str | None, Query(max_length=512)] = None,
+    ) -> JSONResponse:
+        """Tasks by creation time, oldest first, ``limit`` per page; pass ``next_cursor``
+        back as ``cursor`` for the next page (stable while tasks change state)."""
+        after = _decode_cursor(cursor) if cursor else None
+        manager = get_state(request).manager
+        tasks = _call(lambda: manager.list_tasks(status, user=who.owner_filter))
+        tasks.sort(key=lambda t: (t["created_at"], t["task_id"]))
+        if after is not None:
+            tasks = [t for t in tasks if (t["created_at"], t["task_id"]) > after]
+        page = tasks[:limit]
+        next_cursor = None
+        if len(tasks) > limit:
+            last = page[-1]
+            next_cursor = _encode_cursor(last["created_at"], last["task_id"])
+        return success(
+            request, {"tasks": page, "count": len(page), "next_cursor": next_cursor}, who
+        )
+
+    @app.get("/v1/stats", response_model=Envelope, responses=ERROR_RESPONSES, tags=["service"])
+    def stats(request: Request, who: Who) -> JSONResponse:
+        """The manager's counters (``get_stats()``)."""
+        return success(request, _call(get_state(request).manager.get_stats), who)
+
+    @app.post(
+        "/v1/rpc/{endpoint}", response_model=Envelope, responses=ERROR_RESPONSES, tags=["rpc"]
+    )
+    def call_endpoint(
+        request: Request,
+        endpoint: str,
+        who: Who,
+        params: Annotated[dict[str, Any] | None, Body(embed=False)] = None,
+    ) -> JSONResponse:
+        """StoryCore's router endpoints (``storycore.task.status``, ``.cancel``,
+        ``.list``, ``.stats``, ``storycore.group.status``, ``.cancel``); the body is the
+        endpoint's params object."""
+        method = rpc_methods.get(endpoint)
+        if method is None:
+            known = ", ".join(sorted(rpc_methods))
+            raise ServiceError(
+                ErrorDetails.of(
+                    ErrorCodes.NOT_FOUND,
+                    f"No endpoint {endpoint!r}; known: {known}",
+                    endpoint=endpoint,
+                )
+            )
+        answer: APIResponse = rpc.route_request(
+            endpoint, method, params or {}, request_context(request, who)
+        )
+        return JSONResponse(answer.to_dict(), status_code=answer.http_status)
+
+
+def _call(function: Callable[[], Any]) -> Any:
+    """Run a manager call; its typed errors become the envelope's error codes."""
+    try:
+        return function()
+    except ServiceError:
+        raise
+    except Exception as exc:
+        raise ServiceError(error_from_exception(exc)) from exc
+
+
+def _validation(message: str) -> ServiceError:
+    return ServiceError(ErrorDetails.of(ErrorCodes.VALIDATION_ERROR, message))
+
+
+def _not_found(task_id: str) -> ServiceError:
+    shown = task_id if is_task_id(task_id) else task_id[:64]
+    return ServiceError(
+        ErrorDetails.of(ErrorCodes.NOT_FOUND, f"Task {shown} not found", task_id=shown)
+    )
+
+
+def _encode_cursor(created_at: str, task_id: str) -> str:
+    raw = json.dumps([created_at, task_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, task_id = json.loads(raw)
+        if not isinstance(created_at, str) or not isinstance(task_id, str):
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise _validation(
+            "cursor is not one this service gave out; pass the next_cursor of the previous "
+            "page, or no cursor for the first page"
+        ) from None
+    return created_at, task_id
+
+
+# -- errors -------------------------------------------------------------------------------
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        return error_response(request, exc.error, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {
+                "location": ".".join(str(part) for part in error.get("loc", ())),
+                "problem": str(error.get("msg", "invalid")),
+            }
+            for error in exc.errors()[:20]
+        ]
+        first = problems[0] if problems else {"location": "body", "problem": "invalid"}
+        message = f"Invalid request: {first['location']}: {first['problem']}"
+        error = ErrorDetails.of(ErrorCodes.VALIDATION_ERROR, message, problems=problems)
+        return error_response(request, error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = ErrorCodes.NOT_FOUND if exc.status_code == 404 else ErrorCodes.VALIDATION_ERROR
+        message = (
+            f"No route {request.method} {request.url.path}"
+            if exc.status_code in (404, 405)
+            else str(exc.detail)
+        )
+        return error_response(request, ErrorDetails.of(code, message))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        _log.error(
+            "service.unexpected_error",
+            path=request.url.path,
+            error=repr(exc),
+            exception_type=type(exc).__qualname__,
+        )
+        return error_response(
+            request,
+            ErrorDetails.of(
+                ErrorCodes.INTERNAL_ERROR,
+                "The service failed to answer this request; it was logged",
+                exception_type=type(exc).__qualname__,
+            ),
+        )
+
+
+# -- the body limit ------------------------------------------------------------------------
+
+_Scope = MutableMapping[str, Any]
+_Message = MutableMapping[str, Any]
+_Receive = Callable[[], Awaitable[_Message]]
+_Send = Callable[[_Message], Awaitable[None]]
+_ASGIApp = Callable[[_Scope, _Receive, _Send], Awaitable[None]]
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _BodyLimit:
+    """Refuse request bodies over ``max_bytes`` (declared or streamed) with a
+    VALIDATION_ERROR envelope, before the app reads them. Also stamps the start time
+    the envelope's ``duration_ms`` is measured from."""
+
+    def __init__(self, app: _ASGIApp, max_bytes: int) -> None:
+        self._app = app
+        self._max = max_bytes
+
+    async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        scope.setdefault("state", {})["started_at"] = time.monotonic()
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._max:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> _Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self._max:
+                    raise _BodyTooLarge
+            return message
+
+        started = False
+
+        async def watched_send(message: _Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self._app(scope, counted, watched_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
+        request = Request(scope, receive)
+        error = ErrorDetails.of(
+            ErrorCodes.VALIDATION_ERROR,
+            f"The request body is larger than the service's limit of {self._max} bytes",
+            max_body_bytes=self._max,
+        )
+        response = error_response(request, error)
+        await response(scope, receive, send)

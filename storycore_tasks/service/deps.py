@@ -1,0 +1,201 @@
+"""What every route of the HTTP service shares: its configuration and state, who is
+asking, and StoryCore's envelope as responses (documented in the OpenAPI schema)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from storycore_tasks.envelope import APIResponse, RequestContext
+from storycore_tasks.errors import ErrorCodes, ErrorDetails
+from storycore_tasks.manager import TaskManager
+from storycore_tasks.service.auth import Principal, TokenStore
+
+if TYPE_CHECKING:
+    from storycore_tasks.service.events import EventLog
+    from storycore_tasks.service.metrics import ServiceMetrics
+    from storycore_tasks.service.webhooks import WebhookSender
+
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "ERROR_RESPONSES",
+    "LOCAL_ADMIN",
+    "Envelope",
+    "ServiceConfig",
+    "ServiceError",
+    "ServiceState",
+    "error_response",
+    "get_state",
+    "principal",
+    "request_context",
+    "stream_principal",
+    "success",
+]
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+LOCAL_ADMIN = Principal("local", "admin")
+"""Who every request is with ``--no-auth``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """How the service runs. ``tokens`` None turns authentication off (``--no-auth``)."""
+
+    tokens: TokenStore | None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # Webhooks: the shared secret that signs them (None: callback_url is refused), the
+    # hosts they may go to (None: any), and how long one is retried.
+    webhook_secret: str | None = None
+    webhook_allowed_hosts: tuple[str, ...] | None = None
+    webhook_retry_seconds: float = 300.0
+    webhook_timeout: float = 5.0
+    # Events kept per task for an event stream to resume from (Last-Event-ID).
+    event_history: int = 1000
+
+
+@dataclass(slots=True)
+class ServiceState:
+    """The running service's parts; ``app.state.service``."""
+
+    manager: TaskManager
+    config: ServiceConfig
+    events: EventLog
+    metrics: ServiceMetrics
+    webhooks: WebhookSender | None = None
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Stop what the service started (never the manager it was given)."""
+        while self.closers:
+            self.closers.pop()()
+
+
+class ServiceError(Exception):
+    """Raised by a route to answer with this error's envelope and HTTP status."""
+
+    def __init__(self, error: ErrorDetails, headers: dict[str, str] | None = None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.headers = headers
+
+
+def get_state(request: Request) -> ServiceState:
+    state: ServiceState = request.app.state.service
+    return state
+
+
+def request_context(request: Request, who: Principal | None = None) -> RequestContext:
+    """The envelope's request context: the caller's request id (``X-Request-ID``) or a
+    new one, the user, and whether the user sees only their own tasks."""
+    started = getattr(request.state, "started_at", None)
+    request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+    kwargs: dict[str, Any] = {"request_id": request_id[:128]}
+    if started is not None:
+        kwargs["started_at"] = started
+    if who is not None:
+        kwargs["user"] = who.user
+        kwargs["owner_only"] = not who.is_admin
+    return RequestContext(**kwargs)
+
+
+def _authenticate(request: Request, token: str | None) -> Principal:
+    tokens = get_state(request).config.tokens
+    if tokens is None:
+        return LOCAL_ADMIN
+    found = tokens.authenticate(token)
+    if found is None:
+        message = "A bearer token is required" if not token else "The bearer token is not valid"
+        raise ServiceError(
+            ErrorDetails.of(ErrorCodes.AUTHENTICATION_REQUIRED, message),
+            headers={"WWW-Authenticate": 'Bearer realm="storycore-tasks"'},
+        )
+    request.state.principal = found
+    return found
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return value.strip() or None
+
+
+def principal(request: Request) -> Principal:
+    """The caller, from ``Authorization: Bearer <token>``; 401 without a valid one."""
+    return _authenticate(request, _bearer(request))
+
+
+def stream_principal(request: Request) -> Principal:
+    """As :func:`principal`, but an event stream may also pass ``?access_token=``: a
+    browser's EventSource cannot set headers."""
+    return _authenticate(request, _bearer(request) or request.query_params.get("access_token"))
+
+
+def success(
+    request: Request, data: Any, who: Principal | None, status_code: int = 200
+) -> JSONResponse:
+    envelope = APIResponse.success(data, request_context(request, who))
+    return JSONResponse(envelope.to_dict(), status_code=status_code)
+
+
+def error_response(
+    request: Request, error: ErrorDetails, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    who = getattr(request.state, "principal", None)
+    envelope = APIResponse.failure(error, request_context(request, who))
+    return JSONResponse(envelope.to_dict(), status_code=error.http_status, headers=headers)
+
+
+# -- the envelope, for the OpenAPI document ----------------------------------------------
+
+
+class ErrorModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str
+    message: str
+    details: dict[str, Any]
+    remediation: str
+
+
+class MetadataModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request_id: str
+    timestamp: str
+    duration_ms: float
+    api_version: str
+
+
+class Envelope(BaseModel):
+    """StoryCore's envelope: ``data`` on success, ``error`` otherwise."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: str
+    data: Any = None
+    error: ErrorModel | None = None
+    metadata: MetadataModel
+
+
+def _documented(code: int, what: str) -> dict[str, Any]:
+    return {"model": Envelope, "description": what}
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _documented(
+        400,
+        "VALIDATION_ERROR: malformed JSON, unknown fields, wrong types, an "
+        "oversized body, an unknown operation",
+    ),
+    401: _documented(401, "AUTHENTICATION_REQUIRED: no valid bearer token"),
+    404: _documented(404, "NOT_FOUND: no such task (or another user's)"),
+    409: _documented(409, "CONFLICT: the task has already ended"),
+    500: _documented(500, "INTERNAL_ERROR"),
+    503: _documented(503, "SERVICE_UNAVAILABLE: queue full, shutting down, operation tripped"),
+}
+"""The error answers every authenticated route may give."""
