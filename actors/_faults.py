@@ -321,6 +321,8 @@ class FaultPlan:
         in thread isolation (a thread cannot die alone) the attempt ends with the same
         crashed outcome, without killing anything."""
         try:
+            if isinstance(signal, bool) or not isinstance(signal, int):
+                raise TypeError
             signum = int(signal_module.Signals(signal))
         except (TypeError, ValueError):
             raise ValueError(
@@ -455,10 +457,16 @@ def _check_seconds(name: str, value: float | None, *, allow_none: bool) -> float
 
 
 def _fresh(exception: BaseException) -> BaseException:
+    """A new instance equal to ``exception``: made without calling its ``__init__`` (a
+    constructor may format its message from other arguments), with its args and
+    attributes, and no traceback yet."""
+    cls = type(exception)
     try:
-        copy = type(exception)(*exception.args)
-    except Exception:  # an exception class with a constructor of its own
-        return exception
+        copy = cls.__new__(cls, *exception.args)
+        copy.args = exception.args
+        copy.__dict__.update(vars(exception))
+    except Exception:  # a class that cannot be made this way: raise the instance itself
+        return exception.with_traceback(None)
     return copy
 
 

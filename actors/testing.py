@@ -74,9 +74,19 @@ def child_processes() -> frozenset[int]:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue  # it exited meanwhile
-        if fields[1] == me and fields[0] != "Z":
+        if fields[1] == me and fields[0] != "Z" and not _is_resource_tracker(entry):
             pids.append(int(entry))
     return frozenset(pids)
+
+
+def _is_resource_tracker(pid: str) -> bool:
+    """multiprocessing's resource tracker: started with a process's first child process
+    and kept until the process exits, by design; not anyone's leak."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return b"multiprocessing.resource_tracker" in cmdline.read()
+    except OSError:
+        return False
 
 
 @contextmanager

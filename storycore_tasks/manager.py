@@ -629,7 +629,9 @@ def snapshot_to_status(snapshot: TaskSnapshot) -> dict[str, Any]:
     if error is not None:
         status["error"] = error.to_dict()
         last_injected = snapshot.injected_faults[-1] if snapshot.injected_faults else None
-        if last_injected is not None and last_injected[0] == snapshot.attempt:
+        # Only when the fault ended the task (not a cancel while it waited to retry).
+        ended_an_attempt = snapshot.attempt > len(snapshot.attempt_outcomes)
+        if last_injected is not None and last_injected[0] == snapshot.attempt and ended_an_attempt:
             status["error"]["details"]["injected_fault"] = last_injected[1]
         if snapshot.attempt_outcomes:
             # Retried: the number of attempts and how each one ended, the last included
