@@ -33,7 +33,7 @@ from storycore_tasks.errors import (
 
 
 def test_the_error_codes_are_storycores() -> None:
-    """ErrorCodes is exactly StoryCore's twelve codes, each valued as its own name."""
+    """ErrorCodes is exactly StoryCore's thirteen codes, each valued as its own name."""
     assert [code.value for code in ErrorCodes] == [
         "VALIDATION_ERROR",
         "NOT_FOUND",
@@ -47,6 +47,7 @@ def test_the_error_codes_are_storycores() -> None:
         "INTERRUPTED",
         "RESULT_NOT_SERIALIZABLE",
         "DEPENDENCY_ERROR",
+        "AUTHENTICATION_REQUIRED",
     ]
     assert [code.name for code in ErrorCodes] == [code.value for code in ErrorCodes]
 
@@ -73,6 +74,7 @@ def test_the_http_statuses_are_the_documented_ones() -> None:
         ErrorCodes.INTERRUPTED: 503,
         ErrorCodes.RESULT_NOT_SERIALIZABLE: 500,
         ErrorCodes.DEPENDENCY_ERROR: 424,
+        ErrorCodes.AUTHENTICATION_REQUIRED: 401,
     }
 
 
