@@ -375,26 +375,16 @@ class RegistryActor(RestartingActor):
         for record in list(self._table.iter_status(TaskStatus.PENDING)):
             if not record.depends_on:
                 continue
-            remaining: set[str] = set()
-            for dependency_id in record.depends_on:
-                dependency = self._table.get(dependency_id)
-                status = TaskStatus.CANCELLED if dependency is None else dependency.status
-                if status is TaskStatus.COMPLETED:
-                    continue
-                if status.is_terminal:
-                    failed.append((record.task_id, DependencyFailed(dependency_id, status.value)))
-                    break
-                remaining.add(dependency_id)
+            remaining, failure = self._unmet(record.depends_on)
+            if failure is not None:
+                failed.append((record.task_id, failure))
+            elif remaining:
+                self._wait_for(record.task_id, record.depends_on, remaining)
             else:
-                if remaining:
-                    self._waiting[record.task_id] = (record.depends_on, remaining)
-                    for dependency_id in remaining:
-                        self._dependents.setdefault(dependency_id, []).append(record.task_id)
-                else:
-                    # Released already, or its release was lost: the supervisor starts
-                    # it only if it still holds it blocked.
-                    results = self._results_of(record.depends_on)
-                    self._tell_supervisor(DependenciesMet(record.task_id, results))
+                # Released already, or its release was lost: the supervisor starts it
+                # only if it still holds it blocked.
+                results = self._results_of(record.depends_on)
+                self._tell_supervisor(DependenciesMet(record.task_id, results))
         now = self._clock.time()
         for task_id, outcome in failed:
             self._tell_supervisor(DropBlocked(task_id))
@@ -643,31 +633,38 @@ class RegistryActor(RestartingActor):
         """Forward a registered pending task with dependencies to the supervisor: ready
         (all completed), blocked (some still to finish), or dropped and cancelled (one
         failed or was cancelled)."""
+        remaining, failure = self._unmet(spec.depends_on)
+        if failure is not None:
+            self._tell_supervisor(SubmitBlocked(spec))
+            self._tell_supervisor(DropBlocked(spec.task_id))
+            self._finish(spec.task_id, failure, self._clock.time())
+            return "failed"
+        if not remaining:
+            results = self._results_of(spec.depends_on)
+            self._tell_supervisor(Submit(replace(spec, dependency_results=results)))
+            return "ready"
+        self._wait_for(spec.task_id, spec.depends_on, remaining)
+        self._tell_supervisor(SubmitBlocked(spec))
+        return "waiting"
+
+    def _unmet(self, depends_on: tuple[str, ...]) -> tuple[set[str], DependencyFailed | None]:
+        """The dependencies not completed yet, or the failure of the first that ended
+        otherwise (an unknown one counts as cancelled)."""
         remaining: set[str] = set()
-        for dependency_id in spec.depends_on:
+        for dependency_id in depends_on:
             dependency = self._table.get(dependency_id)
             status = TaskStatus.CANCELLED if dependency is None else dependency.status
             if status is TaskStatus.COMPLETED:
                 continue
             if status.is_terminal:
-                self._tell_supervisor(SubmitBlocked(spec))
-                self._tell_supervisor(DropBlocked(spec.task_id))
-                self._finish(
-                    spec.task_id,
-                    DependencyFailed(dependency_id, status.value),
-                    self._clock.time(),
-                )
-                return "failed"
+                return remaining, DependencyFailed(dependency_id, status.value)
             remaining.add(dependency_id)
-        if not remaining:
-            results = self._results_of(spec.depends_on)
-            self._tell_supervisor(Submit(replace(spec, dependency_results=results)))
-            return "ready"
-        self._waiting[spec.task_id] = (spec.depends_on, remaining)
+        return remaining, None
+
+    def _wait_for(self, task_id: str, depends_on: tuple[str, ...], remaining: set[str]) -> None:
+        self._waiting[task_id] = (depends_on, remaining)
         for dependency_id in remaining:
-            self._dependents.setdefault(dependency_id, []).append(spec.task_id)
-        self._tell_supervisor(SubmitBlocked(spec))
-        return "waiting"
+            self._dependents.setdefault(dependency_id, []).append(task_id)
 
     def _resolve_dependents(self, record: TaskRecord) -> list[tuple[str, Outcome]]:
         """``record`` just became terminal: release or fail the tasks waiting on it;
