@@ -213,6 +213,7 @@ class TaskRecord:
             depends_on=self.depends_on,
             group_id=self.group_id,
             injected_faults=self.injected_faults,
+            seq=self.seq,
         )
 
 
@@ -248,6 +249,7 @@ class TaskSnapshot:
     depends_on: tuple[str, ...] = ()
     group_id: str | None = None
     injected_faults: tuple[tuple[int, str], ...] = ()
+    seq: int = 0  # submission order: listings sort by it, a page cursor names it
 
     @property
     def duration_seconds(self) -> float | None:

@@ -14,7 +14,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pykka
@@ -907,7 +907,14 @@ class TaskRuntime:
                 f"run_at must be an aware datetime (with a time zone), got the naive "
                 f"{run_at.isoformat()}; use e.g. datetime.now(timezone.utc) + timedelta(...)"
             )
-        at = run_at.timestamp()
+        try:
+            at = run_at.timestamp()
+            datetime.fromtimestamp(at, tz=UTC)  # status dicts show it in UTC
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(
+                f"run_at {run_at.isoformat()} is outside the years 1-9999 in UTC; pick an "
+                "earlier time"
+            ) from None
         return at if at > self._clock.time() else None  # in the past: at once
 
     def _await_commit(self, ticket: CommitTicket, new_task: str | None) -> None:

@@ -29,6 +29,11 @@ class RequestContext:
     # another user's task then reads as not found. Embedding code sees everything.
     owner_only: bool = False
 
+    def __post_init__(self) -> None:
+        if self.owner_only and self.user is None:
+            # Fail closed: "only this user's tasks" with no user must not mean "all".
+            raise ValueError("RequestContext(owner_only=True) needs the user it limits to")
+
     @property
     def owner(self) -> str | None:
         """The user whose tasks this request is limited to, or None for all."""

@@ -24,11 +24,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from actors import RetryPolicy
+from actors import RetryPolicy, TaskStatus
 from actors.logs import library_logger
 from storycore_tasks.envelope import APIResponse
 from storycore_tasks.errors import ErrorCodes, ErrorDetails, error_from_exception
-from storycore_tasks.manager import TaskManager, is_task_id
+from storycore_tasks.manager import TaskManager, is_task_id, snapshot_to_status
 from storycore_tasks.router import APIRouter as EndpointRouter
 from storycore_tasks.router import register_task_endpoints
 from storycore_tasks.service import dashboard, events, metrics, webhooks
@@ -254,21 +254,23 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
         limit: Annotated[int, Query(ge=1, le=_MAX_PAGE)] = 50,
         cursor: Annotated[str | None, Query(max_length=512)] = None,
     ) -> JSONResponse:
-        """Tasks by creation time, oldest first, ``limit`` per page; pass ``next_cursor``
-        back as ``cursor`` for the next page (stable while tasks change state)."""
-        after = _decode_cursor(cursor) if cursor else None
-        manager = get_state(request).manager
-        tasks = _call(lambda: manager.list_tasks(status, user=who.owner_filter))
-        tasks.sort(key=lambda t: (t["created_at"], t["task_id"]))
-        if after is not None:
-            tasks = [t for t in tasks if (t["created_at"], t["task_id"]) > after]
-        page = tasks[:limit]
-        next_cursor = None
-        if len(tasks) > limit:
-            last = page[-1]
-            next_cursor = _encode_cursor(last["created_at"], last["task_id"])
+        """Tasks in creation order, oldest first, ``limit`` per page; pass
+        ``next_cursor`` back as ``cursor`` for the next page (stable while tasks change
+        state: each task is listed once)."""
+        after = _decode_cursor(cursor) if cursor is not None else -1
+        runtime = get_state(request).manager.runtime
+        wanted = None if status is None else TaskStatus(status)
+        owner = who.owner_filter
+        snapshots = _call(lambda: runtime.list(wanted))
+        later = sorted(
+            (s for s in snapshots if s.seq > after and (owner is None or s.user == owner)),
+            key=lambda s: s.seq,
+        )
+        page = later[:limit]
+        next_cursor = _encode_cursor(page[-1].seq) if len(later) > limit else None
+        tasks = [snapshot_to_status(s) for s in page]
         return success(
-            request, {"tasks": page, "count": len(page), "next_cursor": next_cursor}, who
+            request, {"tasks": tasks, "count": len(tasks), "next_cursor": next_cursor}, who
         )
 
     @app.get("/v1/stats", response_model=Envelope, responses=ERROR_RESPONSES, tags=["service"])
@@ -325,23 +327,23 @@ def _not_found(task_id: str) -> ServiceError:
     )
 
 
-def _encode_cursor(created_at: str, task_id: str) -> str:
-    raw = json.dumps([created_at, task_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def _encode_cursor(seq: int) -> str:
+    """An opaque page cursor: the submission number of the page's last task."""
+    return base64.urlsafe_b64encode(json.dumps({"after": seq}).encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[str, str]:
+def _decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, task_id = json.loads(raw)
-        if not isinstance(created_at, str) or not isinstance(task_id, str):
+        seq = json.loads(raw)["after"]
+        if isinstance(seq, bool) or not isinstance(seq, int):
             raise ValueError
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
         raise _validation(
             "cursor is not one this service gave out; pass the next_cursor of the previous "
             "page, or no cursor for the first page"
         ) from None
-    return created_at, task_id
+    return seq
 
 
 # -- errors -------------------------------------------------------------------------------
@@ -369,12 +371,16 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = ErrorCodes.NOT_FOUND if exc.status_code == 404 else ErrorCodes.VALIDATION_ERROR
-        message = (
-            f"No route {request.method} {request.url.path}"
-            if exc.status_code in (404, 405)
-            else str(exc.detail)
-        )
-        return error_response(request, ErrorDetails.of(code, message))
+        if exc.status_code in (404, 405):
+            error = ErrorDetails(
+                code,
+                f"No route {request.method} {request.url.path}",
+                {},
+                "Check the method and the path; every route is listed in /openapi.json.",
+            )
+        else:
+            error = ErrorDetails.of(code, str(exc.detail))
+        return error_response(request, error, dict(exc.headers or {}) or None)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -403,8 +409,17 @@ _Send = Callable[[_Message], Awaitable[None]]
 _ASGIApp = Callable[[_Scope, _Receive, _Send], Awaitable[None]]
 
 
-class _BodyTooLarge(Exception):
-    pass
+def _replay(messages: list[_Message], receive: _Receive) -> _Receive:
+    """A receive that gives ``messages`` first, then what ``receive`` gives (a client's
+    disconnect, which a live event stream waits for)."""
+    pending = list(messages)
+
+    async def replayed() -> _Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed
 
 
 class _BodyLimit:
@@ -425,30 +440,26 @@ class _BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self._max:
             await self._refuse(scope, receive, send)
             return
-        seen = 0
-
-        async def counted() -> _Message:
-            nonlocal seen
+        # Read the whole body first (at most max_bytes of it is ever held), so a
+        # streamed body over the limit is refused here, saying why, before any route
+        # reads it; the route then gets the body as one message.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self._max:
-                    raise _BodyTooLarge
-            return message
-
-        started = False
-
-        async def watched_send(message: _Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self._app(scope, counted, watched_send)
-        except _BodyTooLarge:
-            if not started:
+            if message["type"] != "http.request":
+                await self._app(scope, _replay([message], receive), send)
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max:
                 await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        whole = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self._app(scope, _replay([whole], receive), send)
 
     async def _refuse(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
         request = Request(scope, receive)

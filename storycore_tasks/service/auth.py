@@ -177,7 +177,11 @@ def _parse_env(value: str) -> list[tuple[str, Principal]]:
                 f"{len(fields)} field(s)"
             )
         user, role, token = fields
-        entries.append((hash_token(token), _principal(user, role, where)))
+        try:
+            digest = hash_token(token)
+        except UnicodeEncodeError:
+            raise TokenFileError(f"{where}: the token is not valid UTF-8 text") from None
+        entries.append((digest, _principal(user, role, where)))
     return entries
 
 
