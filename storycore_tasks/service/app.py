@@ -96,15 +96,20 @@ def create_app(manager: TaskManager, config: ServiceConfig) -> FastAPI:
     state = ServiceState(manager, config, event_log, service_metrics)
     state.closers.extend([event_log.close, service_metrics.close])
     if config.webhook_secret is not None:
-        sender = webhooks.WebhookSender(
-            manager,
-            secret=config.webhook_secret,
-            allowed_hosts=config.webhook_allowed_hosts,
-            retry_seconds=config.webhook_retry_seconds,
-            timeout=config.webhook_timeout,
-        )
+        try:
+            sender = webhooks.WebhookSender(
+                manager,
+                secret=config.webhook_secret,
+                allowed_hosts=config.webhook_allowed_hosts,
+                retry_seconds=config.webhook_retry_seconds,
+                timeout=config.webhook_timeout,
+            )
+        except BaseException:
+            state.close()  # nothing started here outlives a failed start
+            raise
         state.webhooks = sender
         state.closers.append(sender.close)
+        service_metrics.track_webhooks(sender)
     rpc = EndpointRouter()
     register_task_endpoints(rpc, manager)
 
@@ -163,7 +168,8 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
                     "callback_url needs the service to have a webhook secret "
                     "(storycore-tasks serve --webhook-secret-env NAME)"
                 )
-            state.webhooks.check_url(body.callback_url)  # ValueError: VALIDATION_ERROR
+            sender, url = state.webhooks, body.callback_url
+            _call(lambda: sender.check_url(url))  # VALIDATION_ERROR
         retry = None
         if body.retry is not None:
             asked = body.retry
