@@ -1,32 +1,165 @@
-"""The ``storycore-tasks`` command."""
+"""The ``storycore-tasks`` command.
+
+``demo`` runs a scripted scenario on an embedded manager (no service needed). ``serve``
+runs the HTTP service; ``token create`` adds a bearer token to a tokens file. The other
+commands are clients of a running service: ``submit``, ``status``, ``cancel``, ``list``,
+``stats`` and ``watch``, at ``--url`` (default ``$STORYCORE_TASKS_URL``, else
+http://127.0.0.1:8080) with the token in ``$STORYCORE_TASKS_TOKEN``.
+
+Exit codes: 0 success; 1 an error, told in one line on standard error (``error: CODE:
+message``, the remedy on a second line), or a task that ``submit --wait`` or
+``watch ID`` saw fail or be cancelled; 2 a usage error; 130 interrupted (Ctrl-C).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from storycore_tasks import logging as task_logging
 from storycore_tasks.demo import run_demo
 
-__all__ = ["DEMO_DATABASE", "main"]
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+    from storycore_tasks.client import ServiceClient
+
+__all__ = ["DEFAULT_URL", "DEMO_DATABASE", "TOKEN_ENV_VAR", "URL_ENV_VAR", "main"]
 
 DEMO_DATABASE = "storycore-demo.db"
 """Where ``storycore-tasks demo`` keeps its tasks unless told otherwise (``--db``,
 ``--memory``): a file in the current folder."""
+DEFAULT_URL = "http://127.0.0.1:8080"
+URL_ENV_VAR = "STORYCORE_TASKS_URL"
+TOKEN_ENV_VAR = "STORYCORE_TASKS_TOKEN"
+_TERMINAL = frozenset({"completed", "failed", "cancelled"})
+_FINISHED_BARS_KEPT = 10  # `watch` (every task) keeps this many ended tasks' bars
+_SERVER_EXTRA = 'this command needs the server extra: pip install "storycore-tasks[server]"'
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class _Failed(Exception):
+    """A command failed: one line for standard error (and maybe a remedy)."""
+
+    def __init__(self, message: str, remedy: str = "") -> None:
+        super().__init__(message)
+        self.remedy = remedy
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except _Failed as failed:
+        _error(str(failed), failed.remedy)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, as the Python docs advise.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+# -- the parser ---------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="storycore-tasks",
         description="StoryCore's actor-model task supervisor.",
+        epilog=f"Client commands talk to `storycore-tasks serve` at --url with the bearer "
+        f"token in ${TOKEN_ENV_VAR}.",
     )
+    # --url may come before the command or after it: the command's copy leaves the
+    # attribute alone unless given.
+    parser.add_argument("--url", default=None, help=_URL_HELP)
+    connection = argparse.ArgumentParser(add_help=False)
+    connection.add_argument("--url", default=argparse.SUPPRESS, help=_URL_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _demo_parser(commands)
+    _serve_parser(commands)
+    _token_parser(commands)
+
+    submit = commands.add_parser(
+        "submit",
+        parents=[connection],
+        help="create a task on the service and print its id",
+        description="Create a task of a registered operation and print its id. With "
+        "--wait, show its progress until it ends, then print its final status (exit 1 if "
+        "it failed or was cancelled).",
+    )
+    submit.add_argument("operation", metavar="OPERATION", help="a registered operation")
+    submit.add_argument(
+        "--params",
+        type=_json_object,
+        default={},
+        metavar="JSON",
+        help="the operation's params, a JSON object (default: {})",
+    )
+    submit.add_argument("--timeout", type=_positive_float, metavar="S", help="seconds")
+    submit.add_argument("--priority", choices=("low", "normal", "high", "critical"), default=None)
+    submit.add_argument("--wait", action="store_true", help="follow the task until it ends")
+    submit.add_argument("--json", action="store_true", help="print JSON")
+    submit.set_defaults(handler=_submit)
+
+    status = commands.add_parser("status", parents=[connection], help="a task's status")
+    status.add_argument("task_id", metavar="ID")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(handler=_status)
+
+    cancel = commands.add_parser(
+        "cancel", parents=[connection], help="cancel a pending or running task"
+    )
+    cancel.add_argument("task_id", metavar="ID")
+    cancel.set_defaults(handler=_cancel)
+
+    listing = commands.add_parser("list", parents=[connection], help="tasks, oldest first")
+    listing.add_argument(
+        "--status", choices=("pending", "running", "completed", "failed", "cancelled")
+    )
+    listing.add_argument("--limit", type=_positive_int, metavar="N", help="at most N tasks")
+    listing.add_argument("--json", action="store_true", help="print the tasks as JSON")
+    listing.set_defaults(handler=_list)
+
+    stats = commands.add_parser("stats", parents=[connection], help="the service's counters")
+    stats.add_argument("--json", action="store_true", help="print every counter as JSON")
+    stats.set_defaults(handler=_stats)
+
+    watch = commands.add_parser(
+        "watch",
+        parents=[connection],
+        help="live progress bars of one task, or of every task",
+        description="Follow one task until it ends (exit 1 if it failed or was "
+        "cancelled), or, without ID, every task the token may see until Ctrl-C.",
+    )
+    watch.add_argument("task_id", metavar="ID", nargs="?")
+    watch.set_defaults(handler=_watch)
+    return parser
+
+
+_URL_HELP = f"the service's URL (default: ${URL_ENV_VAR}, else {DEFAULT_URL})"
+
+
+def _demo_parser(commands: Any) -> None:
     demo = commands.add_parser(
         "demo",
-        help="run a short scripted scenario and print its lifecycle log and status table",
+        help="run a short scripted scenario and print its lifecycle log and status table "
+        "(with live progress bars on a terminal)",
     )
     demo.add_argument("--json", action="store_true", help="log JSON lines instead of text")
     storage = demo.add_mutually_exclusive_group()
@@ -46,30 +179,569 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=task_logging.LEVELS,
         help="lowest log level shown (default: info; debug shows progress events)",
     )
-    args = parser.parse_args(argv)
+    demo.set_defaults(handler=_demo)
 
-    if args.command == "demo":
-        try:
-            task_logging.configure(json=args.json, level=args.log_level, stream=sys.stdout)
-            store = None if args.memory else Path(args.db)
-            where = "memory only" if store is None else f"task database {store.resolve()}"
-            print(f"storycore-tasks demo: 6 tasks on 4 workers ({where})\n", flush=True)
-            report = run_demo(store=store)
-            print("\nFinal status:\n" + report.table, flush=True)
-            if store is not None:
-                print(
-                    f"\nThe database kept {report.earlier_tasks} task(s) from earlier runs "
-                    f"and now holds these six too: {store.resolve()}",
-                    flush=True,
-                )
-        except BrokenPipeError:
-            # The reader went away (``| head``): stop quietly, as the Python docs advise.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            return 1
+
+def _serve_parser(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTP service",
+        description="Run the HTTP service until SIGINT or SIGTERM. Operations come from "
+        "--operations and from the installed packages' entry points (group "
+        "storycore_tasks.operations). It refuses to start without tokens (--tokens "
+        "FILE or $STORYCORE_TASKS_TOKENS) unless --no-auth is given.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080, help="default: 8080")
+    serve.add_argument(
+        "--db",
+        default="storycore-tasks.db",
+        metavar="PATH",
+        help="the task database (default: ./storycore-tasks.db)",
+    )
+    serve.add_argument(
+        "--operations",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="register operations: a mapping {name: function}, or one function (under "
+        "its __name__); repeatable",
+    )
+    auth = serve.add_mutually_exclusive_group()
+    auth.add_argument(
+        "--tokens", metavar="FILE", help="the tokens file (storycore-tasks token create)"
+    )
+    auth.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="accept every request without a token (local use only)",
+    )
+    serve.add_argument(
+        "--webhook-secret-env",
+        metavar="NAME",
+        help="the environment variable holding the secret that signs webhooks "
+        "(without it, callback_url is refused)",
+    )
+    serve.add_argument(
+        "--webhook-allow-host",
+        action="append",
+        default=None,
+        metavar="HOST",
+        help="a host webhooks may go to (repeatable; default: any)",
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="the largest request body accepted (default: 1 MiB)",
+    )
+    serve.add_argument(
+        "--workers", type=_positive_int, default=4, help="operations run at once (default: 4)"
+    )
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=task_logging.LEVELS,
+        help="lowest log level shown on standard error (default: info)",
+    )
+    serve.set_defaults(handler=_serve)
+
+
+def _token_parser(commands: Any) -> None:
+    token = commands.add_parser("token", help="manage the service's bearer tokens")
+    actions = token.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser(
+        "create",
+        help="create a token and print it (once: the file keeps only its hash)",
+    )
+    create.add_argument("--user", required=True, help="whose token it is")
+    create.add_argument(
+        "--role",
+        choices=("user", "admin"),
+        default="user",
+        help="a user sees their own tasks, an admin every task (default: user)",
+    )
+    create.add_argument(
+        "--tokens", required=True, metavar="FILE", help="the tokens file (created if missing)"
+    )
+    create.set_defaults(handler=_token_create)
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"must be a JSON object such as '{{\"frames\": 8}}', got {text!r}"
+        )
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+# -- demo, serve, token -------------------------------------------------------------------
+
+
+def _demo(args: argparse.Namespace) -> int:
+    # Live progress bars only on a terminal: piped, the output stays the log and the table.
+    console = _terminal_console() if not args.json and sys.stdout.isatty() else None
+    stream: TextIO = sys.stdout if console is None else cast(TextIO, _CurrentStdout())
+    task_logging.configure(json=args.json, level=args.log_level, stream=stream)
+    store = None if args.memory else Path(args.db)
+    where = "memory only" if store is None else f"task database {store.resolve()}"
+    print(f"storycore-tasks demo: 6 tasks on 4 workers ({where})\n", flush=True)
+    report = run_demo(store=store, console=console)
+    print("\nFinal status:\n" + report.table, flush=True)
+    if store is not None:
+        print(
+            f"\nThe database kept {report.earlier_tasks} task(s) from earlier runs "
+            f"and now holds these six too: {store.resolve()}",
+            flush=True,
+        )
+    return 0
+
+
+class _CurrentStdout:
+    """Writes to whatever ``sys.stdout`` is at the time: while rich shows live progress
+    bars it is rich's proxy, which prints the log lines above the bars."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+def _terminal_console() -> Console | None:
+    try:
+        from rich.console import Console
+    except ImportError:  # rich comes with the server extra; the demo runs without it
+        return None
+    return Console()
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from storycore_tasks.service.deps import DEFAULT_MAX_BODY_BYTES
+        from storycore_tasks.service.server import ServeError, serve
+    except ImportError as exc:
+        raise _Failed(f"{_SERVER_EXTRA} ({exc})") from None
+    task_logging.configure(level=args.log_level, stream=sys.stderr)
+    try:
+        serve(
+            host=args.host,
+            port=args.port,
+            db=args.db,
+            operations=args.operations,
+            tokens_file=args.tokens,
+            no_auth=args.no_auth,
+            webhook_secret_env=args.webhook_secret_env,
+            webhook_allowed_hosts=args.webhook_allow_host,
+            max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+            workers=args.workers,
+            log_level=args.log_level,
+        )
+    except ServeError as exc:
+        raise _Failed(str(exc)) from None
+    return 0
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    from storycore_tasks.service.auth import TokenFileError, TokenStore
+
+    try:
+        token = TokenStore.add_to_file(args.tokens, args.user, args.role)
+    except (TokenFileError, OSError) as exc:
+        raise _Failed(str(exc)) from None
+    print(token, flush=True)
+    print(
+        f"Added a token for {args.user} ({args.role}) to {args.tokens}, which keeps only "
+        f"its hash: this is the only time it is shown. Clients pass it in ${TOKEN_ENV_VAR}.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+# -- client commands ----------------------------------------------------------------------
+
+
+@contextmanager
+def _client(args: argparse.Namespace) -> Iterator[ServiceClient]:
+    """A client of the service at --url, its errors turned into one-line failures."""
+    try:
+        from storycore_tasks.client import ServiceClient, ServiceClientError
+    except ImportError as exc:
+        raise _Failed(f"{_SERVER_EXTRA} ({exc})") from None
+    url = args.url or os.environ.get(URL_ENV_VAR) or DEFAULT_URL
+    try:
+        with ServiceClient(url, token=os.environ.get(TOKEN_ENV_VAR) or None) as client:
+            yield client
+    except ServiceClientError as exc:
+        raise _Failed(f"{exc.code}: {exc.message}", exc.remediation) from None
+
+
+def _stdout() -> Console:
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 160  # piped: let tables take the width they need
+    return console
+
+
+def _submit(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        task_id = client.create_task(
+            args.operation, args.params, timeout=args.timeout, priority=args.priority
+        )
+        if not args.wait:
+            if args.json:
+                _print_json({"task_id": task_id})
+            else:
+                print(task_id, flush=True)
+            return 0
+        if not args.json:
+            print(task_id, flush=True)
+        from rich.console import Console
+
+        # The bar goes to standard error and vanishes: standard output keeps the id
+        # and the final status, for scripts.
+        final = _follow(client, task_id, Console(stderr=True), transient=True)
+        if args.json:
+            _print_json(final)
+        else:
+            _print_status(_stdout(), final)
+        return _outcome(final)
+
+
+def _status(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        task = client.status(args.task_id)
+    if args.json:
+        _print_json(task)
+    else:
+        _print_status(_stdout(), task)
+    return 0
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.cancel(args.task_id)
+    print(f"cancelled {args.task_id}", flush=True)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        tasks = client.list(status=args.status, limit=args.limit)
+    if args.json:
+        _print_json(tasks)
         return 0
-    parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse exits
-    return 2  # pragma: no cover
+    console = _stdout()
+    if not tasks:
+        console.print(f"no {args.status} tasks" if args.status else "no tasks")
+        return 0
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=box.SIMPLE, show_edge=False, pad_edge=False)
+    table.add_column("task id", no_wrap=True, min_width=36)
+    table.add_column("operation", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("progress", no_wrap=True, justify="right")
+    table.add_column("priority", no_wrap=True)
+    table.add_column("user", overflow="fold")
+    table.add_column("created", no_wrap=True)
+    for task in tasks:
+        table.add_row(
+            *(
+                Text(value)
+                for value in (
+                    task["task_id"],
+                    str(task.get("operation") or ""),
+                    _status_text(task),
+                    f"{task.get('progress', 0):.0%}",
+                    str(task.get("priority") or ""),
+                    str(task.get("user") or ""),
+                    _time(task.get("created_at")),
+                )
+            )
+        )
+    console.print(table)
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        stats = client.stats()
+    if args.json:
+        _print_json(stats)
+        return 0
+    counts = stats.get("status_counts") or {}
+    lifetime = stats.get("lifetime_stats") or {}
+    store = stats.get("store") or {}
+    rows = [
+        ("tasks", str(stats.get("total_tasks", ""))),
+        ("by status", ", ".join(f"{n} {s}" for s, n in counts.items()) or "none"),
+        ("running", f"{stats.get('running', '')} of {stats.get('num_workers', '')} workers"),
+        ("pending", str(stats.get("queue_size", ""))),
+        ("accepting tasks", "yes" if stats.get("accepting_tasks") else "no"),
+        (
+            "since start",
+            ", ".join(f"{n} {k.removeprefix('total_')}" for k, n in lifetime.items()),
+        ),
+        ("task database", f"{store.get('kind', '')} {store.get('location') or ''}".strip()),
+    ]
+    _print_rows(_stdout(), rows)
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        if args.task_id is None:
+            return _watch_all(client, _stdout())
+        final = _follow(client, args.task_id, _stdout(), transient=False)
+        return _outcome(final)
+
+
+# -- following tasks ----------------------------------------------------------------------
+
+
+def _follow(
+    client: ServiceClient, task_id: str, console: Console, *, transient: bool
+) -> dict[str, Any]:
+    """Show one task's progress bar until it ends; return its final status. (The task's
+    stream replays its events from the start, and ends with its terminal one.)"""
+    task = client.status(task_id)
+    with _bars(console, transient=transient) as progress:
+        bar = progress.add_task(_label(task), total=100, state=task["status"])
+        _show_status(progress, bar, task)
+        if task["status"] not in _TERMINAL:
+            for _id, kind, data in client.events(task_id):
+                _show_event(progress, bar, kind, data)
+            task = client.status(task_id)
+        _show_status(progress, bar, task)
+    return task
+
+
+def _watch_all(client: ServiceClient, console: Console) -> int:
+    """Bars for every running task (and every task that starts) until Ctrl-C."""
+    bars: dict[str, TaskID] = {}
+    operations: dict[str, str] = {}
+    ended: deque[str] = deque()
+    connections = 0
+
+    def announce() -> None:
+        nonlocal connections
+        connections += 1
+        note = "watching every task" if connections == 1 else "reconnected"
+        console.print(f"{note} at {client.url} (Ctrl-C to stop)", highlight=False)
+
+    with _bars(console, transient=False) as progress:
+
+        def bar_for(task_id: str, data: Mapping[str, Any]) -> TaskID:
+            if task_id not in bars:
+                from storycore_tasks.client import ServiceClientError
+
+                try:
+                    task = client.status(task_id)
+                except ServiceClientError:
+                    task = {"task_id": task_id, **data}
+                operations[task_id] = str(task.get("operation") or "task")
+                bars[task_id] = progress.add_task(
+                    _label(task), total=100, state=task.get("status", "")
+                )
+                _show_status(progress, bars[task_id], task)
+            return bars[task_id]
+
+        def seed() -> None:
+            for task in client.list(status="running"):
+                _show_status(progress, bar_for(task["task_id"], task), task)
+
+        seed()
+        try:
+            for _id, kind, data in client.events(on_connect=announce):
+                if kind == "reset":  # the stream missed events: ask for the running tasks
+                    seed()
+                    continue
+                task_id = data.get("task_id")
+                if not isinstance(task_id, str) or task_id in ended:
+                    continue
+                state = _show_event(progress, bar_for(task_id, data), kind, data)
+                if state in ("started", "retry_scheduled") or state in _TERMINAL:
+                    console.print(
+                        f"{_time(None)} {task_id} {operations.get(task_id, '')}: {state}",
+                        highlight=False,
+                    )
+                if state in _TERMINAL:
+                    ended.append(task_id)
+                    while len(ended) > _FINISHED_BARS_KEPT:
+                        gone = ended.popleft()
+                        operations.pop(gone, None)
+                        progress.remove_task(bars.pop(gone))
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+@contextmanager
+def _bars(console: Console, *, transient: bool) -> Iterator[Progress]:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%", markup=False),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[state]}", markup=False),
+        console=console,
+        transient=transient,
+        # Not on a terminal, a bar that vanishes at the end is no bar at all.
+        disable=transient and not console.is_terminal,
+    )
+    with progress:
+        yield progress
+
+
+def _show_event(progress: Progress, bar: TaskID, kind: str, data: Mapping[str, Any]) -> str:
+    """Move the bar as the event says; returns the task's state it tells (or "")."""
+    fraction = data.get("progress")
+    if isinstance(fraction, int | float) and not isinstance(fraction, bool):
+        progress.update(bar, completed=100 * fraction)
+    if kind == "status":
+        state = str(data.get("status", ""))
+    elif kind in ("started", "retry_scheduled") or kind in _TERMINAL:
+        state = kind
+    else:
+        return ""
+    if state == "completed":
+        progress.update(bar, completed=100)
+    if state:
+        progress.update(bar, state="running" if state == "started" else state)
+    if state in _TERMINAL:
+        progress.stop_task(bar)  # its clock stops too
+    return state
+
+
+def _show_status(progress: Progress, bar: TaskID, task: Mapping[str, Any]) -> None:
+    done = 1.0 if task.get("status") == "completed" else float(task.get("progress") or 0)
+    progress.update(bar, completed=100 * done, state=_status_text(task))
+    if task.get("status") in _TERMINAL:
+        progress.stop_task(bar)
+
+
+def _label(task: Mapping[str, Any]) -> str:
+    operation = task.get("operation") or "task"
+    return f"{operation} {str(task.get('task_id', ''))[:8]}"
+
+
+def _outcome(task: Mapping[str, Any]) -> int:
+    if task["status"] == "completed":
+        return 0
+    error = task.get("error") or {}
+    reason = f": {error.get('code')}: {error.get('message')}" if error else ""
+    _error(f"task {task['task_id']} {task['status']}{reason}")
+    return 1
+
+
+# -- output -------------------------------------------------------------------------------
+
+
+def _error(message: str, remedy: str = "") -> None:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    if remedy:
+        print(f"  {remedy}", file=sys.stderr, flush=True)
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str), flush=True)
+
+
+def _print_status(console: Console, task: Mapping[str, Any]) -> None:
+    rows = [
+        ("task id", str(task.get("task_id", ""))),
+        ("operation", str(task.get("operation") or "")),
+        ("status", _status_text(task)),
+        ("progress", f"{task.get('progress', 0):.0%}"),
+        ("priority", str(task.get("priority") or "")),
+        ("user", str(task.get("user") or "")),
+    ]
+    if task.get("attempt", 1) != 1:
+        rows.append(("attempt", str(task["attempt"])))
+    for key in ("created_at", "started_at", "ended_at", "scheduled_for"):
+        if task.get(key):
+            rows.append((key.replace("_", " "), str(task[key])))
+    if task.get("timeout") is not None:
+        rows.append(("timeout", f"{task['timeout']:g} s"))
+    if "result" in task:
+        rows.append(("result", _compact(task["result"])))
+    error = task.get("error")
+    if error:
+        rows.append(("error", f"{error.get('code')}: {error.get('message')}"))
+        if error.get("remediation"):
+            rows.append(("remedy", str(error["remediation"])))
+        kept = (error.get("details") or {}).get("partial_result")
+        if kept is not None and "partial_result" not in task:
+            rows.append(("partial result", _compact(kept)))
+    if "partial_result" in task:
+        rows.append(("partial result", _compact(task["partial_result"])))
+    _print_rows(console, rows)
+
+
+def _print_rows(console: Console, rows: Sequence[tuple[str, str]]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for name, value in rows:
+        table.add_row(Text(name), Text(value))
+    console.print(table)
+
+
+def _status_text(task: Mapping[str, Any]) -> str:
+    error = task.get("error")
+    status = str(task.get("status", ""))
+    return f"{status} ({error['code']})" if error and error.get("code") else status
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
+def _time(iso: Any) -> str:
+    """An ISO time in local time: HH:MM:SS today, with its date before (now for None)."""
+    now = datetime.now().astimezone()
+    if iso is None:
+        return now.strftime("%H:%M:%S")
+    try:
+        moment = datetime.fromisoformat(str(iso)).astimezone()
+    except ValueError:
+        return str(iso)
+    return moment.strftime("%H:%M:%S" if moment.date() == now.date() else "%Y-%m-%d %H:%M:%S")
 
 
 if __name__ == "__main__":  # pragma: no cover

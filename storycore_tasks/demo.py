@@ -8,6 +8,9 @@ log goes to the configured structlog output; the final status table is returned 
 
 The operations are registered by name, so with a task database (``store``) the tasks
 of every run are kept in it: a later run recovers them and reports how many it found.
+
+Given a rich ``console`` (the CLI passes one when standard output is a terminal), the
+scenario also shows a live progress bar per task, driven by the manager's events.
 """
 
 from __future__ import annotations
@@ -16,11 +19,17 @@ import ctypes
 import os
 import threading
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
-from actors import TaskContext
+from actors import TaskContext, TaskEvent
 from storycore_tasks.manager import TaskManager
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
 
 __all__ = ["DEMO_OPERATIONS", "DemoReport", "format_status_table", "run_demo"]
 
@@ -76,10 +85,15 @@ class DemoReport:
 
 
 def run_demo(
-    *, started: threading.Event | None = None, store: str | os.PathLike[str] | None = None
+    *,
+    started: threading.Event | None = None,
+    store: str | os.PathLike[str] | None = None,
+    console: Console | None = None,
 ) -> DemoReport:
-    """Run the scenario to the end. ``store``: the task database (None: memory only)."""
+    """Run the scenario to the end. ``store``: the task database (None: memory only);
+    ``console``: where to show live progress bars (None: none; needs rich)."""
     running = started or threading.Event()
+    bars = _ProgressBars(console) if console is not None else None
 
     def long_render(params: Mapping[str, Any], task: TaskContext) -> dict[str, Any]:
         running.set()
@@ -88,43 +102,138 @@ def run_demo(
     with TaskManager(num_workers=4, store=store, operations=DEMO_OPERATIONS) as manager:
         earlier = manager.get_stats()["total_tasks"]
         manager.register_operation("storycore.video.render_watched", long_render)
-        ids = {
-            "render intro": manager.create_task(
-                "storycore.video.render",
-                {"sequence": "intro", "frames": 8, "seconds_per_frame": 0.05},
-                user="demo",
-            ),
-            "narrate ch. 1": manager.create_task(
-                "storycore.audio.narrate", {"chapter": 1, "paragraphs": ["p"] * 6}, user="demo"
-            ),
-            "llm storyboard": manager.create_task(
-                "storycore.llm.storyboard", {"prompt": "a lighthouse"}, user="demo", timeout=0.45
-            ),
-            "render finale": manager.create_task(
-                "storycore.video.render_watched",
-                {"sequence": "finale", "frames": 100, "seconds_per_frame": 0.05},
-                user="demo",
-            ),
-            "render credits": manager.create_task(
-                "storycore.video.render",
-                {"sequence": "credits", "frames": 4, "seconds_per_frame": 0.05},
-                user="demo",
-            ),
-            "denoise audio": manager.create_task(
-                "storycore.audio.denoise",
-                {"track": "narration"},
-                user="demo",
-                isolation="process",
-            ),
-        }
-        # Four workers are busy, so "render credits" waits: cancel it before it runs.
-        manager.cancel_task(ids["render credits"])
-        # Let the finale make some progress, then cancel it while it runs.
-        running.wait(timeout=10)
-        manager.wait(ids["narrate ch. 1"], timeout=10)
-        manager.cancel_task(ids["render finale"])
-        statuses = {name: manager.wait(task_id, timeout=30) for name, task_id in ids.items()}
+        shown: AbstractContextManager[object] = nullcontext()
+        if bars is not None:
+            manager.subscribe(bars.on_event)
+            shown = bars
+        with shown:
+            statuses = _scenario(manager, running, bars)
     return DemoReport(table=format_status_table(statuses), earlier_tasks=earlier)
+
+
+def _scenario(
+    manager: TaskManager, running: threading.Event, bars: _ProgressBars | None
+) -> dict[str, dict[str, Any]]:
+    ids = {
+        "render intro": manager.create_task(
+            "storycore.video.render",
+            {"sequence": "intro", "frames": 8, "seconds_per_frame": 0.05},
+            user="demo",
+        ),
+        "narrate ch. 1": manager.create_task(
+            "storycore.audio.narrate", {"chapter": 1, "paragraphs": ["p"] * 6}, user="demo"
+        ),
+        "llm storyboard": manager.create_task(
+            "storycore.llm.storyboard", {"prompt": "a lighthouse"}, user="demo", timeout=0.45
+        ),
+        "render finale": manager.create_task(
+            "storycore.video.render_watched",
+            {"sequence": "finale", "frames": 100, "seconds_per_frame": 0.05},
+            user="demo",
+        ),
+        "render credits": manager.create_task(
+            "storycore.video.render",
+            {"sequence": "credits", "frames": 4, "seconds_per_frame": 0.05},
+            user="demo",
+        ),
+        "denoise audio": manager.create_task(
+            "storycore.audio.denoise",
+            {"track": "narration"},
+            user="demo",
+            isolation="process",
+        ),
+    }
+    if bars is not None:
+        for name, task_id in ids.items():
+            bars.add(name, task_id)
+    # Four workers are busy, so "render credits" waits: cancel it before it runs.
+    manager.cancel_task(ids["render credits"])
+    # Let the finale make some progress, then cancel it while it runs.
+    running.wait(timeout=10)
+    manager.wait(ids["narrate ch. 1"], timeout=10)
+    manager.cancel_task(ids["render finale"])
+    statuses = {name: manager.wait(task_id, timeout=30) for name, task_id in ids.items()}
+    if bars is not None:
+        for status in statuses.values():
+            bars.finish(status)
+    return statuses
+
+
+class _ProgressBars:
+    """A live progress bar per task, moved by the manager's events (which arrive on
+    threads of their own, possibly before ``add`` has named the task)."""
+
+    def __init__(self, console: Console) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress: Progress = Progress(
+            TextColumn("{task.description:<15}", markup=False),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%", markup=False),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[state]}", markup=False),
+            console=console,
+            # Without a terminal a live display cannot redraw: the table says it all.
+            transient=not console.is_terminal,
+        )
+        self._lock = threading.Lock()
+        self._bars: dict[str, TaskID] = {}
+        self._early: dict[str, list[TaskEvent]] = {}
+
+    def __enter__(self) -> _ProgressBars:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._progress.stop()
+
+    def add(self, name: str, task_id: str) -> None:
+        with self._lock:
+            bar = self._progress.add_task(name, total=100, state="pending")
+            self._bars[task_id] = bar
+            for event in self._early.pop(task_id, []):
+                self._show(bar, event)
+
+    def on_event(self, event: TaskEvent) -> None:
+        with self._lock:
+            bar = self._bars.get(event.task_id)
+            if bar is None:
+                self._early.setdefault(event.task_id, []).append(event)
+            else:
+                self._show(bar, event)
+
+    def _show(self, bar: TaskID, event: TaskEvent) -> None:
+        if event.kind == "progress" and isinstance(event.data.get("progress"), int | float):
+            self._progress.update(bar, completed=100 * event.data["progress"])
+        elif event.kind == "started":
+            self._progress.update(bar, state="running")
+        elif event.kind == "completed":
+            self._progress.update(bar, completed=100, state="completed")
+            self._progress.stop_task(bar)
+        elif event.kind in ("failed", "cancelled"):
+            self._progress.update(bar, state=event.kind)
+            self._progress.stop_task(bar)  # its clock stops too
+
+    def finish(self, status: Mapping[str, Any]) -> None:
+        """Show how the task ended: its status, and its error code."""
+        state = status["status"]
+        error = status.get("error")
+        if error:
+            state = f"{state}: {error['code']}"
+            if "partial_result" in error["details"]:
+                state += " (partial result kept)"
+            if error["code"] == "WORKER_CRASHED":
+                state += " (contained in its child process)"
+        with self._lock:
+            bar = self._bars[status["task_id"]]
+            done = 100 if status["status"] == "completed" else 100 * status["progress"]
+            self._progress.update(bar, completed=done, state=state)
+            self._progress.stop_task(bar)
 
 
 def format_status_table(statuses: Mapping[str, Mapping[str, Any]]) -> str:
