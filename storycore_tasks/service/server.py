@@ -50,6 +50,9 @@ __all__ = [
     "service_config",
 ]
 
+_GRACEFUL_SECONDS = 5
+"""How long a stop waits for open connections (event streams) before closing them."""
+
 OPERATIONS_GROUP = "storycore_tasks.operations"
 """The entry point group whose mappings ``{name: function}`` every service registers."""
 DEFAULT_DATABASE = Path("storycore-tasks.db")
@@ -262,7 +265,15 @@ def serve(
         )
         app = create_app(manager, config)
         server = uvicorn.Server(
-            uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on")
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                log_level=log_level,
+                lifespan="on",
+                # Open event streams (a dashboard's never ends) must not hold a stop.
+                timeout_graceful_shutdown=_GRACEFUL_SECONDS,
+            )
         )
         with _signals_noted():
             try:
