@@ -27,8 +27,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from actors import RetryPolicy, TaskStatus
 from actors.logs import library_logger
 from storycore_tasks.envelope import APIResponse
-from storycore_tasks.errors import ErrorCodes, ErrorDetails, error_from_exception
-from storycore_tasks.manager import TaskManager, is_task_id, snapshot_to_status
+from storycore_tasks.errors import ErrorCodes, ErrorDetails
+from storycore_tasks.manager import TaskManager, snapshot_to_status
 from storycore_tasks.router import APIRouter as EndpointRouter
 from storycore_tasks.router import register_task_endpoints
 from storycore_tasks.service import dashboard, events, metrics, webhooks
@@ -39,11 +39,13 @@ from storycore_tasks.service.deps import (
     ServiceConfig,
     ServiceError,
     ServiceState,
+    call_manager,
     error_response,
     get_state,
     principal,
     request_context,
     success,
+    task_not_found,
 )
 
 __all__ = ["CreateTaskRequest", "RetryRequest", "create_app"]
@@ -169,11 +171,11 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
                     "(storycore-tasks serve --webhook-secret-env NAME)"
                 )
             sender, url = state.webhooks, body.callback_url
-            _call(lambda: sender.check_url(url))  # VALIDATION_ERROR
+            call_manager(lambda: sender.check_url(url))  # VALIDATION_ERROR
         retry = None
         if body.retry is not None:
             asked = body.retry
-            retry = _call(
+            retry = call_manager(
                 lambda: RetryPolicy(
                     max_attempts=asked.max_attempts,
                     backoff=asked.backoff,
@@ -183,7 +185,7 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
                     retry_on_timeout=asked.retry_on_timeout,
                 )
             )
-        task_id = _call(
+        task_id = call_manager(
             lambda: state.manager.create_task(
                 body.operation,
                 body.params,
@@ -221,11 +223,11 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
     )
     def task_status(request: Request, task_id: str, who: Who) -> JSONResponse:
         """A task's status, progress, result or error. Another user's task is NOT_FOUND."""
-        found = _call(
+        found = call_manager(
             lambda: get_state(request).manager.get_task_status(task_id, user=who.owner_filter)
         )
         if found is None:
-            raise _not_found(task_id)
+            raise task_not_found(task_id)
         return success(request, found, who)
 
     @app.post(
@@ -238,11 +240,11 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
         """Cancel a pending or running task: 409 CONFLICT once it has ended."""
         manager = get_state(request).manager
         owner = who.owner_filter
-        if _call(lambda: manager.cancel_task(task_id, user=owner)):
+        if call_manager(lambda: manager.cancel_task(task_id, user=owner)):
             return success(request, {"task_id": task_id, "cancelled": True}, who)
-        found = _call(lambda: manager.get_task_status(task_id, user=owner))
+        found = call_manager(lambda: manager.get_task_status(task_id, user=owner))
         if found is None:
-            raise _not_found(task_id)
+            raise task_not_found(task_id)
         raise ServiceError(
             ErrorDetails.of(
                 ErrorCodes.CONFLICT,
@@ -267,7 +269,7 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
         runtime = get_state(request).manager.runtime
         wanted = None if status is None else TaskStatus(status)
         owner = who.owner_filter
-        snapshots = _call(lambda: runtime.list(wanted))
+        snapshots = call_manager(lambda: runtime.list(wanted))
         later = sorted(
             (s for s in snapshots if s.seq > after and (owner is None or s.user == owner)),
             key=lambda s: s.seq,
@@ -282,7 +284,7 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
     @app.get("/v1/stats", response_model=Envelope, responses=ERROR_RESPONSES, tags=["service"])
     def stats(request: Request, who: Who) -> JSONResponse:
         """The manager's counters (``get_stats()``)."""
-        return success(request, _call(get_state(request).manager.get_stats), who)
+        return success(request, call_manager(get_state(request).manager.get_stats), who)
 
     @app.post(
         "/v1/rpc/{endpoint}", response_model=Envelope, responses=ERROR_RESPONSES, tags=["rpc"]
@@ -312,25 +314,8 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
         return JSONResponse(answer.to_dict(), status_code=answer.http_status)
 
 
-def _call(function: Callable[[], Any]) -> Any:
-    """Run a manager call; its typed errors become the envelope's error codes."""
-    try:
-        return function()
-    except ServiceError:
-        raise
-    except Exception as exc:
-        raise ServiceError(error_from_exception(exc)) from exc
-
-
 def _validation(message: str) -> ServiceError:
     return ServiceError(ErrorDetails.of(ErrorCodes.VALIDATION_ERROR, message))
-
-
-def _not_found(task_id: str) -> ServiceError:
-    shown = task_id if is_task_id(task_id) else task_id[:64]
-    return ServiceError(
-        ErrorDetails.of(ErrorCodes.NOT_FOUND, f"Task {shown} not found", task_id=shown)
-    )
 
 
 def _encode_cursor(seq: int) -> str:

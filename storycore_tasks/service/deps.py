@@ -6,15 +6,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from storycore_tasks.envelope import APIResponse, RequestContext
-from storycore_tasks.errors import ErrorCodes, ErrorDetails
-from storycore_tasks.manager import TaskManager
+from storycore_tasks.errors import ErrorCodes, ErrorDetails, error_from_exception
+from storycore_tasks.manager import TaskManager, is_task_id
 from storycore_tasks.service.auth import Principal, TokenStore
 
 if TYPE_CHECKING:
@@ -30,12 +30,14 @@ __all__ = [
     "ServiceConfig",
     "ServiceError",
     "ServiceState",
+    "call_manager",
     "error_response",
     "get_state",
     "principal",
     "request_context",
     "stream_principal",
     "success",
+    "task_not_found",
 ]
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -83,6 +85,27 @@ class ServiceError(Exception):
         super().__init__(error.message)
         self.error = error
         self.headers = headers
+
+
+_T = TypeVar("_T")
+
+
+def call_manager(function: Callable[[], _T]) -> _T:
+    """Run a manager call; its typed errors become the envelope's error codes."""
+    try:
+        return function()
+    except ServiceError:
+        raise
+    except Exception as exc:
+        raise ServiceError(error_from_exception(exc)) from exc
+
+
+def task_not_found(task_id: str) -> ServiceError:
+    """NOT_FOUND for a task: unknown, malformed, or another user's (not revealed)."""
+    shown = task_id if is_task_id(task_id) else task_id[:64]
+    return ServiceError(
+        ErrorDetails.of(ErrorCodes.NOT_FOUND, f"Task {shown} not found", task_id=shown)
+    )
 
 
 def get_state(request: Request) -> ServiceState:

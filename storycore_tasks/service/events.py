@@ -45,10 +45,10 @@ import contextlib
 import json
 import threading
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import pykka
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -57,14 +57,16 @@ from fastapi.responses import StreamingResponse
 from actors import TaskEvent
 from actors.logs import library_logger
 from storycore_tasks.envelope import to_jsonable
-from storycore_tasks.errors import ErrorCodes, ErrorDetails, error_from_exception
-from storycore_tasks.manager import TaskManager, is_task_id
+from storycore_tasks.errors import ErrorCodes, ErrorDetails
+from storycore_tasks.manager import TaskManager
 from storycore_tasks.service.auth import Principal
 from storycore_tasks.service.deps import (
     ERROR_RESPONSES,
     ServiceError,
+    call_manager,
     get_state,
     stream_principal,
+    task_not_found,
 )
 
 __all__ = [
@@ -96,7 +98,6 @@ _SYNC_TIMEOUT = 10.0
 # has handled (told on) every event queued before (see EventLog.sync).
 _NO_SUBSCRIPTION = "storycore-service-event-log-sync"
 _KEEP_ALIVE = b": keep-alive\n\n"
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -509,9 +510,9 @@ def task_events(
     after = _parse_last_event_id(last_event_id)
     # A query of the registry: every event of the task it sent before answering is on
     # its way to the log (and sync() waits for them if the log has none yet).
-    status = _call(lambda: state.manager.get_task_status(task_id, user=who.owner_filter))
+    status = call_manager(lambda: state.manager.get_task_status(task_id, user=who.owner_filter))
     if status is None:
-        raise _not_found(task_id)
+        raise task_not_found(task_id)
     info = log.task_info(task_id)
     if info is None:
         log.sync()
@@ -528,7 +529,7 @@ def task_events(
         elif after + 1 < info.first_seq or (after == 0 and not info.from_creation):
             # Some of the events asked for are no longer kept, or the task is older than
             # the log: its status tells what the events cannot.
-            fresh = _call(lambda: state.manager.get_task_status(task_id)) or status
+            fresh = call_manager(lambda: state.manager.get_task_status(task_id)) or status
             first = _status_frame(fresh)
     return EventStreamResponse(
         _task_stream(log, request, task_id, after, first, done), headers=_STREAM_HEADERS
@@ -630,19 +631,3 @@ def _parse_last_event_id(value: str | None) -> int:
             )
         )
     return int(value)
-
-
-def _call(function: Callable[[], _T]) -> _T:
-    try:
-        return function()
-    except ServiceError:
-        raise
-    except Exception as exc:
-        raise ServiceError(error_from_exception(exc)) from exc
-
-
-def _not_found(task_id: str) -> ServiceError:
-    shown = task_id if is_task_id(task_id) else task_id[:64]
-    return ServiceError(
-        ErrorDetails.of(ErrorCodes.NOT_FOUND, f"Task {shown} not found", task_id=shown)
-    )
