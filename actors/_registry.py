@@ -354,8 +354,10 @@ class RegistryActor(RestartingActor):
 
     def _rebuild(self) -> None:
         """Everything but the records is derived: rebuild it. With a durable store the
-        records are first committed (they are immutable facts, each replaced whole, so
-        a failure cannot have left one half-written), then read back from it."""
+        records are first committed, then read back from it. (The table changes a
+        record's fields only after the index updates that can fail, by plain
+        assignments: a failure leaves a record as it was or fully changed, never half
+        so. What it can leave wrong is derived state.)"""
         state = None
         if self._store is not None:
             self._commit()

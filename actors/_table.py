@@ -126,7 +126,8 @@ class TaskTable:
 
     def rebuild(self) -> None:
         """Recompute every index and counter from the records themselves: the registry,
-        restarted, trusts only the records (whole values, replaced, never half-written).
+        restarted, trusts only the records (each transition sets a record's fields after
+        the index updates that can fail, so a failure never leaves one half-changed).
         Lifetime counters of tasks retention removed are kept."""
         records = sorted(self._records.values(), key=lambda r: r.seq)
         counts = dict.fromkeys(TaskStatus, 0)
