@@ -96,6 +96,7 @@ class TaskTable:
         if self._records:
             raise RuntimeError("restore() loads an empty table only")
         timed_out = 0
+        ended: list[TaskRecord] = []
         for record in records:
             self._records[record.task_id] = record
             status = record.status
@@ -106,10 +107,14 @@ class TaskTable:
             else:
                 assert record.ended_at is not None
                 self._ended.append((record.ended_at, record.task_id))
-                self._terminal[status][record.task_id] = None
+                ended.append(record)
                 timed_out += isinstance(record.outcome, TimedOut)
             self._status_counts[status] += 1
             self._priority_counts[record.priority] += 1
+        # Listings give ended tasks in the order they ended, as before.
+        ended.sort(key=lambda r: (r.ended_at, r.seq))
+        for record in ended:
+            self._terminal[record.status][record.task_id] = None
         heapq.heapify(self._ended)
         counts = self._status_counts
         self._created = retired.get("created", 0) + len(self._records)
