@@ -49,6 +49,12 @@ class Sizes:
     scaling_rounds: int
     scaling_populate_batch: int
     scaling_population_budget_seconds: float
+    # B10 the HTTP service's overhead
+    service_status_calls: int
+    service_warmup_calls: int
+    service_create_tasks: int
+    service_event_tasks: int
+    service_rounds: int
 
 
 FULL = Sizes(
@@ -81,6 +87,11 @@ FULL = Sizes(
     scaling_rounds=5,
     scaling_populate_batch=10_000,
     scaling_population_budget_seconds=600.0,
+    service_status_calls=2_000,
+    service_warmup_calls=50,
+    service_create_tasks=1_000,
+    service_event_tasks=200,
+    service_rounds=3,
 )
 
 QUICK = Sizes(
@@ -113,4 +124,9 @@ QUICK = Sizes(
     scaling_rounds=1,
     scaling_populate_batch=10_000,
     scaling_population_budget_seconds=60.0,
+    service_status_calls=30,
+    service_warmup_calls=5,
+    service_create_tasks=30,
+    service_event_tasks=5,
+    service_rounds=1,
 )

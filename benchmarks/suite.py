@@ -1,4 +1,5 @@
-"""The table of scenarios (issue 7's B1..B9) and running a selection of them.
+"""The table of scenarios (issue 7's B1..B9, and B10: the HTTP service) and running a
+selection of them.
 
 Each scenario runs with lifecycle logging quiet (B1 sets its own logging per variant)
 and inside a leak check: a scenario that leaves a thread or an actor behind is an error,
@@ -21,6 +22,7 @@ from benchmarks import (
     memory,
     process_overhead,
     scaling,
+    service,
     status_latency,
     throughput,
     timeouts,
@@ -49,6 +51,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("B7", "scaling with retained records", scaling.run),
     Scenario("B8", "durability: the SQLite store", durability.run),
     Scenario("B9", "process mode per-task overhead", process_overhead.run),
+    Scenario("B10", "the HTTP service's overhead", service.run),
 )
 
 
