@@ -201,19 +201,20 @@ class FaultPlan:
         self.armed = False  # read without the lock on the hot path: a stale False only
         # means a rule added this instant applies from the next dispatch on.
         self.injected_total = 0
-        # Set by the runtime: how to make its registry and its timer service fail.
-        self._fail_registry: (
-            Callable[[Exception, type | tuple[type, ...] | None, str | None], None] | None
-        ) = None
+        # Set by the runtime: how to make its registry, timers and supervisor fail.
+        self._fail_registry: _FailRegistry | None = None
         self._fail_timers: Callable[[Exception], None] | None = None
+        self._fail_supervisor: Callable[[Exception], None] | None = None
 
     def attach(
         self,
         fail_registry: _FailRegistry,
         fail_timers: Callable[[Exception], None],
+        fail_supervisor: Callable[[Exception], None],
     ) -> None:
         self._fail_registry = fail_registry
         self._fail_timers = fail_timers
+        self._fail_supervisor = fail_supervisor
 
     def add(
         self,
@@ -387,6 +388,15 @@ class FaultPlan:
         if self._fail_timers is None:
             raise RuntimeError("this fault plan belongs to no runtime")
         self._fail_timers(_injected(error, "timers"))
+
+    def fail_supervisor(self, error: Exception | None = None) -> None:
+        """Make the supervisor actor fail. It is not restarted (its state has no other
+        copy): the manager stops itself, unfinished tasks end ``INTERRUPTED`` (cause
+        ``supervisor_failed``; kept pending with a durable store), waiters get answers,
+        and later calls raise ``RuntimeClosedError`` with the reason."""
+        if self._fail_supervisor is None:
+            raise RuntimeError("this fault plan belongs to no runtime")
+        self._fail_supervisor(_injected(error, "supervisor"))
 
     # -- the plan ---------------------------------------------------------------------------
 

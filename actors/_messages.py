@@ -17,7 +17,9 @@ Who sends what:
 * TaskContext -> Registry: ``ProgressReady`` (coalesced: at most one in flight per task)
 * TimerService -> Supervisor: ``DeadlinePassed``, ``EscalateStop``, ``CleanupDue``,
   ``StartDue``, ``CooldownOver``, ``ScheduleTick``
-* a test -> Registry: ``InjectFault`` (the fault-injection kit; see actors._restarts)
+* a test -> Registry, Supervisor: ``InjectFault`` (the fault-injection kit; see
+  actors._restarts)
+* facade -> Registry: ``AbandonUnfinished`` (the supervisor failed)
 """
 
 from __future__ import annotations
@@ -345,3 +347,12 @@ class InjectFault:
     error: Exception
     message_type: type | tuple[type, ...] | None = None
     task_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AbandonUnfinished:
+    """To the registry, when the supervisor has failed: nothing will run or finish any
+    more, so every unfinished task ends ``Interrupted`` with ``cause`` (kept pending
+    instead with a durable store, for the next runtime to recover)."""
+
+    cause: str

@@ -31,6 +31,7 @@ from actors._clock import Clock
 from actors._codec import normalized
 from actors._errors import ActorRestartedError, StoreError, StoreWriteError
 from actors._messages import (
+    AbandonUnfinished,
     Cancel,
     Cleanup,
     ConnectSupervisor,
@@ -265,6 +266,8 @@ class RegistryActor(RestartingActor):
             self._traps.append(message)
             self._spring_trap(message)
             return None
+        if isinstance(message, AbandonUnfinished):
+            return self._abandon_unfinished(message.cause)
         if isinstance(message, Flush):
             self._ticket(message.ticket)
             return None
@@ -396,6 +399,33 @@ class RegistryActor(RestartingActor):
             if waited is None or waited.status.is_terminal:
                 waiters = self._waiters.pop(task_id)
                 self._wakeups.append((waiters, None if waited is None else waited.snapshot()))
+
+    def _abandon_unfinished(self, cause: str) -> int:
+        """The supervisor failed: no unfinished task will run or end by itself. Each
+        ends Interrupted (with a durable store they stay pending instead: the next
+        runtime that opens it recovers them). Returns how many ended."""
+        if self._store is not None:
+            return 0
+        now = self._clock.time()
+        unfinished = [
+            *self._table.iter_status(TaskStatus.PENDING),
+            *self._table.iter_status(TaskStatus.RUNNING),
+        ]
+        for record in unfinished:
+            self._finish(
+                record.task_id,
+                Interrupted(
+                    was_running=record.status is TaskStatus.RUNNING,
+                    attempt=record.attempt,
+                    last_seen_at=record.updated_at,
+                    recovered_at=now,
+                    cause=cause,
+                ),
+                now,
+            )
+        if unfinished:
+            _log.warning("tasks.abandoned", count=len(unfinished), cause=cause)
+        return len(unfinished)
 
     def _end_casualty(self, task_id: str, message: Any, error: Exception) -> None:
         """End the task whose message failed, and tell the supervisor to drop it."""

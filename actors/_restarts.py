@@ -79,12 +79,14 @@ class SelfHealing:
             self._give_up(reason)
         return within
 
-    def fatal(self, part: str, error: BaseException) -> None:
-        """``part`` could not even be rebuilt: give up at once."""
+    def fatal(
+        self, part: str, error: BaseException | None, why: str = "could not be rebuilt"
+    ) -> None:
+        """``part`` failed and cannot be brought back: give up at once."""
         with self._lock:
             first = self.gave_up_reason is None
             if first:
-                self.gave_up_reason = f"the {part} failed and could not be rebuilt: {error!r}"
+                self.gave_up_reason = f"the {part} failed and {why}: {error!r}"
             reason = self.gave_up_reason
         if first:
             assert reason is not None

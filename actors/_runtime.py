@@ -32,6 +32,7 @@ from actors._errors import (
 )
 from actors._faults import FaultPlan
 from actors._messages import (
+    AbandonUnfinished,
     AddSchedule,
     Cancel,
     CancelSchedule,
@@ -263,9 +264,16 @@ class TaskRuntime:
             start_timeout=self._ask_timeout,
             breakers=self._breakers,
             faults=self._faults,
+            on_fatal=lambda error: self._healing.fatal(
+                "supervisor", error, "is not restarted (its state has no other copy)"
+            ),
         )
         self._registry.tell(ConnectSupervisor(self._supervisor))
-        self._faults.attach(self._fail_registry, self._timers.inject_fault)
+        self._faults.attach(
+            self._fail_registry,
+            self._timers.inject_fault,
+            lambda error: self._supervisor.tell(InjectFault(error)),
+        )
         with self._submit_lock:
             self._queue_recovered(to_queue)
         if self._isolation is Isolation.PROCESS:
@@ -682,7 +690,17 @@ class TaskRuntime:
                 self._awaiting.clear()
                 self._awaiting_names.clear()
             if self._reaper is None:
-                drained = self._ask(self._supervisor, Shutdown(cancel_pending), "supervisor")
+                try:
+                    drained = self._ask(self._supervisor, Shutdown(cancel_pending), "supervisor")
+                except pykka.ActorDeadError:
+                    # The supervisor failed: nothing will run or end any more; the
+                    # registry ends what is unfinished, the teardown does the rest.
+                    with contextlib.suppress(pykka.ActorDeadError):
+                        self._ask(
+                            self._registry, AbandonUnfinished("supervisor_failed"), "registry"
+                        )
+                    drained = threading.Event()
+                    drained.set()
                 self._reaper = threading.Thread(
                     target=self._teardown, args=(drained,), name="actors-shutdown", daemon=True
                 )
@@ -956,12 +974,16 @@ class TaskRuntime:
             self._notifier.stop(block=True, timeout=self._ask_timeout)
             self._subscriptions.stop_all(self._ask_timeout)
             self._timers.stop(wait=True)
-            self._dispatcher.shutdown(wait=True)
-            self._op_pool.shutdown(wait=True)
+            # Normally nothing runs any more. After a supervisor failure operations may:
+            # children go first (an operation in one returns when it dies), then the
+            # operation threads (each still reports to its worker actor), then the
+            # worker actors' mailboxes.
             with self._process_pool_lock:
                 pool = self._process_pool_instance
             if pool is not None:
                 pool.shutdown()
+            self._op_pool.shutdown(wait=True)
+            self._dispatcher.shutdown(wait=True)
             self._store.close()
         except BaseException as exc:
             self._teardown_error = exc

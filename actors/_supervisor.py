@@ -49,6 +49,7 @@ from actors._messages import (
     Finish,
     GetSchedules,
     GetSupervisorStats,
+    InjectFault,
     Interrupt,
     MarkRunning,
     Register,
@@ -156,8 +157,10 @@ class SupervisorActor(pykka.ThreadingActor):
         start_timeout: float = 30.0,
         breakers: CircuitBreakers | None = None,
         faults: FaultPlan | None = None,
+        on_fatal: Callable[[BaseException | None], None] | None = None,
     ) -> None:
         super().__init__()
+        self._on_fatal = on_fatal  # the runtime gives up when this actor fails
         self._capacity = capacity
         self._registry = registry
         self._timers = timers
@@ -256,7 +259,19 @@ class SupervisorActor(pykka.ThreadingActor):
             return self._stats()
         if isinstance(message, Shutdown):
             return self._on_shutdown(message.cancel_pending)
+        if isinstance(message, InjectFault):
+            raise message.error  # a test's fault: the supervisor fails (see on_failure)
         return super().on_receive(message)
+
+    def on_failure(self, *exc_info: Any) -> None:
+        """A handler raised: pykka stops this actor. Its state has no other copy to be
+        rebuilt from, so the runtime stops (``on_fatal``); the operations still running
+        are asked to stop, since no deadline or escalation will reach them any more."""
+        for active in self._active.values():
+            with contextlib.suppress(pykka.ActorDeadError):
+                active.worker.tell(Stop(StopReason.SHUTDOWN))
+        if self._on_fatal is not None:
+            self._on_fatal(exc_info[1])
 
     def _on_submit(self, spec: TaskSpec) -> None:
         if not self._admitting:

@@ -96,7 +96,11 @@ class WorkerActor(PooledActor):
                     reason=message.reason.value,
                 )
         elif isinstance(message, OperationReturned):
-            self._supervisor.tell(WorkerFinished(self._spec.task_id, message.outcome, message.at))
+            # A dead supervisor (it failed; the runtime is stopping) hears nothing more.
+            with contextlib.suppress(pykka.ActorDeadError):
+                self._supervisor.tell(
+                    WorkerFinished(self._spec.task_id, message.outcome, message.at)
+                )
             self.stop()
         else:
             super().on_receive(message)

@@ -181,6 +181,13 @@ _REGISTRY_RESTARTED_REMEDIATION = (
 )
 
 
+_SUPERVISOR_FAILED_REMEDIATION = (
+    "The manager's supervisor failed (a bug, or a fault a test injected), so the manager "
+    "stopped itself and ended every unfinished task; the reason is in the log "
+    "(manager.giving_up). Start a new manager and create the task again."
+)
+
+
 def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:
     """The error a terminal outcome reports; None for a completed (or unfinished) task."""
     if outcome is None or isinstance(outcome, Completed):
@@ -227,11 +234,12 @@ def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:
         )
     if isinstance(outcome, Interrupted):
         stage = f"while attempt {outcome.attempt} ran" if outcome.was_running else "before it ran"
-        what = (
-            "The task manager's registry failed on this task's update and restarted"
-            if outcome.cause == "registry_restarted"
-            else "The task manager's process stopped"
-        )
+        what = {
+            "registry_restarted": (
+                "The task manager's registry failed on this task's update and restarted"
+            ),
+            "supervisor_failed": "The task manager's supervisor failed and the manager stopped",
+        }.get(outcome.cause, "The task manager's process stopped")
         error = ErrorDetails.of(
             ErrorCodes.INTERRUPTED,
             f"{what} {stage}; the task cannot be resumed",
@@ -243,6 +251,8 @@ def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:
         )
         if outcome.cause == "registry_restarted":
             error = replace(error, remediation=_REGISTRY_RESTARTED_REMEDIATION)
+        elif outcome.cause == "supervisor_failed":
+            error = replace(error, remediation=_SUPERVISOR_FAILED_REMEDIATION)
         return error
     if isinstance(outcome, DependencyFailed):
         return ErrorDetails.of(

@@ -831,3 +831,67 @@ def test_the_casualty_of_a_failed_create_is_never_left_running(
     if wait_until(lambda: op.calls > 0, timeout=0.5):
         assert op.returned.wait(WAIT)
         assert op.saw_cancel is True
+
+
+# -- the supervisor: not restarted, but it fails cleanly -----------------------------------
+
+
+def test_a_supervisor_failure_stops_the_manager_and_answers_every_waiter(
+    make_manager: MakeManager, cooperatives: list[Cooperative]
+) -> None:
+    """The supervisor is not restarted (its state has no other copy): the manager stops
+    itself with the reason, the running operations are asked to stop, every unfinished
+    task ends INTERRUPTED (cause supervisor_failed), every wait() gets that answer, and
+    later calls are refused with the reason."""
+    op = Cooperative()
+    cooperatives.append(op)
+    manager = make_manager(num_workers=2, operations={"op": op})
+    with LifecycleCapture() as log:
+        running = [manager.create_task("op") for _ in range(2)]
+        pending = [manager.create_task("op") for _ in range(3)]
+        assert wait_until(lambda: manager.get_stats()["running"] == 2, timeout=WAIT)
+        waiters = start_waiters(manager, running + pending)
+        op.go.set()  # the running ones now wait for their cancel
+
+        manager.faults.fail_supervisor()
+
+        for waiter in waiters:
+            error = waiter.outcome()["error"]
+            assert error["code"] == "INTERRUPTED"
+            assert error["details"]["cause"] == "supervisor_failed"
+            assert error["details"]["was_running"] is (waiter.task_id in running)
+        assert log.wait_for("manager.giving_up", timeout=WAIT)["actor"] == "supervisor"
+    reason = manager.runtime.stopped_reason
+    assert reason is not None
+    assert "supervisor" in reason
+    assert "InjectedFaultError" in reason
+    with pytest.raises(RuntimeClosedError, match="stopped itself because the supervisor"):
+        manager.create_task("op")
+    manager.shutdown(wait=True, timeout=WAIT)
+    assert op.saw_cancel is True  # the running operations were told to stop
+    assert manager.get_stats()["lifetime_stats"]["total_failed"] == 5
+
+
+def test_a_supervisor_failure_with_a_durable_store_leaves_the_work_to_the_next_start(
+    make_manager: MakeManager, cooperatives: list[Cooperative], tmp_path: Path
+) -> None:
+    """With a durable store unfinished tasks are not failed: the next manager that opens
+    the file recovers them (pending named tasks run; the running one is interrupted)."""
+    op = Cooperative()
+    cooperatives.append(op)
+    path = tmp_path / "t.db"
+    manager = make_manager(num_workers=1, store=path, operations={"op": op, "quick": quick})
+    running = manager.create_task("op")
+    pending = [manager.create_task("quick", {"n": n}) for n in range(3)]
+    assert op.entered.wait(WAIT)
+    manager.faults.fail_supervisor()
+    assert wait_until(lambda: manager.runtime.stopped_reason is not None, timeout=WAIT)
+    op.go.set()
+    manager.shutdown(wait=True, timeout=WAIT)
+
+    reopened = make_manager(store=path, operations={"op": op, "quick": quick})
+    for n, task_id in enumerate(pending):
+        assert reopened.wait(task_id, timeout=WAIT)["result"] == {"n": n}
+    interrupted = reopened.wait(running, timeout=WAIT)["error"]
+    assert interrupted["code"] == "INTERRUPTED"
+    assert interrupted["details"]["cause"] == "process_stopped"
