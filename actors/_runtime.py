@@ -828,12 +828,14 @@ class TaskRuntime:
 
     @property
     def stopped_reason(self) -> str | None:
-        """Why the runtime stopped itself (its parts failed too often), or None."""
+        """Why the runtime stopped itself (its parts failed too often, or its supervisor
+        failed), or None."""
         return self._healing.gave_up_reason
 
     def _give_up(self, reason: str) -> None:
-        """The restart intensity was exceeded: stop cleanly, from a thread of its own
-        (the failing part's thread must not wait for its own shutdown)."""
+        """The runtime cannot go on (the restart intensity was exceeded, or the
+        supervisor failed): stop cleanly, from a thread of its own (the failing part's
+        thread must not wait for its own shutdown)."""
 
         def stop() -> None:
             try:
