@@ -40,6 +40,7 @@ __all__ = [
     "REMEDIATION_BY_CODE",
     "ErrorCodes",
     "ErrorDetails",
+    "cancel_conflict",
     "error_from_exception",
     "error_from_outcome",
     "http_status_for",
@@ -186,6 +187,16 @@ _SUPERVISOR_FAILED_REMEDIATION = (
     "stopped itself and ended every unfinished task; the reason is in the log "
     "(manager.giving_up). Start a new manager and create the task again."
 )
+
+
+def cancel_conflict(task_id: str, current_status: str) -> ErrorDetails:
+    """The CONFLICT of cancelling a task that has already ended (router and service)."""
+    return ErrorDetails.of(
+        ErrorCodes.CONFLICT,
+        f"Task {task_id} cannot be cancelled: it is already {current_status}",
+        task_id=task_id,
+        current_status=current_status,
+    )
 
 
 def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:

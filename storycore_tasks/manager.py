@@ -628,17 +628,17 @@ def snapshot_to_status(snapshot: TaskSnapshot) -> dict[str, Any]:
     error = error_from_outcome(snapshot.outcome)
     if error is not None:
         status["error"] = error.to_dict()
-        last_injected = snapshot.injected_faults[-1] if snapshot.injected_faults else None
-        # Only when the fault ended the task (not a cancel while it waited to retry).
+        # Did the error end an attempt (not a cancel or a failed dependency while the
+        # task waited for its next one)?
         ended_an_attempt = snapshot.attempt > len(snapshot.attempt_outcomes)
+        last_injected = snapshot.injected_faults[-1] if snapshot.injected_faults else None
         if last_injected is not None and last_injected[0] == snapshot.attempt and ended_an_attempt:
             status["error"]["details"]["injected_fault"] = last_injected[1]
         if snapshot.attempt_outcomes:
             # Retried: the number of attempts and how each one ended, the last included
-            # when it ended an attempt (not a cancel or a failed dependency while the
-            # task waited for its next one).
+            # when it ended an attempt.
             attempts = [error_from_outcome(o) for o in snapshot.attempt_outcomes]
-            if snapshot.attempt > len(snapshot.attempt_outcomes):
+            if ended_an_attempt:
                 attempts.append(error)
             status["error"]["details"]["attempts"] = len(attempts)
             status["error"]["details"]["attempt_errors"] = [

@@ -11,7 +11,12 @@ from typing import Any
 
 from actors.logs import library_logger
 from storycore_tasks.envelope import API_VERSION, APIResponse, RequestContext
-from storycore_tasks.errors import ErrorCodes, ErrorDetails, error_from_exception
+from storycore_tasks.errors import (
+    ErrorCodes,
+    ErrorDetails,
+    cancel_conflict,
+    error_from_exception,
+)
 from storycore_tasks.manager import TaskManager, is_task_id
 
 __all__ = ["APIError", "APIRouter", "Handler", "register_task_endpoints"]
@@ -169,14 +174,7 @@ def register_task_endpoints(router: APIRouter, manager: TaskManager) -> None:
         found = manager.get_task_status(task_id, user=context.owner)
         if found is None:
             raise _not_found(task_id)
-        raise APIError(
-            ErrorDetails.of(
-                ErrorCodes.CONFLICT,
-                f"Task {task_id} cannot be cancelled: it is already {found['status']}",
-                task_id=task_id,
-                current_status=found["status"],
-            )
-        )
+        raise APIError(cancel_conflict(task_id, found["status"]))
 
     def list_tasks(params: Mapping[str, Any], context: RequestContext) -> Any:
         status_filter = params.get("status")

@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from actors import RetryPolicy, TaskStatus
 from actors.logs import library_logger
 from storycore_tasks.envelope import APIResponse
-from storycore_tasks.errors import ErrorCodes, ErrorDetails
+from storycore_tasks.errors import ErrorCodes, ErrorDetails, cancel_conflict
 from storycore_tasks.manager import TaskManager, snapshot_to_status
 from storycore_tasks.router import APIRouter as EndpointRouter
 from storycore_tasks.router import register_task_endpoints
@@ -245,14 +245,7 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
         found = call_manager(lambda: manager.get_task_status(task_id, user=owner))
         if found is None:
             raise task_not_found(task_id)
-        raise ServiceError(
-            ErrorDetails.of(
-                ErrorCodes.CONFLICT,
-                f"Task {task_id} cannot be cancelled: it is already {found['status']}",
-                task_id=task_id,
-                current_status=found["status"],
-            )
-        )
+        raise ServiceError(cancel_conflict(task_id, found["status"]))
 
     @app.get("/v1/tasks", response_model=Envelope, responses=ERROR_RESPONSES, tags=["tasks"])
     def list_tasks(
