@@ -18,7 +18,14 @@ import pykka
 
 from actors._clock import ManualClock
 
-__all__ = ["ManualClock", "ResourceSnapshot", "assert_no_leaks", "child_processes", "wait_until"]
+__all__ = [
+    "ManualClock",
+    "ResourceSnapshot",
+    "assert_no_leaks",
+    "child_processes",
+    "leaks_since",
+    "wait_until",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +105,14 @@ def assert_no_leaks(grace_seconds: float = 5.0) -> Iterator[None]:
     """
     before = ResourceSnapshot.take()
     yield
+    leaks = leaks_since(before, grace_seconds=grace_seconds)
+    if leaks is not None:
+        raise AssertionError(leaks)
+
+
+def leaks_since(before: ResourceSnapshot, *, grace_seconds: float = 5.0) -> str | None:
+    """What is still alive ``grace_seconds`` after now that was not ``before``, in
+    words; None as soon as nothing is (stopping threads get the grace to finish)."""
     leaks: str | None = None
 
     def clean() -> bool:
@@ -105,8 +120,7 @@ def assert_no_leaks(grace_seconds: float = 5.0) -> Iterator[None]:
         leaks = ResourceSnapshot.take().describe_leaks(before)
         return leaks is None
 
-    if not wait_until(clean, timeout=grace_seconds):
-        raise AssertionError(leaks)
+    return None if wait_until(clean, timeout=grace_seconds) else leaks
 
 
 def wait_until(predicate: object, *, timeout: float, interval: float = 0.005) -> bool:

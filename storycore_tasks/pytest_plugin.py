@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from actors.testing import ResourceSnapshot, wait_until
+from actors.testing import ResourceSnapshot, leaks_since
 from storycore_tasks.manager import TaskManager
 from storycore_tasks.testing import LifecycleCapture, ManualClock
 
@@ -56,14 +56,8 @@ def task_manager(request: pytest.FixtureRequest) -> Iterator[TaskManager]:
         yield manager
     finally:
         manager.shutdown(wait=True, cancel_pending=True, timeout=30)
-    leaks: str | None = None
-
-    def clean() -> bool:
-        nonlocal leaks
-        leaks = ResourceSnapshot.take().describe_leaks(before)
-        return leaks is None
-
-    if not wait_until(clean, timeout=_LEAK_GRACE_SECONDS):
+    leaks = leaks_since(before, grace_seconds=_LEAK_GRACE_SECONDS)
+    if leaks is not None:
         pytest.fail(f"the test left resources behind after the task manager shut down: {leaks}")
 
 
