@@ -1,9 +1,9 @@
 """B10: what the HTTP service adds to a call, against the same call in process.
 
 One ``TaskManager(num_workers=4)`` with a named no-op operation, served by
-``create_app(manager, ServiceConfig(tokens=None))`` (no authentication) under uvicorn,
-with ``storycore-tasks serve``'s settings (uvicorn's default loop and HTTP protocol),
-on a thread on a free loopback port. The client is one ``httpx.Client`` (keep-alive, so
+``create_app(manager, ServiceConfig(tokens=None))`` (no authentication) with
+``serve_in_thread`` (``storycore-tasks serve``'s uvicorn settings: uvicorn's default loop
+and HTTP protocol) on a free loopback port. The client is one ``httpx.Client`` (keep-alive, so
 every request after the first reuses one connection; proxies from the environment
 ignored). The in-process baseline calls the same manager, so both contenders pay for
 what the service keeps subscribed to it (the event log and the metrics). Each part's
@@ -23,30 +23,27 @@ ratios.
   measures is mostly the two requests and the replay of the task's events, as a client
   that follows a task it just created sees it.
 
-The server is stopped (``should_exit``, its thread joined; its lifespan closes the event
-log and the metrics) before the manager is shut down.
+The server is stopped (its thread joined; its lifespan closes the event log and the
+metrics) before the manager is shut down.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
-import uvicorn
 
-from actors.testing import wait_until
 from benchmarks.harness import alternate, median, percentile, wait_all_done
 from benchmarks.report import Part
 from benchmarks.sizes import Sizes
 from storycore_tasks import TaskManager
 from storycore_tasks.service.app import create_app
 from storycore_tasks.service.deps import ServiceConfig
+from storycore_tasks.service.server import serve_in_thread
 
 __all__ = ["run"]
 
@@ -60,44 +57,20 @@ def _noop(params: Any, task: Any) -> None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def _serving(manager: TaskManager) -> Iterator[tuple[str, dict[str, Any]]]:
     """Serve the manager over HTTP until the block ends; yields the base URL and what
     uvicorn runs on. The manager is not shut down here."""
     app = create_app(manager, ServiceConfig(tokens=None))
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, name=f"bench-uvicorn-{port}", daemon=True)
-    thread.start()
-    try:
-        if not wait_until(
-            lambda: server.started or not thread.is_alive(), timeout=START_TIMEOUT_SECONDS
-        ):
-            raise RuntimeError(f"the service did not start on port {port}")
-        if not server.started:
-            raise RuntimeError(f"the service failed to start on port {port}")
-        config = server.config
+    with serve_in_thread(app, start_timeout=START_TIMEOUT_SECONDS) as served:
+        config = served.server.config
         yield (
-            f"http://127.0.0.1:{port}",
+            served.url,
             {
                 "http": getattr(config.http_protocol_class, "__name__", str(config.http)),
                 "loop": _loop_name(str(config.loop)),
             },
         )
-    finally:
-        server.should_exit = True
-        thread.join(START_TIMEOUT_SECONDS)
-        if thread.is_alive():
-            raise RuntimeError(f"the service on port {port} did not stop")
 
 
 def _loop_name(configured: str) -> str:

@@ -30,13 +30,18 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
+
+import uvicorn
 
 from actors import NamedOperation, Operation
+from actors.testing import wait_until
 from storycore_tasks.manager import TaskManager
+from storycore_tasks.service.app import create_app
 from storycore_tasks.service.auth import TOKENS_ENV_VAR, TokenFileError, TokenStore
 from storycore_tasks.service.deps import DEFAULT_MAX_BODY_BYTES, ServiceConfig
 
@@ -45,9 +50,12 @@ __all__ = [
     "NO_AUTH_WARNING",
     "OPERATIONS_GROUP",
     "ServeError",
+    "ServiceThread",
     "load_operations",
     "serve",
+    "serve_in_thread",
     "service_config",
+    "uvicorn_server",
 ]
 
 _GRACEFUL_SECONDS = 5
@@ -233,10 +241,6 @@ def serve(
     """Serve the task API at ``http://host:port`` until SIGINT or SIGTERM, then stop the
     manager (see the module docstring). Everything is checked before anything starts:
     a ServeError says, in one line, why the service will not start."""
-    import uvicorn  # the server extra
-
-    from storycore_tasks.service.app import create_app
-
     out = stderr if stderr is not None else sys.stderr
     config = service_config(
         tokens_file=tokens_file,
@@ -263,18 +267,7 @@ def serve(
             f"storycore-tasks serve: http://{host}:{port} (operations: {names}; task "
             f"database: {where}; authentication: {auth})",
         )
-        app = create_app(manager, config)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host=host,
-                port=port,
-                log_level=log_level,
-                lifespan="on",
-                # Open event streams (a dashboard's never ends) must not hold a stop.
-                timeout_graceful_shutdown=_GRACEFUL_SECONDS,
-            )
-        )
+        server = uvicorn_server(create_app(manager, config), host, port, log_level)
         with _signals_noted():
             try:
                 server.run()
@@ -286,6 +279,53 @@ def serve(
             raise ServeError(f"the HTTP server on {host}:{port} did not start (see the log)")
     finally:
         _stop(manager, out)
+
+
+def uvicorn_server(app: Any, host: str, port: int, log_level: str = "warning") -> uvicorn.Server:
+    """The uvicorn server that runs the service, however it is run (``serve``,
+    :func:`serve_in_thread`)."""
+    return uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            lifespan="on",
+            # Open event streams (a dashboard's never ends) must not hold a stop.
+            timeout_graceful_shutdown=_GRACEFUL_SECONDS,
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceThread:
+    """A service running on a thread: its base URL and its uvicorn server."""
+
+    url: str
+    server: uvicorn.Server
+
+
+@contextmanager
+def serve_in_thread(
+    app: Any, *, host: str = "127.0.0.1", port: int = 0, start_timeout: float = 10.0
+) -> Iterator[ServiceThread]:
+    """Serve ``app`` on a thread until the block ends (tests, benchmarks, embedding).
+    ``port`` 0 takes a free one. The app's manager is not shut down here."""
+    server = uvicorn_server(app, host, port)
+    thread = threading.Thread(target=server.run, name="storycore-tasks-http", daemon=True)
+    thread.start()
+    try:
+        if not wait_until(lambda: server.started or not thread.is_alive(), timeout=start_timeout):
+            raise ServeError(f"the HTTP server on {host}:{port} did not start in {start_timeout} s")
+        if not server.started:
+            raise ServeError(f"the HTTP server on {host}:{port} failed to start (see the log)")
+        bound = server.servers[0].sockets[0].getsockname()[1]
+        yield ServiceThread(f"http://{host}:{bound}", server)
+    finally:
+        server.should_exit = True
+        thread.join(start_timeout)
+        if thread.is_alive():
+            raise ServeError(f"the HTTP server on {host}:{port} did not stop")
 
 
 @contextmanager
