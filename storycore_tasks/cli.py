@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from storycore_tasks import logging as task_logging
+from storycore_tasks._bars import task_bars
 from storycore_tasks.demo import run_demo
 
 if TYPE_CHECKING:
@@ -608,15 +609,8 @@ def _watch_all(client: ServiceClient, console: Console) -> int:
 
 @contextmanager
 def _bars(console: Console, *, transient: bool) -> Iterator[Progress]:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    progress = Progress(
-        TextColumn("{task.description}", markup=False),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%", markup=False),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[state]}", markup=False),
-        console=console,
+    progress = task_bars(
+        console,
         transient=transient,
         # Not on a terminal, a bar that vanishes at the end is no bar at all.
         disable=transient and not console.is_terminal,

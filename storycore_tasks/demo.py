@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from actors import TaskContext, TaskEvent
+from storycore_tasks._bars import task_bars
 from storycore_tasks.manager import TaskManager
 
 if TYPE_CHECKING:
@@ -164,17 +165,9 @@ class _ProgressBars:
     threads of their own, possibly before ``add`` has named the task)."""
 
     def __init__(self, console: Console) -> None:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._progress: Progress = Progress(
-            TextColumn("{task.description:<15}", markup=False),
-            BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%", markup=False),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[state]}", markup=False),
-            console=console,
-            # Without a terminal a live display cannot redraw: the table says it all.
-            transient=not console.is_terminal,
+        # Without a terminal a live display cannot redraw: the table says it all.
+        self._progress: Progress = task_bars(
+            console, transient=not console.is_terminal, name_width=15
         )
         self._lock = threading.Lock()
         self._bars: dict[str, TaskID] = {}
