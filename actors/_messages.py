@@ -167,6 +167,7 @@ class GetSnapshot:
 class ListTasks:
     status: TaskStatus | None
     limit: int | None
+    user: str | None = None  # only the tasks this user created
 
 
 @dataclass(frozen=True, slots=True)

@@ -249,7 +249,8 @@ class RegistryActor(RestartingActor):
                 self._waiters.pop(message.task_id, None)
             return None
         if isinstance(message, ListTasks):
-            return [r.snapshot() for r in self._table.list(message.status, message.limit)]
+            records = self._table.list(message.status, message.limit, message.user)
+            return [r.snapshot() for r in records]
         if isinstance(message, GetStats):
             return self._table.stats()
         if isinstance(message, RegisterDependent):

@@ -761,16 +761,17 @@ class TaskRuntime:
         return snapshot
 
     def list(
-        self, status: TaskStatus | None = None, limit: int | None = None
+        self, status: TaskStatus | None = None, limit: int | None = None, user: str | None = None
     ) -> list[TaskSnapshot]:
-        """Snapshots with ``status`` (all if None): pending ones in the order they will run."""
+        """Snapshots with ``status`` (all if None): pending ones in the order they will run.
+        With ``user``, only the tasks that user created."""
         if limit is not None:
             limit = check_count("limit", limit, minimum=0)
 
         def local() -> list[TaskSnapshot]:
-            return [r.snapshot() for r in self._table.list(status, limit)]
+            return [r.snapshot() for r in self._table.list(status, limit, user)]
 
-        result: list[TaskSnapshot] = self._query(ListTasks(status, limit), local)
+        result: list[TaskSnapshot] = self._query(ListTasks(status, limit, user), local)
         return result
 
     def group(self, group_id: str) -> Sequence[TaskSnapshot] | None:

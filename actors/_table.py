@@ -299,8 +299,14 @@ class TaskTable:
         else:
             yield from (records[i] for i in self._terminal[status])
 
-    def list(self, status: TaskStatus | None, limit: int | None) -> list[TaskRecord]:
-        return list(itertools.islice(self.iter_status(status), limit))
+    def list(
+        self, status: TaskStatus | None, limit: int | None, user: str | None = None
+    ) -> list[TaskRecord]:
+        """:meth:`iter_status`, at most ``limit`` of them; only ``user``'s when given."""
+        records = self.iter_status(status)
+        if user is not None:
+            records = (r for r in records if r.user == user)
+        return list(itertools.islice(records, limit))
 
     def stats(self) -> TableStats:
         return TableStats(

@@ -528,12 +528,7 @@ class TaskManager:
             except ValueError:
                 choices = ", ".join(s.value for s in TaskStatus)
                 raise ValueError(f"unknown status {status!r}; use one of {choices}") from None
-        if user is None:
-            return [snapshot_to_status(s) for s in self._runtime.list(status, limit)]
-        if limit is not None:
-            limit = check_count("limit", limit, minimum=0)
-        owned = [s for s in self._runtime.list(status, None) if s.user == user]
-        return [snapshot_to_status(s) for s in owned[:limit]]
+        return [snapshot_to_status(s) for s in self._runtime.list(status, limit, user)]
 
     def get_stats(self) -> dict[str, Any]:
         stats = self._runtime.stats()

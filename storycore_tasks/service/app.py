@@ -261,12 +261,8 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
         after = _decode_cursor(cursor) if cursor is not None else -1
         runtime = get_state(request).manager.runtime
         wanted = None if status is None else TaskStatus(status)
-        owner = who.owner_filter
-        snapshots = call_manager(lambda: runtime.list(wanted))
-        later = sorted(
-            (s for s in snapshots if s.seq > after and (owner is None or s.user == owner)),
-            key=lambda s: s.seq,
-        )
+        snapshots = call_manager(lambda: runtime.list(wanted, user=who.owner_filter))
+        later = sorted((s for s in snapshots if s.seq > after), key=lambda s: s.seq)
         page = later[:limit]
         next_cursor = _encode_cursor(page[-1].seq) if len(later) > limit else None
         tasks = [snapshot_to_status(s) for s in page]
