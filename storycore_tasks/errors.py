@@ -44,6 +44,7 @@ __all__ = [
     "error_from_exception",
     "error_from_outcome",
     "http_status_for",
+    "iso_utc",
 ]
 
 
@@ -257,8 +258,8 @@ def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:
             cause=outcome.cause,
             was_running=outcome.was_running,
             attempt=outcome.attempt,
-            last_seen_at=_iso(outcome.last_seen_at),
-            recovered_at=_iso(outcome.recovered_at),
+            last_seen_at=iso_utc(outcome.last_seen_at),
+            recovered_at=iso_utc(outcome.recovered_at),
         )
         if outcome.cause == "registry_restarted":
             error = replace(error, remediation=_REGISTRY_RESTARTED_REMEDIATION)
@@ -319,5 +320,8 @@ def error_from_exception(exc: BaseException) -> ErrorDetails:
     )
 
 
-def _iso(timestamp: float) -> str:
+def iso_utc(timestamp: float | None) -> str | None:
+    """How StoryCore shows a moment: ISO-8601 in UTC (None stays None)."""
+    if timestamp is None:
+        return None
     return datetime.fromtimestamp(timestamp, tz=UTC).isoformat()

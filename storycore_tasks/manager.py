@@ -10,7 +10,7 @@ import inspect
 import os
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any, overload
 
@@ -35,7 +35,7 @@ from actors import (
     UnknownTaskError,
 )
 from actors.validation import check_count, check_seconds
-from storycore_tasks.errors import error_from_outcome
+from storycore_tasks.errors import error_from_outcome, iso_utc
 
 __all__ = ["TaskManager", "is_task_id", "open_store", "snapshot_to_status"]
 
@@ -601,14 +601,14 @@ def snapshot_to_status(snapshot: TaskSnapshot) -> dict[str, Any]:
         "operation": snapshot.operation_name,
         "user": snapshot.user,
         "timeout": snapshot.timeout,
-        "created_at": _iso(snapshot.created_at),
-        "updated_at": _iso(snapshot.updated_at),
-        "started_at": _iso(snapshot.started_at),
-        "ended_at": _iso(snapshot.ended_at),
-        "scheduled_for": _iso(snapshot.scheduled_for),
+        "created_at": iso_utc(snapshot.created_at),
+        "updated_at": iso_utc(snapshot.updated_at),
+        "started_at": iso_utc(snapshot.started_at),
+        "ended_at": iso_utc(snapshot.ended_at),
+        "scheduled_for": iso_utc(snapshot.scheduled_for),
         "depends_on": list(snapshot.depends_on),
         "group_id": snapshot.group_id,
-        "next_attempt_at": _iso(snapshot.scheduled_for) if snapshot.attempt_outcomes else None,
+        "next_attempt_at": iso_utc(snapshot.scheduled_for) if snapshot.attempt_outcomes else None,
     }
     if snapshot.injected_faults:
         # Only when a test injected faults (storycore_tasks.testing): never mistaken
@@ -640,12 +640,6 @@ def snapshot_to_status(snapshot: TaskSnapshot) -> dict[str, Any]:
                 {"code": e.code.value, "message": e.message} for e in attempts if e is not None
             ]
     return status
-
-
-def _iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp, tz=UTC).isoformat()
 
 
 def open_store(store: str | os.PathLike[str] | Store | None) -> Store | None:

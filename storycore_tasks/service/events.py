@@ -47,7 +47,6 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import pykka
@@ -57,7 +56,7 @@ from fastapi.responses import StreamingResponse
 from actors import TaskEvent
 from actors.logs import library_logger
 from storycore_tasks.envelope import to_jsonable
-from storycore_tasks.errors import ErrorCodes, ErrorDetails
+from storycore_tasks.errors import ErrorCodes, ErrorDetails, iso_utc
 from storycore_tasks.manager import TaskManager
 from storycore_tasks.service.auth import Principal
 from storycore_tasks.service.deps import (
@@ -309,7 +308,7 @@ class EventLog:
         if not known:
             user = _user_of(event.data) if event.kind == "created" else self._lookup(event)
         payload: dict[str, Any] = {"task_id": event.task_id, "kind": event.kind, "seq": 0}
-        payload["at"] = _iso(event.at)
+        payload["at"] = iso_utc(event.at)
         for key, value in to_jsonable(dict(event.data)).items():
             payload.setdefault(key, value)
         with self._lock:
@@ -442,13 +441,6 @@ class EventLog:
 def _user_of(data: Mapping[str, Any]) -> str | None:
     user = data.get("user")
     return user if isinstance(user, str) else None
-
-
-def _iso(at: float) -> str | float:
-    try:
-        return datetime.fromtimestamp(at, tz=UTC).isoformat()
-    except (OverflowError, OSError, ValueError):
-        return at
 
 
 # -- routes -------------------------------------------------------------------------------
