@@ -20,6 +20,7 @@ from typing import Any
 
 import pykka
 
+from actors._errors import ActorUnresponsiveError
 from actors.logs import library_logger
 
 __all__ = ["EVENT_KINDS", "NotifierActor", "Subscription", "TaskEvent"]
@@ -135,6 +136,11 @@ class _Remove:
     subscription_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Flush:
+    """Asked: answered once every event queued before it was told to its subscribers."""
+
+
 class NotifierActor(pykka.ThreadingActor):
     """Fans the registry's events out to the subscriptions that want them."""
 
@@ -174,6 +180,8 @@ class NotifierActor(pykka.ThreadingActor):
             if not self._subscriptions:
                 self._active.clear()
             return removed
+        if isinstance(message, _Flush):
+            return None
         return super().on_receive(message)
 
 
@@ -234,6 +242,13 @@ class Subscriptions:
             own = getattr(_calling, "subscription_id", None) == subscription_id
             ref.stop(block=not own, timeout=self._ask_timeout)
         return removed is not None
+
+    def flush(self) -> None:
+        """Return once the notifier has told its subscribers every event it had."""
+        try:
+            self._notifier.ask(_Flush(), timeout=self._ask_timeout)
+        except pykka.Timeout:
+            raise ActorUnresponsiveError("notifier", "Flush", self._ask_timeout) from None
 
     def stop_all(self, timeout: float) -> None:
         with self._lock:

@@ -812,8 +812,9 @@ class TaskRuntime:
         )
 
     def sync(self) -> None:
-        """Return once the supervisor, then the registry, have handled every message sent
-        to them before this call (and what the supervisor told the registry meanwhile).
+        """Return once the supervisor, then the registry, then the notifier have handled
+        every message sent to them before this call (and what each told the next
+        meanwhile): the effects are recorded and their events are with the subscribers.
 
         For tests on a :class:`ManualClock`: after ``clock.advance(...)`` the due timers
         have been told; after ``sync()`` their effects (a timeout recorded, a retry
@@ -824,6 +825,7 @@ class TaskRuntime:
         with contextlib.suppress(pykka.ActorDeadError):
             self._ask(self._supervisor, GetSupervisorStats(), "supervisor")
             self._ask(self._registry, GetStats(), "registry")
+            self._subscriptions.flush()
 
     # -- self-healing ----------------------------------------------------------------------
 

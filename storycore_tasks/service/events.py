@@ -93,9 +93,6 @@ GLOBAL_HISTORY = 10_000
 TERMINAL_KINDS = frozenset({"completed", "failed", "cancelled"})
 _BATCH = 500  # events sent in one write
 _SYNC_TIMEOUT = 10.0
-# Never a subscription id: unsubscribing it only makes the notifier answer after it
-# has handled (told on) every event queued before (see EventLog.sync).
-_NO_SUBSCRIPTION = "storycore-service-event-log-sync"
 _KEEP_ALIVE = b": keep-alive\n\n"
 
 
@@ -288,14 +285,14 @@ class EventLog:
         """Return once every event the registry had sent before the caller's last query
         of the manager (``get_task_status``...) is in the log.
 
-        The notifier answers an ``unsubscribe`` only after the events queued before it,
-        which it has told this log's listener by then; the listener then answers an ask
-        after recording them. (Both mailboxes are FIFO.)
+        ``runtime.sync()`` returns once the notifier has told this log's listener those
+        events; the listener then answers an ask after recording them. (Every mailbox on
+        the way is FIFO.)
         """
         if self._closed:
             return
         try:
-            self._manager.unsubscribe(_NO_SUBSCRIPTION)
+            self._manager.runtime.sync()
             self._listener.ask(_Sync(), timeout=_SYNC_TIMEOUT)
         except Exception as exc:  # a manager shutting down: nothing more will come
             _log.debug("events.sync_failed", error=f"{type(exc).__name__}: {exc}")
