@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from actors._errors import (
     UnknownTaskError,
 )
 from actors._faults import FaultPlan
+from actors._ids import new_id
 from actors._messages import (
     AbandonUnfinished,
     AddSchedule,
@@ -525,7 +525,7 @@ class TaskRuntime:
             if retry_after is not None:
                 raise OperationUnavailableError(operation_name, retry_after)
         dependencies = fields["depends_on"]
-        task_id = str(uuid.uuid4())
+        task_id = new_id()
         with self._submit_lock:
             if self._closed:
                 raise self._closed_error("it accepts no new task; create a new one")
@@ -597,13 +597,13 @@ class TaskRuntime:
             # Each run gets its own params, as each create_task does.
             spec_fields["params"] = dict(fields["params"])
             return TaskSpec(
-                task_id=str(uuid.uuid4()),
+                task_id=new_id(),
                 seq=next(self._seq),
                 created_at=self._clock.time(),
                 **spec_fields,
             )
 
-        schedule_id = f"schedule-{uuid.uuid4()}"
+        schedule_id = f"schedule-{new_id()}"
         message = AddSchedule(schedule_id, every, first or 0.0, make_spec, fields["operation_name"])
         if self._closed or not self._ask(self._supervisor, message, "supervisor"):
             raise self._closed_error("it schedules nothing")
