@@ -12,8 +12,8 @@ Who sends what:
 * Registry -> Supervisor: ``Submit``, ``SubmitBlocked``, ``DependenciesMet``,
   ``DropBlocked`` (tasks with dependencies, which the registry resolves)
 * Supervisor -> Worker: ``Stop``, then ``Interrupt`` after the stop grace
-* operation thread -> Worker: ``OperationReturned``
-* Worker -> Supervisor: ``ChildStarted`` (process isolation), ``WorkerFinished``
+* Worker (from its operation's thread) -> Supervisor: ``ChildStarted`` (process
+  isolation), ``WorkerFinished``
 * TaskContext -> Registry: ``ProgressReady`` (coalesced: at most one in flight per task)
 * TimerService -> Supervisor: ``DeadlinePassed``, ``EscalateStop``, ``CleanupDue``,
   ``StartDue``, ``CooldownOver``, ``ScheduleTick``
@@ -59,7 +59,6 @@ __all__ = [
     "Interrupt",
     "ListTasks",
     "MarkRunning",
-    "OperationReturned",
     "ProgressReady",
     "Register",
     "RegisterDependent",
@@ -330,12 +329,6 @@ class Interrupt:
     """Raise TaskInterrupted in the operation's thread (the stop grace has passed)."""
 
     reason: StopReason
-
-
-@dataclass(frozen=True, slots=True)
-class OperationReturned:
-    outcome: Outcome
-    at: float
 
 
 @dataclass(frozen=True, slots=True)

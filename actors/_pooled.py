@@ -13,15 +13,17 @@ dispatcher's thread(s) with every other pooled actor.
 from __future__ import annotations
 
 import collections
+import contextlib
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import pykka
 from pykka import ActorDeadError, messages
 from pykka._envelope import Envelope
 
+from actors._ids import new_id
 from actors._threadpool import ThreadPool
 
 __all__ = ["Dispatcher", "PooledActor"]
@@ -85,15 +87,48 @@ class _DispatchingInbox:
 class PooledActor(pykka.Actor):
     """A pykka actor that runs on a :class:`Dispatcher` instead of a thread of its own.
 
-    Pass the dispatcher as the ``dispatcher`` keyword argument of ``start()``.
+    Pass the dispatcher as the ``dispatcher`` keyword argument of ``start()`` (or of
+    ``spawn()``, which returns the actor itself for the one thread-safe call on it,
+    :meth:`stop_when_idle`).
     """
 
     def __init__(self, *args: Any, dispatcher: Dispatcher, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        # pykka.Actor.__init__ sets these four fields, drawing the URN from uuid4(): a
+        # system call per actor that gives up the GIL, dear at one actor per task. Same
+        # fields, the URN from actors._ids (equally random, one read per batch).
+        self.actor_urn = f"urn:uuid:{new_id()}"
+        self.actor_inbox = self._create_actor_inbox()
+        self.actor_stopped = threading.Event()
+        self._actor_ref = pykka.ActorRef(self)
         self._dispatcher = dispatcher
         inbox = self.actor_inbox
         assert isinstance(inbox, _DispatchingInbox)
         inbox._actor = self
+
+    @classmethod
+    def spawn(cls, *args: Any, **kwargs: Any) -> Self:
+        """``start()``, returning the actor instead of its ref (``actor.actor_ref``)."""
+        actor = cls(*args, **kwargs)
+        pykka.ActorRegistry.register(actor.actor_ref)
+        actor._start_actor_loop()
+        return actor
+
+    def stop_when_idle(self) -> None:
+        """Stop the actor from any thread: at once, in the calling thread, when no turn
+        is queued or running (no dispatcher round trip); otherwise by a stop message
+        behind the ones queued. Messages told after this find the actor dead."""
+        inbox = self.actor_inbox
+        assert isinstance(inbox, _DispatchingInbox)
+        with inbox._lock:
+            idle = not inbox._scheduled and not self.actor_stopped.is_set()
+            if idle:
+                inbox._scheduled = True  # no turn may start from now on
+        if not idle:
+            with contextlib.suppress(ActorDeadError):
+                self.actor_ref.tell(messages._ActorStop())
+            return
+        self._stop()
+        self._fail_leftovers(inbox)  # told between the check above and _stop()
 
     @staticmethod
     def _create_actor_inbox() -> _DispatchingInbox:

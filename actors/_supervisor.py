@@ -675,7 +675,7 @@ class SupervisorActor(pykka.ThreadingActor):
             timer = self._timers.schedule_after(
                 spec.timeout, self.actor_ref, DeadlinePassed(spec.task_id)
             )
-        worker = WorkerActor.start(
+        worker = WorkerActor.spawn(
             spec=run_spec,
             context=context,
             op_pool=self._op_pool,
@@ -687,7 +687,7 @@ class SupervisorActor(pykka.ThreadingActor):
             start_timeout=self._start_timeout,
         )
         self._active[spec.task_id] = _Active(
-            spec, worker, context, timer, attempt=spec.prior_attempts + 1, trial=trial
+            spec, worker.actor_ref, context, timer, attempt=spec.prior_attempts + 1, trial=trial
         )
 
     def _begin_stopping(self, active: _Active, reason: StopReason) -> None:

@@ -2,8 +2,9 @@
 
 The operation runs on a thread of the runtime's operation pool, never on the worker's
 mailbox, so the worker answers ``Stop`` at once while the operation runs. When the
-operation returns (or raises anything at all), the pooled thread tells the worker
-``OperationReturned``; the worker reports ``WorkerFinished`` to the supervisor and stops.
+operation returns (or raises anything at all), that thread stops the worker and reports
+``WorkerFinished`` to the supervisor itself: the worker's mailbox is used only when
+someone sends it a message, so a task that is never stopped costs no dispatcher turn.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from actors._clock import Clock
 from actors._context import TaskContext
 from actors._faults import InjectedCrash, InjectedLimit
 from actors._interrupt import TaskInterrupted
-from actors._messages import ChildStarted, Interrupt, OperationReturned, Stop, WorkerFinished
+from actors._messages import ChildStarted, Interrupt, Stop, WorkerFinished
 from actors._outcome import Cancelled, Completed, Outcome, Raised
 from actors._pooled import PooledActor
 from actors._processes import ProcessPool, run_in_child
@@ -78,8 +79,7 @@ class WorkerActor(PooledActor):
         except RuntimeError as exc:
             # The pool is shut down (interpreter exit): the operation cannot run, but the
             # supervisor must still hear about it, or the slot would be lost.
-            outcome = Raised.from_exception(exc)
-            self.actor_ref.tell(OperationReturned(outcome, self._clock.time()))
+            self._report(Raised.from_exception(exc))
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Stop):
@@ -95,13 +95,6 @@ class WorkerActor(PooledActor):
                     attempt=self._context.interrupts,
                     reason=message.reason.value,
                 )
-        elif isinstance(message, OperationReturned):
-            # A dead supervisor (it failed; the runtime is stopping) hears nothing more.
-            with contextlib.suppress(pykka.ActorDeadError):
-                self._supervisor.tell(
-                    WorkerFinished(self._spec.task_id, message.outcome, message.at)
-                )
-            self.stop()
         else:
             super().on_receive(message)
 
@@ -195,12 +188,10 @@ class WorkerActor(PooledActor):
         return Raised(exception_type="actors.StoreError", message=message, traceback="")
 
     def _report(self, outcome: Outcome) -> None:
-        spec = self._spec
+        """The operation has returned: stop this worker (its work is done; a Stop still
+        queued is handled first) and tell the supervisor, which frees the slot."""
         at = self._clock.time()
-        try:
-            self.actor_ref.tell(OperationReturned(outcome, at))
-        except pykka.ActorDeadError:
-            # Only if someone stopped every actor (pykka.ActorRegistry.stop_all()): report
-            # straight to the supervisor so the slot is not lost if it still runs.
-            with contextlib.suppress(pykka.ActorDeadError):
-                self._supervisor.tell(WorkerFinished(spec.task_id, outcome, at))
+        self.stop_when_idle()
+        # A dead supervisor (it failed; the runtime is stopping) hears nothing more.
+        with contextlib.suppress(pykka.ActorDeadError):
+            self._supervisor.tell(WorkerFinished(self._spec.task_id, outcome, at))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -301,6 +302,95 @@ def test_asks_racing_a_stop_are_all_answered(dispatcher4: Dispatcher) -> None:
     assert outcomes["value"] + outcomes["dead"] == 150 * 40
     assert outcomes["value"] > 0
     assert outcomes["dead"] > 0  # both sides of the race were exercised
+
+
+def test_stop_when_idle_stops_an_idle_actor_in_the_calling_thread(dispatcher: Dispatcher) -> None:
+    """PooledActor.stop_when_idle on an idle actor: on_stop ran in the caller's thread and
+    the actor left the registry before it returned; later tells find it dead."""
+    for _round in range(50):
+        stopped = threading.Event()
+        actor = Probe.spawn(dispatcher=dispatcher, stopped=stopped)
+        ref = actor.actor_ref
+        assert observed(ref).messages == []  # one turn, over before the next line
+        actor.stop_when_idle()
+        assert (stopped.is_set(), ref.is_alive()) == (True, False)
+        assert ref.actor_urn not in registered_urns()
+        with pytest.raises(pykka.ActorDeadError):
+            ref.tell("after")
+        actor.stop_when_idle()  # idempotent
+
+
+def test_stop_when_idle_behind_a_running_turn_stops_after_the_queued_messages(
+    dispatcher: Dispatcher,
+) -> None:
+    """PooledActor.stop_when_idle while a turn runs: a stop message queued behind the
+    messages already told; all of them are handled, then the actor stops."""
+    for _round in range(30):
+        handled: list[Any] = []
+        stopped = threading.Event()
+        actor = Probe.spawn(dispatcher=dispatcher, sink=handled, stopped=stopped)
+        entered, release = threading.Event(), threading.Event()
+        actor.actor_ref.tell(Block(entered, release))
+        assert True is entered.wait(timeout=TIMEOUT)
+        for i in range(100):
+            actor.actor_ref.tell(i)
+        actor.stop_when_idle()
+        assert actor.actor_ref.is_alive()  # not stopped under the running turn
+        release.set()
+        assert True is stopped.wait(timeout=TIMEOUT)
+        assert handled == list(range(100))
+
+
+def test_stop_when_idle_racing_tells_from_other_threads_loses_no_ask(
+    dispatcher4: Dispatcher,
+) -> None:
+    """PooledActor.stop_when_idle racing asks from another thread: each ask is answered
+    (a value or ActorDeadError); none is left unresolved."""
+    outcomes = {"value": 0, "dead": 0}
+    for round_no in range(200):
+        actor = Probe.spawn(dispatcher=dispatcher4)
+        futures: list[pykka.Future[Any]] = []
+        started = threading.Event()
+
+        def ask_many(
+            ref: pykka.ActorRef[Any] = actor.actor_ref,
+            futures: list[pykka.Future[Any]] = futures,
+            started: threading.Event = started,
+        ) -> None:
+            started.set()
+            for i in range(30):
+                try:
+                    futures.append(ref.ask(Add(i, 0), block=False))
+                except pykka.ActorDeadError:
+                    return
+                time.sleep(0)
+
+        asker = threading.Thread(target=ask_many)
+        asker.start()
+        assert True is started.wait(timeout=TIMEOUT)
+        for _ in range(round_no % 7):
+            time.sleep(0)
+        actor.stop_when_idle()
+        asker.join(TIMEOUT)
+        assert not asker.is_alive()
+        assert True is actor.actor_stopped.wait(TIMEOUT)
+        for future in futures:
+            try:
+                future.get(timeout=TIMEOUT)
+                outcomes["value"] += 1
+            except pykka.ActorDeadError:
+                outcomes["dead"] += 1
+    assert outcomes["value"] + outcomes["dead"] > 0
+
+
+def test_pooled_actor_urns_are_unique_uuid_urns(dispatcher: Dispatcher) -> None:
+    """PooledActor's URN (not from uuid4()): still a distinct urn:uuid: per actor."""
+    actors = [Probe.spawn(dispatcher=dispatcher) for _ in range(300)]
+    urns = [actor.actor_urn for actor in actors]
+    assert len(set(urns)) == 300
+    assert all(uuid.UUID(urn.removeprefix("urn:uuid:")).version == 4 for urn in urns)
+    for actor in actors:
+        actor.stop_when_idle()
 
 
 # -- sharing one thread ---------------------------------------------------------------------------
