@@ -47,6 +47,46 @@ class Dispatcher:
         self._pool.shutdown(wait=wait)
 
 
+class _StoppedFlag(threading.Event):
+    """``actor_stopped`` for a pooled actor: a ``threading.Event`` whose Condition (and
+    its lock) is made only when someone waits. pykka itself only calls ``is_set()`` and
+    ``set()``, and a worker actor per task would otherwise pay for a Condition nobody
+    waits on."""
+
+    _making = threading.Lock()  # guards the lazy Condition of every flag (held briefly)
+
+    def __init__(self) -> None:  # no super().__init__(): that is the Condition we defer
+        self._flag = False
+        self._lazy: threading.Condition | None = None
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def set(self) -> None:
+        with self._making:
+            self._flag = True
+            waiters = self._lazy
+        if waiters is not None:
+            with waiters:
+                waiters.notify_all()
+
+    def clear(self) -> None:
+        with self._making:
+            self._flag = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        with self._making:
+            if self._flag:
+                return True
+            if self._lazy is None:
+                self._lazy = threading.Condition(threading.Lock())
+            waiters = self._lazy
+        with waiters:
+            # set() notifies under this Condition after setting the flag, so the flag is
+            # read again here before any sleep: a set() between the two locks is not lost.
+            return waiters.wait_for(self.is_set, timeout)
+
+
 class _DispatchingInbox:
     """A mailbox that asks the dispatcher for a turn when the first message arrives."""
 
@@ -98,7 +138,7 @@ class PooledActor(pykka.Actor):
         # fields, the URN from actors._ids (equally random, one read per batch).
         self.actor_urn = f"urn:uuid:{new_id()}"
         self.actor_inbox = self._create_actor_inbox()
-        self.actor_stopped = threading.Event()
+        self.actor_stopped = _StoppedFlag()
         self._actor_ref = pykka.ActorRef(self)
         self._dispatcher = dispatcher
         inbox = self.actor_inbox

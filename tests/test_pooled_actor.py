@@ -383,6 +383,38 @@ def test_stop_when_idle_racing_tells_from_other_threads_loses_no_ask(
     assert outcomes["value"] + outcomes["dead"] > 0
 
 
+def _record_wait(flag: threading.Event, results: list[bool]) -> None:
+    results.append(flag.wait(TIMEOUT))
+
+
+def test_actor_stopped_wakes_every_waiter_set_at_any_moment(dispatcher: Dispatcher) -> None:
+    """PooledActor.actor_stopped (an Event whose Condition is made on first wait): a
+    wait that races the stop from another thread always wakes; over many rounds the
+    stop lands before, during and after the waiters start."""
+    for round_no in range(300):
+        actor = Probe.spawn(dispatcher=dispatcher)
+        flag = actor.actor_stopped
+        results: list[bool] = []
+        waiters = [threading.Thread(target=_record_wait, args=(flag, results)) for _ in range(2)]
+        for waiter in waiters[: round_no % 3]:
+            waiter.start()
+        actor.stop_when_idle()
+        for waiter in waiters[round_no % 3 :]:
+            waiter.start()
+        for waiter in waiters:
+            waiter.join(TIMEOUT)
+        assert results == [True, True]
+        assert flag.is_set()
+
+
+def test_actor_stopped_wait_times_out_while_the_actor_lives(dispatcher: Dispatcher) -> None:
+    """PooledActor.actor_stopped.wait(timeout) on a live actor: False after the timeout."""
+    actor = Probe.spawn(dispatcher=dispatcher)
+    assert (actor.actor_stopped.wait(0.01), actor.actor_stopped.is_set()) == (False, False)
+    actor.stop_when_idle()
+    assert actor.actor_stopped.wait(0) is True
+
+
 def test_pooled_actor_urns_are_unique_uuid_urns(dispatcher: Dispatcher) -> None:
     """PooledActor's URN (not from uuid4()): still a distinct urn:uuid: per actor."""
     actors = [Probe.spawn(dispatcher=dispatcher) for _ in range(300)]
