@@ -20,16 +20,19 @@ __all__ = ["new_id"]
 _BATCH = 256  # identifiers per urandom read (4 KiB)
 
 _ready: list[str] = []
+# A random hex digit with its top two bits set to binary 10, the variant's bits: the
+# other two bits stay random.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 0b11] for digit in "0123456789abcdef"}
 
 
 def _refill() -> None:
-    raw = bytearray(os.urandom(16 * _BATCH))
+    text = os.urandom(16 * _BATCH).hex()
     made = []
-    for start in range(0, len(raw), 16):
-        raw[start + 6] = (raw[start + 6] & 0x0F) | 0x40  # version 4
-        raw[start + 8] = (raw[start + 8] & 0x3F) | 0x80  # RFC 4122 variant
-        h = raw[start : start + 16].hex()
-        made.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    for start in range(0, len(text), 32):
+        h = text[start : start + 32]
+        # Version 4 in the 13th hex digit; the RFC 4122 variant (binary 10xx) in the 17th.
+        variant = _VARIANT[h[16]]
+        made.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}")
     # extend and pop are atomic under the GIL: two threads refilling at once both add
     # fresh identifiers, and no identifier is ever taken twice.
     _ready.extend(made)
