@@ -8,6 +8,7 @@ back decoded, so a process that restarts reads exactly what the first one report
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from actors._outcome import (
@@ -28,6 +29,7 @@ __all__ = ["decode_outcome", "encode_json", "encode_outcome", "normalized"]
 
 _encoder = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
 _decode = json.JSONDecoder().decode
+_COMPLETED = '{"kind":"completed"}'  # a completed task's outcome: its result has a column
 
 
 def encode_json(value: Any) -> str:
@@ -38,6 +40,18 @@ def encode_json(value: Any) -> str:
 def normalized(value: Any) -> tuple[Any, str]:
     """``value`` as a durable store reads it back (tuples become lists, keys strings),
     with its JSON text. TypeError or ValueError when it is not JSON."""
+    kind = type(value)
+    # Values that read back as themselves need no decoding: None (every no-op result),
+    # strings, booleans, integers, finite floats (exact types only: an IntEnum reads back
+    # as a plain int), and the empty dict (every create_task without params).
+    if value is None:
+        return None, "null"
+    if kind is str or kind is bool or kind is int:
+        return value, _encoder.encode(value)
+    if kind is float and math.isfinite(value):
+        return value, _encoder.encode(value)
+    if kind is dict and not value:
+        return {}, "{}"
     text = _encoder.encode(value)
     return _decode(text), text
 
@@ -49,8 +63,8 @@ def encode_outcome(outcome: Outcome | None) -> str | None:
         return None
     fields: dict[str, Any]
     if isinstance(outcome, Completed):
-        fields = {"kind": "completed"}
-    elif isinstance(outcome, Raised):
+        return _COMPLETED
+    if isinstance(outcome, Raised):
         fields = {
             "kind": "raised",
             "exception_type": outcome.exception_type,
