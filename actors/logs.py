@@ -30,7 +30,15 @@ _LEVELS = {
 class LibraryLogger:
     """A logger whose destination is decided per event (see the module docstring)."""
 
-    __slots__ = ("_bound", "_bound_for", "_name", "_stdlib", "_stdlib_target", "dropped_events")
+    __slots__ = (
+        "_bound",
+        "_bound_for",
+        "_dropped",
+        "_name",
+        "_stdlib",
+        "_stdlib_target",
+        "dropped_events",
+    )
 
     def __init__(self, name: str) -> None:
         self._name = name
@@ -39,6 +47,7 @@ class LibraryLogger:
         # factory) on every event; the bound logger is kept until the configuration changes.
         self._bound: Any = None
         self._bound_for: tuple[Any, ...] = ()
+        self._dropped: frozenset[str] = frozenset()  # levels the bound logger filters out
         self._stdlib_target = logging.getLogger(name)
         self._stdlib: Any = structlog.wrap_logger(
             self._stdlib_target,
@@ -65,7 +74,16 @@ class LibraryLogger:
             and cached[2] is factory
             and cached[3] is context
         ):
-            self._bound = structlog.get_logger(self._name).bind()
+            bound = structlog.get_logger(self._name).bind()
+            # A filtering bound logger (make_filtering_bound_logger) says which levels it
+            # drops; those events then return before their fields are passed on.
+            is_enabled_for = getattr(bound, "is_enabled_for", None)
+            self._dropped = frozenset(
+                name
+                for name, number in _LEVELS.items()
+                if callable(is_enabled_for) and not is_enabled_for(number)
+            )
+            self._bound = bound
             self._bound_for = (processors, wrapper, factory, context)
         return self._bound
 
@@ -75,6 +93,8 @@ class LibraryLogger:
         try:
             if structlog.is_configured():
                 target = self._structlog_logger()
+                if level in self._dropped:
+                    return
             elif self._stdlib_target.isEnabledFor(_LEVELS[level]):
                 target = self._stdlib
             else:

@@ -22,6 +22,7 @@ from structlog.testing import capture_logs
 from structlog.typing import EventDict
 
 from actors import ManualClock, TaskContext
+from actors.logs import library_logger
 from actors.testing import wait_until
 from storycore_tasks import TaskManager
 from storycore_tasks.logging import configure
@@ -464,3 +465,32 @@ def test_configure_rejects_non_str_non_int_level(level: Any) -> None:
     with pytest.raises(TypeError, match="level must be a level name or number"):
         configure(level=level)
     assert structlog.get_config() == before
+
+
+def test_levels_a_filtering_logger_drops_are_skipped_and_come_back_when_reconfigured() -> None:
+    """LibraryLogger with a filtering bound logger: events below its level never reach the
+    processors; after structlog is configured again (a lower level), they do."""
+    import logging as stdlib_logging
+
+    seen: list[str] = []
+
+    def collect(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+        seen.append(event["event"])
+        raise structlog.DropEvent
+
+    log = library_logger("tests.levels")
+    try:
+        structlog.configure(
+            processors=[collect],
+            wrapper_class=structlog.make_filtering_bound_logger(stdlib_logging.WARNING),
+        )
+        log.info("below")
+        log.warning("at")
+        structlog.configure(
+            processors=[collect],
+            wrapper_class=structlog.make_filtering_bound_logger(stdlib_logging.DEBUG),
+        )
+        log.debug("now seen")
+    finally:
+        structlog.reset_defaults()
+    assert seen == ["at", "now seen"]
