@@ -30,24 +30,17 @@ _LEVELS = {
 class LibraryLogger:
     """A logger whose destination is decided per event (see the module docstring)."""
 
-    __slots__ = (
-        "_bound",
-        "_bound_for",
-        "_dropped",
-        "_name",
-        "_stdlib",
-        "_stdlib_target",
-        "dropped_events",
-    )
+    __slots__ = ("_cache", "_name", "_stdlib", "_stdlib_target", "dropped_events")
 
     def __init__(self, name: str) -> None:
         self._name = name
         self.dropped_events = 0  # events whose emission raised (a closed pipe, a bad handler)
         # structlog's lazy proxy would assemble a new bound logger (and call the logger
-        # factory) on every event; the bound logger is kept until the configuration changes.
-        self._bound: Any = None
-        self._bound_for: tuple[Any, ...] = ()
-        self._dropped: frozenset[str] = frozenset()  # levels the bound logger filters out
+        # factory) on every event; the bound logger is kept until the configuration
+        # changes, in one tuple (replaced whole, so threads never see half of an update):
+        # (processors, wrapper class, logger factory, context class, the bound logger,
+        # the levels it drops).
+        self._cache: tuple[Any, Any, Any, Any, Any, frozenset[str]] | None = None
         self._stdlib_target = logging.getLogger(name)
         self._stdlib: Any = structlog.wrap_logger(
             self._stdlib_target,
@@ -58,42 +51,43 @@ class LibraryLogger:
             wrapper_class=structlog.stdlib.BoundLogger,
         )
 
-    def _structlog_logger(self) -> Any:
-        # Runs for every event, filtered ones included: identity checks only (a generator
-        # over the key made a dropped debug event cost about 2 µs).
+    def _structlog_logger(self) -> tuple[Any, frozenset[str]]:
+        """The bound logger for structlog's current configuration, and the levels it
+        drops. Runs for every event, filtered ones included: identity checks only (a
+        generator over the configuration made a dropped debug event cost about 2 µs)."""
         config = structlog.get_config()
         processors = config["processors"]
         wrapper = config["wrapper_class"]
         factory = config["logger_factory"]
         context = config["context_class"]
-        cached = self._bound_for
-        if not (
-            cached
-            and cached[0] is processors
-            and cached[1] is wrapper
-            and cached[2] is factory
-            and cached[3] is context
+        cache = self._cache
+        if (
+            cache is None
+            or cache[0] is not processors
+            or cache[1] is not wrapper
+            or cache[2] is not factory
+            or cache[3] is not context
         ):
             bound = structlog.get_logger(self._name).bind()
             # A filtering bound logger (make_filtering_bound_logger) says which levels it
             # drops; those events then return before their fields are passed on.
             is_enabled_for = getattr(bound, "is_enabled_for", None)
-            self._dropped = frozenset(
+            dropped = frozenset(
                 name
                 for name, number in _LEVELS.items()
                 if callable(is_enabled_for) and not is_enabled_for(number)
             )
-            self._bound = bound
-            self._bound_for = (processors, wrapper, factory, context)
-        return self._bound
+            cache = (processors, wrapper, factory, context, bound, dropped)
+            self._cache = cache
+        return cache[4], cache[5]
 
     def _emit(self, level: str, event: str, fields: dict[str, Any]) -> None:
         # Logging must never break the runtime: an actor whose handler raised would stop,
         # so a failed emission (a closed stdout, a broken processor) is counted, not raised.
         try:
             if structlog.is_configured():
-                target = self._structlog_logger()
-                if level in self._dropped:
+                target, dropped = self._structlog_logger()
+                if level in dropped:
                     return
             elif self._stdlib_target.isEnabledFor(_LEVELS[level]):
                 target = self._stdlib
