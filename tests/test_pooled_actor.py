@@ -415,6 +415,21 @@ def test_actor_stopped_wait_times_out_while_the_actor_lives(dispatcher: Dispatch
     assert actor.actor_stopped.wait(0) is True
 
 
+def test_a_pooled_actor_has_every_field_pykka_gives_an_actor(dispatcher: Dispatcher) -> None:
+    """PooledActor.__init__ sets pykka.Actor's fields itself (for a cheaper URN): it must
+    set all of them, so a pykka release that adds one fails here, not in production."""
+
+    class Plain(pykka.ThreadingActor):
+        pass
+
+    plain = Plain()  # constructed only: a ThreadingActor starts its thread in start()
+    actor = Probe.spawn(dispatcher=dispatcher)
+    assert set(vars(plain)) <= set(vars(actor))
+    assert isinstance(actor.actor_stopped, threading.Event)
+    assert isinstance(actor.actor_ref, pykka.ActorRef)
+    actor.stop_when_idle()
+
+
 def test_pooled_actor_urns_are_unique_uuid_urns(dispatcher: Dispatcher) -> None:
     """PooledActor's URN (not from uuid4()): still a distinct urn:uuid: per actor."""
     actors = [Probe.spawn(dispatcher=dispatcher) for _ in range(300)]
