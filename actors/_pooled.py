@@ -168,7 +168,11 @@ class PooledActor(pykka.Actor):
                 self.actor_ref.tell(messages._ActorStop())
             return
         self._stop()
-        self._fail_leftovers(inbox)  # told between the check above and _stop()
+        with inbox._lock:
+            # As at the end of a turn: a message told by someone who saw the actor alive
+            # just before _stop() gets a turn of its own, which answers it (dead).
+            inbox._scheduled = False
+        self._fail_leftovers(inbox)  # told between the check above and now
 
     @staticmethod
     def _create_actor_inbox() -> _DispatchingInbox:

@@ -430,6 +430,21 @@ def test_a_pooled_actor_has_every_field_pykka_gives_an_actor(dispatcher: Dispatc
     actor.stop_when_idle()
 
 
+def test_an_ask_that_lands_after_stop_when_idle_is_still_answered(dispatcher: Dispatcher) -> None:
+    """PooledActor.stop_when_idle, then a message put into the mailbox by an asker that
+    saw the actor alive just before it stopped (the race, made certain by putting the
+    envelope directly): the asker gets ActorDeadError instead of waiting forever."""
+    from pykka._envelope import Envelope
+
+    for _round in range(20):
+        actor = Probe.spawn(dispatcher=dispatcher)
+        actor.stop_when_idle()
+        late: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+        actor.actor_inbox.put(Envelope(Add(1, 1), reply_to=late))
+        with pytest.raises(pykka.ActorDeadError):
+            late.get(timeout=TIMEOUT)
+
+
 def test_pooled_actor_urns_are_unique_uuid_urns(dispatcher: Dispatcher) -> None:
     """PooledActor's URN (not from uuid4()): still a distinct urn:uuid: per actor."""
     actors = [Probe.spawn(dispatcher=dispatcher) for _ in range(300)]
