@@ -374,13 +374,15 @@ def test_stop_when_idle_racing_tells_from_other_threads_loses_no_ask(
         asker.join(TIMEOUT)
         assert not asker.is_alive()
         assert True is actor.actor_stopped.wait(TIMEOUT)
+        # The check: every future resolves (a value or ActorDeadError) within TIMEOUT;
+        # one left unanswered raises pykka.Timeout here and fails the test.
         for future in futures:
             try:
                 future.get(timeout=TIMEOUT)
                 outcomes["value"] += 1
             except pykka.ActorDeadError:
                 outcomes["dead"] += 1
-    assert outcomes["value"] + outcomes["dead"] > 0
+    assert outcomes["value"] > 0  # asks did reach the live actor in some rounds
 
 
 def _record_wait(flag: threading.Event, results: list[bool]) -> None:
