@@ -44,7 +44,15 @@ from actors._outcome import (
 from actors._policies import OperationLimits, RetryPolicy
 from actors._pooled import Dispatcher, PooledActor
 from actors._processes import ProcessPoolStats
-from actors._records import Isolation, Operation, TaskPriority, TaskSnapshot, TaskSpec, TaskStatus
+from actors._records import (
+    TERMINAL_STATUSES,
+    Isolation,
+    Operation,
+    TaskPriority,
+    TaskSnapshot,
+    TaskSpec,
+    TaskStatus,
+)
 from actors._runtime import RuntimeStats, TaskRuntime
 from actors._sqlite import SqliteStore
 from actors._store import MemoryStore, Store, StoreStats
@@ -53,6 +61,7 @@ from actors._table import TableStats
 from actors._timers import TimerHandle, TimerService, TimerStatistics
 
 __all__ = [
+    "TERMINAL_STATUSES",
     "ActorRestartedError",
     "ActorUnresponsiveError",
     "Cancelled",

@@ -38,10 +38,12 @@ class TaskStatus(StrEnum):
 
     @property
     def is_terminal(self) -> bool:
-        return self in _TERMINAL
+        return self in TERMINAL_STATUSES
 
 
-_TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+TERMINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+"""The statuses a task never leaves; also the kinds of the lifecycle events that end a
+task. Members are strings too, so ``"completed" in TERMINAL_STATUSES`` holds."""
 
 
 class Isolation(StrEnum):

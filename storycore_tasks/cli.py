@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
+from actors import TERMINAL_STATUSES
 from storycore_tasks import logging as task_logging
 from storycore_tasks._bars import task_bars
 from storycore_tasks.demo import run_demo
@@ -42,7 +43,6 @@ DEMO_DATABASE = "storycore-demo.db"
 DEFAULT_URL = "http://127.0.0.1:8080"
 URL_ENV_VAR = "STORYCORE_TASKS_URL"
 TOKEN_ENV_VAR = "STORYCORE_TASKS_TOKEN"
-_TERMINAL = frozenset({"completed", "failed", "cancelled"})
 _FINISHED_BARS_KEPT = 10  # `watch` (every task) keeps this many ended tasks' bars
 _SERVER_EXTRA = 'this command needs the server extra: pip install "storycore-tasks[server]"'
 
@@ -539,7 +539,7 @@ def _follow(
     with _bars(console, transient=transient) as progress:
         bar = progress.add_task(_label(task), total=100, state=task["status"])
         _show_status(progress, bar, task)
-        if task["status"] not in _TERMINAL:
+        if task["status"] not in TERMINAL_STATUSES:
             for _id, kind, data in client.events(task_id):
                 _show_event(progress, bar, kind, data)
             task = client.status(task_id)
@@ -591,12 +591,12 @@ def _watch_all(client: ServiceClient, console: Console) -> int:
                 if not isinstance(task_id, str) or task_id in ended:
                     continue
                 state = _show_event(progress, bar_for(task_id, data), kind, data)
-                if state in ("started", "retry_scheduled") or state in _TERMINAL:
+                if state in ("started", "retry_scheduled") or state in TERMINAL_STATUSES:
                     console.print(
                         f"{_time(None)} {task_id} {operations.get(task_id, '')}: {state}",
                         highlight=False,
                     )
-                if state in _TERMINAL:
+                if state in TERMINAL_STATUSES:
                     ended.append(task_id)
                     while len(ended) > _FINISHED_BARS_KEPT:
                         gone = ended.popleft()
@@ -626,7 +626,7 @@ def _show_event(progress: Progress, bar: TaskID, kind: str, data: Mapping[str, A
         progress.update(bar, completed=100 * fraction)
     if kind == "status":
         state = str(data.get("status", ""))
-    elif kind in ("started", "retry_scheduled") or kind in _TERMINAL:
+    elif kind in ("started", "retry_scheduled") or kind in TERMINAL_STATUSES:
         state = kind
     else:
         return ""
@@ -634,7 +634,7 @@ def _show_event(progress: Progress, bar: TaskID, kind: str, data: Mapping[str, A
         progress.update(bar, completed=100)
     if state:
         progress.update(bar, state="running" if state == "started" else state)
-    if state in _TERMINAL:
+    if state in TERMINAL_STATUSES:
         progress.stop_task(bar)  # its clock stops too
     return state
 
@@ -642,7 +642,7 @@ def _show_event(progress: Progress, bar: TaskID, kind: str, data: Mapping[str, A
 def _show_status(progress: Progress, bar: TaskID, task: Mapping[str, Any]) -> None:
     done = 1.0 if task.get("status") == "completed" else float(task.get("progress") or 0)
     progress.update(bar, completed=100 * done, state=_status_text(task))
-    if task.get("status") in _TERMINAL:
+    if task.get("status") in TERMINAL_STATUSES:
         progress.stop_task(bar)
 
 

@@ -22,6 +22,8 @@ from urllib.parse import quote
 
 import httpx
 
+from actors import TERMINAL_STATUSES
+
 __all__ = [
     "TERMINAL_KINDS",
     "TERMINAL_STATUSES",
@@ -29,8 +31,6 @@ __all__ = [
     "ServiceClientError",
 ]
 
-TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
-"""The statuses a task never leaves."""
 TERMINAL_KINDS = TERMINAL_STATUSES
 """The event kinds that end a task's stream (a task's last event is one of them)."""
 

@@ -53,7 +53,7 @@ import pykka
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from actors import TaskEvent
+from actors import TERMINAL_STATUSES, TaskEvent
 from actors.logs import library_logger
 from storycore_tasks.envelope import to_jsonable
 from storycore_tasks.errors import ErrorCodes, ErrorDetails, iso_utc
@@ -90,7 +90,6 @@ MAX_EVENTS = 200_000
 GLOBAL_HISTORY = 10_000
 """Events ``GET /v1/events`` can resume from."""
 
-TERMINAL_KINDS = frozenset({"completed", "failed", "cancelled"})
 _BATCH = 500  # events sent in one write
 _SYNC_TIMEOUT = 10.0
 _KEEP_ALIVE = b": keep-alive\n\n"
@@ -109,7 +108,7 @@ class LoggedEvent:
 
     @property
     def terminal(self) -> bool:
-        return self.kind in TERMINAL_KINDS
+        return self.kind in TERMINAL_STATUSES
 
     def frame(self, *, global_id: bool = False) -> bytes:
         """The event in the SSE wire format."""
@@ -606,7 +605,7 @@ def _status_frame(status: Mapping[str, Any]) -> bytes:
 
 
 def _ended(status: Mapping[str, Any]) -> bool:
-    return status.get("status") in TERMINAL_KINDS
+    return status.get("status") in TERMINAL_STATUSES
 
 
 def _parse_last_event_id(value: str | None) -> int:

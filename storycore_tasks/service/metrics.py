@@ -39,7 +39,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from actors import TaskEvent
+from actors import TERMINAL_STATUSES, TaskEvent, TaskStatus
 from actors.logs import library_logger
 from storycore_tasks.manager import TaskManager
 from storycore_tasks.service.auth import Principal
@@ -55,8 +55,6 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 _log = library_logger("storycore_tasks.service")
 
-_STATES = ("pending", "running", "completed", "failed", "cancelled")
-_TERMINAL = ("completed", "failed", "cancelled")
 _DURATION_BUCKETS = (
     0.05,
     0.1,
@@ -101,8 +99,8 @@ class _ManagerCollector(Collector):
         depth = GaugeMetricFamily("storycore_tasks_queue_depth", "Tasks waiting for a worker")
         running = GaugeMetricFamily("storycore_tasks_running", "Operations running now")
         if stats:
-            for state in _STATES:
-                tasks.add_metric([state], float(counts.get(state, 0)))
+            for state in TaskStatus:
+                tasks.add_metric([state.value], float(counts.get(state.value, 0)))
             depth.add_metric([], float(stats.get("queue_size", 0)))
             running.add_metric([], float(stats.get("running", 0)))
         return [tasks, depth, running]
@@ -150,8 +148,8 @@ class ServiceMetrics:
             ["status"],
             registry=self.registry,
         )
-        for status in _TERMINAL:
-            self.finished.labels(status=status)  # exported at 0 from the start
+        for status in sorted(TERMINAL_STATUSES):
+            self.finished.labels(status=status.value)  # exported at 0 from the start
         self.timeouts = Counter(
             "storycore_tasks_timeouts", "Tasks that timed out", registry=self.registry
         )
@@ -182,7 +180,7 @@ class ServiceMetrics:
             self.created.inc()
         elif kind == "retry_scheduled":
             self.retries.inc()
-        elif kind in _TERMINAL:
+        elif kind in TERMINAL_STATUSES:
             self.finished.labels(status=kind).inc()
             outcome = event.data.get("outcome")
             if outcome == "TimedOut":

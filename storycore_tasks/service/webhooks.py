@@ -58,7 +58,7 @@ from typing import Any
 
 import httpx
 
-from actors import TaskEvent
+from actors import TERMINAL_STATUSES, TaskEvent
 from actors.logs import library_logger
 from storycore_tasks.envelope import APIResponse, RequestContext
 from storycore_tasks.errors import ErrorCodes, ErrorDetails
@@ -73,7 +73,6 @@ BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
 JITTER = 0.2
 WORKERS = 4
-_TERMINAL = frozenset({"completed", "failed", "cancelled"})
 _JOIN_GRACE = 5.0
 
 
@@ -111,7 +110,7 @@ class _Delivery:
 
     @property
     def terminal(self) -> bool:
-        return self.kind in _TERMINAL
+        return self.kind in TERMINAL_STATUSES
 
 
 class WebhookSender:
@@ -212,7 +211,7 @@ class WebhookSender:
         except Exception:
             status = None
         kind = None if status is None else status.get("status")
-        if kind in _TERMINAL:
+        if kind in TERMINAL_STATUSES:
             assert isinstance(kind, str)
             with self._cond:
                 self._queue_terminal(task_id, kind)
@@ -267,7 +266,7 @@ class WebhookSender:
             registration = self._registrations.get(event.task_id)
             if registration is None or registration.terminal_queued:
                 return
-            if event.kind in _TERMINAL:
+            if event.kind in TERMINAL_STATUSES:
                 self._queue_terminal(event.task_id, event.kind)
             elif event.kind == "progress" and registration.progress:
                 self._queue(_Delivery(event.task_id, registration.url, "progress"))
