@@ -131,6 +131,19 @@ def observed(ref: pykka.ActorRef[Any]) -> Observed:
     return result
 
 
+def settle(futures: list[pykka.Future[Any]], outcomes: dict[str, int]) -> None:
+    """Wait for each future (at most TIMEOUT each); count values, ActorDeadErrors and
+    futures still unresolved (``timeout``) into ``outcomes``."""
+    for future in futures:
+        try:
+            future.get(timeout=TIMEOUT)
+            outcomes["value"] += 1
+        except pykka.ActorDeadError:
+            outcomes["dead"] += 1
+        except pykka.Timeout:
+            outcomes["timeout"] += 1
+
+
 def registered_urns() -> set[str]:
     return {ref.actor_urn for ref in pykka.ActorRegistry.get_all()}
 
@@ -290,14 +303,7 @@ def test_asks_racing_a_stop_are_all_answered(dispatcher4: Dispatcher) -> None:
         assert True is asking.wait(timeout=TIMEOUT)
         assert True is ref.stop(block=True, timeout=TIMEOUT)
         asker.join(TIMEOUT)
-        for future in futures:
-            try:
-                future.get(timeout=TIMEOUT)
-                outcomes["value"] += 1
-            except pykka.ActorDeadError:
-                outcomes["dead"] += 1
-            except pykka.Timeout:
-                outcomes["timeout"] += 1
+        settle(futures, outcomes)
     assert outcomes["timeout"] == 0
     assert outcomes["value"] + outcomes["dead"] == 150 * 40
     assert outcomes["value"] > 0
@@ -346,7 +352,7 @@ def test_stop_when_idle_racing_tells_from_other_threads_loses_no_ask(
 ) -> None:
     """PooledActor.stop_when_idle racing asks from another thread: each ask is answered
     (a value or ActorDeadError); none is left unresolved."""
-    outcomes = {"value": 0, "dead": 0}
+    outcomes = {"value": 0, "dead": 0, "timeout": 0}
     for round_no in range(200):
         actor = Probe.spawn(dispatcher=dispatcher4)
         futures: list[pykka.Future[Any]] = []
@@ -374,14 +380,8 @@ def test_stop_when_idle_racing_tells_from_other_threads_loses_no_ask(
         asker.join(TIMEOUT)
         assert not asker.is_alive()
         assert True is actor.actor_stopped.wait(TIMEOUT)
-        # The check: every future resolves (a value or ActorDeadError) within TIMEOUT;
-        # one left unanswered raises pykka.Timeout here and fails the test.
-        for future in futures:
-            try:
-                future.get(timeout=TIMEOUT)
-                outcomes["value"] += 1
-            except pykka.ActorDeadError:
-                outcomes["dead"] += 1
+        settle(futures, outcomes)
+    assert outcomes["timeout"] == 0  # every ask was answered: a value or ActorDeadError
     assert outcomes["value"] > 0  # asks did reach the live actor in some rounds
 
 
