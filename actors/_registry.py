@@ -654,13 +654,20 @@ class RegistryActor(RestartingActor):
 
     def _on_register_dependent(self, message: RegisterDependent) -> tuple[str, list[str]]:
         spec = message.spec
-        unknown = [d for d in spec.depends_on if self._table.get(d) is None]
+        unknown = [d for d in spec.depends_on if not self._visible_to(d, spec.user)]
         if unknown:
             if message.ticket is not None:
                 message.ticket.done()
             return "unknown", unknown
         self._on_register(spec, message.ticket)
         return self._resolve(spec), []
+
+    def _visible_to(self, task_id: str, user: str | None) -> bool:
+        """Whether a task created by ``user`` may name ``task_id`` as a dependency: it
+        exists and, when ``user`` is given, that user created it. Another user's task
+        reads as unknown, so a dependency reveals neither its existence nor its result."""
+        record = self._table.get(task_id)
+        return record is not None and (user is None or record.user == user)
 
     def _resolve(self, spec: TaskSpec) -> str:
         """Forward a registered pending task with dependencies to the supervisor: ready

@@ -554,7 +554,8 @@ class TaskRuntime:
                     self._admission.leave()
                     raise ValueError(
                         f"depends_on names unknown task ids {unknown}: a task can depend "
-                        "only on tasks that exist (create those first; finished ones are "
+                        "only on tasks that exist and, for a task with a user, that the "
+                        "same user created (create those first; finished ones are "
                         "removed max_task_age seconds after they end)"
                     )
             else:

@@ -250,7 +250,8 @@ class TaskManager:
         committed before its id is returned. ``delay`` (seconds) or ``run_at`` (an
         aware datetime) keep it pending until then; ``retry`` (a :class:`RetryPolicy`)
         runs it again after a failure (default: the manager's policy). ``depends_on``:
-        ids of existing tasks that must complete first; the operation reads their
+        ids of existing tasks that must complete first (with ``user``, tasks that same
+        user created: another user's task reads as unknown); the operation reads their
         results from ``task.dependency_results``; if one fails or is cancelled, this task
         is cancelled with ``DEPENDENCY_ERROR`` (and so on down the chain).
 
