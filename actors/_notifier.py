@@ -194,6 +194,7 @@ class Subscriptions:
         self._ids = itertools.count(1)
         self._owned: dict[str, pykka.ActorRef[Any]] = {}
         self._lock = threading.Lock()
+        self._stopping: str | None = None
 
     def subscribe(
         self,
@@ -250,8 +251,26 @@ class Subscriptions:
         except pykka.Timeout:
             raise ActorUnresponsiveError("notifier", "Flush", self._ask_timeout) from None
 
-    def stop_all(self, timeout: float) -> None:
+    @property
+    def stopping(self) -> str | None:
+        """The subscription whose callback :meth:`stop_all` is waiting for, if any."""
+        return self._stopping
+
+    def stop_all(self) -> None:
+        """Stop every owned subscriber once it has handled the events queued for it.
+
+        Waits as long as a callback takes to return, as shutdown waits for an
+        operation: a callback that blocks holds the shutdown up (and is named by
+        :attr:`stopping`), it does not abort it half way."""
         with self._lock:
             owned, self._owned = self._owned, {}
-        for ref in owned.values():
-            ref.stop(block=True, timeout=timeout)
+        stops = [(subscription_id, ref.stop(block=False)) for subscription_id, ref in owned.items()]
+        for subscription_id, stopped in stops:
+            self._stopping = subscription_id
+            while True:
+                try:
+                    stopped.get(timeout=self._ask_timeout)
+                    break
+                except pykka.Timeout:
+                    continue  # still in its callback: keep waiting, now named
+        self._stopping = None

@@ -228,6 +228,9 @@ class TaskRuntime:
         self._reaper: threading.Thread | None = None
         self._shutdown_lock = threading.Lock()
         self._teardown_error: BaseException | None = None
+        # Where the teardown is: "drain" (operations still running or pending), then
+        # "actors", "subscribers", "threads"; read by a shutdown whose timeout passed.
+        self._teardown_step = "drain"
 
         self._timers = TimerService(
             self._clock,
@@ -709,17 +712,36 @@ class TaskRuntime:
             reaper = self._reaper
         if not wait:
             return
-        reaper.join(timeout)
+        reaper.join(None if timeout is None else min(timeout, threading.TIMEOUT_MAX))
         if reaper.is_alive():
-            running = [s.task_id for s in self.list(TaskStatus.RUNNING)]
-            stopping = self.stats().supervisor.stopping
             raise TimeoutError(
-                f"shutdown still waiting after {timeout} s for operations to return "
-                f"(running: {running}; timed out or cancelled but not yet returned: "
-                f"{stopping}); it carries on in the background"
+                f"shutdown still waiting after {timeout} s for {self._teardown_waits_for()}; "
+                "it carries on in the background"
             )
         if self._teardown_error is not None:
             raise RuntimeError("shutdown failed") from self._teardown_error
+
+    def _teardown_waits_for(self) -> str:
+        """What a shutdown that has not finished is waiting for, in words: the step the
+        teardown is at, so a timeout blames what really holds it up."""
+        step = self._teardown_step
+        if step == "drain":
+            running = [s.task_id for s in self.list(TaskStatus.RUNNING)]
+            supervisor = self.stats().supervisor
+            return (
+                f"operations to return (running: {running}; timed out or cancelled but "
+                f"not yet returned: {supervisor.stopping}; pending still to run: "
+                f"{supervisor.pending})"
+            )
+        if step == "subscribers":
+            return (
+                f"the callback of subscription {self._subscriptions.stopping} to return "
+                "(every operation has ended; a subscriber callback that blocks holds "
+                "shutdown up: return from it, or unsubscribe before shutting down)"
+            )
+        if step == "actors":
+            return "the runtime's actors to stop (every operation has ended)"
+        return "the runtime's threads to stop (every operation has ended)"
 
     # -- queries -------------------------------------------------------------------------
 
@@ -974,11 +996,14 @@ class TaskRuntime:
     def _teardown(self, drained: threading.Event) -> None:
         try:
             drained.wait()
+            self._teardown_step = "actors"
             self._supervisor.stop(block=True, timeout=self._ask_timeout)
             self._registry.stop(block=True, timeout=self._ask_timeout)
             # After the registry: every event it sent reaches its subscribers first.
             self._notifier.stop(block=True, timeout=self._ask_timeout)
-            self._subscriptions.stop_all(self._ask_timeout)
+            self._teardown_step = "subscribers"
+            self._subscriptions.stop_all()
+            self._teardown_step = "threads"
             self._timers.stop(wait=True)
             # Normally nothing runs any more. After a supervisor failure operations may:
             # children go first (an operation in one returns when it dies), then the
