@@ -5,8 +5,9 @@ Who sends what:
 * facade -> Registry: ``Register``, ``RegisterDependent``, ``ResolveDependencies``,
   ``ConnectSupervisor``, ``Flush``, queries (``GetSnapshot``, ``ListTasks``,
   ``GetStats``, ``GetGroup``, ``Watch``/``Unwatch``), ``Cleanup``
-* facade -> Supervisor: ``Submit``, ``SubmitBatch`` (recovered tasks), ``Cancel``,
-  ``AddSchedule``, ``CancelSchedule``, ``GetSchedules``, ``GetSupervisorStats``,
+* facade -> Supervisor: ``Submit``, ``SubmitBatch`` (recovered tasks), ``AwaitOperation``
+  and ``OperationRegistered`` (recovered tasks of an operation not registered yet),
+  ``Cancel``, ``AddSchedule``, ``CancelSchedule``, ``GetSchedules``, ``GetSupervisorStats``,
   ``Shutdown``
 * Supervisor -> Registry: ``MarkRunning``, ``Finish``, ``RetryScheduled``, ``Cleanup``
 * Registry -> Supervisor: ``Submit``, ``SubmitBlocked``, ``DependenciesMet``,
@@ -28,8 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from actors._operations import OperationEntry
 from actors._outcome import Outcome, StopReason
-from actors._records import TaskSpec, TaskStatus
+from actors._records import TaskRecord, TaskSpec, TaskStatus
 from actors._store import CommitTicket
 
 if TYPE_CHECKING:
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AddSchedule",
+    "AwaitOperation",
     "Cancel",
     "CancelSchedule",
     "ChildStarted",
@@ -59,6 +62,7 @@ __all__ = [
     "Interrupt",
     "ListTasks",
     "MarkRunning",
+    "OperationRegistered",
     "ProgressReady",
     "Register",
     "RegisterDependent",
@@ -204,6 +208,23 @@ class SubmitBatch:
     one to run is the first by priority, not the first in the batch."""
 
     specs: tuple[TaskSpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitOperation:
+    """Pending tasks recovered from a durable store whose operation is not registered
+    yet: they wait in the supervisor's queue until ``OperationRegistered``."""
+
+    records: tuple[TaskRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OperationRegistered:
+    """``name`` is registered now: the recovered tasks awaiting it are queued (or, for
+    an operation not safe to run again, ended ``Interrupted``)."""
+
+    name: str
+    entry: OperationEntry
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,11 +34,11 @@ from actors._ids import new_id
 from actors._messages import (
     AbandonUnfinished,
     AddSchedule,
+    AwaitOperation,
     Cancel,
     CancelSchedule,
     Cleanup,
     ConnectSupervisor,
-    Finish,
     Flush,
     GetGroup,
     GetSchedules,
@@ -47,6 +47,7 @@ from actors._messages import (
     GetSupervisorStats,
     InjectFault,
     ListTasks,
+    OperationRegistered,
     Register,
     RegisterDependent,
     ResolveDependencies,
@@ -58,7 +59,6 @@ from actors._messages import (
 )
 from actors._notifier import NotifierActor, Subscriptions, TaskEvent
 from actors._operations import NamedOperation, OperationRegistry
-from actors._outcome import Cancelled, StopReason
 from actors._policies import CircuitBreakers, OperationLimits, RetryPolicy
 from actors._pooled import Dispatcher
 from actors._processes import ProcessPool, ProcessPoolStats
@@ -71,7 +71,7 @@ from actors._records import (
     TaskSpec,
     TaskStatus,
 )
-from actors._recovery import decide, interrupt, plan_recovery
+from actors._recovery import plan_recovery
 from actors._registry import RegistryActor, TerminalWaiter
 from actors._restarts import SelfHealing
 from actors._store import CommitTicket, MemoryStore, Store, StoreStats
@@ -218,10 +218,9 @@ class TaskRuntime:
         self._table = TaskTable()
         self._admission = AdmissionGate(self._max_pending)
         self._submit_lock = threading.Lock()  # keeps Register/Submit in the same order
-        # Recovered pending tasks waiting for their operation's registration, by name,
-        # in seq order; guarded by the submit lock.
-        self._awaiting: dict[str, dict[str, TaskRecord]] = {}
-        self._awaiting_names: dict[str, str] = {}  # task id -> operation name
+        # Recovered pending tasks waiting for their operation's registration, in seq
+        # order: handed to the supervisor's queue once it runs.
+        self._awaiting: Sequence[TaskRecord] = ()
         to_queue = self._recover()  # before any thread starts: a bad store fails cleanly
         self._seq = itertools.count(self._next_seq)
         self._closed = False
@@ -278,6 +277,9 @@ class TaskRuntime:
             lambda error: self._supervisor.tell(InjectFault(error)),
         )
         with self._submit_lock:
+            if self._awaiting:
+                self._supervisor.tell(AwaitOperation(tuple(self._awaiting)))
+                self._awaiting = ()
             self._queue_recovered(to_queue)
         if self._isolation is Isolation.PROCESS:
             pool = self._process_pool()
@@ -335,22 +337,11 @@ class TaskRuntime:
             self._operations.register(name, function, retry_on_interrupt=retry_on_interrupt)
             if limits is not None:
                 self._breakers.set_limits(name, limits)
-            waiting = self._awaiting.pop(name, None)
-            if not waiting:
-                return
-            entry = self._operations.resolve(name)
-            now = self._clock.time()
-            runnable: list[TaskRecord] = []
-            for task_id, record in waiting.items():
-                del self._awaiting_names[task_id]
-                if self._closed:
-                    continue  # stays pending in the store for the next runtime
-                if decide(record, entry) == "interrupt":
-                    self._registry.tell(Finish(task_id, interrupt(record, now), now))
-                else:
-                    runnable.append(record)
-            self._queue_recovered(runnable)
-        _log.info("operation.registered", operation=name, queued_waiting=len(waiting))
+            # Recovered tasks awaiting this name wait in the supervisor's queue, which
+            # queues them now (after a shutdown they stay pending in the store).
+            with contextlib.suppress(pykka.ActorDeadError):
+                self._supervisor.tell(OperationRegistered(name, self._operations.resolve(name)))
+        _log.info("operation.registered", operation=name)
 
     def subscribe(
         self,
@@ -645,15 +636,6 @@ class TaskRuntime:
         return accepted
 
     def _cancel(self, task_id: str) -> bool:
-        with self._submit_lock:
-            name = self._awaiting_names.pop(task_id, None)
-            if name is not None:
-                del self._awaiting[name][task_id]
-                if not self._awaiting[name]:
-                    del self._awaiting[name]
-                outcome = Cancelled(StopReason.CANCEL_REQUESTED)
-                self._registry.tell(Finish(task_id, outcome, self._clock.time()))
-                return True
         try:
             return bool(self._ask(self._supervisor, Cancel(task_id), "supervisor"))
         except pykka.ActorDeadError:
@@ -685,14 +667,6 @@ class TaskRuntime:
         with self._shutdown_lock:  # a concurrent caller waits for the same reaper
             with self._submit_lock:
                 self._closed = True
-                if cancel_pending:
-                    now = self._clock.time()
-                    for task_id in self._awaiting_names:
-                        self._registry.tell(Finish(task_id, Cancelled(StopReason.SHUTDOWN), now))
-                # Otherwise tasks still waiting for their operation stay pending in a
-                # durable store, for the next runtime that opens it.
-                self._awaiting.clear()
-                self._awaiting_names.clear()
             if self._reaper is None:
                 try:
                     drained = self._ask(self._supervisor, Shutdown(cancel_pending), "supervisor")
@@ -828,7 +802,7 @@ class TaskRuntime:
             timers=self._timers.statistics(),
             processes=processes,
             store=self._store.statistics(),
-            awaiting_operation=len(self._awaiting_names),
+            awaiting_operation=supervisor.awaiting,
             operations=self._breakers.snapshot(self._clock.monotonic()),
             restarts=self._healing.snapshot(),
             injected_faults=self._faults.injected_total,
@@ -901,9 +875,7 @@ class TaskRuntime:
             store.close()
             raise
         self._next_seq = state.next_seq
-        for record in plan.awaiting:
-            self._awaiting.setdefault(record.operation_name, {})[record.task_id] = record
-            self._awaiting_names[record.task_id] = record.operation_name
+        self._awaiting = plan.awaiting
         if state.records:
             _log.info(
                 "registry.recovered",

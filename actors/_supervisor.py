@@ -5,10 +5,11 @@ It never runs user code and never waits on it: operations run on the operation p
 driven by one :class:`WorkerActor` each, and everything the supervisor learns arrives
 as a message. It never ``ask``s a worker.
 
-A pending task waits in one of four places: the ready heap (``_pending``), its start
-time (``_scheduled``: a delay or a retry's backoff), its operation's open circuit
-breaker (``_held``, its spec still in ``_pending``), or its dependencies (``_blocked``,
-released by the registry, which resolves them).
+A pending task waits in one of the places of its :class:`PendingQueue` (``_queue``):
+ready, delayed (a start time or a retry's backoff), held by its operation's open circuit
+breaker, blocked by its dependencies (released by the registry, which resolves them), or
+awaiting an operation not registered yet (recovered from a durable store). One owner,
+one cancel.
 
 Slots: a task holds its slot from the moment its worker is spawned until the worker
 reports that the operation has really returned. A task that timed out or was cancelled
@@ -19,7 +20,6 @@ while running is terminal at once in the registry, but its worker keeps the slot
 from __future__ import annotations
 
 import contextlib
-import heapq
 import queue
 import random
 import threading
@@ -35,6 +35,7 @@ from actors._context import TaskContext
 from actors._faults import FaultPlan, InjectedOperation
 from actors._messages import (
     AddSchedule,
+    AwaitOperation,
     Cancel,
     CancelSchedule,
     ChildStarted,
@@ -52,7 +53,9 @@ from actors._messages import (
     InjectFault,
     Interrupt,
     MarkRunning,
+    OperationRegistered,
     Register,
+    ResolveDependencies,
     RetryScheduled,
     ScheduleTick,
     Shutdown,
@@ -64,10 +67,12 @@ from actors._messages import (
     WorkerFinished,
 )
 from actors._outcome import Cancelled, Completed, Outcome, StopReason, TimedOut
+from actors._pending import PendingQueue
 from actors._policies import CircuitBreakers
 from actors._pooled import Dispatcher
 from actors._processes import ProcessPool
 from actors._records import Isolation, TaskSpec
+from actors._recovery import decide, interrupt
 from actors._store import CommitTicket
 from actors._threadpool import ThreadPool
 from actors._timers import TimerHandle, TimerService
@@ -95,6 +100,8 @@ class SupervisorStats:
     admitting: bool
     scheduled: int = 0  # of pending: delayed, or waiting out a retry's backoff
     held: int = 0  # of pending: held back by their operation's open circuit breaker
+    # Not in pending: recovered tasks of an operation not registered yet.
+    awaiting: int = 0
     # Recurring schedules by id: interval, runs, skipped, last_task_id, next_run_in.
     schedules: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
 
@@ -177,20 +184,9 @@ class SupervisorActor(pykka.ThreadingActor):
         self._breakers = breakers
         self._faults = faults
         self._rng = random.Random()
-        # (-priority, seq, task_id): highest priority first, FIFO within one.
-        self._heap: list[tuple[int, int, str]] = []
-        # Pending specs by id. A pending task cancelled is removed from here only; its
-        # heap entry is skipped when popped (O(log n) cancel instead of O(n)).
-        self._pending: dict[str, TaskSpec] = {}
+        # Every pending task, wherever it waits (a delayed one with its StartDue timer).
+        self._queue: PendingQueue[TimerHandle] = PendingQueue()
         self._active: dict[str, _Active] = {}
-        # Delayed tasks, and retries waiting out their backoff: (spec, the StartDue timer).
-        self._scheduled: dict[str, tuple[TaskSpec, TimerHandle]] = {}
-        # Ids held back by their operation's open breaker, by operation (their specs stay
-        # in _pending; a cancelled one is skipped when released).
-        self._held: dict[str, list[str]] = {}
-        # Tasks waiting for their dependencies (the registry resolves them and says
-        # DependenciesMet or DropBlocked).
-        self._blocked: dict[str, TaskSpec] = {}
         self._schedules: dict[str, _Schedule] = {}
         self._stopping_count = 0
         self._admitting = True
@@ -229,13 +225,19 @@ class SupervisorActor(pykka.ThreadingActor):
             return self._on_escalate(message.task_id)
         if isinstance(message, Cancel):
             return self._on_cancel(message.task_id)
+        if isinstance(message, AwaitOperation):
+            for record in message.records:
+                self._queue.await_operation(record)
+            return None
+        if isinstance(message, OperationRegistered):
+            return self._on_operation_registered(message)
         if isinstance(message, SubmitBlocked):
-            self._blocked[message.spec.task_id] = message.spec
+            self._queue.block(message.spec)
             return None
         if isinstance(message, DependenciesMet):
             return self._on_dependencies_met(message)
         if isinstance(message, DropBlocked):
-            if self._blocked.pop(message.task_id, None) is not None:
+            if self._queue.unblock(message.task_id) is not None:
                 self._admission.leave()
                 self._check_drained()
             return None
@@ -280,7 +282,7 @@ class SupervisorActor(pykka.ThreadingActor):
             self._finish(spec.task_id, Cancelled(StopReason.SHUTDOWN))
             self._admission.leave()
             return
-        self._queue(spec)
+        self._enqueue(spec)
         self._dispatch()
 
     def _on_submit_batch(self, specs: tuple[TaskSpec, ...]) -> None:
@@ -289,18 +291,17 @@ class SupervisorActor(pykka.ThreadingActor):
                 self._on_submit(spec)
             return
         for spec in specs:
-            self._queue(spec)
+            self._enqueue(spec)
         self._dispatch()
 
     def _on_cancel(self, task_id: str) -> bool:
         cancelled = Cancelled(StopReason.CANCEL_REQUESTED)
-        if (
-            self._pending.pop(task_id, None) is not None
-            or self._unschedule(task_id)
-            or self._blocked.pop(task_id, None) is not None
-        ):
-            self._admission.leave()
-            self._compact_heap()
+        removed = self._queue.remove(task_id)
+        if removed is not None:
+            if removed.handle is not None:
+                self._timers.cancel(removed.handle)
+            if removed.place != "awaiting":  # not admitted until its operation is known
+                self._admission.leave()
             self._finish(task_id, cancelled)
             self._check_drained()
             return True
@@ -314,6 +315,25 @@ class SupervisorActor(pykka.ThreadingActor):
         self._finish(task_id, cancelled)
         self._begin_stopping(active, StopReason.CANCEL_REQUESTED)
         return True
+
+    def _on_operation_registered(self, message: OperationRegistered) -> None:
+        """Queue the recovered tasks that waited for this operation (or, after shutdown,
+        leave them pending in the store for the next runtime)."""
+        records = self._queue.take_awaiting(message.name)
+        if not records or not self._admitting:
+            return
+        now = self._clock.time()
+        for record in records:
+            if decide(record, message.entry) == "interrupt":
+                self._registry.tell(Finish(record.task_id, interrupt(record, now), now))
+                continue
+            spec = record.to_spec(message.entry.function)
+            self._admission.enter()
+            if spec.depends_on:
+                self._registry.tell(ResolveDependencies(spec))  # it forwards the task back
+            else:
+                self._enqueue(spec)
+        self._dispatch()
 
     def _on_deadline(self, task_id: str) -> None:
         active = self._active.get(task_id)
@@ -427,17 +447,12 @@ class SupervisorActor(pykka.ThreadingActor):
         schedule.last_task = spec.task_id
         schedule.runs += 1
         self._registry.tell(Register(spec))
-        self._queue(spec)
+        self._enqueue(spec)
         self._dispatch()
 
     def _unfinished(self, task_id: str) -> bool:
         """Still pending, or its operation still running (a stopping one included)."""
-        return (
-            task_id in self._pending
-            or task_id in self._scheduled
-            or task_id in self._blocked
-            or task_id in self._active
-        )
+        return task_id in self._queue or task_id in self._active
 
     def _drop_schedule(self, schedule_id: str) -> bool:
         schedule = self._schedules.pop(schedule_id, None)
@@ -460,18 +475,17 @@ class SupervisorActor(pykka.ThreadingActor):
         }
 
     def _on_dependencies_met(self, message: DependenciesMet) -> None:
-        spec = self._blocked.pop(message.task_id, None)
+        spec = self._queue.unblock(message.task_id)
         if spec is None:
             return  # cancelled meanwhile
-        self._queue(replace(spec, dependency_results=message.results))
+        self._enqueue(replace(spec, dependency_results=message.results))
         self._dispatch_soon()
 
     def _on_start_due(self, task_id: str) -> None:
-        entry = self._scheduled.pop(task_id, None)
-        if entry is None:
+        spec = self._queue.take_due(task_id)
+        if spec is None:
             return  # cancelled meanwhile
-        spec, _ = entry
-        self._ready(spec)
+        self._queue.push_ready(spec)
         self._dispatch_soon()
 
     def _dispatch_soon(self) -> None:
@@ -493,88 +507,62 @@ class SupervisorActor(pykka.ThreadingActor):
         self._admitting = False
         for schedule_id in list(self._schedules):
             self._drop_schedule(schedule_id)
+        pending = self._queue
         if cancel_pending:
-            for task_id in list(self._pending):
-                del self._pending[task_id]
+            for spec in pending.take_all_ready() + pending.take_all_held():
                 self._admission.leave()
-                self._finish(task_id, Cancelled(StopReason.SHUTDOWN))
-            self._heap.clear()
+                self._finish(spec.task_id, Cancelled(StopReason.SHUTDOWN))
+            for record in pending.take_all_awaiting():
+                self._finish(record.task_id, Cancelled(StopReason.SHUTDOWN))
+        # Otherwise tasks still waiting for their operation stay pending in the durable
+        # store (only a durable store has them), for the next runtime that opens it.
         # Tasks that cannot start now (delayed, backing off, held by a breaker) are not
         # waited for: cancelled, or, with a durable store, left pending for the next
         # runtime that opens it.
-        for task_id in list(self._scheduled):
-            spec, timer = self._scheduled.pop(task_id)
+        for spec, timer in pending.take_all_delayed():
             self._timers.cancel(timer)
             self._abandon(spec)
-        for task_ids in self._held.values():
-            for task_id in task_ids:
-                held = self._pending.pop(task_id, None)
-                if held is not None:
-                    self._abandon(held)
-        self._held.clear()
+        for spec in pending.take_all_held():
+            self._abandon(spec)
         if cancel_pending or self._durable:
             # Otherwise (memory store) tasks waiting for dependencies are run as those
             # finish (or dropped as they fail): the drain waits for them.
-            for task_id in list(self._blocked):
-                self._abandon(self._blocked.pop(task_id))
+            for spec in pending.take_all_blocked():
+                self._abandon(spec)
         self._check_drained()
         return self._drained
 
     # -- internals -----------------------------------------------------------------------
 
-    def _queue(self, spec: TaskSpec) -> None:
+    def _enqueue(self, spec: TaskSpec) -> None:
         """A new (or recovered) pending task: ready now, or at its ``not_before``."""
         if spec.not_before is not None and spec.not_before > self._clock.time():
-            self._schedule(spec, spec.not_before)
+            delay = max(spec.not_before - self._clock.time(), 0.0)
+            timer = self._timers.schedule_after(delay, self.actor_ref, StartDue(spec.task_id))
+            self._queue.delay(spec, timer)
         else:
-            self._ready(spec)
-
-    def _ready(self, spec: TaskSpec) -> None:
-        self._pending[spec.task_id] = spec
-        heapq.heappush(self._heap, (-spec.priority, spec.seq, spec.task_id))
-
-    def _schedule(self, spec: TaskSpec, at: float) -> None:
-        delay = max(at - self._clock.time(), 0.0)
-        timer = self._timers.schedule_after(delay, self.actor_ref, StartDue(spec.task_id))
-        self._scheduled[spec.task_id] = (spec, timer)
-
-    def _unschedule(self, task_id: str) -> bool:
-        entry = self._scheduled.pop(task_id, None)
-        if entry is None:
-            return False
-        self._timers.cancel(entry[1])
-        return True
+            self._queue.push_ready(spec)
 
     def _dispatch(self) -> None:
         breakers = self._breakers
         if breakers is not None and not breakers.enabled:
             breakers = None
-        while self._heap and len(self._active) < self._capacity:
-            _, _, task_id = heapq.heappop(self._heap)
-            spec = self._pending.get(task_id)
+        while len(self._active) < self._capacity:
+            spec = self._queue.pop_ready()
             if spec is None:
-                continue  # cancelled while pending
+                return
             trial = False
             if breakers is not None:
                 verdict = breakers.may_start(spec.operation_name, self._clock.monotonic())
                 if verdict == "no":
-                    if self._admitting:
-                        self._hold(spec)
-                    else:
-                        del self._pending[task_id]
+                    if not self._admitting:
                         self._abandon(spec)
+                    elif self._queue.hold(spec):
+                        self._arm_cooldown(spec.operation_name)
                     continue
                 trial = verdict == "trial"
-            del self._pending[task_id]
             self._admission.leave()
             self._start_worker(spec, trial=trial)
-
-    def _hold(self, spec: TaskSpec) -> None:
-        operation = spec.operation_name
-        held = self._held.setdefault(operation, [])
-        if not held:
-            self._arm_cooldown(operation)
-        held.append(spec.task_id)
 
     def _arm_cooldown(self, operation: str) -> None:
         """Wake the held tasks of ``operation`` when its cool-down ends. While a trial
@@ -588,11 +576,7 @@ class SupervisorActor(pykka.ThreadingActor):
     def _release_held(self, operation: str) -> None:
         """Put the tasks held back for ``operation`` in the queue again (the breaker
         decides at dispatch whether they start)."""
-        held = self._held.pop(operation, [])
-        for task_id in held:
-            spec = self._pending.get(task_id)
-            if spec is not None:
-                heapq.heappush(self._heap, (-spec.priority, spec.seq, spec.task_id))
+        self._queue.release(operation)
         self._dispatch()
 
     def _abandon(self, spec: TaskSpec) -> None:
@@ -610,7 +594,7 @@ class SupervisorActor(pykka.ThreadingActor):
         change = self._breakers.record(operation, failed, self._clock.monotonic())
         active.trial = False
         if change == "tripped":
-            if self._held.get(operation):
+            if self._queue.has_held(operation):
                 self._arm_cooldown(operation)
             snapshot = self._breakers.snapshot(self._clock.monotonic())[operation]
             _log.warning(
@@ -639,7 +623,7 @@ class SupervisorActor(pykka.ThreadingActor):
         spec = replace(active.spec, prior_attempts=active.attempt, not_before=at)
         self._admission.enter()
         if self._admitting:
-            self._queue(spec)
+            self._enqueue(spec)
         else:
             self._abandon(spec)
 
@@ -705,26 +689,22 @@ class SupervisorActor(pykka.ThreadingActor):
     def _finish(self, task_id: str, outcome: Outcome) -> None:
         self._registry.tell(Finish(task_id, outcome, self._clock.time()))
 
-    def _compact_heap(self) -> None:
-        # Cancelled pending tasks leave stale heap entries; rebuild once they dominate,
-        # so many cancellations behind busy slots cannot grow memory without bound.
-        if len(self._heap) > 2 * len(self._pending) + 1024:
-            self._heap = [entry for entry in self._heap if entry[2] in self._pending]
-            heapq.heapify(self._heap)
-
     def _check_drained(self) -> None:
-        if not self._admitting and not self._pending and not self._active and not self._blocked:
-            self._drained.set()
+        if not self._admitting and not self._active:
+            waiting = self._queue.statistics()
+            if not (waiting.ready or waiting.held or waiting.blocked):
+                self._drained.set()
 
     def _stats(self) -> SupervisorStats:
+        waiting = self._queue.statistics()
         return SupervisorStats(
             capacity=self._capacity,
-            pending=len(self._pending) + len(self._scheduled) + len(self._blocked),
+            pending=waiting.ready + waiting.delayed + waiting.held + waiting.blocked,
             running=len(self._active) - self._stopping_count,
             stopping=self._stopping_count,
             admitting=self._admitting,
-            scheduled=len(self._scheduled),
-            # A cancelled held task stays in its list until released: count live ones.
-            held=sum(1 for ids in self._held.values() for i in ids if i in self._pending),
+            scheduled=waiting.delayed,
+            held=waiting.held,
+            awaiting=waiting.awaiting,
             schedules=self._schedule_stats(),
         )
