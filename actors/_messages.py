@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 from actors._operations import OperationEntry
 from actors._outcome import Outcome, StopReason
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from actors._context import TaskContext
 
 __all__ = [
+    "SUPERVISOR_MESSAGES",
     "AddSchedule",
     "AwaitOperation",
     "Cancel",
@@ -75,6 +76,7 @@ __all__ = [
     "Submit",
     "SubmitBatch",
     "SubmitBlocked",
+    "SupervisorMessage",
     "Unwatch",
     "Watch",
     "WorkerFinished",
@@ -371,3 +373,33 @@ class AbandonUnfinished:
     instead with a durable store, for the next runtime to recover)."""
 
     cause: str
+
+
+SupervisorMessage = (
+    Submit
+    | WorkerFinished
+    | SubmitBatch
+    | DeadlinePassed
+    | ChildStarted
+    | EscalateStop
+    | Cancel
+    | AwaitOperation
+    | OperationRegistered
+    | SubmitBlocked
+    | DependenciesMet
+    | DropBlocked
+    | StartDue
+    | ScheduleTick
+    | AddSchedule
+    | CancelSchedule
+    | GetSchedules
+    | DispatchDue
+    | CooldownOver
+    | CleanupDue
+    | GetSupervisorStats
+    | Shutdown
+    | InjectFault
+)
+"""Every message the supervisor handles; its dispatch is checked exhaustive against this."""
+
+SUPERVISOR_MESSAGES: tuple[type, ...] = get_args(SupervisorMessage)

@@ -25,7 +25,7 @@ import random
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, assert_never, cast
 
 import pykka
 
@@ -34,6 +34,7 @@ from actors._clock import Clock
 from actors._context import TaskContext
 from actors._faults import FaultPlan, InjectedOperation
 from actors._messages import (
+    SUPERVISOR_MESSAGES,
     AddSchedule,
     AwaitOperation,
     Cancel,
@@ -64,6 +65,7 @@ from actors._messages import (
     Submit,
     SubmitBatch,
     SubmitBlocked,
+    SupervisorMessage,
     WorkerFinished,
 )
 from actors._outcome import Cancelled, Completed, Outcome, StopReason, TimedOut
@@ -73,6 +75,7 @@ from actors._pooled import Dispatcher
 from actors._processes import ProcessPool
 from actors._records import Isolation, TaskSpec
 from actors._recovery import decide, interrupt
+from actors._schedules import Schedules
 from actors._store import CommitTicket
 from actors._threadpool import ThreadPool
 from actors._timers import TimerHandle, TimerService
@@ -104,19 +107,6 @@ class SupervisorStats:
     awaiting: int = 0
     # Recurring schedules by id: interval, runs, skipped, last_task_id, next_run_in.
     schedules: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _Schedule:
-    schedule_id: str
-    interval: float
-    make_spec: Callable[[], TaskSpec]
-    operation: str
-    due: float  # monotonic time of the next tick
-    timer: TimerHandle | None = None
-    last_task: str | None = None
-    runs: int = 0
-    skipped: int = 0
 
 
 @dataclass(slots=True)
@@ -187,7 +177,7 @@ class SupervisorActor(pykka.ThreadingActor):
         # Every pending task, wherever it waits (a delayed one with its StartDue timer).
         self._queue: PendingQueue[TimerHandle] = PendingQueue()
         self._active: dict[str, _Active] = {}
-        self._schedules: dict[str, _Schedule] = {}
+        self._schedules: Schedules[TimerHandle] = Schedules()
         self._stopping_count = 0
         self._admitting = True
         self._drained = threading.Event()
@@ -204,66 +194,75 @@ class SupervisorActor(pykka.ThreadingActor):
     def on_stop(self) -> None:
         if self._cleanup_timer is not None:
             self._timers.cancel(self._cleanup_timer)
-        for schedule_id in list(self._schedules):
-            self._drop_schedule(schedule_id)
+        for schedule in self._schedules:
+            self._drop_schedule(schedule.schedule_id)
         _log.info("supervisor.stopped")
 
     # -- messages ------------------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, Submit):
-            return self._on_submit(message.spec)
-        if isinstance(message, WorkerFinished):
-            return self._on_worker_finished(message)
-        if isinstance(message, SubmitBatch):
-            return self._on_submit_batch(message.specs)
-        if isinstance(message, DeadlinePassed):
-            return self._on_deadline(message.task_id)
-        if isinstance(message, ChildStarted):
-            return self._on_child_started(message.task_id)
-        if isinstance(message, EscalateStop):
-            return self._on_escalate(message.task_id)
-        if isinstance(message, Cancel):
-            return self._on_cancel(message.task_id)
-        if isinstance(message, AwaitOperation):
-            for record in message.records:
-                self._queue.await_operation(record)
-            return None
-        if isinstance(message, OperationRegistered):
-            return self._on_operation_registered(message)
-        if isinstance(message, SubmitBlocked):
-            self._queue.block(message.spec)
-            return None
-        if isinstance(message, DependenciesMet):
-            return self._on_dependencies_met(message)
-        if isinstance(message, DropBlocked):
-            if self._queue.unblock(message.task_id) is not None:
-                self._admission.leave()
-                self._check_drained()
-            return None
-        if isinstance(message, StartDue):
-            return self._on_start_due(message.task_id)
-        if isinstance(message, ScheduleTick):
-            return self._on_schedule_tick(message.schedule_id)
-        if isinstance(message, AddSchedule):
-            return self._on_add_schedule(message)
-        if isinstance(message, CancelSchedule):
-            return self._drop_schedule(message.schedule_id)
-        if isinstance(message, GetSchedules):
-            return self._schedule_stats()
-        if isinstance(message, DispatchDue):
-            return self._dispatch()
-        if isinstance(message, CooldownOver):
-            return self._release_held(message.operation)
-        if isinstance(message, CleanupDue):
-            return self._on_cleanup_due()
-        if isinstance(message, GetSupervisorStats):
-            return self._stats()
-        if isinstance(message, Shutdown):
-            return self._on_shutdown(message.cancel_pending)
-        if isinstance(message, InjectFault):
-            raise message.error  # a test's fault: the supervisor fails (see on_failure)
+        if isinstance(message, SUPERVISOR_MESSAGES):
+            return self._handle(cast(SupervisorMessage, message))
         return super().on_receive(message)
+
+    def _handle(self, message: SupervisorMessage) -> Any:
+        # Exhaustive: mypy fails the assert_never below when a SupervisorMessage has no
+        # case. The busiest messages come first (class patterns are tried in order).
+        match message:
+            case Submit(spec=spec):
+                return self._on_submit(spec)
+            case WorkerFinished():
+                return self._on_worker_finished(message)
+            case SubmitBatch(specs=specs):
+                return self._on_submit_batch(specs)
+            case DeadlinePassed(task_id=task_id):
+                return self._on_deadline(task_id)
+            case ChildStarted(task_id=task_id):
+                return self._on_child_started(task_id)
+            case EscalateStop(task_id=task_id):
+                return self._on_escalate(task_id)
+            case Cancel(task_id=task_id):
+                return self._on_cancel(task_id)
+            case AwaitOperation(records=records):
+                for record in records:
+                    self._queue.await_operation(record)
+                return None
+            case OperationRegistered():
+                return self._on_operation_registered(message)
+            case SubmitBlocked(spec=spec):
+                self._queue.block(spec)
+                return None
+            case DependenciesMet():
+                return self._on_dependencies_met(message)
+            case DropBlocked(task_id=task_id):
+                if self._queue.unblock(task_id) is not None:
+                    self._admission.leave()
+                    self._check_drained()
+                return None
+            case StartDue(task_id=task_id):
+                return self._on_start_due(task_id)
+            case ScheduleTick(schedule_id=schedule_id):
+                return self._on_schedule_tick(schedule_id)
+            case AddSchedule():
+                return self._on_add_schedule(message)
+            case CancelSchedule(schedule_id=schedule_id):
+                return self._drop_schedule(schedule_id)
+            case GetSchedules():
+                return self._schedule_stats()
+            case DispatchDue():
+                return self._dispatch()
+            case CooldownOver(operation=operation):
+                return self._release_held(operation)
+            case CleanupDue():
+                return self._on_cleanup_due()
+            case GetSupervisorStats():
+                return self._stats()
+            case Shutdown(cancel_pending=cancel_pending):
+                return self._on_shutdown(cancel_pending)
+            case InjectFault(error=error):
+                raise error  # a test's fault: the supervisor fails (see on_failure)
+            case _:
+                assert_never(message)
 
     def on_failure(self, *exc_info: Any) -> None:
         """A handler raised: pykka stops this actor. Its state has no other copy to be
@@ -407,25 +406,24 @@ class SupervisorActor(pykka.ThreadingActor):
     def _on_add_schedule(self, message: AddSchedule) -> bool:
         if not self._admitting:
             return False
-        schedule = _Schedule(
+        schedule = self._schedules.add(
             message.schedule_id,
             message.interval,
             message.make_spec,
             message.operation,
-            due=self._clock.monotonic() + message.first_in,
+            first_due=self._clock.monotonic() + message.first_in,
         )
         schedule.timer = self._timers.schedule_at(
             schedule.due, self.actor_ref, ScheduleTick(schedule.schedule_id)
         )
-        self._schedules[schedule.schedule_id] = schedule
         return True
 
     def _on_schedule_tick(self, schedule_id: str) -> None:
-        schedule = self._schedules.get(schedule_id)
-        if schedule is None or not self._admitting:
+        if not self._admitting:
             return
-        # Fixed rate: the next tick is one interval after this one was due.
-        schedule.due += schedule.interval
+        schedule = self._schedules.advance(schedule_id)  # fixed rate: one interval on
+        if schedule is None:
+            return
         schedule.timer = self._timers.schedule_at(
             schedule.due, self.actor_ref, ScheduleTick(schedule_id)
         )
@@ -455,7 +453,7 @@ class SupervisorActor(pykka.ThreadingActor):
         return task_id in self._queue or task_id in self._active
 
     def _drop_schedule(self, schedule_id: str) -> bool:
-        schedule = self._schedules.pop(schedule_id, None)
+        schedule = self._schedules.drop(schedule_id)
         if schedule is None:
             return False
         if schedule.timer is not None:
@@ -463,16 +461,7 @@ class SupervisorActor(pykka.ThreadingActor):
         return True
 
     def _schedule_stats(self) -> dict[str, dict[str, object]]:
-        return {
-            s.schedule_id: {
-                "interval": s.interval,
-                "runs": s.runs,
-                "skipped": s.skipped,
-                "last_task_id": s.last_task,
-                "next_run_in": max(s.due - self._clock.monotonic(), 0.0),
-            }
-            for s in self._schedules.values()
-        }
+        return self._schedules.statistics(self._clock.monotonic())
 
     def _on_dependencies_met(self, message: DependenciesMet) -> None:
         spec = self._queue.unblock(message.task_id)
@@ -505,8 +494,8 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _on_shutdown(self, cancel_pending: bool) -> threading.Event:
         self._admitting = False
-        for schedule_id in list(self._schedules):
-            self._drop_schedule(schedule_id)
+        for schedule in self._schedules:
+            self._drop_schedule(schedule.schedule_id)
         pending = self._queue
         if cancel_pending:
             for spec in pending.take_all_ready() + pending.take_all_held():
