@@ -42,7 +42,6 @@ from actors._outcome import (
     TimedOut,
 )
 from actors._policies import OperationLimits, RetryPolicy
-from actors._pooled import Dispatcher, PooledActor
 from actors._processes import ProcessPoolStats
 from actors._records import (
     TERMINAL_STATUSES,
@@ -50,7 +49,6 @@ from actors._records import (
     Operation,
     TaskPriority,
     TaskSnapshot,
-    TaskSpec,
     TaskStatus,
 )
 from actors._runtime import RuntimeStats, TaskRuntime
@@ -58,65 +56,70 @@ from actors._sqlite import SqliteStore
 from actors._store import MemoryStore, Store, StoreStats
 from actors._supervisor import SupervisorStats
 from actors._table import TableStats
-from actors._timers import TimerHandle, TimerService, TimerStatistics
+from actors._timers import TimerStatistics
 
-__all__ = [
+# Grouped by role. The runtime's building blocks (PooledActor, Dispatcher, TimerService,
+# TaskSpec) are in actors.lowlevel.
+__all__ = [  # noqa: RUF022 (grouped by role, sorted within a group)
+    # the runtime and what an operation sees
+    "Operation",
+    "TaskContext",
+    "TaskRuntime",
+    # tasks: states, priorities, isolation, snapshots, events
     "TERMINAL_STATUSES",
-    "ActorRestartedError",
-    "ActorUnresponsiveError",
+    "Isolation",
+    "TaskEvent",
+    "TaskPriority",
+    "TaskSnapshot",
+    "TaskStatus",
+    # how a task ended: failure facts and stop reasons
     "Cancelled",
-    "Clock",
     "Completed",
     "Crashed",
     "DependencyFailed",
-    "Dispatcher",
-    "FaultPlan",
-    "FaultRule",
-    "InjectedFaultError",
     "Interrupted",
-    "Isolation",
-    "ManualClock",
-    "MemoryStore",
-    "NamedOperation",
-    "Operation",
-    "OperationLimits",
-    "OperationUnavailableError",
     "Outcome",
-    "PooledActor",
-    "ProcessPoolStats",
-    "QueueFullError",
     "Raised",
     "ResourceExhausted",
     "ResultNotStorable",
-    "RetryPolicy",
-    "RuntimeClosedError",
-    "RuntimeStats",
-    "SqliteStore",
     "StopReason",
+    "TaskInterrupted",
+    "TimedOut",
+    # policies and named operations
+    "NamedOperation",
+    "OperationLimits",
+    "RetryPolicy",
+    # stores
+    "MemoryStore",
+    "SqliteStore",
     "Store",
+    # clocks and the test kit's faults
+    "Clock",
+    "FaultPlan",
+    "FaultRule",
+    "InjectedFaultError",
+    "ManualClock",
+    "SystemClock",
+    # errors
+    "ActorRestartedError",
+    "ActorUnresponsiveError",
+    "OperationUnavailableError",
+    "QueueFullError",
+    "RuntimeClosedError",
     "StoreError",
     "StoreLockedError",
     "StoreOpenError",
-    "StoreStats",
     "StoreVersionError",
     "StoreWriteError",
     "SupervisorError",
-    "SupervisorStats",
-    "SystemClock",
-    "TableStats",
-    "TaskContext",
-    "TaskEvent",
-    "TaskInterrupted",
-    "TaskPriority",
-    "TaskRuntime",
-    "TaskSnapshot",
-    "TaskSpec",
-    "TaskStatus",
-    "TimedOut",
-    "TimerHandle",
-    "TimerService",
-    "TimerStatistics",
     "UnknownGroupError",
     "UnknownOperationError",
     "UnknownTaskError",
+    # statistics snapshots
+    "ProcessPoolStats",
+    "RuntimeStats",
+    "StoreStats",
+    "SupervisorStats",
+    "TableStats",
+    "TimerStatistics",
 ]

@@ -18,7 +18,8 @@ from typing import Any
 import pykka
 import pytest
 
-from actors import Clock, ManualClock, SystemClock, TimerService, TimerStatistics
+from actors import Clock, ManualClock, SystemClock, TimerStatistics
+from actors.lowlevel import TimerService
 from actors.testing import wait_until
 
 ASK_TIMEOUT = 5.0  # seconds; a recorder that does not answer in that time is stuck

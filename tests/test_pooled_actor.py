@@ -17,7 +17,7 @@ from typing import Any
 import pykka
 import pytest
 
-from actors import Dispatcher, PooledActor
+from actors.lowlevel import Dispatcher, PooledActor
 
 TIMEOUT = 5.0  # seconds any single ask / stop / join may take before the test fails
 

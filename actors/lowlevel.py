@@ -1,0 +1,23 @@
+"""The runtime's building blocks, for people extending the runtime itself.
+
+Applications use :mod:`actors` (or ``storycore_tasks``); these are the parts the runtime
+is made of: pykka actors whose mailboxes share a thread, the timer thread with its
+heap of deadlines, and the immutable submission a supervisor runs. They are stable
+enough to build on, but not part of the everyday surface.
+"""
+
+from actors._pooled import Dispatcher, PooledActor
+from actors._records import TaskSpec
+from actors._timers import TimerHandle, TimerService, TimerStatistics
+
+__all__ = [
+    # pykka actors whose mailboxes share one dispatcher thread (the per-task workers)
+    "Dispatcher",
+    "PooledActor",
+    # the immutable submission the supervisor runs
+    "TaskSpec",
+    # one thread, one heap of deadlines, an injectable clock
+    "TimerHandle",
+    "TimerService",
+    "TimerStatistics",
+]
