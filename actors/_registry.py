@@ -29,6 +29,7 @@ import pykka
 
 from actors._clock import Clock
 from actors._codec import normalized
+from actors._dependencies import DependencyGraph
 from actors._errors import ActorRestartedError, StoreError, StoreWriteError
 from actors._messages import (
     AbandonUnfinished,
@@ -164,8 +165,7 @@ class RegistryActor(RestartingActor):
         # Dependencies: who waits on whom. The supervisor is where resolved tasks go.
         self._supervisor: pykka.ActorRef[Any] | None = None
         # task id -> (its dependencies, those not completed yet)
-        self._waiting: dict[str, tuple[tuple[str, ...], set[str]]] = {}
-        self._dependents: dict[str, list[str]] = {}
+        self._dependencies = DependencyGraph()
         # Groups: member ids by group id (rebuilt from the records after a restart).
         self._groups: dict[str, list[str]] = {}
         self._index_groups()
@@ -375,8 +375,7 @@ class RegistryActor(RestartingActor):
         else:
             self._table.rebuild()
         self._index_groups()
-        self._waiting.clear()
-        self._dependents.clear()
+        self._dependencies.clear()
         failed: list[tuple[str, Outcome]] = []
         for record in list(self._table.iter_status(TaskStatus.PENDING)):
             if not record.depends_on:
@@ -385,7 +384,7 @@ class RegistryActor(RestartingActor):
             if failure is not None:
                 failed.append((record.task_id, failure))
             elif remaining:
-                self._wait_for(record.task_id, record.depends_on, remaining)
+                self._dependencies.wait_for(record.task_id, record.depends_on, remaining)
             else:
                 # Released already, or its release was lost: the supervisor starts it
                 # only if it still holds it blocked.
@@ -613,7 +612,7 @@ class RegistryActor(RestartingActor):
         while work:
             task_id, outcome = work.pop()
             record = self._finish_one(task_id, outcome, at)
-            if record is not None and record.task_id in self._dependents:
+            if record is not None and self._dependencies.has_dependents(record.task_id):
                 work.extend(self._resolve_dependents(record))
 
     def _finish_one(self, task_id: str, outcome: Outcome, at: float) -> TaskRecord | None:
@@ -633,8 +632,7 @@ class RegistryActor(RestartingActor):
             _log.info("task.late_result_kept", task_id=record.task_id, status=record.status.value)
             return None
         self._log_terminal(record)
-        if record.task_id in self._waiting:
-            self._forget_waiting(record.task_id)
+        self._dependencies.forget(record.task_id)
         waiters = self._waiters.pop(record.task_id, None)
         if waiters:
             # Woken after this change is committed (at once with the memory store).
@@ -683,7 +681,7 @@ class RegistryActor(RestartingActor):
             results = self._results_of(spec.depends_on)
             self._tell_supervisor(Submit(replace(spec, dependency_results=results)))
             return "ready"
-        self._wait_for(spec.task_id, spec.depends_on, remaining)
+        self._dependencies.wait_for(spec.task_id, spec.depends_on, remaining)
         self._tell_supervisor(SubmitBlocked(spec))
         return "waiting"
 
@@ -701,34 +699,18 @@ class RegistryActor(RestartingActor):
             remaining.add(dependency_id)
         return remaining, None
 
-    def _wait_for(self, task_id: str, depends_on: tuple[str, ...], remaining: set[str]) -> None:
-        self._waiting[task_id] = (depends_on, remaining)
-        for dependency_id in remaining:
-            self._dependents.setdefault(dependency_id, []).append(task_id)
-
     def _resolve_dependents(self, record: TaskRecord) -> list[tuple[str, Outcome]]:
         """``record`` just became terminal: release or fail the tasks waiting on it;
         returns the failures to record (which cascade to their own dependents)."""
-        failures: list[tuple[str, Outcome]] = []
-        for task_id in self._dependents.pop(record.task_id, []):
-            entry = self._waiting.get(task_id)
-            if entry is None:
-                continue  # already failed through another dependency
-            depends_on, remaining = entry
-            if record.status is TaskStatus.COMPLETED:
-                remaining.discard(record.task_id)
-                if not remaining:
-                    del self._waiting[task_id]
-                    self._tell_supervisor(DependenciesMet(task_id, self._results_of(depends_on)))
-                continue
-            del self._waiting[task_id]
-            for other in remaining:
-                waiting_on_other = self._dependents.get(other)
-                if waiting_on_other is not None and task_id in waiting_on_other:
-                    waiting_on_other.remove(task_id)
+        resolution = self._dependencies.resolved(
+            record.task_id, completed=record.status is TaskStatus.COMPLETED
+        )
+        for task_id, depends_on in resolution.released:
+            self._tell_supervisor(DependenciesMet(task_id, self._results_of(depends_on)))
+        failure = DependencyFailed(record.task_id, record.status.value)
+        for task_id in resolution.failed:
             self._tell_supervisor(DropBlocked(task_id))
-            failures.append((task_id, DependencyFailed(record.task_id, record.status.value)))
-        return failures
+        return [(task_id, failure) for task_id in resolution.failed]
 
     def _tell_supervisor(self, message: object) -> None:
         # After shutdown the supervisor is gone while tasks still finish (a drain's last
@@ -737,18 +719,6 @@ class RegistryActor(RestartingActor):
         if supervisor is not None:
             with contextlib.suppress(pykka.ActorDeadError):
                 supervisor.tell(message)
-
-    def _forget_waiting(self, task_id: str) -> None:
-        """A task that was waiting for dependencies ended another way (cancelled)."""
-        entry = self._waiting.pop(task_id, None)
-        if entry is None:
-            return
-        for dependency_id in entry[1]:
-            dependents = self._dependents.get(dependency_id)
-            if dependents is not None and task_id in dependents:
-                dependents.remove(task_id)
-                if not dependents:
-                    del self._dependents[dependency_id]
 
     def _results_of(self, depends_on: tuple[str, ...]) -> dict[str, object]:
         results: dict[str, object] = {}

@@ -1,0 +1,92 @@
+"""``DependencyGraph``: the pending tasks that wait for other tasks, as plain state.
+
+The registry owns it (it sees every terminal transition in order) and is its only user.
+For each waiting task it keeps the ids it depends on and those still to complete; for
+each awaited task, who waits on it. :meth:`resolved` applies one task's end to its
+dependents: a completion releases those with nothing left to wait for, any other end
+fails them all. The registry turns the answer into messages and outcomes; this class
+knows nothing of either, so it is tested directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["DependencyGraph", "Resolution"]
+
+
+@dataclass(slots=True)
+class Resolution:
+    """What one task's end means for the tasks that waited on it."""
+
+    # Now free to run: (task id, every id it depends on, for their results).
+    released: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # to end with DependencyFailed
+
+
+class DependencyGraph:
+    """Who waits on whom. Invariant: ``t`` waits on ``d`` exactly when ``d`` is among
+    ``t``'s remaining dependencies, and a task with none remaining is not waiting."""
+
+    def __init__(self) -> None:
+        # waiting task -> (all its dependencies, the ones not completed yet)
+        self._waiting: dict[str, tuple[tuple[str, ...], set[str]]] = {}
+        self._dependents: dict[str, list[str]] = {}  # awaited task -> who waits on it
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def is_waiting(self, task_id: str) -> bool:
+        return task_id in self._waiting
+
+    def has_dependents(self, task_id: str) -> bool:
+        return task_id in self._dependents
+
+    def remaining(self, task_id: str) -> frozenset[str]:
+        """The dependencies ``task_id`` still waits for (empty if it is not waiting)."""
+        entry = self._waiting.get(task_id)
+        return frozenset() if entry is None else frozenset(entry[1])
+
+    def wait_for(self, task_id: str, depends_on: tuple[str, ...], remaining: set[str]) -> None:
+        """``task_id`` waits until every id in ``remaining`` (non-empty) has completed."""
+        if not remaining:
+            raise ValueError(f"task {task_id} has nothing left to wait for")
+        if task_id in self._waiting:
+            raise ValueError(f"task {task_id} is already waiting for its dependencies")
+        self._waiting[task_id] = (depends_on, set(remaining))
+        for dependency_id in remaining:
+            self._dependents.setdefault(dependency_id, []).append(task_id)
+
+    def resolved(self, task_id: str, *, completed: bool) -> Resolution:
+        """``task_id`` ended (``completed`` or not): release or fail its dependents."""
+        resolution = Resolution()
+        for dependent in self._dependents.pop(task_id, []):
+            entry = self._waiting.get(dependent)
+            if entry is None:
+                continue  # already failed through another dependency
+            depends_on, remaining = entry
+            if completed:
+                remaining.discard(task_id)
+                if not remaining:
+                    del self._waiting[dependent]
+                    resolution.released.append((dependent, depends_on))
+                continue
+            self.forget(dependent)
+            resolution.failed.append(dependent)
+        return resolution
+
+    def forget(self, task_id: str) -> None:
+        """``task_id`` no longer waits (it was cancelled, or failed another way)."""
+        entry = self._waiting.pop(task_id, None)
+        if entry is None:
+            return
+        for dependency_id in entry[1]:
+            dependents = self._dependents.get(dependency_id)
+            if dependents is not None and task_id in dependents:
+                dependents.remove(task_id)
+                if not dependents:
+                    del self._dependents[dependency_id]
+
+    def clear(self) -> None:
+        self._waiting.clear()
+        self._dependents.clear()
