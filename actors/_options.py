@@ -1,0 +1,258 @@
+"""``TaskOptions``: every per-task option, declared once, with its check next to it.
+
+Each option is one field of a frozen, keyword-only dataclass; the field's ``metadata``
+holds its :class:`Option` (what kind of value it is, whether a store keeps it, whether
+the HTTP API and the CLI offer it, one line of documentation). Everything else derives
+from that declaration: the runtime takes one ``TaskOptions`` from ``create_task`` to the
+store, the SQLite store has a column per stored option, the HTTP request model and the
+CLI's ``submit`` flags are built from the options they offer, and an unknown option
+anywhere gets an error that names it and lists the known ones.
+
+A new option is its field here (with its check), its column (a migration) and its
+documentation; nothing else lists the options by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from actors._policies import RetryPolicy
+from actors._records import Isolation, TaskPriority
+from actors.validation import check_isolation, check_priority, check_seconds
+
+__all__ = ["Option", "OptionKind", "TaskOptions", "UnknownOptionError", "option", "options_of"]
+
+OptionKind = Literal[
+    "text", "seconds", "megabytes", "priority", "isolation", "datetime", "retry", "task_ids"
+]
+"""What kind of value an option takes: the HTTP model and the CLI type it from this."""
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """The declaration of one per-task option (the metadata of its field)."""
+
+    kind: OptionKind
+    doc: str
+    check: Callable[[str, Any], Any]  # (name, value) -> the value to keep, or raise
+    stored: bool = True  # a durable store keeps it (a column of its own)
+    http: bool = True  # a field of POST /v1/tasks
+    cli: bool = False  # a flag of the CLI's submit
+    default: Any = None
+    name: str = ""  # filled in from the field's name
+
+
+class UnknownOptionError(ValueError):
+    """An option name that is not a per-task option; names it and lists the known ones."""
+
+    def __init__(self, names: Iterable[str], known: Iterable[str], where: str = "") -> None:
+        self.names = sorted(names)
+        self.known = sorted(known)
+        place = f"{where}: " if where else ""
+        plural = "s" if len(self.names) > 1 else ""
+        super().__init__(
+            f"{place}unknown task option{plural} {', '.join(map(repr, self.names))}; "
+            f"the options are {', '.join(self.known)}"
+        )
+
+
+def option(
+    kind: OptionKind,
+    doc: str,
+    check: Callable[[str, Any], Any],
+    *,
+    default: Any = None,
+    stored: bool = True,
+    http: bool = True,
+    cli: bool = False,
+) -> Any:
+    """Declare a :class:`TaskOptions` field."""
+    declared = Option(kind, doc, check, stored=stored, http=http, cli=cli, default=default)
+    return field(default=default, metadata={"option": declared})
+
+
+# -- checks: (name, value) -> kept value; each names the fix ------------------------------
+
+
+def _text(name: str, value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be a str or None, got {type(value).__name__}")
+    return value
+
+
+def _seconds(name: str, value: Any) -> float | None:
+    return check_seconds(name, value, allow_none=True)
+
+
+def _seconds_or_zero(name: str, value: Any) -> float | None:
+    return check_seconds(name, value, allow_none=True, allow_zero=True)
+
+
+def _megabytes(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of megabytes, got {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number of megabytes > 0, got {value!r}")
+    return float(value)
+
+
+def _priority(name: str, value: Any) -> TaskPriority:
+    return check_priority(value)
+
+
+def _isolation(name: str, value: Any) -> Isolation | None:
+    return None if value is None else check_isolation(value)
+
+
+def _datetime(name: str, value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"{name} must be an aware datetime (with a time zone), got the naive "
+            f"{value.isoformat()}"
+        )
+    return value
+
+
+def _retry(name: str, value: Any) -> RetryPolicy | None:
+    if value is not None and not isinstance(value, RetryPolicy):
+        raise TypeError(f"{name} must be a RetryPolicy or None, got {type(value).__name__}")
+    return value
+
+
+def _task_ids(name: str, value: Any) -> tuple[str, ...]:
+    if value == ():
+        return ()
+    if isinstance(value, str) or not isinstance(value, Sequence | set | frozenset):
+        raise TypeError(f"{name} must be a list of task ids, got {type(value).__name__}")
+    ids: list[str] = []
+    for task_id in value:
+        if not isinstance(task_id, str) or not task_id:
+            raise TypeError(f"{name} must hold task id strings, got {task_id!r}")
+        if task_id not in ids:
+            ids.append(task_id)  # a repeated id is one dependency
+    return tuple(ids)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TaskOptions:
+    """The options of one task, each checked on its own when the object is made (what
+    depends on the runtime, such as a default isolation, is resolved by the runtime)."""
+
+    user: str | None = option(
+        "text",
+        "who created the task (listings and status reads are filtered by it)",
+        _text,
+        http=False,  # the service sets it from the caller's token
+    )
+    timeout: float | None = option(
+        "seconds",
+        "seconds the operation may run; then it is stopped, keeping its partial result",
+        _seconds,
+        cli=True,
+    )
+    priority: TaskPriority = option(
+        "priority",
+        "low, normal, high or critical: higher ones start first",
+        _priority,
+        default=TaskPriority.NORMAL,
+        cli=True,
+    )
+    isolation: Isolation | None = option(
+        "isolation",
+        "thread or process (default: the manager's)",
+        _isolation,
+        cli=True,
+    )
+    memory_limit_mb: float | None = option(
+        "megabytes",
+        "the child process's address-space limit (process isolation)",
+        _megabytes,
+        cli=True,
+    )
+    cpu_time_limit: float | None = option(
+        "seconds",
+        "the child process's CPU-time limit in seconds (process isolation)",
+        _seconds,
+        cli=True,
+    )
+    delay: float | None = option(
+        "seconds",
+        "seconds to wait before the task may start",
+        _seconds_or_zero,
+        stored=False,
+        cli=True,  # resolved into the task's start time, which is stored
+    )
+    run_at: datetime | None = option(
+        "datetime",
+        "when the task may start (an aware datetime)",
+        _datetime,
+        stored=False,
+    )
+    retry: RetryPolicy | None = option(
+        "retry",
+        "the retry policy (default: the manager's)",
+        _retry,
+    )
+    depends_on: tuple[str, ...] = option(
+        "task_ids",
+        "ids of tasks that must complete first",
+        _task_ids,
+        default=(),
+        cli=True,
+    )
+    group_id: str | None = option(
+        "text",
+        "the group the task belongs to (set by create_group)",
+        _text,
+        http=False,
+    )
+
+    def __post_init__(self) -> None:
+        for declared in _DECLARED:
+            value = getattr(self, declared.name)
+            if value is declared.default:
+                continue  # every default is valid: the common case costs one identity check
+            object.__setattr__(self, declared.name, declared.check(declared.name, value))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], *, where: str = "") -> TaskOptions:
+        """Options from a mapping of names (``create_group``'s items, a request body);
+        an unknown name raises :class:`UnknownOptionError`."""
+        known = {declared.name for declared in options_of()}
+        unknown = set(values) - known
+        if unknown:
+            raise UnknownOptionError(unknown, known, where)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> TaskOptions:
+        return dataclasses.replace(self, **changes)
+
+
+def options_of(
+    *, stored: bool | None = None, http: bool | None = None, cli: bool | None = None
+) -> tuple[Option, ...]:
+    """The declared options, in declaration order; filtered by where they appear."""
+    declared = _DECLARED
+    if stored is not None:
+        declared = tuple(o for o in declared if o.stored == stored)
+    if http is not None:
+        declared = tuple(o for o in declared if o.http == http)
+    if cli is not None:
+        declared = tuple(o for o in declared if o.cli == cli)
+    return declared
+
+
+_DECLARED: tuple[Option, ...] = tuple(
+    dataclasses.replace(f.metadata["option"], name=f.name) for f in dataclasses.fields(TaskOptions)
+)
