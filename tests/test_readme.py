@@ -1,48 +1,123 @@
-"""The README's Python examples run as written."""
+"""The Python examples of the README and of the documentation pages run as written."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 pytest_plugins = ["pytester"]
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOC_PAGES = sorted((ROOT / "docs").rglob("*.md"))
+FENCE = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 
-def test_the_readme_has_examples() -> None:
-    """The README shows runnable Python examples (so the test below checks something)."""
-    assert len(BLOCKS) >= 3
+def _examples(page: Path) -> list[tuple[str, str]]:
+    """(id, source) of each ```python block of ``page``; the id names the page."""
+    name = page.relative_to(ROOT).as_posix()
+    blocks = FENCE.findall(page.read_text(encoding="utf-8"))
+    return [(f"{name}:{index}", block) for index, block in enumerate(blocks)]
 
 
-@pytest.mark.parametrize("source", BLOCKS, ids=[f"block-{i}" for i in range(len(BLOCKS))])
+EXAMPLES = [example for page in [README, *DOC_PAGES] for example in _examples(page)]
+BLOCKS = [source for _, source in EXAMPLES]
+IDS = [example_id for example_id, _ in EXAMPLES]
+PYTEST_FILE = re.compile(r"# (test_\w+)\.py\n")
+MYPY_FILE = re.compile(r"# (\w+)\.py: checked by mypy --strict\n")
+
+
+def test_the_readme_has_an_example() -> None:
+    """The README itself shows a runnable example (the quick start's first task)."""
+    assert _examples(README)
+
+
+def test_the_docs_have_examples() -> None:
+    """The pages show runnable Python examples (so the test below checks something),
+    those that moved out of the README included: every concept with an example has one."""
+    pages = {example_id.split(":")[0] for example_id in IDS}
+    assert len(BLOCKS) >= 15
+    for page in [
+        "docs/getting-started.md",
+        "docs/concepts/store.md",
+        "docs/concepts/policies.md",
+        "docs/concepts/self-healing.md",
+        "docs/concepts/logging.md",
+        "docs/how-to/storycore.md",
+        "docs/how-to/http-service.md",
+        "docs/how-to/testing.md",
+    ]:
+        assert page in pages
+
+
+@pytest.mark.parametrize("source", BLOCKS, ids=IDS)
 def test_readme_example_runs(source: str) -> None:
-    """Each ```python block of the README executes without error (its asserts included)."""
+    """Each ```python block of the README and the docs executes without error (its
+    asserts included)."""
     # A block that calls logging.configure() changes structlog process-wide; the autouse
     # fixture in conftest.py resets it after the test.
-    exec(compile(source, str(README), "exec"), {"__name__": "readme_example"})
+    exec(compile(source, "readme_example", "exec"), {"__name__": "readme_example"})
 
 
-PYTEST_FILES = [block for block in BLOCKS if re.match(r"# (test_\w+\.py)\n", block)]
+PYTEST_FILES = [(i, block) for i, block in EXAMPLES if PYTEST_FILE.match(block)]
 
 
 def test_the_readme_shows_a_pytest_file() -> None:
-    """The "Testing your operations" page shows a test file (so the test below runs)."""
-    assert PYTEST_FILES
+    """The "Test your operations" page shows a test file (so the test below runs)."""
+    assert any(example_id.startswith("docs/how-to/testing.md") for example_id, _ in PYTEST_FILES)
 
 
 @pytest.mark.parametrize(
-    "source", PYTEST_FILES, ids=[f"file-{i}" for i in range(len(PYTEST_FILES))]
+    "source", [block for _, block in PYTEST_FILES], ids=[i for i, _ in PYTEST_FILES]
 )
 def test_readme_pytest_file_passes(source: str, pytester: pytest.Pytester) -> None:
-    """A README block that is a pytest file (first line ``# test_x.py``) passes when run by
+    """A block that is a pytest file (first line ``# test_x.py``) passes when run by
     pytest with the plugin's fixtures, every test in it."""
-    match = re.match(r"# (test_\w+)\.py\n", source)
+    match = PYTEST_FILE.match(source)
     assert match is not None
     pytester.makepyfile(**{match.group(1): source})
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
     tests = len(re.findall(r"^def test_", source, re.MULTILINE))
     result.assert_outcomes(passed=tests)
+
+
+TYPED_FILES = [(i, block) for i, block in EXAMPLES if MYPY_FILE.match(block)]
+
+
+def test_the_getting_started_page_shows_a_typed_example() -> None:
+    """Getting started has a typed example (so the test below checks something)."""
+    assert any(example_id.startswith("docs/getting-started.md") for example_id, _ in TYPED_FILES)
+
+
+@pytest.mark.parametrize(
+    "source", [block for _, block in TYPED_FILES], ids=[i for i, _ in TYPED_FILES]
+)
+def test_typed_example_passes_mypy_strict(source: str, tmp_path: Path) -> None:
+    """A block marked ``# name.py: checked by mypy --strict`` type-checks as a user's
+    file would: typed operations (``Mapping[str, Any]``, ``TaskContext``) are accepted by
+    ``create_task``, and the optional status must be handled."""
+    match = MYPY_FILE.match(source)
+    assert match is not None
+    example = tmp_path / f"{match.group(1)}.py"
+    example.write_text(source, encoding="utf-8")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-incremental",
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+            str(example),
+        ],
+        cwd=ROOT,  # storycore_tasks is found here whether installed editable or not
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
