@@ -120,13 +120,13 @@ def row(page: Any, task_id: str) -> Any:
     return page.locator(f'tr[data-task-id="{task_id}"]')
 
 
-def save_screenshot(page: Any, tmp_path: Path, name: str) -> Path:
-    """Save a full-page screenshot ``name`` under $STORYCORE_TASKS_ARTIFACTS (else the
-    test's ``tmp_path``) and say where."""
+def save_screenshot(page: Any, tmp_path: Path, name: str, *, full_page: bool = True) -> Path:
+    """Save a screenshot ``name`` (the whole page, or what the viewport shows) under
+    $STORYCORE_TASKS_ARTIFACTS (else the test's ``tmp_path``) and say where."""
     artifacts = os.environ.get(ARTIFACTS_ENV)
     folder = Path(artifacts) if artifacts else tmp_path
     folder.mkdir(parents=True, exist_ok=True)
     shot = folder / name
-    page.screenshot(path=str(shot), full_page=True)
+    page.screenshot(path=str(shot), full_page=full_page)
     print(f"dashboard screenshot: {shot}")
     return shot

@@ -506,9 +506,18 @@
 
   // -- the table -------------------------------------------------------------------------
 
+  // Creation times to the microsecond, as the service gives them (Date.parse stops at
+  // the millisecond, and tasks created in one millisecond must keep their order).
+  function timeKey(value) {
+    const ms = timeMs(value);
+    if (Number.isNaN(ms)) return 0;
+    const fraction = typeof value === "string" ? /\.\d{3}(\d{1,3})/.exec(value) : null;
+    return ms * 1000 + (fraction ? Number(fraction[1].padEnd(3, "0")) : 0);
+  }
+
   function newerFirst(a, b) {
-    const ta = timeMs(a.task.created_at) || 0;
-    const tb = timeMs(b.task.created_at) || 0;
+    const ta = timeKey(a.task.created_at);
+    const tb = timeKey(b.task.created_at);
     if (ta !== tb) return tb - ta;
     const ia = a.task.task_id;
     const ib = b.task.task_id;
@@ -746,7 +755,8 @@
     }
     const total = rows.size;
     const narrowed = view.filter !== "all" || query !== "";
-    el.count.textContent = narrowed ? wanted.length + " of " + total + " tasks" : total + " tasks";
+    const noun = total === 1 ? " task" : " tasks";
+    el.count.textContent = narrowed ? wanted.length + " of " + total + noun : total + noun;
     el.pageInfo.textContent = wanted.length
       ? first + 1 + "\u2013" + (first + shown.length) + " of " + wanted.length
       : "";
@@ -755,6 +765,8 @@
     el.next.disabled = view.page >= pages - 1;
     el.empty.hidden = shown.length > 0;
     el.empty.textContent = total > 0 ? "No task matches." : "No tasks.";
+    sampleStates();
+    drawChart();
     renderDetail();
   }
 
@@ -786,8 +798,8 @@
     el.staleBanner.hidden = ok;
     el.staleBanner.textContent = ok
       ? ""
-      : (why || "The service cannot be reached") + " since " + clockTime(Date.now()) +
-        ": the tasks below are as they were last seen, and cancelling is off until it " +
+      : (why || "The service cannot be reached") + " (since " + clockTime(Date.now()) +
+        "): the tasks are shown as they were last seen, and cancelling is off until it " +
         "answers again.";
     el.confirmOk.disabled = !ok;
     for (const row of rows.values()) fill(row);
@@ -1028,7 +1040,11 @@
       }
       sections.push(section("error", "Error", ...parts));
     }
-    if ("result" in task) sections.push(section("result", "Result", pre(task.result, "result")));
+    if ("result" in task) {
+      // A stopped operation's late return value is kept, but did not complete the task.
+      const title = task.status === "completed" ? "Result" : "Result (returned after it ended)";
+      sections.push(section("result", title, pre(task.result, "result")));
+    }
     if ("partial_result" in task) {
       sections.push(
         section("partial", "Partial result", pre(task.partial_result, "partial-result")),
