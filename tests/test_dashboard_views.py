@@ -208,6 +208,15 @@ def test_task_detail_explains_what_happened(
     assert body.locator("[data-section=result], [data-section=faults]").count() == 0
     save_screenshot(page, tmp_path, "detail-failed.png")
 
+    # The detail is rebuilt only when its own task changes: text selected in it (to be
+    # copied) stays selected while other tasks come and go.
+    message = error_box.locator("[data-field=error-message]")
+    message.select_text()
+    another = manager.create_task("demo.echo", user="alice")
+    manager.wait(another, timeout=WAIT)
+    expect(page.locator("#task-count")).to_have_text(f"{len(tasks) + 1} tasks", timeout=WAIT_MS)
+    assert page.evaluate("String(window.getSelection())") == error["message"]
+
     # The back button returns to the list; forward opens the task again.
     page.go_back()
     expect(page.locator("#tasks")).to_be_visible(timeout=WAIT_MS)

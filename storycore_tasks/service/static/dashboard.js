@@ -46,6 +46,7 @@
   const view = { filter: "all", search: "", sort: "active", page: 0 };
   let route = null; // the task id of the detail view, or null for the list
   let detailMissing = null; // why the detail's task cannot be shown, once known
+  let detailKey = null; // what the detail view shows now
   let listScroll = 0;
   let signedIn = false;
   let token = null;
@@ -546,7 +547,9 @@
     }
     row.version = issued;
     row.touched = performance.now();
-    if (TERMINAL.has(task.status)) noteEnded(task.task_id, task.status, serverTimeMs(task.ended_at));
+    if (TERMINAL.has(task.status)) {
+      noteEnded(task.task_id, task.status, serverTimeMs(task.ended_at));
+    }
     fill(row);
     scheduleRender();
   }
@@ -572,6 +575,7 @@
     // A click anywhere on the row (but its link and button) opens the task.
     tr.addEventListener("click", (event) => {
       if (event.target.closest("a, button")) return;
+      if (String(window.getSelection())) return; // selecting text is not a click on the row
       location.hash = taskHash(id);
     });
 
@@ -891,7 +895,8 @@
       const states = chart.states.get(bucket);
       if (states) maxTasks = Math.max(maxTasks, states.running, states.pending);
     }
-    const nodes = [svg("line", { x1: 0, y1: height - 0.5, x2: width, y2: height - 0.5, class: "axis" })];
+    const baseline = height - 0.5;
+    const nodes = [svg("line", { x1: 0, y1: baseline, x2: width, y2: baseline, class: "axis" })];
     for (let bucket = first; bucket <= now; bucket += 1) {
       const ended = chart.ended.get(bucket);
       if (!ended) continue;
@@ -996,11 +1001,17 @@
     return dd;
   }
 
+  // Rebuilt only when what it shows changed, so text selected in it (an error message
+  // being copied) is not lost whenever another task moves.
   function renderDetail() {
     if (route === null || el.detail.hidden) return;
     const id = route;
-    el.detailId.textContent = id;
     const row = rows.get(id);
+    const shows = [id, row ? row.task : null, detailMissing, reachable, cancelling.has(id)];
+    const key = JSON.stringify(shows);
+    if (key === detailKey) return;
+    detailKey = key;
+    el.detailId.textContent = id;
     if (!row) {
       el.detailMissing.hidden = false;
       el.detailMissing.textContent = detailMissing || "Loading\u2026";
@@ -1069,7 +1080,11 @@
           ["Priority", task.priority, "priority"],
           ["Where it ran", ISOLATION[task.isolation] || task.isolation, "isolation"],
           ["Progress", percent, "progress"],
-          ["Timeout", task.timeout == null ? "none" : formatDuration(task.timeout * 1000), "timeout"],
+          [
+            "Timeout",
+            task.timeout == null ? "none" : formatDuration(task.timeout * 1000),
+            "timeout",
+          ],
           ["Group", task.group_id, "group"],
           ["Depends on", depends, "depends-on"],
           [
@@ -1120,10 +1135,13 @@
     const has = (ms) => !Number.isNaN(ms);
     let waited = null;
     if (has(started)) waited = formatDuration(started - created);
-    else if (!has(ended)) waited = formatDuration(now - created) + " so far";
+    else if (has(ended)) waited = formatDuration(ended - created); // ended before it ran
+    else waited = formatDuration(now - created) + " so far";
     let ran = null;
     if (has(started)) {
-      ran = has(ended) ? formatDuration(ended - started) : formatDuration(now - started) + " so far";
+      ran = has(ended)
+        ? formatDuration(ended - started)
+        : formatDuration(now - started) + " so far";
     }
     return facts([
       ["Created", formatTime(task.created_at), "created-at"],
@@ -1163,7 +1181,8 @@
       list.appendChild(node("li", "waiting until " + formatTime(task.next_attempt_at)));
     }
     if (!list.children.length) {
-      return node("p", task.status === "pending" ? "Not started yet." : "It never ran.", "attempts");
+      const never = task.status === "pending" ? "Not started yet." : "It never ran.";
+      return node("p", never, "attempts");
     }
     return list;
   }
@@ -1184,7 +1203,8 @@
     const next = routeFromHash();
     const wasList = route === null;
     route = next;
-    document.title = next === null ? "storycore-tasks" : "task " + next.slice(0, 8) + " \u00b7 storycore-tasks";
+    document.title =
+      next === null ? "storycore-tasks" : "task " + next.slice(0, 8) + " \u00b7 storycore-tasks";
     if (!signedIn) return; // the sign-in form shows; the route applies after it
     el.tasks.hidden = next !== null;
     el.detail.hidden = next === null;
@@ -1285,8 +1305,12 @@
       }
       sampleStates();
       drawChart();
-      const shown = route !== null ? rows.get(route) : null;
-      if (shown && ACTIVE.has(shown.task.status)) renderDetail(); // the durations so far
+      const shown = route !== null && !el.detail.hidden ? rows.get(route) : null;
+      if (shown && ACTIVE.has(shown.task.status)) {
+        // The durations so far: only the timing box changes.
+        const box = el.detailBody.querySelector('[data-section="timing"]');
+        if (box) box.replaceWith(section("timing", "Timing", timing(shown.task)));
+      }
     }, 1000);
     route = routeFromHash();
     sampleStates();
