@@ -282,23 +282,27 @@ def test_task_detail_explains_what_happened(
 def test_list_counts_finds_orders_pages_and_confirms(
     service: RunningService, stepper: Stepper, browser: Any, errors: list[str], tmp_path: Path
 ) -> None:
-    """Hundreds of tasks: counts per state are the filters, a search finds a task by id,
-    operation or owner, running tasks come first (oldest as they are), the rows come in
-    pages of 50, a cancel needs a confirmation, and the chart counts what ended."""
+    """Hundreds of tasks, created while the page is open: counts per state are the
+    filters, a search finds a task by id, operation or owner, running tasks come first
+    (oldest as they are), the rows come in pages of 50, a cancel needs a confirmation, and
+    the chart counts what ended."""
     manager = service.manager
     running = [manager.create_task("demo.steps", user="alice") for _ in range(2)]
     for task_id in running:
         stepper.wait_started(task_id)
     done = manager.create_task("demo.echo", user="bob")
     manager.wait(done, timeout=WAIT)
+    page = sign_in(new_page(browser, errors), service.url + "/", ADMIN_TOKEN, expect)
+    expect(page.locator("#connection")).to_have_text("live", timeout=WAIT_MS)
+    expect(page.locator("#task-count")).to_have_text("3 tasks", timeout=WAIT_MS)
+
+    # Hundreds created at once arrive live (one reload of the list, not a request each).
     pending = [
         manager.create_task("demo.steps", {"n": n}, user="alice", delay=600)
         for n in range(PENDING_TASKS)
     ]
     other = manager.create_task("render.other", user="carol", delay=600)
     total = len(running) + 1 + PENDING_TASKS + 1
-
-    page = sign_in(new_page(browser, errors), service.url + "/", ADMIN_TOKEN, expect)
     expect(page.locator("#task-count")).to_have_text(f"{total} tasks", timeout=WAIT_MS)
     counts = {"all": total, "running": 2, "pending": PENDING_TASKS + 1, "completed": 1}
     for state, count in {**counts, "failed": 0, "cancelled": 0}.items():
