@@ -600,6 +600,7 @@ def snapshot_to_status(snapshot: TaskSnapshot) -> dict[str, Any]:
         "priority": snapshot.priority.label,
         "isolation": snapshot.isolation.value,
         "operation": snapshot.operation_name,
+        "params": dict(snapshot.params),
         "user": snapshot.user,
         "timeout": snapshot.timeout,
         "created_at": iso_utc(snapshot.created_at),
@@ -611,6 +612,14 @@ def snapshot_to_status(snapshot: TaskSnapshot) -> dict[str, Any]:
         "group_id": snapshot.group_id,
         "next_attempt_at": iso_utc(snapshot.scheduled_for) if snapshot.attempt_outcomes else None,
     }
+    if snapshot.attempt_outcomes:
+        # Retried: how each earlier attempt ended, kept even when a later one completed
+        # (the error's details only say it when the task ended in an error).
+        status["attempt_errors"] = [
+            {"attempt": number, "code": e.code.value, "message": e.message}
+            for number, e in enumerate(map(error_from_outcome, snapshot.attempt_outcomes), 1)
+            if e is not None
+        ]
     if snapshot.injected_faults:
         # Only when a test injected faults (storycore_tasks.testing): never mistaken
         # for a real failure.

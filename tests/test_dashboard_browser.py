@@ -9,10 +9,6 @@ stream is not served), never a sleep.
 
 from __future__ import annotations
 
-import os
-import shutil
-import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,22 +20,8 @@ from actors import TaskContext
 from storycore_tasks import TaskManager
 from storycore_tasks.service.auth import Principal, TokenStore, hash_token
 from storycore_tasks.service.deps import ServiceConfig
+from tests.dashboard_harness import CHROMIUM, WAIT_MS, Stepper, chromium, save_screenshot
 from tests.service_harness import RunningService, running_service
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS_ENV = "STORYCORE_TASKS_ARTIFACTS"
-WAIT_MS = 10_000  # a poll is every 2 s: this is five of them
-RELEASE_TIMEOUT = 30.0  # an operation never blocks longer than this
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).is_file(),
@@ -53,53 +35,6 @@ ALICE_TOKEN = "alice-user-token"
 BOB_TOKEN = "bob-user-token"
 XSS_OPERATION = '<img src=x onerror="window.__xss=1">'
 XSS_USER = "<b>mallory</b><script>window.__xss=2</script>"
-
-
-class Stepper:
-    """An operation whose progress the test sets: ``advance(task_id, fraction)`` moves
-    that task to ``fraction`` (1.0 completes it). It stops when cancelled."""
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self._targets: dict[str, float] = {}
-        self._started: dict[str, threading.Event] = {}
-
-    def _event(self, task_id: str) -> threading.Event:
-        with self._changed:
-            return self._started.setdefault(task_id, threading.Event())
-
-    def __call__(self, params: Mapping[str, Any], task: TaskContext) -> Any:
-        self._event(task.task_id).set()
-        progress = 0.0
-        deadline = time.monotonic() + RELEASE_TIMEOUT
-        while time.monotonic() < deadline:
-            with self._changed:
-                # Wakes at once on advance(); looks at is_cancelled() every 20 ms.
-                if self._targets.get(task.task_id, 0.0) == progress:
-                    self._changed.wait(timeout=0.02)
-                target = self._targets.get(task.task_id, 0.0)
-            if task.is_cancelled():
-                return {"stopped_at": progress}
-            if target != progress:
-                progress = target
-                task.update_progress(progress)
-            if progress >= 1.0:
-                return {"steps": "done"}
-        raise TimeoutError("the test never finished this task")
-
-    def advance(self, task_id: str, fraction: float) -> None:
-        with self._changed:
-            self._targets[task_id] = fraction
-            self._changed.notify_all()
-
-    def wait_started(self, task_id: str, timeout: float = 10.0) -> None:
-        assert self._event(task_id).wait(timeout), f"task {task_id} never started"
-
-    def finish_all(self) -> None:
-        with self._changed:
-            for task_id in self._started:
-                self._targets[task_id] = 1.0
-            self._changed.notify_all()
 
 
 def _xss_operation(params: Mapping[str, Any], task: TaskContext) -> str:
@@ -134,15 +69,8 @@ def service(make_manager: Callable[..., TaskManager], stepper: Stepper) -> Itera
 @pytest.fixture
 def browser() -> Iterator[Any]:
     """Chromium, closed (and Playwright's driver stopped) at the end of the test."""
-    playwright = sync_api.sync_playwright().start()
-    try:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-    finally:
-        playwright.stop()
+    with chromium(sync_api) as launched:
+        yield launched
 
 
 def _create(client: httpx.Client, token: str, **body: Any) -> str:
@@ -171,19 +99,6 @@ def _open_dashboard(browser: Any, url: str, token: str, errors: list[str]) -> An
 
 def _row(page: Any, task_id: str) -> Any:
     return page.locator(f'tr[data-task-id="{task_id}"]')
-
-
-def _save_screenshot(page: Any, tmp_path: Path) -> Path:
-    shot = tmp_path / "dashboard.png"
-    page.screenshot(path=str(shot), full_page=True)
-    print(f"dashboard screenshot: {shot}")
-    artifacts = os.environ.get(ARTIFACTS_ENV)
-    if artifacts:
-        target = Path(artifacts) / "dashboard.png"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(shot, target)
-        print(f"dashboard screenshot copied to: {target}")
-    return shot
 
 
 def test_dashboard_in_chromium(
@@ -242,8 +157,11 @@ def test_dashboard_in_chromium(
         expect(bar).to_have_attribute("aria-valuenow", "60", timeout=WAIT_MS)
         assert bar.evaluate("el => el.value") == pytest.approx(0.6)
 
-        # Cancel, from the page, a running task.
+        # Cancel, from the page, a running task (after saying yes to the confirmation).
         first_row.locator("button[data-action=cancel]").click()
+        expect(admin.locator("#confirm")).to_be_visible(timeout=WAIT_MS)
+        admin.click("#confirm-ok")
+        expect(admin.locator("#confirm")).to_be_hidden(timeout=WAIT_MS)
         expect(first_row.locator("[data-field=state]")).to_have_text("cancelled", timeout=WAIT_MS)
         expect(first_row.locator("button[data-action=cancel]")).to_be_hidden()
         assert service.manager.wait(first, timeout=10)["status"] == "cancelled"
@@ -264,7 +182,7 @@ def test_dashboard_in_chromium(
         assert admin.locator("#task-rows img, #task-rows script, #task-rows b").count() == 0
         assert admin.evaluate("window.__xss") is None
 
-        # The state filter.
+        # The state filters.
         rows = admin.locator("#task-rows tr[data-task-id]:visible")
         expected = {
             "completed": {second, evil},
@@ -274,12 +192,13 @@ def test_dashboard_in_chromium(
             "all": {first, second, waiting, evil},
         }
         for state, ids in expected.items():
-            admin.select_option("select#state-filter", state)
+            admin.click(f"#state-filters [data-filter={state}]")
+            expect(admin.locator(f"[data-filter={state}] .count")).to_have_text(str(len(ids)))
             expect(rows).to_have_count(len(ids))
             assert {r.get_attribute("data-task-id") for r in rows.all()} == ids, state
         expect(admin.locator("#task-count")).to_have_text("4 tasks")
 
-        _save_screenshot(admin, tmp_path)
+        save_screenshot(admin, tmp_path, "dashboard.png")
 
         # An owner sees only their own tasks, live too.
         alice = _open_dashboard(browser, url, ALICE_TOKEN, errors)

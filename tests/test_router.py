@@ -149,6 +149,7 @@ def test_status_of_a_completed_task_is_the_full_status_dict(make_manager: MakeMa
         "priority",
         "isolation",
         "operation",
+        "params",
         "user",
         "timeout",
         "created_at",
@@ -168,6 +169,7 @@ def test_status_of_a_completed_task_is_the_full_status_dict(make_manager: MakeMa
     assert response.data["progress"] == 1.0
     assert response.data["priority"] == "normal"
     assert response.data["user"] == "ana"
+    assert response.data["params"] == {"x": 21}
 
 
 def test_status_of_a_failed_task_carries_the_error_dict(make_manager: MakeManager) -> None:

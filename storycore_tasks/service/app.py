@@ -270,6 +270,15 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
             request, {"tasks": tasks, "count": len(tasks), "next_cursor": next_cursor}, who
         )
 
+    @app.get("/v1/whoami", response_model=Envelope, responses=ERROR_RESPONSES, tags=["service"])
+    def whoami(request: Request, who: Who) -> JSONResponse:
+        """Who this token is: ``user``, ``role`` (``user`` sees only their own tasks,
+        ``admin`` all of them) and ``authentication`` (False under ``--no-auth``)."""
+        authentication = get_state(request).config.tokens is not None
+        return success(
+            request, {"user": who.user, "role": who.role, "authentication": authentication}, who
+        )
+
     @app.get("/v1/stats", response_model=Envelope, responses=ERROR_RESPONSES, tags=["service"])
     def stats(request: Request, who: Who) -> JSONResponse:
         """The manager's counters (``get_stats()``)."""

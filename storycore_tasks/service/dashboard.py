@@ -28,8 +28,9 @@ _MEDIA_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
 }
-_NAME = re.compile(r"^[A-Za-z0-9_-]+\.(?:html|js|css)$")
+_NAME = re.compile(r"^[A-Za-z0-9_-]+\.(?:html|js|css|svg)$")
 
 _HEADERS = {
     "Content-Security-Policy": (
@@ -74,7 +75,7 @@ def dashboard_page() -> HTMLResponse:
 
 @router.get("/static/{name}", include_in_schema=False)
 def static_file(name: str) -> Response:
-    """The page's script and style sheet."""
+    """The page's script, style sheet and icon."""
     body = _static(name)
     if body is None:
         raise _not_found(name)
