@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import pykka
 
 from actors._admission import AdmissionGate
-from actors._clock import Clock, SystemClock
+from actors._clock import Clock, SystemClock, blocking_timeout
 from actors._codec import normalized
 from actors._errors import (
     ActorRestartedError,
@@ -81,6 +81,7 @@ from actors._threadpool import ThreadPool
 from actors._timers import TimerService, TimerStatistics
 from actors.logs import library_logger
 from actors.validation import (
+    MAX_SECONDS,
     check_count,
     check_isolation,
     check_picklable,
@@ -708,7 +709,7 @@ class TaskRuntime:
             reaper = self._reaper
         if not wait:
             return
-        reaper.join(timeout)
+        reaper.join(blocking_timeout(timeout))
         if reaper.is_alive():
             running = [s.task_id for s in self.list(TaskStatus.RUNNING)]
             stopping = self.stats().supervisor.stopping
@@ -938,7 +939,13 @@ class TaskRuntime:
                 f"run_at {run_at.isoformat()} is outside the years 1-9999 in UTC; pick an "
                 "earlier time"
             ) from None
-        return at if at > self._clock.time() else None  # in the past: at once
+        now = self._clock.time()
+        if at - now > MAX_SECONDS:  # as a delay is bounded
+            raise ValueError(
+                f"run_at {run_at.isoformat()} is more than {MAX_SECONDS:g} seconds (10 "
+                "years) from now; pick an earlier time"
+            )
+        return at if at > now else None  # in the past: at once
 
     def _await_commit(self, ticket: CommitTicket, new_task: str | None) -> None:
         if not ticket.wait(self._ask_timeout):
