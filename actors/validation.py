@@ -51,10 +51,8 @@ def check_seconds(
         raise ValueError(f"{name} must be {bound} seconds, got {value!r}")
     if value > maximum:
         hint = "; pass None for no limit" if allow_none else ""
-        raise ValueError(
-            f"{name} must be at most {maximum:g} seconds ({_spoken(maximum)}), got "
-            f"{value!r}{hint}"
-        )
+        limit = f"{maximum:g} seconds ({_spoken(maximum)})"
+        raise ValueError(f"{name} must be at most {limit}, got {value!r}{hint}")
     return float(value)
 
 

@@ -4,9 +4,10 @@ When the registry fails while handling a message it is restarted in place and re
 from its records (the SQLite file, with a durable store); the one task that message was
 about ends ``failed`` with ``INTERRUPTED`` (cause ``registry_restarted``) and nothing
 keeps running for it; an ask that met the failure raises ``ActorRestartedError`` and the
-next one works (a failing query restarts nothing: it raises ``QueryFailedError``); every other task, waiter, count, group and dependency carries on. A
-failing timer tick loses no armed timer. Past ``max_restarts`` restarts within
-``restart_window`` seconds the manager stops itself cleanly and says why.
+next one works (a failing query restarts nothing: it raises ``QueryFailedError``); every
+other task, waiter, count, group and dependency carries on. A failing timer tick loses
+no armed timer. Past ``max_restarts`` restarts within ``restart_window`` seconds the
+manager stops itself cleanly and says why.
 
 Every test runs with the memory store and with a durable one where that matters.
 """

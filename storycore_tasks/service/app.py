@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from actors import RetryPolicy, TaskStatus
@@ -35,6 +35,7 @@ from storycore_tasks.service import dashboard, events, metrics, webhooks
 from storycore_tasks.service.auth import Principal
 from storycore_tasks.service.deps import (
     ERROR_RESPONSES,
+    AuthenticatedFirst,
     Envelope,
     ServiceConfig,
     ServiceError,
@@ -56,10 +57,23 @@ _MAX_PAGE = 1000
 Who = Annotated[Principal, Depends(principal)]
 
 
+# No coercion: "5" is not a number and true is not 1; unknown fields are refused. (JSON
+# has no datetime: run_at alone is parsed, from an ISO-8601 string only.)
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+def _iso_text(value: Any) -> Any:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(
+            f"must be an ISO-8601 time string with a time zone, got {type(value).__name__}"
+        )
+    return value
+
+
 class RetryRequest(BaseModel):
     """A task's retry policy (``actors.RetryPolicy``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     max_attempts: int = Field(3, ge=1, le=100)
     backoff: float = Field(1.0, ge=0, le=86_400)
     max_backoff: float = Field(60.0, ge=0, le=86_400)
@@ -73,7 +87,7 @@ class RetryRequest(BaseModel):
 class CreateTaskRequest(BaseModel):
     """``POST /v1/tasks``: a named operation and its arguments."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     operation: str = Field(min_length=1, max_length=200, description="A registered operation")
     params: dict[str, Any] = Field(default_factory=dict)
     timeout: float | None = Field(None, gt=0, le=7 * 86_400)
@@ -82,7 +96,9 @@ class CreateTaskRequest(BaseModel):
     memory_limit_mb: float | None = Field(None, gt=0, le=1_048_576)
     cpu_time_limit: float | None = Field(None, gt=0, le=7 * 86_400)
     delay: float | None = Field(None, ge=0, le=366 * 86_400)
-    run_at: datetime | None = Field(None, description="An ISO-8601 time with a time zone")
+    run_at: Annotated[datetime | None, BeforeValidator(_iso_text)] = Field(
+        None, strict=False, description="An ISO-8601 time with a time zone"
+    )
     retry: RetryRequest | None = None
     depends_on: list[str] = Field(default_factory=list, max_length=1000)
     callback_url: str | None = Field(
@@ -126,7 +142,12 @@ def create_app(manager: TaskManager, config: ServiceConfig) -> FastAPI:
         summary="StoryCore's long operations: create, poll, cancel, stream, as tasks.",
         lifespan=lifespan,
         responses={},
+        # "/v1/tasks/" would get a bare 307 to "/v1/tasks": every path that is not a
+        # route answers a NOT_FOUND envelope instead.
+        redirect_slashes=False,
     )
+    # Authentication before the body is parsed, on every route that needs a token.
+    app.router.route_class = AuthenticatedFirst
     app.state.service = state
     app.add_middleware(_BodyLimit, max_bytes=config.max_body_bytes)
     _install_error_handlers(app)
