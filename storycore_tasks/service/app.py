@@ -48,6 +48,7 @@ from storycore_tasks.service.deps import (
     success,
     task_not_found,
 )
+from storycore_tasks.service.redaction import install_log_redaction
 
 __all__ = ["CreateTaskRequest", "RetryRequest", "create_app"]
 
@@ -109,6 +110,7 @@ class CreateTaskRequest(BaseModel):
 
 def create_app(manager: TaskManager, config: ServiceConfig) -> FastAPI:
     """The service's ASGI app around ``manager`` (which the caller keeps and shuts down)."""
+    install_log_redaction()  # however it is served: no token from a URL in uvicorn's logs
     event_log = events.EventLog(manager, history=config.event_history)
     service_metrics = metrics.ServiceMetrics(manager)
     state = ServiceState(manager, config, event_log, service_metrics)
