@@ -1021,6 +1021,11 @@ def _qualified_name(operation: Callable[..., Any]) -> str:
     return f"{module}.{name}" if module else name
 
 
+_MAX_MEMORY_MB = float(2**42)
+"""4 EiB: a larger limit's bytes do not fit the kernel's 64-bit RLIMIT_AS (the child
+would fail to set it and exit)."""
+
+
 def _check_limits(
     memory_limit_mb: float | None, cpu_time_limit: float | None, isolation: Isolation
 ) -> tuple[float | None, float | None]:
@@ -1033,6 +1038,6 @@ def _check_limits(
         )
     memory = None
     if memory_limit_mb is not None:
-        memory = check_positive_number("memory_limit_mb", memory_limit_mb)
+        memory = check_positive_number("memory_limit_mb", memory_limit_mb, maximum=_MAX_MEMORY_MB)
     cpu = check_seconds("cpu_time_limit", cpu_time_limit, allow_none=True)
     return memory, cpu

@@ -91,12 +91,14 @@ def check_priority(value: Any) -> TaskPriority:
     raise ValueError(f"unknown priority {value!r}; use one of {choices}")
 
 
-def check_positive_number(name: str, value: Any) -> float:
-    """A finite real number > 0 (a size, a count of megabytes)."""
+def check_positive_number(name: str, value: Any, *, maximum: float = math.inf) -> float:
+    """A finite real number > 0 (a size, a count of megabytes), at most ``maximum``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    if value > maximum:
+        raise ValueError(f"{name} must be at most {maximum:g}, got {value!r}")
     return float(value)
 
 

@@ -77,6 +77,20 @@ def test_check_count_bounds_every_count_to_a_machine_int() -> None:
             TaskManager(**kwargs)
 
 
+@pytest.mark.parametrize("megabytes", [2.0**43, 1e300])
+def test_a_memory_limit_past_what_the_kernel_holds_is_refused(
+    make_manager: MakeManager, megabytes: float
+) -> None:
+    """memory_limit_mb whose bytes overflow RLIMIT_AS is a ValueError naming it, not a
+    child that exits (WORKER_CRASHED) trying to set it."""
+    manager = make_manager(num_workers=1)
+    with pytest.raises(ValueError, match="memory_limit_mb must be at most"):
+        manager.create_task(quick, isolation="process", memory_limit_mb=megabytes)
+    with pytest.raises(ValueError, match="memory_limit_mb must be at most"):
+        TaskManager(memory_limit_mb=megabytes)
+    assert manager.list_tasks() == []
+
+
 def test_many_failing_queries_in_a_row_restart_nothing(make_manager: MakeManager) -> None:
     """Read-only queries that fail inside the registry (a real out-of-range ListTasks
     sent past the checks, and injected faults on status queries), far more than
