@@ -235,6 +235,26 @@ def test_an_anonymous_odd_static_name_is_a_404_envelope_with_nothing_logged(
     assert captured_uvicorn["uvicorn.error"].messages == []
 
 
+def test_an_unexpected_error_is_one_500_envelope_and_keeps_the_connection(
+    live: Live, captured_uvicorn: UvicornLogs
+) -> None:
+    """An exception no handler takes (a route with a bug: one is added to the served
+    app for this test) is an INTERNAL_ERROR envelope; uvicorn logs no second
+    traceback, and the client's keep-alive connection stays usable (Starlette's
+    last-resort handler re-raised to the server, which dropped it)."""
+
+    def buggy() -> None:
+        raise RuntimeError("a bug")
+
+    live.app.add_api_route("/v1/buggy", buggy)
+    captured_uvicorn.attach()
+    for _ in range(3):  # on one keep-alive connection
+        body = envelope(live.alice.get("/v1/buggy"), 500, "INTERNAL_ERROR")
+        assert body["error"]["details"] == {"exception_type": "RuntimeError"}
+        assert envelope(live.alice.get("/v1/stats"), 200)["data"]["total_tasks"] == 0
+    assert captured_uvicorn["uvicorn.error"].messages == []
+
+
 # -- 15: authentication before the body ------------------------------------------------------
 
 

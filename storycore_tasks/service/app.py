@@ -152,6 +152,7 @@ def create_app(manager: TaskManager, config: ServiceConfig) -> FastAPI:
     app.router.route_class = AuthenticatedFirst
     app.state.service = state
     app.add_middleware(_BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(_Unexpected)
     _install_error_handlers(app)
     _task_routes(app, rpc)
     app.include_router(events.router)
@@ -387,20 +388,26 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        _log.error(
-            "service.unexpected_error",
-            path=request.url.path,
-            error=repr(exc),
+        return _unexpected_error(request, exc)  # only if _Unexpected itself failed
+
+
+def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """INTERNAL_ERROR for an exception no handler took, logged once with its traceback."""
+    _log.error(
+        "service.unexpected_error",
+        path=request.url.path,
+        error=repr(exc),
+        exception_type=type(exc).__qualname__,
+        exc_info=exc,
+    )
+    return error_response(
+        request,
+        ErrorDetails.of(
+            ErrorCodes.INTERNAL_ERROR,
+            "The service failed to answer this request; it was logged",
             exception_type=type(exc).__qualname__,
-        )
-        return error_response(
-            request,
-            ErrorDetails.of(
-                ErrorCodes.INTERNAL_ERROR,
-                "The service failed to answer this request; it was logged",
-                exception_type=type(exc).__qualname__,
-            ),
-        )
+        ),
+    )
 
 
 # -- the body limit ------------------------------------------------------------------------
@@ -410,6 +417,35 @@ _Message = MutableMapping[str, Any]
 _Receive = Callable[[], Awaitable[_Message]]
 _Send = Callable[[_Message], Awaitable[None]]
 _ASGIApp = Callable[[_Scope, _Receive, _Send], Awaitable[None]]
+
+
+class _Unexpected:
+    """Answer an exception that no handler took with the INTERNAL_ERROR envelope, logged
+    once. Starlette's last-resort handler would answer too, but then re-raise it to the
+    server, which logs a second traceback and drops the client's connection."""
+
+    def __init__(self, app: _ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: _Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self._app(scope, receive, sending)
+        except Exception as exc:
+            if started:  # mid-answer (a stream): nothing more can be said to the client
+                raise
+            response = _unexpected_error(Request(scope, receive), exc)
+            await response(scope, receive, send)
 
 
 def _replay(messages: list[_Message], receive: _Receive) -> _Receive:
