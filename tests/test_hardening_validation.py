@@ -34,6 +34,7 @@ from actors.validation import MAX_SECONDS, check_count, check_seconds
 from storycore_tasks import TaskManager
 from storycore_tasks.errors import ErrorCodes, error_from_exception, iso_utc
 from storycore_tasks.manager import snapshot_to_status
+from storycore_tasks.testing import LifecycleCapture
 from tests import hardening_ops
 
 WAIT = 15.0  # seconds any wait may take before the test fails (never slept)
@@ -290,6 +291,15 @@ def test_a_child_may_wait_cancelled_with_any_timeout(make_manager: MakeManager) 
     assert manager.wait(task_id, timeout=WAIT)["status"] == "cancelled"
     assert wait_until(lambda: manager.get_stats()["stopping"] == 0, timeout=WAIT)
     assert manager.get_stats()["process_pool"]["replaced_total"] == 0
+
+
+def test_the_test_kit_waits_for_an_event_with_any_timeout(make_manager: MakeManager) -> None:
+    """LifecycleCapture.wait_for(timeout=1e300) waits for the event (no OverflowError)."""
+    with LifecycleCapture() as captured:
+        manager = make_manager(num_workers=1)
+        task_id = manager.create_task(quick, {"n": 1})
+        found = captured.wait_for("task.completed", task_id=task_id, timeout=1e300)
+    assert found["task_id"] == task_id
 
 
 class _Recorder(pykka.ThreadingActor):
