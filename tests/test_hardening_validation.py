@@ -294,11 +294,25 @@ def test_a_child_may_wait_cancelled_with_any_timeout(make_manager: MakeManager) 
 
 
 def test_the_test_kit_waits_for_an_event_with_any_timeout(make_manager: MakeManager) -> None:
-    """LifecycleCapture.wait_for(timeout=1e300) waits for the event (no OverflowError)."""
+    """LifecycleCapture.wait_for(timeout=1e300) blocks until the event comes (no
+    OverflowError): the task completes only after the wait has begun."""
+    go = threading.Event()
+
+    def held(params: Mapping[str, Any], task: TaskContext) -> str:
+        assert go.wait(WAIT)
+        return "done"
+
     with LifecycleCapture() as captured:
         manager = make_manager(num_workers=1)
-        task_id = manager.create_task(quick, {"n": 1})
-        found = captured.wait_for("task.completed", task_id=task_id, timeout=1e300)
+        task_id = manager.create_task(held)
+        captured.wait_for("task.started", task_id=task_id, timeout=WAIT)
+        releaser = threading.Timer(0.05, go.set)  # lets the wait below begin first
+        releaser.start()
+        try:
+            found = captured.wait_for("task.completed", task_id=task_id, timeout=1e300)
+        finally:
+            go.set()
+            releaser.join()
     assert found["task_id"] == task_id
 
 
