@@ -7,6 +7,10 @@ it fail), and its state is rebuilt from what is known to be true (the records, t
 store). Callers that were waiting get their answer, or :class:`ActorRestartedError`
 for the one call that met the failure; none hangs.
 
+A query that fails (a read that changes nothing) is not a restart: its asker gets
+:class:`QueryFailedError` and nothing is rebuilt or counted, so no caller can use up
+the restart intensity with reads.
+
 A restart intensity, as in OTP, bounds this: more than ``max_restarts`` restarts
 within ``window`` seconds means the fault is not transient, and the runtime stops
 cleanly with the reason logged instead of restarting in a loop.
@@ -135,6 +139,7 @@ class RestartingActor(pykka.ThreadingActor):
                 # (else any caller could stop the runtime with a few bad reads).
                 _log.error(
                     "actor.query_failed",
+                    actor=failed.actor,
                     request=failed.request,
                     error=repr(failed.error),
                     exception_type=type(failed.error).__qualname__,

@@ -92,11 +92,14 @@ def test_a_memory_limit_past_what_the_kernel_holds_is_refused(
     assert manager.list_tasks() == []
 
 
-def test_many_failing_queries_in_a_row_restart_nothing(make_manager: MakeManager) -> None:
+def test_many_failing_queries_in_a_row_restart_nothing(
+    make_manager: MakeManager, captured_lifecycle: LifecycleCapture
+) -> None:
     """Read-only queries that fail inside the registry (a real out-of-range ListTasks
     sent past the checks, and injected faults on status queries), far more than
-    max_restarts of them: each asker gets QueryFailedError naming the query, the
-    restart count stays 0, and the manager goes on answering and running tasks."""
+    max_restarts of them: each asker gets QueryFailedError naming the query, each is
+    logged, the restart count stays 0, and the manager goes on answering and running
+    tasks."""
     manager = make_manager(num_workers=1, max_restarts=3)
     done = manager.create_task(quick, {"n": 1})
     manager.wait(done, timeout=WAIT)
@@ -112,6 +115,10 @@ def test_many_failing_queries_in_a_row_restart_nothing(make_manager: MakeManager
             manager.get_task_status(done)
     restarts = manager.get_stats()["restarts"]
     assert (restarts["registry"], restarts["total"], restarts["gave_up"]) == (0, 0, None)
+    logged = captured_lifecycle.named("actor.query_failed")
+    assert [e["request"] for e in logged] == ["ListTasks"] * 10 + ["GetSnapshot"] * 10
+    assert {e["actor"] for e in logged} == {"registry"}
+    assert captured_lifecycle.named("actor.restarted") == []
     assert manager.get_task_status(done)["status"] == "completed"  # type: ignore[index]
     assert registry.ask(GetStats(), timeout=WAIT).total_tasks == 1
     after = manager.create_task(quick, {"n": 2})
