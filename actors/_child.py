@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
+from actors._clock import blocking_timeout
 from actors._outcome import Raised
 from actors._published import Published
 
@@ -79,7 +80,7 @@ class ChildTaskContext:
         return self._stop_reason
 
     def wait_cancelled(self, timeout: float | None = None) -> bool:
-        return self._stop.wait(timeout)
+        return self._stop.wait(blocking_timeout(timeout))
 
     def update_progress(self, fraction: float) -> None:
         self._published.progress(fraction)

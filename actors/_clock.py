@@ -10,9 +10,22 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Protocol, overload, runtime_checkable
 
 __all__ = ["Clock", "ManualClock", "SystemClock"]
+
+
+@overload
+def blocking_timeout(timeout: float) -> float: ...
+@overload
+def blocking_timeout(timeout: None) -> None: ...
+def blocking_timeout(timeout: float | None) -> float | None:
+    """``timeout`` as a blocking call accepts it (``Lock.acquire``, ``Event.wait``,
+    ``Condition.wait``, ``Thread.join``): at most ``threading.TIMEOUT_MAX`` (about 292
+    years), past which those raise OverflowError; None (no limit) stays None."""
+    if timeout is None:
+        return None
+    return min(timeout, threading.TIMEOUT_MAX)
 
 
 @runtime_checkable

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
+from actors._clock import blocking_timeout
 from actors._interrupt import TaskInterrupted, clear_interrupt, raise_in_thread
 from actors._messages import ProgressReady
 from actors._outcome import StopReason
@@ -78,7 +79,7 @@ class TaskContext:
                 event = self._stop_event = threading.Event()
                 if self._stop_reason is not None:
                     event.set()
-        return event.wait(timeout)
+        return event.wait(blocking_timeout(timeout))
 
     def update_progress(self, fraction: float) -> None:
         """Report progress as a fraction from 0.0 to 1.0."""

@@ -6,6 +6,7 @@ __all__ = [
     "ActorRestartedError",
     "ActorUnresponsiveError",
     "OperationUnavailableError",
+    "QueryFailedError",
     "QueueFullError",
     "RuntimeClosedError",
     "StoreError",
@@ -79,6 +80,27 @@ class ActorRestartedError(SupervisorError, RuntimeError):
             f"the {actor} failed while handling {request} ({error!r}) and was restarted; "
             "its state was rebuilt and no other call was affected. Make the call again; "
             "if it keeps failing, the manager stops itself (see get_stats()['restarts'])."
+        )
+
+
+class QueryFailedError(SupervisorError, RuntimeError):
+    """One of the manager's own actors failed while answering a query (a read that
+    changes nothing: a status, a listing, the stats).
+
+    Nothing was restarted and nothing else was affected: a query has no effect to undo,
+    so its failure is the asker's answer alone and never counts toward the manager's
+    restart intensity. It is a bug in the manager (bad input is refused before it
+    reaches an actor): report it with ``error``.
+    """
+
+    def __init__(self, actor: str, request: str, error: BaseException) -> None:
+        self.actor = actor
+        self.request = request
+        self.error = error
+        super().__init__(
+            f"the {actor} failed while answering {request} ({error!r}); a query changes "
+            "nothing, so nothing was restarted and no other call was affected. This is a "
+            "bug in the task manager: report it with this message"
         )
 
 

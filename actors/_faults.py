@@ -363,7 +363,8 @@ class FaultPlan:
         next message of one kind: ``"create"``, ``"start"``, ``"progress"``, ``"retry"``,
         ``"finish"`` (of task ``task_id`` when given), or ``"status"`` (a status query).
         It is restarted and rebuilt; a task whose message it failed on ends with
-        ``INTERRUPTED`` (cause ``registry_restarted``)."""
+        ``INTERRUPTED`` (cause ``registry_restarted``). A failed status query restarts
+        nothing (a query changes nothing): its caller gets :class:`QueryFailedError`."""
 
         points: dict[str, type | tuple[type, ...] | None] = {
             "now": None,

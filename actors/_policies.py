@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from actors._outcome import Crashed, Outcome, Raised, TimedOut, exception_name
-from actors.validation import check_seconds
+from actors.validation import MAX_SECONDS, check_seconds
 
 __all__ = ["BreakerState", "CircuitBreakers", "OperationLimits", "RetryPolicy"]
 
@@ -55,6 +55,8 @@ class RetryPolicy:
                 raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+            if value > MAX_SECONDS:  # a retry's start time must stay a datetime
+                raise ValueError(f"{name} must be at most {MAX_SECONDS:g} seconds, got {value!r}")
         if not isinstance(self.jitter, bool) or not isinstance(self.retry_on_timeout, bool):
             raise TypeError("jitter and retry_on_timeout must be bools")
         retry_on = self.retry_on
@@ -126,6 +128,8 @@ class OperationLimits:
                 raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
             if not math.isfinite(value) or value <= 0:
                 raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+            if value > MAX_SECONDS:  # a cool-down is a timer deadline
+                raise ValueError(f"{name} must be at most {MAX_SECONDS:g} seconds, got {value!r}")
 
     @classmethod
     def from_arguments(

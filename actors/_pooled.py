@@ -23,6 +23,7 @@ import pykka
 from pykka import ActorDeadError, messages
 from pykka._envelope import Envelope
 
+from actors._clock import blocking_timeout
 from actors._ids import new_id
 from actors._threadpool import ThreadPool
 
@@ -84,7 +85,7 @@ class _StoppedFlag(threading.Event):
         with waiters:
             # set() notifies under this Condition after setting the flag, so the flag is
             # read again here before any sleep: a set() between the two locks is not lost.
-            return waiters.wait_for(self.is_set, timeout)
+            return waiters.wait_for(self.is_set, blocking_timeout(timeout))
 
 
 class _DispatchingInbox:

@@ -27,10 +27,10 @@ from typing import Any
 
 import pykka
 
-from actors._clock import Clock
+from actors._clock import Clock, blocking_timeout
 from actors._codec import normalized
 from actors._dependencies import DependencyGraph
-from actors._errors import ActorRestartedError, StoreError, StoreWriteError
+from actors._errors import ActorRestartedError, QueryFailedError, StoreError, StoreWriteError
 from actors._messages import (
     AbandonUnfinished,
     Cancel,
@@ -87,6 +87,11 @@ COMMIT_BATCH = 1000
 # before their answer leaves.
 _QUERIES = (GetSnapshot, ListTasks, GetStats, GetGroup, Watch, RegisterDependent)
 
+# Queries that change nothing in the actor: when one fails, its asker gets
+# QueryFailedError and the registry is not restarted. (A Watch only adds a waiter, after
+# the snapshot that can fail.)
+_READ_ONLY = (GetSnapshot, ListTasks, GetStats, GetGroup, Watch)
+
 # Messages that change one task: when one of them is what made the registry fail, that
 # task is the one casualty of the restart (see RegistryActor.on_restart).
 _TASK_CHANGES = (
@@ -118,7 +123,7 @@ class TerminalWaiter:
         self._lock.release()
 
     def wait(self, timeout: float | None) -> bool:
-        if self._lock.acquire(timeout=-1 if timeout is None else timeout):
+        if self._lock.acquire(timeout=-1 if timeout is None else blocking_timeout(timeout)):
             self._lock.release()
             return True
         return False
@@ -177,7 +182,20 @@ class RegistryActor(RestartingActor):
                 self._groups.setdefault(record.group_id, []).append(record.task_id)
 
     def on_receive(self, message: Any) -> Any:
-        answer = self._handle(message)
+        try:
+            answer = self._handle(message)
+        except Exception as exc:
+            if not isinstance(message, _READ_ONLY):
+                raise  # a change failed: RestartingActor restarts this actor
+            # A query changed nothing, so nothing is rebuilt and no restart is counted:
+            # its asker alone gets the error. What is due to be committed still is.
+            self._after(message)
+            raise QueryFailedError("registry", type(message).__name__, exc) from exc
+        self._after(message)
+        return answer
+
+    def _after(self, message: Any) -> None:
+        """Commit (or wake waiters) when this message calls for it."""
         if self._store is not None and (self._dirty or self._deleted or self._tickets):
             if (
                 isinstance(message, _QUERIES)
@@ -187,7 +205,6 @@ class RegistryActor(RestartingActor):
                 self._commit()
         elif self._wakeups:
             self._release()
-        return answer
 
     def _handle(self, message: Any) -> Any:
         if self._traps:

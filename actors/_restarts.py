@@ -7,6 +7,10 @@ it fail), and its state is rebuilt from what is known to be true (the records, t
 store). Callers that were waiting get their answer, or :class:`ActorRestartedError`
 for the one call that met the failure; none hangs.
 
+A query that fails (a read that changes nothing) is not a restart: its asker gets
+:class:`QueryFailedError` and nothing is rebuilt or counted, so no caller can use up
+the restart intensity with reads.
+
 A restart intensity, as in OTP, bounds this: more than ``max_restarts`` restarts
 within ``window`` seconds means the fault is not transient, and the runtime stops
 cleanly with the reason logged instead of restarting in a loop.
@@ -24,6 +28,7 @@ from typing import Any
 import pykka
 
 from actors._clock import Clock
+from actors._errors import QueryFailedError
 from actors.logs import library_logger
 
 __all__ = ["RestartingActor", "SelfHealing"]
@@ -111,6 +116,9 @@ class RestartingActor(pykka.ThreadingActor):
     message left in its mailbox with ActorDeadError. This loop instead calls
     :meth:`on_restart` (which rebuilds the actor's state) and carries on with the same
     mailbox; an asker whose message failed gets the exception ``on_restart`` returns.
+
+    A handler that raises :class:`QueryFailedError` says its message was a query that
+    changed nothing: its asker gets that error, and the actor is not restarted.
     """
 
     def on_restart(self, error: Exception, message: Any) -> BaseException:
@@ -125,6 +133,20 @@ class RestartingActor(pykka.ThreadingActor):
             envelope = self.actor_inbox.get()
             try:
                 response = self._handle_receive(envelope.message)
+            except QueryFailedError as failed:
+                # A query changes nothing: there is nothing to rebuild, so its failure is
+                # its asker's answer alone and never counts toward the restart intensity
+                # (else any caller could stop the runtime with a few bad reads).
+                _log.error(
+                    "actor.query_failed",
+                    actor=failed.actor,
+                    request=failed.request,
+                    error=repr(failed.error),
+                    exception_type=type(failed.error).__qualname__,
+                )
+                if envelope.reply_to is not None:
+                    envelope.reply_to.set_exception(exc_info=(type(failed), failed, None))
+                continue
             except Exception as exc:
                 try:
                     answer = self.on_restart(exc, envelope.message)

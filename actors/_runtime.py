@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import pykka
 
 from actors._admission import AdmissionGate
-from actors._clock import Clock, SystemClock
+from actors._clock import Clock, SystemClock, blocking_timeout
 from actors._codec import normalized
 from actors._errors import (
     ActorRestartedError,
@@ -81,6 +81,7 @@ from actors._threadpool import ThreadPool
 from actors._timers import TimerService, TimerStatistics
 from actors.logs import library_logger
 from actors.validation import (
+    MAX_SECONDS,
     check_count,
     check_isolation,
     check_picklable,
@@ -686,7 +687,7 @@ class TaskRuntime:
             reaper = self._reaper
         if not wait:
             return
-        reaper.join(None if timeout is None else min(timeout, threading.TIMEOUT_MAX))
+        reaper.join(blocking_timeout(timeout))
         if reaper.is_alive():
             raise TimeoutError(
                 f"shutdown still waiting after {timeout} s for {self._teardown_waits_for()}; "
@@ -933,7 +934,13 @@ class TaskRuntime:
                 f"run_at {run_at.isoformat()} is outside the years 1-9999 in UTC; pick an "
                 "earlier time"
             ) from None
-        return at if at > self._clock.time() else None  # in the past: at once
+        now = self._clock.time()
+        if at - now > MAX_SECONDS:  # as a delay is bounded
+            raise ValueError(
+                f"run_at {run_at.isoformat()} is more than {MAX_SECONDS:g} seconds (10 "
+                "years) from now; pick an earlier time"
+            )
+        return at if at > now else None  # in the past: at once
 
     def _await_commit(self, ticket: CommitTicket, new_task: str | None) -> None:
         if not ticket.wait(self._ask_timeout):
@@ -1012,6 +1019,11 @@ def _qualified_name(operation: Callable[..., Any]) -> str:
     return f"{module}.{name}" if module else name
 
 
+_MAX_MEMORY_MB = float(2**42)
+"""4 EiB: a larger limit's bytes do not fit the kernel's 64-bit RLIMIT_AS (the child
+would fail to set it and exit)."""
+
+
 def _check_limits(
     memory_limit_mb: float | None, cpu_time_limit: float | None, isolation: Isolation
 ) -> tuple[float | None, float | None]:
@@ -1024,6 +1036,6 @@ def _check_limits(
         )
     memory = None
     if memory_limit_mb is not None:
-        memory = check_positive_number("memory_limit_mb", memory_limit_mb)
+        memory = check_positive_number("memory_limit_mb", memory_limit_mb, maximum=_MAX_MEMORY_MB)
     cpu = check_seconds("cpu_time_limit", cpu_time_limit, allow_none=True)
     return memory, cpu

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from actors._clock import blocking_timeout
 from actors._records import TaskRecord
 
 __all__ = ["CommitTicket", "MemoryStore", "Store", "StoreStats", "StoredState"]
@@ -132,7 +133,7 @@ class CommitTicket:
         self._lock.release()
 
     def wait(self, timeout: float | None) -> bool:
-        if self._lock.acquire(timeout=-1 if timeout is None else timeout):
+        if self._lock.acquire(timeout=-1 if timeout is None else blocking_timeout(timeout)):
             self._lock.release()  # a second wait() returns at once too
             return True
         return False

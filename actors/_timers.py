@@ -21,7 +21,7 @@ from typing import Any
 
 import pykka
 
-from actors._clock import Clock
+from actors._clock import Clock, blocking_timeout
 from actors.logs import library_logger
 
 __all__ = ["TimerHandle", "TimerService", "TimerStatistics"]
@@ -262,4 +262,6 @@ class TimerService:
                         continue
                     timeout = self._clock.seconds_until(deadline)
                 if timeout is None or timeout > 0:
-                    self._cond.wait(timeout)
+                    # A deadline decades away (a stored start time) is woken early and
+                    # re-read, not an OverflowError that stops this thread.
+                    self._cond.wait(blocking_timeout(timeout))

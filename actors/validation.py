@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import sys
 from typing import Any
 
 from actors._records import Isolation, TaskPriority
@@ -19,10 +20,23 @@ __all__ = [
 ]
 
 
+MAX_SECONDS = 10 * 365 * 86_400.0
+"""The longest duration any argument in seconds may be (ten years): every delay,
+timeout, interval and age is a moment that must stay a datetime, a timer deadline and a
+blocking wait, and longer ones are typing mistakes. ``None`` means no limit where one is
+optional."""
+
+
 def check_seconds(
-    name: str, value: Any, *, allow_none: bool = False, allow_zero: bool = False
+    name: str,
+    value: Any,
+    *,
+    allow_none: bool = False,
+    allow_zero: bool = False,
+    maximum: float = MAX_SECONDS,
 ) -> float | None:
-    """A duration in seconds: a finite real number, > 0 (or >= 0 with ``allow_zero``)."""
+    """A duration in seconds: a finite real number, > 0 (or >= 0 with ``allow_zero``),
+    at most ``maximum`` (ten years unless said)."""
     if value is None:
         if allow_none:
             return None
@@ -35,14 +49,27 @@ def check_seconds(
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be {bound} seconds, got {value!r}")
+    if value > maximum:
+        hint = "; pass None for no limit" if allow_none else ""
+        limit = f"{maximum:g} seconds ({_spoken(maximum)})"
+        raise ValueError(f"{name} must be at most {limit}, got {value!r}{hint}")
     return float(value)
 
 
-def check_count(name: str, value: Any, *, minimum: int = 1) -> int:
+def _spoken(seconds: float) -> str:
+    days = seconds / 86_400
+    return f"{days / 365:g} years" if days >= 365 else f"{days:g} days"
+
+
+def check_count(name: str, value: Any, *, minimum: int = 1, maximum: int = sys.maxsize) -> int:
+    """An int from ``minimum`` to ``maximum`` (``sys.maxsize`` unless said: a count the
+    runtime can hold, slice and compare as a machine int)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -64,12 +91,14 @@ def check_priority(value: Any) -> TaskPriority:
     raise ValueError(f"unknown priority {value!r}; use one of {choices}")
 
 
-def check_positive_number(name: str, value: Any) -> float:
-    """A finite real number > 0 (a size, a count of megabytes)."""
+def check_positive_number(name: str, value: Any, *, maximum: float = math.inf) -> float:
+    """A finite real number > 0 (a size, a count of megabytes), at most ``maximum``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    if value > maximum:
+        raise ValueError(f"{name} must be at most {maximum:g}, got {value!r}")
     return float(value)
 
 

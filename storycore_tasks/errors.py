@@ -6,6 +6,7 @@ typed exception from a public entry point) into the error StoryCore clients see.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from actors import (
     Interrupted,
     OperationUnavailableError,
     Outcome,
+    QueryFailedError,
     QueueFullError,
     Raised,
     ResourceExhausted,
@@ -305,6 +307,14 @@ def error_from_exception(exc: BaseException) -> ErrorDetails:
         )
     if isinstance(exc, RuntimeClosedError | ActorUnresponsiveError | ActorRestartedError):
         return ErrorDetails.of(ErrorCodes.SERVICE_UNAVAILABLE, str(exc))
+    if isinstance(exc, QueryFailedError):
+        return ErrorDetails(
+            ErrorCodes.INTERNAL_ERROR,
+            str(exc),
+            {"request": exc.request, "exception_type": type(exc.error).__qualname__},
+            "The task manager failed to answer this query; nothing changed and it keeps "
+            "running. Make the call again, and report the message if it repeats.",
+        )
     if isinstance(exc, StoreError):
         return ErrorDetails.of(ErrorCodes.SERVICE_UNAVAILABLE, str(exc), location=exc.location)
     if isinstance(exc, UnknownGroupError):
@@ -321,7 +331,16 @@ def error_from_exception(exc: BaseException) -> ErrorDetails:
 
 
 def iso_utc(timestamp: float | None) -> str | None:
-    """How StoryCore shows a moment: ISO-8601 in UTC (None stays None)."""
+    """How StoryCore shows a moment: ISO-8601 in UTC (None stays None). Never raises:
+    a stored moment beyond what a datetime holds (a record from before start times were
+    bounded) shows as the first or last moment one can, NaN as None, so one odd record
+    cannot break a listing of them all."""
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp, tz=UTC).isoformat()
+    try:
+        return datetime.fromtimestamp(timestamp, tz=UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        if math.isnan(timestamp):
+            return None
+        edge = datetime.max if timestamp > 0 else datetime.min
+        return edge.replace(tzinfo=UTC).isoformat()

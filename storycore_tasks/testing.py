@@ -24,6 +24,7 @@ from typing import Any
 import structlog
 
 from actors import FaultPlan, FaultRule, InjectedFaultError, ManualClock
+from actors._clock import blocking_timeout
 from actors.testing import ResourceSnapshot, assert_no_leaks
 from storycore_tasks.manager import TaskManager
 
@@ -149,7 +150,7 @@ class LifecycleCapture:
                         f"no {event!r} event{'' if task_id is None else f' of {task_id}'} "
                         f"within {timeout} s; captured kinds: {seen}"
                     )
-                self._cond.wait(remaining)
+                self._cond.wait(blocking_timeout(remaining))
 
 
 def _of(entry: dict[str, Any], task_id: str | None) -> bool:

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from fastapi import FastAPI
+
 from storycore_tasks import TaskManager
 from storycore_tasks.service.app import create_app
 from storycore_tasks.service.deps import ServiceConfig
@@ -19,6 +21,7 @@ START_TIMEOUT = 10.0
 class RunningService:
     url: str  # "http://127.0.0.1:<port>"
     manager: TaskManager
+    app: FastAPI | None = None  # the very app served
 
 
 def free_port() -> int:
@@ -29,8 +32,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_service(manager: TaskManager, config: ServiceConfig) -> Iterator[RunningService]:
+def running_service(
+    manager: TaskManager, config: ServiceConfig, *, log_level: str = "warning"
+) -> Iterator[RunningService]:
     """Serve ``create_app(manager, config)`` on a thread until the block ends; the
-    manager is not shut down here (its owner does that)."""
-    with serve_in_thread(create_app(manager, config), start_timeout=START_TIMEOUT) as served:
-        yield RunningService(served.url, manager)
+    manager is not shut down here (its owner does that). ``log_level`` "info" turns
+    uvicorn's access log on."""
+    app = create_app(manager, config)
+    with serve_in_thread(app, start_timeout=START_TIMEOUT, log_level=log_level) as served:
+        yield RunningService(served.url, manager, app)

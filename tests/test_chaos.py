@@ -39,6 +39,7 @@ from hypothesis import strategies as st
 
 from actors import (
     ActorRestartedError,
+    QueryFailedError,
     RetryPolicy,
     RuntimeClosedError,
     TaskContext,
@@ -269,7 +270,7 @@ def act(manager: TaskManager, rng: random.Random, done: Round, rate: float) -> N
     elif rng.random() < 0.05:
         try:
             manager.get_task_status(rng.choice(done.created).task_id)
-        except ActorRestartedError:
+        except (ActorRestartedError, QueryFailedError):
             done.restarted_asks += 1
 
 
@@ -293,7 +294,7 @@ def poll(
                     assert found["task_id"] == task_id
                 else:
                     manager.wait(task_id, timeout=0.001)
-            except ActorRestartedError:
+            except (ActorRestartedError, QueryFailedError):
                 done.restarted_asks += 1
             except TimeoutError:
                 pass
@@ -537,7 +538,7 @@ def test_exceeding_the_restart_intensity_in_the_middle_of_the_load() -> None:
                     outcomes["closed"] += 1
                     closed_messages.append(str(exc))
                 return
-            except ActorRestartedError:
+            except (ActorRestartedError, QueryFailedError):
                 with lock:
                     outcomes["restarted"] += 1
             except BaseException as exc:

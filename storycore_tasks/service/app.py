@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from actors import RetryPolicy, TaskStatus
@@ -35,6 +35,7 @@ from storycore_tasks.service import dashboard, events, metrics, webhooks
 from storycore_tasks.service.auth import Principal
 from storycore_tasks.service.deps import (
     ERROR_RESPONSES,
+    AuthenticatedFirst,
     Envelope,
     ServiceConfig,
     ServiceError,
@@ -47,6 +48,7 @@ from storycore_tasks.service.deps import (
     success,
     task_not_found,
 )
+from storycore_tasks.service.redaction import install_log_redaction
 
 __all__ = ["CreateTaskRequest", "RetryRequest", "create_app"]
 
@@ -56,10 +58,23 @@ _MAX_PAGE = 1000
 Who = Annotated[Principal, Depends(principal)]
 
 
+# No coercion: "5" is not a number and true is not 1; unknown fields are refused. (JSON
+# has no datetime: run_at alone is parsed, from an ISO-8601 string only.)
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+def _iso_text(value: Any) -> Any:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(
+            f"must be an ISO-8601 time string with a time zone, got {type(value).__name__}"
+        )
+    return value
+
+
 class RetryRequest(BaseModel):
     """A task's retry policy (``actors.RetryPolicy``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     max_attempts: int = Field(3, ge=1, le=100)
     backoff: float = Field(1.0, ge=0, le=86_400)
     max_backoff: float = Field(60.0, ge=0, le=86_400)
@@ -73,7 +88,7 @@ class RetryRequest(BaseModel):
 class CreateTaskRequest(BaseModel):
     """``POST /v1/tasks``: a named operation and its arguments."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     operation: str = Field(min_length=1, max_length=200, description="A registered operation")
     params: dict[str, Any] = Field(default_factory=dict)
     timeout: float | None = Field(None, gt=0, le=7 * 86_400)
@@ -82,7 +97,9 @@ class CreateTaskRequest(BaseModel):
     memory_limit_mb: float | None = Field(None, gt=0, le=1_048_576)
     cpu_time_limit: float | None = Field(None, gt=0, le=7 * 86_400)
     delay: float | None = Field(None, ge=0, le=366 * 86_400)
-    run_at: datetime | None = Field(None, description="An ISO-8601 time with a time zone")
+    run_at: Annotated[datetime | None, BeforeValidator(_iso_text)] = Field(
+        None, strict=False, description="An ISO-8601 time with a time zone"
+    )
     retry: RetryRequest | None = None
     depends_on: list[str] = Field(default_factory=list, max_length=1000)
     callback_url: str | None = Field(
@@ -93,6 +110,7 @@ class CreateTaskRequest(BaseModel):
 
 def create_app(manager: TaskManager, config: ServiceConfig) -> FastAPI:
     """The service's ASGI app around ``manager`` (which the caller keeps and shuts down)."""
+    install_log_redaction()  # however it is served: no token from a URL in uvicorn's logs
     event_log = events.EventLog(manager, history=config.event_history)
     service_metrics = metrics.ServiceMetrics(manager)
     state = ServiceState(manager, config, event_log, service_metrics)
@@ -126,9 +144,15 @@ def create_app(manager: TaskManager, config: ServiceConfig) -> FastAPI:
         summary="StoryCore's long operations: create, poll, cancel, stream, as tasks.",
         lifespan=lifespan,
         responses={},
+        # "/v1/tasks/" would get a bare 307 to "/v1/tasks": every path that is not a
+        # route answers a NOT_FOUND envelope instead.
+        redirect_slashes=False,
     )
+    # Authentication before the body is parsed, on every route that needs a token.
+    app.router.route_class = AuthenticatedFirst
     app.state.service = state
     app.add_middleware(_BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(_Unexpected)
     _install_error_handlers(app)
     _task_routes(app, rpc)
     app.include_router(events.router)
@@ -373,20 +397,26 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        _log.error(
-            "service.unexpected_error",
-            path=request.url.path,
-            error=repr(exc),
+        return _unexpected_error(request, exc)  # only if _Unexpected itself failed
+
+
+def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """INTERNAL_ERROR for an exception no handler took, logged once with its traceback."""
+    _log.error(
+        "service.unexpected_error",
+        path=request.url.path,
+        error=repr(exc),
+        exception_type=type(exc).__qualname__,
+        exc_info=exc,
+    )
+    return error_response(
+        request,
+        ErrorDetails.of(
+            ErrorCodes.INTERNAL_ERROR,
+            "The service failed to answer this request; it was logged",
             exception_type=type(exc).__qualname__,
-        )
-        return error_response(
-            request,
-            ErrorDetails.of(
-                ErrorCodes.INTERNAL_ERROR,
-                "The service failed to answer this request; it was logged",
-                exception_type=type(exc).__qualname__,
-            ),
-        )
+        ),
+    )
 
 
 # -- the body limit ------------------------------------------------------------------------
@@ -396,6 +426,35 @@ _Message = MutableMapping[str, Any]
 _Receive = Callable[[], Awaitable[_Message]]
 _Send = Callable[[_Message], Awaitable[None]]
 _ASGIApp = Callable[[_Scope, _Receive, _Send], Awaitable[None]]
+
+
+class _Unexpected:
+    """Answer an exception that no handler took with the INTERNAL_ERROR envelope, logged
+    once. Starlette's last-resort handler would answer too, but then re-raise it to the
+    server, which logs a second traceback and drops the client's connection."""
+
+    def __init__(self, app: _ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: _Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self._app(scope, receive, sending)
+        except Exception as exc:
+            if started:  # mid-answer (a stream): nothing more can be said to the client
+                raise
+            response = _unexpected_error(Request(scope, receive), exc)
+            await response(scope, receive, send)
 
 
 def _replay(messages: list[_Message], receive: _Receive) -> _Receive:

@@ -2,17 +2,19 @@
 
 One static page (HTML, vanilla JavaScript and CSS; no build step, nothing fetched from
 elsewhere), shipped as package data in ``storycore_tasks/service/static/`` and served
-from memory. The page itself needs no token: it asks for one (kept in the tab's
-``sessionStorage``) unless ``GET /v1/stats`` answers without one (``--no-auth``), then
-uses the task API and ``GET /v1/events`` like any other client. A Content-Security-Policy
-allows only this origin's scripts, styles and connections, and no inline script.
+from memory: the files are read once, when this module is imported, and ``/static/``
+serves exactly those (any other name is NOT_FOUND without touching the file system). The
+page itself needs no token: it asks for one (kept in the tab's ``sessionStorage``)
+unless ``GET /v1/stats`` answers without one (``--no-auth``), then uses the task API and
+``GET /v1/events`` like any other client. A Content-Security-Policy allows only this
+origin's scripts, styles and connections, and no inline script.
 """
 
 from __future__ import annotations
 
-import re
-from functools import cache
+from collections.abc import Mapping
 from importlib import resources
+from types import MappingProxyType
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
@@ -29,8 +31,9 @@ _MEDIA_TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
     ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
 }
-_NAME = re.compile(r"^[A-Za-z0-9_-]+\.(?:html|js|css|svg)$")
 
 _HEADERS = {
     "Content-Security-Policy": (
@@ -47,15 +50,26 @@ _HEADERS = {
 router = APIRouter()
 
 
-@cache
-def _static(name: str) -> bytes | None:
-    """A file of the package's ``static/`` folder, or None if there is no such file."""
-    if not _NAME.match(name):
-        return None
-    file = resources.files("storycore_tasks.service").joinpath("static", name)
-    if not file.is_file():
-        return None
-    return file.read_bytes()
+def _shipped() -> Mapping[str, tuple[bytes, str]]:
+    """Every file of the package's ``static/`` folder that has a known media type: its
+    bytes and media type, by name. Read once: a request never reaches the file system,
+    and nothing a caller names is kept."""
+    folder = resources.files("storycore_tasks.service").joinpath("static")
+    files: dict[str, tuple[bytes, str]] = {}
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            suffix = entry.name[entry.name.rfind(".") :] if "." in entry.name else ""
+            if entry.is_file() and suffix in _MEDIA_TYPES:
+                files[entry.name] = (entry.read_bytes(), _MEDIA_TYPES[suffix])
+    return MappingProxyType(files)
+
+
+_FILES = _shipped()
+
+
+def _static(name: str) -> tuple[bytes, str] | None:
+    """A shipped static file and its media type, or None if there is no such file."""
+    return _FILES.get(name)
 
 
 def _not_found(name: str) -> ServiceError:
@@ -67,17 +81,17 @@ def _not_found(name: str) -> ServiceError:
 @router.get("/", include_in_schema=False)
 def dashboard_page() -> HTMLResponse:
     """The dashboard (no token needed: the page asks for one)."""
-    body = _static(PAGE)
-    if body is None:  # a broken install: the package data is missing
+    found = _static(PAGE)
+    if found is None:  # a broken install: the package data is missing
         raise _not_found(PAGE)
-    return HTMLResponse(body, headers=_HEADERS)
+    return HTMLResponse(found[0], headers=_HEADERS)
 
 
 @router.get("/static/{name}", include_in_schema=False)
 def static_file(name: str) -> Response:
     """The page's script, style sheet and icon."""
-    body = _static(name)
-    if body is None:
+    found = _static(name)
+    if found is None:
         raise _not_found(name)
-    suffix = name[name.rindex(".") :]
-    return Response(body, media_type=_MEDIA_TYPES[suffix], headers=_HEADERS)
+    body, media_type = found
+    return Response(body, media_type=media_type, headers=_HEADERS)

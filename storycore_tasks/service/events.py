@@ -61,6 +61,7 @@ from storycore_tasks.manager import TaskManager
 from storycore_tasks.service.auth import Principal
 from storycore_tasks.service.deps import (
     ERROR_RESPONSES,
+    AuthenticatedFirst,
     ServiceError,
     call_manager,
     get_state,
@@ -475,7 +476,7 @@ AccessToken = Annotated[
     ),
 ]
 
-router = APIRouter()
+router = APIRouter(route_class=AuthenticatedFirst)
 
 
 @router.get(

@@ -43,7 +43,7 @@ from actors import TERMINAL_STATUSES, TaskEvent, TaskStatus
 from actors.logs import library_logger
 from storycore_tasks.manager import TaskManager
 from storycore_tasks.service.auth import Principal
-from storycore_tasks.service.deps import ERROR_RESPONSES, get_state, principal
+from storycore_tasks.service.deps import ERROR_RESPONSES, AuthenticatedFirst, get_state, principal
 
 if TYPE_CHECKING:
     from storycore_tasks.service.webhooks import WebhookSender
@@ -213,7 +213,7 @@ class PrometheusTextResponse(Response):
     media_type = CONTENT_TYPE
 
 
-router = APIRouter()
+router = APIRouter(route_class=AuthenticatedFirst)
 
 
 @router.get(

@@ -44,6 +44,7 @@ from storycore_tasks.manager import TaskManager
 from storycore_tasks.service.app import create_app
 from storycore_tasks.service.auth import TOKENS_ENV_VAR, TokenFileError, TokenStore
 from storycore_tasks.service.deps import DEFAULT_MAX_BODY_BYTES, ServiceConfig
+from storycore_tasks.service.redaction import install_log_redaction
 
 __all__ = [
     "DEFAULT_DATABASE",
@@ -284,17 +285,17 @@ def serve(
 def uvicorn_server(app: Any, host: str, port: int, log_level: str = "warning") -> uvicorn.Server:
     """The uvicorn server that runs the service, however it is run (``serve``,
     :func:`serve_in_thread`)."""
-    return uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level=log_level,
-            lifespan="on",
-            # Open event streams (a dashboard's never ends) must not hold a stop.
-            timeout_graceful_shutdown=_GRACEFUL_SECONDS,
-        )
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="on",
+        # Open event streams (a dashboard's never ends) must not hold a stop.
+        timeout_graceful_shutdown=_GRACEFUL_SECONDS,
     )
+    install_log_redaction()  # after uvicorn configured its loggers
+    return uvicorn.Server(config)
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,11 +308,16 @@ class ServiceThread:
 
 @contextmanager
 def serve_in_thread(
-    app: Any, *, host: str = "127.0.0.1", port: int = 0, start_timeout: float = 10.0
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    start_timeout: float = 10.0,
+    log_level: str = "warning",
 ) -> Iterator[ServiceThread]:
     """Serve ``app`` on a thread until the block ends (tests, benchmarks, embedding).
     ``port`` 0 takes a free one. The app's manager is not shut down here."""
-    server = uvicorn_server(app, host, port)
+    server = uvicorn_server(app, host, port, log_level)
     thread = threading.Thread(target=server.run, name="storycore-tasks-http", daemon=True)
     thread.start()
     try:

@@ -64,6 +64,7 @@ from storycore_tasks.envelope import APIResponse, RequestContext
 from storycore_tasks.errors import ErrorCodes, ErrorDetails
 from storycore_tasks.manager import TaskManager
 from storycore_tasks.service.deps import ServiceError
+from storycore_tasks.service.redaction import redact
 
 __all__ = ["InvalidCallbackURL", "WebhookSender", "signature"]
 
@@ -334,7 +335,9 @@ class WebhookSender:
             ) as response:
                 code = response.status_code
         except Exception as exc:
-            return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            # Logged: an error's text may quote the URL, and a callback URL may carry a
+            # token in its query or a password.
+            return redact(f"{type(exc).__name__}: {exc}") if str(exc) else type(exc).__name__
         return None if 200 <= code < 300 else f"HTTP {code}"
 
     def _body(self, delivery: _Delivery) -> bytes:
