@@ -7,6 +7,7 @@ error codes.
 """
 
 from actors._clock import Clock, ManualClock, SystemClock
+from actors._codec import MAX_NESTING
 from actors._context import TaskContext
 from actors._errors import (
     ActorRestartedError,
@@ -23,6 +24,7 @@ from actors._errors import (
     UnknownGroupError,
     UnknownOperationError,
     UnknownTaskError,
+    UnstorableValueError,
 )
 from actors._faults import FaultPlan, FaultRule, InjectedFaultError
 from actors._interrupt import TaskInterrupted
@@ -61,6 +63,7 @@ from actors._table import TableStats
 from actors._timers import TimerHandle, TimerService, TimerStatistics
 
 __all__ = [
+    "MAX_NESTING",
     "TERMINAL_STATUSES",
     "ActorRestartedError",
     "ActorUnresponsiveError",
@@ -119,4 +122,5 @@ __all__ = [
     "UnknownGroupError",
     "UnknownOperationError",
     "UnknownTaskError",
+    "UnstorableValueError",
 ]
