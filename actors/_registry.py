@@ -652,8 +652,9 @@ class RegistryActor(RestartingActor):
 
     def on_stop(self) -> None:
         if self._store is not None:
-            self._commit()
-        self._release()
+            self._commit()  # releases what it committed (and holds back what it did not)
+        else:
+            self._release()
         # Nobody waits forever on a registry that is gone: wake every waiter with the
         # latest snapshot it can have (the caller sees the task is not terminal).
         for task_id, waiters in self._waiters.items():

@@ -11,6 +11,13 @@
   does not grow without bound under steady load.
 * ``schema_version`` records the layout; :data:`MIGRATIONS` brings an older file up to
   date, and a newer file is refused with :class:`StoreVersionError`.
+* One record never blocks the others: a record whose data cannot be bound (text that is
+  not valid Unicode) is found on a slow path and left out, the rest is committed, and
+  :class:`RecordsNotStoredError` names it.
+* After each commit the file at the path is compared with the one opened (device and
+  inode): deleted or replaced under the running manager, every later commit fails with
+  :class:`StoreWriteError` naming the path, instead of writing to a file nobody reads.
+* Every failed write is counted in ``statistics().failed_writes``.
 """
 
 from __future__ import annotations
@@ -380,6 +387,7 @@ class SqliteStore:
             # runs it to the end.
             connection.executescript("PRAGMA incremental_vacuum;")
         except sqlite3.Error as exc:
+            self._failed_writes += 1
             raise StoreWriteError(
                 self.location, f"reclaiming space in {self.location} failed: {exc}"
             ) from exc
