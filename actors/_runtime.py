@@ -505,7 +505,9 @@ class TaskRuntime:
         committed by then. ``isolation`` and the limits default to the runtime's; limits
         need process isolation, and in process isolation the operation and its params
         must be picklable. With a durable store the params must be JSON, and the
-        operation receives them as JSON reads them back (tuples become lists).
+        operation receives them as JSON reads them back (tuples become lists). In every
+        store mode they must be valid Unicode and nested at most ``MAX_NESTING`` deep
+        (else :class:`UnstorableValueError`).
 
         ``delay`` (seconds) or ``run_at`` (an aware datetime): the task stays pending
         until then. ``retry``: its retry policy (default: the runtime's).

@@ -14,9 +14,10 @@
 * One record never blocks the others: a record whose data cannot be bound (text that is
   not valid Unicode) is found on a slow path and left out, the rest is committed, and
   :class:`RecordsNotStoredError` names it.
-* After each commit the file at the path is compared with the one opened (device and
-  inode): deleted or replaced under the running manager, every later commit fails with
-  :class:`StoreWriteError` naming the path, instead of writing to a file nobody reads.
+* After each commit the open file is checked (its link count; at most once a second
+  also the path's device and inode): deleted or replaced under the running manager,
+  every later commit fails with :class:`StoreWriteError` naming the path, instead of
+  writing to a file nobody will read.
 * Every failed write is counted in ``statistics().failed_writes``.
 """
 
@@ -26,6 +27,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -161,6 +163,9 @@ _RETIRE = f"UPDATE retired SET {', '.join(f'{c} = {c} + ?' for c in _COUNTERS)}"
 _ROWS_PER_STATEMENT = 16
 
 
+_PATH_CHECK_SECONDS = 1.0  # how often the path itself is compared with the open file
+
+
 def _upsert(rows: int) -> str:
     values = ", ".join([f"({', '.join('?' for _ in _COLUMNS)})"] * rows)
     return (
@@ -200,9 +205,11 @@ class SqliteStore:
         self._lock = threading.Lock()  # guards open/close against a concurrent statistics()
         self._commits = 0
         self._failed_writes = 0
-        # The file's (st_dev, st_ino) when opened, and why writing stopped once it was
-        # deleted or replaced under the open connection.
+        # The file as opened (a descriptor of our own, its device and inode), and why
+        # writing stopped once it was deleted or replaced under the open connection.
+        self._fd: int | None = None
         self._identity: tuple[int, int] | None = None
+        self._next_path_check = 0.0
         self._lost: str | None = None
         self._written = 0
         self._deleted = 0
@@ -253,12 +260,13 @@ class SqliteStore:
                     raise
                 raise error from exc
             self._connection = connection
+            self._lost = None
             try:
-                opened = os.stat(self._path)
+                self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+                opened = os.fstat(self._fd)
                 self._identity = (opened.st_dev, opened.st_ino)
             except OSError:
-                self._identity = None
-            self._lost = None
+                self._fd = None  # cannot watch the file; writing works as before
             return state
 
     def reload(self) -> StoredState:
@@ -355,19 +363,32 @@ class SqliteStore:
     def _check_file(self) -> None:
         """After a commit: is the file at the path still the one this connection writes?
         Deleted or replaced while open, every write goes to an inode nobody will read
-        again, so from then on every commit fails, naming the path."""
-        identity = self._identity
-        if identity is None:
+        again, so from then on every commit fails, naming the path.
+
+        Every commit looks at the open file's link count (an fstat, about 1 µs: deleted,
+        or replaced by a rename, it has no name left); at most once a second it also
+        compares the path's device and inode (the file moved away, another put there)."""
+        fd = self._fd
+        if fd is None:
             return
+        what = None
         try:
-            now = os.stat(self._path)
-            same = (now.st_dev, now.st_ino) == identity
-            what = "replaced by another file"
-        except FileNotFoundError:
-            same, what = False, "deleted"
+            if os.fstat(fd).st_nlink == 0:
+                what = "deleted or replaced"
+            else:
+                now = time.monotonic()
+                if now >= self._next_path_check:
+                    self._next_path_check = now + _PATH_CHECK_SECONDS
+                    try:
+                        found = os.stat(self._path)
+                    except FileNotFoundError:
+                        what = "moved away or deleted"
+                    else:
+                        if (found.st_dev, found.st_ino) != self._identity:
+                            what = "replaced by another file"
         except OSError:
             return  # cannot look (a permission change): the file itself may be fine
-        if same:
+        if what is None:
             return
         self._lost = (
             f"the task database {self.location} was {what} while this task manager had it "
@@ -408,6 +429,9 @@ class SqliteStore:
             connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()  # releases the exclusive lock
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
     # -- internals -------------------------------------------------------------------------
 

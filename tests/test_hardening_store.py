@@ -429,10 +429,8 @@ def test_an_end_that_never_committed_was_never_reported(small_disk: Path) -> Non
         gate.release()
         with pytest.raises(StoreWriteError):
             manager.wait(task_id, timeout=WAIT)
-        listed: list[dict[str, Any]] = []
-        with pytest.raises(StoreWriteError):
-            listed = manager.list_tasks()
-        assert listed == []
+        with pytest.raises(StoreWriteError, match="not durable yet"):
+            manager.list_tasks()
     finally:
         gate.release()
         manager.shutdown(wait=True, timeout=30)
@@ -468,7 +466,7 @@ def test_a_database_file_lost_under_a_running_manager_fails_every_commit(
                 with pytest.raises(StoreWriteError) as raised:
                     manager.create_task("echo", {"n": n})
                 assert raised.value.location == str(path)
-                assert f"was {how}" in str(raised.value)
+                assert "was deleted or replaced" in str(raised.value)
         lost = [e for e in logs if e["event"] == "store.file_lost"]
         assert [e["log_level"] for e in lost] == ["error"]
         assert manager.get_stats()["store"]["failed_writes"] >= 3
