@@ -131,7 +131,7 @@ def _encode(encoder: json.JSONEncoder, value: Any) -> str:
     except RecursionError:
         # The C encoder's own limit depends on how deep the calling thread already is.
         raise _too_deep(value) from None
-    except (TypeError, ValueError) as exc:
+    except Exception as exc:  # TypeError, ValueError; or a user Mapping's own failure
         raise UnstorableValueError(
             f"{exc}; only JSON data can be stored (numbers, strings, booleans, None, "
             "lists and dicts with string keys)",
@@ -154,8 +154,15 @@ def _check_text(text: str, value: Any) -> None:
                 "os.fsencode(name).decode('utf-8', 'backslashreplace')",
                 type_name=type(value).__qualname__,
             ) from None
-    if text.count("[") + text.count("{") > MAX_NESTING and _deeper_than(value, MAX_NESTING):
-        raise _too_deep(value)
+    if text.count("[") + text.count("{") > MAX_NESTING:
+        try:
+            too_deep = _deeper_than(value, MAX_NESTING)
+        except Exception as exc:  # a user Mapping whose values() fails
+            raise UnstorableValueError(
+                f"looking into it failed: {exc!r}", type_name=type(value).__qualname__
+            ) from None
+        if too_deep:
+            raise _too_deep(value)
 
 
 _CONTAINERS = (list, dict, tuple, Mapping, set, frozenset)

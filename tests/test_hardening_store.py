@@ -559,3 +559,25 @@ def test_results_the_service_cannot_send_never_break_its_answers(
         listed = client.get("/v1/tasks", headers=bearer(token))
         assert listed.status_code == 200, listed.text
         assert sorted(t["task_id"] for t in listed.json()["data"]["tasks"]) == sorted(ids)
+
+
+class BrokenMapping(Mapping[str, Any]):
+    """A user mapping whose iteration fails (user code the codec runs)."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        raise RuntimeError("this mapping cannot be read")
+
+    def __len__(self) -> int:
+        return 1
+
+
+def test_a_value_whose_own_code_fails_raises_only_the_codecs_error() -> None:
+    """The codec turns a failure of user code inside a value (a Mapping that cannot be
+    iterated) into UnstorableValueError too, so no actor can see anything else."""
+    with pytest.raises(UnstorableValueError, match="not JSON serializable"):
+        normalized({"broken": BrokenMapping()})  # strict: not JSON, never iterated
+    with pytest.raises(UnstorableValueError, match="cannot be read"):
+        check_value({"broken": BrokenMapping()})  # lenient: looked into, and it fails
