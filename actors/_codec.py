@@ -122,7 +122,20 @@ def check_value(value: Any) -> None:
         return
     if kind is dict and not value:
         return
-    _check_text(_encode(_lenient, value), value)
+    try:
+        text = _lenient.encode(value)
+    except ValueError as exc:
+        if "Circular reference" not in str(exc):
+            raise _not_json(exc, value) from None
+        # A value that contains itself: JSON has no text for it, but the memory store
+        # keeps it and the service cuts it at the cycle. Looked at without the encoder.
+        _check_walking(value)
+        return
+    except RecursionError:
+        raise _too_deep(value) from None
+    except Exception as exc:  # a user Mapping's own failure
+        raise _not_json(exc, value) from None
+    _check_text(text, value)
 
 
 def _encode(encoder: json.JSONEncoder, value: Any) -> str:
@@ -132,11 +145,15 @@ def _encode(encoder: json.JSONEncoder, value: Any) -> str:
         # The C encoder's own limit depends on how deep the calling thread already is.
         raise _too_deep(value) from None
     except Exception as exc:  # TypeError, ValueError; or a user Mapping's own failure
-        raise UnstorableValueError(
-            f"{exc}; only JSON data can be stored (numbers, strings, booleans, None, "
-            "lists and dicts with string keys)",
-            type_name=type(value).__qualname__,
-        ) from None
+        raise _not_json(exc, value) from None
+
+
+def _not_json(exc: Exception, value: Any) -> UnstorableValueError:
+    return UnstorableValueError(
+        f"{exc}; only JSON data can be stored (numbers, strings, booleans, None, "
+        "lists and dicts with string keys)",
+        type_name=type(value).__qualname__,
+    )
 
 
 def _check_text(text: str, value: Any) -> None:
@@ -182,6 +199,34 @@ def _deeper_than(value: Any, limit: int) -> bool:
             if isinstance(item, _CONTAINERS):
                 stack.append((item, depth + 1))
     return False
+
+
+def _check_walking(value: Any) -> None:
+    """The two rules for a value with a cycle, by a walk that enters each container once
+    (a container met again is where the service cuts the value)."""
+    seen: set[int] = set()
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    try:
+        while stack:
+            container, depth = stack.pop()
+            if id(container) in seen:
+                continue
+            if depth > MAX_NESTING:
+                raise _too_deep(value)
+            seen.add(id(container))
+            items: Any = container
+            if isinstance(container, Mapping):
+                items = [*container.keys(), *container.values()]
+            for item in items:
+                if isinstance(item, str):
+                    if not item.isascii():
+                        _check_text(item, value)
+                elif isinstance(item, _CONTAINERS):
+                    stack.append((item, depth + 1))
+    except UnstorableValueError:
+        raise
+    except Exception as exc:  # a user Mapping's own failure
+        raise _not_json(exc, value) from None
 
 
 def _too_deep(value: Any) -> UnstorableValueError:

@@ -581,3 +581,17 @@ def test_a_value_whose_own_code_fails_raises_only_the_codecs_error() -> None:
         normalized({"broken": BrokenMapping()})  # strict: not JSON, never iterated
     with pytest.raises(UnstorableValueError, match="cannot be read"):
         check_value({"broken": BrokenMapping()})  # lenient: looked into, and it fails
+
+
+def test_the_memory_rules_keep_a_value_that_contains_itself_and_look_inside_it() -> None:
+    """The memory store keeps a cyclic value (the service cuts it at the cycle), but
+    the two rules still hold inside it: a surrogate or a too deep part is refused."""
+    cyclic: list[Any] = [1, {"name": "clip"}]
+    cyclic.append(cyclic)
+    check_value(cyclic)
+    with pytest.raises(UnstorableValueError, match="lone surrogate"):
+        check_value([*cyclic, {FS_NAME: 1}, cyclic])
+    deep_cycle: list[Any] = [nested(MAX_NESTING)]
+    deep_cycle.append(deep_cycle)
+    with pytest.raises(UnstorableValueError, match=f"more than {MAX_NESTING} levels"):
+        check_value(deep_cycle)
