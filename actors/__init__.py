@@ -7,6 +7,7 @@ error codes.
 """
 
 from actors._clock import Clock, ManualClock, SystemClock
+from actors._codec import MAX_NESTING
 from actors._context import TaskContext
 from actors._errors import (
     ActorRestartedError,
@@ -14,6 +15,7 @@ from actors._errors import (
     OperationUnavailableError,
     QueryFailedError,
     QueueFullError,
+    RecordsNotStoredError,
     RuntimeClosedError,
     StoreError,
     StoreLockedError,
@@ -24,6 +26,7 @@ from actors._errors import (
     UnknownGroupError,
     UnknownOperationError,
     UnknownTaskError,
+    UnstorableValueError,
 )
 from actors._faults import FaultPlan, FaultRule, InjectedFaultError
 from actors._interrupt import TaskInterrupted
@@ -90,7 +93,8 @@ __all__ = [  # noqa: RUF022 (grouped by role, sorted within a group)
     "NamedOperation",
     "OperationLimits",
     "RetryPolicy",
-    # stores
+    # stores, and what they can keep
+    "MAX_NESTING",
     "MemoryStore",
     "SqliteStore",
     "Store",
@@ -107,6 +111,7 @@ __all__ = [  # noqa: RUF022 (grouped by role, sorted within a group)
     "OperationUnavailableError",
     "QueryFailedError",
     "QueueFullError",
+    "RecordsNotStoredError",
     "RuntimeClosedError",
     "StoreError",
     "StoreLockedError",
@@ -117,6 +122,7 @@ __all__ = [  # noqa: RUF022 (grouped by role, sorted within a group)
     "UnknownGroupError",
     "UnknownOperationError",
     "UnknownTaskError",
+    "UnstorableValueError",
     # statistics snapshots
     "ProcessPoolStats",
     "RuntimeStats",

@@ -3,14 +3,25 @@
 Strict JSON (no NaN or Infinity), so every stored value can be read back by any JSON
 reader, including the HTTP service's clients. A value is stored as its JSON text and read
 back decoded, so a process that restarts reads exactly what the first one reported.
+
+Every value that comes from user code (params, results, partial results) also keeps two
+rules in every store mode, checked where the value enters the runtime: its text is valid
+Unicode (no lone surrogate such as ``os.fsdecode(b"\\xff")`` makes, which neither UTF-8
+nor SQLite can carry), and it is nested at most :data:`MAX_NESTING` levels deep (so no
+reader that recurses, the service's included, can run out of stack on it). The checks
+raise only :class:`UnstorableValueError`; they ride on the JSON encoding the store does
+anyway, and look at the nesting only when the text has enough brackets to be too deep.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
+from enum import Enum
 from typing import Any
 
+from actors._errors import UnstorableValueError
 from actors._outcome import (
     Cancelled,
     Completed,
@@ -25,35 +36,205 @@ from actors._outcome import (
     TimedOut,
 )
 
-__all__ = ["decode_outcome", "encode_json", "encode_outcome", "normalized"]
+__all__ = [
+    "MAX_NESTING",
+    "check_value",
+    "decode_outcome",
+    "encode_json",
+    "encode_outcome",
+    "normalized",
+]
+
+MAX_NESTING = 100
+"""How many containers (lists, dicts) deep a value from user code may be nested: ``{}``
+is 1 deep, ``{"a": [1]}`` 2. Deeper values are refused (params) or not stored (a result
+fails the task with RESULT_NOT_SERIALIZABLE, a partial result is skipped)."""
 
 _encoder = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
 _decode = json.JSONDecoder().decode
 _COMPLETED = '{"kind":"completed"}'  # a completed task's outcome: its result has a column
 
 
+def _lenient_default(value: Any) -> Any:
+    # What the service's envelope makes of a non-JSON value (see to_jsonable): its
+    # contents are checked too; any other object is shown as its repr, so not looked in.
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, set | frozenset):
+        return list(value)
+    if isinstance(value, Enum):
+        return value.value
+    return None
+
+
+# The same rules, for values the memory store keeps as they are: NaN, sets, tuple keys
+# and arbitrary objects are allowed there (the service shows them as text).
+_lenient = json.JSONEncoder(
+    allow_nan=True,
+    ensure_ascii=False,
+    skipkeys=True,
+    separators=(",", ":"),
+    default=_lenient_default,
+)
+
+
 def encode_json(value: Any) -> str:
-    """The JSON text of ``value``; TypeError or ValueError when it has none."""
+    """The JSON text of ``value`` (runtime data: outcomes, policies); TypeError or
+    ValueError when it has none."""
     return _encoder.encode(value)
 
 
 def normalized(value: Any) -> tuple[Any, str]:
     """``value`` as a durable store reads it back (tuples become lists, keys strings),
-    with its JSON text. TypeError or ValueError when it is not JSON."""
+    with its JSON text. :class:`UnstorableValueError` (a TypeError and a ValueError)
+    when it is not strict JSON, not valid Unicode, or nested too deep."""
     kind = type(value)
     # Values that read back as themselves need no decoding: None (every no-op result),
     # strings, booleans, integers, finite floats (exact types only: an IntEnum reads back
     # as a plain int), and the empty dict (every create_task without params).
     if value is None:
         return None, "null"
-    if kind is str or kind is bool or kind is int:
+    if kind is bool or kind is int:
         return value, _encoder.encode(value)
+    if kind is str:
+        text = _encoder.encode(value)
+        _check_text(text, value)
+        return value, text
     if kind is float and math.isfinite(value):
         return value, _encoder.encode(value)
     if kind is dict and not value:
         return {}, "{}"
-    text = _encoder.encode(value)
+    text = _encode(_encoder, value)
+    _check_text(text, value)
     return _decode(text), text
+
+
+def check_value(value: Any) -> None:
+    """The rules every store mode keeps (valid Unicode, :data:`MAX_NESTING`), for a value
+    the memory store keeps as it is (so not necessarily JSON). Raises
+    :class:`UnstorableValueError`."""
+    kind = type(value)
+    if value is None or kind is bool or kind is int or kind is float:
+        return
+    if kind is str:
+        if not value.isascii():
+            _check_text(value, value)
+        return
+    if kind is dict and not value:
+        return
+    try:
+        text = _lenient.encode(value)
+    except ValueError as exc:
+        if "Circular reference" not in str(exc):
+            raise _not_json(exc, value) from None
+        # A value that contains itself: JSON has no text for it, but the memory store
+        # keeps it and the service cuts it at the cycle. Looked at without the encoder.
+        _check_walking(value)
+        return
+    except RecursionError:
+        raise _too_deep(value) from None
+    except Exception as exc:  # a user Mapping's own failure
+        raise _not_json(exc, value) from None
+    _check_text(text, value)
+
+
+def _encode(encoder: json.JSONEncoder, value: Any) -> str:
+    try:
+        return encoder.encode(value)
+    except RecursionError:
+        # The C encoder's own limit depends on how deep the calling thread already is.
+        raise _too_deep(value) from None
+    except Exception as exc:  # TypeError, ValueError; or a user Mapping's own failure
+        raise _not_json(exc, value) from None
+
+
+def _not_json(exc: Exception, value: Any) -> UnstorableValueError:
+    return UnstorableValueError(
+        f"{exc}; only JSON data can be stored (numbers, strings, booleans, None, "
+        "lists and dicts with string keys)",
+        type_name=type(value).__qualname__,
+    )
+
+
+def _check_text(text: str, value: Any) -> None:
+    """``text`` is ``value``'s JSON text (or the string itself): valid Unicode, and no
+    deeper than MAX_NESTING (looked at only when it has that many brackets)."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = text[exc.start : exc.end].encode("utf-8", "backslashreplace").decode()
+            raise UnstorableValueError(
+                f"it contains {bad!r}, a lone surrogate, which is not valid Unicode and "
+                "cannot be stored or sent as UTF-8 (a file name decoded with "
+                "os.fsdecode() makes these); pass text, e.g. "
+                "os.fsencode(name).decode('utf-8', 'backslashreplace')",
+                type_name=type(value).__qualname__,
+            ) from None
+    if text.count("[") + text.count("{") > MAX_NESTING:
+        try:
+            too_deep = _deeper_than(value, MAX_NESTING)
+        except Exception as exc:  # a user Mapping whose values() fails
+            raise UnstorableValueError(
+                f"looking into it failed: {exc!r}", type_name=type(value).__qualname__
+            ) from None
+        if too_deep:
+            raise _too_deep(value)
+
+
+_CONTAINERS = (list, dict, tuple, Mapping, set, frozenset)
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether containers nest more than ``limit`` deep in ``value`` (no recursion)."""
+    if not isinstance(value, _CONTAINERS):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        container, depth = stack.pop()
+        if depth > limit:
+            return True
+        items = container.values() if isinstance(container, Mapping) else container
+        for item in items:
+            if isinstance(item, _CONTAINERS):
+                stack.append((item, depth + 1))
+    return False
+
+
+def _check_walking(value: Any) -> None:
+    """The two rules for a value with a cycle, by a walk that enters each container once
+    (a container met again is where the service cuts the value)."""
+    seen: set[int] = set()
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    try:
+        while stack:
+            container, depth = stack.pop()
+            if id(container) in seen:
+                continue
+            if depth > MAX_NESTING:
+                raise _too_deep(value)
+            seen.add(id(container))
+            items: Any = container
+            if isinstance(container, Mapping):
+                items = [*container.keys(), *container.values()]
+            for item in items:
+                if isinstance(item, str):
+                    if not item.isascii():
+                        _check_text(item, value)
+                elif isinstance(item, _CONTAINERS):
+                    stack.append((item, depth + 1))
+    except UnstorableValueError:
+        raise
+    except Exception as exc:  # a user Mapping's own failure
+        raise _not_json(exc, value) from None
+
+
+def _too_deep(value: Any) -> UnstorableValueError:
+    return UnstorableValueError(
+        f"it is nested more than {MAX_NESTING} levels deep (lists and dicts inside each "
+        "other); flatten it",
+        type_name=type(value).__qualname__,
+    )
 
 
 def encode_outcome(outcome: Outcome | None) -> str | None:

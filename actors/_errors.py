@@ -8,6 +8,7 @@ __all__ = [
     "OperationUnavailableError",
     "QueryFailedError",
     "QueueFullError",
+    "RecordsNotStoredError",
     "RuntimeClosedError",
     "StoreError",
     "StoreLockedError",
@@ -18,6 +19,7 @@ __all__ = [
     "UnknownGroupError",
     "UnknownOperationError",
     "UnknownTaskError",
+    "UnstorableValueError",
 ]
 
 
@@ -138,7 +140,23 @@ class StoreVersionError(StoreError):
 
 
 class StoreWriteError(StoreError):
-    """A write to the store failed (disk full, I/O error): the change is not durable."""
+    """A write to the store failed (disk full, I/O error, the file deleted): the change
+    is not durable."""
+
+
+class RecordsNotStoredError(StoreWriteError):
+    """Some records of a commit could not be written (their data cannot be encoded for
+    the file); the commit wrote all the others. ``rejected`` maps each left-out task id
+    to why."""
+
+    def __init__(self, location: str, rejected: dict[str, str]) -> None:
+        self.rejected = rejected
+        shown = "; ".join(f"task {task_id}: {why}" for task_id, why in list(rejected.items())[:5])
+        super().__init__(
+            location,
+            f"{len(rejected)} task record(s) could not be written to {location} and were "
+            f"left out of the commit (the others were committed): {shown}",
+        )
 
 
 class OperationUnavailableError(SupervisorError, RuntimeError):
@@ -164,3 +182,15 @@ class UnknownGroupError(SupervisorError, LookupError):
             f"no group with id {group_id!r}: it was never created here, or every task of "
             "it ended more than max_task_age seconds ago and was removed by retention"
         )
+
+
+class UnstorableValueError(SupervisorError, TypeError, ValueError):
+    """A value from user code (params, a result, a partial result) that the runtime
+    cannot keep or send: not JSON (with a durable store), text that is not valid Unicode,
+    or nested deeper than ``actors.MAX_NESTING``. ``type_name`` names the value's type.
+
+    A TypeError (what non-JSON params always raised) and a ValueError (a bad value)."""
+
+    def __init__(self, message: str, *, type_name: str) -> None:
+        self.type_name = type_name
+        super().__init__(message)

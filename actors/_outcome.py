@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import signal as signal_module
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -38,9 +38,13 @@ class StopReason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Completed:
-    """The operation returned ``result``."""
+    """The operation returned ``result``.
+
+    ``result_json``: its JSON text, when the operation's thread already encoded it for a
+    durable store (so the registry does not encode it again)."""
 
     result: Any
+    result_json: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +63,18 @@ class Raised:
         mro = tuple(exception_name(c) for c in type(exc).__mro__ if c is not object)
         return cls(
             exception_type=mro[0],
-            message=str(exc),
-            traceback="".join(traceback.format_exception(exc)),
+            message=_valid_text(str(exc)),
+            traceback=_valid_text("".join(traceback.format_exception(exc))),
             exception_mro=mro,
         )
+
+
+def _valid_text(text: str) -> str:
+    """``text`` with any lone surrogate written as its escape (``\\udcff``): an error
+    message about a file name ``os.fsdecode`` made must still be storable and showable."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def exception_name(exc_type: type[BaseException]) -> str:

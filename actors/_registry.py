@@ -28,9 +28,16 @@ from typing import Any
 import pykka
 
 from actors._clock import Clock, blocking_timeout
-from actors._codec import normalized
+from actors._codec import check_value, normalized
 from actors._dependencies import DependencyGraph
-from actors._errors import ActorRestartedError, QueryFailedError, StoreError, StoreWriteError
+from actors._errors import (
+    ActorRestartedError,
+    QueryFailedError,
+    RecordsNotStoredError,
+    StoreError,
+    StoreWriteError,
+    UnstorableValueError,
+)
 from actors._messages import (
     AbandonUnfinished,
     Cancel,
@@ -110,16 +117,19 @@ class TerminalWaiter:
     stopped), carrying the terminal snapshot. A bare lock held until set (cheaper to
     wake than an Event, see :class:`CommitTicket`)."""
 
-    __slots__ = ("_lock", "snapshot")
+    __slots__ = ("_lock", "error", "snapshot")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._lock.acquire()
         self.snapshot: TaskSnapshot | None = None
+        # Set instead when the task's end could not be committed (a durable store).
+        self.error: StoreError | None = None
 
-    def set(self, snapshot: TaskSnapshot | None) -> None:
+    def set(self, snapshot: TaskSnapshot | None, error: StoreError | None = None) -> None:
         """Called once, by the registry."""
         self.snapshot = snapshot
+        self.error = error
         self._lock.release()
 
     def wait(self, timeout: float | None) -> bool:
@@ -160,6 +170,9 @@ class RegistryActor(RestartingActor):
         self._dirty: dict[str, TaskRecord] = {}  # changed since the last commit
         self._deleted: list[TaskRecord] = []
         self._tickets: list[CommitTicket] = []  # released by the next commit
+        # Records the store refused to write (their data cannot be encoded), with why:
+        # left out of later commits until they change again, and not shown by queries.
+        self._unstored: dict[str, str] = {}
         self._wakeups: list[tuple[list[TerminalWaiter], TaskSnapshot | None]] = []
         self._reclaim = False
         # A state change (not just progress) is waiting for a commit: it is committed as
@@ -189,22 +202,57 @@ class RegistryActor(RestartingActor):
                 raise  # a change failed: RestartingActor restarts this actor
             # A query changed nothing, so nothing is rebuilt and no restart is counted:
             # its asker alone gets the error. What is due to be committed still is.
-            self._after(message)
+            self._after(message, None)
             raise QueryFailedError("registry", type(message).__name__, exc) from exc
-        self._after(message)
-        return answer
+        return self._after(message, answer)
 
-    def _after(self, message: Any) -> None:
-        """Commit (or wake waiters) when this message calls for it."""
+    def _after(self, message: Any, answer: Any) -> Any:
+        """Commit (or wake waiters) when this message calls for it; returns the answer
+        as it may leave: never a state whose commit failed, nor a record the store
+        refused."""
         if self._store is not None and (self._dirty or self._deleted or self._tickets):
             if (
                 isinstance(message, _QUERIES)
                 or len(self._dirty) >= COMMIT_BATCH
                 or ((self._urgent or self._tickets) and self.actor_inbox.empty())
             ):
-                self._commit()
+                error = self._commit()
+                if error is not None and isinstance(message, _QUERIES):
+                    answer = self._not_durable(answer, error)
         elif self._wakeups:
             self._release()
+        if self._unstored and isinstance(message, GetSnapshot | ListTasks | GetGroup):
+            answer = self._without_unstored(answer)
+        return answer
+
+    def _not_durable(self, answer: Any, error: StoreError) -> Any:
+        """A query's answer after a failed commit: a StoreWriteError (which the runtime
+        raises to the asker) instead of any snapshot whose state is not committed."""
+        snapshots = [answer] if isinstance(answer, TaskSnapshot) else answer
+        if isinstance(snapshots, list) and any(
+            isinstance(s, TaskSnapshot) and s.task_id in self._dirty for s in snapshots
+        ):
+            return StoreWriteError(
+                error.location,
+                f"the latest state of the task(s) asked about is not durable yet: {error}",
+            )
+        return answer
+
+    def _without_unstored(self, answer: Any) -> Any:
+        """Records the store refused are not answered (their state is in no file)."""
+        if isinstance(answer, TaskSnapshot):
+            why = self._unstored.get(answer.task_id)
+            if why is None:
+                return answer
+            assert self._store is not None
+            return StoreWriteError(
+                self._store.location,
+                f"task {answer.task_id} could not be stored ({why}); its latest state is "
+                "not durable",
+            )
+        if isinstance(answer, list):
+            return [s for s in answer if s.task_id not in self._unstored]
+        return answer
 
     def _handle(self, message: Any) -> Any:
         if self._traps:
@@ -389,6 +437,7 @@ class RegistryActor(RestartingActor):
                     _log.error("registry.reload_failed", error=repr(exc))
         if state is not None:
             self._table.reset(state.records, state.retired)
+            self._unstored.clear()  # the table is the file again
         else:
             self._table.rebuild()
         self._index_groups()
@@ -481,13 +530,23 @@ class RegistryActor(RestartingActor):
         else:
             self._tickets.append(ticket)
 
-    def _commit(self) -> None:
+    def _commit(self) -> StoreError | None:
+        """Write what changed; returns the error when nothing could be written.
+
+        Nothing leaves before its commit: after a failed one the tickets and the waiters
+        get the error, and events wait for the next commit that works. A record the
+        store refuses alone (its data cannot be encoded) is left out: only its own
+        tickets and waiters get the error, the others are committed."""
         store = self._store
         assert store is not None
         error: StoreError | None = None
+        rejected: dict[str, str] = {}
         if self._dirty or self._deleted:
             try:
-                store.write(self._dirty.values(), self._deleted)
+                try:
+                    store.write(self._dirty.values(), self._deleted)
+                except RecordsNotStoredError as exc:
+                    rejected = exc.rejected
             except Exception as exc:
                 # Kept dirty: the next commit tries again. The callers waiting on this
                 # one learn that their change is not durable. Never raised from here: an
@@ -499,6 +558,19 @@ class RegistryActor(RestartingActor):
                 )
                 _log.error("store.commit_failed", location=store.location, error=str(exc))
             else:
+                if self._unstored:
+                    for task_id in self._dirty:
+                        self._unstored.pop(task_id, None)
+                for task_id, why in rejected.items():
+                    # Not retried with every later commit: tried again only when the
+                    # record changes (and so is dirty again).
+                    self._unstored[task_id] = why
+                    _log.error(
+                        "store.record_not_stored",
+                        task_id=task_id,
+                        location=store.location,
+                        error=why,
+                    )
                 self._dirty.clear()
                 self._deleted.clear()
                 self._urgent = False
@@ -511,16 +583,45 @@ class RegistryActor(RestartingActor):
                             "store.reclaim_failed", location=store.location, error=str(exc)
                         )
         for ticket in self._tickets:
-            ticket.done(error)
+            if rejected and ticket.task_id in rejected:
+                ticket.done(self._refused(store, ticket.task_id, rejected[ticket.task_id]))
+            else:
+                ticket.done(error)
         self._tickets.clear()
-        self._release()
+        self._release(error, rejected)
+        return error
 
-    def _release(self) -> None:
+    @staticmethod
+    def _refused(store: Store, task_id: str, why: str) -> StoreWriteError:
+        return StoreWriteError(
+            store.location, f"task {task_id} could not be stored in {store.location}: {why}"
+        )
+
+    def _release(
+        self, error: StoreError | None = None, rejected: dict[str, str] | None = None
+    ) -> None:
+        if error is not None:
+            # The ends these waiters would see are not durable: they hear why instead.
+            # Events stay in the outbox for the next commit that works.
+            for waiters, _ in self._wakeups:
+                for waiter in waiters:
+                    waiter.set(None, error)
+            self._wakeups.clear()
+            return
         for waiters, snapshot in self._wakeups:
+            refused = None
+            if rejected and snapshot is not None and snapshot.task_id in rejected:
+                assert self._store is not None
+                refused = self._refused(self._store, snapshot.task_id, rejected[snapshot.task_id])
             for waiter in waiters:
-                waiter.set(snapshot)
+                if refused is None:
+                    waiter.set(snapshot)
+                else:
+                    waiter.set(None, refused)
         self._wakeups.clear()
         if self._outbox:
+            if rejected:  # facts the file does not hold are not told
+                self._outbox = [e for e in self._outbox if e.task_id not in rejected]
             notifier = self._notifier
             assert notifier is not None
             with contextlib.suppress(pykka.ActorDeadError):  # stopped: nobody listens
@@ -551,13 +652,14 @@ class RegistryActor(RestartingActor):
         (with the text), or, for a result that is not JSON, a ResultNotStorable fact."""
         if not isinstance(outcome, Completed):
             return outcome, None
+        if outcome.result_json is not None:  # checked on the operation's thread
+            return outcome, outcome.result_json
         try:
             value, text = normalized(outcome.result)
-        except (TypeError, ValueError) as exc:
-            type_name = type(outcome.result).__qualname__
-            _log.warning("task.result_not_storable", task_id=task_id, type=type_name)
-            return ResultNotStorable(type_name=type_name, message=str(exc)), None
-        return Completed(value), text
+        except UnstorableValueError as exc:
+            _log.warning("task.result_not_storable", task_id=task_id, type=exc.type_name)
+            return ResultNotStorable(type_name=exc.type_name, message=str(exc)), None
+        return Completed(value, text), text
 
     def on_failure(self, *exc_info: Any) -> None:
         # Only when a rebuild itself failed (see RestartingActor): the runtime cannot go
@@ -569,8 +671,9 @@ class RegistryActor(RestartingActor):
 
     def on_stop(self) -> None:
         if self._store is not None:
-            self._commit()
-        self._release()
+            self._commit()  # releases what it committed (and holds back what it did not)
+        else:
+            self._release()
         # Nobody waits forever on a registry that is gone: wake every waiter with the
         # latest snapshot it can have (the caller sees the task is not terminal).
         for task_id, waiters in self._waiters.items():
@@ -583,16 +686,22 @@ class RegistryActor(RestartingActor):
     def _on_progress(self, message: ProgressReady) -> None:
         progress, partial, has_partial = message.context.drain()
         partial_json = None
-        if has_partial and self._store is not None:
+        if has_partial:
+            # Checked here, not where it is set: an operation may set its partial result
+            # in a tight loop, and only the latest of each drain is kept. The codec
+            # raises nothing but UnstorableValueError, so user data cannot fail this actor.
             try:
-                partial, partial_json = normalized(partial)
-            except (TypeError, ValueError) as exc:
-                # Not fatal to the task: the store keeps the previous partial result.
+                if self._store is not None:
+                    partial, partial_json = normalized(partial)
+                else:
+                    check_value(partial)
+            except UnstorableValueError as exc:
+                # Not fatal to the task: the previous partial result stays.
                 has_partial = False
                 _log.warning(
                     "task.partial_result_not_storable",
                     task_id=message.task_id,
-                    type=type(partial).__qualname__,
+                    type=exc.type_name,
                     error=str(exc),
                 )
         record = self._table.apply_progress(
@@ -800,7 +909,21 @@ class RegistryActor(RestartingActor):
             return None
         waiter = TerminalWaiter()
         if record.status.is_terminal:
-            waiter.set(record.snapshot())
+            if self._store is not None and record.task_id in self._dirty:
+                # Its end is not committed yet: woken by the commit (or its failure).
+                self._wakeups.append(([waiter], record.snapshot()))
+            elif record.task_id in self._unstored:
+                assert self._store is not None
+                waiter.set(
+                    None,
+                    StoreWriteError(
+                        self._store.location,
+                        f"task {record.task_id} could not be stored "
+                        f"({self._unstored[record.task_id]}); its end is not durable",
+                    ),
+                )
+            else:
+                waiter.set(record.snapshot())
         else:
             self._waiters.setdefault(message.task_id, []).append(waiter)
         return waiter

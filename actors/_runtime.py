@@ -20,14 +20,16 @@ import pykka
 
 from actors._admission import AdmissionGate
 from actors._clock import Clock, SystemClock, blocking_timeout
-from actors._codec import normalized
+from actors._codec import check_value, normalized
 from actors._errors import (
     ActorRestartedError,
     ActorUnresponsiveError,
     OperationUnavailableError,
     QueueFullError,
     RuntimeClosedError,
+    StoreError,
     UnknownTaskError,
+    UnstorableValueError,
 )
 from actors._faults import FaultPlan
 from actors._ids import new_id
@@ -88,6 +90,7 @@ from actors.validation import (
     check_positive_number,
     check_priority,
     check_seconds,
+    check_text,
 )
 
 __all__ = ["RuntimeStats", "TaskRuntime"]
@@ -413,16 +416,20 @@ class TaskRuntime:
         else:
             params = dict(params)  # later changes by the caller do not reach the task
         params_json = None
-        if self._durable:
-            try:
+        try:
+            if self._durable:
                 params, params_json = normalized(params)
-            except (TypeError, ValueError) as exc:
-                raise TypeError(
-                    f"params must be JSON data with a durable store ({exc}); pass numbers, "
-                    "strings, booleans, None, lists and dicts with string keys"
-                ) from None
-        if user is not None and not isinstance(user, str):
-            raise TypeError(f"user must be a str or None, got {type(user).__name__}")
+            else:
+                check_value(params)  # kept as they are, but the service must show them
+        except UnstorableValueError as exc:
+            needs = "JSON data with a durable store" if self._durable else "storable"
+            raise UnstorableValueError(
+                f"params must be {needs}: {exc}", type_name=exc.type_name
+            ) from None
+        if user is not None:
+            if not isinstance(user, str):
+                raise TypeError(f"user must be a str or None, got {type(user).__name__}")
+            check_text("user", user)
         timeout = check_seconds("timeout", timeout, allow_none=True)
         priority = check_priority(priority)
         task_isolation = self._isolation if isolation is None else check_isolation(isolation)
@@ -437,6 +444,7 @@ class TaskRuntime:
             memory = cpu = None  # the runtime's limits apply to its process tasks only
         if operation_name is None:
             operation_name = _qualified_name(operation)
+        check_text("the operation name", operation_name)
         if task_isolation is Isolation.PROCESS:
             check_picklable(operation, operation_name, params)
         not_before = self._start_time(delay, run_at)
@@ -445,8 +453,10 @@ class TaskRuntime:
         elif not isinstance(retry, RetryPolicy):
             raise TypeError(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")
         dependencies = _check_dependencies(depends_on)
-        if group_id is not None and not isinstance(group_id, str):
-            raise TypeError(f"group_id must be a str or None, got {type(group_id).__name__}")
+        if group_id is not None:
+            if not isinstance(group_id, str):
+                raise TypeError(f"group_id must be a str or None, got {type(group_id).__name__}")
+            check_text("group_id", group_id)
         return {
             "operation": operation,
             "operation_name": operation_name,
@@ -490,7 +500,9 @@ class TaskRuntime:
         committed by then. ``isolation`` and the limits default to the runtime's; limits
         need process isolation, and in process isolation the operation and its params
         must be picklable. With a durable store the params must be JSON, and the
-        operation receives them as JSON reads them back (tuples become lists).
+        operation receives them as JSON reads them back (tuples become lists). In every
+        store mode they must be valid Unicode and nested at most ``MAX_NESTING`` deep
+        (else :class:`UnstorableValueError`).
 
         ``delay`` (seconds) or ``run_at`` (an aware datetime): the task stays pending
         until then. ``retry``: its retry policy (default: the runtime's).
@@ -531,7 +543,7 @@ class TaskRuntime:
             )
             # Registry first: once this returns, a status query (queued behind it) finds
             # the task. Both under the lock, so both actors see submissions in one order.
-            ticket = CommitTicket() if self._durable else None
+            ticket = CommitTicket(task_id) if self._durable else None
             if dependencies:
                 # The registry resolves the dependencies and forwards the task to the
                 # supervisor itself, so its answer and the task's release keep one order.
@@ -629,7 +641,7 @@ class TaskRuntime:
         crash afterwards cannot bring the task back to run."""
         accepted = self._cancel(task_id)
         if accepted and self._durable:
-            ticket = CommitTicket()
+            ticket = CommitTicket(task_id)
             with contextlib.suppress(pykka.ActorDeadError):  # stopped: it committed
                 # Behind the Finish the supervisor (or _cancel) told the registry.
                 self._registry.tell(Flush(ticket))
@@ -751,6 +763,8 @@ class TaskRuntime:
             with contextlib.suppress(pykka.ActorDeadError):
                 self._registry.tell(Unwatch(task_id, waiter))
             raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
+        if waiter.error is not None:
+            raise waiter.error  # its end could not be committed
         snapshot = waiter.snapshot
         if snapshot is None and not self._closed:
             raise UnknownTaskError(task_id)  # lost by a restarted registry (not seen yet)
@@ -963,6 +977,10 @@ class TaskRuntime:
             result: T = self._ask(self._registry, message, "registry")
         except pykka.ActorDeadError:
             return local()
+        if isinstance(result, StoreError):
+            # The registry's answer when what was asked about is not committed (a
+            # durable store failing to write): nothing is shown that is not durable.
+            raise result
         return result
 
     def _process_pool(self) -> ProcessPool:

@@ -11,6 +11,14 @@
   does not grow without bound under steady load.
 * ``schema_version`` records the layout; :data:`MIGRATIONS` brings an older file up to
   date, and a newer file is refused with :class:`StoreVersionError`.
+* One record never blocks the others: a record whose data cannot be bound (text that is
+  not valid Unicode) is found on a slow path and left out, the rest is committed, and
+  :class:`RecordsNotStoredError` names it.
+* After each commit the open file is checked (its link count; at most once a second
+  also the path's device and inode): deleted or replaced under the running manager,
+  every later commit fails with :class:`StoreWriteError` naming the path, instead of
+  writing to a file nobody will read.
+* Every failed write is counted in ``statistics().failed_writes``.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -26,6 +35,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from actors._codec import decode_outcome, encode_json, encode_outcome
 from actors._errors import (
+    RecordsNotStoredError,
     StoreError,
     StoreLockedError,
     StoreOpenError,
@@ -36,8 +46,11 @@ from actors._outcome import Outcome, TimedOut
 from actors._policies import RetryPolicy
 from actors._records import Isolation, TaskPriority, TaskRecord, TaskStatus
 from actors._store import StoredState, StoreStats
+from actors.logs import library_logger
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteStore"]
+
+_log = library_logger("actors.store")
 
 _COLUMNS = (
     "seq",
@@ -150,6 +163,9 @@ _RETIRE = f"UPDATE retired SET {', '.join(f'{c} = {c} + ?' for c in _COUNTERS)}"
 _ROWS_PER_STATEMENT = 16
 
 
+_PATH_CHECK_SECONDS = 1.0  # how often the path itself is compared with the open file
+
+
 def _upsert(rows: int) -> str:
     values = ", ".join([f"({', '.join('?' for _ in _COLUMNS)})"] * rows)
     return (
@@ -189,6 +205,12 @@ class SqliteStore:
         self._lock = threading.Lock()  # guards open/close against a concurrent statistics()
         self._commits = 0
         self._failed_writes = 0
+        # The file as opened (a descriptor of our own, its device and inode), and why
+        # writing stopped once it was deleted or replaced under the open connection.
+        self._fd: int | None = None
+        self._identity: tuple[int, int] | None = None
+        self._next_path_check = 0.0
+        self._lost: str | None = None
         self._written = 0
         self._deleted = 0
 
@@ -238,6 +260,13 @@ class SqliteStore:
                     raise
                 raise error from exc
             self._connection = connection
+            self._lost = None
+            try:
+                self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+                opened = os.fstat(self._fd)
+                self._identity = (opened.st_dev, opened.st_ino)
+            except OSError:
+                self._fd = None  # cannot watch the file; writing works as before
             return state
 
     def reload(self) -> StoredState:
@@ -252,31 +281,26 @@ class SqliteStore:
             ) from exc
 
     def write(self, records: Iterable[TaskRecord], deleted: Iterable[TaskRecord]) -> None:
+        """One transaction. A record whose data cannot be encoded for the file is left
+        out and the others are written: then :class:`RecordsNotStoredError` names it.
+        Every failed write is counted in ``failed_writes``."""
         connection = self._connection
         if connection is None:
             raise RuntimeError(f"the store {self.location} is not open")
-        values = [value for record in records for value in _row(record)]
-        rows = len(values) // len(_COLUMNS)
+        if self._lost is not None:
+            self._failed_writes += 1  # never written to a file nobody will read again
+            raise StoreWriteError(self.location, self._lost)
+        records = list(records)
         gone = list(deleted)
-        if not rows and not gone:
+        if not records and not gone:
             return
-        width = len(_COLUMNS)
+        rejected: dict[str, str] = {}
         try:
-            if not gone and rows <= _ROWS_PER_STATEMENT:
-                connection.execute(_UPSERTS[rows], values)  # its own transaction
-            else:
-                connection.execute("BEGIN")
-                try:
-                    for start in range(0, rows, _ROWS_PER_STATEMENT):
-                        chunk = values[start * width : (start + _ROWS_PER_STATEMENT) * width]
-                        connection.execute(_UPSERTS[len(chunk) // width], chunk)
-                    if gone:
-                        connection.executemany(_DELETE, [(r.seq,) for r in gone])
-                        connection.execute(_RETIRE, _tally(gone))
-                    connection.execute("COMMIT")
-                except BaseException:
-                    connection.execute("ROLLBACK")
-                    raise
+            try:
+                self._write_all(connection, records, gone)
+            except _DATA_ERRORS:
+                # One record (or more) cannot be encoded: find it, write the others.
+                rejected = self._write_each(connection, records, gone)
         except sqlite3.Error as exc:
             self._failed_writes += 1
             raise StoreWriteError(
@@ -284,9 +308,96 @@ class SqliteStore:
                 f"writing to the task database {self.location} failed: {exc}. The change "
                 "is not durable; check free disk space and the file's health.",
             ) from exc
+        self._check_file()
         self._commits += 1
-        self._written += rows
+        self._written += len(records) - len(rejected)
         self._deleted += len(gone)
+        if rejected:
+            self._failed_writes += len(rejected)
+            raise RecordsNotStoredError(self.location, rejected)
+
+    def _write_all(
+        self, connection: sqlite3.Connection, records: list[TaskRecord], gone: list[TaskRecord]
+    ) -> None:
+        values = [value for record in records for value in _row(record)]
+        rows = len(records)
+        width = len(_COLUMNS)
+        if not gone and rows <= _ROWS_PER_STATEMENT:
+            connection.execute(_UPSERTS[rows], values)  # its own transaction
+            return
+        connection.execute("BEGIN")
+        try:
+            for start in range(0, rows, _ROWS_PER_STATEMENT):
+                chunk = values[start * width : (start + _ROWS_PER_STATEMENT) * width]
+                connection.execute(_UPSERTS[len(chunk) // width], chunk)
+            if gone:
+                connection.executemany(_DELETE, [(r.seq,) for r in gone])
+                connection.execute(_RETIRE, _tally(gone))
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+    def _write_each(
+        self, connection: sqlite3.Connection, records: list[TaskRecord], gone: list[TaskRecord]
+    ) -> dict[str, str]:
+        """The slow path, one statement per record, in one transaction; returns the
+        records left out, with why (data errors only: an I/O error fails the whole)."""
+        rejected: dict[str, str] = {}
+        connection.execute("BEGIN")
+        try:
+            for record in records:
+                try:
+                    connection.execute(_UPSERTS[1], _row(record))
+                except _DATA_ERRORS as exc:
+                    rejected[record.task_id] = _printable(f"{type(exc).__name__}: {exc}")
+            if gone:
+                connection.executemany(_DELETE, [(r.seq,) for r in gone])
+                connection.execute(_RETIRE, _tally(gone))
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        return rejected
+
+    def _check_file(self) -> None:
+        """After a commit: is the file at the path still the one this connection writes?
+        Deleted or replaced while open, every write goes to an inode nobody will read
+        again, so from then on every commit fails, naming the path.
+
+        Every commit looks at the open file's link count (an fstat, about 1 µs: deleted,
+        or replaced by a rename, it has no name left); at most once a second it also
+        compares the path's device and inode (the file moved away, another put there)."""
+        fd = self._fd
+        if fd is None:
+            return
+        what = None
+        try:
+            if os.fstat(fd).st_nlink == 0:
+                what = "deleted or replaced"
+            else:
+                now = time.monotonic()
+                if now >= self._next_path_check:
+                    self._next_path_check = now + _PATH_CHECK_SECONDS
+                    try:
+                        found = os.stat(self._path)
+                    except FileNotFoundError:
+                        what = "moved away or deleted"
+                    else:
+                        if (found.st_dev, found.st_ino) != self._identity:
+                            what = "replaced by another file"
+        except OSError:
+            return  # cannot look (a permission change): the file itself may be fine
+        if what is None:
+            return
+        self._lost = (
+            f"the task database {self.location} was {what} while this task manager had it "
+            "open; nothing written since is durable (it goes to a file that is no longer "
+            "there). Stop the manager and restore the file, or start it on a new one."
+        )
+        self._failed_writes += 1
+        _log.error("store.file_lost", location=self.location, error=self._lost)
+        raise StoreWriteError(self.location, self._lost)
 
     def reclaim(self) -> None:
         connection = self._connection
@@ -297,6 +408,7 @@ class SqliteStore:
             # runs it to the end.
             connection.executescript("PRAGMA incremental_vacuum;")
         except sqlite3.Error as exc:
+            self._failed_writes += 1
             raise StoreWriteError(
                 self.location, f"reclaiming space in {self.location} failed: {exc}"
             ) from exc
@@ -317,6 +429,9 @@ class SqliteStore:
             connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()  # releases the exclusive lock
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -455,6 +570,24 @@ class _MigrationError(Exception):
     def __init__(self, target: int) -> None:
         super().__init__(f"migration to schema version {target} failed")
         self.target = target
+
+
+# What binding a record's values can raise when the record's own data is the problem
+# (a str that is not valid Unicode, an int SQLite cannot hold, a value too big), as
+# opposed to the file's (sqlite3.OperationalError: disk full, I/O error, locked).
+_DATA_ERRORS = (
+    UnicodeError,
+    ValueError,
+    TypeError,
+    OverflowError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+    sqlite3.DataError,
+)
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _tally(records: list[TaskRecord]) -> tuple[int, ...]:

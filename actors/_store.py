@@ -72,7 +72,10 @@ class Store(Protocol):
 
     def write(self, records: Iterable[TaskRecord], deleted: Iterable[TaskRecord]) -> None:
         """Store these records' current state and forget the deleted ones (retention,
-        counted into ``retired``), in one transaction. Raises :class:`StoreWriteError`."""
+        counted into ``retired``), in one transaction. Raises :class:`StoreWriteError`
+        (nothing was written), or :class:`RecordsNotStoredError` when only the records
+        it names could not be encoded (all the others were written). Counts every
+        failed write in ``statistics().failed_writes``."""
         ...
 
     def reclaim(self) -> None:
@@ -120,12 +123,15 @@ class CommitTicket:
     through a Python-level Condition (it showed as the registry's largest cost).
     """
 
-    __slots__ = ("_lock", "error")
+    __slots__ = ("_lock", "error", "task_id")
 
-    def __init__(self) -> None:
+    def __init__(self, task_id: str | None = None) -> None:
         self._lock = threading.Lock()
         self._lock.acquire()
         self.error: BaseException | None = None
+        # The task whose change this ticket waits for: a record the store refuses fails
+        # only its own tickets (see RegistryActor._commit).
+        self.task_id = task_id
 
     def done(self, error: BaseException | None = None) -> None:
         """Called once, by the registry."""

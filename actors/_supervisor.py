@@ -638,7 +638,7 @@ class SupervisorActor(pykka.ThreadingActor):
         # MarkRunning goes first so the registry sees RUNNING before any progress. With a
         # durable store the operation waits until RUNNING is committed: a crash can then
         # never make a task that had started read "pending" and run a second time.
-        ticket = CommitTicket() if self._durable else None
+        ticket = CommitTicket(spec.task_id) if self._durable else None
         self._registry.tell(MarkRunning(spec.task_id, now, ticket, injected))
         context = TaskContext(spec.task_id, self._registry)
         if spec.dependency_results:
@@ -658,6 +658,7 @@ class SupervisorActor(pykka.ThreadingActor):
             dispatcher=self._dispatcher,
             start_ticket=ticket,
             start_timeout=self._start_timeout,
+            store_results=self._durable,
         )
         self._active[spec.task_id] = _Active(
             spec, worker.actor_ref, context, timer, attempt=spec.prior_attempts + 1, trial=trial

@@ -17,11 +17,13 @@ from typing import Any
 import pykka
 
 from actors._clock import Clock
+from actors._codec import check_value, normalized
 from actors._context import TaskContext
+from actors._errors import UnstorableValueError
 from actors._faults import InjectedCrash, InjectedLimit
 from actors._interrupt import TaskInterrupted
 from actors._messages import ChildStarted, Interrupt, Stop, WorkerFinished
-from actors._outcome import Cancelled, Completed, Outcome, Raised
+from actors._outcome import Cancelled, Completed, Outcome, Raised, ResultNotStorable
 from actors._pooled import PooledActor
 from actors._processes import ProcessPool, run_in_child
 from actors._records import Isolation, TaskSpec
@@ -54,6 +56,7 @@ class WorkerActor(PooledActor):
         clock: Clock,
         start_ticket: CommitTicket | None = None,
         start_timeout: float = 30.0,
+        store_results: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -66,6 +69,7 @@ class WorkerActor(PooledActor):
         self._clock = clock
         self._start_ticket = start_ticket
         self._start_timeout = start_timeout
+        self._store_results = store_results  # a durable store keeps results as JSON
 
     def on_start(self) -> None:
         _log.debug(
@@ -191,7 +195,29 @@ class WorkerActor(PooledActor):
         """The operation has returned: stop this worker (its work is done; a Stop still
         queued is handled first) and tell the supervisor, which frees the slot."""
         at = self._clock.time()
+        if isinstance(outcome, Completed):
+            outcome = self._checked(outcome)
         self.stop_when_idle()
         # A dead supervisor (it failed; the runtime is stopping) hears nothing more.
         with contextlib.suppress(pykka.ActorDeadError):
             self._supervisor.tell(WorkerFinished(self._spec.task_id, outcome, at))
+
+    def _checked(self, outcome: Completed) -> Outcome:
+        """The result checked here, on the operation's thread, before it reaches the
+        registry: as the store reads it back (with its JSON text), or ResultNotStorable
+        when it breaks the rules every store mode keeps (see actors._codec)."""
+        result = outcome.result
+        try:
+            if self._store_results:
+                value, text = normalized(result)
+                return Completed(value, text)
+            check_value(result)
+        except UnstorableValueError as exc:
+            _log.warning(
+                "task.result_not_storable",
+                task_id=self._spec.task_id,
+                type=exc.type_name,
+                error=str(exc),
+            )
+            return ResultNotStorable(type_name=exc.type_name, message=str(exc))
+        return outcome

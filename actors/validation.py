@@ -17,6 +17,7 @@ __all__ = [
     "check_positive_number",
     "check_priority",
     "check_seconds",
+    "check_text",
 ]
 
 
@@ -149,3 +150,22 @@ def check_fraction(fraction: Any) -> float:
             "divide steps done by total steps"
         )
     return float(fraction)
+
+
+# -- text that must be storable (the store and the service carry it as UTF-8) --------------
+
+
+def check_text(name: str, value: str) -> str:
+    """A str that is valid Unicode: no lone surrogate (``os.fsdecode(b"\\xff")`` makes
+    them), which neither UTF-8 nor SQLite can carry."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = value[exc.start : exc.end].encode("utf-8", "backslashreplace").decode()
+            raise ValueError(
+                f"{name} contains {bad!r}, a lone surrogate, which is not valid Unicode and "
+                "cannot be stored or sent; pass text, e.g. "
+                "os.fsencode(name).decode('utf-8', 'backslashreplace')"
+            ) from None
+    return value

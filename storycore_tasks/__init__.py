@@ -25,6 +25,7 @@ from actors import (
     UnknownGroupError,
     UnknownOperationError,
     UnknownTaskError,
+    UnstorableValueError,
 )
 from storycore_tasks.envelope import APIResponse, RequestContext, ResponseMetadata
 from storycore_tasks.errors import (
@@ -65,6 +66,7 @@ __all__ = [
     "UnknownGroupError",
     "UnknownOperationError",
     "UnknownTaskError",
+    "UnstorableValueError",
     "http_status_for",
     "register_task_endpoints",
 ]

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from actors import (
+    MAX_NESTING,
     ActorRestartedError,
     ActorUnresponsiveError,
     Cancelled,
@@ -127,8 +128,11 @@ REMEDIATION_BY_CODE: Mapping[ErrorCodes, str] = MappingProxyType(
             "retry_on_interrupt=True)}."
         ),
         ErrorCodes.RESULT_NOT_SERIALIZABLE: (
-            "The operation returned a value the durable store cannot keep; return JSON "
-            "data (numbers, strings, booleans, None, lists, dicts with string keys)."
+            "The operation returned a value that cannot be stored or sent; return JSON "
+            "data (numbers, strings, booleans, None, lists, dicts with string keys), nested "
+            f"at most {MAX_NESTING} levels deep, with text that is valid Unicode (a file "
+            "name from os.fsdecode() can hold lone surrogates: send os.fsencode(name)"
+            ".decode('utf-8', 'backslashreplace'))."
         ),
         ErrorCodes.DEPENDENCY_ERROR: (
             "A task this one depended on (details.dependency_id) failed or was cancelled, "
@@ -279,8 +283,8 @@ def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:
     if isinstance(outcome, ResultNotStorable):
         return ErrorDetails.of(
             ErrorCodes.RESULT_NOT_SERIALIZABLE,
-            f"Operation returned a {outcome.type_name}, which is not JSON and cannot be "
-            f"stored: {outcome.message}",
+            f"Operation returned a {outcome.type_name}, which cannot be stored or sent: "
+            f"{outcome.message}",
             result_type=outcome.type_name,
         )
     assert isinstance(outcome, Cancelled)

@@ -257,8 +257,12 @@ class TaskManager:
 
         Raises:
             TypeError: ``operation`` is neither callable nor a name, ``params`` is not a
-                mapping (or, with a durable store, not JSON), ``user`` is not a string,
-                or (process isolation) the operation or a param cannot be pickled.
+                mapping, ``user`` is not a string, or (process isolation) the operation
+                or a param cannot be pickled.
+            actors.UnstorableValueError: (a TypeError and a ValueError) ``params``
+                cannot be stored or sent: not JSON with a durable store, text that is
+                not valid Unicode (a lone surrogate), or nested more than
+                ``actors.MAX_NESTING`` levels deep.
             ValueError: no operation is registered under that name (an
                 :class:`actors.UnknownOperationError`), ``timeout`` is not a finite
                 number > 0, ``priority`` or ``isolation`` is unknown, or limits were

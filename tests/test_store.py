@@ -868,8 +868,10 @@ class FailingStore(SqliteStore):
 def test_a_failed_commit_is_reported_and_retried(tmp_path: Path) -> None:
     """While the store cannot write, create_task raises StoreWriteError naming the file
     and the task it could not make durable is cancelled (not left running for a caller
-    who got an error); the failure is logged; once the store writes again, the change is
-    committed by the next commit and new tasks work. The registry never stops."""
+    who got an error); the failure is logged; while it fails, a query about the changed
+    task raises StoreWriteError too (nothing is shown that is not committed); once the
+    store writes again, the change is committed by the next commit and new tasks work.
+    The registry never stops."""
     store = FailingStore(tmp_path / "tasks.db")
     with TaskManager(num_workers=2, store=store) as manager:
         before = manager.create_task(echo, {"n": 0})
@@ -880,6 +882,9 @@ def test_a_failed_commit_is_reported_and_retried(tmp_path: Path) -> None:
         assert raised.value.location == str(tmp_path / "tasks.db")
         assert "disk full" in str(raised.value)
         assert any(e["event"] == "store.commit_failed" for e in logs)
+        with pytest.raises(StoreWriteError, match="not durable yet"):
+            manager.list_tasks()
+        store.failing.clear()
         # The refused task never runs: cancelled by create_task, or, if its worker got to
         # it first, failed because its start could not be stored either.
         (refused,) = [s for s in manager.list_tasks() if s["task_id"] != before]
@@ -889,7 +894,6 @@ def test_a_failed_commit_is_reported_and_retried(tmp_path: Path) -> None:
             assert "could not be stored" in refused["error"]["message"]
         else:
             assert refused["status"] == "cancelled"
-        store.failing.clear()
         after = manager.create_task(echo, {"n": 2})
         assert manager.wait(after, timeout=10)["result"] == {"n": 2}
     with TaskManager(store=tmp_path / "tasks.db") as reopened:
