@@ -11,6 +11,7 @@ from actors._context import TaskContext
 from actors._errors import (
     ActorRestartedError,
     ActorUnresponsiveError,
+    NaiveRunAtError,
     OperationUnavailableError,
     QueueFullError,
     RuntimeClosedError,
@@ -77,6 +78,7 @@ __all__ = [
     "Isolation",
     "ManualClock",
     "MemoryStore",
+    "NaiveRunAtError",
     "NamedOperation",
     "Operation",
     "OperationLimits",

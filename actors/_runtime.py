@@ -24,6 +24,7 @@ from actors._codec import normalized
 from actors._errors import (
     ActorRestartedError,
     ActorUnresponsiveError,
+    NaiveRunAtError,
     OperationUnavailableError,
     QueueFullError,
     RuntimeClosedError,
@@ -926,10 +927,7 @@ class TaskRuntime:
         if not isinstance(run_at, datetime):
             raise TypeError(f"run_at must be a datetime, got {type(run_at).__name__}")
         if run_at.tzinfo is None or run_at.utcoffset() is None:
-            raise ValueError(
-                f"run_at must be an aware datetime (with a time zone), got the naive "
-                f"{run_at.isoformat()}; use e.g. datetime.now(timezone.utc) + timedelta(...)"
-            )
+            raise NaiveRunAtError(run_at.isoformat())
         try:
             at = run_at.timestamp()
             datetime.fromtimestamp(at, tz=UTC)  # status dicts show it in UTC

@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -27,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from actors import RetryPolicy, TaskStatus
 from actors.logs import library_logger
 from storycore_tasks.envelope import APIResponse
-from storycore_tasks.errors import ErrorCodes, ErrorDetails, cancel_conflict
+from storycore_tasks.errors import ErrorCodes, ErrorDetails, Surface, cancel_conflict
 from storycore_tasks.manager import TaskManager, snapshot_to_status
 from storycore_tasks.router import APIRouter as EndpointRouter
 from storycore_tasks.router import register_task_endpoints
@@ -300,6 +301,8 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
         answer: APIResponse = rpc.route_request(
             endpoint, method, params or {}, request_context(request, who)
         )
+        if answer.error is not None:  # worded for an HTTP client, not the Python API
+            answer = replace(answer, error=answer.error.for_surface(Surface.HTTP))
         return JSONResponse(answer.to_dict(), status_code=answer.http_status)
 
 
