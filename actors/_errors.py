@@ -15,6 +15,7 @@ __all__ = [
     "StoreVersionError",
     "StoreWriteError",
     "SupervisorError",
+    "UnguardedMainError",
     "UnknownGroupError",
     "UnknownOperationError",
     "UnknownTaskError",
@@ -105,6 +106,20 @@ class NaiveRunAtError(SupervisorError, ValueError):
         super().__init__(
             f"run_at must be an aware datetime (with a time zone), got the naive {value}; "
             "use e.g. datetime.now(timezone.utc) + timedelta(...)"
+        )
+
+
+class UnguardedMainError(SupervisorError, RuntimeError):
+    """A process-isolated task could not start a child: the main module creates a
+    runtime when imported, without the ``if __name__ == "__main__":`` guard."""
+
+    def __init__(self, main_module: str) -> None:
+        self.main_module = main_module
+        super().__init__(
+            f"process isolation cannot start a child process: the main module "
+            f"{main_module} creates a task manager when it is imported, and every child "
+            "process imports it again; put that code under `if __name__ == "
+            '"__main__":`'
         )
 
 

@@ -32,6 +32,7 @@ from actors._errors import (
 )
 from actors._faults import FaultPlan
 from actors._ids import new_id
+from actors._main_guard import leave_if_importing_main
 from actors._messages import (
     AbandonUnfinished,
     AddSchedule,
@@ -171,6 +172,7 @@ class TaskRuntime:
         restart_window: float = 60.0,
         name: str = "actors",
     ) -> None:
+        leave_if_importing_main()  # in a spawned child importing an unguarded main module
         self._concurrency = check_count("concurrency", concurrency)
         self._max_pending = check_count("max_pending", max_pending)
         max_task_age = check_seconds("max_task_age", max_task_age, allow_zero=True) or 0.0

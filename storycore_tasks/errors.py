@@ -39,6 +39,7 @@ from actors import (
     StopReason,
     StoreError,
     TimedOut,
+    UnguardedMainError,
     UnknownGroupError,
     UnknownOperationError,
     UnknownTaskError,
@@ -348,6 +349,15 @@ _SPECIFIC_BY_SURFACE.update(
 )
 
 
+# How a Raised fact names it (actors' exception_name: module and qualified name).
+_UNGUARDED_MAIN = f"{UnguardedMainError.__module__}.{UnguardedMainError.__qualname__}"
+_UNGUARDED_MAIN_REMEDIATION = (
+    "Process isolation starts child processes that import the main module again: put "
+    'the code that creates the TaskManager under `if __name__ == "__main__":` in that '
+    "module, then create the task again."
+)
+
+
 def cancel_conflict(task_id: str, current_status: str) -> ErrorDetails:
     """The CONFLICT of cancelling a task that has already ended (router and service)."""
     return ErrorDetails.of(
@@ -370,6 +380,14 @@ def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:
             ErrorCodes.TIMEOUT,
             f"Operation exceeded timeout of {outcome.timeout_seconds} seconds",
             **details,
+        )
+    if isinstance(outcome, Raised) and outcome.exception_type == _UNGUARDED_MAIN:
+        # Not the operation's exception: the script that runs the manager lacks the guard.
+        return ErrorDetails(
+            ErrorCodes.INTERNAL_ERROR,
+            outcome.message,
+            {"exception_type": outcome.exception_type},
+            _UNGUARDED_MAIN_REMEDIATION,
         )
     if isinstance(outcome, Raised):
         return ErrorDetails.of(
