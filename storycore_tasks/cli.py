@@ -673,7 +673,8 @@ def _stats(args: argparse.Namespace) -> int:
     lifetime = stats.get("lifetime_stats") or {}
     store = stats.get("store") or {}
     rows = [
-        ("tasks", str(stats.get("total_tasks", ""))),
+        # The service counts every task, whoever created it (list shows only yours).
+        ("tasks", f"{stats.get('total_tasks', '')} (all users' tasks: the counters are global)"),
         ("by status", ", ".join(f"{n} {s}" for s, n in counts.items()) or "none"),
         ("running", f"{stats.get('running', '')} of {stats.get('num_workers', '')} workers"),
         ("pending", str(stats.get("queue_size", ""))),

@@ -32,8 +32,9 @@ from storycore_tasks.errors import ErrorCodes, ErrorDetails, Surface, cancel_con
 from storycore_tasks.manager import TaskManager, snapshot_to_status
 from storycore_tasks.router import APIRouter as EndpointRouter
 from storycore_tasks.router import register_task_endpoints
-from storycore_tasks.service import dashboard, events, metrics, webhooks
+from storycore_tasks.service import dashboard, docs, events, metrics, webhooks
 from storycore_tasks.service.auth import Principal
+from storycore_tasks.service.content_type import RequireJsonBodies
 from storycore_tasks.service.deps import (
     ERROR_RESPONSES,
     Envelope,
@@ -127,14 +128,20 @@ def create_app(manager: TaskManager, config: ServiceConfig) -> FastAPI:
         summary="StoryCore's long operations: create, poll, cancel, stream, as tasks.",
         lifespan=lifespan,
         responses={},
+        # FastAPI's Swagger UI and ReDoc load from a CDN: docs.router serves a page that
+        # needs nothing from elsewhere at both paths instead.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = state
     app.add_middleware(_BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(RequireJsonBodies)  # outside the body limit: it reads no body
     _install_error_handlers(app)
     _task_routes(app, rpc)
     app.include_router(events.router)
     app.include_router(metrics.router)
     app.include_router(dashboard.router)
+    app.include_router(docs.router)
     return app
 
 
@@ -273,8 +280,11 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
 
     @app.get("/v1/stats", response_model=Envelope, responses=ERROR_RESPONSES, tags=["service"])
     def stats(request: Request, who: Who) -> JSONResponse:
-        """The manager's counters (``get_stats()``)."""
-        return success(request, call_manager(get_state(request).manager.get_stats), who)
+        """The manager's counters (``get_stats()``): they count every task of the
+        service, whoever created it, for a user-role token too (``scope``: ``service``);
+        ``GET /v1/tasks`` lists only the tasks the token may see."""
+        counters = call_manager(get_state(request).manager.get_stats)
+        return success(request, {**counters, "scope": "service"}, who)
 
     @app.post(
         "/v1/rpc/{endpoint}", response_model=Envelope, responses=ERROR_RESPONSES, tags=["rpc"]
