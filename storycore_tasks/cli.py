@@ -409,7 +409,8 @@ def _demo(args: argparse.Namespace) -> int:
             "Pass --db ANOTHER.db (or --memory)",
         ) from None
     except KeyboardInterrupt:
-        raise _Failed("interrupted (Ctrl-C): the demo stopped and cancelled its tasks") from None
+        print("interrupted (Ctrl-C): the demo cancelled its tasks", file=sys.stderr, flush=True)
+        return 130
     print("\nFinal status:\n" + report.table, file=human, flush=True)
     if store is not None:
         print(

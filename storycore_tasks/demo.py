@@ -121,7 +121,14 @@ def run_demo(
             manager.subscribe(bars.on_event)
             shown = bars
         with shown:
-            statuses = _scenario(manager, running, bars)
+            try:
+                statuses = _scenario(manager, running, bars)
+            except KeyboardInterrupt:
+                # Ctrl-C: stop the running tasks too, so the manager stops at once
+                # (leaving the block cancels only the pending ones).
+                for task in manager.get_running_tasks():
+                    manager.cancel_task(task["task_id"])
+                raise
     return DemoReport(table=format_status_table(statuses), earlier_tasks=earlier, statuses=statuses)
 
 
