@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -115,6 +115,12 @@ class Served:
                 return line
 
 
+def _pump(stream: IO[str] | None, lines: queue.Queue[str]) -> None:
+    """Put every line of ``stream`` into ``lines``, to its end."""
+    for line in stream or ():
+        lines.put(line)
+
+
 @contextmanager
 def _serving(*argv: str, cwd: Path, module: bool = False) -> Iterator[Served]:
     """``serve --port 0 --no-auth ARGV`` in ``cwd`` until the block ends (SIGINT, then a
@@ -129,7 +135,7 @@ def _serving(*argv: str, cwd: Path, module: bool = False) -> Iterator[Served]:
         env=_env(),
     )
     lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stderr or ()])
+    reader = threading.Thread(target=_pump, args=(process.stderr, lines))
     reader.start()
     served = Served(process, lines, [])
     try:
@@ -307,7 +313,7 @@ def test_stopping_serve_ends_the_streams_and_cancels_pending_tasks_first(
             env=_env(COLUMNS="200"),
         )
         watched: queue.Queue[str] = queue.Queue()
-        reader = threading.Thread(target=lambda: [watched.put(x) for x in watcher.stdout or ()])
+        reader = threading.Thread(target=_pump, args=(watcher.stdout, watched))
         reader.start()
         try:
             assert "watching every task" in watched.get(timeout=WAIT)
