@@ -613,3 +613,252 @@ def test_watch_bars_put_running_tasks_first_and_stop_at_max_rows() -> None:
     ]
     assert "failed (TIMEOUT)" in lines[25]
     assert lines[30].strip() == "+15 more"
+
+
+def test_watch_shows_the_error_code_of_a_failed_task(guarded: str) -> None:
+    """`watch` prints a failed task's end with its error code ("failed (INTERNAL_ERROR)"),
+    read from its status."""
+    with subprocess.Popen(
+        [*_command(), "watch", "--url", guarded, "--token", "good"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=_env(COLUMNS="200"),
+    ) as watcher:
+        lines: queue.Queue[str] = queue.Queue()
+        reader = threading.Thread(target=_pump, args=(watcher.stdout, lines))
+        reader.start()
+        try:
+            assert "watching every task" in lines.get(timeout=WAIT)
+            with httpx.Client(
+                base_url=guarded, timeout=WAIT, headers={"Authorization": "Bearer good"}
+            ) as client:
+                created = client.post("/v1/tasks", json={"operation": "boom"})
+                task_id = created.json()["data"]["task_id"]
+            line = ""
+            while not (task_id in line and "failed" in line):
+                line = lines.get(timeout=WAIT)
+            assert line.rstrip().endswith("boom: failed (INTERNAL_ERROR)")
+        finally:
+            watcher.send_signal(signal.SIGINT)
+            watcher.wait(timeout=WAIT)
+            reader.join(WAIT)
+
+
+# -- the HTTP service: Content-Type, /docs, stats, remedies for HTTP clients ---------------------
+
+
+@pytest.fixture
+def http(guarded: str) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=guarded, timeout=WAIT, headers={"Authorization": "Bearer good"}
+    ) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "application/x-www-form-urlencoded", "text/plain"],
+    ids=["none", "curl-default", "text"],
+)
+def test_a_body_that_is_not_sent_as_json_gets_an_answer_naming_the_header(
+    http: httpx.Client, content_type: str | None
+) -> None:
+    """curl -d without -H 'Content-Type: application/json' (or any other non-JSON type)
+    is a VALIDATION_ERROR envelope whose message and remedy name the header."""
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    body = b'{"operation": "echo"}'
+    request = http.build_request("POST", "/v1/tasks", content=body, headers=headers)
+    assert ("Content-Type" in request.headers) == (content_type is not None)
+    answer = http.send(request)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["code"] == "VALIDATION_ERROR"
+    assert "Content-Type: application/json" in error["message"]
+    assert "Content-Type: application/json" in error["remediation"]
+    assert error["details"]["header"] == "Content-Type"
+
+
+def test_json_bodies_and_bodiless_posts_pass_the_content_type_check(http: httpx.Client) -> None:
+    """application/json (with a charset too) passes; a POST without a body (cancel)
+    needs no Content-Type."""
+    created = http.post(
+        "/v1/tasks",
+        content=b'{"operation": "hold"}',
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
+    assert created.status_code == 202, created.text
+    task_id = created.json()["data"]["task_id"]
+    cancel = http.build_request("POST", f"/v1/tasks/{task_id}/cancel")
+    assert "Content-Type" not in cancel.headers
+    assert http.send(cancel).status_code == 200
+
+
+def test_docs_page_needs_nothing_from_outside(http: httpx.Client) -> None:
+    """/docs (and /redoc) is an HTML page listing the API's routes that references no
+    http(s):// address outside this host and runs no script (so it works offline)."""
+    for path in ("/docs", "/redoc"):
+        page = http.get(path)
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert "script-src" not in page.headers["content-security-policy"]
+        html = page.text
+        assert "<script" not in html.lower()
+        outside = re.findall(r"""(?:src|href)\s*=\s*["']?(https?://[^"'\s>]+)""", html, re.I)
+        assert outside == []
+        assert "cdn" not in html.lower()
+        for route in ("/v1/tasks", "/v1/tasks/{task_id}/cancel", "/v1/events", "/v1/stats"):
+            assert f"<code>{route}</code>" in html
+        assert "CreateTaskRequest" in html
+        assert "Content-Type: application/json" in html  # the curl examples
+
+
+def test_stats_for_a_user_token_are_global_and_say_so(
+    guarded: str, http: httpx.Client, make_manager: Callable[..., TaskManager]
+) -> None:
+    """/v1/stats counts every task of the service, a user-role token's too, and says so
+    (scope "service"); `storycore-tasks stats` says the counters are global."""
+    before = http.get("/v1/stats").json()["data"]
+    assert before["scope"] == "service"
+    http.post("/v1/tasks", json={"operation": "echo"})
+    after = http.get("/v1/stats").json()["data"]
+    assert after["total_tasks"] == before["total_tasks"] + 1
+    shown = _run("stats", "--url", guarded, "--token", "good")
+    assert shown.returncode == 0, shown.stderr
+    assert "the counters are global" in shown.stdout
+
+
+def test_http_errors_give_http_advice(http: httpx.Client) -> None:
+    """Over HTTP an unknown operation names --operations (not register_operation), a
+    naive run_at gives an ISO-8601 example (not datetime.now(timezone.utc)), and an
+    unknown task's remedy names GET /v1/tasks (not max_task_age)."""
+    unknown = http.post("/v1/tasks", json={"operation": "nope"}).json()["error"]
+    assert unknown["code"] == "VALIDATION_ERROR"
+    assert "register_operation" not in json.dumps(unknown)
+    assert "--operations" in unknown["remediation"]
+    assert unknown["details"]["registered"] == sorted(service_ops.OPERATIONS)
+
+    naive = http.post(
+        "/v1/tasks", json={"operation": "echo", "run_at": "2030-01-01T12:00:00"}
+    ).json()["error"]
+    assert naive["code"] == "VALIDATION_ERROR"
+    assert "timezone.utc" not in json.dumps(naive)
+    assert "2030-01-01T12:00:00Z" in naive["remediation"]
+
+    missing = http.get(f"/v1/tasks/{uuid.uuid4()}").json()["error"]
+    assert missing["code"] == "NOT_FOUND"
+    assert "max_task_age" not in missing["remediation"]
+    assert "GET /v1/tasks" in missing["remediation"]
+
+
+def test_the_python_api_keeps_its_remedies_and_each_surface_gets_its_own() -> None:
+    """error_from_exception defaults to the Python API's wording; for_surface and
+    remediation_for give the HTTP and CLI wording of the same error."""
+    from actors import UnknownOperationError
+    from storycore_tasks.errors import (
+        REMEDIATION_BY_CODE,
+        ErrorCodes,
+        Surface,
+        error_from_exception,
+        remediation_for,
+    )
+
+    python = error_from_exception(UnknownOperationError("x", ["a"]))
+    assert "register_operation" in python.message
+    assert (
+        "register_operation"
+        not in error_from_exception(UnknownOperationError("x", ["a"]), Surface.CLI).message
+    )
+    found = error_from_exception(LookupError("gone"))
+    assert found.code is ErrorCodes.INTERNAL_ERROR
+    auth = ErrorCodes.AUTHENTICATION_REQUIRED
+    assert remediation_for(auth) == REMEDIATION_BY_CODE[auth]
+    assert "--token" in remediation_for(auth, Surface.CLI)
+    not_found = error_from_exception(storycore_tasks.UnknownTaskError("t"))
+    assert not_found.remediation == REMEDIATION_BY_CODE[ErrorCodes.NOT_FOUND]
+    assert "storycore-tasks list" in not_found.for_surface(Surface.CLI).remediation
+    # A remedy that is not a standard one is kept as it is on every surface.
+    custom = not_found.__class__(ErrorCodes.NOT_FOUND, "m", {}, "do this")
+    assert custom.for_surface(Surface.HTTP).remediation == "do this"
+
+
+# -- process isolation without the main guard ---------------------------------------------------
+
+_UNGUARDED = """\
+from storycore_tasks import TaskManager
+
+def work(params, task):
+    return "done"
+
+manager = TaskManager(num_workers=2, operations={"work": work})
+ids = [manager.create_task("work", isolation="process") for _ in range(3)]
+for task_id in ids:
+    status = manager.wait(task_id, timeout=60)
+    print(status["status"], status["error"]["code"])
+    print(status["error"]["message"])
+    print(status["error"]["remediation"])
+manager.shutdown()
+"""
+
+
+def test_process_isolation_without_the_main_guard_says_so_in_one_line(tmp_path: Path) -> None:
+    """A script that creates its TaskManager unguarded and runs process-isolated tasks:
+    each spawned child, importing the script again, leaves at once (no second manager,
+    no bootstrapping RuntimeError, no traceback), and each task fails with one line
+    naming the `if __name__ == "__main__":` fix, and a remedy that says so (not "fix
+    the operation")."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(_UNGUARDED)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+        env=_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "bootstrapping" not in done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 9, done.stdout  # three tasks, three lines each: no child's output
+    for status, message, remedy in zip(lines[0::3], lines[1::3], lines[2::3], strict=True):
+        assert status == "failed INTERNAL_ERROR"
+        assert message.startswith("process isolation cannot start a child process: the main")
+        assert str(script) in message
+        assert 'if __name__ == "__main__":' in message
+        assert 'if __name__ == "__main__":' in remedy
+        assert "fix the operation" not in remedy
+
+
+_GUARDED = """\
+from storycore_tasks import TaskManager
+
+def work(params, task):
+    return "done"
+
+if __name__ == "__main__":
+    with TaskManager(num_workers=2, operations={"work": work}) as manager:
+        ids = [manager.create_task("work", isolation="process") for _ in range(3)]
+        for task_id in ids:
+            print(manager.wait(task_id, timeout=60)["status"])
+"""
+
+
+def test_the_same_script_with_the_guard_runs_in_child_processes(tmp_path: Path) -> None:
+    """With the guard, the same tasks complete in child processes: only a child that is
+    importing an unguarded main module leaves."""
+    script = tmp_path / "guarded.py"
+    script.write_text(_GUARDED)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+        env=_env(),
+    )
+    assert (done.returncode, done.stdout) == (0, "completed\n" * 3), done.stderr
