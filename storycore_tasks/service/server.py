@@ -16,9 +16,13 @@ Authentication: bearer tokens from ``--tokens FILE`` (``storycore-tasks token cr
 and ``$STORYCORE_TASKS_TOKENS``. Without any, the service refuses to start unless
 ``--no-auth`` is given, which it announces with a warning on standard error.
 
-Stopping: SIGINT or SIGTERM stops the HTTP server, cancels the pending tasks (reason
+Stopping: on SIGINT or SIGTERM the pending tasks are cancelled at once (reason
 ``shutdown``; delayed ones stay pending in the task database for the next start) and
+the event streams end, before the HTTP server waits for its open connections; then it
 waits for the running tasks to end; a second signal cancels those too.
+
+The port is bound before anything is announced: a port in use is a one-line
+ServeError, and no banner claims a service that never ran.
 """
 
 from __future__ import annotations
