@@ -22,7 +22,7 @@ import os
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
@@ -475,6 +475,9 @@ def _serve(args: argparse.Namespace) -> int:
                 "installed packages; pass --app-dir DIR for a module elsewhere"
             )
         raise _Failed(_one_line(str(exc)), remedy) from None
+    finally:
+        with suppress(ValueError):  # main() may run in a process that carries on
+            sys.path.remove(str(app_dir))
     return 0
 
 
