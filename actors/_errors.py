@@ -117,9 +117,9 @@ class UnguardedMainError(SupervisorError, RuntimeError):
         self.main_module = main_module
         super().__init__(
             f"process isolation cannot start a child process: the main module "
-            f"{main_module} creates a task manager when it is imported, and every child "
-            "process imports it again; put that code under `if __name__ == "
-            '"__main__":`'
+            f"{main_module} creates a task manager when it is imported (itself or through "
+            "a module it imports), and every child process imports it again; put that code "
+            'under `if __name__ == "__main__":`'
         )
 
 

@@ -862,3 +862,26 @@ def test_the_same_script_with_the_guard_runs_in_child_processes(tmp_path: Path) 
         env=_env(),
     )
     assert (done.returncode, done.stdout) == (0, "completed\n" * 3), done.stderr
+
+
+def test_a_status_error_is_reworded_for_each_surface() -> None:
+    """An INTERRUPTED task's remedy (register_operation(...) for Python) is worded for
+    HTTP clients and the CLI when a status dict is shown there (GET /v1/tasks/{id},
+    status frames of the event streams, webhooks, `storycore-tasks status`)."""
+    from storycore_tasks.errors import (
+        REMEDIATION_BY_CODE,
+        ErrorCodes,
+        ErrorDetails,
+        Surface,
+        status_shown_on,
+    )
+
+    error = ErrorDetails.of(ErrorCodes.INTERRUPTED, "The task manager's process stopped")
+    status = {"task_id": str(uuid.uuid4()), "status": "failed", "error": error.to_dict()}
+    assert "register_operation" in REMEDIATION_BY_CODE[ErrorCodes.INTERRUPTED]
+    for surface in (Surface.HTTP, Surface.CLI):
+        shown = status_shown_on(status, surface)
+        assert "register_operation" not in shown["error"]["remediation"]
+        assert "--operations" in shown["error"]["remediation"]
+        assert {**shown, "error": None} == {**status, "error": None}
+    assert status_shown_on(status, Surface.PYTHON) == status
