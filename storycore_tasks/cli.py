@@ -714,7 +714,15 @@ def _follow(
         bar = progress.add_task(_label(task), total=100, state=task["status"])
         _show_status(progress, bar, task)
         if task["status"] not in TERMINAL_STATUSES:
-            for _id, kind, data in client.events(task_id):
+
+            def lost(reason: str) -> None:  # at once: the bar is stale from now on
+                print(
+                    f"lost the connection to {client.url} ({reason}); trying again",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+            for _id, kind, data in client.events(task_id, on_disconnect=lost):
                 _show_event(progress, bar, kind, data)
             task = client.status(task_id)
         _show_status(progress, bar, task)
