@@ -12,6 +12,7 @@ from actors._context import TaskContext
 from actors._errors import (
     ActorRestartedError,
     ActorUnresponsiveError,
+    NaiveRunAtError,
     OperationUnavailableError,
     QueryFailedError,
     QueueFullError,
@@ -23,6 +24,7 @@ from actors._errors import (
     StoreVersionError,
     StoreWriteError,
     SupervisorError,
+    UnguardedMainError,
     UnknownGroupError,
     UnknownOperationError,
     UnknownTaskError,
@@ -108,6 +110,7 @@ __all__ = [  # noqa: RUF022 (grouped by role, sorted within a group)
     # errors
     "ActorRestartedError",
     "ActorUnresponsiveError",
+    "NaiveRunAtError",
     "OperationUnavailableError",
     "QueryFailedError",
     "QueueFullError",
@@ -119,6 +122,7 @@ __all__ = [  # noqa: RUF022 (grouped by role, sorted within a group)
     "StoreVersionError",
     "StoreWriteError",
     "SupervisorError",
+    "UnguardedMainError",
     "UnknownGroupError",
     "UnknownOperationError",
     "UnknownTaskError",

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "ActorRestartedError",
     "ActorUnresponsiveError",
+    "NaiveRunAtError",
     "OperationUnavailableError",
     "QueryFailedError",
     "QueueFullError",
@@ -16,6 +17,7 @@ __all__ = [
     "StoreVersionError",
     "StoreWriteError",
     "SupervisorError",
+    "UnguardedMainError",
     "UnknownGroupError",
     "UnknownOperationError",
     "UnknownTaskError",
@@ -111,11 +113,37 @@ class UnknownOperationError(SupervisorError, ValueError):
 
     def __init__(self, name: str, known: list[str]) -> None:
         self.name = name
+        self.known = list(known)
         shown = ", ".join(repr(n) for n in known[:10]) or "none yet"
         more = f" and {len(known) - 10} more" if len(known) > 10 else ""
         super().__init__(
             f"no operation is registered as {name!r} (registered: {shown}{more}); register "
             "it first with register_operation(name, function), or pass the function itself"
+        )
+
+
+class NaiveRunAtError(SupervisorError, ValueError):
+    """``run_at`` was a naive datetime (no time zone): the moment it means is unknown."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value  # its ISO-8601 form
+        super().__init__(
+            f"run_at must be an aware datetime (with a time zone), got the naive {value}; "
+            "use e.g. datetime.now(timezone.utc) + timedelta(...)"
+        )
+
+
+class UnguardedMainError(SupervisorError, RuntimeError):
+    """A process-isolated task could not start a child: the main module creates a
+    runtime when imported, without the ``if __name__ == "__main__":`` guard."""
+
+    def __init__(self, main_module: str) -> None:
+        self.main_module = main_module
+        super().__init__(
+            f"process isolation cannot start a child process: the main module "
+            f"{main_module} creates a task manager when it is imported (itself or through "
+            "a module it imports), and every child process imports it again; put that code "
+            'under `if __name__ == "__main__":`'
         )
 
 

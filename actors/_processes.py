@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from typing import Any
 
 from actors._child import child_main
 from actors._context import TaskContext
+from actors._errors import UnguardedMainError
+from actors._main_guard import CHILD_NAME_MARKER, UNGUARDED_MAIN_EXIT_CODE
 from actors._outcome import Completed, Crashed, Outcome, Raised, ResourceExhausted
 from actors._records import TaskSpec
 from actors.logs import library_logger
@@ -44,7 +47,13 @@ class ChildProcess:
     def __init__(self, name: str) -> None:
         context = multiprocessing.get_context("spawn")
         parent_end, child_end = context.Pipe(duplex=True)
-        self.process = context.Process(target=child_main, args=(child_end,), name=name, daemon=True)
+        self.process = context.Process(
+            target=child_main,
+            args=(child_end,),
+            # The marker lets a child that finds an unguarded main module leave at once.
+            name=f"{name} {CHILD_NAME_MARKER}",
+            daemon=True,
+        )
         self.process.start()
         child_end.close()
         self.conn: Connection = parent_end
@@ -52,17 +61,26 @@ class ChildProcess:
         self._send_lock = threading.Lock()
         # Wait for the interpreter to be up, so that no task's timeout pays for it.
         ready = wait([self.conn, self.process.sentinel], _START_TIMEOUT_SECONDS)
-        if self.conn not in ready:
+        failure = None
+        if not ready:
+            failure = f"a child process did not start within {_START_TIMEOUT_SECONDS} s"
+        elif self.conn not in ready:
+            failure = "a child process died while starting"
+        else:
+            try:
+                hello = pickle.loads(self.conn.recv_bytes())
+            except (EOFError, OSError) as exc:
+                failure = f"a child process died while starting: {exc!r}"
+        if failure is not None:
+            if ready:  # it died (or is dying): reap it for its exit code
+                self.process.join(_EXIT_GRACE_SECONDS)
+            # The exit code is read before close(): a closed process has none to give.
+            exitcode = self.process.exitcode
             self.close()
-            raise RuntimeError(
-                f"a child process did not start within {_START_TIMEOUT_SECONDS} s "
-                f"(exit code {self.process.exitcode})"
-            )
-        try:
-            hello = pickle.loads(self.conn.recv_bytes())
-        except (EOFError, OSError) as exc:
-            self.close()
-            raise RuntimeError(f"a child process died while starting: {exc!r}") from None
+            if exitcode == UNGUARDED_MAIN_EXIT_CODE:
+                main = sys.modules.get("__main__")
+                raise UnguardedMainError(str(getattr(main, "__file__", None) or "__main__"))
+            raise RuntimeError(f"{failure} (exit code {exitcode})")
         assert hello == ("ready",), hello
 
     @property

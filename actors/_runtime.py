@@ -24,6 +24,7 @@ from actors._codec import check_value, normalized
 from actors._errors import (
     ActorRestartedError,
     ActorUnresponsiveError,
+    NaiveRunAtError,
     OperationUnavailableError,
     QueueFullError,
     RuntimeClosedError,
@@ -33,6 +34,7 @@ from actors._errors import (
 )
 from actors._faults import FaultPlan
 from actors._ids import new_id
+from actors._main_guard import leave_if_importing_main
 from actors._messages import (
     AbandonUnfinished,
     AddSchedule,
@@ -174,6 +176,7 @@ class TaskRuntime:
         restart_window: float = 60.0,
         name: str = "actors",
     ) -> None:
+        leave_if_importing_main()  # in a spawned child importing an unguarded main module
         self._concurrency = check_count("concurrency", concurrency)
         self._max_pending = check_count("max_pending", max_pending)
         max_task_age = check_seconds("max_task_age", max_task_age, allow_zero=True) or 0.0
@@ -936,10 +939,7 @@ class TaskRuntime:
         if not isinstance(run_at, datetime):
             raise TypeError(f"run_at must be a datetime, got {type(run_at).__name__}")
         if run_at.tzinfo is None or run_at.utcoffset() is None:
-            raise ValueError(
-                f"run_at must be an aware datetime (with a time zone), got the naive "
-                f"{run_at.isoformat()}; use e.g. datetime.now(timezone.utc) + timedelta(...)"
-            )
+            raise NaiveRunAtError(run_at.isoformat())
         try:
             at = run_at.timestamp()
             datetime.fromtimestamp(at, tz=UTC)  # status dicts show it in UTC

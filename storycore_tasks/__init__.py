@@ -4,6 +4,9 @@
 cancel, and rely on timeouts that keep the partial result.
 """
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _distribution_version
+
 from actors import (
     ActorUnresponsiveError,
     ManualClock,
@@ -36,6 +39,12 @@ from storycore_tasks.errors import (
 )
 from storycore_tasks.manager import TaskManager
 from storycore_tasks.router import APIRouter, register_task_endpoints
+
+try:
+    __version__ = _distribution_version("storycore-tasks")
+    """The installed distribution's version (its package metadata)."""
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "HTTP_STATUS_BY_CODE",

@@ -1,10 +1,13 @@
 """The ``storycore-tasks`` command.
 
 ``demo`` runs a scripted scenario on an embedded manager (no service needed). ``serve``
-runs the HTTP service; ``token create`` adds a bearer token to a tokens file. The other
-commands are clients of a running service: ``submit``, ``status``, ``cancel``, ``list``,
-``stats`` and ``watch``, at ``--url`` (default ``$STORYCORE_TASKS_URL``, else
-http://127.0.0.1:8080) with the token in ``$STORYCORE_TASKS_TOKEN``.
+runs the HTTP service; ``token create``, ``token list`` and ``token revoke`` manage a
+tokens file. The other commands are clients of a running service: ``submit``,
+``status``, ``cancel``, ``list``, ``stats`` and ``watch``, at ``--url`` (default
+``$STORYCORE_TASKS_URL``, else http://127.0.0.1:8080) with the token from ``--token``
+(default ``$STORYCORE_TASKS_TOKEN``). ``completion bash|zsh`` prints a shell completion
+script; ``--version`` the installed version. ``python -m storycore_tasks`` is the same
+command.
 
 Exit codes: 0 success; 1 an error, told in one line on standard error (``error: CODE:
 message``, the remedy on a second line), or a task that ``submit --wait`` or
@@ -19,15 +22,17 @@ import os
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
-from actors import TERMINAL_STATUSES
+from actors import TERMINAL_STATUSES, StoreError, StoreLockedError
+from storycore_tasks import __version__
 from storycore_tasks import logging as task_logging
 from storycore_tasks._bars import task_bars
 from storycore_tasks.demo import run_demo
+from storycore_tasks.errors import Surface, shown_on
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -44,6 +49,7 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 URL_ENV_VAR = "STORYCORE_TASKS_URL"
 TOKEN_ENV_VAR = "STORYCORE_TASKS_TOKEN"
 _FINISHED_BARS_KEPT = 10  # `watch` (every task) keeps this many ended tasks' bars
+_WATCH_ROWS = 30  # `watch` shows at most this many bars (running first), then "+K more"
 _SERVER_EXTRA = 'this command needs the server extra: pip install "storycore-tasks[server]"'
 
 Handler = Callable[[argparse.Namespace], int]
@@ -60,6 +66,7 @@ class _Failed(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    args.parser = parser
     handler: Handler = args.handler
     try:
         return handler(args)
@@ -67,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(str(failed), failed.remedy)
         return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted (Ctrl-C)", file=sys.stderr, flush=True)
         return 130
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, as the Python docs advise.
@@ -83,22 +90,29 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="storycore-tasks",
         description="StoryCore's actor-model task supervisor.",
-        epilog=f"Client commands talk to `storycore-tasks serve` at --url with the bearer "
-        f"token in ${TOKEN_ENV_VAR}.",
+        epilog=_CONNECTION_EPILOG,
     )
-    # --url may come before the command or after it: the command's copy leaves the
-    # attribute alone unless given.
+    parser.add_argument("--version", action="version", version=f"storycore-tasks {__version__}")
+    # --url and --token may come before the command or after it: the command's copy
+    # leaves the attribute alone unless given.
     parser.add_argument("--url", default=None, help=_URL_HELP)
+    parser.add_argument("--token", default=None, help=_TOKEN_HELP)
     connection = argparse.ArgumentParser(add_help=False)
     connection.add_argument("--url", default=argparse.SUPPRESS, help=_URL_HELP)
+    connection.add_argument("--token", default=argparse.SUPPRESS, help=_TOKEN_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _demo_parser(commands)
     _serve_parser(commands)
     _token_parser(commands)
 
-    submit = commands.add_parser(
+    def client_command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        command: argparse.ArgumentParser = commands.add_parser(
+            name, parents=[connection], epilog=_CONNECTION_EPILOG, **kwargs
+        )
+        return command
+
+    submit = client_command(
         "submit",
-        parents=[connection],
         help="create a task on the service and print its id",
         description="Create a task of a registered operation and print its id. With "
         "--wait, show its progress until it ends, then print its final status (exit 1 if "
@@ -118,18 +132,16 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--json", action="store_true", help="print JSON")
     submit.set_defaults(handler=_submit)
 
-    status = commands.add_parser("status", parents=[connection], help="a task's status")
+    status = client_command("status", help="a task's status")
     status.add_argument("task_id", metavar="ID")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.set_defaults(handler=_status)
 
-    cancel = commands.add_parser(
-        "cancel", parents=[connection], help="cancel a pending or running task"
-    )
+    cancel = client_command("cancel", help="cancel a pending or running task")
     cancel.add_argument("task_id", metavar="ID")
     cancel.set_defaults(handler=_cancel)
 
-    listing = commands.add_parser("list", parents=[connection], help="tasks, oldest first")
+    listing = client_command("list", help="tasks, oldest first")
     listing.add_argument(
         "--status", choices=("pending", "running", "completed", "failed", "cancelled")
     )
@@ -137,23 +149,48 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="print the tasks as JSON")
     listing.set_defaults(handler=_list)
 
-    stats = commands.add_parser("stats", parents=[connection], help="the service's counters")
+    stats = client_command(
+        "stats",
+        help="the service's counters",
+        description="The service's counters. They count every task of the service, "
+        "whoever created them (a user-role token too: the numbers are global); `list` "
+        "shows only the tasks the token may see.",
+    )
     stats.add_argument("--json", action="store_true", help="print every counter as JSON")
     stats.set_defaults(handler=_stats)
 
-    watch = commands.add_parser(
+    watch = client_command(
         "watch",
-        parents=[connection],
         help="live progress bars of one task, or of every task",
         description="Follow one task until it ends (exit 1 if it failed or was "
-        "cancelled), or, without ID, every task the token may see until Ctrl-C.",
+        "cancelled), or, without ID, every task the token may see until Ctrl-C (running "
+        f"ones first, at most {_WATCH_ROWS} bars; exit 1 when the service goes away).",
     )
     watch.add_argument("task_id", metavar="ID", nargs="?")
     watch.set_defaults(handler=_watch)
+
+    completion = commands.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description="Print a completion script for bash or zsh. Load it in the current "
+        'shell with `eval "$(storycore-tasks completion bash)"`, or save it where your '
+        "shell reads completions (e.g. ~/.local/share/bash-completion/completions/"
+        "storycore-tasks).",
+    )
+    completion.add_argument("shell", choices=("bash", "zsh"))
+    completion.set_defaults(handler=_completion)
     return parser
 
 
 _URL_HELP = f"the service's URL (default: ${URL_ENV_VAR}, else {DEFAULT_URL})"
+_TOKEN_HELP = (
+    f"the bearer token (default: ${TOKEN_ENV_VAR}; the variable keeps it out of the process list)"
+)
+_CONNECTION_EPILOG = (
+    f"Client commands talk to `storycore-tasks serve` at --url (or ${URL_ENV_VAR}) with "
+    f"the bearer token from --token (or ${TOKEN_ENV_VAR}); `storycore-tasks token create` "
+    "makes one."
+)
 
 
 def _demo_parser(commands: Any) -> None:
@@ -188,9 +225,12 @@ def _serve_parser(commands: Any) -> None:
         "serve",
         help="run the HTTP service",
         description="Run the HTTP service until SIGINT or SIGTERM. Operations come from "
-        "--operations and from the installed packages' entry points (group "
-        "storycore_tasks.operations). It refuses to start without tokens (--tokens "
-        "FILE or $STORYCORE_TASKS_TOKENS) unless --no-auth is given.",
+        "--operations (modules are looked for in --app-dir, default the current folder, "
+        "then in the installed packages; try --operations "
+        "storycore_tasks.examples:OPERATIONS) and from the installed packages' entry "
+        "points (group storycore_tasks.operations). It refuses to start without tokens "
+        "(--tokens FILE or $STORYCORE_TASKS_TOKENS) unless --no-auth is given.",
+        epilog=f"Clients pass their token with --token or in ${TOKEN_ENV_VAR}.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
     serve.add_argument("--port", type=int, default=8080, help="default: 8080")
@@ -206,7 +246,14 @@ def _serve_parser(commands: Any) -> None:
         default=[],
         metavar="MODULE:ATTR",
         help="register operations: a mapping {name: function}, or one function (under "
-        "its __name__); repeatable",
+        "its __name__); repeatable (e.g. storycore_tasks.examples:OPERATIONS)",
+    )
+    serve.add_argument(
+        "--app-dir",
+        default=".",
+        metavar="DIR",
+        help="the folder --operations modules are imported from, before the installed "
+        "packages (default: the current folder)",
     )
     auth = serve.add_mutually_exclusive_group()
     auth.add_argument(
@@ -250,11 +297,14 @@ def _serve_parser(commands: Any) -> None:
 
 
 def _token_parser(commands: Any) -> None:
-    token = commands.add_parser("token", help="manage the service's bearer tokens")
+    token = commands.add_parser(
+        "token", help="manage the service's bearer tokens", epilog=_TOKEN_EPILOG
+    )
     actions = token.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = actions.add_parser(
         "create",
         help="create a token and print it (once: the file keeps only its hash)",
+        epilog=_TOKEN_EPILOG,
     )
     create.add_argument("--user", required=True, help="whose token it is")
     create.add_argument(
@@ -267,6 +317,36 @@ def _token_parser(commands: Any) -> None:
         "--tokens", required=True, metavar="FILE", help="the tokens file (created if missing)"
     )
     create.set_defaults(handler=_token_create)
+
+    listing = actions.add_parser(
+        "list",
+        help="the tokens a tokens file holds: user, role and id (never the token)",
+        epilog=_TOKEN_EPILOG,
+    )
+    listing.add_argument("--tokens", required=True, metavar="FILE", help="the tokens file")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=_token_list)
+
+    revoke = actions.add_parser(
+        "revoke",
+        help="remove a user's tokens, or one token by its id, from a tokens file",
+        description="Remove tokens from the file. A running service reads the file when "
+        "it starts: restart it for the revocation to take effect.",
+        epilog=_TOKEN_EPILOG,
+    )
+    revoke.add_argument("--tokens", required=True, metavar="FILE", help="the tokens file")
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("--user", help="remove every token of this user")
+    which.add_argument(
+        "--id", dest="token_id", metavar="ID", help="remove the token with this id (token list)"
+    )
+    revoke.set_defaults(handler=_token_revoke)
+
+
+_TOKEN_EPILOG = (
+    f"Clients pass a token with --token or in ${TOKEN_ENV_VAR}; the service reads the "
+    "file with --tokens FILE."
+)
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -308,18 +388,39 @@ def _demo(args: argparse.Namespace) -> int:
     # Live progress bars only on a terminal: piped, the output stays the log and the table.
     console = _terminal_console() if not args.json and sys.stdout.isatty() else None
     stream: TextIO = sys.stdout if console is None else cast(TextIO, _CurrentStdout())
+    # With --json, standard output holds JSON lines only; the lines for people go to
+    # standard error.
+    human = sys.stderr if args.json else sys.stdout
     task_logging.configure(json=args.json, level=args.log_level, stream=stream)
     store = None if args.memory else Path(args.db)
     where = "memory only" if store is None else f"task database {store.resolve()}"
-    print(f"storycore-tasks demo: 6 tasks on 4 workers ({where})\n", flush=True)
-    report = run_demo(store=store, console=console)
-    print("\nFinal status:\n" + report.table, flush=True)
+    print(f"storycore-tasks demo: 6 tasks on 4 workers ({where})\n", file=human, flush=True)
+    try:
+        report = run_demo(store=store, console=console)
+    except StoreLockedError:
+        raise _Failed(
+            f"the task database {args.db} is in use by another storycore-tasks process "
+            "(a database has one writer)",
+            "Let that process end, or pass --db ANOTHER.db (or --memory)",
+        ) from None
+    except StoreError as exc:
+        raise _Failed(
+            _one_line(f"cannot use the task database {args.db}: {exc}"),
+            "Pass --db ANOTHER.db (or --memory)",
+        ) from None
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C): the demo cancelled its tasks", file=sys.stderr, flush=True)
+        return 130
+    print("\nFinal status:\n" + report.table, file=human, flush=True)
     if store is not None:
         print(
             f"\nThe database kept {report.earlier_tasks} task(s) from earlier runs "
             f"and now holds these six too: {store.resolve()}",
+            file=human,
             flush=True,
         )
+    if args.json:
+        _print_json_line({"event": "demo.finished", "tasks": report.summary()})
     return 0
 
 
@@ -343,11 +444,14 @@ def _terminal_console() -> Console | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    try:
-        from storycore_tasks.service.deps import DEFAULT_MAX_BODY_BYTES
-        from storycore_tasks.service.server import ServeError, serve
-    except ImportError as exc:
-        raise _Failed(f"{_SERVER_EXTRA} ({exc})") from None
+    DEFAULT_MAX_BODY_BYTES, ServeError, serve = _server_parts()
+    app_dir = Path(args.app_dir).resolve()
+    if not app_dir.is_dir():
+        raise _Failed(f"--app-dir {args.app_dir}: no such folder")
+    # As uvicorn's --app-dir: the console script's sys.path holds the script's folder,
+    # not the current one, so `--operations myapp.ops:OPERATIONS` would not find
+    # ./myapp/ops.py without this.
+    sys.path.insert(0, str(app_dir))
     task_logging.configure(level=args.log_level, stream=sys.stderr)
     try:
         serve(
@@ -364,23 +468,89 @@ def _serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
         )
     except ServeError as exc:
-        raise _Failed(str(exc)) from None
+        remedy = ""
+        if isinstance(exc.__cause__, ModuleNotFoundError):
+            remedy = (
+                f"--operations modules are imported from --app-dir ({app_dir}) and the "
+                "installed packages; pass --app-dir DIR for a module elsewhere"
+            )
+        raise _Failed(_one_line(str(exc)), remedy) from None
+    finally:
+        with suppress(ValueError):  # main() may run in a process that carries on
+            sys.path.remove(str(app_dir))
     return 0
 
 
-def _token_create(args: argparse.Namespace) -> int:
-    from storycore_tasks.service.auth import TokenFileError, TokenStore
-
+def _server_parts() -> Any:
     try:
-        token = TokenStore.add_to_file(args.tokens, args.user, args.role)
-    except (TokenFileError, OSError) as exc:
+        from storycore_tasks.service.deps import DEFAULT_MAX_BODY_BYTES
+        from storycore_tasks.service.server import ServeError, serve
+    except ImportError as exc:
+        raise _Failed(f"{_SERVER_EXTRA} ({exc})") from None
+    return DEFAULT_MAX_BODY_BYTES, ServeError, serve
+
+
+def _token_store() -> Any:
+    """The tokens module (it comes with the service, so with the server extra)."""
+    try:
+        from storycore_tasks.service import auth
+    except ImportError as exc:
+        raise _Failed(f"{_SERVER_EXTRA} ({exc})") from None
+    return auth
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    auth = _token_store()
+    try:
+        token = auth.TokenStore.add_to_file(args.tokens, args.user, args.role)
+    except (auth.TokenFileError, OSError) as exc:
         raise _Failed(str(exc)) from None
     print(token, flush=True)
     print(
         f"Added a token for {args.user} ({args.role}) to {args.tokens}, which keeps only "
-        f"its hash: this is the only time it is shown. Clients pass it in ${TOKEN_ENV_VAR}.",
+        f"its hash: this is the only time it is shown. Clients pass it with --token or "
+        f"in ${TOKEN_ENV_VAR}.",
         file=sys.stderr,
     )
+    return 0
+
+
+def _token_list(args: argparse.Namespace) -> int:
+    auth = _token_store()
+    try:
+        entries = auth.TokenStore.file_entries(args.tokens)
+    except (auth.TokenFileError, OSError) as exc:
+        raise _Failed(str(exc)) from None
+    if args.json:
+        _print_json([{"user": e.user, "role": e.role, "id": e.token_id} for e in entries])
+        return 0
+    if not entries:
+        print(f"no tokens in {args.tokens}", flush=True)
+        return 0
+    _print_rows(_stdout(), [(e.token_id, f"{e.user} ({e.role})") for e in entries])
+    return 0
+
+
+def _token_revoke(args: argparse.Namespace) -> int:
+    auth = _token_store()
+    try:
+        removed = auth.TokenStore.revoke_from_file(
+            args.tokens, user=args.user, token_id=args.token_id
+        )
+    except (auth.TokenFileError, OSError) as exc:
+        raise _Failed(str(exc), "storycore-tasks token list --tokens FILE shows them") from None
+    for entry in removed:
+        print(f"revoked {entry.token_id} ({entry.user}, {entry.role})", flush=True)
+    print(
+        f"A running service reads {args.tokens} when it starts: restart it for this to "
+        "take effect.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _completion(args: argparse.Namespace) -> int:
+    print(_completion_script(args.parser, args.shell), end="", flush=True)
     return 0
 
 
@@ -395,11 +565,14 @@ def _client(args: argparse.Namespace) -> Iterator[ServiceClient]:
     except ImportError as exc:
         raise _Failed(f"{_SERVER_EXTRA} ({exc})") from None
     url = args.url or os.environ.get(URL_ENV_VAR) or DEFAULT_URL
+    token = args.token or os.environ.get(TOKEN_ENV_VAR) or None
     try:
-        with ServiceClient(url, token=os.environ.get(TOKEN_ENV_VAR) or None) as client:
+        with ServiceClient(url, token=token) as client:
             yield client
     except ServiceClientError as exc:
-        raise _Failed(f"{exc.code}: {exc.message}", exc.remediation) from None
+        # The service words its remedies for HTTP clients: say the CLI's version.
+        error = shown_on({"code": exc.code, "remediation": exc.remediation}, Surface.CLI)
+        raise _Failed(_one_line(f"{exc.code}: {exc.message}"), error["remediation"]) from None
 
 
 def _stdout() -> Console:
@@ -504,7 +677,8 @@ def _stats(args: argparse.Namespace) -> int:
     lifetime = stats.get("lifetime_stats") or {}
     store = stats.get("store") or {}
     rows = [
-        ("tasks", str(stats.get("total_tasks", ""))),
+        # The service counts every task, whoever created it (list shows only yours).
+        ("tasks", f"{stats.get('total_tasks', '')} (all users' tasks: the counters are global)"),
         ("by status", ", ".join(f"{n} {s}" for s, n in counts.items()) or "none"),
         ("running", f"{stats.get('running', '')} of {stats.get('num_workers', '')} workers"),
         ("pending", str(stats.get("queue_size", ""))),
@@ -540,7 +714,15 @@ def _follow(
         bar = progress.add_task(_label(task), total=100, state=task["status"])
         _show_status(progress, bar, task)
         if task["status"] not in TERMINAL_STATUSES:
-            for _id, kind, data in client.events(task_id):
+
+            def lost(reason: str) -> None:  # at once: the bar is stale from now on
+                print(
+                    f"lost the connection to {client.url} ({reason}); trying again",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+            for _id, kind, data in client.events(task_id, on_disconnect=lost):
                 _show_event(progress, bar, kind, data)
             task = client.status(task_id)
         _show_status(progress, bar, task)
@@ -560,7 +742,15 @@ def _watch_all(client: ServiceClient, console: Console) -> int:
         note = "watching every task" if connections == 1 else "reconnected"
         console.print(f"{note} at {client.url} (Ctrl-C to stop)", highlight=False)
 
-    with _bars(console, transient=False) as progress:
+    def lost(reason: str) -> None:
+        # At once, not after the reconnection attempts give up: the bars are stale now.
+        console.print(
+            f"{_time(None)} lost the connection to {client.url} ({reason}); the bars are "
+            f"stale; trying again (Ctrl-C to stop)",
+            highlight=False,
+        )
+
+    with _bars(console, transient=False, max_rows=_WATCH_ROWS) as progress:
 
         def bar_for(task_id: str, data: Mapping[str, Any]) -> TaskID:
             if task_id not in bars:
@@ -583,17 +773,21 @@ def _watch_all(client: ServiceClient, console: Console) -> int:
 
         seed()
         try:
-            for _id, kind, data in client.events(on_connect=announce):
+            for _id, kind, data in client.events(on_connect=announce, on_disconnect=lost):
                 if kind == "reset":  # the stream missed events: ask for the running tasks
                     seed()
                     continue
                 task_id = data.get("task_id")
                 if not isinstance(task_id, str) or task_id in ended:
                     continue
-                state = _show_event(progress, bar_for(task_id, data), kind, data)
+                bar = bar_for(task_id, data)
+                state = _show_event(progress, bar, kind, data)
+                shown = state
+                if state in ("failed", "cancelled"):
+                    shown = _ended_state(client, progress, bar, task_id, state)
                 if state in ("started", "retry_scheduled") or state in TERMINAL_STATUSES:
                     console.print(
-                        f"{_time(None)} {task_id} {operations.get(task_id, '')}: {state}",
+                        f"{_time(None)} {task_id} {operations.get(task_id, '')}: {shown}",
                         highlight=False,
                     )
                 if state in TERMINAL_STATUSES:
@@ -607,13 +801,30 @@ def _watch_all(client: ServiceClient, console: Console) -> int:
     return 0
 
 
+def _ended_state(
+    client: ServiceClient, progress: Progress, bar: TaskID, task_id: str, state: str
+) -> str:
+    """A failed or cancelled task's state with its error code ("failed (TIMEOUT)"), read
+    from its status (the event does not carry it), shown on its bar too."""
+    from storycore_tasks.client import ServiceClientError
+
+    try:
+        task = client.status(task_id)
+    except ServiceClientError:
+        return state
+    shown = _status_text(task)
+    progress.update(bar, state=shown)
+    return shown
+
+
 @contextmanager
-def _bars(console: Console, *, transient: bool) -> Iterator[Progress]:
+def _bars(console: Console, *, transient: bool, max_rows: int | None = None) -> Iterator[Progress]:
     progress = task_bars(
         console,
         transient=transient,
         # Not on a terminal, a bar that vanishes at the end is no bar at all.
         disable=transient and not console.is_terminal,
+        max_rows=max_rows,
     )
     with progress:
         yield progress
@@ -656,7 +867,8 @@ def _outcome(task: Mapping[str, Any]) -> int:
         return 0
     error = task.get("error") or {}
     reason = f": {error.get('code')}: {error.get('message')}" if error else ""
-    _error(f"task {task['task_id']} {task['status']}{reason}")
+    remedy = shown_on(error, Surface.CLI).get("remediation", "") if error else ""
+    _error(_one_line(f"task {task['task_id']} {task['status']}{reason}"), str(remedy))
     return 1
 
 
@@ -671,6 +883,80 @@ def _error(message: str, remedy: str = "") -> None:
 
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str), flush=True)
+
+
+def _print_json_line(value: Any) -> None:
+    print(json.dumps(value, default=str), flush=True)
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line: an error message is one line of standard error."""
+    return " ".join(text.split())
+
+
+# -- shell completion -----------------------------------------------------------------------
+
+
+def _completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
+    """A bash completion function for the commands, their options and the options'
+    choices, read from the parser itself (zsh loads it through bashcompinit)."""
+    nodes: dict[str, list[str]] = {}
+    choices: dict[str, list[str]] = {}
+
+    def walk(command: argparse.ArgumentParser, path: str) -> None:
+        words: list[str] = []
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    words.append(name)
+                    walk(sub, f"{path} {name}".strip())
+            elif action.option_strings:
+                words.extend(action.option_strings)
+                if action.choices:
+                    for option in action.option_strings:
+                        choices[option] = [str(c) for c in action.choices]
+            elif action.choices:
+                words.extend(str(c) for c in action.choices)
+        nodes[path] = words
+
+    walk(parser, "")
+    node_cases = "\n".join(
+        f'        "{path}") words="{" ".join(words)}" ;;' for path, words in nodes.items()
+    )
+    known = " ".join(f'"{path}"' for path in nodes if path)
+    choice_cases = "\n".join(
+        f'        {option}) COMPREPLY=($(compgen -W "{" ".join(values)}" -- "$cur")); return ;;'
+        for option, values in sorted(choices.items())
+    )
+    load = f'eval "$(storycore-tasks completion {shell})"'
+    script = f"""# storycore-tasks {__version__} completion for {shell}: {load}
+_storycore_tasks() {{
+    local cur="${{COMP_WORDS[COMP_CWORD]}}" prev="${{COMP_WORDS[COMP_CWORD-1]}}"
+    local path="" word i words
+    case "$prev" in
+{choice_cases}
+    esac
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        word="${{COMP_WORDS[i]}}"
+        [[ "$word" == -* ]] && continue
+        for candidate in {known}; do
+            if [[ "$candidate" == "${{path:+$path }}$word" ]]; then
+                path="$candidate"
+                break
+            fi
+        done
+    done
+    case "$path" in
+{node_cases}
+        *) words="" ;;
+    esac
+    COMPREPLY=($(compgen -W "$words" -- "$cur"))
+}}
+complete -o default -F _storycore_tasks storycore-tasks
+"""
+    if shell == "zsh":
+        script = "autoload -U +X bashcompinit && bashcompinit\n" + script
+    return script
 
 
 def _print_status(console: Console, task: Mapping[str, Any]) -> None:
@@ -694,8 +980,9 @@ def _print_status(console: Console, task: Mapping[str, Any]) -> None:
     error = task.get("error")
     if error:
         rows.append(("error", f"{error.get('code')}: {error.get('message')}"))
-        if error.get("remediation"):
-            rows.append(("remedy", str(error["remediation"])))
+        remedy = shown_on(error, Surface.CLI).get("remediation")
+        if remedy:
+            rows.append(("remedy", str(remedy)))
         kept = (error.get("details") or {}).get("partial_result")
         if kept is not None and "partial_result" not in task:
             rows.append(("partial result", _compact(kept)))

@@ -175,6 +175,7 @@ class ServiceClient:
         last_event_id: int | None = None,
         *,
         on_connect: Callable[[], None] | None = None,
+        on_disconnect: Callable[[str], None] | None = None,
     ) -> Iterator[Event]:
         """Live events, as ``(event id, kind, data)``: one task's (``task_id``) or every
         task the token may see. Kinds are ``created``, ``started``, ``progress``,
@@ -189,13 +190,15 @@ class ServiceClient:
         resumes after the last event seen (``Last-Event-ID``); once no service has
         answered for ``timeout`` seconds it raises ``UNREACHABLE``. ``last_event_id``
         resumes an earlier stream. ``on_connect`` is called each time the stream is
-        (re)connected, before its first event (an exception it raises ends the stream).
+        (re)connected, before its first event (an exception it raises ends the stream);
+        ``on_disconnect`` at once when a connection that was up ends or drops, with the
+        reason, before the stream tries again (so a client can say so right away).
         """
         path = "/v1/events" if task_id is None else _task_path(task_id, "events")
         parser = _SSEParser(last_event_id)
         delay = self._reconnect_delay
         down_since: float | None = None
-        connected_once = False
+        connected_once = up = False
         while True:
             parser.discard()  # an event the last connection ended before its blank line
             headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
@@ -216,7 +219,7 @@ class ServiceClient:
                             f"{self.url}{path} answered without an event stream",
                             response.status_code,
                         )
-                    connected_once = True
+                    connected_once = up = True
                     down_since = None
                     if on_connect is not None:
                         on_connect()
@@ -226,8 +229,10 @@ class ServiceClient:
                             yield event
                             if task_id is not None and _ends_task(event):
                                 return
+                up = _tell_down(up, on_disconnect, "the service ended the stream")
             except httpx.TransportError as exc:
                 now = time.monotonic()
+                up = _tell_down(up, on_disconnect, str(exc) or type(exc).__name__)
                 down_since = now if down_since is None else down_since
                 if not connected_once or now - down_since >= self._timeout:
                     raise self._unreachable(exc) from None
@@ -280,6 +285,13 @@ class ServiceClient:
             remediation="Start the service (storycore-tasks serve), or pass --url (or set "
             "$STORYCORE_TASKS_URL) to where it listens",
         )
+
+
+def _tell_down(up: bool, on_disconnect: Callable[[str], None] | None, reason: str) -> bool:
+    """Tell ``on_disconnect`` once per connection lost; returns the new ``up`` (False)."""
+    if up and on_disconnect is not None:
+        on_disconnect(reason)
+    return False
 
 
 def _ends_task(event: Event) -> bool:

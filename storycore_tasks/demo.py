@@ -20,7 +20,7 @@ import os
 import threading
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +83,19 @@ DEMO_OPERATIONS = {
 class DemoReport:
     table: str  # the final status table
     earlier_tasks: int  # tasks found in the database, from earlier runs
+    statuses: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # by task name
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One small dict per task, in the table's order: name, id, status, error code."""
+        return [
+            {
+                "task": name,
+                "task_id": status.get("task_id"),
+                "status": status.get("status"),
+                "error": (status.get("error") or {}).get("code"),
+            }
+            for name, status in self.statuses.items()
+        ]
 
 
 def run_demo(
@@ -108,8 +121,15 @@ def run_demo(
             manager.subscribe(bars.on_event)
             shown = bars
         with shown:
-            statuses = _scenario(manager, running, bars)
-    return DemoReport(table=format_status_table(statuses), earlier_tasks=earlier)
+            try:
+                statuses = _scenario(manager, running, bars)
+            except KeyboardInterrupt:
+                # Ctrl-C: stop the running tasks too, so the manager stops at once
+                # (leaving the block cancels only the pending ones).
+                for task in manager.get_running_tasks():
+                    manager.cancel_task(task["task_id"])
+                raise
+    return DemoReport(table=format_status_table(statuses), earlier_tasks=earlier, statuses=statuses)
 
 
 def _scenario(

@@ -2,6 +2,13 @@
 
 The runtime records failure facts; this module is the one place that turns a fact (or a
 typed exception from a public entry point) into the error StoryCore clients see.
+
+An error is shown on one of three surfaces (:class:`Surface`): the Python API (the
+default, and the router StoryCore embeds), the HTTP service, or the CLI. A remedy says
+what the reader can do *there*: "pass --token" on the CLI, not "send an Authorization
+header"; "register_operation(...)" in Python, not to an HTTP client who cannot call it.
+The surface is chosen where the error is rendered (:meth:`ErrorDetails.for_surface`,
+:func:`remediation_for`, ``error_from_exception(exc, surface)``).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from actors import (
     Crashed,
     DependencyFailed,
     Interrupted,
+    NaiveRunAtError,
     OperationUnavailableError,
     Outcome,
     QueryFailedError,
@@ -34,7 +42,9 @@ from actors import (
     StopReason,
     StoreError,
     TimedOut,
+    UnguardedMainError,
     UnknownGroupError,
+    UnknownOperationError,
     UnknownTaskError,
 )
 
@@ -43,12 +53,24 @@ __all__ = [
     "REMEDIATION_BY_CODE",
     "ErrorCodes",
     "ErrorDetails",
+    "Surface",
     "cancel_conflict",
     "error_from_exception",
     "error_from_outcome",
     "http_status_for",
     "iso_utc",
+    "remediation_for",
+    "shown_on",
+    "status_shown_on",
 ]
+
+
+class Surface(StrEnum):
+    """Where an error is shown, which decides what its remedy tells the reader to do."""
+
+    PYTHON = "python"  # the Python API and the router StoryCore embeds
+    HTTP = "http"  # the HTTP service's answers (curl, the dashboard, ServiceClient)
+    CLI = "cli"  # the storycore-tasks command
 
 
 class ErrorCodes(StrEnum):
@@ -146,6 +168,111 @@ REMEDIATION_BY_CODE: Mapping[ErrorCodes, str] = MappingProxyType(
 )
 
 
+_SERVICE_OPERATIONS = (
+    "storycore-tasks serve --operations MODULE:ATTR (or the storycore_tasks.operations "
+    "entry point group)"
+)
+
+_REMEDIATION_BY_SURFACE: Mapping[Surface, Mapping[ErrorCodes, str]] = MappingProxyType(
+    {
+        Surface.PYTHON: REMEDIATION_BY_CODE,
+        Surface.HTTP: MappingProxyType(
+            {
+                ErrorCodes.NOT_FOUND: (
+                    "Check the task id (GET /v1/tasks lists the tasks your token may see). "
+                    "Ended tasks are removed after the service's retention time (an hour by "
+                    "default): read them sooner."
+                ),
+                ErrorCodes.INTERRUPTED: (
+                    "The service stopped (a crash or a kill) before the task ended: create "
+                    "the task again. For such tasks to run again by themselves, the "
+                    "service's operator registers the operation as NamedOperation(fn, "
+                    "retry_on_interrupt=True) in the mapping given to --operations."
+                ),
+            }
+        ),
+        Surface.CLI: MappingProxyType(
+            {
+                ErrorCodes.VALIDATION_ERROR: (
+                    "Fix the argument or option the message names and run the command again "
+                    "(storycore-tasks COMMAND --help lists them)."
+                ),
+                ErrorCodes.NOT_FOUND: (
+                    "Check the id: `storycore-tasks list` shows the tasks your token may "
+                    "see. Ended tasks are removed after the service's retention time (an "
+                    "hour by default): look sooner."
+                ),
+                ErrorCodes.TIMEOUT: (
+                    "Give the task more time (submit --timeout S), split the work into "
+                    "smaller tasks, or resume from the partial result (storycore-tasks "
+                    "status ID shows it)."
+                ),
+                ErrorCodes.INTERRUPTED: (
+                    "The service stopped (a crash or a kill) before the task ended: submit "
+                    "the task again. For such tasks to run again by themselves, the "
+                    "service's operator registers the operation as NamedOperation(fn, "
+                    "retry_on_interrupt=True) in the mapping given to --operations."
+                ),
+                ErrorCodes.AUTHENTICATION_REQUIRED: (
+                    "Pass --token TOKEN or set $STORYCORE_TASKS_TOKEN to a token of this "
+                    "service (its operator makes one with `storycore-tasks token create`)."
+                ),
+            }
+        ),
+    }
+)
+"""Each surface's remedy where it differs from the Python API's (REMEDIATION_BY_CODE)."""
+
+# Remedies more specific than the code's standard one, per surface (keyed by the
+# Python text, which is what a fact or an exception carries); filled below, where
+# those remedies are defined.
+_SPECIFIC_BY_SURFACE: dict[str, Mapping[Surface, str]] = {}
+
+
+def remediation_for(code: ErrorCodes | str, surface: Surface | str = Surface.PYTHON) -> str:
+    """The standard remedy for ``code`` as shown on ``surface`` ("" for an unknown code)."""
+    try:
+        known = ErrorCodes(code)
+    except ValueError:
+        return ""
+    texts = _REMEDIATION_BY_SURFACE[Surface(surface)]
+    return texts.get(known) or REMEDIATION_BY_CODE[known]
+
+
+def _for_surface(code: str, remediation: str, surface: Surface) -> str:
+    """``remediation`` as ``surface`` shows it: a standard or specific remedy, as any
+    surface words it, is swapped for ``surface``'s version; any other text is kept."""
+    for variants in _SPECIFIC_BY_SURFACE.values():
+        if remediation in variants.values():
+            return variants.get(surface, remediation)
+    try:
+        known = ErrorCodes(code)
+    except ValueError:
+        return remediation
+    if any(remediation == remediation_for(known, other) for other in Surface):
+        return remediation_for(known, surface)
+    return remediation
+
+
+def shown_on(error: Mapping[str, Any], surface: Surface | str) -> dict[str, Any]:
+    """An error dict (``ErrorDetails.to_dict()``, as task status dicts hold it) with its
+    remedy for ``surface``."""
+    shown = dict(error)
+    remediation = shown.get("remediation")
+    if isinstance(remediation, str):
+        shown["remediation"] = _for_surface(str(shown.get("code")), remediation, Surface(surface))
+    return shown
+
+
+def status_shown_on(status: Mapping[str, Any], surface: Surface | str) -> dict[str, Any]:
+    """A task status dict whose error (if any) has its remedy for ``surface``."""
+    shown = dict(status)
+    error = shown.get("error")
+    if isinstance(error, Mapping):
+        shown["error"] = shown_on(error, surface)
+    return shown
+
+
 def http_status_for(code: ErrorCodes | str) -> int:
     """The HTTP status for ``code`` (500 for a code this version does not know)."""
     try:
@@ -172,6 +299,11 @@ class ErrorDetails:
     def http_status(self) -> int:
         return http_status_for(self.code)
 
+    def for_surface(self, surface: Surface | str) -> ErrorDetails:
+        """This error with the remedy ``surface`` shows (the Python API's is the default)."""
+        shown = _for_surface(self.code.value, self.remediation, Surface(surface))
+        return self if shown == self.remediation else replace(self, remediation=shown)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "code": self.code.value,
@@ -193,6 +325,42 @@ _SUPERVISOR_FAILED_REMEDIATION = (
     "The manager's supervisor failed (a bug, or a fault a test injected), so the manager "
     "stopped itself and ended every unfinished task; the reason is in the log "
     "(manager.giving_up). Start a new manager and create the task again."
+)
+
+
+_REMOTE_REGISTRY_RESTARTED = (
+    "The service's registry failed while recording this task's change and restarted; "
+    "only this task was affected and its outcome is unknown. Create the task again; if "
+    "it keeps happening, tell the service's operator (the restarts counter is in "
+    "{stats})."
+)
+_REMOTE_SUPERVISOR_FAILED = (
+    "The service's task manager failed and stopped, ending every unfinished task; "
+    "the service must be restarted by its operator (the reason is in its log, "
+    "manager.giving_up). Then create the task again."
+)
+_SPECIFIC_BY_SURFACE.update(
+    {
+        _REGISTRY_RESTARTED_REMEDIATION: {
+            Surface.PYTHON: _REGISTRY_RESTARTED_REMEDIATION,
+            Surface.HTTP: _REMOTE_REGISTRY_RESTARTED.format(stats="GET /v1/stats"),
+            Surface.CLI: _REMOTE_REGISTRY_RESTARTED.format(stats="storycore-tasks stats --json"),
+        },
+        _SUPERVISOR_FAILED_REMEDIATION: {
+            Surface.PYTHON: _SUPERVISOR_FAILED_REMEDIATION,
+            Surface.HTTP: _REMOTE_SUPERVISOR_FAILED,
+            Surface.CLI: _REMOTE_SUPERVISOR_FAILED,
+        },
+    }
+)
+
+
+# How a Raised fact names it (actors' exception_name: module and qualified name).
+_UNGUARDED_MAIN = f"{UnguardedMainError.__module__}.{UnguardedMainError.__qualname__}"
+_UNGUARDED_MAIN_REMEDIATION = (
+    "Process isolation starts child processes that import the main module again: put "
+    'the code that creates the TaskManager under `if __name__ == "__main__":` in that '
+    "module, then create the task again."
 )
 
 
@@ -218,6 +386,14 @@ def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:
             ErrorCodes.TIMEOUT,
             f"Operation exceeded timeout of {outcome.timeout_seconds} seconds",
             **details,
+        )
+    if isinstance(outcome, Raised) and outcome.exception_type == _UNGUARDED_MAIN:
+        # Not the operation's exception: the script that runs the manager lacks the guard.
+        return ErrorDetails(
+            ErrorCodes.INTERNAL_ERROR,
+            outcome.message,
+            {"exception_type": outcome.exception_type},
+            _UNGUARDED_MAIN_REMEDIATION,
         )
     if isinstance(outcome, Raised):
         return ErrorDetails.of(
@@ -296,8 +472,42 @@ def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:
     return ErrorDetails.of(ErrorCodes.CANCELLED, message, reason=outcome.reason.value)
 
 
-def error_from_exception(exc: BaseException) -> ErrorDetails:
-    """The error a public entry point's exception maps to (for the router and service)."""
+def error_from_exception(
+    exc: BaseException, surface: Surface | str = Surface.PYTHON
+) -> ErrorDetails:
+    """The error a public entry point's exception maps to (for the router and service),
+    with its message and remedy as ``surface`` shows them."""
+    return _error_from_exception(exc, Surface(surface)).for_surface(surface)
+
+
+def _error_from_exception(exc: BaseException, surface: Surface) -> ErrorDetails:
+    remote = surface is not Surface.PYTHON  # the reader cannot call the Python API
+    if remote and isinstance(exc, UnknownOperationError):
+        shown = ", ".join(repr(n) for n in exc.known[:10]) or "none"
+        more = f" and {len(exc.known) - 10} more" if len(exc.known) > 10 else ""
+        return ErrorDetails(
+            ErrorCodes.VALIDATION_ERROR,
+            f"no operation is registered as {exc.name!r} (registered: {shown}{more})",
+            {"operation": exc.name, "registered": exc.known[:100]},
+            "Use one of the registered operations; the service registers operations when "
+            f"it starts: {_SERVICE_OPERATIONS}.",
+        )
+    if remote and isinstance(exc, NaiveRunAtError):
+        return ErrorDetails(
+            ErrorCodes.VALIDATION_ERROR,
+            f"run_at must carry a time zone, got {exc.value}",
+            {"field": "run_at"},
+            "Give run_at as ISO-8601 with a time zone, e.g. 2030-01-01T12:00:00Z or "
+            "2030-01-01T14:00:00+02:00 (or use delay, in seconds).",
+        )
+    if remote and isinstance(exc, QueueFullError):
+        return ErrorDetails(
+            ErrorCodes.SERVICE_UNAVAILABLE,
+            f"the service's pending queue is full ({exc.max_pending} tasks waiting); the "
+            "task was not accepted",
+            {"max_pending": exc.max_pending},
+            "Retry later with backoff, or cancel tasks you no longer need.",
+        )
     if isinstance(exc, OperationUnavailableError):
         return ErrorDetails.of(
             ErrorCodes.SERVICE_UNAVAILABLE,

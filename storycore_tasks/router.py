@@ -134,11 +134,14 @@ def _require_task_id(params: Mapping[str, Any], field: str = "task_id") -> str:
             )
         )
     if not is_task_id(task_id):
-        kind, source = ("task", "create_task") if field == "task_id" else ("group", "create_group")
+        if field == "task_id":
+            # StoryCore's own router answers an id that names no task NOT_FOUND, whatever
+            # its shape: a malformed id names no task either.
+            raise _not_found(task_id)
         raise APIError(
             ErrorDetails.of(
                 ErrorCodes.VALIDATION_ERROR,
-                f"{field} must be a {kind} id as returned by {source} (a UUID), got {task_id!r}",
+                f"{field} must be a group id as returned by create_group (a UUID), got {task_id!r}",
                 field=field,
             )
         )
@@ -146,9 +149,8 @@ def _require_task_id(params: Mapping[str, Any], field: str = "task_id") -> str:
 
 
 def _not_found(task_id: str) -> APIError:
-    return APIError(
-        ErrorDetails.of(ErrorCodes.NOT_FOUND, f"Task {task_id} not found", task_id=task_id)
-    )
+    shown = task_id if is_task_id(task_id) else task_id[:64]  # a malformed id may be huge
+    return APIError(ErrorDetails.of(ErrorCodes.NOT_FOUND, f"Task {shown} not found", task_id=shown))
 
 
 def register_task_endpoints(router: APIRouter, manager: TaskManager) -> None:

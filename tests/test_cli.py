@@ -186,7 +186,9 @@ def test_demo_keeps_its_tasks_in_a_database_file_a_second_run_recovers(
 
 
 def test_console_script_demo_json_exits_0_with_json_log_lines(tmp_path: Path) -> None:
-    """The installed `storycore-tasks demo --json` exits 0; every log line is JSON."""
+    """The installed `storycore-tasks demo --json` exits 0; every line of standard output
+    is JSON (the log, then a demo.finished summary); the banner and the table for people
+    go to standard error."""
     script = shutil.which("storycore-tasks")
     if script is not None:
         command = [script, "demo", "--json"]
@@ -201,9 +203,12 @@ def test_console_script_demo_json_exits_0_with_json_log_lines(tmp_path: Path) ->
     )
     assert done.returncode == 0, done.stderr
 
-    log_lines, rows = _split_output(done.stdout)
+    _no_log, rows = _split_output(done.stderr)
     _check_table(rows)
-    records = [json.loads(line) for line in log_lines]
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    summary = records.pop()
+    assert summary["event"] == "demo.finished"
+    assert [t["task"] for t in summary["tasks"]] == TASK_NAMES
     assert all("event" in r and "level" in r and "timestamp" in r for r in records)
     task_events = [r for r in records if r["event"].startswith("task.")]
     assert task_events

@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -27,11 +28,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from actors import RetryPolicy, TaskStatus
 from actors.logs import library_logger
 from storycore_tasks.envelope import APIResponse
-from storycore_tasks.errors import ErrorCodes, ErrorDetails, cancel_conflict
+from storycore_tasks.errors import ErrorCodes, ErrorDetails, Surface, cancel_conflict
 from storycore_tasks.manager import TaskManager, snapshot_to_status
 from storycore_tasks.router import APIRouter as EndpointRouter
 from storycore_tasks.router import register_task_endpoints
-from storycore_tasks.service import dashboard, events, metrics, webhooks
+from storycore_tasks.service import dashboard, docs, events, metrics, webhooks
 from storycore_tasks.service.auth import Principal
 from storycore_tasks.service.deps import (
     ERROR_RESPONSES,
@@ -147,17 +148,22 @@ def create_app(manager: TaskManager, config: ServiceConfig) -> FastAPI:
         # "/v1/tasks/" would get a bare 307 to "/v1/tasks": every path that is not a
         # route answers a NOT_FOUND envelope instead.
         redirect_slashes=False,
+        # FastAPI's Swagger UI and ReDoc load from a CDN: docs.router serves a page that
+        # needs nothing from elsewhere at both paths instead.
+        docs_url=None,
+        redoc_url=None,
     )
     # Authentication before the body is parsed, on every route that needs a token.
     app.router.route_class = AuthenticatedFirst
     app.state.service = state
     app.add_middleware(_BodyLimit, max_bytes=config.max_body_bytes)
-    app.add_middleware(_Unexpected)
+    app.add_middleware(_Unexpected)  # outermost: an unexpected error is one envelope
     _install_error_handlers(app)
     _task_routes(app, rpc)
     app.include_router(events.router)
     app.include_router(metrics.router)
     app.include_router(dashboard.router)
+    app.include_router(docs.router)
     return app
 
 
@@ -305,8 +311,11 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
 
     @app.get("/v1/stats", response_model=Envelope, responses=ERROR_RESPONSES, tags=["service"])
     def stats(request: Request, who: Who) -> JSONResponse:
-        """The manager's counters (``get_stats()``)."""
-        return success(request, call_manager(get_state(request).manager.get_stats), who)
+        """The manager's counters (``get_stats()``): they count every task of the
+        service, whoever created it, for a user-role token too (``scope``: ``service``);
+        ``GET /v1/tasks`` lists only the tasks the token may see."""
+        counters = call_manager(get_state(request).manager.get_stats)
+        return success(request, {**counters, "scope": "service"}, who)
 
     @app.post(
         "/v1/rpc/{endpoint}", response_model=Envelope, responses=ERROR_RESPONSES, tags=["rpc"]
@@ -333,6 +342,8 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
         answer: APIResponse = rpc.route_request(
             endpoint, method, params or {}, request_context(request, who)
         )
+        if answer.error is not None:  # worded for an HTTP client, not the Python API
+            answer = replace(answer, error=answer.error.for_surface(Surface.HTTP))
         return JSONResponse(answer.to_dict(), status_code=answer.http_status)
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "ROLES",
     "TOKENS_ENV_VAR",
     "Principal",
+    "TokenEntry",
     "TokenFileError",
     "TokenStore",
     "hash_token",
@@ -123,11 +124,72 @@ class TokenStore:
         document["tokens"].append(
             {"user": principal.user, "role": principal.role, "sha256": hash_token(token)}
         )
-        tmp = file.with_name(file.name + ".tmp")
-        tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        os.chmod(tmp, 0o600)
-        tmp.replace(file)
+        _write(file, document)
         return token
+
+    @staticmethod
+    def file_entries(path: str | os.PathLike[str]) -> list[TokenEntry]:
+        """The tokens the file holds (user, role and the hash's first digits as an id
+        to revoke by; never the token itself)."""
+        return [
+            TokenEntry(principal.user, principal.role, digest[:_ID_DIGITS])
+            for digest, principal in _read_file(Path(path))
+        ]
+
+    @staticmethod
+    def revoke_from_file(
+        path: str | os.PathLike[str], *, user: str | None = None, token_id: str | None = None
+    ) -> list[TokenEntry]:
+        """Remove every token of ``user``, or the one whose id (``file_entries``) is
+        ``token_id``, from the file; returns what was removed (TokenFileError when
+        nothing matches, so a typo never passes for a revocation)."""
+        if (user is None) == (token_id is None):
+            raise TokenFileError("revoke needs a user or a token id (one of them)")
+        file = Path(path)
+        if not file.exists():
+            raise TokenFileError(f"there is no tokens file {file}")
+        _read_file(file)  # the whole file is valid before anything is removed
+        kept: list[dict[str, Any]] = []
+        removed: list[TokenEntry] = []
+        for raw in _raw_entries(file):
+            digest = str(raw.get("sha256", "")).lower()
+            entry = TokenEntry(str(raw.get("user")), str(raw.get("role")), digest[:_ID_DIGITS])
+            if (user is not None and entry.user == user) or (
+                token_id is not None and digest.startswith(token_id.lower())
+            ):
+                removed.append(entry)
+            else:
+                kept.append(dict(raw))
+        if not removed:
+            what = f"user {user!r}" if user is not None else f"id {token_id!r}"
+            raise TokenFileError(f"the tokens file {file} holds no token of {what}")
+        if token_id is not None and len(removed) > 1:
+            raise TokenFileError(
+                f"the id {token_id!r} matches {len(removed)} tokens in {file}; give more "
+                "of its digits (storycore-tasks token list shows them)"
+            )
+        _write(file, {"tokens": kept})
+        return removed
+
+
+_ID_DIGITS = 12  # of a token's sha256: its id in `token list` and `token revoke --id`
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEntry:
+    """A token as a tokens file lists it: whose, what role, and an id (not the token)."""
+
+    user: str
+    role: str
+    token_id: str
+
+
+def _write(file: Path, document: Mapping[str, Any]) -> None:
+    """Replace the file at once (a reader never sees half of it), readable by its owner only."""
+    tmp = file.with_name(file.name + ".tmp")
+    tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    os.chmod(tmp, 0o600)
+    tmp.replace(file)
 
 
 def _raw_entries(path: Path) -> list[Mapping[str, Any]]:

@@ -15,9 +15,16 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict
 
 from storycore_tasks.envelope import APIResponse, RequestContext
-from storycore_tasks.errors import ErrorCodes, ErrorDetails, error_from_exception
+from storycore_tasks.errors import (
+    ErrorCodes,
+    ErrorDetails,
+    Surface,
+    error_from_exception,
+    status_shown_on,
+)
 from storycore_tasks.manager import TaskManager, is_task_id
 from storycore_tasks.service.auth import Principal, TokenStore
+from storycore_tasks.service.content_type import non_json_body
 
 if TYPE_CHECKING:
     from storycore_tasks.service.events import EventLog
@@ -100,7 +107,7 @@ def call_manager(function: Callable[[], _T]) -> _T:
     except ServiceError:
         raise
     except Exception as exc:
-        raise ServiceError(error_from_exception(exc)) from exc
+        raise ServiceError(error_from_exception(exc, Surface.HTTP)) from exc
 
 
 def task_not_found(task_id: str) -> ServiceError:
@@ -169,7 +176,7 @@ class AuthenticatedFirst(APIRoute):
     read: FastAPI parses a JSON body before it solves any dependency, so without this
     an anonymous malformed body would get 400 instead of 401. Every route that depends
     on :func:`principal` or :func:`stream_principal` runs that check first (and again as
-    its dependency, which costs one hash)."""
+    its dependency, which costs one hash), then refuses a body not sent as JSON."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -182,6 +189,9 @@ class AuthenticatedFirst(APIRoute):
 
         async def authenticated_first(request: Request) -> Response:
             authenticate(request)  # raises ServiceError: 401 AUTHENTICATION_REQUIRED
+            refused = non_json_body(request.method, request.headers)
+            if refused is not None:
+                raise ServiceError(refused)  # before the route reads the body
             return await handler(request)
 
         return authenticated_first
@@ -199,15 +209,28 @@ _AUTHENTICATORS = (principal, stream_principal)
 def success(
     request: Request, data: Any, who: Principal | None, status_code: int = 200
 ) -> JSONResponse:
-    envelope = APIResponse.success(data, request_context(request, who))
+    envelope = APIResponse.success(_shown_on_http(data), request_context(request, who))
     return JSONResponse(envelope.to_dict(), status_code=status_code)
+
+
+def _shown_on_http(data: Any) -> Any:
+    """Task status dicts (alone, or a page's or group's ``tasks``) with the remedies of
+    their errors worded for HTTP clients."""
+    if not isinstance(data, dict):
+        return data
+    if "task_id" in data and isinstance(data.get("error"), dict):
+        data = status_shown_on(data, Surface.HTTP)
+    tasks = data.get("tasks")
+    if isinstance(tasks, list):
+        data = {**data, "tasks": [_shown_on_http(task) for task in tasks]}
+    return data
 
 
 def error_response(
     request: Request, error: ErrorDetails, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     who = getattr(request.state, "principal", None)
-    envelope = APIResponse.failure(error, request_context(request, who))
+    envelope = APIResponse.failure(error.for_surface(Surface.HTTP), request_context(request, who))
     return JSONResponse(envelope.to_dict(), status_code=error.http_status, headers=headers)
 
 

@@ -56,7 +56,7 @@ from fastapi.responses import StreamingResponse
 from actors import TERMINAL_STATUSES, TaskEvent
 from actors.logs import library_logger
 from storycore_tasks.envelope import to_jsonable
-from storycore_tasks.errors import ErrorCodes, ErrorDetails, iso_utc
+from storycore_tasks.errors import ErrorCodes, ErrorDetails, Surface, iso_utc, status_shown_on
 from storycore_tasks.manager import TaskManager
 from storycore_tasks.service.auth import Principal
 from storycore_tasks.service.deps import (
@@ -601,7 +601,8 @@ def _reset_frame(reason: str) -> bytes:
 
 
 def _status_frame(status: Mapping[str, Any]) -> bytes:
-    data = json.dumps(to_jsonable(status), separators=(",", ":"), allow_nan=False)
+    shown = status_shown_on(status, Surface.HTTP)  # as GET /v1/tasks/{id} words it
+    data = json.dumps(to_jsonable(shown), separators=(",", ":"), allow_nan=False)
     return f"event: status\ndata: {data}\n\n".encode()
 
 

@@ -16,16 +16,22 @@ Authentication: bearer tokens from ``--tokens FILE`` (``storycore-tasks token cr
 and ``$STORYCORE_TASKS_TOKENS``. Without any, the service refuses to start unless
 ``--no-auth`` is given, which it announces with a warning on standard error.
 
-Stopping: SIGINT or SIGTERM stops the HTTP server, cancels the pending tasks (reason
+Stopping: on SIGINT or SIGTERM the pending tasks are cancelled at once (reason
 ``shutdown``; delayed ones stay pending in the task database for the next start) and
+the event streams end, before the HTTP server waits for its open connections; then it
 waits for the running tasks to end; a second signal cancels those too.
+
+The port is bound before anything is announced: a port in use is a one-line
+ServeError, and no banner claims a service that never ran.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -39,6 +45,7 @@ from typing import Any, TextIO
 import uvicorn
 
 from actors import NamedOperation, Operation
+from actors.logs import library_logger
 from actors.testing import wait_until
 from storycore_tasks.manager import TaskManager
 from storycore_tasks.service.app import create_app
@@ -49,6 +56,7 @@ from storycore_tasks.service.redaction import install_log_redaction
 __all__ = [
     "DEFAULT_DATABASE",
     "NO_AUTH_WARNING",
+    "NO_OPERATIONS_WARNING",
     "OPERATIONS_GROUP",
     "ServeError",
     "ServiceThread",
@@ -58,6 +66,8 @@ __all__ = [
     "service_config",
     "uvicorn_server",
 ]
+
+_log = library_logger("storycore_tasks.service")
 
 _GRACEFUL_SECONDS = 5
 """How long a stop waits for open connections (event streams) before closing them."""
@@ -253,33 +263,116 @@ def serve(
     )
     loaded = load_operations(operations)
     store = str(db) if str(db).startswith("sqlite:") else Path(db)
-    if config.tokens is None:
-        _say(out, f"WARNING: {NO_AUTH_WARNING} (--no-auth)")
+    # Bound before anything is announced or started: a port in use is one line, and
+    # no banner claims a service that never ran.
+    listening = _bind(host, port)
     try:
-        manager = TaskManager(num_workers=workers, store=store, operations=loaded)
-    except Exception as exc:  # a database that cannot be opened, a bad operation name
-        raise ServeError(f"cannot start the task manager: {exc}") from exc
+        if config.tokens is None:
+            _say(out, f"WARNING: {NO_AUTH_WARNING} (--no-auth)")
+        if not loaded:
+            _say(out, f"WARNING: {NO_OPERATIONS_WARNING}")
+        try:
+            manager = TaskManager(num_workers=workers, store=store, operations=loaded)
+        except Exception as exc:  # a database that cannot be opened, a bad operation name
+            raise ServeError(f"cannot start the task manager: {exc}") from exc
+    except BaseException:
+        listening.close()
+        raise
+    stopping: list[threading.Thread] = []
     try:
         names = ", ".join(sorted(loaded)) or "none"
         auth = "off" if config.tokens is None else f"{len(config.tokens)} token(s)"
         where = store.resolve() if isinstance(store, Path) else store
+        bound = listening.getsockname()[1]
         _say(
             out,
-            f"storycore-tasks serve: http://{host}:{port} (operations: {names}; task "
+            f"storycore-tasks serve: http://{host}:{bound} (operations: {names}; task "
             f"database: {where}; authentication: {auth})",
         )
-        server = uvicorn_server(create_app(manager, config), host, port, log_level)
+        app = create_app(manager, config)
+
+        def begin_stop() -> None:
+            # On the first SIGINT or SIGTERM, before uvicorn waits for open connections:
+            # pending tasks are cancelled now (none starts during the wait), and the
+            # event streams end, so their connections close instead of being cancelled
+            # (a CancelledError traceback) when the graceful wait runs out.
+            thread = threading.Thread(
+                target=_begin_stop, args=(manager, app), name="storycore-tasks-stopping"
+            )
+            stopping.append(thread)
+            thread.start()
+
+        server = _StoppingServer(
+            uvicorn_server(app, host, port, log_level).config, on_first_signal=begin_stop
+        )
         with _signals_noted():
             try:
-                server.run()
-            except SystemExit:  # uvicorn exits when it cannot bind; it logged why
+                server.run(sockets=[listening])
+            except SystemExit:  # uvicorn exits when it cannot start; it logged why
                 raise ServeError(
-                    f"cannot listen on {host}:{port} (the reason is logged above)"
+                    f"the HTTP server on {host}:{bound} failed to start (the reason is "
+                    "logged above)"
                 ) from None
         if not server.started:
             raise ServeError(f"the HTTP server on {host}:{port} did not start (see the log)")
     finally:
+        listening.close()
+        for thread in stopping:
+            thread.join()
         _stop(manager, out)
+
+
+NO_OPERATIONS_WARNING = (
+    "no operations are registered, so every task will be refused; pass --operations "
+    "MODULE:ATTR (try --operations storycore_tasks.examples:OPERATIONS)"
+)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port; ServeError, in one line, if it cannot be had."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except OSError as exc:
+        raise ServeError(f"cannot listen on {host}:{port}: unknown host ({exc})") from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        hint = (
+            "; another process is listening there: stop it, or pass --port N"
+            if exc.errno == errno.EADDRINUSE
+            else ""
+        )
+        raise ServeError(f"cannot listen on {host}:{port}: {reason}{hint}") from None
+    return sock
+
+
+class _StoppingServer(uvicorn.Server):
+    """A uvicorn server that calls ``on_first_signal`` when the first SIGINT or SIGTERM
+    arrives (in the signal handler: it must not block)."""
+
+    def __init__(self, config: uvicorn.Config, on_first_signal: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_first_signal = on_first_signal
+        self._signalled = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if not self._signalled:
+            self._signalled = True
+            self._on_first_signal()
+
+
+def _begin_stop(manager: TaskManager, app: Any) -> None:
+    try:
+        manager.shutdown(wait=False, cancel_pending=True)
+    except Exception as exc:  # _stop shuts it down again and says what is left
+        _log.warning("serve.cancel_pending_failed", error=f"{type(exc).__name__}: {exc}")
+    app.state.service.events.close()
 
 
 def uvicorn_server(app: Any, host: str, port: int, log_level: str = "warning") -> uvicorn.Server:

@@ -61,7 +61,7 @@ import httpx
 from actors import TERMINAL_STATUSES, TaskEvent
 from actors.logs import library_logger
 from storycore_tasks.envelope import APIResponse, RequestContext
-from storycore_tasks.errors import ErrorCodes, ErrorDetails
+from storycore_tasks.errors import ErrorCodes, ErrorDetails, Surface, status_shown_on
 from storycore_tasks.manager import TaskManager
 from storycore_tasks.service.deps import ServiceError
 from storycore_tasks.service.redaction import redact
@@ -350,7 +350,11 @@ class WebhookSender:
                 "task_id": delivery.task_id,
                 "status": delivery.kind if delivery.terminal else None,
             }
-        envelope = APIResponse.success(status, RequestContext(request_id=delivery.delivery_id))
+        envelope = APIResponse.success(
+            # GET /v1/tasks/{id}'s data, its remedy worded for HTTP clients as there.
+            status_shown_on(status, Surface.HTTP),
+            RequestContext(request_id=delivery.delivery_id),
+        )
         return json.dumps(envelope.to_dict(), separators=(",", ":")).encode("utf-8")
 
     def _after(self, delivery: _Delivery, error: str | None) -> None:
