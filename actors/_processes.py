@@ -80,24 +80,29 @@ class _FrameReader:
     def frames(self) -> Iterator[bytes]:
         """The complete frames buffered; raises ChannelCorrupted on bytes that are not one."""
         size = FRAME_HEADER.size
-        while len(self._buffer) >= size:
-            magic, length = FRAME_HEADER.unpack_from(self._buffer)
-            if magic != FRAME_MAGIC or length > _MAX_FRAME_BYTES:
-                raise ChannelCorrupted(
-                    f"the child's channel carried bytes that are not a message "
-                    f"({bytes(self._buffer[:16])!r}...): the operation wrote on the "
-                    "channel's descriptor"
-                )
+        while self._buffer:
+            # The magic is checked from the first byte: a few junk bytes, fewer than a
+            # header, must not be waited on as the start of one.
+            start = bytes(self._buffer[: len(FRAME_MAGIC)])
+            if not FRAME_MAGIC.startswith(start):
+                raise self._junk()
+            if len(self._buffer) < size:
+                return
+            _, length = FRAME_HEADER.unpack_from(self._buffer)
+            if length > _MAX_FRAME_BYTES:
+                raise self._junk()
             if len(self._buffer) < size + length:
                 return
             payload = bytes(self._buffer[size : size + length])
             del self._buffer[: size + length]
             yield payload
 
-    @property
-    def partial(self) -> bool:
-        """Bytes of an incomplete frame are buffered."""
-        return bool(self._buffer)
+    def _junk(self) -> ChannelCorrupted:
+        return ChannelCorrupted(
+            f"the child's channel carried bytes that are not a message "
+            f"({bytes(self._buffer[:16])!r}...): did the operation write on the channel's "
+            "descriptor?"
+        )
 
 
 def _open_exit_handle(pid: int) -> int | None:
