@@ -203,17 +203,16 @@ def leave_sleeps(params: Mapping[str, Any], task: TaskContext) -> dict[str, Any]
 def _channel_fd(task: TaskContext) -> int:
     """The descriptor of the child's channel to the host (an operation has no business
     with it: these operations misuse it on purpose)."""
-    return int(getattr(task, "_channel")._fd)  # noqa: B009
+    return int(getattr(task, "_channel").conn.fileno())  # noqa: B009
 
 
 def write_on_channel(params: Mapping[str, Any], task: TaskContext) -> None:
     """Write params["junk"] (bytes) on the channel to the host, or send it a well-formed
-    but unexpected record (params["record"]); then block in C."""
+    but unexpected record (params["record"]); then block in C, publishing nothing."""
     if "record" in params:
         getattr(task, "_channel").send(tuple(params["record"]))  # noqa: B009
     else:
         os.write(_channel_fd(task), params["junk"])
-    task.partial_result = {"pid": os.getpid()}
     time.sleep(3600)
 
 
