@@ -130,6 +130,7 @@ class ChildProcess:
         self._exit_fd = _open_exit_handle(self.pid)
         self.tasks_run = 0
         self.killed_by_host = False  # the host sent it a signal (a stop, a kill)
+        self._reaped = False
         self._send_lock = threading.Lock()
         # Wait for the interpreter to be up, so that no task's timeout pays for it.
         try:
@@ -218,8 +219,10 @@ class ChildProcess:
         """Wait for the child (which has exited or been killed) and return its exit code.
         Members of its process group that outlived it are killed first, while its pid
         (their group's id) cannot have been reused."""
-        kill_group(self.pid)
-        self.process.join()
+        if not self._reaped:
+            kill_group(self.pid)
+            self.process.join()
+            self._reaped = True
         return self.process.exitcode
 
     def wait_exit(self, timeout: float) -> bool:
