@@ -131,6 +131,10 @@ class ChildProcess:
         self.tasks_run = 0
         self.killed_by_host = False  # the host sent it a signal (a stop, a kill)
         self._reaped = False
+        self._signal_lock = threading.Lock()
+        self._driven = False  # a run_in_child loop delivers its stop-ladder steps
+        self._requested: int | None = None
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._send_lock = threading.Lock()
         # Wait for the interpreter to be up, so that no task's timeout pays for it.
         try:
@@ -200,8 +204,21 @@ class ChildProcess:
         return True
 
     def signal(self, signum: int) -> None:
-        """A step of the stop ladder. The processes the operation started are killed
-        first, while the child lives to be their subreaper, so its death orphans none."""
+        """A step of the stop ladder (called on an actor's thread). While a driver runs
+        the child's task, the step is handed to it (the /proc walk costs milliseconds,
+        and the actors' threads must not wait on it); otherwise it is done here."""
+        with self._signal_lock:
+            if self._driven:
+                if self._requested != signal.SIGKILL:
+                    self._requested = signum
+                with contextlib.suppress(BlockingIOError):
+                    os.write(self._wake_w, b"\0")
+                return
+        self.signal_now(signum)
+
+    def signal_now(self, signum: int) -> None:
+        """Signal the child. The processes the operation started are killed first,
+        while the child lives to be their subreaper, so its death orphans none."""
         if self.has_exited():
             return
         self.killed_by_host = True
@@ -212,8 +229,33 @@ class ChildProcess:
             os.kill(self.pid, signum)
 
     def kill(self) -> None:
-        """SIGKILL the child and its whole process tree."""
-        self.signal(signal.SIGKILL)
+        """SIGKILL the child and its whole process tree, now."""
+        self.signal_now(signal.SIGKILL)
+
+    @property
+    def wake_fd(self) -> int:
+        """Readable when a stop-ladder step waits for the driver (deliver_requested)."""
+        return self._wake_r
+
+    def drive(self, driven: bool) -> None:
+        """A driver starts (True) or stops (False) handling this child's signals; a step
+        still waiting when it stops is dropped (the task it was meant for is over)."""
+        with self._signal_lock:
+            self._driven = driven
+            self._requested = None
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 64):
+                pass
+
+    def deliver_requested(self) -> None:
+        """On the driver's thread: carry out the stop-ladder step that woke it."""
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 64):
+                pass
+        with self._signal_lock:
+            signum, self._requested = self._requested, None
+        if signum is not None:
+            self.signal_now(signum)
 
     def reap(self) -> int | None:
         """Wait for the child (which has exited or been killed) and return its exit code.
@@ -242,6 +284,9 @@ class ChildProcess:
         if self._exit_fd is not None:
             os.close(self._exit_fd)
             self._exit_fd = None
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
         self.process.close()
 
 
@@ -369,12 +414,14 @@ def run_in_child(
         return Raised.from_exception(exc)
     child = pool.acquire()
     child.tasks_run += 1
+    child.drive(True)  # before attach: every stop-ladder step for this task comes here
     context.attach_child(child)
 
     def give_back(*, reusable: bool) -> None:
         # Detach first: a late signal or cancel for this task must not reach the
         # child's next task.
         context.detach_child()
+        child.drive(False)
         pool.release(child, reusable=reusable)
 
     message = ("run", spec.task_id, work, spec.memory_limit_mb, spec.cpu_time_limit)
@@ -384,9 +431,11 @@ def run_in_child(
             # Stopped before the child was attached: the worker could not forward it.
             child.send(("cancel", spec.task_id, context.stop_reason.value))
     reader = child.reader
-    waitables: list[Any] = [child.conn, *child.exit_waitables()]
+    waitables: list[Any] = [child.conn, child.wake_fd, *child.exit_waitables()]
     while True:
         ready = wait(waitables, child.poll_timeout)
+        if child.wake_fd in ready:
+            child.deliver_requested()
         exited = child.exited_in(ready)
         if child.conn in ready:
             reader.fill()
