@@ -7,11 +7,23 @@ parent -> child: ``("run", task_id, pickled (operation, params, dependency resul
 memory_limit_mb, cpu_time_limit)``,
 ``("cancel", task_id, reason)``, ``("exit",)``.
 
-child -> parent: ``("ready",)`` once at start,
+child -> parent, each pickled in a frame of its own (``FRAME_HEADER``: a magic tag and
+the length; not the ``multiprocessing`` format, so that bytes an operation writes on the
+channel by mistake are recognised as corruption at once, never waited on):
+``("ready",)`` once at start,
 ``("progress", task_id, progress | None, has_partial, partial)``,
-``("done", task_id, kind, payload)`` where kind is ``"completed"`` (payload: the result),
-``"raised"`` (payload: (exception_type, message, traceback, class names)) or
-``"memory"`` (payload: the same, of the MemoryError under a memory limit).
+``("done", task_id, kind, payload, retire)`` where kind is ``"completed"`` (payload: the
+result), ``"raised"`` (payload: (exception_type, message, traceback, class names)) or
+``"memory"`` (payload: the same, of the MemoryError or ENOMEM under a memory limit), and
+``retire`` says the child must not be reused (it ran out of memory, or its CPU hard limit
+could not be raised again).
+
+The child runs in a process group of its own and is a child subreaper (``_proctree``), so
+the processes an operation starts can be found and ended with it; whatever the operation
+left running when it returns is ended before ``done`` is sent. A process forked from the
+child by the operation (``os.fork``) loses the channel at once: only the child speaks on
+it. The child ignores SIGINT (the host's stop ladder decides), and when the host goes away
+it ends its operation's processes and exits quietly.
 
 Progress is coalesced in the child: the operation's calls only record the latest values;
 a sender thread ships them at most every ``_PROGRESS_INTERVAL`` seconds, and the last
@@ -21,37 +33,71 @@ values are flushed before ``done``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import pickle
 import queue
 import resource
+import signal
+import struct
+import sys
 import threading
+import time
 from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
 from actors._clock import blocking_timeout
 from actors._outcome import Raised
+from actors._proctree import become_subreaper, kill_descendants
 from actors._published import Published
 
-__all__ = ["ChildTaskContext", "child_main"]
+__all__ = ["FRAME_HEADER", "FRAME_MAGIC", "ChildTaskContext", "child_main"]
 
 _PROGRESS_INTERVAL = 0.01
 _CHILD_NICENESS = 10
+FRAME_MAGIC = b"SCT\x01"
+FRAME_HEADER = struct.Struct("!4sQ")  # magic, payload length
+# RLIMIT_CPU: the kernel sends SIGXCPU at the soft limit and SIGKILL at the hard one, so
+# an operation that ignores SIGXCPU is still ended this much later.
+_CPU_HARD_MARGIN_SECONDS = 1
+_LEFTOVER_GRACE_SECONDS = 2.0
+
+
+class _HostGone(Exception):
+    """The host's end of the channel is closed: nobody can read what the child sends."""
 
 
 class _Channel:
-    """The child's end of the connection: sends from several threads, one at a time."""
+    """The child's end of the connection: sends from several threads, one at a time.
+
+    Writes frames itself (``FRAME_HEADER``), straight to the descriptor."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self._fd = conn.fileno()
         self._lock = threading.Lock()
+        self._owner = os.getpid()
 
     def send(self, message: tuple[Any, ...]) -> None:
         data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        header = FRAME_HEADER.pack(FRAME_MAGIC, len(data))
         with self._lock:
-            self.conn.send_bytes(data)
+            if os.getpid() != self._owner:
+                return  # a copy forked by the operation: only the child speaks
+            try:
+                for part in (header, data):
+                    view = memoryview(part)
+                    while view:
+                        view = view[os.write(self._fd, view) :]
+            except OSError as exc:  # EPIPE, ECONNRESET: the host went away
+                raise _HostGone() from exc
+
+    def disown(self) -> None:
+        """In a process forked from the child: let go of the channel (the child keeps it)."""
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
 
 
 class ChildTaskContext:
@@ -132,14 +178,34 @@ class ChildTaskContext:
         )
         try:
             self._channel.send(message)
+        except _HostGone:
+            _exit_quietly()
         except Exception:  # an unpicklable partial result: keep the progress
-            self._channel.send(("progress", self.task_id, progress, False, None))
+            try:
+                self._channel.send(("progress", self.task_id, progress, False, None))
+            except _HostGone:
+                _exit_quietly()
 
 
 def _exception_info(exc: BaseException) -> tuple[str, str, str, tuple[str, ...]]:
     """(qualified type, message, traceback, class names): the host's Raised fact."""
     raised = Raised.from_exception(exc)
     return raised.exception_type, raised.message, raised.traceback, raised.exception_mro
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """A MemoryError, or an OSError with errno ENOMEM (mmap, fork, a thread's stack under
+    RLIMIT_AS), or an exception raised while handling or because of one."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, MemoryError):
+            return True
+        if isinstance(current, OSError) and current.errno == errno.ENOMEM:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _apply_limits(memory_limit_mb: float | None, cpu_time_limit: float | None) -> Any:
@@ -152,19 +218,75 @@ def _apply_limits(memory_limit_mb: float | None, cpu_time_limit: float | None) -
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
     if cpu_time_limit is not None:
         # RLIMIT_CPU counts the process's whole life: allow this much more than used so far.
+        # The hard limit is set too, a margin above: SIGKILL even if SIGXCPU is ignored.
         usage = resource.getrusage(resource.RUSAGE_SELF)
         used = usage.ru_utime + usage.ru_stime
         _, hard = saved[1]
         soft = math.ceil(used + cpu_time_limit)
+        new_hard = soft + _CPU_HARD_MARGIN_SECONDS
         if hard != resource.RLIM_INFINITY:
+            new_hard = min(new_hard, hard)
             soft = min(soft, hard)
-        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, new_hard))
     return saved
 
 
-def _restore_limits(saved: Any) -> None:
+def _restore_limits(saved: Any) -> bool:
+    """Put the limits back; False when the CPU hard limit cannot be raised again (only a
+    privileged process may), so the child must not run another task."""
     resource.setrlimit(resource.RLIMIT_AS, saved[0])
-    resource.setrlimit(resource.RLIMIT_CPU, saved[1])
+    try:
+        resource.setrlimit(resource.RLIMIT_CPU, saved[1])
+    except (ValueError, OSError):
+        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
+        return False
+    return True
+
+
+def _has_child_processes() -> bool:
+    """One system call: whether this process has a child, live or a zombie (reaping at
+    most one zombie). The common case, none, costs nothing more."""
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return True
+
+
+def _end_leftover_processes() -> bool:
+    """End and reap every process the operation left behind (the child is their
+    subreaper, so orphans are its children). False if some could not be ended in time."""
+    deadline = time.monotonic() + _LEFTOVER_GRACE_SECONDS
+    me = os.getpid()
+    while True:
+        kill_descendants(me)
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return True
+            if pid == 0:
+                break  # children remain, not dead yet (or not ours to kill)
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+
+
+def _exit_quietly() -> None:
+    """The host is gone: end the operation's processes and leave, without a traceback."""
+    with contextlib.suppress(Exception):
+        kill_descendants(os.getpid())
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
+
+
+def _ignore_sigint(signum: int, frame: Any) -> None:
+    """Ctrl-C reaches the host; the host's stop ladder decides what happens to a child.
+    (A handler, not SIG_IGN: a program the operation runs gets the default back.)"""
 
 
 def child_main(conn: Connection) -> None:
@@ -173,8 +295,19 @@ def child_main(conn: Connection) -> None:
     # supervisor's own threads of CPU (status queries, timers, stops).
     with contextlib.suppress(OSError):
         os.nice(_CHILD_NICENESS)
+    signal.signal(signal.SIGINT, _ignore_sigint)
+    # A group of its own (a Ctrl-C at the terminal does not reach it, and the group can
+    # be killed whole) and the reaper of its orphans: the operation's processes stay
+    # findable (see _proctree).
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    become_subreaper()
     channel = _Channel(conn)
-    channel.send(("ready",))  # the interpreter is up: the parent may hand out this child
+    os.register_at_fork(after_in_child=channel.disown)
+    try:
+        channel.send(("ready",))  # the interpreter is up: the parent may hand out this child
+    except _HostGone:
+        _exit_quietly()
     tasks: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
     current: dict[str, ChildTaskContext] = {}
     early_cancels: dict[str, str] = {}
@@ -199,10 +332,11 @@ def child_main(conn: Connection) -> None:
                 else:
                     break
         except (EOFError, OSError):
-            pass  # the parent went away
+            _exit_quietly()  # the host went away: nobody wants what the operation makes
         tasks.put(None)
 
     threading.Thread(target=receive, name="receiver", daemon=True).start()
+    me = os.getpid()
     while True:
         message = tasks.get()
         if message is None:
@@ -225,22 +359,34 @@ def child_main(conn: Connection) -> None:
                 operation, params, context.dependency_results = pickle.loads(work)
                 payload = operation(params, context)
                 kind = "completed"
-            except MemoryError as exc:
-                kind = "memory" if memory_limit_mb is not None else "raised"
-                payload = _exception_info(exc)
             except BaseException as exc:  # SystemExit too: the child carries on
-                kind, payload = "raised", _exception_info(exc)
+                out_of_memory = memory_limit_mb is not None and _is_out_of_memory(exc)
+                kind = "memory" if out_of_memory else "raised"
+                payload = _exception_info(exc)
         finally:
-            _restore_limits(saved)
+            restored = _restore_limits(saved)
+            if os.getpid() != me:
+                os._exit(0)  # the operation forked and this copy returned: not the child
             context.close()
             with lock:
                 del current[task_id]
+        # A task's processes never outlive it (one system call when it started none).
+        ended = not _has_child_processes() or _end_leftover_processes()
+        retire = kind == "memory" or not restored or not ended
         try:
-            channel.send(("done", task_id, kind, payload))
-        except Exception as exc:  # the result cannot be pickled
-            _, text, trace, _ = _exception_info(exc)
-            info = ("pickle.PicklingError", f"the operation's result cannot be pickled: {text}")
-            mro = ("pickle.PicklingError", "Exception", "BaseException")
-            channel.send(("done", task_id, "raised", (*info, trace, mro)))
-        if kind == "memory":
-            return  # a child that ran out of memory may be damaged: the pool replaces it
+            try:
+                channel.send(("done", task_id, kind, payload, retire))
+            except _HostGone:
+                raise
+            except Exception as exc:  # the result cannot be pickled
+                _, text, trace, _ = _exception_info(exc)
+                info = (
+                    "pickle.PicklingError",
+                    f"the operation's result cannot be pickled: {text}",
+                )
+                mro = ("pickle.PicklingError", "Exception", "BaseException")
+                channel.send(("done", task_id, "raised", (*info, trace, mro), retire))
+        except _HostGone:
+            _exit_quietly()
+        if retire:
+            return  # out of memory (maybe damaged) or limits it cannot undo: replaced

@@ -264,6 +264,8 @@ def encode_outcome(outcome: Outcome | None) -> str | None:
         fields = {"kind": "cancelled", "reason": outcome.reason.value}
     elif isinstance(outcome, Crashed):
         fields = {"kind": "crashed", "exit_code": outcome.exit_code, "signal": outcome.signal}
+        if outcome.reason is not None:
+            fields["reason"] = outcome.reason
     elif isinstance(outcome, ResourceExhausted):
         fields = {
             "kind": "resource_exhausted",

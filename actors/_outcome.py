@@ -108,10 +108,12 @@ class Cancelled:
 @dataclass(frozen=True, slots=True)
 class Crashed:
     """The child process running the operation died: ``exit_code`` when it exited
-    (``os._exit(3)``), ``signal`` when a signal killed it (a segfault, SIGKILL)."""
+    (``os._exit(3)``), ``signal`` when a signal killed it (a segfault, SIGKILL). Or the
+    host ended it: ``reason`` says why (its channel to the host was corrupted)."""
 
     exit_code: int | None
     signal: int | None
+    reason: str | None = None
 
     @property
     def signal_name(self) -> str | None:

@@ -2,13 +2,20 @@
 in a child on behalf of its worker actor.
 
 Children are started with the ``spawn`` context (never a ``fork`` of the threaded host)
-and are reused: a child is replaced after a crash, a kill, a memory error, or
-``max_tasks_per_child`` tasks. They are direct children of the host, so a stopped pool
+and are reused: a child is replaced after a crash, a kill, a memory error, a CPU limit,
+or ``max_tasks_per_child`` tasks. They are direct children of the host, so a stopped pool
 leaves no process behind and every child is reaped (joined).
+
+A child's death is watched through a pidfd (the kernel's word on that one process), never
+through the end of a pipe: a process the operation forked may hold the child's end of
+every pipe, and the slot must be freed when the child itself is gone. A kill of a child
+ends its whole process tree first (``_proctree``).
 
 The driver runs on the operation thread that holds the task's slot. It relays progress
 and partial results into the task's :class:`TaskContext` (and so, coalesced, to the
-registry) and turns the child's answer, or its death, into an outcome.
+registry) and turns the child's answer, or its death, into an outcome. It reads the
+child's frames itself (``actors._child.FRAME_HEADER``), only as many bytes as are there,
+so bytes that are not a frame end the attempt as a crash instead of a wait for ever.
 """
 
 from __future__ import annotations
@@ -21,16 +28,17 @@ import pickle
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from actors._child import child_main
+from actors._child import FRAME_HEADER, FRAME_MAGIC, child_main
 from actors._context import TaskContext
 from actors._errors import UnguardedMainError
 from actors._main_guard import CHILD_NAME_MARKER, UNGUARDED_MAIN_EXIT_CODE
 from actors._outcome import Completed, Crashed, Outcome, Raised, ResourceExhausted
+from actors._proctree import kill_descendants, kill_group
 from actors._records import TaskSpec
 from actors.logs import library_logger
 
@@ -39,6 +47,76 @@ __all__ = ["ChildProcess", "ProcessPool", "ProcessPoolStats", "run_in_child"]
 _log = library_logger("actors.processes")
 _EXIT_GRACE_SECONDS = 5.0
 _START_TIMEOUT_SECONDS = 60.0
+_READ_CHUNK = 1 << 16
+_MAX_FRAME_BYTES = 1 << 40  # a larger length is not one the child wrote
+# Where pidfds are missing (not Linux, or an old kernel), how often the driver looks
+# whether its child is still alive.
+_EXIT_POLL_SECONDS = 0.2
+# Bytes still read after the child died (a process it forked may keep writing).
+_MAX_DRAIN_BYTES = 64 << 20
+
+
+class ChannelCorrupted(Exception):
+    """The child's channel carried bytes that are not a frame, or a record that does not
+    belong there: the child cannot be trusted any more."""
+
+
+class _FrameReader:
+    """Frames from the child, decoded from whatever bytes have arrived so far."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._buffer = bytearray()
+        self.eof = False
+
+    def fill(self) -> int:
+        """Read what is there (the descriptor is readable: this does not block)."""
+        try:
+            data = os.read(self._fd, _READ_CHUNK)
+        except OSError:
+            data = b""
+        if not data:
+            self.eof = True
+        self._buffer += data
+        return len(data)
+
+    def frames(self) -> Iterator[bytes]:
+        """The complete frames buffered; raises ChannelCorrupted on bytes that are not one."""
+        size = FRAME_HEADER.size
+        while self._buffer:
+            # The magic is checked from the first byte: a few junk bytes, fewer than a
+            # header, must not be waited on as the start of one.
+            start = bytes(self._buffer[: len(FRAME_MAGIC)])
+            if not FRAME_MAGIC.startswith(start):
+                raise self._junk()
+            if len(self._buffer) < size:
+                return
+            _, length = FRAME_HEADER.unpack_from(self._buffer)
+            if length > _MAX_FRAME_BYTES:
+                raise self._junk()
+            if len(self._buffer) < size + length:
+                return
+            payload = bytes(self._buffer[size : size + length])
+            del self._buffer[: size + length]
+            yield payload
+
+    def _junk(self) -> ChannelCorrupted:
+        return ChannelCorrupted(
+            f"the child's channel carried bytes that are not a message "
+            f"({bytes(self._buffer[:16])!r}...): did the operation write on the channel's "
+            "descriptor?"
+        )
+
+
+def _open_exit_handle(pid: int) -> int | None:
+    """A pidfd for ``pid`` (readable once it has exited), or None where there is none."""
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:
+        return None
+    try:
+        return int(pidfd_open(pid))
+    except OSError:
+        return None
 
 
 class ChildProcess:
@@ -57,36 +135,76 @@ class ChildProcess:
         self.process.start()
         child_end.close()
         self.conn: Connection = parent_end
+        self.reader = _FrameReader(parent_end.fileno())
+        self._exit_fd = _open_exit_handle(self.pid)
         self.tasks_run = 0
+        self.killed_by_host = False  # the host sent it a signal (a stop, a kill)
+        self._reaped = False
+        self._signal_lock = threading.Lock()
+        self._driven = False  # a run_in_child loop delivers its stop-ladder steps
+        self._requested: int | None = None
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._send_lock = threading.Lock()
         # Wait for the interpreter to be up, so that no task's timeout pays for it.
-        ready = wait([self.conn, self.process.sentinel], _START_TIMEOUT_SECONDS)
-        failure = None
-        if not ready:
-            failure = f"a child process did not start within {_START_TIMEOUT_SECONDS} s"
-        elif self.conn not in ready:
-            failure = "a child process died while starting"
-        else:
-            try:
-                hello = pickle.loads(self.conn.recv_bytes())
-            except (EOFError, OSError) as exc:
-                failure = f"a child process died while starting: {exc!r}"
-        if failure is not None:
-            if ready:  # it died (or is dying): reap it for its exit code
-                self.process.join(_EXIT_GRACE_SECONDS)
-            # The exit code is read before close(): a closed process has none to give.
-            exitcode = self.process.exitcode
+        try:
+            hello = self._read_hello()
+        except BaseException:
             self.close()
-            if exitcode == UNGUARDED_MAIN_EXIT_CODE:
-                main = sys.modules.get("__main__")
-                raise UnguardedMainError(str(getattr(main, "__file__", None) or "__main__"))
-            raise RuntimeError(f"{failure} (exit code {exitcode})")
-        assert hello == ("ready",), hello
+            raise
+        if hello != ("ready",):
+            self.close()
+            raise RuntimeError(f"a child process started with {hello!r} instead of ('ready',)")
+
+    def _read_hello(self) -> Any:
+        waited = 0.0
+        while True:
+            for payload in self.reader.frames():
+                return pickle.loads(payload)
+            if self.reader.eof or self.has_exited():
+                self.process.join(_EXIT_GRACE_SECONDS)
+                # Read before close(): a closed process has no exit code to give.
+                exitcode = self.process.exitcode
+                if exitcode == UNGUARDED_MAIN_EXIT_CODE:
+                    main = sys.modules.get("__main__")
+                    raise UnguardedMainError(str(getattr(main, "__file__", None) or "__main__"))
+                raise RuntimeError(f"a child process died while starting (exit code {exitcode})")
+            if waited >= _START_TIMEOUT_SECONDS:
+                raise RuntimeError(
+                    f"a child process did not start within {_START_TIMEOUT_SECONDS} s"
+                )
+            if self.conn in wait([self.conn, *self.exit_waitables()], _EXIT_POLL_SECONDS):
+                self.reader.fill()
+            else:
+                waited += _EXIT_POLL_SECONDS
 
     @property
     def pid(self) -> int:
-        assert self.process.pid is not None
-        return self.process.pid
+        pid = self.process.pid
+        if pid is None:
+            raise RuntimeError("the child process was never started")
+        return pid
+
+    def exit_waitables(self) -> list[int]:
+        """What becomes ready when the child has exited (empty where only polling can
+        tell: then call has_exited() every _EXIT_POLL_SECONDS)."""
+        return [] if self._exit_fd is None else [self._exit_fd]
+
+    @property
+    def poll_timeout(self) -> float | None:
+        return _EXIT_POLL_SECONDS if self._exit_fd is None else None
+
+    def has_exited(self) -> bool:
+        """Whether the child has exited; it is not reaped (its pid stays its own) when a
+        pidfd can tell."""
+        if self._exit_fd is not None:
+            return bool(wait([self._exit_fd], 0))
+        return self.process.exitcode is not None
+
+    def exited_in(self, ready: list[Any]) -> bool:
+        """Whether ``ready`` (from wait() on exit_waitables()) says the child exited."""
+        if self._exit_fd is not None:
+            return self._exit_fd in ready
+        return self.process.exitcode is not None
 
     def send(self, message: tuple[Any, ...]) -> bool:
         """Send to the child; False if it is gone."""
@@ -98,18 +216,89 @@ class ChildProcess:
         return True
 
     def signal(self, signum: int) -> None:
+        """A step of the stop ladder (called on an actor's thread). While a driver runs
+        the child's task, the step is handed to it (the /proc walk costs milliseconds,
+        and the actors' threads must not wait on it); otherwise it is done here."""
+        with self._signal_lock:
+            if self._driven:
+                if self._requested != signal.SIGKILL:
+                    self._requested = signum
+                with contextlib.suppress(BlockingIOError):
+                    os.write(self._wake_w, b"\0")
+                return
+        self.signal_now(signum)
+
+    def signal_now(self, signum: int) -> None:
+        """Signal the child. The processes the operation started are killed first,
+        while the child lives to be their subreaper, so its death orphans none."""
+        if self.has_exited():
+            return
+        self.killed_by_host = True
+        kill_descendants(self.pid)
+        if signum == signal.SIGKILL:
+            kill_group(self.pid)
         with contextlib.suppress(ProcessLookupError):
-            if self.process.exitcode is None:
-                os.kill(self.pid, signum)
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        """SIGKILL the child and its whole process tree, now."""
+        self.signal_now(signal.SIGKILL)
+
+    @property
+    def wake_fd(self) -> int:
+        """Readable when a stop-ladder step waits for the driver (deliver_requested)."""
+        return self._wake_r
+
+    def drive(self, driven: bool) -> None:
+        """A driver starts (True) or stops (False) handling this child's signals; a step
+        still waiting when it stops is dropped (the task it was meant for is over)."""
+        with self._signal_lock:
+            self._driven = driven
+            self._requested = None
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 64):
+                pass
+
+    def deliver_requested(self) -> None:
+        """On the driver's thread: carry out the stop-ladder step that woke it."""
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 64):
+                pass
+        with self._signal_lock:
+            signum, self._requested = self._requested, None
+        if signum is not None:
+            self.signal_now(signum)
+
+    def reap(self) -> int | None:
+        """Wait for the child (which has exited or been killed) and return its exit code.
+        Members of its process group that outlived it are killed first, while its pid
+        (their group's id) cannot have been reused."""
+        if not self._reaped:
+            kill_group(self.pid)
+            self.process.join()
+            self._reaped = True
+        return self.process.exitcode
+
+    def wait_exit(self, timeout: float) -> bool:
+        if self._exit_fd is not None:
+            return bool(wait([self._exit_fd], timeout))
+        self.process.join(timeout)
+        return self.process.exitcode is not None
 
     def close(self) -> None:
         """Ask the child to exit, kill it if it does not, and reap it."""
-        self.send(("exit",))
-        self.process.join(_EXIT_GRACE_SECONDS)
-        if self.process.exitcode is None:
-            self.signal(signal.SIGKILL)
-            self.process.join()
+        if not self.has_exited():
+            self.send(("exit",))
+            if not self.wait_exit(_EXIT_GRACE_SECONDS):
+                self.kill()
+        self.reap()
         self.conn.close()
+        if self._exit_fd is not None:
+            os.close(self._exit_fd)
+            self._exit_fd = None
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
         self.process.close()
 
 
@@ -145,7 +334,7 @@ class ProcessPool:
             found = None
             while self._idle:
                 child = self._idle.pop()
-                if child.process.exitcode is None:
+                if not child.has_exited():
                     self._busy.add(child)
                     found = child
                     break
@@ -167,7 +356,7 @@ class ProcessPool:
         """Return a child after its task. One that is not reusable (it crashed, was
         killed, ran out of memory, or ran max_tasks_per_child tasks) is replaced."""
         worn_out = self._max_tasks is not None and child.tasks_run >= self._max_tasks
-        keep = reusable and not worn_out and child.process.exitcode is None
+        keep = reusable and not worn_out and not child.has_exited()
         with self._lock:
             self._busy.discard(child)
             if keep and not self._closed:
@@ -209,7 +398,7 @@ class ProcessPool:
 
     def statistics(self) -> ProcessPoolStats:
         with self._lock:
-            alive = [c for c in (*self._idle, *self._busy) if c.process.exitcode is None]
+            alive = [c for c in (*self._idle, *self._busy) if not c.has_exited()]
             return ProcessPoolStats(
                 children=len(alive),
                 idle=len(self._idle),
@@ -237,12 +426,14 @@ def run_in_child(
         return Raised.from_exception(exc)
     child = pool.acquire()
     child.tasks_run += 1
+    child.drive(True)  # before attach: every stop-ladder step for this task comes here
     context.attach_child(child)
 
     def give_back(*, reusable: bool) -> None:
         # Detach first: a late signal or cancel for this task must not reach the
         # child's next task.
         context.detach_child()
+        child.drive(False)
         pool.release(child, reusable=reusable)
 
     message = ("run", spec.task_id, work, spec.memory_limit_mb, spec.cpu_time_limit)
@@ -251,54 +442,121 @@ def run_in_child(
         if context.stop_reason is not None:
             # Stopped before the child was attached: the worker could not forward it.
             child.send(("cancel", spec.task_id, context.stop_reason.value))
+    reader = child.reader
+    waitables: list[Any] = [child.conn, child.wake_fd, *child.exit_waitables()]
     while True:
-        ready = wait([child.conn, child.process.sentinel])
-        if child.conn not in ready:
-            break  # the child died with nothing left to read
+        ready = wait(waitables, child.poll_timeout)
+        if child.wake_fd in ready:
+            child.deliver_requested()
+        exited = child.exited_in(ready)
+        if child.conn in ready:
+            reader.fill()
+        if exited:  # what the child sent before it died, without waiting for more
+            drained = 0
+            while drained < _MAX_DRAIN_BYTES and not reader.eof and wait([child.conn], 0):
+                drained += reader.fill()
         try:
-            reply = pickle.loads(child.conn.recv_bytes())
-        except (EOFError, OSError):
-            break
-        except Exception as exc:  # a value that cannot be unpickled here
-            # Which message it was is unknown, so the child may still be running the
-            # operation: it cannot be trusted with another task.
-            child.signal(signal.SIGKILL)
-            give_back(reusable=False)
-            return Raised.from_exception(exc)
-        if reply[0] == "progress":
-            _, _, progress, has_partial, partial = reply
-            if progress is not None:
-                context.update_progress(progress)
-            if has_partial:
-                context.partial_result = partial
-            continue
-        _, _, kind, payload = reply
-        give_back(reusable=kind != "memory")
-        if kind == "completed":
-            return Completed(payload)
-        exception_type, text, trace, mro = payload
-        if kind == "memory":
-            return ResourceExhausted(
-                limit="memory_limit_mb",
-                value=float(spec.memory_limit_mb or 0),
-                message=f"{exception_type}: {text}" if text else exception_type,
+            for payload in reader.frames():
+                answer = _read_record(payload, spec, context)
+                if isinstance(answer, Raised):  # a value the host cannot unpickle
+                    # Which message it was is unknown, so the child may still be running
+                    # the operation: it cannot be trusted with another task.
+                    child.kill()
+                    child.reap()
+                    give_back(reusable=False)
+                    return answer
+                if answer is None:  # progress
+                    continue
+                outcome, retire = answer
+                give_back(reusable=not retire)
+                return outcome
+        except ChannelCorrupted as exc:
+            _log.error(
+                "process.channel_corrupted", task_id=spec.task_id, pid=child.pid, error=str(exc)
             )
-        return Raised(
-            exception_type=exception_type, message=text, traceback=trace, exception_mro=mro
-        )
-    child.process.join()
-    exitcode = child.process.exitcode
+            child.kill()
+            child.reap()
+            give_back(reusable=False)
+            return Crashed(exit_code=None, signal=None, reason=f"corrupted channel: {exc}")
+        if exited:
+            break
+        if reader.eof:
+            # The child closed its end yet lives (an operation closed the descriptor):
+            # nothing more can come from it.
+            if not child.wait_exit(_EXIT_GRACE_SECONDS):
+                child.kill()
+                child.reap()
+                give_back(reusable=False)
+                return Crashed(
+                    exit_code=None,
+                    signal=None,
+                    reason="corrupted channel: the child closed its end of the channel",
+                )
+            break
+    host_killed = child.killed_by_host
+    exitcode = child.reap()
     give_back(reusable=False)
-    return _death_outcome(exitcode, spec)
+    return _death_outcome(exitcode, spec, host_killed=host_killed)
 
 
-def _death_outcome(exitcode: int | None, spec: TaskSpec) -> Outcome:
+_DONE_KINDS = frozenset({"completed", "raised", "memory"})
+
+
+def _read_record(
+    payload: bytes, spec: TaskSpec, context: TaskContext
+) -> tuple[Outcome, bool] | Raised | None:
+    """One frame of the child: None for progress (relayed into ``context``), (outcome, retire)
+    for its answer, Raised for a value the host cannot unpickle. Raises ChannelCorrupted
+    for a record that does not belong on the channel."""
+    try:
+        record = pickle.loads(payload)
+    except Exception as exc:  # the child pickled it, but it cannot be unpickled here
+        return Raised.from_exception(exc)
+    if not isinstance(record, tuple) or len(record) < 2 or record[1] != spec.task_id:
+        raise ChannelCorrupted(f"the child sent {_describe(record)} during task {spec.task_id}")
+    if record[0] == "progress" and len(record) == 5:
+        _, _, progress, has_partial, partial = record
+        if progress is not None:
+            context.update_progress(progress)
+        if has_partial:
+            context.partial_result = partial
+        return None
+    if record[0] == "done" and len(record) == 5 and record[2] in _DONE_KINDS:
+        _, _, kind, payload_value, retire = record
+        return _done_outcome(kind, payload_value, spec), bool(retire)
+    raise ChannelCorrupted(f"the child sent {_describe(record)} during task {spec.task_id}")
+
+
+def _describe(record: Any) -> str:
+    text = repr(record)
+    return f"an unexpected record {text[:80]}{'...' if len(text) > 80 else ''}"
+
+
+def _done_outcome(kind: str, payload: Any, spec: TaskSpec) -> Outcome:
+    if kind == "completed":
+        return Completed(payload)
+    exception_type, text, trace, mro = payload
+    if kind == "memory":
+        return ResourceExhausted(
+            limit="memory_limit_mb",
+            value=float(spec.memory_limit_mb or 0),
+            message=f"{exception_type}: {text}" if text else exception_type,
+        )
+    return Raised(exception_type=exception_type, message=text, traceback=trace, exception_mro=mro)
+
+
+def _death_outcome(exitcode: int | None, spec: TaskSpec, *, host_killed: bool) -> Outcome:
     signum = -exitcode if exitcode is not None and exitcode < 0 else None
     exit_code = exitcode if signum is None else None
-    if signum == signal.SIGXCPU and spec.cpu_time_limit is not None:
+    if spec.cpu_time_limit is not None and (
+        signum == signal.SIGXCPU or (signum == signal.SIGKILL and not host_killed)
+    ):
+        # SIGXCPU at the soft RLIMIT_CPU; SIGKILL at the hard one, a margin above, when
+        # the operation ignored SIGXCPU (a SIGKILL the host did not send).
+        how = "SIGXCPU" if signum == signal.SIGXCPU else "SIGKILL at the hard limit"
         return ResourceExhausted(
             limit="cpu_time_limit",
             value=spec.cpu_time_limit,
-            message=f"the child used more than {spec.cpu_time_limit} s of CPU time",
+            message=f"the child used more than {spec.cpu_time_limit} s of CPU time ({how})",
         )
     return Crashed(exit_code=exit_code, signal=signum)

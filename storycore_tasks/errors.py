@@ -405,17 +405,22 @@ def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:
             exception_message=outcome.message,
         )
     if isinstance(outcome, Crashed):
-        how = (
-            f"was killed by {outcome.signal_name}"
-            if outcome.signal is not None
-            else f"exited with code {outcome.exit_code}"
-        )
+        if outcome.reason is not None:
+            how = f"was ended by the task manager: {outcome.reason}"
+        elif outcome.signal is not None:
+            how = f"was killed by {outcome.signal_name}"
+        else:
+            how = f"exited with code {outcome.exit_code}"
+        crash_details: dict[str, Any] = {}
+        if outcome.reason is not None:
+            crash_details["reason"] = outcome.reason
         return ErrorDetails.of(
             ErrorCodes.WORKER_CRASHED,
             f"The worker process running the operation {how}",
             exit_code=outcome.exit_code,
             signal=outcome.signal,
             signal_name=outcome.signal_name,
+            **crash_details,
         )
     if isinstance(outcome, ResourceExhausted):
         unit = "MB" if outcome.limit == "memory_limit_mb" else "seconds of CPU time"

@@ -8,8 +8,11 @@ blocks longer than ``RELEASE_TIMEOUT`` unless it is meant to be stopped from out
 from __future__ import annotations
 
 import ctypes
+import errno
+import mmap
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Mapping
@@ -141,3 +144,115 @@ def partial_unreadable_by_parent(params: Mapping[str, Any], task: TaskContext) -
 def niceness(params: Mapping[str, Any], task: TaskContext) -> int:
     """The scheduling niceness the operation runs at."""
     return os.nice(0)
+
+
+# -- operations that start processes, or write on the host's channel ---------------------
+
+
+def _grandchild_sleeps() -> None:
+    """In a forked copy of the child: sleep without ever returning into the child's loop."""
+    try:
+        time.sleep(3600)
+    finally:
+        os._exit(0)
+
+
+def fork_then_sleep(params: Mapping[str, Any], task: TaskContext) -> None:
+    """Fork (``os.fork``, or libc's fork, which runs no Python fork hooks, if
+    params["raw"]), the copy sleeping holding every descriptor the child had; publish
+    both pids, then block in C."""
+    # PyDLL: the GIL stays held across libc's fork, so the copy can run Python.
+    pid = int(ctypes.PyDLL(None).fork()) if params.get("raw") else os.fork()
+    if pid == 0:
+        _grandchild_sleeps()
+    task.partial_result = {"pid": os.getpid(), "forked": pid}
+    time.sleep(3600)
+
+
+def start_sleeps(params: Mapping[str, Any], task: TaskContext) -> Any:
+    """Start ``sleep 3600`` (in a new session if params["setsid"]) and a double-forked
+    daemon (``sh`` backgrounds a ``setsid sleep`` and exits, so it is orphaned); publish
+    the pids; then wait to be stopped cooperatively (params["cooperative"]) or block in C."""
+    direct = subprocess.Popen(["sleep", "3600"], start_new_session=bool(params.get("setsid")))
+    shell = subprocess.run(
+        ["sh", "-c", "setsid sleep 3600 >/dev/null 2>&1 & echo $!"],
+        capture_output=True,
+        check=True,
+        text=True,
+    )
+    task.partial_result = {"pid": os.getpid(), "sleeps": [direct.pid, int(shell.stdout)]}
+    if params.get("cooperative"):
+        return task.wait_cancelled(RELEASE_TIMEOUT)
+    time.sleep(3600)
+    return None
+
+
+def leave_sleeps(params: Mapping[str, Any], task: TaskContext) -> dict[str, Any]:
+    """Start ``sleep 3600`` and a double-forked ``setsid sleep 3600``, then return their
+    pids at once, leaving both running."""
+    direct = subprocess.Popen(["sleep", "3600"])
+    shell = subprocess.run(
+        ["sh", "-c", "setsid sleep 3600 >/dev/null 2>&1 & echo $!"],
+        capture_output=True,
+        check=True,
+        text=True,
+    )
+    return {"sleeps": [direct.pid, int(shell.stdout)]}
+
+
+def _channel_fd(task: TaskContext) -> int:
+    """The descriptor of the child's channel to the host (an operation has no business
+    with it: these operations misuse it on purpose)."""
+    return int(getattr(task, "_channel").conn.fileno())  # noqa: B009
+
+
+def write_on_channel(params: Mapping[str, Any], task: TaskContext) -> None:
+    """Write params["junk"] (bytes) on the channel to the host, or send it a well-formed
+    but unexpected record (params["record"]); then block in C, publishing nothing."""
+    if "record" in params:
+        getattr(task, "_channel").send(tuple(params["record"]))  # noqa: B009
+    else:
+        os.write(_channel_fd(task), params["junk"])
+    time.sleep(3600)
+
+
+def map_a_gigabyte(params: Mapping[str, Any], task: TaskContext) -> int:
+    """An anonymous mmap far beyond a small memory limit (OSError ENOMEM, not MemoryError);
+    with params["wrap"], the OSError is re-raised as the cause of a RuntimeError."""
+    try:
+        with mmap.mmap(-1, 1024**3) as mapped:
+            return len(mapped)
+    except OSError as exc:
+        if params.get("wrap"):
+            raise RuntimeError("could not map the frame buffer") from exc
+        raise
+
+
+def raise_enomem(params: Mapping[str, Any], task: TaskContext) -> None:
+    """An OSError ENOMEM raised by the operation itself (no limit involved)."""
+    raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+
+def spin_ignoring_sigxcpu(params: Mapping[str, Any], task: TaskContext) -> None:
+    """Ignore SIGXCPU (the soft CPU limit's signal), then burn CPU for ever."""
+    signal.signal(signal.SIGXCPU, signal.SIG_IGN)
+    while True:
+        pass
+
+
+def pid_then_wait(params: Mapping[str, Any], task: TaskContext) -> str:
+    """Publish its pid, wait params["seconds"] unless stopped, then return "finished"."""
+    task.partial_result = {"pid": os.getpid()}
+    task.wait_cancelled(params["seconds"])
+    return "finished"
+
+
+def progress_forever(params: Mapping[str, Any], task: TaskContext) -> None:
+    """Start ``sleep 3600``, publish both pids, then report progress every 10 ms for ever."""
+    sleeper = subprocess.Popen(["sleep", "3600"])
+    task.partial_result = {"pid": os.getpid(), "sleep": sleeper.pid}
+    step = 0
+    while True:
+        step += 1
+        task.update_progress((step % 100) / 100)
+        time.sleep(0.01)

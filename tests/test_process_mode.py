@@ -500,16 +500,16 @@ def test_a_cancelled_child_still_coalesces_its_progress() -> None:
     import pickle
 
     from actors._child import _PROGRESS_INTERVAL, ChildTaskContext, _Channel
+    from actors._processes import _FrameReader
 
     parent_end, child_end = multiprocessing.Pipe(duplex=True)
     received: list[tuple[Any, ...]] = []
 
-    def read() -> None:
-        while True:
-            try:
-                received.append(pickle.loads(parent_end.recv_bytes()))
-            except EOFError:
-                return
+    def read() -> None:  # the child's frames, as the host reads them
+        frames = _FrameReader(parent_end.fileno())
+        while not frames.eof:
+            frames.fill()
+            received.extend(pickle.loads(payload) for payload in frames.frames())
 
     reader = threading.Thread(target=read)
     reader.start()
