@@ -23,11 +23,11 @@ from actors import (
     StopReason,
     TableStats,
     TaskPriority,
-    TaskSpec,
     TaskStatus,
     TimedOut,
 )
 from actors._table import FinishResult, TaskTable
+from actors.lowlevel import TaskSpec
 
 RAISED = Raised(exception_type="ValueError", message="bad frame", traceback="Traceback ...")
 CANCELLED = Cancelled(StopReason.CANCEL_REQUESTED)
