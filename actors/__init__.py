@@ -34,6 +34,7 @@ from actors._faults import FaultPlan, FaultRule, InjectedFaultError
 from actors._interrupt import TaskInterrupted
 from actors._notifier import TaskEvent
 from actors._operations import NamedOperation
+from actors._options import TaskOptions, UnknownOptionError
 from actors._outcome import (
     Cancelled,
     Completed,
@@ -91,10 +92,11 @@ __all__ = [  # noqa: RUF022 (grouped by role, sorted within a group)
     "StopReason",
     "TaskInterrupted",
     "TimedOut",
-    # policies and named operations
+    # per-task options, policies and named operations
     "NamedOperation",
     "OperationLimits",
     "RetryPolicy",
+    "TaskOptions",
     # stores, and what they can keep
     "MAX_NESTING",
     "MemoryStore",
@@ -124,6 +126,7 @@ __all__ = [  # noqa: RUF022 (grouped by role, sorted within a group)
     "SupervisorError",
     "UnguardedMainError",
     "UnknownGroupError",
+    "UnknownOptionError",
     "UnknownOperationError",
     "UnknownTaskError",
     "UnstorableValueError",

@@ -15,15 +15,21 @@ documentation; nothing else lists the options by hand.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from actors._errors import NaiveRunAtError
 from actors._policies import RetryPolicy
 from actors._records import Isolation, TaskPriority
-from actors.validation import check_isolation, check_priority, check_seconds
+from actors.validation import (
+    check_isolation,
+    check_positive_number,
+    check_priority,
+    check_seconds,
+    check_text,
+)
 
 __all__ = ["Option", "OptionKind", "TaskOptions", "UnknownOptionError", "option", "options_of"]
 
@@ -47,8 +53,10 @@ class Option:
     name: str = ""  # filled in from the field's name
 
 
-class UnknownOptionError(ValueError):
-    """An option name that is not a per-task option; names it and lists the known ones."""
+class UnknownOptionError(TypeError, ValueError):
+    """An option name that is not a per-task option; names it and lists the known ones.
+    A ``TypeError`` as an unexpected keyword argument is, and a ``ValueError`` as a bad
+    key of a mapping (``create_group``'s items) is."""
 
     def __init__(self, names: Iterable[str], known: Iterable[str], where: str = "") -> None:
         self.names = sorted(names)
@@ -80,8 +88,11 @@ def option(
 
 
 def _text(name: str, value: Any) -> str | None:
-    if value is not None and not isinstance(value, str):
+    if value is None:
+        return None
+    if not isinstance(value, str):
         raise TypeError(f"{name} must be a str or None, got {type(value).__name__}")
+    check_text(name, value)  # valid Unicode: it is stored and sent
     return value
 
 
@@ -94,13 +105,8 @@ def _seconds_or_zero(name: str, value: Any) -> float | None:
 
 
 def _megabytes(name: str, value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of megabytes, got {type(value).__name__}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number of megabytes > 0, got {value!r}")
-    return float(value)
+    # At most 4 EiB: a larger limit's bytes do not fit the kernel's 64-bit RLIMIT_AS.
+    return None if value is None else check_positive_number(name, value, maximum=2.0**42)
 
 
 def _priority(name: str, value: Any) -> TaskPriority:
@@ -117,10 +123,7 @@ def _datetime(name: str, value: Any) -> datetime | None:
     if not isinstance(value, datetime):
         raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(
-            f"{name} must be an aware datetime (with a time zone), got the naive "
-            f"{value.isoformat()}"
-        )
+        raise NaiveRunAtError(value.isoformat())
     return value
 
 

@@ -63,13 +63,13 @@ from actors._messages import (
 )
 from actors._notifier import NotifierActor, Subscriptions, TaskEvent
 from actors._operations import NamedOperation, OperationRegistry
+from actors._options import TaskOptions
 from actors._policies import CircuitBreakers, OperationLimits, RetryPolicy
 from actors._pooled import Dispatcher
 from actors._processes import ProcessPool, ProcessPoolStats
 from actors._records import (
     Isolation,
     Operation,
-    TaskPriority,
     TaskRecord,
     TaskSnapshot,
     TaskSpec,
@@ -90,7 +90,6 @@ from actors.validation import (
     check_isolation,
     check_picklable,
     check_positive_number,
-    check_priority,
     check_seconds,
     check_text,
 )
@@ -385,20 +384,12 @@ class TaskRuntime:
         params: Mapping[str, Any] | None = None,
         *,
         operation_name: str | None = None,
-        user: str | None = None,
-        timeout: float | None = None,
-        priority: TaskPriority | int | str = TaskPriority.NORMAL,
-        isolation: Isolation | str | None = None,
-        memory_limit_mb: float | None = None,
-        cpu_time_limit: float | None = None,
-        delay: float | None = None,
-        run_at: datetime | None = None,
-        retry: RetryPolicy | None = None,
-        depends_on: Sequence[str] = (),
-        group_id: str | None = None,
+        **option_values: Any,
     ) -> dict[str, Any]:
         """Check a task's arguments; the fields of its TaskSpec but its id, seq and
-        creation time."""
+        creation time. ``option_values`` are :class:`TaskOptions`' (each checked there,
+        an unknown one refused by name); what depends on the runtime (its default
+        isolation, limits and retry policy, the start time) is resolved here."""
         named = isinstance(operation, str)
         if isinstance(operation, str):
             entry = self._operations.resolve(operation)
@@ -429,18 +420,13 @@ class TaskRuntime:
             raise UnstorableValueError(
                 f"params must be {needs}: {exc}", type_name=exc.type_name
             ) from None
-        if user is not None:
-            if not isinstance(user, str):
-                raise TypeError(f"user must be a str or None, got {type(user).__name__}")
-            check_text("user", user)
-        timeout = check_seconds("timeout", timeout, allow_none=True)
-        priority = check_priority(priority)
-        task_isolation = self._isolation if isolation is None else check_isolation(isolation)
+        options = TaskOptions.from_mapping(option_values)
+        task_isolation = self._isolation if options.isolation is None else options.isolation
         memory, cpu = self._limits
-        if memory_limit_mb is not None or cpu_time_limit is not None:
+        if options.memory_limit_mb is not None or options.cpu_time_limit is not None:
             memory, cpu = _check_limits(
-                memory_limit_mb if memory_limit_mb is not None else memory,
-                cpu_time_limit if cpu_time_limit is not None else cpu,
+                options.memory_limit_mb if options.memory_limit_mb is not None else memory,
+                options.cpu_time_limit if options.cpu_time_limit is not None else cpu,
                 task_isolation,
             )
         elif task_isolation is Isolation.THREAD:
@@ -450,32 +436,23 @@ class TaskRuntime:
         check_text("the operation name", operation_name)
         if task_isolation is Isolation.PROCESS:
             check_picklable(operation, operation_name, params)
-        not_before = self._start_time(delay, run_at)
-        if retry is None:
-            retry = self._retry
-        elif not isinstance(retry, RetryPolicy):
-            raise TypeError(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")
-        dependencies = _check_dependencies(depends_on)
-        if group_id is not None:
-            if not isinstance(group_id, str):
-                raise TypeError(f"group_id must be a str or None, got {type(group_id).__name__}")
-            check_text("group_id", group_id)
+        not_before = self._start_time(options.delay, options.run_at)
         return {
             "operation": operation,
             "operation_name": operation_name,
             "params": params,
-            "user": user,
-            "timeout": timeout,
-            "priority": priority,
+            "user": options.user,
+            "timeout": options.timeout,
+            "priority": options.priority,
             "isolation": task_isolation,
             "memory_limit_mb": memory,
             "cpu_time_limit": cpu,
             "named": named,
             "params_json": params_json,
             "not_before": not_before,
-            "retry": retry,
-            "depends_on": dependencies,
-            "group_id": group_id,
+            "retry": self._retry if options.retry is None else options.retry,
+            "depends_on": options.depends_on,
+            "group_id": options.group_id,
         }
 
     def submit(
@@ -484,17 +461,7 @@ class TaskRuntime:
         params: Mapping[str, Any] | None = None,
         *,
         operation_name: str | None = None,
-        user: str | None = None,
-        timeout: float | None = None,
-        priority: TaskPriority | int | str = TaskPriority.NORMAL,
-        isolation: Isolation | str | None = None,
-        memory_limit_mb: float | None = None,
-        cpu_time_limit: float | None = None,
-        delay: float | None = None,
-        run_at: datetime | None = None,
-        retry: RetryPolicy | None = None,
-        depends_on: Sequence[str] = (),
-        group_id: str | None = None,
+        **options: Any,
     ) -> str:
         """Queue ``operation(params, task)``; returns the new task id at once.
 
@@ -507,28 +474,17 @@ class TaskRuntime:
         store mode they must be valid Unicode and nested at most ``MAX_NESTING`` deep
         (else :class:`UnstorableValueError`).
 
-        ``delay`` (seconds) or ``run_at`` (an aware datetime): the task stays pending
-        until then. ``retry``: its retry policy (default: the runtime's).
-        ``depends_on``: ids of existing tasks that must complete first (their results
-        reach the operation as ``task.dependency_results``); if one fails or is
-        cancelled, this task is cancelled with a :class:`DependencyFailed` fact.
+        ``options`` are :class:`TaskOptions`' fields (``user``, ``timeout``,
+        ``priority``, ``isolation``, ``memory_limit_mb``, ``cpu_time_limit``, ``delay``,
+        ``run_at``, ``retry``, ``depends_on``, ``group_id``); an unknown one raises
+        :class:`UnknownOptionError` naming it. ``delay`` (seconds) or ``run_at`` (an
+        aware datetime): the task stays pending until then. ``retry``: its retry policy
+        (default: the runtime's). ``depends_on``: ids of existing tasks that must
+        complete first (their results reach the operation as
+        ``task.dependency_results``); if one fails or is cancelled, this task is
+        cancelled with a :class:`DependencyFailed` fact.
         """
-        fields = self._spec_fields(
-            operation,
-            params,
-            operation_name=operation_name,
-            user=user,
-            timeout=timeout,
-            priority=priority,
-            isolation=isolation,
-            memory_limit_mb=memory_limit_mb,
-            cpu_time_limit=cpu_time_limit,
-            delay=delay,
-            run_at=run_at,
-            retry=retry,
-            depends_on=depends_on,
-            group_id=group_id,
-        )
+        fields = self._spec_fields(operation, params, operation_name=operation_name, **options)
         if self._breakers.enabled:
             operation_name = fields["operation_name"]
             retry_after = self._breakers.refusal(operation_name, self._clock.monotonic())
@@ -1015,20 +971,6 @@ class TaskRuntime:
             self._store.close()
         except BaseException as exc:
             self._teardown_error = exc
-
-
-def _check_dependencies(depends_on: Sequence[str]) -> tuple[str, ...]:
-    if depends_on == ():
-        return ()  # the common case, without the Sequence ABC check
-    if isinstance(depends_on, str) or not isinstance(depends_on, Sequence | set | frozenset):
-        raise TypeError(f"depends_on must be a list of task ids, got {type(depends_on).__name__}")
-    ids: list[str] = []
-    for task_id in depends_on:
-        if not isinstance(task_id, str) or not task_id:
-            raise TypeError(f"depends_on must hold task id strings, got {task_id!r}")
-        if task_id not in ids:
-            ids.append(task_id)
-    return tuple(ids)
 
 
 def _qualified_name(operation: Callable[..., Any]) -> str:

@@ -6,7 +6,6 @@ runtime's snapshots and failure facts into StoryCore's status dicts and ErrorDet
 
 from __future__ import annotations
 
-import inspect
 import os
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,8 +31,10 @@ from actors import (
     TaskSnapshot,
     TaskStatus,
     UnknownGroupError,
+    UnknownOptionError,
     UnknownTaskError,
 )
+from actors._options import options_of
 from actors.validation import check_count, check_seconds
 from storycore_tasks.errors import error_from_outcome, iso_utc
 
@@ -321,17 +322,17 @@ class TaskManager:
             )
         if not tasks:
             raise ValueError("a group needs at least one task")
-        allowed = set(inspect.signature(self.create_task).parameters)
+        # The group sets each member's group_id; everything else is a task option.
+        known = {o.name for o in options_of()} - {"group_id"}
         for index, item in enumerate(tasks):
             if not isinstance(item, Mapping):
                 raise TypeError(f"tasks[{index}] must be a dict, got {type(item).__name__}")
             if "operation" not in item:
                 raise ValueError(f"tasks[{index}] has no 'operation'")
-            unknown = sorted(set(item) - allowed)
+            unknown = set(item) - {"operation", "params"} - known
             if unknown:
-                raise ValueError(
-                    f"tasks[{index}] has unknown keys {unknown}; use create_task's arguments: "
-                    f"{', '.join(sorted(allowed))}"
+                raise UnknownOptionError(
+                    unknown, known | {"operation", "params"}, f"tasks[{index}]"
                 )
             arguments = dict(item)
             operation = arguments.pop("operation")

@@ -4,13 +4,18 @@ unknown option named with the list of known ones."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
-from actors import Isolation, RetryPolicy, TaskPriority
-from actors._options import TaskOptions, UnknownOptionError, options_of
+from actors import Isolation, RetryPolicy, TaskOptions, TaskPriority, UnknownOptionError
+from actors._options import options_of
+from storycore_tasks import TaskManager
+from storycore_tasks.service.deps import ServiceConfig
+from tests.service_harness import running_service
 
 BAD_VALUES: dict[str, list[Any]] = {
     "user": [5, b"alice"],
@@ -94,3 +99,75 @@ def test_where_each_option_appears() -> None:
     assert {o.name for o in options_of(stored=False)} == {"delay", "run_at"}
     assert {o.name for o in options_of(http=False)} == {"user", "group_id"}
     assert "timeout" in {o.name for o in options_of(cli=True)}
+
+
+# -- the options at the entry points ------------------------------------------------------
+
+
+def _echo(params: Any, task: Any) -> dict[str, Any]:
+    return dict(params)
+
+
+def test_create_group_names_an_unknown_option_and_lists_the_known_ones(
+    make_manager: Callable[..., TaskManager],
+) -> None:
+    """create_group's items are checked against TaskOptions: an unknown key is named,
+    with every option (and operation, params) listed; nothing is created."""
+    manager = make_manager(num_workers=1)
+    with pytest.raises(UnknownOptionError) as refused:
+        manager.create_group([{"operation": _echo}, {"operation": _echo, "timeot": 5}])
+    message = str(refused.value)
+    assert message.startswith("tasks[1]: unknown task option 'timeot'; the options are ")
+    for name in ("operation", "params", "timeout", "priority", "depends_on"):
+        assert name in message
+    assert "group_id" not in refused.value.known  # the group sets it
+    assert manager.list_tasks() == []
+
+
+def test_the_runtime_refuses_an_unknown_option_by_name(
+    make_manager: Callable[..., TaskManager],
+) -> None:
+    manager = make_manager(num_workers=1)
+    with pytest.raises(UnknownOptionError, match="unknown task option 'prority'"):
+        manager.runtime.submit(_echo, {}, prority="high")
+
+
+def test_an_option_error_from_create_task_names_the_option(
+    make_manager: Callable[..., TaskManager],
+) -> None:
+    """create_task keeps its StoryCore signature and checks through TaskOptions."""
+    manager = make_manager(num_workers=1)
+    with pytest.raises(TypeError, match="depends_on must be a list of task ids"):
+        manager.create_task(_echo, depends_on="abc")
+    with pytest.raises(ValueError, match="priority"):
+        manager.create_task(_echo, priority="urgent")
+    task_id = manager.create_task(_echo, {"n": 1}, priority="high", timeout=5)
+    assert manager.wait(task_id, timeout=15)["priority"] == "high"
+
+
+def test_http_names_an_unknown_field_and_lists_the_known_ones(
+    make_manager: Callable[..., TaskManager],
+) -> None:
+    """Over HTTP an unknown field of the task (or of its retry policy) is a
+    VALIDATION_ERROR that names it and lists the fields at that place."""
+    manager = make_manager(num_workers=1)
+    manager.register_operation("echo", _echo)
+    with (
+        running_service(manager, ServiceConfig(tokens=None)) as live,
+        httpx.Client(base_url=live.url, timeout=15) as client,
+    ):
+        top = client.post("/v1/tasks", json={"operation": "echo", "timeot": 5})
+        nested = client.post(
+            "/v1/tasks", json={"operation": "echo", "retry": {"max_attempts": 2, "tries": 3}}
+        )
+    assert top.status_code == 400
+    problem = top.json()["error"]["details"]["problems"][0]
+    assert problem["location"] == "body.timeot"
+    assert problem["problem"].startswith("unknown field 'timeot'; the fields are ")
+    for name in ("timeout", "priority", "depends_on", "operation"):
+        assert name in problem["problem"]
+    assert nested.status_code == 400
+    nested_problem = nested.json()["error"]["details"]["problems"][0]
+    assert nested_problem["location"] == "body.retry.tries"
+    assert "max_attempts" in nested_problem["problem"]
+    assert "backoff" in nested_problem["problem"]

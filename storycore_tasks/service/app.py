@@ -13,7 +13,8 @@ import base64
 import binascii
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+import typing
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -165,6 +166,36 @@ def create_app(manager: TaskManager, config: ServiceConfig) -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(docs.router)
     return app
+
+
+def _problem(request: Request, error: Mapping[str, Any]) -> str:
+    """What a validation error says; an unknown field also lists the known ones (the
+    fields of the model at that place of the body, e.g. the task options)."""
+    problem = str(error.get("msg", "invalid"))
+    location = tuple(error.get("loc", ()))
+    if error.get("type") != "extra_forbidden" or len(location) < 2 or location[0] != "body":
+        return problem
+    route = request.scope.get("route")
+    body_field = getattr(route, "body_field", None)
+    model: Any = getattr(getattr(body_field, "field_info", None), "annotation", None)
+    for part in location[1:-1]:  # down through nested models (body.retry.x)
+        field = model.model_fields.get(part) if _is_model(model) else None
+        model = _model_in(field.annotation) if field is not None else None
+    if not _is_model(model):
+        return problem
+    known = ", ".join(sorted(model.model_fields))
+    return f"unknown field {location[-1]!r}; the fields are {known}"
+
+
+def _is_model(candidate: Any) -> bool:
+    return isinstance(candidate, type) and issubclass(candidate, BaseModel)
+
+
+def _model_in(annotation: Any) -> Any:
+    """The model in ``Model`` or ``Model | None``."""
+    if _is_model(annotation):
+        return annotation
+    return next((arg for arg in typing.get_args(annotation) if _is_model(arg)), None)
 
 
 # -- routes -------------------------------------------------------------------------------
@@ -383,7 +414,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         problems = [
             {
                 "location": ".".join(str(part) for part in error.get("loc", ())),
-                "problem": str(error.get("msg", "invalid")),
+                "problem": _problem(request, error),
             }
             for error in exc.errors()[:20]
         ]
