@@ -27,7 +27,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
-from actors import TERMINAL_STATUSES, StoreError, StoreLockedError
+from actors import TERMINAL_STATUSES, Isolation, StoreError, StoreLockedError, TaskPriority
+from actors._options import Option, options_of
 from storycore_tasks import __version__
 from storycore_tasks import logging as task_logging
 from storycore_tasks._bars import task_bars
@@ -126,8 +127,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="JSON",
         help="the operation's params, a JSON object (default: {})",
     )
-    submit.add_argument("--timeout", type=_positive_float, metavar="S", help="seconds")
-    submit.add_argument("--priority", choices=("low", "normal", "high", "critical"), default=None)
+    _add_option_flags(submit)
     submit.add_argument("--wait", action="store_true", help="follow the task until it ends")
     submit.add_argument("--json", action="store_true", help="print JSON")
     submit.set_defaults(handler=_submit)
@@ -371,14 +371,57 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
-    return value
+# -- task options as flags (from their one declaration, actors.TaskOptions) --------------
+
+
+def _add_option_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per task option the CLI offers (``--timeout``, ``--priority``, ...),
+    typed and checked by the option's own declaration."""
+    for declared in options_of(cli=True):
+        flag = "--" + declared.name.replace("_", "-")
+        if declared.kind == "priority":
+            names = [p.name.lower() for p in sorted(TaskPriority)]
+            parser.add_argument(flag, choices=names, default=None, help=declared.doc)
+        elif declared.kind == "isolation":
+            modes = [mode.value for mode in Isolation]
+            parser.add_argument(flag, choices=modes, default=None, help=declared.doc)
+        elif declared.kind == "task_ids":
+            parser.add_argument(
+                flag,
+                action="append",
+                default=None,
+                metavar="ID",
+                help=f"{declared.doc} (repeat the flag for each)",
+            )
+        else:  # a number: seconds or megabytes
+            unit = "S" if declared.kind == "seconds" else "MB"
+            parser.add_argument(
+                flag, type=_checked_number(declared), metavar=unit, help=declared.doc
+            )
+
+
+def _checked_number(declared: Option) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            number = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        try:
+            checked: float = declared.check(declared.name, number)
+        except (TypeError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return checked
+
+    return parse
+
+
+def _option_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The task options given on the command line, as the HTTP API takes them."""
+    return {
+        declared.name: getattr(args, declared.name)
+        for declared in options_of(cli=True)
+        if getattr(args, declared.name, None) is not None
+    }
 
 
 # -- demo, serve, token -------------------------------------------------------------------
@@ -586,9 +629,7 @@ def _stdout() -> Console:
 
 def _submit(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        task_id = client.create_task(
-            args.operation, args.params, timeout=args.timeout, priority=args.priority
-        )
+        task_id = client.create_task(args.operation, args.params, **_option_values(args))
         if not args.wait:
             if args.json:
                 _print_json({"task_id": task_id})
