@@ -50,6 +50,9 @@ class Option:
     http: bool = True  # a field of POST /v1/tasks
     cli: bool = False  # a flag of the CLI's submit
     default: Any = None
+    # Over HTTP: a number's upper bound (None: the library's own), or a list's length.
+    http_max: float | None = None
+    allow_zero: bool = False  # a number of seconds that may be 0 (else it must be > 0)
     name: str = ""  # filled in from the field's name
 
 
@@ -78,9 +81,21 @@ def option(
     stored: bool = True,
     http: bool = True,
     cli: bool = False,
+    http_max: float | None = None,
+    allow_zero: bool = False,
 ) -> Any:
     """Declare a :class:`TaskOptions` field."""
-    declared = Option(kind, doc, check, stored=stored, http=http, cli=cli, default=default)
+    declared = Option(
+        kind,
+        doc,
+        check,
+        stored=stored,
+        http=http,
+        cli=cli,
+        default=default,
+        http_max=http_max,
+        allow_zero=allow_zero,
+    )
     return field(default=default, metadata={"option": declared})
 
 
@@ -163,6 +178,7 @@ class TaskOptions:
         "seconds the operation may run; then it is stopped, keeping its partial result",
         _seconds,
         cli=True,
+        http_max=7 * 86_400.0,  # a week over HTTP
     )
     priority: TaskPriority = option(
         "priority",
@@ -182,19 +198,23 @@ class TaskOptions:
         "the child process's address-space limit (process isolation)",
         _megabytes,
         cli=True,
+        http_max=1_048_576.0,  # 1 TiB over HTTP
     )
     cpu_time_limit: float | None = option(
         "seconds",
         "the child process's CPU-time limit in seconds (process isolation)",
         _seconds,
         cli=True,
+        http_max=7 * 86_400.0,
     )
     delay: float | None = option(
         "seconds",
         "seconds to wait before the task may start",
         _seconds_or_zero,
-        stored=False,
-        cli=True,  # resolved into the task's start time, which is stored
+        stored=False,  # resolved into the task's start time, which is stored
+        cli=True,
+        http_max=366 * 86_400.0,  # a year over HTTP
+        allow_zero=True,
     )
     run_at: datetime | None = option(
         "datetime",
@@ -213,6 +233,7 @@ class TaskOptions:
         _task_ids,
         default=(),
         cli=True,
+        http_max=1000,  # ids in one request
     )
     group_id: str | None = option(
         "text",

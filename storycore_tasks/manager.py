@@ -242,6 +242,7 @@ class TaskManager:
         run_at: datetime | None = None,
         retry: RetryPolicy | None = None,
         depends_on: Sequence[str] = (),
+        **options: Any,
     ) -> str:
         """Queue ``operation(params, task)`` and return its task id (a UUID string) at once.
 
@@ -254,7 +255,9 @@ class TaskManager:
         ids of existing tasks that must complete first (with ``user``, tasks that same
         user created: another user's task reads as unknown); the operation reads their
         results from ``task.dependency_results``; if one fails or is cancelled, this task
-        is cancelled with ``DEPENDENCY_ERROR`` (and so on down the chain).
+        is cancelled with ``DEPENDENCY_ERROR`` (and so on down the chain). ``options``:
+        any other field of :class:`actors.TaskOptions` (the one declaration of every
+        per-task option); an unknown name raises :class:`actors.UnknownOptionError`.
 
         Raises:
             TypeError: ``operation`` is neither callable nor a name, ``params`` is not a
@@ -287,6 +290,7 @@ class TaskManager:
             run_at=run_at,
             retry=retry,
             depends_on=depends_on,
+            **options,
         )
 
     def _create(

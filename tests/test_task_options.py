@@ -171,3 +171,22 @@ def test_http_names_an_unknown_field_and_lists_the_known_ones(
     assert nested_problem["location"] == "body.retry.tries"
     assert "max_attempts" in nested_problem["problem"]
     assert "backoff" in nested_problem["problem"]
+
+
+def test_the_http_request_model_is_derived_from_the_declaration() -> None:
+    """POST /v1/tasks's model has one field per option the HTTP API offers, described by
+    the option's doc, besides the request's own fields; no option it does not offer."""
+    from storycore_tasks.service.app import CreateTaskRequest
+
+    schema = CreateTaskRequest.model_json_schema()
+    offered = {o.name for o in options_of(http=True)}
+    assert set(schema["properties"]) == offered | {
+        "operation",
+        "params",
+        "callback_url",
+        "callback_on_progress",
+    }
+    for declared in options_of(http=True):
+        assert schema["properties"][declared.name]["description"].startswith(declared.doc)
+    assert schema["additionalProperties"] is False
+    assert schema["required"] == ["operation"]

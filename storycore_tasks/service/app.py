@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import time
 import typing
@@ -18,16 +19,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Mutable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, assert_never
 
 from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from actors import RetryPolicy, TaskStatus
+from actors import Isolation, RetryPolicy, TaskPriority, TaskStatus
+from actors._options import Option, options_of
 from actors.logs import library_logger
+from actors.validation import MAX_SECONDS
 from storycore_tasks.envelope import APIResponse
 from storycore_tasks.errors import ErrorCodes, ErrorDetails, Surface, cancel_conflict
 from storycore_tasks.manager import TaskManager, snapshot_to_status
@@ -87,27 +90,85 @@ class RetryRequest(BaseModel):
     retry_on_timeout: bool = False
 
 
-class CreateTaskRequest(BaseModel):
-    """``POST /v1/tasks``: a named operation and its arguments."""
+class _CreateTaskBase(BaseModel):
+    """``POST /v1/tasks``: a named operation, its params, the task options and the
+    service's own fields (the callback)."""
 
     model_config = _STRICT
     operation: str = Field(min_length=1, max_length=200, description="A registered operation")
     params: dict[str, Any] = Field(default_factory=dict)
-    timeout: float | None = Field(None, gt=0, le=7 * 86_400)
-    priority: Literal["low", "normal", "high", "critical"] = "normal"
-    isolation: Literal["thread", "process"] | None = None
-    memory_limit_mb: float | None = Field(None, gt=0, le=1_048_576)
-    cpu_time_limit: float | None = Field(None, gt=0, le=7 * 86_400)
-    delay: float | None = Field(None, ge=0, le=366 * 86_400)
-    run_at: Annotated[datetime | None, BeforeValidator(_iso_text)] = Field(
-        None, strict=False, description="An ISO-8601 time with a time zone"
-    )
-    retry: RetryRequest | None = None
-    depends_on: list[str] = Field(default_factory=list, max_length=1000)
     callback_url: str | None = Field(
         None, max_length=2048, description="POSTed the status envelope when the task ends"
     )
     callback_on_progress: bool = False
+
+
+def _http_field(declared: Option) -> tuple[Any, Any]:
+    """The request field of one task option, typed from its kind."""
+    doc = declared.doc
+    match declared.kind:
+        case "seconds":
+            bound = MAX_SECONDS if declared.http_max is None else declared.http_max
+            if declared.allow_zero:
+                return float | None, Field(None, ge=0, le=bound, description=doc)
+            return float | None, Field(None, gt=0, le=bound, description=doc)
+        case "megabytes":
+            return float | None, Field(None, gt=0, le=declared.http_max, description=doc)
+        case "priority":
+            names = tuple(p.name.lower() for p in sorted(TaskPriority))
+            return Literal[names], Field("normal", description=doc)
+        case "isolation":
+            modes = tuple(mode.value for mode in Isolation)
+            return Literal[modes] | None, Field(None, description=doc)
+        case "datetime":
+            return (
+                Annotated[datetime | None, BeforeValidator(_iso_text)],
+                Field(None, strict=False, description=f"{doc}: an ISO-8601 time with a zone"),
+            )
+        case "retry":
+            return RetryRequest | None, Field(None, description=doc)
+        case "task_ids":
+            length = None if declared.http_max is None else int(declared.http_max)
+            return list[str], Field(default_factory=list, max_length=length, description=doc)
+        case "text":
+            return str | None, Field(None, max_length=1000, description=doc)
+        case _:
+            assert_never(declared.kind)
+
+
+if TYPE_CHECKING:
+    CreateTaskRequest = _CreateTaskBase
+else:
+    # The task options come from their one declaration (actors.TaskOptions): a new
+    # option the HTTP API offers needs no line here.
+    CreateTaskRequest = create_model(
+        "CreateTaskRequest",
+        __base__=_CreateTaskBase,
+        __doc__=_CreateTaskBase.__doc__,
+        **{declared.name: _http_field(declared) for declared in options_of(http=True)},
+    )
+
+
+def _option_values(body: _CreateTaskBase) -> dict[str, Any]:
+    """The task options of a request, as ``create_task`` takes them."""
+    values: dict[str, Any] = {}
+    for declared in options_of(http=True):
+        value = getattr(body, declared.name)
+        if isinstance(value, RetryRequest):
+            value = call_manager(functools.partial(_retry_policy, value))  # bad: 400
+        values[declared.name] = value
+    return values
+
+
+def _retry_policy(asked: RetryRequest) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=asked.max_attempts,
+        backoff=asked.backoff,
+        max_backoff=asked.max_backoff,
+        jitter=asked.jitter,
+        retry_on=tuple(asked.retry_on) if asked.retry_on else (Exception,),
+        retry_on_timeout=asked.retry_on_timeout,
+    )
 
 
 def create_app(manager: TaskManager, config: ServiceConfig) -> FastAPI:
@@ -233,34 +294,9 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
                 )
             sender, url = state.webhooks, body.callback_url
             call_manager(lambda: sender.check_url(url))  # VALIDATION_ERROR
-        retry = None
-        if body.retry is not None:
-            asked = body.retry
-            retry = call_manager(
-                lambda: RetryPolicy(
-                    max_attempts=asked.max_attempts,
-                    backoff=asked.backoff,
-                    max_backoff=asked.max_backoff,
-                    jitter=asked.jitter,
-                    retry_on=tuple(asked.retry_on) if asked.retry_on else (Exception,),
-                    retry_on_timeout=asked.retry_on_timeout,
-                )
-            )
+        options = _option_values(body)
         task_id = call_manager(
-            lambda: state.manager.create_task(
-                body.operation,
-                body.params,
-                user=who.user,
-                timeout=body.timeout,
-                priority=body.priority,
-                isolation=body.isolation,
-                memory_limit_mb=body.memory_limit_mb,
-                cpu_time_limit=body.cpu_time_limit,
-                delay=body.delay,
-                run_at=body.run_at,
-                retry=retry,
-                depends_on=body.depends_on,
-            )
+            lambda: state.manager.create_task(body.operation, body.params, user=who.user, **options)
         )
         if body.callback_url is not None and state.webhooks is not None:
             state.webhooks.register(task_id, body.callback_url, body.callback_on_progress)
