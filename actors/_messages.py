@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from actors._context import TaskContext
 
 __all__ = [
+    "REGISTRY_MESSAGES",
     "SUPERVISOR_MESSAGES",
     "AddSchedule",
     "AwaitOperation",
@@ -67,6 +68,7 @@ __all__ = [
     "ProgressReady",
     "Register",
     "RegisterDependent",
+    "RegistryMessage",
     "ResolveDependencies",
     "RetryScheduled",
     "ScheduleTick",
@@ -403,3 +405,27 @@ SupervisorMessage = (
 """Every message the supervisor handles; its dispatch is checked exhaustive against this."""
 
 SUPERVISOR_MESSAGES: tuple[type, ...] = get_args(SupervisorMessage)
+
+RegistryMessage = (
+    ProgressReady
+    | Register
+    | MarkRunning
+    | Finish
+    | RetryScheduled
+    | GetSnapshot
+    | Watch
+    | Unwatch
+    | ListTasks
+    | GetStats
+    | RegisterDependent
+    | ResolveDependencies
+    | GetGroup
+    | ConnectSupervisor
+    | InjectFault
+    | AbandonUnfinished
+    | Flush
+    | Cleanup
+)
+"""Every message the registry handles; its dispatch is checked exhaustive against this."""
+
+REGISTRY_MESSAGES: tuple[type, ...] = get_args(RegistryMessage)
