@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors import Cancelled, Completed, Raised, StopReason, TaskPriority, TaskStatus
+from actors import Cancelled, Completed, Outcome, Raised, StopReason, TaskPriority, TaskStatus
 from actors._table import TaskTable
 from actors.lowlevel import TaskSpec
 from storycore_tasks import TaskManager
@@ -98,7 +98,7 @@ _steps = st.lists(
     ),
     max_size=60,
 )
-_OUTCOMES = [
+_OUTCOMES: list[Outcome] = [
     Completed(1),
     Raised("ValueError", "bad", "Traceback ..."),
     Cancelled(StopReason.CANCEL_REQUESTED),
@@ -167,8 +167,8 @@ def test_a_page_reads_only_its_own_records() -> None:
     however sparse its status or owner is among the rest: the indexes answer it."""
     table = TaskTable()
     for seq in range(10_000):
-        user = "rare" if seq % 100 == 0 else "common"
-        table.add(_spec(f"t{seq}", seq, user, TaskPriority.NORMAL))
+        owner = "rare" if seq % 100 == 0 else "common"
+        table.add(_spec(f"t{seq}", seq, owner, TaskPriority.NORMAL))
     for seq in range(0, 10_000, 50):  # 200 completed, scattered through the others
         table.mark_running(f"t{seq}", 1.0)
         table.finish(f"t{seq}", Completed(seq), 2.0)
