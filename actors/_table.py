@@ -91,18 +91,21 @@ class _SeqIndex:
         self._ids.insert(at, task_id)
 
     def remove(self, seq: int, task_id: str) -> None:
-        seqs, ids = self._seqs, self._ids
-        at = bisect.bisect_left(seqs, seq, self._start)
-        # Seqs are unique in a runtime; a table built by hand may repeat one.
-        while at < len(seqs) and seqs[at] == seq and ids[at] != task_id:
-            at += 1
-        if at == len(seqs) or seqs[at] != seq:
-            raise KeyError(task_id)
-        if at == self._start:
-            self._start += 1
-            if self._start > 1024 and self._start * 2 > len(seqs):
-                del seqs[: self._start]  # compact: amortised O(1) per removal
-                del ids[: self._start]
+        seqs, ids, start = self._seqs, self._ids, self._start
+        if start < len(seqs) and ids[start] == task_id:  # the usual case: the oldest
+            at = start
+        else:
+            at = bisect.bisect_left(seqs, seq, start)
+            # Seqs are unique in a runtime; a table built by hand may repeat one.
+            while at < len(seqs) and seqs[at] == seq and ids[at] != task_id:
+                at += 1
+            if at == len(seqs) or seqs[at] != seq:
+                raise KeyError(task_id)
+        if at == start:
+            self._start = start = start + 1
+            if start > 1024 and start * 2 > len(seqs):
+                del seqs[:start]  # compact: amortised O(1) per removal
+                del ids[:start]
                 self._start = 0
         else:
             del seqs[at]
@@ -358,32 +361,35 @@ class TaskTable:
         self._status_counts[status] += 1
         record.status = status
 
-    def _index_keys(
+    def _indexes(
         self, record: TaskRecord, status: TaskStatus, by_status_only: bool
-    ) -> list[tuple[str | None, TaskStatus | None]]:
-        keys: list[tuple[str | None, TaskStatus | None]] = [(None, status)]
-        if not by_status_only:
-            keys.append((None, None))
-        if record.user is not None:
-            keys.append((record.user, status))
-            if not by_status_only:
-                keys.append((record.user, None))
-        return keys
-
-    def _index(self, record: TaskRecord, status: TaskStatus, by_status_only: bool = False) -> None:
+    ) -> Iterator[tuple[tuple[str | None, TaskStatus | None], _SeqIndex]]:
+        """The seq indexes ``record`` belongs to with ``status`` (created on demand);
+        ``by_status_only``: just those a change of status moves it between."""
         by_seq = self._by_seq
-        for key in self._index_keys(record, status, by_status_only):
+        user = record.user
+        keys: tuple[tuple[str | None, TaskStatus | None], ...]
+        if by_status_only:
+            keys = ((None, status),) if user is None else ((None, status), (user, status))
+        elif user is None:
+            keys = ((None, status), (None, None))
+        else:
+            keys = ((None, status), (None, None), (user, status), (user, None))
+        for key in keys:
             index = by_seq.get(key)
             if index is None:
                 index = by_seq[key] = _SeqIndex()
+            yield key, index
+
+    def _index(self, record: TaskRecord, status: TaskStatus, by_status_only: bool = False) -> None:
+        for _, index in self._indexes(record, status, by_status_only):
             index.add(record.seq, record.task_id)
 
     def _unindex(
         self, record: TaskRecord, status: TaskStatus, by_status_only: bool = False
     ) -> None:
         by_seq = self._by_seq
-        for key in self._index_keys(record, status, by_status_only):
-            index = by_seq[key]
+        for key, index in list(self._indexes(record, status, by_status_only)):
             index.remove(record.seq, record.task_id)
             if not index and key[0] is not None:
                 del by_seq[key]  # an owner with nothing retained costs nothing
