@@ -4,7 +4,7 @@ Who sends what:
 
 * facade -> Registry: ``Register``, ``RegisterDependent``, ``ResolveDependencies``,
   ``ConnectSupervisor``, ``Flush``, queries (``GetSnapshot``, ``ListTasks``,
-  ``GetStats``, ``GetGroup``, ``Watch``/``Unwatch``), ``Cleanup``
+  ``ListPage``, ``GetStats``, ``GetGroup``, ``Watch``/``Unwatch``), ``Cleanup``
 * facade -> Supervisor: ``Submit``, ``SubmitBatch`` (recovered tasks), ``AwaitOperation``
   and ``OperationRegistered`` (recovered tasks of an operation not registered yet),
   ``Cancel``, ``AddSchedule``, ``CancelSchedule``, ``GetSchedules``, ``GetSupervisorStats``,
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, get_args
 
 from actors._operations import OperationEntry
 from actors._outcome import Outcome, StopReason
-from actors._records import TaskRecord, TaskSpec, TaskStatus
+from actors._records import TaskRecord, TaskSnapshot, TaskSpec, TaskStatus
 from actors._store import CommitTicket
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ __all__ = [
     "GetStats",
     "GetSupervisorStats",
     "Interrupt",
+    "ListPage",
     "ListTasks",
     "MarkRunning",
     "OperationRegistered",
@@ -79,6 +80,7 @@ __all__ = [
     "SubmitBatch",
     "SubmitBlocked",
     "SupervisorMessage",
+    "TaskPage",
     "Unwatch",
     "Watch",
     "WorkerFinished",
@@ -175,6 +177,26 @@ class ListTasks:
     status: TaskStatus | None
     limit: int | None
     user: str | None = None  # only the tasks this user created
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    """One page in submission order, after the task whose ``seq`` is ``after`` (-1: from
+    the first); answered with a :class:`TaskPage` from the table's indexes."""
+
+    status: TaskStatus | None
+    after: int
+    limit: int
+    user: str | None = None  # only the tasks this user created
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    """A page of snapshots; ``next_after`` (the ``seq`` of the last one) is the cursor of
+    the next page, None when this is the last."""
+
+    tasks: list[TaskSnapshot]
+    next_after: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,6 +438,7 @@ RegistryMessage = (
     | Watch
     | Unwatch
     | ListTasks
+    | ListPage
     | GetStats
     | RegisterDependent
     | ResolveDependencies

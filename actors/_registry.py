@@ -52,6 +52,7 @@ from actors._messages import (
     GetSnapshot,
     GetStats,
     InjectFault,
+    ListPage,
     ListTasks,
     MarkRunning,
     ProgressReady,
@@ -62,6 +63,7 @@ from actors._messages import (
     RetryScheduled,
     Submit,
     SubmitBlocked,
+    TaskPage,
     Unwatch,
     Watch,
 )
@@ -94,12 +96,12 @@ COMMIT_BATCH = 1000
 
 # Messages whose handling is visible outside the actor: pending writes are committed
 # before their answer leaves.
-_QUERIES = (GetSnapshot, ListTasks, GetStats, GetGroup, Watch, RegisterDependent)
+_QUERIES = (GetSnapshot, ListTasks, ListPage, GetStats, GetGroup, Watch, RegisterDependent)
 
 # Queries that change nothing in the actor: when one fails, its asker gets
 # QueryFailedError and the registry is not restarted. (A Watch only adds a waiter, after
 # the snapshot that can fail.)
-_READ_ONLY = (GetSnapshot, ListTasks, GetStats, GetGroup, Watch)
+_READ_ONLY = (GetSnapshot, ListTasks, ListPage, GetStats, GetGroup, Watch)
 
 # Messages that change one task: when one of them is what made the registry fail, that
 # task is the one casualty of the restart (see RegistryActor.on_restart).
@@ -223,7 +225,7 @@ class RegistryActor(RestartingActor):
                     answer = self._not_durable(answer, error)
         elif self._wakeups:
             self._release()
-        if self._unstored and isinstance(message, GetSnapshot | ListTasks | GetGroup):
+        if self._unstored and isinstance(message, GetSnapshot | ListTasks | ListPage | GetGroup):
             answer = self._without_unstored(answer)
         return answer
 
@@ -254,6 +256,8 @@ class RegistryActor(RestartingActor):
             )
         if isinstance(answer, list):
             return [s for s in answer if s.task_id not in self._unstored]
+        if isinstance(answer, TaskPage):  # the cursor still names the page's last task
+            return replace(answer, tasks=self._without_unstored(answer.tasks))
         return answer
 
     def _handle(self, message: Any) -> Any:
@@ -287,6 +291,9 @@ class RegistryActor(RestartingActor):
                 return self._on_unwatch(message)
             case ListTasks(status=status, limit=limit, user=user):
                 return [r.snapshot() for r in self._table.list(status, limit, user)]
+            case ListPage(status=status, after=after, limit=page_limit, user=user):
+                page = self._table.page(status, after, page_limit, user)
+                return TaskPage([r.snapshot() for r in page.records], page.next_after)
             case GetStats():
                 return self._table.stats()
             case RegisterDependent():

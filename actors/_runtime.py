@@ -50,6 +50,7 @@ from actors._messages import (
     GetStats,
     GetSupervisorStats,
     InjectFault,
+    ListPage,
     ListTasks,
     OperationRegistered,
     Register,
@@ -58,6 +59,7 @@ from actors._messages import (
     Shutdown,
     Submit,
     SubmitBatch,
+    TaskPage,
     Unwatch,
     Watch,
 )
@@ -743,6 +745,29 @@ class TaskRuntime:
             return [r.snapshot() for r in self._table.list(status, limit, user)]
 
         result: list[TaskSnapshot] = self._query(ListTasks(status, limit, user), local)
+        return result
+
+    def page(
+        self,
+        status: TaskStatus | None = None,
+        *,
+        after: int = -1,
+        limit: int,
+        user: str | None = None,
+    ) -> TaskPage:
+        """Up to ``limit`` snapshots with ``status`` (all if None) in submission order,
+        after the task whose ``seq`` is ``after``; only ``user``'s when given. The
+        registry answers from its indexes: a page costs its own size, not the table's.
+        Pass the answer's ``next_after`` as ``after`` for the next page (None: no more)."""
+        limit = check_count("limit", limit, minimum=1)
+        if isinstance(after, bool) or not isinstance(after, int):
+            raise TypeError(f"after must be an int (a task's seq, or -1), not {after!r}")
+
+        def local() -> TaskPage:
+            page = self._table.page(status, after, limit, user)
+            return TaskPage([r.snapshot() for r in page.records], page.next_after)
+
+        result: TaskPage = self._query(ListPage(status, after, limit, user), local)
         return result
 
     def group(self, group_id: str) -> Sequence[TaskSnapshot] | None:

@@ -7,6 +7,7 @@ no hot path scans every record.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 from collections.abc import Iterable, Iterator, Mapping
@@ -24,7 +25,7 @@ from actors._outcome import (
 )
 from actors._records import TaskPriority, TaskRecord, TaskSpec, TaskStatus
 
-__all__ = ["FinishResult", "TableStats", "TaskTable"]
+__all__ = ["FinishResult", "TablePage", "TableStats", "TaskTable"]
 
 
 class FinishResult(Enum):
@@ -45,6 +46,76 @@ class TableStats:
     total_failed: int
     total_cancelled: int
     total_timed_out: int
+
+
+@dataclass(frozen=True, slots=True)
+class TablePage:
+    """One page of a listing in submission order: ``records``, and ``next_after`` (the
+    ``seq`` of the last of them) when more follow, else None."""
+
+    records: list[TaskRecord]
+    next_after: int | None
+
+
+class _SeqIndex:
+    """Task ids sorted by ``seq``, for pages that start after a given ``seq``.
+
+    Ids mostly arrive near the end (seq grows) and leave near the front (the oldest end
+    first, retention drops the oldest), so both ends are cheap: an append, and an offset
+    that skips the front instead of shifting the list. A page is a binary search and a
+    slice: it never touches an id outside the page."""
+
+    __slots__ = ("_ids", "_seqs", "_start")
+
+    def __init__(self) -> None:
+        self._seqs: list[int] = []
+        self._ids: list[str] = []
+        self._start = 0  # entries before it have left
+
+    def __len__(self) -> int:
+        return len(self._seqs) - self._start
+
+    def add(self, seq: int, task_id: str) -> None:
+        seqs = self._seqs
+        if not seqs or seq >= seqs[-1]:
+            seqs.append(seq)
+            self._ids.append(task_id)
+            return
+        at = bisect.bisect_right(seqs, seq, self._start)
+        if at == self._start and self._start > 0:  # reuse a slot the front left
+            self._start -= 1
+            seqs[self._start] = seq
+            self._ids[self._start] = task_id
+            return
+        seqs.insert(at, seq)
+        self._ids.insert(at, task_id)
+
+    def remove(self, seq: int, task_id: str) -> None:
+        seqs, ids, start = self._seqs, self._ids, self._start
+        if start < len(seqs) and ids[start] == task_id:  # the usual case: the oldest
+            at = start
+        else:
+            at = bisect.bisect_left(seqs, seq, start)
+            # Seqs are unique in a runtime; a table built by hand may repeat one.
+            while at < len(seqs) and seqs[at] == seq and ids[at] != task_id:
+                at += 1
+            if at == len(seqs) or seqs[at] != seq:
+                raise KeyError(task_id)
+        if at == start:
+            self._start = start = start + 1
+            if start > 1024 and start * 2 > len(seqs):
+                del seqs[:start]  # compact: amortised O(1) per removal
+                del ids[:start]
+                self._start = 0
+        else:
+            del seqs[at]
+            del ids[at]
+
+    def page(self, after: int, limit: int) -> tuple[list[str], bool]:
+        """Up to ``limit`` ids with a larger seq than ``after``, and whether more follow."""
+        at = bisect.bisect_right(self._seqs, after, self._start)
+        ids = self._ids[at : at + limit]
+        return ids, at + limit < len(self._seqs)
 
 
 def _status_of(outcome: Outcome) -> TaskStatus:
@@ -75,6 +146,8 @@ class TaskTable:
         self._terminal: dict[TaskStatus, dict[str, None]] = {
             s: {} for s in TaskStatus if s.is_terminal
         }
+        # Seq-ordered indexes for pages: all records, by status, by owner, by both.
+        self._by_seq: dict[tuple[str | None, TaskStatus | None], _SeqIndex] = {}
         self._status_counts = dict.fromkeys(TaskStatus, 0)
         self._priority_counts = dict.fromkeys(TaskPriority, 0)
         self._created = 0
@@ -99,6 +172,7 @@ class TaskTable:
         ended: list[TaskRecord] = []
         for record in records:
             self._records[record.task_id] = record
+            self._index(record, record.status)
             status = record.status
             if status is TaskStatus.PENDING:
                 self._pending[record.priority][record.task_id] = None
@@ -155,6 +229,7 @@ class TaskTable:
         if spec.task_id in self._records:
             raise ValueError(f"task id {spec.task_id!r} is already registered")
         record = TaskRecord.from_spec(spec)
+        self._index(record, TaskStatus.PENDING)
         self._records[spec.task_id] = record
         self._pending[spec.priority][spec.task_id] = None
         self._status_counts[TaskStatus.PENDING] += 1
@@ -273,15 +348,51 @@ class TaskTable:
             _, task_id = heapq.heappop(ended)
             record = self._records.pop(task_id)
             del self._terminal[record.status][task_id]
+            self._unindex(record, record.status)
             self._status_counts[record.status] -= 1
             self._priority_counts[record.priority] -= 1
             removed.append(record)
         return removed
 
     def _move(self, record: TaskRecord, status: TaskStatus) -> None:
+        self._unindex(record, record.status, by_status_only=True)
+        self._index(record, status, by_status_only=True)
         self._status_counts[record.status] -= 1
         self._status_counts[status] += 1
         record.status = status
+
+    def _indexes(
+        self, record: TaskRecord, status: TaskStatus, by_status_only: bool
+    ) -> Iterator[tuple[tuple[str | None, TaskStatus | None], _SeqIndex]]:
+        """The seq indexes ``record`` belongs to with ``status`` (created on demand);
+        ``by_status_only``: just those a change of status moves it between."""
+        by_seq = self._by_seq
+        user = record.user
+        keys: tuple[tuple[str | None, TaskStatus | None], ...]
+        if by_status_only:
+            keys = ((None, status),) if user is None else ((None, status), (user, status))
+        elif user is None:
+            keys = ((None, status), (None, None))
+        else:
+            keys = ((None, status), (None, None), (user, status), (user, None))
+        for key in keys:
+            index = by_seq.get(key)
+            if index is None:
+                index = by_seq[key] = _SeqIndex()
+            yield key, index
+
+    def _index(self, record: TaskRecord, status: TaskStatus, by_status_only: bool = False) -> None:
+        for _, index in self._indexes(record, status, by_status_only):
+            index.add(record.seq, record.task_id)
+
+    def _unindex(
+        self, record: TaskRecord, status: TaskStatus, by_status_only: bool = False
+    ) -> None:
+        by_seq = self._by_seq
+        for key, index in list(self._indexes(record, status, by_status_only)):
+            index.remove(record.seq, record.task_id)
+            if not index and key[0] is not None:
+                del by_seq[key]  # an owner with nothing retained costs nothing
 
     # -- queries ---------------------------------------------------------------------
 
@@ -307,6 +418,21 @@ class TaskTable:
         if user is not None:
             records = (r for r in records if r.user == user)
         return list(itertools.islice(records, limit))
+
+    def page(
+        self, status: TaskStatus | None, after: int, limit: int, user: str | None = None
+    ) -> TablePage:
+        """Up to ``limit`` records with ``status`` (all if None), only ``user``'s when
+        given, in submission order (``seq``), starting after the task whose ``seq`` is
+        ``after`` (-1: from the first). Reads only the records it returns."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        index = self._by_seq.get((user, status))
+        if index is None:
+            return TablePage([], None)
+        ids, more = index.page(after, limit)
+        records = [self._records[i] for i in ids]
+        return TablePage(records, records[-1].seq if more else None)
 
     def stats(self) -> TableStats:
         return TableStats(

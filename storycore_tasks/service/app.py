@@ -358,11 +358,13 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
         after = _decode_cursor(cursor) if cursor is not None else -1
         runtime = get_state(request).manager.runtime
         wanted = None if status is None else TaskStatus(status)
-        snapshots = call_manager(lambda: runtime.list(wanted, user=who.owner_filter))
-        later = sorted((s for s in snapshots if s.seq > after), key=lambda s: s.seq)
-        page = later[:limit]
-        next_cursor = _encode_cursor(page[-1].seq) if len(later) > limit else None
-        tasks = [snapshot_to_status(s) for s in page]
+        # The registry answers the page from its seq-ordered indexes (O(page), not O(n)).
+        page = call_manager(
+            lambda: runtime.page(wanted, after=after, limit=limit, user=who.owner_filter)
+        )
+        next_after = page.next_after
+        next_cursor = None if next_after is None else _encode_cursor(next_after)
+        tasks = [snapshot_to_status(s) for s in page.tasks]
         return success(
             request, {"tasks": tasks, "count": len(tasks), "next_cursor": next_cursor}, who
         )

@@ -46,7 +46,6 @@ import uvicorn
 
 from actors import NamedOperation, Operation
 from actors.logs import library_logger
-from actors.testing import wait_until
 from storycore_tasks.manager import TaskManager
 from storycore_tasks.service.app import create_app
 from storycore_tasks.service.auth import TOKENS_ENV_VAR, TokenFileError, TokenStore
@@ -391,6 +390,21 @@ def uvicorn_server(app: Any, host: str, port: int, log_level: str = "warning") -
     return uvicorn.Server(config)
 
 
+class _AnnouncingServer(uvicorn.Server):
+    """A uvicorn server that sets ``start_attempted`` once its start-up has finished,
+    listening or not (then ``started`` says which): a thread waits on it, no polling."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.start_attempted = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets)
+        finally:
+            self.start_attempted.set()
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceThread:
     """A service running on a thread: its base URL and its uvicorn server."""
@@ -410,11 +424,20 @@ def serve_in_thread(
 ) -> Iterator[ServiceThread]:
     """Serve ``app`` on a thread until the block ends (tests, benchmarks, embedding).
     ``port`` 0 takes a free one. The app's manager is not shut down here."""
-    server = uvicorn_server(app, host, port, log_level)
-    thread = threading.Thread(target=server.run, name="storycore-tasks-http", daemon=True)
+    server = _AnnouncingServer(uvicorn_server(app, host, port, log_level).config)
+
+    def run() -> None:
+        try:
+            server.run()
+        except SystemExit:  # uvicorn exits when it cannot start; it logged why
+            pass  # server.started stays False: the caller raises ServeError
+        finally:
+            server.start_attempted.set()  # it never got to start-up: say so, not hang
+
+    thread = threading.Thread(target=run, name="storycore-tasks-http", daemon=True)
     thread.start()
     try:
-        if not wait_until(lambda: server.started or not thread.is_alive(), timeout=start_timeout):
+        if not server.start_attempted.wait(start_timeout):
             raise ServeError(f"the HTTP server on {host}:{port} did not start in {start_timeout} s")
         if not server.started:
             raise ServeError(f"the HTTP server on {host}:{port} failed to start (see the log)")
