@@ -126,8 +126,8 @@ __all__ = [  # noqa: RUF022 (grouped by role, sorted within a group)
     "SupervisorError",
     "UnguardedMainError",
     "UnknownGroupError",
-    "UnknownOptionError",
     "UnknownOperationError",
+    "UnknownOptionError",
     "UnknownTaskError",
     "UnstorableValueError",
     # statistics snapshots

@@ -232,7 +232,11 @@ class RegistryActor(RestartingActor):
     def _not_durable(self, answer: Any, error: StoreError) -> Any:
         """A query's answer after a failed commit: a StoreWriteError (which the runtime
         raises to the asker) instead of any snapshot whose state is not committed."""
-        snapshots = [answer] if isinstance(answer, TaskSnapshot) else answer
+        snapshots = answer
+        if isinstance(answer, TaskSnapshot):
+            snapshots = [answer]
+        elif isinstance(answer, TaskPage):  # a page of a listing: its tasks, the same rule
+            snapshots = answer.tasks
         if isinstance(snapshots, list) and any(
             isinstance(s, TaskSnapshot) and s.task_id in self._dirty for s in snapshots
         ):

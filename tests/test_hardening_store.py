@@ -431,6 +431,8 @@ def test_an_end_that_never_committed_was_never_reported(small_disk: Path) -> Non
             manager.wait(task_id, timeout=WAIT)
         with pytest.raises(StoreWriteError, match="not durable yet"):
             manager.list_tasks()
+        with pytest.raises(StoreWriteError, match="not durable yet"):
+            manager.runtime.page(None, limit=50)  # the service's listing pages
     finally:
         gate.release()
         manager.shutdown(wait=True, timeout=30)
