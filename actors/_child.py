@@ -5,7 +5,7 @@ sent). Protocol over one duplex ``multiprocessing`` connection, as tuples:
 
 parent -> child: ``("run", task_id, pickled (operation, params, dependency results),
 memory_limit_mb, cpu_time_limit)``,
-``("cancel", task_id, reason)``, ``("exit",)``.
+``("cancel", task_id, reason)`` (reason: a ``StopReason`` value), ``("exit",)``.
 
 child -> parent, each pickled in a frame of its own (``FRAME_HEADER``: a magic tag and
 the length; not the ``multiprocessing`` format, so that bytes an operation writes on the
@@ -49,7 +49,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from actors._clock import blocking_timeout
-from actors._outcome import Raised
+from actors._outcome import Raised, StopReason
 from actors._proctree import become_subreaper, kill_descendants
 from actors._published import Published
 
@@ -109,7 +109,7 @@ class ChildTaskContext:
         self._channel = channel
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._stop_reason: str | None = None
+        self._stop_reason: StopReason | None = None
         self._published = Published()
         self._dirty = threading.Event()
         self._closing = threading.Event()  # not _stop: a cancelled task must stay rate-limited
@@ -122,7 +122,7 @@ class ChildTaskContext:
         return self._stop.is_set()
 
     @property
-    def stop_reason(self) -> str | None:
+    def stop_reason(self) -> StopReason | None:
         return self._stop_reason
 
     def wait_cancelled(self, timeout: float | None = None) -> bool:
@@ -142,8 +142,10 @@ class ChildTaskContext:
         self._dirty.set()
 
     def request_stop(self, reason: str) -> None:
+        """``reason``: a :class:`StopReason` value as sent on the wire; turned back into the
+        enum here, so ``task.stop_reason`` is the same type as in thread isolation."""
         if self._stop_reason is None:
-            self._stop_reason = reason
+            self._stop_reason = StopReason(reason)
         self._stop.set()
 
     def close(self) -> None:
