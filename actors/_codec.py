@@ -35,6 +35,7 @@ from actors._outcome import (
     StopReason,
     TimedOut,
 )
+from actors.validation import lone_surrogate
 
 __all__ = [
     "MAX_NESTING",
@@ -159,18 +160,15 @@ def _not_json(exc: Exception, value: Any) -> UnstorableValueError:
 def _check_text(text: str, value: Any) -> None:
     """``text`` is ``value``'s JSON text (or the string itself): valid Unicode, and no
     deeper than MAX_NESTING (looked at only when it has that many brackets)."""
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            bad = text[exc.start : exc.end].encode("utf-8", "backslashreplace").decode()
-            raise UnstorableValueError(
-                f"it contains {bad!r}, a lone surrogate, which is not valid Unicode and "
-                "cannot be stored or sent as UTF-8 (a file name decoded with "
-                "os.fsdecode() makes these); pass text, e.g. "
-                "os.fsencode(name).decode('utf-8', 'backslashreplace')",
-                type_name=type(value).__qualname__,
-            ) from None
+    bad = lone_surrogate(text)
+    if bad is not None:
+        raise UnstorableValueError(
+            f"it contains {bad!r}, a lone surrogate, which is not valid Unicode and "
+            "cannot be stored or sent as UTF-8 (a file name decoded with "
+            "os.fsdecode() makes these); pass text, e.g. "
+            "os.fsencode(name).decode('utf-8', 'backslashreplace')",
+            type_name=type(value).__qualname__,
+        )
     if text.count("[") + text.count("{") > MAX_NESTING:
         try:
             too_deep = _deeper_than(value, MAX_NESTING)

@@ -28,7 +28,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -325,18 +326,11 @@ class SqliteStore:
         if not gone and rows <= _ROWS_PER_STATEMENT:
             connection.execute(_UPSERTS[rows], values)  # its own transaction
             return
-        connection.execute("BEGIN")
-        try:
+        with _transaction(connection):
             for start in range(0, rows, _ROWS_PER_STATEMENT):
                 chunk = values[start * width : (start + _ROWS_PER_STATEMENT) * width]
                 connection.execute(_UPSERTS[len(chunk) // width], chunk)
-            if gone:
-                connection.executemany(_DELETE, [(r.seq,) for r in gone])
-                connection.execute(_RETIRE, _tally(gone))
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
+            _retire(connection, gone)
 
     def _write_each(
         self, connection: sqlite3.Connection, records: list[TaskRecord], gone: list[TaskRecord]
@@ -344,20 +338,13 @@ class SqliteStore:
         """The slow path, one statement per record, in one transaction; returns the
         records left out, with why (data errors only: an I/O error fails the whole)."""
         rejected: dict[str, str] = {}
-        connection.execute("BEGIN")
-        try:
+        with _transaction(connection):
             for record in records:
                 try:
                     connection.execute(_UPSERTS[1], _row(record))
                 except _DATA_ERRORS as exc:
                     rejected[record.task_id] = _printable(f"{type(exc).__name__}: {exc}")
-            if gone:
-                connection.executemany(_DELETE, [(r.seq,) for r in gone])
-                connection.execute(_RETIRE, _tally(gone))
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
+            _retire(connection, gone)
         return rejected
 
     def _check_file(self) -> None:
@@ -588,6 +575,26 @@ _DATA_ERRORS = (
 
 def _printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@contextmanager
+def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    """One explicit transaction (the connection is in autocommit mode): committed when
+    the block ends, rolled back when it raises."""
+    connection.execute("BEGIN")
+    try:
+        yield
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
+def _retire(connection: sqlite3.Connection, gone: list[TaskRecord]) -> None:
+    """Delete the rows retention removed and add them to the retired counts."""
+    if gone:
+        connection.executemany(_DELETE, [(r.seq,) for r in gone])
+        connection.execute(_RETIRE, _tally(gone))
 
 
 def _tally(records: list[TaskRecord]) -> tuple[int, ...]:

@@ -18,6 +18,7 @@ __all__ = [
     "check_priority",
     "check_seconds",
     "check_text",
+    "lone_surrogate",
 ]
 
 
@@ -155,17 +156,26 @@ def check_fraction(fraction: Any) -> float:
 # -- text that must be storable (the store and the service carry it as UTF-8) --------------
 
 
+def lone_surrogate(text: str) -> str | None:
+    """The first lone surrogate in ``text``, escaped for a message (``'\\udcff'``), or
+    None when ``text`` is valid Unicode. ``os.fsdecode(b"\\xff")`` makes them; neither
+    UTF-8 nor SQLite can carry them."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return text[exc.start : exc.end].encode("utf-8", "backslashreplace").decode()
+    return None
+
+
 def check_text(name: str, value: str) -> str:
-    """A str that is valid Unicode: no lone surrogate (``os.fsdecode(b"\\xff")`` makes
-    them), which neither UTF-8 nor SQLite can carry."""
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            bad = value[exc.start : exc.end].encode("utf-8", "backslashreplace").decode()
-            raise ValueError(
-                f"{name} contains {bad!r}, a lone surrogate, which is not valid Unicode and "
-                "cannot be stored or sent; pass text, e.g. "
-                "os.fsencode(name).decode('utf-8', 'backslashreplace')"
-            ) from None
+    """A str that is valid Unicode: no lone surrogate (see :func:`lone_surrogate`)."""
+    bad = lone_surrogate(value)
+    if bad is not None:
+        raise ValueError(
+            f"{name} contains {bad!r}, a lone surrogate, which is not valid Unicode and "
+            "cannot be stored or sent; pass text, e.g. "
+            "os.fsencode(name).decode('utf-8', 'backslashreplace')"
+        )
     return value
