@@ -817,6 +817,20 @@ manager.shutdown()
 """
 
 
+def _run_script(script: Path, source: str) -> subprocess.CompletedProcess[str]:
+    """Write ``source`` to ``script`` and run it as a user would, from its folder."""
+    script.write_text(source)
+    return subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=script.parent,
+        env=_env(),
+    )
+
+
 def test_process_isolation_without_the_main_guard_says_so_in_one_line(tmp_path: Path) -> None:
     """A script that creates its TaskManager unguarded and runs process-isolated tasks:
     each spawned child, importing the script again, leaves at once (no second manager,
@@ -824,16 +838,7 @@ def test_process_isolation_without_the_main_guard_says_so_in_one_line(tmp_path: 
     naming the `if __name__ == "__main__":` fix, and a remedy that says so (not "fix
     the operation")."""
     script = tmp_path / "unguarded.py"
-    script.write_text(_UNGUARDED)
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=tmp_path,
-        env=_env(),
-    )
+    done = _run_script(script, _UNGUARDED)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert "bootstrapping" not in done.stdout + done.stderr
@@ -865,17 +870,7 @@ if __name__ == "__main__":
 def test_the_same_script_with_the_guard_runs_in_child_processes(tmp_path: Path) -> None:
     """With the guard, the same tasks complete in child processes: only a child that is
     importing an unguarded main module leaves."""
-    script = tmp_path / "guarded.py"
-    script.write_text(_GUARDED)
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=tmp_path,
-        env=_env(),
-    )
+    done = _run_script(tmp_path / "guarded.py", _GUARDED)
     assert (done.returncode, done.stdout) == (0, "completed\n" * 3), done.stderr
 
 

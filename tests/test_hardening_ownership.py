@@ -15,17 +15,12 @@ import pytest
 
 from actors import TaskContext
 from storycore_tasks import TaskManager
-from storycore_tasks.service.auth import Principal, TokenStore, hash_token
+from storycore_tasks.service.auth import TokenStore, hash_token
 from storycore_tasks.service.deps import ServiceConfig
 from tests.service_harness import running_service
+from tests.test_ownership import PRINCIPALS, TOKEN  # the same users as the ownership tests
 
 WAIT = 15.0
-PRINCIPALS = {
-    "alice": Principal("alice", "user"),
-    "bob": Principal("bob", "user"),
-    "ops": Principal("ops", "admin"),
-}
-TOKEN = {name: f"{name}-token-{name}" for name in PRINCIPALS}
 
 
 def echo(params: Mapping[str, Any], task: TaskContext) -> dict[str, Any]:
