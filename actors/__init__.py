@@ -7,8 +7,11 @@ error codes.
 """
 
 from actors._clock import Clock, ManualClock, SystemClock
-from actors._codec import MAX_NESTING
-from actors._context import TaskContext
+from actors._core.notifier import TaskEvent
+from actors._core.runtime import RuntimeStats, TaskRuntime
+from actors._core.supervisor import SupervisorStats
+from actors._core.table import TableStats
+from actors._core.timers import TimerStatistics
 from actors._errors import (
     ActorRestartedError,
     ActorUnresponsiveError,
@@ -30,9 +33,10 @@ from actors._errors import (
     UnknownTaskError,
     UnstorableValueError,
 )
-from actors._faults import FaultPlan, FaultRule, InjectedFaultError
-from actors._interrupt import TaskInterrupted
-from actors._notifier import TaskEvent
+from actors._execution.context import TaskContext
+from actors._execution.faults import FaultPlan, FaultRule, InjectedFaultError
+from actors._execution.interrupt import TaskInterrupted
+from actors._execution.processes import ProcessPoolStats
 from actors._operations import NamedOperation
 from actors._options import TaskOptions, UnknownOptionError
 from actors._outcome import (
@@ -49,7 +53,6 @@ from actors._outcome import (
     TimedOut,
 )
 from actors._policies import OperationLimits, RetryPolicy
-from actors._processes import ProcessPoolStats
 from actors._records import (
     TERMINAL_STATUSES,
     Isolation,
@@ -58,12 +61,9 @@ from actors._records import (
     TaskSnapshot,
     TaskStatus,
 )
-from actors._runtime import RuntimeStats, TaskRuntime
-from actors._sqlite import SqliteStore
-from actors._store import MemoryStore, Store, StoreStats
-from actors._supervisor import SupervisorStats
-from actors._table import TableStats
-from actors._timers import TimerStatistics
+from actors._storage.codec import MAX_NESTING
+from actors._storage.sqlite import SqliteStore
+from actors._storage.store import MemoryStore, Store, StoreStats
 
 # Grouped by role. The runtime's building blocks (PooledActor, Dispatcher, TimerService,
 # TaskSpec) are in actors.lowlevel.

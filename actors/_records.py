@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from actors._outcome import Outcome
 
 if TYPE_CHECKING:
-    from actors._context import TaskContext
+    from actors._execution.context import TaskContext
     from actors._policies import RetryPolicy
 
 __all__ = [
@@ -129,7 +129,7 @@ class TaskRecord:
     attempt_outcomes: tuple[Outcome, ...] = ()  # how each earlier attempt ended
     depends_on: tuple[str, ...] = ()
     group_id: str | None = None
-    # Faults a test injected (actors._faults): (attempt, the fault's description).
+    # Faults a test injected (actors._execution.faults): (attempt, the fault's description).
     injected_faults: tuple[tuple[int, str], ...] = ()
     # The JSON texts a durable store writes, encoded once when the value arrives (None
     # with the memory store, or when there is no such value).

@@ -6,9 +6,9 @@ heap of deadlines, and the immutable submission a supervisor runs. They are stab
 enough to build on, but not part of the everyday surface.
 """
 
-from actors._pooled import Dispatcher, PooledActor
+from actors._core.pooled import Dispatcher, PooledActor
+from actors._core.timers import TimerHandle, TimerService, TimerStatistics
 from actors._records import TaskSpec
-from actors._timers import TimerHandle, TimerService, TimerStatistics
 
 __all__ = [
     # pykka actors whose mailboxes share one dispatcher thread (the per-task workers)

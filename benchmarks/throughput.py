@@ -9,7 +9,7 @@ baseline: ``ThreadPoolExecutor(W)``, submit the same no-op ``count`` times, then
 The message-pattern floor: the runtime's per-task messages between real pykka actors
 whose handlers do no work. The caller tells a "registry" actor ``register`` and a
 "supervisor" actor ``submit``; the supervisor (``W`` slots, a FIFO of pending ids) tells
-the registry ``running`` and hands the task to an ``actors._threadpool.ThreadPool(W)``
+the registry ``running`` and hands the task to an ``actors._execution.threadpool.ThreadPool(W)``
 (the class of the runtime's operation pool), whose callable tells the supervisor
 ``finished``; the supervisor frees the slot and tells the registry ``finish``, which
 only counts. Timed from the first tell until the registry has counted ``count``
@@ -35,7 +35,7 @@ from typing import Any
 
 import pykka
 
-from actors._threadpool import ThreadPool
+from actors._execution.threadpool import ThreadPool
 from benchmarks.harness import (
     alternate,
     logging_json_to_file,

@@ -1,4 +1,4 @@
-"""actors._codec: what a durable store keeps of a value, and the fast paths for the
+"""actors._storage.codec: what a durable store keeps of a value, and the fast paths for the
 values nearly every task has (no params, a None or scalar result)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actors import Completed
-from actors._codec import decode_outcome, encode_outcome, normalized
+from actors._storage.codec import decode_outcome, encode_outcome, normalized
 
 
 class Level(enum.IntEnum):

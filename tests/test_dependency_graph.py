@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors._dependencies import DependencyGraph
+from actors._core.dependencies import DependencyGraph
 
 
 def test_a_task_is_released_when_its_last_dependency_completes() -> None:

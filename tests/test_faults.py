@@ -24,9 +24,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import actors._sqlite
+import actors._storage.sqlite
 from actors import ManualClock, TaskContext
-from actors._sqlite import SCHEMA_VERSION
+from actors._storage.sqlite import SCHEMA_VERSION
 from actors.testing import wait_until
 from storycore_tasks import RetryPolicy, TaskManager
 from storycore_tasks import testing as kit
@@ -740,10 +740,10 @@ def test_injected_faults_survive_a_restart(tmp_path: Path) -> None:
 def version_1_database(path: Path, rows: Sequence[tuple[Any, ...]] = ()) -> None:
     """A file as storycore-tasks wrote it at schema version 1: MIGRATIONS[1] run, the
     version set to 1 (as the migrator does after a step), then ``rows`` inserted."""
-    v1_columns = actors._sqlite._COLUMNS[:-1]
+    v1_columns = actors._storage.sqlite._COLUMNS[:-1]
     assert "injected_faults" not in v1_columns
     with closing(sqlite3.connect(path, isolation_level=None)) as connection:
-        for statement in actors._sqlite.MIGRATIONS[1]:
+        for statement in actors._storage.sqlite.MIGRATIONS[1]:
             connection.execute(statement)
         connection.execute("UPDATE schema_version SET version = 1")
         for row in rows:
@@ -780,7 +780,7 @@ def test_a_version_1_database_with_a_task_is_migrated_and_reads_it_back(
     with TaskManager(num_workers=1, store=donor, operations={"render": echo}) as manager:
         old_id = manager.create_task("render", {"n": 7}, user="ann")
         expected = manager.wait(old_id, timeout=BOUND)
-    columns = ", ".join(actors._sqlite._COLUMNS[:-1])
+    columns = ", ".join(actors._storage.sqlite._COLUMNS[:-1])
     rows = query(donor, f"SELECT {columns} FROM tasks")
     assert len(rows) == 1
 

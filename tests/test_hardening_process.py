@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from actors._processes import ChildProcess
+from actors._execution.processes import ChildProcess
 from actors.testing import wait_until
 from storycore_tasks import TaskManager
 from tests import process_ops

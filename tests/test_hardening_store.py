@@ -34,12 +34,12 @@ from actors import (
     TaskPriority,
     UnstorableValueError,
 )
-from actors._codec import check_value, normalized
-from actors._messages import GetSnapshot, GetStats, Register
+from actors._core.messages import GetSnapshot, GetStats, Register
+from actors._core.registry import RegistryActor
+from actors._core.table import TaskTable
 from actors._records import TaskRecord, TaskSpec
-from actors._registry import RegistryActor
-from actors._store import CommitTicket
-from actors._table import TaskTable
+from actors._storage.codec import check_value, normalized
+from actors._storage.store import CommitTicket
 from storycore_tasks import ErrorCodes, TaskManager
 from storycore_tasks.service.auth import Principal, TokenStore, hash_token
 from storycore_tasks.service.deps import ServiceConfig

@@ -27,7 +27,7 @@ from actors import (
     TaskContext,
     TaskStatus,
 )
-from actors._messages import GetStats, ListTasks
+from actors._core.messages import GetStats, ListTasks
 from actors.lowlevel import TimerService
 from actors.testing import wait_until
 from actors.validation import MAX_SECONDS, check_count, check_seconds

@@ -71,7 +71,7 @@ def test_a_failing_log_processor_never_breaks_the_runtime() -> None:
     done = run_script(
         """
         import structlog
-        from actors._registry import _log as registry_log
+        from actors._core.registry import _log as registry_log
         def explode(logger, method, event_dict):
             raise BrokenPipeError("stdout is gone")
         structlog.configure(processors=[explode])

@@ -55,7 +55,7 @@ def test_the_walk_sees_the_packages_and_the_kit() -> None:
     """The walk covers real modules, and would catch the kit's own imports (its check
     is not vacuous)."""
     modules = {_module_name(p) for p in _production_modules()}
-    assert {"actors._runtime", "storycore_tasks.service.server", "actors"} <= modules
+    assert {"actors._core.runtime", "storycore_tasks.service.server", "actors"} <= modules
     assert not modules & TEST_KIT
     plugin = ROOT / "storycore_tasks" / "pytest_plugin.py"
     assert any(_forbidden(name) for name in _imported(plugin))

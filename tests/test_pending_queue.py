@@ -11,7 +11,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from actors._pending import PendingQueue
+from actors._core.pending import PendingQueue
 from actors._records import TaskPriority, TaskRecord, TaskSpec
 
 

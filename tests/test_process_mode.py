@@ -499,8 +499,8 @@ def test_a_cancelled_child_still_coalesces_its_progress() -> None:
     import multiprocessing
     import pickle
 
-    from actors._child import _PROGRESS_INTERVAL, ChildTaskContext, _Channel
-    from actors._processes import _FrameReader
+    from actors._execution.child import _PROGRESS_INTERVAL, ChildTaskContext, _Channel
+    from actors._execution.processes import _FrameReader
 
     parent_end, child_end = multiprocessing.Pipe(duplex=True)
     received: list[tuple[Any, ...]] = []
@@ -536,8 +536,8 @@ def test_a_child_given_back_cannot_be_signalled_for_its_old_task() -> None:
     that task signals nothing: the child, maybe running the next task, lives on."""
     import pykka
 
-    from actors._context import TaskContext as RuntimeContext
-    from actors._processes import ChildProcess
+    from actors._execution.context import TaskContext as RuntimeContext
+    from actors._execution.processes import ChildProcess
 
     registry = pykka.ThreadingActor.start()
     child = ChildProcess("test-child")

@@ -1,5 +1,5 @@
 """Named operations and recovery: what a manager does with the records it finds when it
-opens a durable store (the rules at the top of ``actors/_recovery.py``).
+opens a durable store (the rules at the top of ``actors/_storage/recovery.py``).
 
 A crashed database is prepared without a crash: the test writes, through the store
 itself, the records a dead process would have left (``pending`` and ``running`` ones
@@ -809,7 +809,7 @@ def _build(state: str, seq: int, named: bool, operation: str, priority: TaskPrio
 
 
 def _expected_fate(record: TaskRecord, mode: str) -> str:
-    """The rule of actors/_recovery.py, restated: "terminal", "interrupted", "completed"
+    """The rule of actors/_storage/recovery.py, restated: "terminal", "interrupted", "completed"
     (queued at open or at registration) or "awaiting"."""
     if record.status.is_terminal:
         return "terminal"

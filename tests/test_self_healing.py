@@ -755,7 +755,7 @@ def test_a_failed_dependent_create_gives_its_queue_place_back(make_manager: Make
     """A registry failure on a create with dependencies ends that task (its id tells
     why) and gives its place in the queue back. Armed through the runtime's own hook,
     which fail_registry(on="create") also uses."""
-    from actors._messages import RegisterDependent
+    from actors._core.messages import RegisterDependent
 
     manager = make_manager(max_pending=1)
     done = manager.create_task(quick, {"n": 1})
@@ -800,7 +800,7 @@ class _SubmitAfterRestart:
         self._ref = manager.runtime._supervisor
 
     def tell(self, message: Any) -> None:
-        from actors._messages import Submit
+        from actors._core.messages import Submit
 
         if isinstance(message, Submit):
             wait_restarts(self._manager, "registry", 1)

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-import actors._sqlite
+import actors._storage.sqlite
 from actors import (
     ManualClock,
     SqliteStore,
@@ -35,7 +35,7 @@ from actors import (
     StoreWriteError,
     TaskContext,
 )
-from actors._sqlite import SCHEMA_VERSION
+from actors._storage.sqlite import SCHEMA_VERSION
 from actors.testing import wait_until
 from storycore_tasks import ErrorCodes, TaskManager
 from storycore_tasks.manager import is_task_id
@@ -232,14 +232,14 @@ def test_an_older_file_is_migrated_and_keeps_its_records(
 
     newer = SCHEMA_VERSION + 1
     migrations = {
-        **actors._sqlite.MIGRATIONS,
+        **actors._storage.sqlite.MIGRATIONS,
         newer: (
             "ALTER TABLE tasks ADD COLUMN note TEXT",
             "CREATE INDEX tasks_by_status ON tasks (status)",
         ),
     }
-    monkeypatch.setattr(actors._sqlite, "MIGRATIONS", migrations)
-    monkeypatch.setattr(actors._sqlite, "SCHEMA_VERSION", newer)
+    monkeypatch.setattr(actors._storage.sqlite, "MIGRATIONS", migrations)
+    monkeypatch.setattr(actors._storage.sqlite, "SCHEMA_VERSION", newer)
     with TaskManager(store=path) as manager:
         assert [manager.get_task_status(task_id) for task_id in ids] == before
         extra = manager.create_task(echo, {"n": 3})
@@ -263,12 +263,12 @@ def test_a_failing_migration_is_rolled_back(
     task_id = database_with_one_task(path)
     newer = SCHEMA_VERSION + 1
     migrations = {
-        **actors._sqlite.MIGRATIONS,
+        **actors._storage.sqlite.MIGRATIONS,
         newer: ("ALTER TABLE tasks ADD COLUMN note TEXT", "THIS IS NOT SQL"),
     }
     with monkeypatch.context() as patch:
-        patch.setattr(actors._sqlite, "MIGRATIONS", migrations)
-        patch.setattr(actors._sqlite, "SCHEMA_VERSION", newer)
+        patch.setattr(actors._storage.sqlite, "MIGRATIONS", migrations)
+        patch.setattr(actors._storage.sqlite, "SCHEMA_VERSION", newer)
         with pytest.raises(StoreOpenError, match="syntax error"):
             TaskManager(store=path)
     assert query(path, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
@@ -933,10 +933,17 @@ def test_a_query_answer_leaves_only_after_what_it_shows_is_committed(tmp_path: P
     its mailbox (when the mailbox runs dry it commits anyway, so this pins the case where
     it does not): the snapshot saying "completed" is never ahead of the file."""
     from actors import Completed, TaskPriority
-    from actors._messages import Finish, GetSnapshot, GetStats, MarkRunning, ProgressReady, Register
+    from actors._core.messages import (
+        Finish,
+        GetSnapshot,
+        GetStats,
+        MarkRunning,
+        ProgressReady,
+        Register,
+    )
+    from actors._core.registry import RegistryActor
+    from actors._core.table import TaskTable
     from actors._records import TaskSpec
-    from actors._registry import RegistryActor
-    from actors._table import TaskTable
 
     store = RecordingStore(tmp_path / "tasks.db")
     store.open()

@@ -20,7 +20,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from actors import ManualClock, StopReason, TaskContext
-from actors._messages import ProgressReady
+from actors._core.messages import ProgressReady
 from actors.testing import wait_until
 from storycore_tasks import TaskManager
 

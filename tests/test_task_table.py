@@ -26,7 +26,7 @@ from actors import (
     TaskStatus,
     TimedOut,
 )
-from actors._table import FinishResult, TaskTable
+from actors._core.table import FinishResult, TaskTable
 from actors.lowlevel import TaskSpec
 
 RAISED = Raised(exception_type="ValueError", message="bad frame", traceback="Traceback ...")

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors import Cancelled, Completed, Outcome, Raised, StopReason, TaskPriority, TaskStatus
-from actors._table import TaskTable
+from actors._core.table import TaskTable
 from actors.lowlevel import TaskSpec
 from storycore_tasks import TaskManager
 

@@ -19,7 +19,7 @@ Who sends what:
 * TimerService -> Supervisor: ``DeadlinePassed``, ``EscalateStop``, ``CleanupDue``,
   ``StartDue``, ``CooldownOver``, ``ScheduleTick``
 * a test -> Registry, Supervisor: ``InjectFault`` (the fault-injection kit; see
-  actors._restarts)
+  actors._core.restarts)
 * facade -> Registry: ``AbandonUnfinished`` (the supervisor failed)
 """
 
@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, get_args
 from actors._operations import OperationEntry
 from actors._outcome import Outcome, StopReason
 from actors._records import TaskRecord, TaskSnapshot, TaskSpec, TaskStatus
-from actors._store import CommitTicket
+from actors._storage.store import CommitTicket
 
 if TYPE_CHECKING:
-    from actors._context import TaskContext
+    from actors._execution.context import TaskContext
 
 __all__ = [
     "REGISTRY_MESSAGES",

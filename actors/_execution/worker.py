@@ -17,18 +17,18 @@ from typing import Any
 import pykka
 
 from actors._clock import Clock
-from actors._codec import check_value, normalized
-from actors._context import TaskContext
+from actors._core.messages import ChildStarted, Interrupt, Stop, WorkerFinished
+from actors._core.pooled import PooledActor
 from actors._errors import UnstorableValueError
-from actors._faults import InjectedCrash, InjectedLimit
-from actors._interrupt import TaskInterrupted
-from actors._messages import ChildStarted, Interrupt, Stop, WorkerFinished
+from actors._execution.context import TaskContext
+from actors._execution.faults import InjectedCrash, InjectedLimit
+from actors._execution.interrupt import TaskInterrupted
+from actors._execution.processes import ProcessPool, run_in_child
+from actors._execution.threadpool import ThreadPool
 from actors._outcome import Cancelled, Completed, Outcome, Raised, ResultNotStorable
-from actors._pooled import PooledActor
-from actors._processes import ProcessPool, run_in_child
 from actors._records import Isolation, TaskSpec
-from actors._store import CommitTicket
-from actors._threadpool import ThreadPool
+from actors._storage.codec import check_value, normalized
+from actors._storage.store import CommitTicket
 from actors.logs import library_logger
 
 __all__ = ["WorkerActor"]
@@ -205,7 +205,7 @@ class WorkerActor(PooledActor):
     def _checked(self, outcome: Completed) -> Outcome:
         """The result checked here, on the operation's thread, before it reaches the
         registry: as the store reads it back (with its JSON text), or ResultNotStorable
-        when it breaks the rules every store mode keeps (see actors._codec)."""
+        when it breaks the rules every store mode keeps (see actors._storage.codec)."""
         result = outcome.result
         try:
             if self._store_results:

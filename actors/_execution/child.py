@@ -49,9 +49,9 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from actors._clock import blocking_timeout
+from actors._execution.proctree import become_subreaper, kill_descendants
+from actors._execution.published import Published
 from actors._outcome import Raised, StopReason
-from actors._proctree import become_subreaper, kill_descendants
-from actors._published import Published
 
 __all__ = ["FRAME_HEADER", "FRAME_MAGIC", "ChildTaskContext", "child_main"]
 

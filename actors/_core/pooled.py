@@ -24,8 +24,8 @@ from pykka import ActorDeadError, messages
 from pykka._envelope import Envelope
 
 from actors._clock import blocking_timeout
+from actors._execution.threadpool import ThreadPool
 from actors._ids import new_id
-from actors._threadpool import ThreadPool
 
 __all__ = ["Dispatcher", "PooledActor"]
 

@@ -29,11 +29,9 @@ from typing import Any, assert_never, cast
 
 import pykka
 
-from actors._admission import AdmissionGate
 from actors._clock import Clock
-from actors._context import TaskContext
-from actors._faults import FaultPlan, InjectedOperation
-from actors._messages import (
+from actors._core.admission import AdmissionGate
+from actors._core.messages import (
     SUPERVISOR_MESSAGES,
     AddSchedule,
     AwaitOperation,
@@ -68,18 +66,20 @@ from actors._messages import (
     SupervisorMessage,
     WorkerFinished,
 )
+from actors._core.pending import PendingQueue
+from actors._core.pooled import Dispatcher
+from actors._core.schedules import Schedules
+from actors._core.timers import TimerHandle, TimerService
+from actors._execution.context import TaskContext
+from actors._execution.faults import FaultPlan, InjectedOperation
+from actors._execution.processes import ProcessPool
+from actors._execution.threadpool import ThreadPool
+from actors._execution.worker import WorkerActor
 from actors._outcome import Cancelled, Completed, Outcome, StopReason, TimedOut
-from actors._pending import PendingQueue
 from actors._policies import CircuitBreakers
-from actors._pooled import Dispatcher
-from actors._processes import ProcessPool
 from actors._records import Isolation, TaskSpec
-from actors._recovery import decide, interrupt
-from actors._schedules import Schedules
-from actors._store import CommitTicket
-from actors._threadpool import ThreadPool
-from actors._timers import TimerHandle, TimerService
-from actors._worker import WorkerActor
+from actors._storage.recovery import decide, interrupt
+from actors._storage.store import CommitTicket
 from actors.logs import library_logger
 
 __all__ = ["INTERRUPT_REPEAT_SECONDS", "SupervisorActor", "SupervisorStats"]

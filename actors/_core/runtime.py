@@ -18,24 +18,9 @@ from typing import Any, TypeVar
 
 import pykka
 
-from actors._admission import AdmissionGate
 from actors._clock import Clock, SystemClock, blocking_timeout
-from actors._codec import check_value, normalized
-from actors._errors import (
-    ActorRestartedError,
-    ActorUnresponsiveError,
-    NaiveRunAtError,
-    OperationUnavailableError,
-    QueueFullError,
-    RuntimeClosedError,
-    StoreError,
-    UnknownTaskError,
-    UnstorableValueError,
-)
-from actors._faults import FaultPlan
-from actors._ids import new_id
-from actors._main_guard import leave_if_importing_main
-from actors._messages import (
+from actors._core.admission import AdmissionGate
+from actors._core.messages import (
     AbandonUnfinished,
     AddSchedule,
     AwaitOperation,
@@ -63,12 +48,32 @@ from actors._messages import (
     Unwatch,
     Watch,
 )
-from actors._notifier import NotifierActor, Subscriptions, TaskEvent
+from actors._core.notifier import NotifierActor, Subscriptions, TaskEvent
+from actors._core.pooled import Dispatcher
+from actors._core.registry import RegistryActor, TerminalWaiter
+from actors._core.restarts import SelfHealing
+from actors._core.supervisor import SupervisorActor, SupervisorStats
+from actors._core.table import TableStats, TaskTable
+from actors._core.timers import TimerService, TimerStatistics
+from actors._errors import (
+    ActorRestartedError,
+    ActorUnresponsiveError,
+    NaiveRunAtError,
+    OperationUnavailableError,
+    QueueFullError,
+    RuntimeClosedError,
+    StoreError,
+    UnknownTaskError,
+    UnstorableValueError,
+)
+from actors._execution.faults import FaultPlan
+from actors._execution.main_guard import leave_if_importing_main
+from actors._execution.processes import ProcessPool, ProcessPoolStats
+from actors._execution.threadpool import ThreadPool
+from actors._ids import new_id
 from actors._operations import NamedOperation, OperationRegistry
 from actors._options import TaskOptions
 from actors._policies import CircuitBreakers, OperationLimits, RetryPolicy
-from actors._pooled import Dispatcher
-from actors._processes import ProcessPool, ProcessPoolStats
 from actors._records import (
     Isolation,
     Operation,
@@ -77,14 +82,9 @@ from actors._records import (
     TaskSpec,
     TaskStatus,
 )
-from actors._recovery import plan_recovery
-from actors._registry import RegistryActor, TerminalWaiter
-from actors._restarts import SelfHealing
-from actors._store import CommitTicket, MemoryStore, Store, StoreStats
-from actors._supervisor import SupervisorActor, SupervisorStats
-from actors._table import TableStats, TaskTable
-from actors._threadpool import ThreadPool
-from actors._timers import TimerService, TimerStatistics
+from actors._storage.codec import check_value, normalized
+from actors._storage.recovery import plan_recovery
+from actors._storage.store import CommitTicket, MemoryStore, Store, StoreStats
 from actors.logs import library_logger
 from actors.validation import (
     MAX_SECONDS,
@@ -136,7 +136,7 @@ class TaskRuntime:
             :class:`TaskInterrupted`, repeatedly, until it has left the operation.
         store: where records live. None (or a :class:`MemoryStore`) keeps them in memory
             only; a durable store (:class:`SqliteStore`) is opened here, its records are
-            recovered (see ``actors._recovery``), and every acknowledged change survives
+            recovered (see ``actors._storage.recovery``), and every acknowledged change survives
             a crash of the process.
         retry: the retry policy of tasks that do not give one (None: no retries).
         max_failures, failure_window, cooldown: restart intensity per operation: more

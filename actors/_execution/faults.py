@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors._messages import (
+from actors._core.messages import (
     Finish,
     GetSnapshot,
     MarkRunning,

@@ -14,7 +14,7 @@ ends its whole process tree first (``_proctree``).
 The driver runs on the operation thread that holds the task's slot. It relays progress
 and partial results into the task's :class:`TaskContext` (and so, coalesced, to the
 registry) and turns the child's answer, or its death, into an outcome. It reads the
-child's frames itself (``actors._child.FRAME_HEADER``), only as many bytes as are there,
+child's frames itself (``actors._execution.child.FRAME_HEADER``), only as many bytes as are there,
 so bytes that are not a frame end the attempt as a crash instead of a wait for ever.
 """
 
@@ -33,12 +33,12 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from actors._child import FRAME_HEADER, FRAME_MAGIC, child_main
-from actors._context import TaskContext
 from actors._errors import UnguardedMainError
-from actors._main_guard import CHILD_NAME_MARKER, UNGUARDED_MAIN_EXIT_CODE
+from actors._execution.child import FRAME_HEADER, FRAME_MAGIC, child_main
+from actors._execution.context import TaskContext
+from actors._execution.main_guard import CHILD_NAME_MARKER, UNGUARDED_MAIN_EXIT_CODE
+from actors._execution.proctree import kill_descendants, kill_group
 from actors._outcome import Completed, Crashed, Outcome, Raised, ResourceExhausted
-from actors._proctree import kill_descendants, kill_group
 from actors._records import TaskSpec
 from actors.logs import library_logger
 

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from actors._codec import decode_outcome, encode_json, encode_outcome
 from actors._errors import (
     RecordsNotStoredError,
     StoreError,
@@ -46,7 +45,8 @@ from actors._errors import (
 from actors._outcome import Outcome, TimedOut
 from actors._policies import RetryPolicy
 from actors._records import Isolation, TaskPriority, TaskRecord, TaskStatus
-from actors._store import StoredState, StoreStats
+from actors._storage.codec import decode_outcome, encode_json, encode_outcome
+from actors._storage.store import StoredState, StoreStats
 from actors.logs import library_logger
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteStore"]
@@ -130,7 +130,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             group_id TEXT
         )""",
     ),
-    # Version 2: the faults a test injected into a task's attempts (actors._faults).
+    # Version 2: the faults a test injected into a task's attempts (actors._execution.faults).
     2: ("ALTER TABLE tasks ADD COLUMN injected_faults TEXT",),
 }
 """Statements that bring a database from version ``n - 1`` to ``n``, keyed by ``n``.

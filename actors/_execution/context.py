@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from actors._clock import blocking_timeout
-from actors._interrupt import TaskInterrupted, clear_interrupt, raise_in_thread
-from actors._messages import ProgressReady
+from actors._core.messages import ProgressReady
+from actors._execution.interrupt import TaskInterrupted, clear_interrupt, raise_in_thread
+from actors._execution.published import Published
 from actors._outcome import StopReason
-from actors._published import Published
 
 if TYPE_CHECKING:
-    from actors._processes import ChildProcess
+    from actors._execution.processes import ChildProcess
 
 __all__ = ["TaskContext"]
 

@@ -28,17 +28,8 @@ from typing import Any, assert_never, cast
 import pykka
 
 from actors._clock import Clock, blocking_timeout
-from actors._codec import check_value, normalized
-from actors._dependencies import DependencyGraph
-from actors._errors import (
-    ActorRestartedError,
-    QueryFailedError,
-    RecordsNotStoredError,
-    StoreError,
-    StoreWriteError,
-    UnstorableValueError,
-)
-from actors._messages import (
+from actors._core.dependencies import DependencyGraph
+from actors._core.messages import (
     REGISTRY_MESSAGES,
     AbandonUnfinished,
     Cancel,
@@ -67,7 +58,17 @@ from actors._messages import (
     Unwatch,
     Watch,
 )
-from actors._notifier import TaskEvent
+from actors._core.notifier import TaskEvent
+from actors._core.restarts import RestartingActor, SelfHealing
+from actors._core.table import FinishResult, TaskTable
+from actors._errors import (
+    ActorRestartedError,
+    QueryFailedError,
+    RecordsNotStoredError,
+    StoreError,
+    StoreWriteError,
+    UnstorableValueError,
+)
 from actors._outcome import (
     Cancelled,
     Completed,
@@ -82,9 +83,8 @@ from actors._outcome import (
     TimedOut,
 )
 from actors._records import TaskRecord, TaskSnapshot, TaskSpec, TaskStatus
-from actors._restarts import RestartingActor, SelfHealing
-from actors._store import CommitTicket, Store
-from actors._table import FinishResult, TaskTable
+from actors._storage.codec import check_value, normalized
+from actors._storage.store import CommitTicket, Store
 from actors.logs import library_logger
 
 __all__ = ["RegistryActor", "TerminalWaiter"]

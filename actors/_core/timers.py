@@ -6,7 +6,7 @@ A fired timer is a message told to an actor; the service never runs user code. W
 exact virtual times.
 
 A tick that fails (a bug, or a test's injected fault) does not kill the service: it is
-restarted in place (see ``actors._restarts``): the heap is rebuilt from the armed
+restarted in place (see ``actors._core.restarts``): the heap is rebuilt from the armed
 handles, the due timers not yet told are armed again, and the restart is counted.
 """
 
