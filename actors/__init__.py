@@ -12,6 +12,7 @@ from actors._core.runtime import RuntimeStats, TaskRuntime
 from actors._core.supervisor import SupervisorStats
 from actors._core.table import TableStats
 from actors._core.timers import TimerStatistics
+from actors._enums import TERMINAL_STATUSES, Isolation, TaskPriority, TaskStatus
 from actors._errors import (
     ActorRestartedError,
     ActorUnresponsiveError,
@@ -33,7 +34,7 @@ from actors._errors import (
     UnknownTaskError,
     UnstorableValueError,
 )
-from actors._execution.context import TaskContext
+from actors._execution.api import Operation, TaskContext
 from actors._execution.faults import FaultPlan, FaultRule, InjectedFaultError
 from actors._execution.interrupt import TaskInterrupted
 from actors._execution.processes import ProcessPoolStats
@@ -53,14 +54,7 @@ from actors._outcome import (
     TimedOut,
 )
 from actors._policies import OperationLimits, RetryPolicy
-from actors._records import (
-    TERMINAL_STATUSES,
-    Isolation,
-    Operation,
-    TaskPriority,
-    TaskSnapshot,
-    TaskStatus,
-)
+from actors._records import TaskSnapshot
 from actors._storage.codec import MAX_NESTING
 from actors._storage.sqlite import SqliteStore
 from actors._storage.store import MemoryStore, Store, StoreStats

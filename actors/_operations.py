@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from actors._errors import UnknownOperationError
-from actors._records import Operation
+from actors._execution.api import Operation
 
 __all__ = ["NamedOperation", "OperationEntry", "OperationRegistry", "check_operation_name"]
 

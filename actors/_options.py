@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from actors._enums import Isolation, TaskPriority
 from actors._errors import NaiveRunAtError
 from actors._policies import RetryPolicy
-from actors._records import Isolation, TaskPriority
 from actors.validation import (
     check_isolation,
     check_positive_number,

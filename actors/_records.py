@@ -1,69 +1,19 @@
-"""Task states, priorities, the submitted spec, the registry's record and its snapshot."""
+"""The submitted spec, the registry's record of a task and its snapshot."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING, Any
 
+from actors._enums import Isolation, TaskPriority, TaskStatus
+from actors._execution.api import Operation
 from actors._outcome import Outcome
 
 if TYPE_CHECKING:
-    from actors._execution.context import TaskContext
     from actors._policies import RetryPolicy
 
-__all__ = [
-    "Isolation",
-    "Operation",
-    "TaskPriority",
-    "TaskRecord",
-    "TaskSnapshot",
-    "TaskSpec",
-    "TaskStatus",
-]
-
-Operation = Callable[[Mapping[str, Any], "TaskContext"], Any]
-"""An operation is called as ``operation(params, task)`` and returns its result."""
-
-
-class TaskStatus(StrEnum):
-    """The lifecycle: PENDING -> RUNNING -> COMPLETED | FAILED | CANCELLED; PENDING -> CANCELLED."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in TERMINAL_STATUSES
-
-
-TERMINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
-"""The statuses a task never leaves; also the kinds of the lifecycle events that end a
-task. Members are strings too, so ``"completed" in TERMINAL_STATUSES`` holds."""
-
-
-class Isolation(StrEnum):
-    """Where an operation runs: a thread of the host, or a child process."""
-
-    THREAD = "thread"
-    PROCESS = "process"
-
-
-class TaskPriority(IntEnum):
-    """Higher runs first; FIFO within one priority."""
-
-    LOW = 1
-    NORMAL = 2
-    HIGH = 3
-    CRITICAL = 4
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
+__all__ = ["TaskRecord", "TaskSnapshot", "TaskSpec"]
 
 
 @dataclass(frozen=True, slots=True)

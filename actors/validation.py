@@ -7,7 +7,7 @@ import pickle
 import sys
 from typing import Any
 
-from actors._records import Isolation, TaskPriority
+from actors._enums import Isolation, TaskPriority
 
 __all__ = [
     "check_count",

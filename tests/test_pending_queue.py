@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from actors._core.pending import PendingQueue
-from actors._records import TaskPriority, TaskRecord, TaskSpec
+from actors._enums import TaskPriority
+from actors._records import TaskRecord, TaskSpec
 
 
 def _operation(params: Any, task: Any) -> None:

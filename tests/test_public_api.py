@@ -72,7 +72,9 @@ def test_actors_never_imports_storycore_tasks() -> None:
     """No module in actors/ imports storycore_tasks (one direction of dependency)."""
     offenders: list[str] = []
     paths = sorted(ACTORS_DIR.rglob("*.py"))
-    assert len(paths) == len(_actors_modules()) + 1  # the modules (a folder's is its __init__.py) plus actors/__init__.py
+    assert (
+        len(paths) == len(_actors_modules()) + 1
+    )  # the modules (a folder's is its __init__.py) plus actors/__init__.py
     for path in paths:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for node in ast.walk(tree):

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from actors._core.schedules import Schedules
-from actors._records import TaskPriority, TaskSpec
+from actors._enums import TaskPriority
+from actors._records import TaskSpec
 
 
 def _make_spec() -> TaskSpec:

@@ -29,9 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, get_args
 
+from actors._enums import TaskStatus
 from actors._operations import OperationEntry
 from actors._outcome import Outcome, StopReason
-from actors._records import TaskRecord, TaskSnapshot, TaskSpec, TaskStatus
+from actors._records import TaskRecord, TaskSnapshot, TaskSpec
 from actors._storage.store import CommitTicket
 
 if TYPE_CHECKING:

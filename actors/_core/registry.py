@@ -61,6 +61,7 @@ from actors._core.messages import (
 from actors._core.notifier import TaskEvent
 from actors._core.restarts import RestartingActor, SelfHealing
 from actors._core.table import FinishResult, TaskTable
+from actors._enums import TaskStatus
 from actors._errors import (
     ActorRestartedError,
     QueryFailedError,
@@ -82,7 +83,7 @@ from actors._outcome import (
     StopReason,
     TimedOut,
 )
-from actors._records import TaskRecord, TaskSnapshot, TaskSpec, TaskStatus
+from actors._records import TaskRecord, TaskSnapshot, TaskSpec
 from actors._storage.codec import check_value, normalized
 from actors._storage.store import CommitTicket, Store
 from actors.logs import library_logger

@@ -55,6 +55,7 @@ from actors._core.restarts import SelfHealing
 from actors._core.supervisor import SupervisorActor, SupervisorStats
 from actors._core.table import TableStats, TaskTable
 from actors._core.timers import TimerService, TimerStatistics
+from actors._enums import Isolation, TaskStatus
 from actors._errors import (
     ActorRestartedError,
     ActorUnresponsiveError,
@@ -66,6 +67,7 @@ from actors._errors import (
     UnknownTaskError,
     UnstorableValueError,
 )
+from actors._execution.api import Operation
 from actors._execution.faults import FaultPlan
 from actors._execution.main_guard import leave_if_importing_main
 from actors._execution.processes import ProcessPool, ProcessPoolStats
@@ -74,14 +76,7 @@ from actors._ids import new_id
 from actors._operations import NamedOperation, OperationRegistry
 from actors._options import TaskOptions
 from actors._policies import CircuitBreakers, OperationLimits, RetryPolicy
-from actors._records import (
-    Isolation,
-    Operation,
-    TaskRecord,
-    TaskSnapshot,
-    TaskSpec,
-    TaskStatus,
-)
+from actors._records import TaskRecord, TaskSnapshot, TaskSpec
 from actors._storage.codec import check_value, normalized
 from actors._storage.recovery import plan_recovery
 from actors._storage.store import CommitTicket, MemoryStore, Store, StoreStats

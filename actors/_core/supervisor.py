@@ -70,6 +70,7 @@ from actors._core.pending import PendingQueue
 from actors._core.pooled import Dispatcher
 from actors._core.schedules import Schedules
 from actors._core.timers import TimerHandle, TimerService
+from actors._enums import Isolation
 from actors._execution.context import TaskContext
 from actors._execution.faults import FaultPlan, InjectedOperation
 from actors._execution.processes import ProcessPool
@@ -77,7 +78,7 @@ from actors._execution.threadpool import ThreadPool
 from actors._execution.worker import WorkerActor
 from actors._outcome import Cancelled, Completed, Outcome, StopReason, TimedOut
 from actors._policies import CircuitBreakers
-from actors._records import Isolation, TaskSpec
+from actors._records import TaskSpec
 from actors._storage.recovery import decide, interrupt
 from actors._storage.store import CommitTicket
 from actors.logs import library_logger

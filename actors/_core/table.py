@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from enum import Enum, auto
 from typing import Any
 
+from actors._enums import TaskPriority, TaskStatus
 from actors._outcome import (
     Cancelled,
     Completed,
@@ -23,7 +24,7 @@ from actors._outcome import (
     Outcome,
     TimedOut,
 )
-from actors._records import TaskPriority, TaskRecord, TaskSpec, TaskStatus
+from actors._records import TaskRecord, TaskSpec
 
 __all__ = ["FinishResult", "TablePage", "TableStats", "TaskTable"]
 

@@ -33,8 +33,8 @@ from actors._core.messages import (
     RegisterDependent,
     RetryScheduled,
 )
+from actors._execution.api import Operation
 from actors._outcome import Crashed, Outcome, ResourceExhausted
-from actors._records import Operation
 
 __all__ = [
     "Fault",

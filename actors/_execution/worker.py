@@ -19,6 +19,7 @@ import pykka
 from actors._clock import Clock
 from actors._core.messages import ChildStarted, Interrupt, Stop, WorkerFinished
 from actors._core.pooled import PooledActor
+from actors._enums import Isolation
 from actors._errors import UnstorableValueError
 from actors._execution.context import TaskContext
 from actors._execution.faults import InjectedCrash, InjectedLimit
@@ -26,7 +27,7 @@ from actors._execution.interrupt import TaskInterrupted
 from actors._execution.processes import ProcessPool, run_in_child
 from actors._execution.threadpool import ThreadPool
 from actors._outcome import Cancelled, Completed, Outcome, Raised, ResultNotStorable
-from actors._records import Isolation, TaskSpec
+from actors._records import TaskSpec
 from actors._storage.codec import check_value, normalized
 from actors._storage.store import CommitTicket
 from actors.logs import library_logger

@@ -22,9 +22,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from actors._enums import TaskStatus
 from actors._operations import OperationEntry
 from actors._outcome import Interrupted
-from actors._records import TaskRecord, TaskStatus
+from actors._records import TaskRecord
 
 __all__ = [
     "RecoveryPlan",

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from actors._enums import Isolation, TaskPriority, TaskStatus
 from actors._errors import (
     RecordsNotStoredError,
     StoreError,
@@ -44,7 +45,7 @@ from actors._errors import (
 )
 from actors._outcome import Outcome, TimedOut
 from actors._policies import RetryPolicy
-from actors._records import Isolation, TaskPriority, TaskRecord, TaskStatus
+from actors._records import TaskRecord
 from actors._storage.codec import decode_outcome, encode_json, encode_outcome
 from actors._storage.store import StoredState, StoreStats
 from actors.logs import library_logger

@@ -1,0 +1,46 @@
+"""The words of a task's life: its status, its priority, where it runs."""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+__all__ = ["TERMINAL_STATUSES", "Isolation", "TaskPriority", "TaskStatus"]
+
+
+class TaskStatus(StrEnum):
+    """The lifecycle: PENDING -> RUNNING -> COMPLETED | FAILED | CANCELLED; PENDING -> CANCELLED."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+"""The statuses a task never leaves; also the kinds of the lifecycle events that end a
+task. Members are strings too, so ``"completed" in TERMINAL_STATUSES`` holds."""
+
+
+class Isolation(StrEnum):
+    """Where an operation runs: a thread of the host, or a child process."""
+
+    THREAD = "thread"
+    PROCESS = "process"
+
+
+class TaskPriority(IntEnum):
+    """Higher runs first; FIFO within one priority."""
+
+    LOW = 1
+    NORMAL = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()

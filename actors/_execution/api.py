@@ -1,0 +1,63 @@
+"""What an operation is and what it sees of its task, wherever it runs.
+
+A leaf module (the standard library and ``actors._outcome`` only): a child process, a Ray
+worker or an event loop imports it without the runtime. Every back-end hands the
+operation an object that satisfies :class:`TaskContext`, with the same member types; the
+runtime's levers on a running attempt (stop, interrupt, kill, the child's handle) are on
+the back-end's attempt object, which user code never receives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from actors._outcome import StopReason
+
+__all__ = ["Operation", "TaskContext"]
+
+
+@runtime_checkable
+class TaskContext(Protocol):
+    """What an operation sees of its task: cancellation, progress, partial result."""
+
+    @property
+    def task_id(self) -> str:
+        """The task's id."""
+        ...
+
+    @property
+    def dependency_results(self) -> Mapping[str, Any]:
+        """The results of the tasks this one depended on, by task id (empty without any)."""
+        ...
+
+    @property
+    def stop_reason(self) -> StopReason | None:
+        """Why the operation is being asked to stop, or None while it may carry on."""
+        ...
+
+    def is_cancelled(self) -> bool:
+        """True once the task was cancelled or timed out: return soon (see stop_grace)."""
+        ...
+
+    def wait_cancelled(self, timeout: float | None = None) -> bool:
+        """Block up to ``timeout`` seconds or until a stop is requested; returns
+        :meth:`is_cancelled`. Use it instead of ``time.sleep`` inside operations."""
+        ...
+
+    def update_progress(self, fraction: float) -> None:
+        """Report progress as a fraction from 0.0 to 1.0 (coalesced: call it as often as
+        you like)."""
+        ...
+
+    @property
+    def partial_result(self) -> Any:
+        """The latest partial result set by the operation (None if never set)."""
+        ...
+
+    @partial_result.setter
+    def partial_result(self, value: Any) -> None: ...
+
+
+Operation = Callable[[Mapping[str, Any], TaskContext], Any]
+"""An operation is called as ``operation(params, task)`` and returns its result."""
