@@ -20,6 +20,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from actors import ManualClock, StopReason, TaskContext
+from actors._execution.context import TaskContext as LocalTaskContext
 from actors._core.messages import ProgressReady
 from actors.testing import wait_until
 from storycore_tasks import TaskManager
@@ -86,7 +87,7 @@ def test_only_one_progress_message_is_in_flight_until_the_registry_drains() -> N
 
     registry = Registry.start()
     try:
-        context = TaskContext("task-1", registry)
+        context = LocalTaskContext("task-1", registry)
         for i in range(1000):
             context.update_progress(i / 1000)
         context.partial_result = "p1"
@@ -101,7 +102,7 @@ def test_only_one_progress_message_is_in_flight_until_the_registry_drains() -> N
 
 def test_progress_to_a_stopped_registry_is_dropped_quietly() -> None:
     """TaskContext: reporting after the registry stopped (shutdown without wait) never raises."""
-    context = TaskContext("task-1", _stopped_actor())
+    context = LocalTaskContext("task-1", _stopped_actor())
     context.update_progress(0.5)
     context.partial_result = "kept"
     assert (context.drain()[0], context.partial_result) == (0.5, "kept")
@@ -292,7 +293,7 @@ def test_a_task_cancelled_right_after_creation_never_runs_or_sees_the_cancel(
 
 def test_the_first_stop_reason_wins() -> None:
     """TaskContext.request_stop: the first reason is kept; later requests do not overwrite it."""
-    context = TaskContext("task-1", _stopped_actor())
+    context = LocalTaskContext("task-1", _stopped_actor())
     assert (context.is_cancelled(), context.stop_reason) == (False, None)
     context.request_stop(StopReason.TIMEOUT)
     context.request_stop(StopReason.CANCEL_REQUESTED)
