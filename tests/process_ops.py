@@ -256,3 +256,32 @@ def progress_forever(params: Mapping[str, Any], task: TaskContext) -> None:
         step += 1
         task.update_progress((step % 100) / 100)
         time.sleep(0.01)
+
+
+def touch_and_return(params: Mapping[str, Any], task: TaskContext) -> str:
+    """Leave a file behind (proof that the operation ran), then return its path."""
+    path = str(params["path"])
+    with open(path, "w", encoding="utf-8") as marker:
+        marker.write(task.task_id)
+    return path
+
+
+def levers_in_sight(params: Mapping[str, Any], task: TaskContext) -> dict[str, Any]:
+    """What the operation can reach of its context: the protocol's members, and any of
+    the runtime's levers that leaked onto it."""
+    levers = [
+        "request_stop",
+        "interrupt",
+        "attach_child",
+        "detach_child",
+        "signal_child",
+        "cancel_child",
+        "drain",
+        "enter_operation",
+        "leave_operation",
+    ]
+    return {
+        "is_task_context": isinstance(task, TaskContext),
+        "stop_reason_type": type(task.stop_reason).__name__,
+        "levers": [name for name in levers if hasattr(task, name)],
+    }

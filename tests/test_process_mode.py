@@ -536,20 +536,44 @@ def test_a_child_given_back_cannot_be_signalled_for_its_old_task() -> None:
     that task signals nothing: the child, maybe running the next task, lives on."""
     import pykka
 
-    from actors._execution.context import TaskContext as RuntimeContext
+    from actors._enums import TaskPriority
+    from actors._execution.process_backend import ProcessAttempt
     from actors._execution.processes import ChildProcess
+    from actors._outcome import Outcome
+    from actors._records import TaskSpec
 
+    class Events:  # the attempt reports nothing here: it is never driven
+        def started(self) -> None: ...
+
+        def confirm_start(self) -> Outcome | None:
+            return None
+
+        def ended(self, outcome: Outcome) -> None: ...
+
+    spec = TaskSpec(
+        task_id="t-1",
+        operation=process_ops.echo,
+        operation_name="echo",
+        params={},
+        user=None,
+        timeout=None,
+        priority=TaskPriority.NORMAL,
+        seq=1,
+        created_at=0.0,
+    )
     registry = pykka.ThreadingActor.start()
     child = ChildProcess("test-child")
     try:
-        context = RuntimeContext("t-1", registry)
-        context.attach_child(child)
-        context.detach_child()
-        assert context.signal_child(signal.SIGTERM) is None
-        context.cancel_child(StopReason.TIMEOUT)  # nowhere to go: no error either
+        attempt = ProcessAttempt(spec, registry, Events())
+        attempt.attach_child(child)
+        attempt.detach_child()
+        attempt.interrupt(StopReason.TIMEOUT)
+        attempt.kill(StopReason.TIMEOUT)
+        attempt.stop(StopReason.TIMEOUT)  # nowhere to go: no error either
         assert child.process.exitcode is None
-        context.attach_child(child)
-        assert context.signal_child(signal.SIGKILL) == child.pid
+        assert not child.has_exited()
+        attempt.attach_child(child)
+        attempt.kill(StopReason.TIMEOUT)
         child.process.join(BOUND)
         assert child.process.exitcode == -signal.SIGKILL
     finally:

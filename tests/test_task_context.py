@@ -20,8 +20,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from actors import ManualClock, StopReason, TaskContext
-from actors._execution.context import TaskContext as LocalTaskContext
 from actors._core.messages import ProgressReady
+from actors._execution.context import LocalTaskContext, StopFlag
+from actors._execution.published import Published
 from actors.testing import wait_until
 from storycore_tasks import TaskManager
 
@@ -87,13 +88,14 @@ def test_only_one_progress_message_is_in_flight_until_the_registry_drains() -> N
 
     registry = Registry.start()
     try:
-        context = LocalTaskContext("task-1", registry)
+        published = Published()
+        context = LocalTaskContext("task-1", registry, published=published)
         for i in range(1000):
             context.update_progress(i / 1000)
         context.partial_result = "p1"
         assert registry.ask("count", timeout=WAIT) == 1
-        assert ProgressReady("task-1", context) == inbox[0]
-        assert context.drain() == (0.999, "p1", True)
+        assert ProgressReady("task-1", published) == inbox[0]
+        assert published.drain() == (0.999, "p1", True)
         context.update_progress(1.0)
         assert registry.ask("count", timeout=WAIT) == 2
     finally:
@@ -102,10 +104,11 @@ def test_only_one_progress_message_is_in_flight_until_the_registry_drains() -> N
 
 def test_progress_to_a_stopped_registry_is_dropped_quietly() -> None:
     """TaskContext: reporting after the registry stopped (shutdown without wait) never raises."""
-    context = LocalTaskContext("task-1", _stopped_actor())
+    published = Published()
+    context = LocalTaskContext("task-1", _stopped_actor(), published=published)
     context.update_progress(0.5)
     context.partial_result = "kept"
-    assert (context.drain()[0], context.partial_result) == (0.5, "kept")
+    assert (published.drain()[0], context.partial_result) == (0.5, "kept")
 
 
 # -- update_progress validation -------------------------------------------------------------------
@@ -292,12 +295,14 @@ def test_a_task_cancelled_right_after_creation_never_runs_or_sees_the_cancel(
 
 
 def test_the_first_stop_reason_wins() -> None:
-    """TaskContext.request_stop: the first reason is kept; later requests do not overwrite it."""
-    context = LocalTaskContext("task-1", _stopped_actor())
+    """StopFlag.request: the first reason is kept; later requests do not overwrite it, and
+    the context shows the first."""
+    flag = StopFlag()
+    context = LocalTaskContext("task-1", _stopped_actor(), flag)
     assert (context.is_cancelled(), context.stop_reason) == (False, None)
-    context.request_stop(StopReason.TIMEOUT)
-    context.request_stop(StopReason.CANCEL_REQUESTED)
-    context.request_stop(StopReason.SHUTDOWN)
+    assert flag.request(StopReason.TIMEOUT) is True
+    assert flag.request(StopReason.CANCEL_REQUESTED) is False
+    assert flag.request(StopReason.SHUTDOWN) is False
     assert (
         context.is_cancelled(),
         context.wait_cancelled(timeout=0.0),

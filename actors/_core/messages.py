@@ -12,10 +12,11 @@ Who sends what:
 * Supervisor -> Registry: ``MarkRunning``, ``Finish``, ``RetryScheduled``, ``Cleanup``
 * Registry -> Supervisor: ``Submit``, ``SubmitBlocked``, ``DependenciesMet``,
   ``DropBlocked`` (tasks with dependencies, which the registry resolves)
-* Supervisor -> Worker: ``Stop``, then ``Interrupt`` after the stop grace
-* Worker (from its operation's thread) -> Supervisor: ``ChildStarted`` (process
-  isolation), ``WorkerFinished``
-* TaskContext -> Registry: ``ProgressReady`` (coalesced: at most one in flight per task)
+* Supervisor -> Worker: ``Stop``, then ``Interrupt`` after the stop grace, then ``Kill``
+* Worker (from its back-end's threads) -> Supervisor: ``AttemptStarted`` (a back-end
+  whose start is not its hand-over: process isolation), ``WorkerFinished``
+* the operation's context -> Registry: ``ProgressReady`` (coalesced: at most one in
+  flight per task)
 * TimerService -> Supervisor: ``DeadlinePassed``, ``EscalateStop``, ``CleanupDue``,
   ``StartDue``, ``CooldownOver``, ``ScheduleTick``
 * a test -> Registry, Supervisor: ``InjectFault`` (the fault-injection kit; see
@@ -27,25 +28,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, get_args
+from typing import get_args
 
 from actors._enums import TaskStatus
+from actors._execution.published import Published
 from actors._operations import OperationEntry
 from actors._outcome import Outcome, StopReason
 from actors._records import TaskRecord, TaskSnapshot, TaskSpec
 from actors._storage.store import CommitTicket
 
-if TYPE_CHECKING:
-    from actors._execution.context import TaskContext
-
 __all__ = [
     "REGISTRY_MESSAGES",
     "SUPERVISOR_MESSAGES",
+    "WORKER_MESSAGES",
     "AddSchedule",
+    "AttemptStarted",
     "AwaitOperation",
     "Cancel",
     "CancelSchedule",
-    "ChildStarted",
     "Cleanup",
     "CleanupDue",
     "ConnectSupervisor",
@@ -63,6 +63,7 @@ __all__ = [
     "GetStats",
     "GetSupervisorStats",
     "Interrupt",
+    "Kill",
     "ListPage",
     "ListTasks",
     "MarkRunning",
@@ -85,6 +86,7 @@ __all__ = [
     "Unwatch",
     "Watch",
     "WorkerFinished",
+    "WorkerMessage",
 ]
 
 
@@ -140,7 +142,7 @@ class MarkRunning:
 @dataclass(frozen=True, slots=True)
 class ProgressReady:
     task_id: str
-    context: TaskContext
+    published: Published  # the registry drains it
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,10 +286,13 @@ class DeadlinePassed:
 
 
 @dataclass(frozen=True, slots=True)
-class ChildStarted:
-    """Process isolation: the child has the task; its timeout starts now."""
+class AttemptStarted:
+    """A back-end whose start is not its hand-over says the operation is about to begin
+    (a child has the task): the supervisor records running and arms the deadline now,
+    so a cold child's start-up is not charged to the operation's timeout."""
 
     task_id: str
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,7 +379,16 @@ class Stop:
 
 @dataclass(frozen=True, slots=True)
 class Interrupt:
-    """Raise TaskInterrupted in the operation's thread (the stop grace has passed)."""
+    """The first forced step of the stop ladder (the stop grace has passed): the
+    attempt's ``interrupt`` (TaskInterrupted in a thread, SIGTERM to a child)."""
+
+    reason: StopReason
+
+
+@dataclass(frozen=True, slots=True)
+class Kill:
+    """Every later step: the attempt's ``kill`` (SIGKILL of a child and its processes;
+    a thread is interrupted again)."""
 
     reason: StopReason
 
@@ -405,7 +419,7 @@ SupervisorMessage = (
     | WorkerFinished
     | SubmitBatch
     | DeadlinePassed
-    | ChildStarted
+    | AttemptStarted
     | EscalateStop
     | Cancel
     | AwaitOperation
@@ -453,3 +467,8 @@ RegistryMessage = (
 """Every message the registry handles; its dispatch is checked exhaustive against this."""
 
 REGISTRY_MESSAGES: tuple[type, ...] = get_args(RegistryMessage)
+
+WorkerMessage = Stop | Interrupt | Kill
+"""The supervisor's stop-ladder steps to a worker, in the order they come."""
+
+WORKER_MESSAGES: tuple[type, ...] = get_args(WorkerMessage)

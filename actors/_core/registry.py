@@ -712,7 +712,7 @@ class RegistryActor(RestartingActor):
         self._waiters.clear()
 
     def _on_progress(self, message: ProgressReady) -> None:
-        progress, partial, has_partial = message.context.drain()
+        progress, partial, has_partial = message.published.drain()
         partial_json = None
         if has_partial:
             # Checked here, not where it is set: an operation may set its partial result

@@ -70,7 +70,9 @@ from actors._errors import (
 from actors._execution.api import Operation
 from actors._execution.faults import FaultPlan
 from actors._execution.main_guard import leave_if_importing_main
+from actors._execution.process_backend import ProcessBackend
 from actors._execution.processes import ProcessPool, ProcessPoolStats
+from actors._execution.thread_backend import ThreadBackend
 from actors._execution.threadpool import ThreadPool
 from actors._ids import new_id
 from actors._operations import NamedOperation, OperationRegistry
@@ -257,8 +259,12 @@ class TaskRuntime:
             capacity=self._concurrency,
             registry=self._registry,
             timers=self._timers,
-            op_pool=self._op_pool,
-            process_pool=self._process_pool,
+            backends={
+                Isolation.THREAD: ThreadBackend(self._op_pool, self._registry),
+                Isolation.PROCESS: ProcessBackend(
+                    self._op_pool, self._process_pool, self._registry
+                ),
+            },
             dispatcher=self._dispatcher,
             clock=self._clock,
             admission=self._admission,

@@ -34,10 +34,10 @@ from actors._core.admission import AdmissionGate
 from actors._core.messages import (
     SUPERVISOR_MESSAGES,
     AddSchedule,
+    AttemptStarted,
     AwaitOperation,
     Cancel,
     CancelSchedule,
-    ChildStarted,
     Cleanup,
     CleanupDue,
     CooldownOver,
@@ -51,6 +51,7 @@ from actors._core.messages import (
     GetSupervisorStats,
     InjectFault,
     Interrupt,
+    Kill,
     MarkRunning,
     OperationRegistered,
     Register,
@@ -71,10 +72,8 @@ from actors._core.pooled import Dispatcher
 from actors._core.schedules import Schedules
 from actors._core.timers import TimerHandle, TimerService
 from actors._enums import Isolation
-from actors._execution.context import TaskContext
+from actors._execution.backend import ExecutionBackend, StartWithdrawn
 from actors._execution.faults import FaultPlan, InjectedOperation
-from actors._execution.processes import ProcessPool
-from actors._execution.threadpool import ThreadPool
 from actors._execution.worker import WorkerActor
 from actors._outcome import Cancelled, Completed, Outcome, StopReason, TimedOut
 from actors._policies import CircuitBreakers
@@ -114,12 +113,20 @@ class SupervisorStats:
 class _Active:
     spec: TaskSpec
     worker: pykka.ActorRef[WorkerActor]
-    context: TaskContext
-    # The one timer a task has armed: its timeout while it runs, then the next escalation
-    # of its stop (an interrupt in its thread) while it is stopping.
+    backend: ExecutionBackend
+    # The one timer a task has armed: its timeout while it runs, then the next step of
+    # its stop ladder while it is stopping.
     timer: TimerHandle | None
+    # Started where it runs: recorded running, its deadline armed. A back-end whose
+    # start is its hand-over starts at once; another says so (AttemptStarted).
+    started: bool = False
+    # The start grant a back-end that starts later waits on (and, with a durable store,
+    # its commit); a thread's, with a durable store, is the commit alone.
+    ticket: CommitTicket | None = None
+    injected: str | None = None  # the fault injected into this attempt (a test's)
     attempt: int = 1
     stopping: StopReason | None = None
+    forced_steps: int = 0  # interrupts and kills sent while stopping
     # Timed out with a retry due at this wall-clock time: the next attempt is queued
     # once this one's operation has really returned (its slot is still held).
     retry_at: float | None = None
@@ -143,8 +150,7 @@ class SupervisorActor(pykka.ThreadingActor):
         capacity: int,
         registry: pykka.ActorRef[Any],
         timers: TimerService,
-        op_pool: ThreadPool,
-        process_pool: Callable[[], ProcessPool],
+        backends: Mapping[Isolation, ExecutionBackend],
         dispatcher: Dispatcher,
         clock: Clock,
         admission: AdmissionGate,
@@ -162,8 +168,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self._capacity = capacity
         self._registry = registry
         self._timers = timers
-        self._op_pool = op_pool
-        self._process_pool = process_pool
+        self._backends = backends
         self._dispatcher = dispatcher
         self._clock = clock
         self._admission = admission
@@ -218,8 +223,8 @@ class SupervisorActor(pykka.ThreadingActor):
                 return self._on_submit_batch(specs)
             case DeadlinePassed(task_id=task_id):
                 return self._on_deadline(task_id)
-            case ChildStarted(task_id=task_id):
-                return self._on_child_started(task_id)
+            case AttemptStarted(task_id=task_id, at=at):
+                return self._on_attempt_started(task_id, at)
             case EscalateStop(task_id=task_id):
                 return self._on_escalate(task_id)
             case Cancel(task_id=task_id):
@@ -270,6 +275,8 @@ class SupervisorActor(pykka.ThreadingActor):
         rebuilt from, so the runtime stops (``on_fatal``); the operations still running
         are asked to stop, since no deadline or escalation will reach them any more."""
         for active in self._active.values():
+            if not active.started and active.ticket is not None:
+                active.ticket.done(StartWithdrawn(StopReason.SHUTDOWN))  # it waits for a grant
             with contextlib.suppress(pykka.ActorDeadError):
                 active.worker.tell(Stop(StopReason.SHUTDOWN))
         if self._on_fatal is not None:
@@ -350,26 +357,47 @@ class SupervisorActor(pykka.ThreadingActor):
             self._finish(task_id, outcome)
         self._begin_stopping(active, StopReason.TIMEOUT)
 
-    def _on_child_started(self, task_id: str) -> None:
-        # Process isolation arms the deadline only now, so a cold child's start-up (an
-        # interpreter start) is not charged to the operation's timeout.
+    def _on_attempt_started(self, task_id: str, at: float) -> None:
         active = self._active.get(task_id)
-        if active is None or active.stopping is not None or active.spec.timeout is None:
+        if active is None or active.started:
             return
-        active.timer = self._timers.schedule_after(
-            active.spec.timeout, self.actor_ref, DeadlinePassed(task_id)
+        if active.stopping is not None:
+            # Stopped before its operation began: it never will (the task is terminal).
+            if active.ticket is not None:
+                active.ticket.done(StartWithdrawn(active.stopping))
+            return
+        active.started = True
+        active.timer = self._record_running(active.spec, at, active.ticket, active.injected)
+        if active.ticket is not None and not self._durable:
+            active.ticket.done()  # granted; with a durable store, once RUNNING is committed
+
+    def _record_running(
+        self, spec: TaskSpec, at: float, ticket: CommitTicket | None, injected: str | None
+    ) -> TimerHandle | None:
+        """Tell the registry RUNNING (before any progress of the attempt can reach it) and
+        arm the deadline; returns its timer. So a cold child's start-up is not charged to
+        the operation's timeout."""
+        durable_ticket = ticket if self._durable else None
+        self._registry.tell(MarkRunning(spec.task_id, at, durable_ticket, injected))
+        if spec.timeout is None:
+            return None
+        return self._timers.schedule_after(
+            spec.timeout, self.actor_ref, DeadlinePassed(spec.task_id)
         )
 
     def _on_escalate(self, task_id: str) -> None:
         active = self._active.get(task_id)
         if active is None or active.stopping is None:
             return  # the operation returned meanwhile
-        # The operation ignored is_cancelled() for stop_grace seconds: interrupt its thread,
-        # and again every INTERRUPT_REPEAT_SECONDS until it has really left the operation.
+        # The operation ignored is_cancelled() for stop_grace seconds: interrupt it, then
+        # kill it; a back-end that cannot kill (threads) is interrupted again, more often,
+        # until the operation has really returned.
+        step = Interrupt if active.forced_steps == 0 else Kill
+        active.forced_steps += 1
         with contextlib.suppress(pykka.ActorDeadError):
-            active.worker.tell(Interrupt(active.stopping))
+            active.worker.tell(step(active.stopping))
         repeat = INTERRUPT_REPEAT_SECONDS
-        if active.spec.isolation is Isolation.PROCESS:
+        if active.backend.kill_ends_attempt:
             repeat = max(self._stop_grace, INTERRUPT_REPEAT_SECONDS)  # SIGTERM, then SIGKILL
         active.timer = self._timers.schedule_after(repeat, self.actor_ref, EscalateStop(task_id))
 
@@ -380,6 +408,11 @@ class SupervisorActor(pykka.ThreadingActor):
         if active.timer is not None:
             self._timers.cancel(active.timer)
         outcome = message.outcome
+        if not active.started and active.stopping is None:
+            # The attempt failed before its operation began (its child could not start,
+            # its start could not be stored): it was an attempt all the same, and a task
+            # that is not running ends only by a cancel.
+            self._registry.tell(MarkRunning(message.task_id, message.at, None, active.injected))
         if active.stopping is not None:
             self._stopping_count -= 1
             if active.trial and active.stopping is not StopReason.TIMEOUT and self._breakers:
@@ -636,24 +669,19 @@ class SupervisorActor(pykka.ThreadingActor):
                         cpu_time_limit=spec.cpu_time_limit,
                     ),
                 )
-        # MarkRunning goes first so the registry sees RUNNING before any progress. With a
-        # durable store the operation waits until RUNNING is committed: a crash can then
-        # never make a task that had started read "pending" and run a second time.
-        ticket = CommitTicket(spec.task_id) if self._durable else None
-        self._registry.tell(MarkRunning(spec.task_id, now, ticket, injected))
-        context = TaskContext(spec.task_id, self._registry)
-        if spec.dependency_results:
-            context.dependency_results = spec.dependency_results
+        backend = self._backends[spec.isolation]
+        # With a durable store the operation waits until RUNNING is committed: a crash can
+        # then never make a task that had started read "pending" and run a second time. A
+        # back-end that starts later also waits for the grant of its AttemptStarted.
+        ticket = None
+        if self._durable or not backend.starts_on_handover:
+            ticket = CommitTicket(spec.task_id)
         timer = None
-        if spec.timeout is not None and spec.isolation is Isolation.THREAD:
-            timer = self._timers.schedule_after(
-                spec.timeout, self.actor_ref, DeadlinePassed(spec.task_id)
-            )
+        if backend.starts_on_handover:
+            timer = self._record_running(spec, now, ticket, injected)
         worker = WorkerActor.spawn(
             spec=run_spec,
-            context=context,
-            op_pool=self._op_pool,
-            process_pool=self._process_pool,
+            backend=backend,
             supervisor=self.actor_ref,
             clock=self._clock,
             dispatcher=self._dispatcher,
@@ -662,7 +690,15 @@ class SupervisorActor(pykka.ThreadingActor):
             store_results=self._durable,
         )
         self._active[spec.task_id] = _Active(
-            spec, worker.actor_ref, context, timer, attempt=spec.prior_attempts + 1, trial=trial
+            spec,
+            worker.actor_ref,
+            backend,
+            timer,
+            started=backend.starts_on_handover,
+            ticket=ticket,
+            injected=injected,
+            attempt=spec.prior_attempts + 1,
+            trial=trial,
         )
 
     def _begin_stopping(self, active: _Active, reason: StopReason) -> None:

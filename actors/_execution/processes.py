@@ -12,7 +12,7 @@ every pipe, and the slot must be freed when the child itself is gone. A kill of 
 ends its whole process tree first (``_proctree``).
 
 The driver runs on the operation thread that holds the task's slot. It relays progress
-and partial results into the task's :class:`TaskContext` (and so, coalesced, to the
+and partial results into the attempt's host-side context (and so, coalesced, to the
 registry) and turns the child's answer, or its death, into an outcome. It reads the
 child's frames itself (``actors._execution.child.FRAME_HEADER``), only as many bytes as are there,
 so bytes that are not a frame end the attempt as a crash instead of a wait for ever.
@@ -28,21 +28,21 @@ import pickle
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, Protocol
 
 from actors._errors import UnguardedMainError
 from actors._execution.child import FRAME_HEADER, FRAME_MAGIC, child_main
-from actors._execution.context import TaskContext
+from actors._execution.context import LocalTaskContext
 from actors._execution.main_guard import CHILD_NAME_MARKER, UNGUARDED_MAIN_EXIT_CODE
 from actors._execution.proctree import kill_descendants, kill_group
-from actors._outcome import Completed, Crashed, Outcome, Raised, ResourceExhausted
+from actors._outcome import Completed, Crashed, Outcome, Raised, ResourceExhausted, StopReason
 from actors._records import TaskSpec
 from actors.logs import library_logger
 
-__all__ = ["ChildProcess", "ProcessPool", "ProcessPoolStats", "run_in_child"]
+__all__ = ["ChildLink", "ChildProcess", "ProcessPool", "ProcessPoolStats", "run_in_child"]
 
 _log = library_logger("actors.processes")
 _EXIT_GRACE_SECONDS = 5.0
@@ -407,15 +407,27 @@ class ProcessPool:
             )
 
 
-def run_in_child(
-    pool: ProcessPool,
-    spec: TaskSpec,
-    context: TaskContext,
-    on_started: Callable[[], None] = lambda: None,
-) -> Outcome:
+class ChildLink(Protocol):
+    """What the driver needs of the attempt it runs (a ``ProcessAttempt``)."""
+
+    @property
+    def context(self) -> LocalTaskContext: ...
+
+    @property
+    def stop_reason(self) -> StopReason | None: ...
+
+    def attach_child(self, child: ChildProcess) -> None: ...
+
+    def detach_child(self) -> None: ...
+
+    def begin(self) -> Outcome | None: ...
+
+
+def run_in_child(pool: ProcessPool, spec: TaskSpec, attempt: ChildLink) -> Outcome:
     """Run ``spec`` in a child of ``pool``; blocks the calling (operation) thread.
 
-    ``on_started`` is called once the child has the task (after a cold start, if any).
+    Once a child has the task (after a cold start, if any), ``attempt.begin()`` reports
+    the start and waits for its grant; an outcome from it ends the attempt unrun.
     """
     try:
         work = pickle.dumps(
@@ -425,23 +437,27 @@ def run_in_child(
     except Exception as exc:  # checked at submission; a params value may have changed
         return Raised.from_exception(exc)
     child = pool.acquire()
-    child.tasks_run += 1
-    child.drive(True)  # before attach: every stop-ladder step for this task comes here
-    context.attach_child(child)
 
     def give_back(*, reusable: bool) -> None:
         # Detach first: a late signal or cancel for this task must not reach the
         # child's next task.
-        context.detach_child()
+        attempt.detach_child()
         child.drive(False)
         pool.release(child, reusable=reusable)
 
+    refused = attempt.begin()
+    if refused is not None:  # stopped before it started, or its start was not stored
+        pool.release(child, reusable=True)
+        return refused
+    child.tasks_run += 1
+    child.drive(True)  # before attach: every stop-ladder step for this task comes here
+    attempt.attach_child(child)
     message = ("run", spec.task_id, work, spec.memory_limit_mb, spec.cpu_time_limit)
     if child.send(message):
-        on_started()
-        if context.stop_reason is not None:
-            # Stopped before the child was attached: the worker could not forward it.
-            child.send(("cancel", spec.task_id, context.stop_reason.value))
+        reason = attempt.stop_reason
+        if reason is not None:
+            # Stopped before the child had the task: the cancel sent then was not for it.
+            child.send(("cancel", spec.task_id, reason.value))
     reader = child.reader
     waitables: list[Any] = [child.conn, child.wake_fd, *child.exit_waitables()]
     while True:
@@ -457,7 +473,7 @@ def run_in_child(
                 drained += reader.fill()
         try:
             for payload in reader.frames():
-                answer = _read_record(payload, spec, context)
+                answer = _read_record(payload, spec, attempt.context)
                 if isinstance(answer, Raised):  # a value the host cannot unpickle
                     # Which message it was is unknown, so the child may still be running
                     # the operation: it cannot be trusted with another task.
@@ -503,7 +519,7 @@ _DONE_KINDS = frozenset({"completed", "raised", "memory"})
 
 
 def _read_record(
-    payload: bytes, spec: TaskSpec, context: TaskContext
+    payload: bytes, spec: TaskSpec, context: LocalTaskContext
 ) -> tuple[Outcome, bool] | Raised | None:
     """One frame of the child: None for progress (relayed into ``context``), (outcome, retire)
     for its answer, Raised for a value the host cannot unpickle. Raises ChannelCorrupted

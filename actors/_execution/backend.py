@@ -1,0 +1,110 @@
+"""The execution seam: where an operation runs is an :class:`ExecutionBackend`.
+
+A back-end knows how to do each step of one attempt of an operation: start it, deliver
+the cooperative stop, interrupt it, kill it, and report what happened as the facts the
+registry already knows. It knows nothing of timing: the supervisor decides when each
+step of the stop ladder is due (``stop_grace`` after the flag the interrupt, then the
+kill), and a worker actor per task carries the supervisor's steps to the attempt.
+
+Flow of one attempt::
+
+    supervisor --start(spec, events)--> back-end --> Attempt (and the operation's context)
+        events.started()        the operation is about to begin where it runs (a back-end
+                                whose start hands over at once reports it inside start())
+        events.confirm_start()  on the back-end's own thread, before the operation runs:
+                                waits until the start is granted (and, with a durable
+                                store, committed); an outcome instead ends the attempt unrun
+        context                 progress and partial results, coalesced to the registry
+        events.ended(outcome)   exactly once: Completed, Raised, Crashed, ResourceExhausted,
+                                Cancelled, ...
+
+Thread isolation (``actors._execution.thread_backend``) and process isolation
+(``actors._execution.process_backend``) implement it; Ray and asyncio are the next.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from actors._enums import Isolation
+from actors._outcome import Outcome, StopReason
+
+if TYPE_CHECKING:
+    from actors._records import TaskSpec
+
+__all__ = ["Attempt", "AttemptEvents", "ExecutionBackend", "StartWithdrawn"]
+
+
+class StartWithdrawn(Exception):
+    """The error a start grant completes with when the task was stopped (cancelled, shut
+    down) before its operation began: the attempt ends ``Cancelled`` without running."""
+
+    def __init__(self, reason: StopReason) -> None:
+        super().__init__(f"stopped before it started ({reason.value})")
+        self.reason = reason
+
+
+class AttemptEvents(Protocol):
+    """What a back-end reports about one attempt. Callable from any thread."""
+
+    def started(self) -> None:
+        """The operation is about to begin (a child has the task, a node accepted it):
+        the runtime records ``running`` and arms the deadline. Does not block."""
+
+    def confirm_start(self) -> Outcome | None:
+        """On the back-end's thread, after :meth:`started` and before the operation is
+        called: blocks until the start is granted and, with a durable store, committed.
+        None means run it; an outcome (the task was stopped meanwhile, its start could
+        not be stored) ends the attempt without running it, reported through
+        :meth:`ended` by the back-end."""
+
+    def ended(self, outcome: Outcome) -> None:
+        """The attempt is over (the operation returned or raised, or where it ran died):
+        called exactly once, after which the back-end holds nothing of the attempt."""
+
+
+class Attempt(Protocol):
+    """The runtime's levers on one running attempt; user code never sees them. Each
+    step may be called more than once and after the attempt ended (then it does nothing),
+    from the worker actor's thread: none may block on the operation."""
+
+    def stop(self, reason: StopReason) -> None:
+        """The cooperative step: the operation's ``is_cancelled()`` turns true."""
+
+    def interrupt(self, reason: StopReason) -> None:
+        """The first forced step, ``stop_grace`` after :meth:`stop` (a thread gets
+        ``TaskInterrupted`` raised in it; a child process gets SIGTERM)."""
+
+    def kill(self, reason: StopReason) -> None:
+        """Every later step: end the attempt by force where that is possible (SIGKILL of
+        a child and its processes); a thread cannot be killed, so it is interrupted
+        again."""
+
+
+class ExecutionBackend(Protocol):
+    """One place operations run."""
+
+    @property
+    def isolation(self) -> Isolation:
+        """The ``isolation`` value that selects this back-end."""
+        ...
+
+    @property
+    def starts_on_handover(self) -> bool:
+        """True when :meth:`start` begins the operation at once, as a thread of the
+        operation pool does (there is always a free one for a free slot): it then
+        reports ``started`` inside :meth:`start`. False when the operation starts later
+        (a child is acquired, a node has room): ``started`` comes from its thread."""
+        ...
+
+    @property
+    def kill_ends_attempt(self) -> bool:
+        """Whether :meth:`Attempt.kill` ends the attempt by force (a process); a thread
+        back-end's kill is another interrupt, repeated more often."""
+        ...
+
+    def start(self, spec: TaskSpec, events: AttemptEvents) -> Attempt:
+        """Begin one attempt of ``spec``'s operation; never blocks on the operation. The
+        operation receives an object of the :class:`~actors.TaskContext` protocol, which
+        the back-end makes (its progress reaches the registry, coalesced)."""
+        ...

@@ -1,0 +1,133 @@
+"""Process isolation: an operation runs in a warm child process of the pool.
+
+The attempt's driver runs on a thread of the operation pool (it holds the task's slot):
+it acquires a child (a cold start, when none is idle), reports ``started``, waits until
+the start is granted (and committed), and hands the task over (``run_in_child``). So a
+task waiting for its child reads ``pending`` and its deadline is not armed yet. The
+forced steps are signals: SIGTERM, then SIGKILL of the child and its processes.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+
+from actors._enums import Isolation
+from actors._execution.backend import Attempt, AttemptEvents
+from actors._execution.context import LocalTaskContext, StopFlag
+from actors._execution.processes import ChildProcess, ProcessPool, run_in_child
+from actors._execution.threadpool import ThreadPool
+from actors._outcome import Outcome, Raised, StopReason
+from actors._records import TaskSpec
+from actors.logs import library_logger
+
+__all__ = ["ProcessAttempt", "ProcessBackend"]
+
+_log = library_logger("actors.worker")
+
+
+class ProcessBackend:
+    """Operations in the children of a :class:`ProcessPool` (made on first use)."""
+
+    isolation = Isolation.PROCESS
+    starts_on_handover = False
+    kill_ends_attempt = True
+
+    def __init__(
+        self,
+        op_pool: ThreadPool,
+        process_pool: Callable[[], ProcessPool],
+        registry: pykka.ActorRef[Any],
+    ) -> None:
+        self._op_pool = op_pool
+        self._process_pool = process_pool
+        self._registry = registry
+
+    def start(self, spec: TaskSpec, events: AttemptEvents) -> Attempt:
+        attempt = ProcessAttempt(spec, self._registry, events)
+        try:
+            self._op_pool.submit(lambda: attempt.drive(self._process_pool))
+        except RuntimeError as exc:  # the pool is shut down (interpreter exit)
+            events.ended(Raised.from_exception(exc))
+        return attempt
+
+
+class ProcessAttempt:
+    """One attempt in a child process, and its levers. The child is attached while it
+    runs this attempt's task, so no step meant for this task reaches its next one."""
+
+    __slots__ = ("_child", "_events", "_lock", "_stop", "context", "spec")
+
+    def __init__(
+        self, spec: TaskSpec, registry: pykka.ActorRef[Any], events: AttemptEvents
+    ) -> None:
+        self.spec = spec
+        self._events = events
+        self._stop = StopFlag()
+        # The host's side: what the child reports is relayed into it.
+        self.context = LocalTaskContext(spec.task_id, registry, self._stop, spec.dependency_results)
+        self._lock = threading.Lock()
+        self._child: ChildProcess | None = None
+
+    @property
+    def stop_reason(self) -> StopReason | None:
+        return self._stop.reason
+
+    # -- levers (the worker actor's thread) -------------------------------------------
+
+    def stop(self, reason: StopReason) -> None:
+        if self._stop.request(reason):
+            with self._lock:
+                child = self._child
+                if child is not None:
+                    child.send(("cancel", self.spec.task_id, reason.value))
+
+    def interrupt(self, reason: StopReason) -> None:
+        self._signal(signal.SIGTERM, reason)
+
+    def kill(self, reason: StopReason) -> None:
+        self._signal(signal.SIGKILL, reason)
+
+    def _signal(self, signum: int, reason: StopReason) -> None:
+        with self._lock:
+            child = self._child
+            if child is None:
+                return  # not attached yet (the next step tries again), or given back
+            child.signal(signum)
+            pid = child.pid
+        _log.warning(
+            "task.child_signalled",
+            task_id=self.spec.task_id,
+            pid=pid,
+            signal=signal.Signals(signum).name,
+            reason=reason.value,
+        )
+
+    # -- the driver (a thread of the operation pool) -------------------------------------
+
+    def attach_child(self, child: ChildProcess) -> None:
+        with self._lock:
+            self._child = child
+
+    def detach_child(self) -> None:
+        """Before the child goes back to its pool: from then on no signal or cancel
+        meant for this task can reach the child's next task."""
+        with self._lock:
+            self._child = None
+
+    def begin(self) -> Outcome | None:
+        """The child has the task's slot: report the start and wait for the grant."""
+        self._events.started()
+        return self._events.confirm_start()
+
+    def drive(self, process_pool: Callable[[], ProcessPool]) -> None:
+        outcome: Outcome
+        try:
+            outcome = run_in_child(process_pool(), self.spec, self)
+        except Exception as exc:  # the pool could not start a child, or is shut down
+            outcome = Raised.from_exception(exc)
+        self._events.ended(outcome)

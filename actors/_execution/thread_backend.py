@@ -1,0 +1,135 @@
+"""Thread isolation: an operation runs on a thread of the runtime's operation pool.
+
+The pool has a thread for every slot, so a hand-over is the start (the supervisor records
+``running`` as it hands over). The stop ladder's forced steps raise
+:class:`~actors.TaskInterrupted` in the operation's thread; a thread cannot be killed, so a
+kill is another interrupt.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pykka
+
+from actors._enums import Isolation
+from actors._execution.backend import Attempt, AttemptEvents
+from actors._execution.context import LocalTaskContext, StopFlag
+from actors._execution.faults import InjectedCrash, InjectedLimit
+from actors._execution.interrupt import TaskInterrupted, clear_interrupt, raise_in_thread
+from actors._execution.threadpool import ThreadPool
+from actors._outcome import Completed, Outcome, Raised, StopReason
+from actors._records import TaskSpec
+from actors.logs import library_logger
+
+__all__ = ["ThreadAttempt", "ThreadBackend"]
+
+_log = library_logger("actors.worker")
+
+# The outcome of an operation interrupted again while its outcome was being built. The
+# task is already terminal then (it timed out or was cancelled): nothing reads the detail.
+_INTERRUPTED = Raised(
+    exception_type="actors.TaskInterrupted",
+    message="interrupted after its stop grace",
+    traceback="",
+)
+
+
+class ThreadBackend:
+    """Operations on the threads of ``op_pool``."""
+
+    isolation = Isolation.THREAD
+    starts_on_handover = True
+    kill_ends_attempt = False
+
+    def __init__(self, op_pool: ThreadPool, registry: pykka.ActorRef[Any]) -> None:
+        self._op_pool = op_pool
+        self._registry = registry
+
+    def start(self, spec: TaskSpec, events: AttemptEvents) -> Attempt:
+        attempt = ThreadAttempt(spec, self._registry, events)
+        try:
+            self._op_pool.submit(attempt.run)
+        except RuntimeError as exc:
+            # The pool is shut down (interpreter exit): the operation cannot run, but the
+            # supervisor must still hear about it, or the slot would be lost.
+            events.ended(Raised.from_exception(exc))
+        return attempt
+
+
+class ThreadAttempt:
+    """One attempt on a pooled thread, and its levers."""
+
+    __slots__ = ("_events", "_interrupts", "_lock", "_stop", "_thread", "context", "spec")
+
+    def __init__(
+        self, spec: TaskSpec, registry: pykka.ActorRef[Any], events: AttemptEvents
+    ) -> None:
+        self.spec = spec
+        self._events = events
+        self._stop = StopFlag()
+        self.context = LocalTaskContext(spec.task_id, registry, self._stop, spec.dependency_results)
+        self._lock = threading.Lock()
+        self._thread: int | None = None  # ident while the operation runs
+        self._interrupts = 0
+
+    # -- levers (the worker actor's thread) -------------------------------------------
+
+    def stop(self, reason: StopReason) -> None:
+        self._stop.request(reason)
+
+    def interrupt(self, reason: StopReason) -> None:
+        with self._lock:
+            ident = self._thread
+            if ident is None:
+                return  # not in the operation (yet, or any more)
+            self._interrupts += 1
+            count = self._interrupts
+            if not raise_in_thread(ident, TaskInterrupted):
+                return
+        _log.warning(
+            "task.interrupted", task_id=self.spec.task_id, attempt=count, reason=reason.value
+        )
+
+    def kill(self, reason: StopReason) -> None:
+        self.interrupt(reason)  # a thread cannot be killed: interrupt it again
+
+    # -- the operation's thread ---------------------------------------------------------
+
+    def run(self) -> None:
+        """Call the operation, contain whatever it raises, report the end."""
+        refused = self._events.confirm_start()
+        if refused is not None:
+            self._events.ended(refused)
+            return
+        spec = self.spec
+        outcome: Outcome = _INTERRUPTED
+        with self._lock:
+            self._thread = threading.get_ident()
+        try:
+            try:
+                outcome = Completed(spec.operation(spec.params, self.context))
+            except (InjectedCrash, InjectedLimit) as fault:
+                outcome = fault.outcome()  # what the real fault does to a child
+            except BaseException as exc:
+                # SystemExit, KeyboardInterrupt and TaskInterrupted included: in pykka a
+                # BaseException that escapes an actor stops every actor.
+                outcome = Raised.from_exception(exc)
+        except TaskInterrupted:
+            pass  # a repeated interrupt hit while the first one was being recorded
+        while True:
+            # An interrupt set just as the operation returned may still fire here; once
+            # _leave() has returned, none is pending and none can be set.
+            try:
+                self._leave()
+                break
+            except TaskInterrupted:
+                continue
+        self._events.ended(outcome)
+
+    def _leave(self) -> None:
+        with self._lock:
+            ident, self._thread = self._thread, None
+            if ident is not None and self._interrupts:
+                clear_interrupt(ident)
