@@ -44,16 +44,15 @@ from storycore_tasks.service.deps import (
     Envelope,
     ServiceConfig,
     ServiceError,
-    ServiceState,
     call_manager,
     error_response,
-    get_state,
     principal,
     request_context,
     success,
     task_not_found,
 )
 from storycore_tasks.service.redaction import install_log_redaction
+from storycore_tasks.service.state import ServiceState, get_state
 
 __all__ = ["CreateTaskRequest", "RetryRequest", "create_app"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
@@ -26,11 +26,6 @@ from storycore_tasks.manager import TaskManager, is_task_id
 from storycore_tasks.service.auth import Principal, TokenStore
 from storycore_tasks.service.content_type import non_json_body
 
-if TYPE_CHECKING:
-    from storycore_tasks.service.events import EventLog
-    from storycore_tasks.service.metrics import ServiceMetrics
-    from storycore_tasks.service.webhooks import WebhookSender
-
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "ERROR_RESPONSES",
@@ -39,10 +34,9 @@ __all__ = [
     "Envelope",
     "ServiceConfig",
     "ServiceError",
-    "ServiceState",
     "call_manager",
     "error_response",
-    "get_state",
+    "manager_of",
     "principal",
     "request_context",
     "stream_principal",
@@ -69,23 +63,6 @@ class ServiceConfig:
     webhook_timeout: float = 5.0
     # Events kept per task for an event stream to resume from (Last-Event-ID).
     event_history: int = 1000
-
-
-@dataclass(slots=True)
-class ServiceState:
-    """The running service's parts; ``app.state.service``."""
-
-    manager: TaskManager
-    config: ServiceConfig
-    events: EventLog
-    metrics: ServiceMetrics
-    webhooks: WebhookSender | None = None
-    closers: list[Callable[[], None]] = field(default_factory=list)
-
-    def close(self) -> None:
-        """Stop what the service started (never the manager it was given)."""
-        while self.closers:
-            self.closers.pop()()
 
 
 class ServiceError(Exception):
@@ -118,9 +95,16 @@ def task_not_found(task_id: str) -> ServiceError:
     )
 
 
-def get_state(request: Request) -> ServiceState:
-    state: ServiceState = request.app.state.service
-    return state
+def config_of(request: Request) -> ServiceConfig:
+    """How the service runs (``app.state.service.config``)."""
+    config: ServiceConfig = request.app.state.service.config
+    return config
+
+
+def manager_of(request: Request) -> TaskManager:
+    """The manager the service serves (``app.state.service.manager``)."""
+    manager: TaskManager = request.app.state.service.manager
+    return manager
 
 
 def request_context(request: Request, who: Principal | None = None) -> RequestContext:
@@ -138,7 +122,7 @@ def request_context(request: Request, who: Principal | None = None) -> RequestCo
 
 
 def _authenticate(request: Request, token: str | None) -> Principal:
-    tokens = get_state(request).config.tokens
+    tokens = config_of(request).tokens
     if tokens is None:
         return LOCAL_ADMIN
     found = tokens.authenticate(token)

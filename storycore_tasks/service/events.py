@@ -64,7 +64,7 @@ from storycore_tasks.service.deps import (
     AuthenticatedFirst,
     ServiceError,
     call_manager,
-    get_state,
+    manager_of,
     stream_principal,
     task_not_found,
 )
@@ -476,6 +476,13 @@ AccessToken = Annotated[
     ),
 ]
 
+
+def event_log_of(request: Request) -> EventLog:
+    """The service's event log (``app.state.service.events``)."""
+    log: EventLog = request.app.state.service.events
+    return log
+
+
 router = APIRouter(route_class=AuthenticatedFirst)
 
 
@@ -494,12 +501,12 @@ def task_events(
 ) -> EventStreamResponse:
     """The task's events as Server-Sent Events, from its creation (or after
     ``Last-Event-ID``) to its end. Another user's task is NOT_FOUND."""
-    state = get_state(request)
-    log = state.events
+    log = event_log_of(request)
+    manager = manager_of(request)
     after = _parse_last_event_id(last_event_id)
     # A query of the registry: every event of the task it sent before answering is on
     # its way to the log (and sync() waits for them if the log has none yet).
-    status = call_manager(lambda: state.manager.get_task_status(task_id, user=who.owner_filter))
+    status = call_manager(lambda: manager.get_task_status(task_id, user=who.owner_filter))
     if status is None:
         raise task_not_found(task_id)
     info = log.task_info(task_id)
@@ -518,7 +525,7 @@ def task_events(
         elif after + 1 < info.first_seq or (after == 0 and not info.from_creation):
             # Some of the events asked for are no longer kept, or the task is older than
             # the log: its status tells what the events cannot.
-            fresh = call_manager(lambda: state.manager.get_task_status(task_id)) or status
+            fresh = call_manager(lambda: manager.get_task_status(task_id)) or status
             first = _status_frame(fresh)
     return EventStreamResponse(
         _task_stream(log, request, task_id, after, first, done), headers=_STREAM_HEADERS
@@ -537,7 +544,7 @@ def all_events(
     """Every event of the tasks the caller may see (an admin: all), live and without
     end; ids count all events, for ``Last-Event-ID``. An ``event: reset`` says that
     events were missed (reload the tasks)."""
-    log = get_state(request).events
+    log = event_log_of(request)
     head = log.global_seq  # before the response: every event after it is streamed
     after = head if last_event_id is None else _parse_last_event_id(last_event_id)
     reset = after > head  # an id from an earlier run of the service: numbers restarted

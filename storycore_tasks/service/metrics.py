@@ -43,7 +43,7 @@ from actors import TERMINAL_STATUSES, TaskEvent, TaskStatus
 from actors.logs import library_logger
 from storycore_tasks.manager import TaskManager
 from storycore_tasks.service.auth import Principal
-from storycore_tasks.service.deps import ERROR_RESPONSES, AuthenticatedFirst, get_state, principal
+from storycore_tasks.service.deps import ERROR_RESPONSES, AuthenticatedFirst, principal
 
 if TYPE_CHECKING:
     from storycore_tasks.service.webhooks import WebhookSender
@@ -213,6 +213,12 @@ class PrometheusTextResponse(Response):
     media_type = CONTENT_TYPE
 
 
+def metrics_of(request: Request) -> ServiceMetrics:
+    """The service's metrics (``app.state.service.metrics``)."""
+    metrics: ServiceMetrics = request.app.state.service.metrics
+    return metrics
+
+
 router = APIRouter(route_class=AuthenticatedFirst)
 
 
@@ -233,4 +239,4 @@ def prometheus_metrics(
 ) -> PrometheusTextResponse:
     """Prometheus metrics (send the bearer token: ``authorization`` in the scrape
     config)."""
-    return PrometheusTextResponse(get_state(request).metrics.render())
+    return PrometheusTextResponse(metrics_of(request).render())
