@@ -68,10 +68,11 @@ from actors._errors import (
     UnstorableValueError,
 )
 from actors._execution.api import Operation
+from actors._execution.backend import ExecutionBackend
 from actors._execution.faults import FaultPlan
 from actors._execution.main_guard import leave_if_importing_main
 from actors._execution.process_backend import ProcessBackend
-from actors._execution.processes import ProcessPool, ProcessPoolStats
+from actors._execution.processes import ProcessPoolStats
 from actors._execution.thread_backend import ThreadBackend
 from actors._execution.threadpool import ThreadPool
 from actors._ids import new_id
@@ -243,11 +244,6 @@ class TaskRuntime:
         )
         self._dispatcher = Dispatcher(1, name=f"{prefix}-dispatch")
         self._op_pool = ThreadPool(self._concurrency, name=self._op_thread_prefix)
-        # Child processes start on first use (or at once, below, when process isolation is
-        # the default), so a thread-only runtime never pays for them.
-        self._process_pool_lock = threading.Lock()
-        self._process_pool_instance: ProcessPool | None = None
-        self._process_pool_settings = (max_tasks_per_child, f"{prefix}-child")
         self._timers.start()
         self._listening = threading.Event()  # set while anyone is subscribed
         self._notifier = NotifierActor.start(self._listening)
@@ -255,16 +251,23 @@ class TaskRuntime:
         self._registry = RegistryActor.start(
             self._table, self._clock, self._store, self._notifier, self._listening, self._healing
         )
+        # Where operations run. Child processes start on first use (or at once, below,
+        # when process isolation is the default), so a thread-only runtime never pays.
+        self._processes = ProcessBackend(
+            self._op_pool,
+            self._registry,
+            max_tasks_per_child=max_tasks_per_child,
+            name=f"{prefix}-child",
+        )
+        self._backends: dict[Isolation, ExecutionBackend] = {
+            Isolation.THREAD: ThreadBackend(self._op_pool, self._registry),
+            Isolation.PROCESS: self._processes,
+        }
         self._supervisor = SupervisorActor.start(
             capacity=self._concurrency,
             registry=self._registry,
             timers=self._timers,
-            backends={
-                Isolation.THREAD: ThreadBackend(self._op_pool, self._registry),
-                Isolation.PROCESS: ProcessBackend(
-                    self._op_pool, self._process_pool, self._registry
-                ),
-            },
+            backends=self._backends,
             dispatcher=self._dispatcher,
             clock=self._clock,
             admission=self._admission,
@@ -291,13 +294,7 @@ class TaskRuntime:
                 self._awaiting = ()
             self._queue_recovered(to_queue)
         if self._isolation is Isolation.PROCESS:
-            pool = self._process_pool()
-
-            def prewarm() -> None:
-                pool.prewarm_one(self._concurrency)
-
-            for _ in range(self._concurrency):  # warm the pool off the caller's thread
-                self._op_pool.submit(prewarm)
+            self._processes.prewarm(self._concurrency)
 
     # -- properties ---------------------------------------------------------------------
 
@@ -793,9 +790,7 @@ class TaskRuntime:
             supervisor = SupervisorStats(
                 capacity=self._concurrency, pending=0, running=0, stopping=0, admitting=False
             )
-        with self._process_pool_lock:
-            pool = self._process_pool_instance
-        processes = pool.statistics() if pool is not None else ProcessPoolStats(0, 0, 0, 0)
+        processes = self._processes.statistics()
         return RuntimeStats(
             table=table,
             supervisor=supervisor,
@@ -965,13 +960,6 @@ class TaskRuntime:
             raise result
         return result
 
-    def _process_pool(self) -> ProcessPool:
-        with self._process_pool_lock:
-            if self._process_pool_instance is None:
-                max_tasks, name = self._process_pool_settings
-                self._process_pool_instance = ProcessPool(max_tasks_per_child=max_tasks, name=name)
-            return self._process_pool_instance
-
     def _teardown(self, drained: threading.Event) -> None:
         try:
             drained.wait()
@@ -988,10 +976,8 @@ class TaskRuntime:
             # children go first (an operation in one returns when it dies), then the
             # operation threads (each still reports to its worker actor), then the
             # worker actors' mailboxes.
-            with self._process_pool_lock:
-                pool = self._process_pool_instance
-            if pool is not None:
-                pool.shutdown()
+            for backend in self._backends.values():
+                backend.shutdown()
             self._op_pool.shutdown(wait=True)
             self._dispatcher.shutdown(wait=True)
             self._store.close()

@@ -108,3 +108,7 @@ class ExecutionBackend(Protocol):
         operation receives an object of the :class:`~actors.TaskContext` protocol, which
         the back-end makes (its progress reaches the registry, coalesced)."""
         ...
+
+    def shutdown(self) -> None:
+        """Release what the back-end holds (child processes, a cluster it started); called
+        once no attempt runs any more. Idempotent."""

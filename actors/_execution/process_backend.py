@@ -19,7 +19,7 @@ import pykka
 from actors._enums import Isolation
 from actors._execution.backend import Attempt, AttemptEvents
 from actors._execution.context import LocalTaskContext, StopFlag
-from actors._execution.processes import ChildProcess, ProcessPool, run_in_child
+from actors._execution.processes import ChildProcess, ProcessPool, ProcessPoolStats, run_in_child
 from actors._execution.threadpool import ThreadPool
 from actors._outcome import Outcome, Raised, StopReason
 from actors._records import TaskSpec
@@ -31,7 +31,8 @@ _log = library_logger("actors.worker")
 
 
 class ProcessBackend:
-    """Operations in the children of a :class:`ProcessPool` (made on first use)."""
+    """Operations in the children of its :class:`ProcessPool`, which it starts on first
+    use (a thread-only runtime never pays for a child) and stops at shutdown."""
 
     isolation = Isolation.PROCESS
     starts_on_handover = False
@@ -40,20 +41,56 @@ class ProcessBackend:
     def __init__(
         self,
         op_pool: ThreadPool,
-        process_pool: Callable[[], ProcessPool],
         registry: pykka.ActorRef[Any],
+        *,
+        max_tasks_per_child: int | None,
+        name: str,
     ) -> None:
         self._op_pool = op_pool
-        self._process_pool = process_pool
         self._registry = registry
+        self._max_tasks_per_child = max_tasks_per_child
+        self._name = name
+        self._lock = threading.Lock()
+        self._pool: ProcessPool | None = None
+
+    def pool(self) -> ProcessPool:
+        """The pool, started now if it was not yet (its children start as they are needed)."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPool(
+                    max_tasks_per_child=self._max_tasks_per_child, name=self._name
+                )
+            return self._pool
+
+    def prewarm(self, count: int) -> None:
+        """Start ``count`` children off the caller's thread (on the operation pool)."""
+        pool = self.pool()
+
+        def prewarm() -> None:
+            pool.prewarm_one(count)
+
+        for _ in range(count):
+            self._op_pool.submit(prewarm)
+
+    def statistics(self) -> ProcessPoolStats:
+        with self._lock:
+            pool = self._pool
+        return pool.statistics() if pool is not None else ProcessPoolStats(0, 0, 0, 0)
 
     def start(self, spec: TaskSpec, events: AttemptEvents) -> Attempt:
         attempt = ProcessAttempt(spec, self._registry, events)
         try:
-            self._op_pool.submit(lambda: attempt.drive(self._process_pool))
+            self._op_pool.submit(lambda: attempt.drive(self.pool))
         except RuntimeError as exc:  # the pool is shut down (interpreter exit)
             events.ended(Raised.from_exception(exc))
         return attempt
+
+    def shutdown(self) -> None:
+        """Stop every child (call it once no task runs). Idempotent."""
+        with self._lock:
+            pool = self._pool
+        if pool is not None:
+            pool.shutdown()
 
 
 class ProcessAttempt:

@@ -57,6 +57,9 @@ class ThreadBackend:
             events.ended(Raised.from_exception(exc))
         return attempt
 
+    def shutdown(self) -> None:
+        """Nothing of its own to stop: the operation pool is the runtime's."""
+
 
 class ThreadAttempt:
     """One attempt on a pooled thread, and its levers."""
