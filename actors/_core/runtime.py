@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import pykka
 
-from actors._clock import Clock, SystemClock, blocking_timeout
+from actors._clock import Clock, SystemClock
 from actors._core.admission import AdmissionGate
 from actors._core.messages import (
     AbandonUnfinished,
@@ -54,6 +54,7 @@ from actors._core.registry import RegistryActor, TerminalWaiter
 from actors._core.restarts import SelfHealing
 from actors._core.supervisor import SupervisorActor, SupervisorStats
 from actors._core.table import TableStats, TaskTable
+from actors._core.teardown import Step, Teardown
 from actors._core.timers import TimerService, TimerStatistics
 from actors._enums import Isolation, TaskStatus
 from actors._errors import (
@@ -230,12 +231,8 @@ class TaskRuntime:
         to_queue = self._recover()  # before any thread starts: a bad store fails cleanly
         self._seq = itertools.count(self._next_seq)
         self._closed = False
-        self._reaper: threading.Thread | None = None
+        self._teardown: Teardown | None = None  # once shutdown has begun
         self._shutdown_lock = threading.Lock()
-        self._teardown_error: BaseException | None = None
-        # Where the teardown is: "drain" (operations still running or pending), then
-        # "actors", "subscribers", "threads"; read by a shutdown whose timeout passed.
-        self._teardown_step = "drain"
 
         self._timers = TimerService(
             self._clock,
@@ -639,7 +636,7 @@ class TaskRuntime:
         with self._shutdown_lock:  # a concurrent caller waits for the same reaper
             with self._submit_lock:
                 self._closed = True
-            if self._reaper is None:
+            if self._teardown is None:
                 try:
                     drained = self._ask(self._supervisor, Shutdown(cancel_pending), "supervisor")
                 except pykka.ActorDeadError:
@@ -651,26 +648,22 @@ class TaskRuntime:
                         )
                     drained = threading.Event()
                     drained.set()
-                self._reaper = threading.Thread(
-                    target=self._teardown, args=(drained,), name="actors-shutdown", daemon=True
-                )
-                self._reaper.start()
-            reaper = self._reaper
+                self._teardown = Teardown(self._teardown_steps())
+                self._teardown.start(drained)
+            teardown = self._teardown
         if not wait:
             return
-        reaper.join(blocking_timeout(timeout))
-        if reaper.is_alive():
+        if not teardown.join(timeout):
             raise TimeoutError(
-                f"shutdown still waiting after {timeout} s for {self._teardown_waits_for()}; "
-                "it carries on in the background"
+                f"shutdown still waiting after {timeout} s for "
+                f"{self._teardown_waits_for(teardown.step)}; it carries on in the background"
             )
-        if self._teardown_error is not None:
-            raise RuntimeError("shutdown failed") from self._teardown_error
+        if teardown.error is not None:
+            raise RuntimeError("shutdown failed") from teardown.error
 
-    def _teardown_waits_for(self) -> str:
+    def _teardown_waits_for(self, step: str) -> str:
         """What a shutdown that has not finished is waiting for, in words: the step the
         teardown is at, so a timeout blames what really holds it up."""
-        step = self._teardown_step
         if step == "drain":
             running = [s.task_id for s in self.list(TaskStatus.RUNNING)]
             supervisor = self.stats().supervisor
@@ -960,17 +953,17 @@ class TaskRuntime:
             raise result
         return result
 
-    def _teardown(self, drained: threading.Event) -> None:
-        try:
-            drained.wait()
-            self._teardown_step = "actors"
-            self._supervisor.stop(block=True, timeout=self._ask_timeout)
-            self._registry.stop(block=True, timeout=self._ask_timeout)
+    def _teardown_steps(self) -> Sequence[Step]:
+        """The parts in the order they stop, once the supervisor has drained."""
+        timeout = self._ask_timeout
+
+        def actors() -> None:
+            self._supervisor.stop(block=True, timeout=timeout)
+            self._registry.stop(block=True, timeout=timeout)
             # After the registry: every event it sent reaches its subscribers first.
-            self._notifier.stop(block=True, timeout=self._ask_timeout)
-            self._teardown_step = "subscribers"
-            self._subscriptions.stop_all()
-            self._teardown_step = "threads"
+            self._notifier.stop(block=True, timeout=timeout)
+
+        def threads() -> None:
             self._timers.stop(wait=True)
             # Normally nothing runs any more. After a supervisor failure operations may:
             # children go first (an operation in one returns when it dies), then the
@@ -981,8 +974,12 @@ class TaskRuntime:
             self._op_pool.shutdown(wait=True)
             self._dispatcher.shutdown(wait=True)
             self._store.close()
-        except BaseException as exc:
-            self._teardown_error = exc
+
+        return [
+            ("actors", actors),
+            ("subscribers", self._subscriptions.stop_all),
+            ("threads", threads),
+        ]
 
 
 def _qualified_name(operation: Callable[..., Any]) -> str:
