@@ -29,14 +29,10 @@ from actors._core.messages import (
     Cleanup,
     ConnectSupervisor,
     Flush,
-    GetGroup,
     GetSchedules,
-    GetSnapshot,
     GetStats,
     GetSupervisorStats,
     InjectFault,
-    ListPage,
-    ListTasks,
     OperationRegistered,
     Register,
     RegisterDependent,
@@ -45,12 +41,11 @@ from actors._core.messages import (
     Submit,
     SubmitBatch,
     TaskPage,
-    Unwatch,
-    Watch,
 )
 from actors._core.notifier import NotifierActor, Subscriptions, TaskEvent
 from actors._core.pooled import Dispatcher
-from actors._core.registry import RegistryActor, TerminalWaiter
+from actors._core.queries import RegistryQueries, ask
+from actors._core.registry import RegistryActor
 from actors._core.restarts import SelfHealing
 from actors._core.supervisor import SupervisorActor, SupervisorStats
 from actors._core.table import TableStats, TaskTable
@@ -64,8 +59,6 @@ from actors._errors import (
     OperationUnavailableError,
     QueueFullError,
     RuntimeClosedError,
-    StoreError,
-    UnknownTaskError,
     UnstorableValueError,
 )
 from actors._execution.api import Operation
@@ -247,6 +240,9 @@ class TaskRuntime:
         self._subscriptions = Subscriptions(self._notifier, self._ask_timeout)
         self._registry = RegistryActor.start(
             self._table, self._clock, self._store, self._notifier, self._listening, self._healing
+        )
+        self._queries = RegistryQueries(
+            self._registry, self._table, self._ask_timeout, lambda: self._closed
         )
         # Where operations run. Child processes start on first use (or at once, below,
         # when process isolation is the default), so a thread-only runtime never pays.
@@ -615,7 +611,9 @@ class TaskRuntime:
         max_age = check_seconds("max_age_seconds", max_age_seconds, allow_zero=True) or 0.0
         message = Cleanup(self._clock.time() - max_age)
         return int(
-            self._query(message, lambda: len(self._table.remove_ended_before(message.cutoff)))
+            self._queries.query(
+                message, lambda: len(self._table.remove_ended_before(message.cutoff))
+            )
         )
 
     def shutdown(
@@ -685,12 +683,8 @@ class TaskRuntime:
     # -- queries -------------------------------------------------------------------------
 
     def snapshot(self, task_id: str) -> TaskSnapshot | None:
-        def local() -> TaskSnapshot | None:
-            record = self._table.get(task_id)
-            return None if record is None else record.snapshot()
-
-        result: TaskSnapshot | None = self._query(GetSnapshot(task_id), local)
-        return result
+        """The task's snapshot, or None for an unknown (or removed) id."""
+        return self._queries.snapshot(task_id)
 
     def wait(self, task_id: str, timeout: float | None = None) -> TaskSnapshot:
         """Block until the task is terminal; returns its snapshot.
@@ -698,45 +692,14 @@ class TaskRuntime:
         Raises :class:`UnknownTaskError` for an unknown id and :class:`TimeoutError` if
         ``timeout`` seconds pass first. No polling: the registry wakes the caller.
         """
-        timeout = check_seconds("timeout", timeout, allow_none=True, allow_zero=True)
-
-        def local() -> TerminalWaiter | None:
-            record = self._table.get(task_id)
-            if record is None:
-                return None
-            waiter = TerminalWaiter()
-            waiter.set(record.snapshot())
-            return waiter
-
-        waiter: TerminalWaiter | None = self._query(Watch(task_id), local)
-        if waiter is None:
-            raise UnknownTaskError(task_id)
-        if not waiter.wait(timeout):
-            with contextlib.suppress(pykka.ActorDeadError):
-                self._registry.tell(Unwatch(task_id, waiter))
-            raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
-        if waiter.error is not None:
-            raise waiter.error  # its end could not be committed
-        snapshot = waiter.snapshot
-        if snapshot is None and not self._closed:
-            raise UnknownTaskError(task_id)  # lost by a restarted registry (not seen yet)
-        if snapshot is None or not snapshot.status.is_terminal:
-            raise RuntimeClosedError(f"the task manager stopped before task {task_id} finished")
-        return snapshot
+        return self._queries.wait(task_id, timeout)
 
     def list(
         self, status: TaskStatus | None = None, limit: int | None = None, user: str | None = None
     ) -> list[TaskSnapshot]:
         """Snapshots with ``status`` (all if None): pending ones in the order they will run.
         With ``user``, only the tasks that user created."""
-        if limit is not None:
-            limit = check_count("limit", limit, minimum=0)
-
-        def local() -> list[TaskSnapshot]:
-            return [r.snapshot() for r in self._table.list(status, limit, user)]
-
-        result: list[TaskSnapshot] = self._query(ListTasks(status, limit, user), local)
-        return result
+        return self._queries.list(status, limit, user)
 
     def page(
         self,
@@ -750,31 +713,14 @@ class TaskRuntime:
         after the task whose ``seq`` is ``after``; only ``user``'s when given. The
         registry answers from its indexes: a page costs its own size, not the table's.
         Pass the answer's ``next_after`` as ``after`` for the next page (None: no more)."""
-        limit = check_count("limit", limit, minimum=1)
-        if isinstance(after, bool) or not isinstance(after, int):
-            raise TypeError(f"after must be an int (a task's seq, or -1), not {after!r}")
-
-        def local() -> TaskPage:
-            page = self._table.page(status, after, limit, user)
-            return TaskPage([r.snapshot() for r in page.records], page.next_after)
-
-        result: TaskPage = self._query(ListPage(status, after, limit, user), local)
-        return result
+        return self._queries.page(status, after=after, limit=limit, user=user)
 
     def group(self, group_id: str) -> Sequence[TaskSnapshot] | None:
         """Snapshots of a group's retained members, in creation order (None: unknown)."""
-
-        def local() -> Sequence[TaskSnapshot] | None:
-            members = [
-                r.snapshot() for r in self._table.iter_status(None) if r.group_id == group_id
-            ]
-            return sorted(members, key=lambda m: m.created_at) or None
-
-        result: Sequence[TaskSnapshot] | None = self._query(GetGroup(group_id), local)
-        return result
+        return self._queries.group(group_id)
 
     def stats(self) -> RuntimeStats:
-        table: TableStats = self._query(GetStats(), self._table.stats)
+        table: TableStats = self._queries.query(GetStats(), self._table.stats)
         try:
             supervisor: SupervisorStats = self._ask(
                 self._supervisor, GetSupervisorStats(), "supervisor"
@@ -936,22 +882,7 @@ class TaskRuntime:
             raise ticket.error
 
     def _ask(self, ref: pykka.ActorRef[Any], message: Any, actor: str) -> Any:
-        try:
-            return ref.ask(message, timeout=self._ask_timeout)
-        except pykka.Timeout:
-            raise ActorUnresponsiveError(actor, type(message).__name__, self._ask_timeout) from None
-
-    def _query(self, message: Any, local: Callable[[], T]) -> T:
-        """Ask the registry; once it has stopped, read the final table directly."""
-        try:
-            result: T = self._ask(self._registry, message, "registry")
-        except pykka.ActorDeadError:
-            return local()
-        if isinstance(result, StoreError):
-            # The registry's answer when what was asked about is not committed (a
-            # durable store failing to write): nothing is shown that is not durable.
-            raise result
-        return result
+        return ask(ref, message, actor, self._ask_timeout)
 
     def _teardown_steps(self) -> Sequence[Step]:
         """The parts in the order they stop, once the supervisor has drained."""

@@ -1,0 +1,162 @@
+"""What callers ask the registry about tasks, from their own threads.
+
+One ask of the registry each (it is the single writer: an answer reflects every change
+sent before the question); once the registry has stopped, the final table is read
+directly. The registry answers a question about a change it has not committed (a
+durable store failing to write) with the ``StoreError``, which is raised here: nothing
+is shown that is not durable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import pykka
+
+from actors._core.messages import (
+    GetGroup,
+    GetSnapshot,
+    ListPage,
+    ListTasks,
+    TaskPage,
+    Unwatch,
+    Watch,
+)
+from actors._core.registry import TerminalWaiter
+from actors._core.table import TaskTable
+from actors._enums import TaskStatus
+from actors._errors import (
+    ActorUnresponsiveError,
+    RuntimeClosedError,
+    StoreError,
+    UnknownTaskError,
+)
+from actors._records import TaskSnapshot
+from actors.validation import check_count, check_seconds
+
+__all__ = ["RegistryQueries", "ask"]
+
+T = TypeVar("T")
+
+
+def ask(ref: pykka.ActorRef[Any], message: Any, actor: str, timeout: float) -> Any:
+    """Ask an actor; past ``timeout`` seconds :class:`ActorUnresponsiveError` names it."""
+    try:
+        return ref.ask(message, timeout=timeout)
+    except pykka.Timeout:
+        raise ActorUnresponsiveError(actor, type(message).__name__, timeout) from None
+
+
+class RegistryQueries:
+    def __init__(
+        self,
+        registry: pykka.ActorRef[Any],
+        table: TaskTable,
+        ask_timeout: float,
+        closed: Callable[[], bool],
+    ) -> None:
+        self._registry = registry
+        self._table = table
+        self._ask_timeout = ask_timeout
+        self._closed = closed  # whether the runtime is shut down (a lost task reads so)
+
+    def query(self, message: Any, local: Callable[[], T]) -> T:
+        """Ask the registry; once it has stopped, read the final table directly."""
+        try:
+            result: T = ask(self._registry, message, "registry", self._ask_timeout)
+        except pykka.ActorDeadError:
+            return local()
+        if isinstance(result, StoreError):
+            raise result
+        return result
+
+    def snapshot(self, task_id: str) -> TaskSnapshot | None:
+        def local() -> TaskSnapshot | None:
+            record = self._table.get(task_id)
+            return None if record is None else record.snapshot()
+
+        result: TaskSnapshot | None = self.query(GetSnapshot(task_id), local)
+        return result
+
+    def wait(self, task_id: str, timeout: float | None = None) -> TaskSnapshot:
+        """Block until the task is terminal; returns its snapshot.
+
+        Raises :class:`UnknownTaskError` for an unknown id and :class:`TimeoutError` if
+        ``timeout`` seconds pass first. No polling: the registry wakes the caller.
+        """
+        timeout = check_seconds("timeout", timeout, allow_none=True, allow_zero=True)
+
+        def local() -> TerminalWaiter | None:
+            record = self._table.get(task_id)
+            if record is None:
+                return None
+            waiter = TerminalWaiter()
+            waiter.set(record.snapshot())
+            return waiter
+
+        waiter: TerminalWaiter | None = self.query(Watch(task_id), local)
+        if waiter is None:
+            raise UnknownTaskError(task_id)
+        if not waiter.wait(timeout):
+            with contextlib.suppress(pykka.ActorDeadError):
+                self._registry.tell(Unwatch(task_id, waiter))
+            raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
+        if waiter.error is not None:
+            raise waiter.error  # its end could not be committed
+        snapshot = waiter.snapshot
+        if snapshot is None and not self._closed():
+            raise UnknownTaskError(task_id)  # lost by a restarted registry (not seen yet)
+        if snapshot is None or not snapshot.status.is_terminal:
+            raise RuntimeClosedError(f"the task manager stopped before task {task_id} finished")
+        return snapshot
+
+    def list(
+        self, status: TaskStatus | None = None, limit: int | None = None, user: str | None = None
+    ) -> list[TaskSnapshot]:
+        """Snapshots with ``status`` (all if None): pending ones in the order they will run.
+        With ``user``, only the tasks that user created."""
+        if limit is not None:
+            limit = check_count("limit", limit, minimum=0)
+
+        def local() -> list[TaskSnapshot]:
+            return [r.snapshot() for r in self._table.list(status, limit, user)]
+
+        result: list[TaskSnapshot] = self.query(ListTasks(status, limit, user), local)
+        return result
+
+    def page(
+        self,
+        status: TaskStatus | None = None,
+        *,
+        after: int = -1,
+        limit: int,
+        user: str | None = None,
+    ) -> TaskPage:
+        """Up to ``limit`` snapshots with ``status`` (all if None) in submission order,
+        after the task whose ``seq`` is ``after``; only ``user``'s when given. The
+        registry answers from its indexes: a page costs its own size, not the table's.
+        Pass the answer's ``next_after`` as ``after`` for the next page (None: no more)."""
+        limit = check_count("limit", limit, minimum=1)
+        if isinstance(after, bool) or not isinstance(after, int):
+            raise TypeError(f"after must be an int (a task's seq, or -1), not {after!r}")
+
+        def local() -> TaskPage:
+            page = self._table.page(status, after, limit, user)
+            return TaskPage([r.snapshot() for r in page.records], page.next_after)
+
+        result: TaskPage = self.query(ListPage(status, after, limit, user), local)
+        return result
+
+    def group(self, group_id: str) -> Sequence[TaskSnapshot] | None:
+        """Snapshots of a group's retained members, in creation order (None: unknown)."""
+
+        def local() -> Sequence[TaskSnapshot] | None:
+            members = [
+                r.snapshot() for r in self._table.iter_status(None) if r.group_id == group_id
+            ]
+            return sorted(members, key=lambda m: m.created_at) or None
+
+        result: Sequence[TaskSnapshot] | None = self.query(GetGroup(group_id), local)
+        return result
