@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, assert_never
 
 from actors import (
     MAX_NESTING,
@@ -376,105 +376,110 @@ def cancel_conflict(task_id: str, current_status: str) -> ErrorDetails:
 
 def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:
     """The error a terminal outcome reports; None for a completed (or unfinished) task."""
-    if outcome is None or isinstance(outcome, Completed):
-        return None
-    if isinstance(outcome, TimedOut):
-        details: dict[str, Any] = {"timeout_seconds": outcome.timeout_seconds}
-        if outcome.has_partial_result:
-            details["partial_result"] = outcome.partial_result
-        return ErrorDetails.of(
-            ErrorCodes.TIMEOUT,
-            f"Operation exceeded timeout of {outcome.timeout_seconds} seconds",
-            **details,
-        )
-    if isinstance(outcome, Raised) and outcome.exception_type == _UNGUARDED_MAIN:
-        # Not the operation's exception: the script that runs the manager lacks the guard.
-        return ErrorDetails(
-            ErrorCodes.INTERNAL_ERROR,
-            outcome.message,
-            {"exception_type": outcome.exception_type},
-            _UNGUARDED_MAIN_REMEDIATION,
-        )
-    if isinstance(outcome, Raised):
-        return ErrorDetails.of(
-            ErrorCodes.INTERNAL_ERROR,
-            f"Operation raised {outcome.exception_type}: {outcome.message}"
-            if outcome.message
-            else f"Operation raised {outcome.exception_type}",
-            exception_type=outcome.exception_type,
-            exception_message=outcome.message,
-        )
-    if isinstance(outcome, Crashed):
-        if outcome.reason is not None:
-            how = f"was ended by the task manager: {outcome.reason}"
-        elif outcome.signal is not None:
-            how = f"was killed by {outcome.signal_name}"
-        else:
-            how = f"exited with code {outcome.exit_code}"
-        crash_details: dict[str, Any] = {}
-        if outcome.reason is not None:
-            crash_details["reason"] = outcome.reason
-        return ErrorDetails.of(
-            ErrorCodes.WORKER_CRASHED,
-            f"The worker process running the operation {how}",
-            exit_code=outcome.exit_code,
-            signal=outcome.signal,
-            signal_name=outcome.signal_name,
-            **crash_details,
-        )
-    if isinstance(outcome, ResourceExhausted):
-        unit = "MB" if outcome.limit == "memory_limit_mb" else "seconds of CPU time"
-        return ErrorDetails.of(
-            ErrorCodes.RESOURCE_EXHAUSTED,
-            f"Operation exceeded its {outcome.limit} of {outcome.value:g} {unit}",
-            limit=outcome.limit,
-            value=outcome.value,
-            reason=outcome.message,
-        )
-    if isinstance(outcome, Interrupted):
-        stage = f"while attempt {outcome.attempt} ran" if outcome.was_running else "before it ran"
-        what = {
-            "registry_restarted": (
-                "The task manager's registry failed on this task's update and restarted"
-            ),
-            "supervisor_failed": "The task manager's supervisor failed and the manager stopped",
-        }.get(outcome.cause, "The task manager's process stopped")
-        error = ErrorDetails.of(
-            ErrorCodes.INTERRUPTED,
-            f"{what} {stage}; the task cannot be resumed",
-            cause=outcome.cause,
-            was_running=outcome.was_running,
-            attempt=outcome.attempt,
-            last_seen_at=iso_utc(outcome.last_seen_at),
-            recovered_at=iso_utc(outcome.recovered_at),
-        )
-        if outcome.cause == "registry_restarted":
-            error = replace(error, remediation=_REGISTRY_RESTARTED_REMEDIATION)
-        elif outcome.cause == "supervisor_failed":
-            error = replace(error, remediation=_SUPERVISOR_FAILED_REMEDIATION)
-        return error
-    if isinstance(outcome, DependencyFailed):
-        return ErrorDetails.of(
-            ErrorCodes.DEPENDENCY_ERROR,
-            f"Task was cancelled because its dependency {outcome.dependency_id} "
-            f"{outcome.dependency_status}",
-            dependency_id=outcome.dependency_id,
-            dependency_status=outcome.dependency_status,
-        )
-    if isinstance(outcome, ResultNotStorable):
-        return ErrorDetails.of(
-            ErrorCodes.RESULT_NOT_SERIALIZABLE,
-            f"Operation returned a {outcome.type_name}, which cannot be stored or sent: "
-            f"{outcome.message}",
-            result_type=outcome.type_name,
-        )
-    assert isinstance(outcome, Cancelled)
-    message = {
-        StopReason.CANCEL_REQUESTED: "Task was cancelled on request",
-        StopReason.SHUTDOWN: "Task was cancelled because the task manager shut down",
-        StopReason.TIMEOUT: "Task was cancelled by its timeout",
-    }[outcome.reason]
-    return ErrorDetails.of(ErrorCodes.CANCELLED, message, reason=outcome.reason.value)
+    match outcome:
+        case None | Completed():
+            return None
+        case TimedOut():
+            details: dict[str, Any] = {"timeout_seconds": outcome.timeout_seconds}
+            if outcome.has_partial_result:
+                details["partial_result"] = outcome.partial_result
+            return ErrorDetails.of(
+                ErrorCodes.TIMEOUT,
+                f"Operation exceeded timeout of {outcome.timeout_seconds} seconds",
+                **details,
+            )
+        case Raised() if outcome.exception_type == _UNGUARDED_MAIN:
+            # Not the operation's exception: the script that runs the manager lacks the guard.
+            return ErrorDetails(
+                ErrorCodes.INTERNAL_ERROR,
+                outcome.message,
+                {"exception_type": outcome.exception_type},
+                _UNGUARDED_MAIN_REMEDIATION,
+            )
+        case Raised():
+            return ErrorDetails.of(
+                ErrorCodes.INTERNAL_ERROR,
+                f"Operation raised {outcome.exception_type}: {outcome.message}"
+                if outcome.message
+                else f"Operation raised {outcome.exception_type}",
+                exception_type=outcome.exception_type,
+                exception_message=outcome.message,
+            )
+        case Crashed():
+            if outcome.reason is not None:
+                how = f"was ended by the task manager: {outcome.reason}"
+            elif outcome.signal is not None:
+                how = f"was killed by {outcome.signal_name}"
+            else:
+                how = f"exited with code {outcome.exit_code}"
+            crash_details: dict[str, Any] = {}
+            if outcome.reason is not None:
+                crash_details["reason"] = outcome.reason
+            return ErrorDetails.of(
+                ErrorCodes.WORKER_CRASHED,
+                f"The worker process running the operation {how}",
+                exit_code=outcome.exit_code,
+                signal=outcome.signal,
+                signal_name=outcome.signal_name,
+                **crash_details,
+            )
+        case ResourceExhausted():
+            unit = "MB" if outcome.limit == "memory_limit_mb" else "seconds of CPU time"
+            return ErrorDetails.of(
+                ErrorCodes.RESOURCE_EXHAUSTED,
+                f"Operation exceeded its {outcome.limit} of {outcome.value:g} {unit}",
+                limit=outcome.limit,
+                value=outcome.value,
+                reason=outcome.message,
+            )
+        case Interrupted():
+            stage = (
+                f"while attempt {outcome.attempt} ran" if outcome.was_running else "before it ran"
+            )
+            what = {
+                "registry_restarted": (
+                    "The task manager's registry failed on this task's update and restarted"
+                ),
+                "supervisor_failed": "The task manager's supervisor failed and the manager stopped",
+            }.get(outcome.cause, "The task manager's process stopped")
+            error = ErrorDetails.of(
+                ErrorCodes.INTERRUPTED,
+                f"{what} {stage}; the task cannot be resumed",
+                cause=outcome.cause,
+                was_running=outcome.was_running,
+                attempt=outcome.attempt,
+                last_seen_at=iso_utc(outcome.last_seen_at),
+                recovered_at=iso_utc(outcome.recovered_at),
+            )
+            if outcome.cause == "registry_restarted":
+                error = replace(error, remediation=_REGISTRY_RESTARTED_REMEDIATION)
+            elif outcome.cause == "supervisor_failed":
+                error = replace(error, remediation=_SUPERVISOR_FAILED_REMEDIATION)
+            return error
+        case DependencyFailed():
+            return ErrorDetails.of(
+                ErrorCodes.DEPENDENCY_ERROR,
+                f"Task was cancelled because its dependency {outcome.dependency_id} "
+                f"{outcome.dependency_status}",
+                dependency_id=outcome.dependency_id,
+                dependency_status=outcome.dependency_status,
+            )
+        case ResultNotStorable():
+            return ErrorDetails.of(
+                ErrorCodes.RESULT_NOT_SERIALIZABLE,
+                f"Operation returned a {outcome.type_name}, which cannot be stored or sent: "
+                f"{outcome.message}",
+                result_type=outcome.type_name,
+            )
+        case Cancelled():
+            message = {
+                StopReason.CANCEL_REQUESTED: "Task was cancelled on request",
+                StopReason.SHUTDOWN: "Task was cancelled because the task manager shut down",
+                StopReason.TIMEOUT: "Task was cancelled by its timeout",
+            }[outcome.reason]
+            return ErrorDetails.of(ErrorCodes.CANCELLED, message, reason=outcome.reason.value)
+        case _:
+            assert_never(outcome)
 
 
 def error_from_exception(

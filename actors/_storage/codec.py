@@ -19,7 +19,7 @@ import json
 import math
 from collections.abc import Mapping
 from enum import Enum
-from typing import Any
+from typing import Any, assert_never
 
 from actors._errors import UnstorableValueError
 from actors._outcome import (
@@ -241,58 +241,62 @@ def encode_outcome(outcome: Outcome | None) -> str | None:
     if outcome is None:
         return None
     fields: dict[str, Any]
-    if isinstance(outcome, Completed):
-        return _COMPLETED
-    if isinstance(outcome, Raised):
-        fields = {
-            "kind": "raised",
-            "exception_type": outcome.exception_type,
-            "message": outcome.message,
-            "traceback": outcome.traceback,
-            "exception_mro": list(outcome.exception_mro),
-        }
-    elif isinstance(outcome, TimedOut):
-        fields = {
-            "kind": "timed_out",
-            "timeout_seconds": outcome.timeout_seconds,
-            "has_partial_result": outcome.has_partial_result,
-            "partial_result": outcome.partial_result,
-        }
-    elif isinstance(outcome, Cancelled):
-        fields = {"kind": "cancelled", "reason": outcome.reason.value}
-    elif isinstance(outcome, Crashed):
-        fields = {"kind": "crashed", "exit_code": outcome.exit_code, "signal": outcome.signal}
-        if outcome.reason is not None:
-            fields["reason"] = outcome.reason
-    elif isinstance(outcome, ResourceExhausted):
-        fields = {
-            "kind": "resource_exhausted",
-            "limit": outcome.limit,
-            "value": outcome.value,
-            "message": outcome.message,
-        }
-    elif isinstance(outcome, Interrupted):
-        fields = {
-            "kind": "interrupted",
-            "was_running": outcome.was_running,
-            "attempt": outcome.attempt,
-            "last_seen_at": outcome.last_seen_at,
-            "recovered_at": outcome.recovered_at,
-        }
-        if outcome.cause != "process_stopped":  # files written before the field read alike
-            fields["cause"] = outcome.cause
-    elif isinstance(outcome, DependencyFailed):
-        fields = {
-            "kind": "dependency_failed",
-            "dependency_id": outcome.dependency_id,
-            "dependency_status": outcome.dependency_status,
-        }
-    else:
-        fields = {
-            "kind": "result_not_storable",
-            "type_name": outcome.type_name,
-            "message": outcome.message,
-        }
+    match outcome:
+        case Completed():
+            return _COMPLETED
+        case Raised():
+            fields = {
+                "kind": "raised",
+                "exception_type": outcome.exception_type,
+                "message": outcome.message,
+                "traceback": outcome.traceback,
+                "exception_mro": list(outcome.exception_mro),
+            }
+        case TimedOut():
+            fields = {
+                "kind": "timed_out",
+                "timeout_seconds": outcome.timeout_seconds,
+                "has_partial_result": outcome.has_partial_result,
+                "partial_result": outcome.partial_result,
+            }
+        case Cancelled():
+            fields = {"kind": "cancelled", "reason": outcome.reason.value}
+        case Crashed():
+            fields = {"kind": "crashed", "exit_code": outcome.exit_code, "signal": outcome.signal}
+            if outcome.reason is not None:
+                fields["reason"] = outcome.reason
+        case ResourceExhausted():
+            fields = {
+                "kind": "resource_exhausted",
+                "limit": outcome.limit,
+                "value": outcome.value,
+                "message": outcome.message,
+            }
+        case Interrupted():
+            fields = {
+                "kind": "interrupted",
+                "was_running": outcome.was_running,
+                "attempt": outcome.attempt,
+                "last_seen_at": outcome.last_seen_at,
+                "recovered_at": outcome.recovered_at,
+            }
+            if outcome.cause != "process_stopped":  # files written before the field read alike
+                fields["cause"] = outcome.cause
+        case DependencyFailed():
+            fields = {
+                "kind": "dependency_failed",
+                "dependency_id": outcome.dependency_id,
+                "dependency_status": outcome.dependency_status,
+            }
+        case ResultNotStorable():
+            fields = {
+                "kind": "result_not_storable",
+                "type_name": outcome.type_name,
+                "message": outcome.message,
+            }
+
+        case _:
+            assert_never(outcome)
     return _encoder.encode(fields)
 
 
