@@ -329,7 +329,7 @@ class SupervisorActor(pykka.ThreadingActor):
                 continue
             spec = record.to_spec(message.entry.function)
             self._admission.enter()
-            if spec.depends_on:
+            if spec.options.depends_on:
                 self._registry.tell(ResolveDependencies(spec))  # it forwards the task back
             else:
                 self._enqueue(spec)
@@ -340,7 +340,7 @@ class SupervisorActor(pykka.ThreadingActor):
         if active is None or active.stopping is not None:
             return  # finished or already stopping; the timer raced the outcome
         active.timer = None
-        timeout = active.spec.timeout
+        timeout = active.spec.options.timeout
         assert timeout is not None
         outcome = TimedOut(timeout_seconds=timeout)
         self._record_attempt(active, failed=True)
@@ -354,10 +354,10 @@ class SupervisorActor(pykka.ThreadingActor):
         # Process isolation arms the deadline only now, so a cold child's start-up (an
         # interpreter start) is not charged to the operation's timeout.
         active = self._active.get(task_id)
-        if active is None or active.stopping is not None or active.spec.timeout is None:
+        if active is None or active.stopping is not None or active.spec.options.timeout is None:
             return
         active.timer = self._timers.schedule_after(
-            active.spec.timeout, self.actor_ref, DeadlinePassed(task_id)
+            active.spec.options.timeout, self.actor_ref, DeadlinePassed(task_id)
         )
 
     def _on_escalate(self, task_id: str) -> None:
@@ -369,7 +369,7 @@ class SupervisorActor(pykka.ThreadingActor):
         with contextlib.suppress(pykka.ActorDeadError):
             active.worker.tell(Interrupt(active.stopping))
         repeat = INTERRUPT_REPEAT_SECONDS
-        if active.spec.isolation is Isolation.PROCESS:
+        if active.spec.options.isolation is Isolation.PROCESS:
             repeat = max(self._stop_grace, INTERRUPT_REPEAT_SECONDS)  # SIGTERM, then SIGKILL
         active.timer = self._timers.schedule_after(repeat, self.actor_ref, EscalateStop(task_id))
 
@@ -600,7 +600,7 @@ class SupervisorActor(pykka.ThreadingActor):
     def _retry_at(self, active: _Active, outcome: Outcome) -> float | None:
         """When the task's next attempt is due after ``outcome``, or None for none. Tells
         the registry (the task reads pending with its next attempt's time)."""
-        policy = active.spec.retry
+        policy = active.spec.options.retry
         if policy is None or not self._admitting or not policy.retries(outcome, active.attempt):
             return None
         now = self._clock.time()
@@ -631,9 +631,9 @@ class SupervisorActor(pykka.ThreadingActor):
                     operation=InjectedOperation(
                         fault,
                         spec.operation,
-                        in_child=spec.isolation is Isolation.PROCESS,
-                        memory_limit_mb=spec.memory_limit_mb,
-                        cpu_time_limit=spec.cpu_time_limit,
+                        in_child=spec.options.isolation is Isolation.PROCESS,
+                        memory_limit_mb=spec.options.memory_limit_mb,
+                        cpu_time_limit=spec.options.cpu_time_limit,
                     ),
                 )
         # MarkRunning goes first so the registry sees RUNNING before any progress. With a
@@ -645,9 +645,9 @@ class SupervisorActor(pykka.ThreadingActor):
         if spec.dependency_results:
             context.dependency_results = spec.dependency_results
         timer = None
-        if spec.timeout is not None and spec.isolation is Isolation.THREAD:
+        if spec.options.timeout is not None and spec.options.isolation is Isolation.THREAD:
             timer = self._timers.schedule_after(
-                spec.timeout, self.actor_ref, DeadlinePassed(spec.task_id)
+                spec.options.timeout, self.actor_ref, DeadlinePassed(spec.task_id)
             )
         worker = WorkerActor.spawn(
             spec=run_spec,

@@ -77,7 +77,7 @@ class WorkerActor(PooledActor):
             "worker.spawned", task_id=self._spec.task_id, operation=self._spec.operation_name
         )
         run = self._run_operation
-        if self._spec.isolation is Isolation.PROCESS:
+        if self._spec.options.isolation is Isolation.PROCESS:
             run = self._drive_child
         try:
             self._op_pool.submit(run)
@@ -91,7 +91,7 @@ class WorkerActor(PooledActor):
             self._context.request_stop(message.reason)
             self._context.cancel_child(message.reason)
         elif isinstance(message, Interrupt):
-            if self._spec.isolation is Isolation.PROCESS:
+            if self._spec.options.isolation is Isolation.PROCESS:
                 self._signal_child(message)
             elif self._context.interrupt():
                 _log.warning(
