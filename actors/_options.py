@@ -292,12 +292,12 @@ class TaskOptions:
         """Options from values that were checked when they were first given (a store
         reads back what it wrote), not checked again; a missing one takes its default.
         An unknown name raises :class:`UnknownOptionError`."""
-        unknown = values.keys() - _NAMES
-        if unknown:
-            raise UnknownOptionError(unknown, _NAMES)
+        if not _NAMES.issuperset(values):
+            raise UnknownOptionError(values.keys() - _NAMES, _NAMES)
         options = _new(cls)
-        for declared in _DECLARED:
-            _set(options, declared.name, values.get(declared.name, declared.default))
+        get = values.get
+        for name, default in _DEFAULTS:
+            _set(options, name, get(name, default))
         return options
 
 
@@ -326,5 +326,6 @@ _DECLARED: tuple[Option, ...] = tuple(
 )
 _FIELDS = tuple(declared.name for declared in _DECLARED)
 _NAMES = frozenset(_FIELDS)
+_DEFAULTS = tuple((declared.name, declared.default) for declared in _DECLARED)
 _new = object.__new__
 _set = object.__setattr__  # a frozen dataclass's fields are set around its __setattr__

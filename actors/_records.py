@@ -73,6 +73,8 @@ class TaskRecord:
     params_json: str | None = None
     result_json: str | None = None
     partial_json: str | None = None
+    # The options as the durable store's columns hold them (made once: they never change).
+    stored_options: tuple[Any, ...] | None = None
 
     @classmethod
     def from_spec(cls, spec: TaskSpec) -> TaskRecord:

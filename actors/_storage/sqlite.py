@@ -692,19 +692,22 @@ def _row(record: TaskRecord) -> tuple[Any, ...]:
         encode_json([list(entry) for entry in record.injected_faults])
         if record.injected_faults
         else None,
-        *_option_row(record.options),
+        *(record.stored_options or _encode_options(record)),
     )
 
 
-def _option_row(options: TaskOptions) -> list[Any]:
-    """The stored options' column values, in :data:`_OPTION_NAMES` order."""
-    values = _OPTION_VALUES(options)
+def _encode_options(record: TaskRecord) -> tuple[Any, ...]:
+    """The stored options' column values, in :data:`_OPTION_NAMES` order; kept on the
+    record, whose options never change, for its later commits."""
+    values = _OPTION_VALUES(record.options)
     if len(_ENCODERS) == 1:
         values = (values,)  # attrgetter of one name gives the value itself
-    return [
+    encoded = tuple(
         None if value is None else encode(value)
         for encode, value in zip(_ENCODERS, values, strict=True)
-    ]
+    )
+    record.stored_options = encoded
+    return encoded
 
 
 def _options(values: tuple[Any, ...]) -> TaskOptions:
@@ -745,11 +748,13 @@ def _record(row: tuple[Any, ...]) -> TaskRecord:
     params_value = json.loads(params)
     if not isinstance(params_value, dict):
         raise ValueError(f"params are {type(params_value).__name__}, not a JSON object")
+    stored_options = row[width:]
     return TaskRecord(
         task_id=task_id,
         operation_name=operation,
         params=params_value,
-        options=_options(row[width:]),
+        options=_options(stored_options),
+        stored_options=stored_options,
         seq=seq,
         created_at=created_at,
         updated_at=updated_at,
