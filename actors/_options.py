@@ -253,7 +253,6 @@ class TaskOptions:
         _text,
         http=False,
     )
-    label: str | None = option("text", "a free-text label", _text, cli=True)
 
     def __post_init__(self) -> None:
         for declared in _DECLARED:

@@ -173,8 +173,6 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     # Version 2: the faults a test injected into a task's attempts (actors._execution.faults).
     2: ("ALTER TABLE tasks ADD COLUMN injected_faults TEXT",),
-    # Version 3: the label task option.
-    3: ("ALTER TABLE tasks ADD COLUMN label TEXT",),
 }
 """Statements that bring a database from version ``n - 1`` to ``n``, keyed by ``n``.
 A new layout adds an entry; released entries never change."""
