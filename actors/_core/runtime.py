@@ -470,10 +470,9 @@ class TaskRuntime:
         store mode they must be valid Unicode and nested at most ``MAX_NESTING`` deep
         (else :class:`UnstorableValueError`).
 
-        ``options`` are :class:`TaskOptions`' fields (``user``, ``timeout``,
-        ``priority``, ``isolation``, ``memory_limit_mb``, ``cpu_time_limit``, ``delay``,
-        ``run_at``, ``retry``, ``depends_on``, ``group_id``); an unknown one raises
-        :class:`UnknownOptionError` naming it. ``delay`` (seconds) or ``run_at`` (an
+        ``options`` are :class:`TaskOptions`' fields (its declaration lists them); an
+        unknown one raises :class:`UnknownOptionError` naming it. The snapshot's
+        ``options`` are these, resolved (the runtime's defaults filled in). ``delay`` (seconds) or ``run_at`` (an
         aware datetime): the task stays pending until then. ``retry``: its retry policy
         (default: the runtime's). ``depends_on``: ids of existing tasks that must
         complete first (their results reach the operation as
