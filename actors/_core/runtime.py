@@ -472,10 +472,10 @@ class TaskRuntime:
 
         ``options`` are :class:`TaskOptions`' fields (its declaration lists them); an
         unknown one raises :class:`UnknownOptionError` naming it. The snapshot's
-        ``options`` are these, resolved (the runtime's defaults filled in). ``delay`` (seconds) or ``run_at`` (an
-        aware datetime): the task stays pending until then. ``retry``: its retry policy
-        (default: the runtime's). ``depends_on``: ids of existing tasks that must
-        complete first (their results reach the operation as
+        ``options`` are these, resolved (the runtime's defaults filled in). ``delay``
+        (seconds) or ``run_at`` (an aware datetime): the task stays pending until then.
+        ``retry``: its retry policy (default: the runtime's). ``depends_on``: ids of
+        existing tasks that must complete first (their results reach the operation as
         ``task.dependency_results``); if one fails or is cancelled, this task is
         cancelled with a :class:`DependencyFailed` fact.
         """
