@@ -2,11 +2,17 @@
 
 Each option is one field of a frozen, keyword-only dataclass; the field's ``metadata``
 holds its :class:`Option` (what kind of value it is, whether a store keeps it, whether
-the HTTP API and the CLI offer it, one line of documentation). Everything else derives
-from that declaration: the runtime takes one ``TaskOptions`` from ``create_task`` to the
-store, the SQLite store has a column per stored option, the HTTP request model and the
-CLI's ``submit`` flags are built from the options they offer, and an unknown option
+the HTTP API and the CLI offer it, whether a task's status shows it, one line of
+documentation). Everything else derives from that declaration: one ``TaskOptions``
+travels from ``create_task`` through the spec, the record and the snapshot to the store;
+the SQLite store has a column per stored option, written and read by the option's kind;
+the HTTP request model and the CLI's ``submit`` flags are built from the options they
+offer; the status dict shows the stored options it is told to; and an unknown option
 anywhere gets an error that names it and lists the known ones.
+
+The options a spec, a record or a snapshot carries are *resolved*: the runtime has
+filled in its defaults (isolation, limits, retry policy) and turned ``delay``/``run_at``
+into the task's start time, so they read None there (what is stored is what is carried).
 
 A new option is its field here (with its check), its column (a migration) and its
 documentation; nothing else lists the options by hand.
@@ -49,6 +55,7 @@ class Option:
     stored: bool = True  # a durable store keeps it (a column of its own)
     http: bool = True  # a field of POST /v1/tasks
     cli: bool = False  # a flag of the CLI's submit
+    shown: bool = True  # a task's status dict (and the HTTP task view) shows it, if stored
     default: Any = None
     # Over HTTP: a number's upper bound (None: the library's own), or a list's length.
     http_max: float | None = None
@@ -81,6 +88,7 @@ def option(
     stored: bool = True,
     http: bool = True,
     cli: bool = False,
+    shown: bool = True,
     http_max: float | None = None,
     allow_zero: bool = False,
 ) -> Any:
@@ -92,6 +100,7 @@ def option(
         stored=stored,
         http=http,
         cli=cli,
+        shown=shown,
         default=default,
         http_max=http_max,
         allow_zero=allow_zero,
@@ -198,6 +207,7 @@ class TaskOptions:
         "the child process's address-space limit (process isolation)",
         _megabytes,
         cli=True,
+        shown=False,  # the status dict has never shown the limits
         http_max=1_048_576.0,  # 1 TiB over HTTP
     )
     cpu_time_limit: float | None = option(
@@ -205,6 +215,7 @@ class TaskOptions:
         "the child process's CPU-time limit in seconds (process isolation)",
         _seconds,
         cli=True,
+        shown=False,
         http_max=7 * 86_400.0,
     )
     delay: float | None = option(
@@ -226,6 +237,7 @@ class TaskOptions:
         "retry",
         "the retry policy (default: the manager's)",
         _retry,
+        shown=False,  # the status shows its effect: attempt, next_attempt_at, attempt_errors
     )
     depends_on: tuple[str, ...] = option(
         "task_ids",
@@ -260,11 +272,41 @@ class TaskOptions:
         return cls(**values)
 
     def replace(self, **changes: Any) -> TaskOptions:
+        """A copy with ``changes``, each checked by its option."""
         return dataclasses.replace(self, **changes)
+
+    def resolved(self, **changes: Any) -> TaskOptions:
+        """A copy with ``changes`` the runtime has already checked (its own defaults, the
+        limits it resolved, ``delay``/``run_at`` cleared): not checked again, since this
+        is on every task's path. Callers outside the runtime use :meth:`replace`."""
+        unknown = changes.keys() - _NAMES
+        if unknown:
+            raise UnknownOptionError(unknown, _NAMES)
+        copy = _new(TaskOptions)
+        for name in _FIELDS:
+            _set(copy, name, changes[name] if name in changes else getattr(self, name))
+        return copy
+
+    @classmethod
+    def trusted(cls, values: Mapping[str, Any]) -> TaskOptions:
+        """Options from values that were checked when they were first given (a store
+        reads back what it wrote), not checked again; a missing one takes its default.
+        An unknown name raises :class:`UnknownOptionError`."""
+        if not _NAMES.issuperset(values):
+            raise UnknownOptionError(values.keys() - _NAMES, _NAMES)
+        options = _new(cls)
+        get = values.get
+        for name, default in _DEFAULTS:
+            _set(options, name, get(name, default))
+        return options
 
 
 def options_of(
-    *, stored: bool | None = None, http: bool | None = None, cli: bool | None = None
+    *,
+    stored: bool | None = None,
+    http: bool | None = None,
+    cli: bool | None = None,
+    shown: bool | None = None,
 ) -> tuple[Option, ...]:
     """The declared options, in declaration order; filtered by where they appear."""
     declared = _DECLARED
@@ -274,9 +316,16 @@ def options_of(
         declared = tuple(o for o in declared if o.http == http)
     if cli is not None:
         declared = tuple(o for o in declared if o.cli == cli)
+    if shown is not None:
+        declared = tuple(o for o in declared if o.shown == shown)
     return declared
 
 
 _DECLARED: tuple[Option, ...] = tuple(
     dataclasses.replace(f.metadata["option"], name=f.name) for f in dataclasses.fields(TaskOptions)
 )
+_FIELDS = tuple(declared.name for declared in _DECLARED)
+_NAMES = frozenset(_FIELDS)
+_DEFAULTS = tuple((declared.name, declared.default) for declared in _DECLARED)
+_new = object.__new__
+_set = object.__setattr__  # a frozen dataclass's fields are set around its __setattr__

@@ -1,17 +1,20 @@
-"""The submitted spec, the registry's record of a task and its snapshot."""
+"""The submitted spec, the registry's record of a task and its snapshot.
+
+Each carries the task's options as one :class:`TaskOptions`, resolved by the runtime
+(its defaults filled in, ``delay``/``run_at`` turned into ``not_before`` and
+``scheduled_for``): code reads ``spec.options.timeout``, ``snapshot.options.priority``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from actors._enums import Isolation, TaskPriority, TaskStatus
+from actors._enums import TaskStatus
 from actors._execution.api import Operation
+from actors._options import TaskOptions
 from actors._outcome import Outcome
-
-if TYPE_CHECKING:
-    from actors._policies import RetryPolicy
 
 __all__ = ["TaskRecord", "TaskSnapshot", "TaskSpec"]
 
@@ -24,14 +27,9 @@ class TaskSpec:
     operation: Operation
     operation_name: str
     params: Mapping[str, Any]
-    user: str | None
-    timeout: float | None
-    priority: TaskPriority
+    options: TaskOptions  # resolved: see the module's docstring
     seq: int
     created_at: float
-    isolation: Isolation = Isolation.THREAD
-    memory_limit_mb: float | None = None
-    cpu_time_limit: float | None = None
     # Created by name from the runtime's operation registry, so a new process can find
     # the operation again; a plain function's task cannot be resumed after a crash.
     named: bool = False
@@ -39,10 +37,7 @@ class TaskSpec:
     params_json: str | None = None
     # Not to start before this wall-clock time (a delay, or a retry's backoff).
     not_before: float | None = None
-    retry: RetryPolicy | None = None
     prior_attempts: int = 0  # attempts made before this spec was (re)queued
-    depends_on: tuple[str, ...] = ()
-    group_id: str | None = None
     # Filled in once every dependency has completed: their results, by task id.
     dependency_results: Mapping[str, Any] | None = None
 
@@ -54,15 +49,10 @@ class TaskRecord:
     task_id: str
     operation_name: str
     params: Mapping[str, Any]
-    user: str | None
-    timeout: float | None
-    priority: TaskPriority
+    options: TaskOptions  # resolved; never changes
     seq: int
     created_at: float
     updated_at: float
-    isolation: Isolation = Isolation.THREAD
-    memory_limit_mb: float | None = None
-    cpu_time_limit: float | None = None
     named: bool = False
     status: TaskStatus = TaskStatus.PENDING
     attempt: int = 0  # how many times it was started
@@ -75,10 +65,7 @@ class TaskRecord:
     has_partial_result: bool = False
     outcome: Outcome | None = None
     scheduled_for: float | None = None  # pending until then (a delay or a retry backoff)
-    retry: RetryPolicy | None = None
     attempt_outcomes: tuple[Outcome, ...] = ()  # how each earlier attempt ended
-    depends_on: tuple[str, ...] = ()
-    group_id: str | None = None
     # Faults a test injected (actors._execution.faults): (attempt, the fault's description).
     injected_faults: tuple[tuple[int, str], ...] = ()
     # The JSON texts a durable store writes, encoded once when the value arrives (None
@@ -86,6 +73,8 @@ class TaskRecord:
     params_json: str | None = None
     result_json: str | None = None
     partial_json: str | None = None
+    # The options as the durable store's columns hold them (made once: they never change).
+    stored_options: tuple[Any, ...] | None = None
 
     @classmethod
     def from_spec(cls, spec: TaskSpec) -> TaskRecord:
@@ -93,21 +82,13 @@ class TaskRecord:
             task_id=spec.task_id,
             operation_name=spec.operation_name,
             params=spec.params,
-            user=spec.user,
-            timeout=spec.timeout,
-            priority=spec.priority,
+            options=spec.options,
             seq=spec.seq,
             created_at=spec.created_at,
             updated_at=spec.created_at,
-            isolation=spec.isolation,
-            memory_limit_mb=spec.memory_limit_mb,
-            cpu_time_limit=spec.cpu_time_limit,
             named=spec.named,
             params_json=spec.params_json,
             scheduled_for=spec.not_before,
-            retry=spec.retry,
-            depends_on=spec.depends_on,
-            group_id=spec.group_id,
         )
 
     def to_spec(self, operation: Operation) -> TaskSpec:
@@ -117,21 +98,13 @@ class TaskRecord:
             operation=operation,
             operation_name=self.operation_name,
             params=self.params,
-            user=self.user,
-            timeout=self.timeout,
-            priority=self.priority,
+            options=self.options,
             seq=self.seq,
             created_at=self.created_at,
-            isolation=self.isolation,
-            memory_limit_mb=self.memory_limit_mb,
-            cpu_time_limit=self.cpu_time_limit,
             named=self.named,
             params_json=self.params_json,
             not_before=self.scheduled_for,
-            retry=self.retry,
             prior_attempts=self.attempt,
-            depends_on=self.depends_on,
-            group_id=self.group_id,
         )
 
     @property
@@ -144,10 +117,7 @@ class TaskRecord:
             task_id=self.task_id,
             operation_name=self.operation_name,
             params=self.params,
-            user=self.user,
-            timeout=self.timeout,
-            priority=self.priority,
-            isolation=self.isolation,
+            options=self.options,
             status=self.status,
             attempt=self.attempt,
             progress=self.progress,
@@ -162,8 +132,6 @@ class TaskRecord:
             outcome=self.outcome,
             scheduled_for=self.scheduled_for,
             attempt_outcomes=self.attempt_outcomes,
-            depends_on=self.depends_on,
-            group_id=self.group_id,
             injected_faults=self.injected_faults,
             seq=self.seq,
         )
@@ -174,16 +142,15 @@ class TaskSnapshot:
     """A frozen copy of a record at one moment: what queries return.
 
     Timestamps are seconds since the epoch (from the runtime's clock); ``outcome`` is
-    the fact that ended the task, or None while it is not terminal.
+    the fact that ended the task, or None while it is not terminal. ``options`` are the
+    task's, resolved (the runtime's defaults filled in; ``delay`` and ``run_at`` read
+    None, the start time they gave is ``scheduled_for``).
     """
 
     task_id: str
     operation_name: str
     params: Mapping[str, Any]
-    user: str | None
-    timeout: float | None
-    priority: TaskPriority
-    isolation: Isolation
+    options: TaskOptions
     status: TaskStatus
     attempt: int
     progress: float
@@ -198,8 +165,6 @@ class TaskSnapshot:
     outcome: Outcome | None
     scheduled_for: float | None = None
     attempt_outcomes: tuple[Outcome, ...] = ()
-    depends_on: tuple[str, ...] = ()
-    group_id: str | None = None
     injected_faults: tuple[tuple[int, str], ...] = ()
     seq: int = 0  # submission order: listings sort by it, a page cursor names it
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, assert_never, cast
 
 from actors import TERMINAL_STATUSES, Isolation, StoreError, StoreLockedError, TaskPriority
 from actors._options import Option, options_of
@@ -376,43 +376,77 @@ def _positive_int(text: str) -> int:
 
 def _add_option_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per task option the CLI offers (``--timeout``, ``--priority``, ...),
-    typed and checked by the option's own declaration."""
+    typed by the option's kind and checked by the option's own declaration."""
     for declared in options_of(cli=True):
         flag = "--" + declared.name.replace("_", "-")
-        if declared.kind == "priority":
-            names = [p.name.lower() for p in sorted(TaskPriority)]
-            parser.add_argument(flag, choices=names, default=None, help=declared.doc)
-        elif declared.kind == "isolation":
-            modes = [mode.value for mode in Isolation]
-            parser.add_argument(flag, choices=modes, default=None, help=declared.doc)
-        elif declared.kind == "task_ids":
-            parser.add_argument(
-                flag,
-                action="append",
-                default=None,
-                metavar="ID",
-                help=f"{declared.doc} (repeat the flag for each)",
-            )
-        else:  # a number: seconds or megabytes
-            unit = "S" if declared.kind == "seconds" else "MB"
-            parser.add_argument(
-                flag, type=_checked_number(declared), metavar=unit, help=declared.doc
-            )
+        doc = declared.doc
+        match declared.kind:
+            case "priority":
+                names = [p.name.lower() for p in sorted(TaskPriority)]
+                parser.add_argument(flag, choices=names, default=None, help=doc)
+            case "isolation":
+                modes = [mode.value for mode in Isolation]
+                parser.add_argument(flag, choices=modes, default=None, help=doc)
+            case "task_ids":
+                parser.add_argument(
+                    flag,
+                    action="append",
+                    default=None,
+                    metavar="ID",
+                    help=f"{doc} (repeat the flag for each)",
+                )
+            case "seconds" | "megabytes":
+                unit = "S" if declared.kind == "seconds" else "MB"
+                parser.add_argument(flag, type=_checked(declared, _number), metavar=unit, help=doc)
+            case "text":
+                parser.add_argument(flag, type=_checked(declared, str), metavar="TEXT", help=doc)
+            case "datetime":
+                parser.add_argument(
+                    flag,
+                    type=_checked(declared, _moment, sent=datetime.isoformat),
+                    metavar="TIME",
+                    help=f"{doc}: ISO-8601 with a time zone",
+                )
+            case "retry":
+                raise TypeError(
+                    f"the task option {declared.name!r} ({declared.kind}) has no flag form; "
+                    "declare it with cli=False"
+                )
+            case _:
+                assert_never(declared.kind)
 
 
-def _checked_number(declared: Option) -> Callable[[str], float]:
-    def parse(text: str) -> float:
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def _moment(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from None
+
+
+def _checked(
+    declared: Option,
+    parse: Callable[[str], Any],
+    sent: Callable[[Any], Any] = lambda value: value,
+) -> Callable[[str], Any]:
+    """A flag's type: ``parse`` the text, check it by the option's declaration, and give
+    what the HTTP API takes (``sent``)."""
+
+    def convert(text: str) -> Any:
+        value = parse(text)
         try:
-            number = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        try:
-            checked: float = declared.check(declared.name, number)
+            checked = declared.check(declared.name, value)
         except (TypeError, ValueError) as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
-        return checked
+        return sent(checked)
 
-    return parse
+    return convert
 
 
 def _option_values(args: argparse.Namespace) -> dict[str, Any]:

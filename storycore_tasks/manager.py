@@ -34,7 +34,7 @@ from actors import (
     UnknownOptionError,
     UnknownTaskError,
 )
-from actors._options import options_of
+from actors._options import OptionKind, options_of
 from actors.validation import check_count, check_seconds
 from storycore_tasks.errors import error_from_outcome, iso_utc
 
@@ -369,7 +369,7 @@ class TaskManager:
         members = self._runtime.group(group_id)
         if members is None:
             return None
-        if user is not None and any(m.user != user for m in members):
+        if user is not None and any(m.options.user != user for m in members):
             return None
         counts = {status.value: 0 for status in TaskStatus}
         for member in members:
@@ -491,7 +491,7 @@ class TaskManager:
 
     def _owned_snapshot(self, task_id: str, user: str | None) -> TaskSnapshot | None:
         snapshot = self._runtime.snapshot(task_id)
-        if snapshot is None or (user is not None and snapshot.user != user):
+        if snapshot is None or (user is not None and snapshot.options.user != user):
             return None
         return snapshot
 
@@ -599,6 +599,33 @@ class TaskManager:
         return self._runtime
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
+def _utc(moment: datetime) -> str | None:
+    return iso_utc(moment.timestamp())
+
+
+# How the status dict shows each kind of option (None stays None): JSON values, a
+# priority by its label, a time in UTC ISO-8601 as the status's own times.
+_SHOWN_KINDS: dict[OptionKind, Callable[[Any], Any]] = {
+    "text": _same,
+    "seconds": _same,
+    "megabytes": _same,
+    "priority": lambda priority: priority.label,
+    "isolation": lambda isolation: isolation.value,
+    "datetime": _utc,
+    "retry": lambda policy: policy.to_json(),
+    "task_ids": list,
+}
+# The options a status shows: the stored ones (a task's resolved options; delay and
+# run_at show as scheduled_for) that their declaration does not keep out of it.
+_SHOWN_OPTIONS = tuple(
+    (declared.name, _SHOWN_KINDS[declared.kind]) for declared in options_of(stored=True, shown=True)
+)
+
+
 def snapshot_to_status(snapshot: TaskSnapshot) -> dict[str, Any]:
     """StoryCore's status dict for one task snapshot."""
     status: dict[str, Any] = {
@@ -606,21 +633,21 @@ def snapshot_to_status(snapshot: TaskSnapshot) -> dict[str, Any]:
         "status": snapshot.status.value,
         "attempt": snapshot.attempt,
         "progress": snapshot.progress,
-        "priority": snapshot.priority.label,
-        "isolation": snapshot.isolation.value,
         "operation": snapshot.operation_name,
         "params": dict(snapshot.params),
-        "user": snapshot.user,
-        "timeout": snapshot.timeout,
-        "created_at": iso_utc(snapshot.created_at),
-        "updated_at": iso_utc(snapshot.updated_at),
-        "started_at": iso_utc(snapshot.started_at),
-        "ended_at": iso_utc(snapshot.ended_at),
-        "scheduled_for": iso_utc(snapshot.scheduled_for),
-        "depends_on": list(snapshot.depends_on),
-        "group_id": snapshot.group_id,
-        "next_attempt_at": iso_utc(snapshot.scheduled_for) if snapshot.attempt_outcomes else None,
     }
+    options = snapshot.options
+    for name, show in _SHOWN_OPTIONS:  # from the declaration: a new option needs no line
+        value = getattr(options, name)
+        status[name] = None if value is None else show(value)
+    status["created_at"] = iso_utc(snapshot.created_at)
+    status["updated_at"] = iso_utc(snapshot.updated_at)
+    status["started_at"] = iso_utc(snapshot.started_at)
+    status["ended_at"] = iso_utc(snapshot.ended_at)
+    status["scheduled_for"] = iso_utc(snapshot.scheduled_for)
+    status["next_attempt_at"] = (
+        iso_utc(snapshot.scheduled_for) if snapshot.attempt_outcomes else None
+    )
     if snapshot.attempt_outcomes:
         # Retried: how each earlier attempt ended, kept even when a later one completed
         # (the error's details only say it when the task ended in an error).

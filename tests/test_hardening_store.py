@@ -26,12 +26,13 @@ from structlog.testing import capture_logs
 
 from actors import (
     MAX_NESTING,
+    Isolation,
     ManualClock,
     RecordsNotStoredError,
     SqliteStore,
     StoreWriteError,
     TaskContext,
-    TaskPriority,
+    TaskOptions,
     UnstorableValueError,
 )
 from actors._core.messages import GetSnapshot, GetStats, Register
@@ -219,9 +220,7 @@ def spec(task_id: str, seq: int, params_json: str, clock: ManualClock) -> TaskSp
         operation=echo,
         operation_name="tests.echo",
         params={},
-        user=None,
-        timeout=None,
-        priority=TaskPriority.NORMAL,
+        options=TaskOptions(isolation=Isolation.THREAD),
         seq=seq,
         created_at=clock.time(),
         named=True,

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from actors._core.pending import PendingQueue
-from actors._enums import TaskPriority
+from actors._enums import Isolation, TaskPriority
+from actors._options import TaskOptions
 from actors._records import TaskRecord, TaskSpec
 
 
@@ -28,9 +29,7 @@ def _spec(
         operation=_operation,
         operation_name=op,
         params={},
-        user=None,
-        timeout=None,
-        priority=priority,
+        options=TaskOptions(priority=priority, isolation=Isolation.THREAD),
         seq=seq,
         created_at=0.0,
     )
@@ -165,7 +164,7 @@ class PendingQueueMachine(RuleBasedStateMachine):
     def pop_ready(self) -> None:
         expected = min(
             (s for p, s in self.model.values() if p == "ready"),
-            key=lambda s: (-s.priority, s.seq),
+            key=lambda s: (-s.options.priority, s.seq),
         )
         popped = self.queue.pop_ready()
         assert popped is not None

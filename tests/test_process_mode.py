@@ -536,7 +536,7 @@ def test_a_child_given_back_cannot_be_signalled_for_its_old_task() -> None:
     that task signals nothing: the child, maybe running the next task, lives on."""
     import pykka
 
-    from actors._enums import TaskPriority
+    from actors import Isolation, TaskOptions
     from actors._execution.process_backend import ProcessAttempt
     from actors._execution.processes import ChildProcess
     from actors._outcome import Outcome
@@ -555,9 +555,7 @@ def test_a_child_given_back_cannot_be_signalled_for_its_old_task() -> None:
         operation=process_ops.echo,
         operation_name="echo",
         params={},
-        user=None,
-        timeout=None,
-        priority=TaskPriority.NORMAL,
+        options=TaskOptions(isolation=Isolation.PROCESS),
         seq=1,
         created_at=0.0,
     )

@@ -27,11 +27,13 @@ from structlog.testing import capture_logs
 from actors import (
     Cancelled,
     Completed,
+    Isolation,
     ManualClock,
     Raised,
     SqliteStore,
     StopReason,
     TaskContext,
+    TaskOptions,
     UnknownOperationError,
 )
 from actors._records import TaskRecord
@@ -102,9 +104,7 @@ def make_record(
         task_id=str(uuid.uuid4()),
         operation_name=operation,
         params=params,
-        user="alice",
-        timeout=None,
-        priority=priority,
+        options=TaskOptions(user="alice", priority=priority, isolation=Isolation.THREAD),
         seq=seq,
         created_at=created,
         updated_at=created,
@@ -401,10 +401,10 @@ def test_recovered_pending_tasks_run_in_priority_then_fifo_order(tmp_path: Path)
             assert done["result"] == record.seq
             assert done["attempt"] == 1
         assert manager.wait(late, timeout=10)["status"] == "completed"
-    ordered = sorted(records, key=lambda r: (-r.priority, r.seq))
-    expected: list[Any] = [r.seq for r in ordered if r.priority >= TaskPriority.NORMAL]
+    ordered = sorted(records, key=lambda r: (-r.options.priority, r.seq))
+    expected: list[Any] = [r.seq for r in ordered if r.options.priority >= TaskPriority.NORMAL]
     expected.append("late")
-    expected += [r.seq for r in ordered if r.priority < TaskPriority.NORMAL]
+    expected += [r.seq for r in ordered if r.options.priority < TaskPriority.NORMAL]
     assert recorder.calls == expected
 
 

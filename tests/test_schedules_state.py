@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from actors._core.schedules import Schedules
-from actors._enums import TaskPriority
+from actors._enums import Isolation
+from actors._options import TaskOptions
 from actors._records import TaskSpec
 
 
@@ -21,9 +22,7 @@ def _make_spec() -> TaskSpec:
         operation=operation,
         operation_name="op",
         params={},
-        user=None,
-        timeout=None,
-        priority=TaskPriority.NORMAL,
+        options=TaskOptions(isolation=Isolation.THREAD),
         seq=0,
         created_at=0.0,
     )

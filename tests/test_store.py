@@ -932,7 +932,7 @@ def test_a_query_answer_leaves_only_after_what_it_shows_is_committed(tmp_path: P
     """The registry commits before it answers a query, even while more messages wait in
     its mailbox (when the mailbox runs dry it commits anyway, so this pins the case where
     it does not): the snapshot saying "completed" is never ahead of the file."""
-    from actors import Completed, TaskPriority
+    from actors import Completed, Isolation, TaskOptions
     from actors._core.messages import (
         Finish,
         GetSnapshot,
@@ -955,9 +955,7 @@ def test_a_query_answer_leaves_only_after_what_it_shows_is_committed(tmp_path: P
             operation=noop,
             operation_name="tests.noop",
             params={},
-            user=None,
-            timeout=None,
-            priority=TaskPriority.NORMAL,
+            options=TaskOptions(isolation=Isolation.THREAD),
             seq=0,
             created_at=clock.time(),
             named=True,

@@ -18,10 +18,12 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from actors import (
     Cancelled,
     Completed,
+    Isolation,
     Outcome,
     Raised,
     StopReason,
     TableStats,
+    TaskOptions,
     TaskPriority,
     TaskStatus,
     TimedOut,
@@ -57,9 +59,7 @@ def _spec(
         operation=_operation,
         operation_name="tests.op",
         params={},
-        user=None,
-        timeout=None,
-        priority=priority,
+        options=TaskOptions(priority=priority, isolation=Isolation.THREAD),
         seq=seq,
         created_at=created_at,
     )
@@ -78,7 +78,7 @@ def _recount(table: TaskTable) -> tuple[dict[TaskStatus, int], dict[TaskPriority
     """Status and priority counts recomputed from the records themselves."""
     records = list(table.iter_status(None))
     statuses = Counter(r.status for r in records)
-    priorities = Counter(r.priority for r in records)
+    priorities = Counter(r.options.priority for r in records)
     return (
         {s: statuses.get(s, 0) for s in TaskStatus},
         {p: priorities.get(p, 0) for p in TaskPriority},
@@ -335,7 +335,7 @@ def test_unknown_task_ids_are_ignored_and_duplicates_refused() -> None:
     assert stats_before == table.stats()
     record = table.get("a")
     assert record is not None
-    assert record.priority == TaskPriority.HIGH
+    assert record.options.priority == TaskPriority.HIGH
 
 
 # -- listings -------------------------------------------------------------------------------------
@@ -671,7 +671,7 @@ class TaskTableMachine(RuleBasedStateMachine):
                 record.ended_at,
                 record.updated_at,
                 record.created_at,
-                record.priority,
+                record.options.priority,
             )
 
     @invariant()

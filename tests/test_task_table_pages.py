@@ -15,7 +15,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors import Cancelled, Completed, Outcome, Raised, StopReason, TaskPriority, TaskStatus
+from actors import (
+    Cancelled,
+    Completed,
+    Isolation,
+    Outcome,
+    Raised,
+    StopReason,
+    TaskOptions,
+    TaskPriority,
+    TaskStatus,
+)
 from actors._core.table import TaskTable
 from actors.lowlevel import TaskSpec
 from storycore_tasks import TaskManager
@@ -34,9 +44,7 @@ def _spec(task_id: str, seq: int, user: str | None, priority: TaskPriority) -> T
         operation=_operation,
         operation_name="tests.op",
         params={},
-        user=user,
-        timeout=None,
-        priority=priority,
+        options=TaskOptions(user=user, priority=priority, isolation=Isolation.THREAD),
         seq=seq,
         created_at=float(seq),
     )

@@ -125,7 +125,7 @@ class PendingQueue(Generic[H]):
     def push_ready(self, spec: TaskSpec) -> None:
         self._check_absent(spec.task_id)
         self._ready[spec.task_id] = spec
-        heapq.heappush(self._heap, (-spec.priority, spec.seq, spec.task_id))
+        heapq.heappush(self._heap, (-spec.options.priority, spec.seq, spec.task_id))
 
     def pop_ready(self) -> TaskSpec | None:
         """The ready task to start next, taken out; None when none is ready."""

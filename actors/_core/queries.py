@@ -154,7 +154,9 @@ class RegistryQueries:
 
         def local() -> Sequence[TaskSnapshot] | None:
             members = [
-                r.snapshot() for r in self._table.iter_status(None) if r.group_id == group_id
+                r.snapshot()
+                for r in self._table.iter_status(None)
+                if r.options.group_id == group_id
             ]
             return sorted(members, key=lambda m: m.created_at) or None
 

@@ -196,8 +196,8 @@ class RegistryActor(RestartingActor):
     def _index_groups(self) -> None:
         self._groups = {}
         for record in self._table.iter_status(None):
-            if record.group_id is not None:
-                self._groups.setdefault(record.group_id, []).append(record.task_id)
+            if record.options.group_id is not None:
+                self._groups.setdefault(record.options.group_id, []).append(record.task_id)
 
     def on_receive(self, message: Any) -> Any:
         try:
@@ -385,11 +385,11 @@ class RegistryActor(RestartingActor):
             "task.created",
             task_id=record.task_id,
             operation=record.operation_name,
-            priority=record.priority.label,
-            user=record.user,
+            priority=record.options.priority.label,
+            user=record.options.user,
         )
-        if record.group_id is not None:
-            self._groups.setdefault(record.group_id, []).append(record.task_id)
+        if record.options.group_id is not None:
+            self._groups.setdefault(record.options.group_id, []).append(record.task_id)
         if self._store is not None:
             self._dirty[record.task_id] = record
             self._urgent = True
@@ -400,9 +400,9 @@ class RegistryActor(RestartingActor):
                 "created",
                 record,
                 operation=record.operation_name,
-                priority=record.priority.label,
-                user=record.user,
-                group_id=record.group_id,
+                priority=record.options.priority.label,
+                user=record.options.user,
+                group_id=record.options.group_id,
             )
 
     # -- restarts ---------------------------------------------------------------------------
@@ -472,17 +472,17 @@ class RegistryActor(RestartingActor):
         self._dependencies.clear()
         failed: list[tuple[str, Outcome]] = []
         for record in list(self._table.iter_status(TaskStatus.PENDING)):
-            if not record.depends_on:
+            if not record.options.depends_on:
                 continue
-            remaining, failure = self._unmet(record.depends_on)
+            remaining, failure = self._unmet(record.options.depends_on)
             if failure is not None:
                 failed.append((record.task_id, failure))
             elif remaining:
-                self._dependencies.wait_for(record.task_id, record.depends_on, remaining)
+                self._dependencies.wait_for(record.task_id, record.options.depends_on, remaining)
             else:
                 # Released already, or its release was lost: the supervisor starts it
                 # only if it still holds it blocked.
-                results = self._results_of(record.depends_on)
+                results = self._results_of(record.options.depends_on)
                 self._tell_supervisor(DependenciesMet(record.task_id, results))
         now = self._clock.time()
         for task_id, outcome in failed:
@@ -806,7 +806,7 @@ class RegistryActor(RestartingActor):
 
     def _on_register_dependent(self, message: RegisterDependent) -> tuple[str, list[str]]:
         spec = message.spec
-        unknown = [d for d in spec.depends_on if not self._visible_to(d, spec.user)]
+        unknown = [d for d in spec.options.depends_on if not self._visible_to(d, spec.options.user)]
         if unknown:
             if message.ticket is not None:
                 message.ticket.done()
@@ -819,23 +819,23 @@ class RegistryActor(RestartingActor):
         exists and, when ``user`` is given, that user created it. Another user's task
         reads as unknown, so a dependency reveals neither its existence nor its result."""
         record = self._table.get(task_id)
-        return record is not None and (user is None or record.user == user)
+        return record is not None and (user is None or record.options.user == user)
 
     def _resolve(self, spec: TaskSpec) -> str:
         """Forward a registered pending task with dependencies to the supervisor: ready
         (all completed), blocked (some still to finish), or dropped and cancelled (one
         failed or was cancelled)."""
-        remaining, failure = self._unmet(spec.depends_on)
+        remaining, failure = self._unmet(spec.options.depends_on)
         if failure is not None:
             self._tell_supervisor(SubmitBlocked(spec))
             self._tell_supervisor(DropBlocked(spec.task_id))
             self._finish(spec.task_id, failure, self._clock.time())
             return "failed"
         if not remaining:
-            results = self._results_of(spec.depends_on)
+            results = self._results_of(spec.options.depends_on)
             self._tell_supervisor(Submit(replace(spec, dependency_results=results)))
             return "ready"
-        self._dependencies.wait_for(spec.task_id, spec.depends_on, remaining)
+        self._dependencies.wait_for(spec.task_id, spec.options.depends_on, remaining)
         self._tell_supervisor(SubmitBlocked(spec))
         return "waiting"
 
@@ -898,13 +898,13 @@ class RegistryActor(RestartingActor):
 
     def _prune_groups(self, removed: list[TaskRecord]) -> None:
         for record in removed:
-            if record.group_id is None:
+            if record.options.group_id is None:
                 continue
-            members = self._groups.get(record.group_id)
+            members = self._groups.get(record.options.group_id)
             if members is not None:
                 members.remove(record.task_id)
                 if not members:
-                    del self._groups[record.group_id]
+                    del self._groups[record.options.group_id]
 
     def _on_retry(self, message: RetryScheduled) -> None:
         record = self._table.retry(message.task_id, message.outcome, message.at, message.next_at)

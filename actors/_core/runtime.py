@@ -55,7 +55,6 @@ from actors._enums import Isolation, TaskStatus
 from actors._errors import (
     ActorRestartedError,
     ActorUnresponsiveError,
-    NaiveRunAtError,
     OperationUnavailableError,
     QueueFullError,
     RuntimeClosedError,
@@ -83,7 +82,6 @@ from actors.validation import (
     check_count,
     check_isolation,
     check_picklable,
-    check_positive_number,
     check_seconds,
     check_text,
 )
@@ -179,8 +177,10 @@ class TaskRuntime:
         self._isolation = check_isolation(isolation)
         if max_tasks_per_child is not None:
             check_count("max_tasks_per_child", max_tasks_per_child)
-        # The runtime's limits apply to its process-isolated tasks, whatever the default.
-        self._limits = _check_limits(memory_limit_mb, cpu_time_limit, Isolation.PROCESS)
+        # The runtime's limits apply to its process-isolated tasks, whatever the default;
+        # checked as the task options of those names are.
+        limits = TaskOptions(memory_limit_mb=memory_limit_mb, cpu_time_limit=cpu_time_limit)
+        self._limits = (limits.memory_limit_mb, limits.cpu_time_limit)
         if clock is not None and not isinstance(clock, Clock):
             raise TypeError(
                 f"clock must provide monotonic(), time(), seconds_until() and subscribe() "
@@ -413,15 +413,13 @@ class TaskRuntime:
             raise UnstorableValueError(
                 f"params must be {needs}: {exc}", type_name=exc.type_name
             ) from None
-        options = TaskOptions.from_mapping(option_values)
+        options = TaskOptions.from_mapping(option_values)  # each option checked once, here
         task_isolation = self._isolation if options.isolation is None else options.isolation
         memory, cpu = self._limits
         if options.memory_limit_mb is not None or options.cpu_time_limit is not None:
-            memory, cpu = _check_limits(
-                options.memory_limit_mb if options.memory_limit_mb is not None else memory,
-                options.cpu_time_limit if options.cpu_time_limit is not None else cpu,
-                task_isolation,
-            )
+            memory = memory if options.memory_limit_mb is None else options.memory_limit_mb
+            cpu = cpu if options.cpu_time_limit is None else options.cpu_time_limit
+            _limits_need_a_process(task_isolation)
         elif task_isolation is Isolation.THREAD:
             memory = cpu = None  # the runtime's limits apply to its process tasks only
         if operation_name is None:
@@ -430,22 +428,23 @@ class TaskRuntime:
         if task_isolation is Isolation.PROCESS:
             check_picklable(operation, operation_name, params)
         not_before = self._start_time(options.delay, options.run_at)
+        # Resolved: what the spec carries is what the store keeps (see actors._records).
+        resolved = options.resolved(
+            isolation=task_isolation,
+            memory_limit_mb=memory,
+            cpu_time_limit=cpu,
+            retry=self._retry if options.retry is None else options.retry,
+            delay=None,
+            run_at=None,
+        )
         return {
             "operation": operation,
             "operation_name": operation_name,
             "params": params,
-            "user": options.user,
-            "timeout": options.timeout,
-            "priority": options.priority,
-            "isolation": task_isolation,
-            "memory_limit_mb": memory,
-            "cpu_time_limit": cpu,
+            "options": resolved,
             "named": named,
             "params_json": params_json,
             "not_before": not_before,
-            "retry": self._retry if options.retry is None else options.retry,
-            "depends_on": options.depends_on,
-            "group_id": options.group_id,
         }
 
     def submit(
@@ -467,13 +466,12 @@ class TaskRuntime:
         store mode they must be valid Unicode and nested at most ``MAX_NESTING`` deep
         (else :class:`UnstorableValueError`).
 
-        ``options`` are :class:`TaskOptions`' fields (``user``, ``timeout``,
-        ``priority``, ``isolation``, ``memory_limit_mb``, ``cpu_time_limit``, ``delay``,
-        ``run_at``, ``retry``, ``depends_on``, ``group_id``); an unknown one raises
-        :class:`UnknownOptionError` naming it. ``delay`` (seconds) or ``run_at`` (an
-        aware datetime): the task stays pending until then. ``retry``: its retry policy
-        (default: the runtime's). ``depends_on``: ids of existing tasks that must
-        complete first (their results reach the operation as
+        ``options`` are :class:`TaskOptions`' fields (its declaration lists them); an
+        unknown one raises :class:`UnknownOptionError` naming it. The snapshot's
+        ``options`` are these, resolved (the runtime's defaults filled in). ``delay``
+        (seconds) or ``run_at`` (an aware datetime): the task stays pending until then.
+        ``retry``: its retry policy (default: the runtime's). ``depends_on``: ids of
+        existing tasks that must complete first (their results reach the operation as
         ``task.dependency_results``); if one fails or is cancelled, this task is
         cancelled with a :class:`DependencyFailed` fact.
         """
@@ -483,7 +481,7 @@ class TaskRuntime:
             retry_after = self._breakers.refusal(operation_name, self._clock.monotonic())
             if retry_after is not None:
                 raise OperationUnavailableError(operation_name, retry_after)
-        dependencies = fields["depends_on"]
+        dependencies = fields["options"].depends_on
         task_id = new_id()
         with self._submit_lock:
             if self._closed:
@@ -834,7 +832,7 @@ class TaskRuntime:
             entry = self._operations.resolve(record.operation_name)
             spec = record.to_spec(entry.function)
             self._admission.enter()
-            if spec.depends_on:
+            if spec.options.depends_on:
                 self._registry.tell(ResolveDependencies(spec))
             else:
                 specs.append(spec)
@@ -842,20 +840,15 @@ class TaskRuntime:
             self._supervisor.tell(SubmitBatch(tuple(specs)))
 
     def _start_time(self, delay: float | None, run_at: datetime | None) -> float | None:
-        """The wall-clock time a task may start (None: at once)."""
+        """The wall-clock time a task may start (None: at once), from its ``delay`` or
+        ``run_at`` (each already checked by its option)."""
         if delay is None and run_at is None:
             return None
         if delay is not None and run_at is not None:
             raise ValueError("give delay or run_at, not both")
         if delay is not None:
-            seconds = check_seconds("delay", delay, allow_zero=True) or 0.0
-            return self._clock.time() + seconds if seconds > 0 else None
-        if run_at is None:
-            return None
-        if not isinstance(run_at, datetime):
-            raise TypeError(f"run_at must be a datetime, got {type(run_at).__name__}")
-        if run_at.tzinfo is None or run_at.utcoffset() is None:
-            raise NaiveRunAtError(run_at.isoformat())
+            return self._clock.time() + delay if delay > 0 else None
+        assert run_at is not None
         try:
             at = run_at.timestamp()
             datetime.fromtimestamp(at, tz=UTC)  # status dicts show it in UTC
@@ -919,23 +912,10 @@ def _qualified_name(operation: Callable[..., Any]) -> str:
     return f"{module}.{name}" if module else name
 
 
-_MAX_MEMORY_MB = float(2**42)
-"""4 EiB: a larger limit's bytes do not fit the kernel's 64-bit RLIMIT_AS (the child
-would fail to set it and exit)."""
-
-
-def _check_limits(
-    memory_limit_mb: float | None, cpu_time_limit: float | None, isolation: Isolation
-) -> tuple[float | None, float | None]:
-    if memory_limit_mb is None and cpu_time_limit is None:
-        return None, None
+def _limits_need_a_process(isolation: Isolation) -> None:
+    """Limits (each checked by its option) apply to a child process only."""
     if isolation is Isolation.THREAD:
         raise ValueError(
             "memory_limit_mb and cpu_time_limit apply to a child process: pass "
             "isolation='process' with them (a thread cannot be limited)"
         )
-    memory = None
-    if memory_limit_mb is not None:
-        memory = check_positive_number("memory_limit_mb", memory_limit_mb, maximum=_MAX_MEMORY_MB)
-    cpu = check_seconds("cpu_time_limit", cpu_time_limit, allow_none=True)
-    return memory, cpu

@@ -336,7 +336,7 @@ class SupervisorActor(pykka.ThreadingActor):
                 continue
             spec = record.to_spec(message.entry.function)
             self._admission.enter()
-            if spec.depends_on:
+            if spec.options.depends_on:
                 self._registry.tell(ResolveDependencies(spec))  # it forwards the task back
             else:
                 self._enqueue(spec)
@@ -347,7 +347,7 @@ class SupervisorActor(pykka.ThreadingActor):
         if active is None or active.stopping is not None:
             return  # finished or already stopping; the timer raced the outcome
         active.timer = None
-        timeout = active.spec.timeout
+        timeout = active.spec.options.timeout
         assert timeout is not None
         outcome = TimedOut(timeout_seconds=timeout)
         self._record_attempt(active, failed=True)
@@ -379,10 +379,10 @@ class SupervisorActor(pykka.ThreadingActor):
         the operation's timeout."""
         durable_ticket = ticket if self._durable else None
         self._registry.tell(MarkRunning(spec.task_id, at, durable_ticket, injected))
-        if spec.timeout is None:
+        if spec.options.timeout is None:
             return None
         return self._timers.schedule_after(
-            spec.timeout, self.actor_ref, DeadlinePassed(spec.task_id)
+            spec.options.timeout, self.actor_ref, DeadlinePassed(spec.task_id)
         )
 
     def _on_escalate(self, task_id: str) -> None:
@@ -633,7 +633,7 @@ class SupervisorActor(pykka.ThreadingActor):
     def _retry_at(self, active: _Active, outcome: Outcome) -> float | None:
         """When the task's next attempt is due after ``outcome``, or None for none. Tells
         the registry (the task reads pending with its next attempt's time)."""
-        policy = active.spec.retry
+        policy = active.spec.options.retry
         if policy is None or not self._admitting or not policy.retries(outcome, active.attempt):
             return None
         now = self._clock.time()
@@ -664,12 +664,12 @@ class SupervisorActor(pykka.ThreadingActor):
                     operation=InjectedOperation(
                         fault,
                         spec.operation,
-                        in_child=spec.isolation is Isolation.PROCESS,
-                        memory_limit_mb=spec.memory_limit_mb,
-                        cpu_time_limit=spec.cpu_time_limit,
+                        in_child=spec.options.isolation is Isolation.PROCESS,
+                        memory_limit_mb=spec.options.memory_limit_mb,
+                        cpu_time_limit=spec.options.cpu_time_limit,
                     ),
                 )
-        backend = self._backends[spec.isolation]
+        backend = self._backend_for(spec)
         # With a durable store the operation waits until RUNNING is committed: a crash can
         # then never make a task that had started read "pending" and run a second time. A
         # back-end that starts later also waits for the grant of its AttemptStarted.
@@ -700,6 +700,12 @@ class SupervisorActor(pykka.ThreadingActor):
             attempt=spec.prior_attempts + 1,
             trial=trial,
         )
+
+    def _backend_for(self, spec: TaskSpec) -> ExecutionBackend:
+        isolation = spec.options.isolation
+        if isolation is None:  # the runtime resolves it before a spec is made
+            raise ValueError(f"task {spec.task_id} has no resolved isolation")
+        return self._backends[isolation]
 
     def _begin_stopping(self, active: _Active, reason: StopReason) -> None:
         active.stopping = reason

@@ -176,7 +176,7 @@ class TaskTable:
             self._index(record, record.status)
             status = record.status
             if status is TaskStatus.PENDING:
-                self._pending[record.priority][record.task_id] = None
+                self._pending[record.options.priority][record.task_id] = None
             elif status is TaskStatus.RUNNING:
                 self._running[record.task_id] = None
             else:
@@ -185,7 +185,7 @@ class TaskTable:
                 ended.append(record)
                 timed_out += isinstance(record.outcome, TimedOut)
             self._status_counts[status] += 1
-            self._priority_counts[record.priority] += 1
+            self._priority_counts[record.options.priority] += 1
         # Listings give ended tasks in the order they ended, as before.
         ended.sort(key=lambda r: (r.ended_at, r.seq))
         for record in ended:
@@ -232,9 +232,9 @@ class TaskTable:
         record = TaskRecord.from_spec(spec)
         self._index(record, TaskStatus.PENDING)
         self._records[spec.task_id] = record
-        self._pending[spec.priority][spec.task_id] = None
+        self._pending[spec.options.priority][spec.task_id] = None
         self._status_counts[TaskStatus.PENDING] += 1
-        self._priority_counts[spec.priority] += 1
+        self._priority_counts[spec.options.priority] += 1
         self._created += 1
         return record
 
@@ -245,7 +245,7 @@ class TaskTable:
         record = self._records.get(task_id)
         if record is None or record.status is not TaskStatus.PENDING:
             return None
-        del self._pending[record.priority][task_id]
+        del self._pending[record.options.priority][task_id]
         self._running[task_id] = None
         self._move(record, TaskStatus.RUNNING)
         record.started_at = at
@@ -263,7 +263,7 @@ class TaskTable:
         if record is None or record.status is not TaskStatus.RUNNING:
             return None
         del self._running[task_id]
-        self._pending[record.priority][task_id] = None
+        self._pending[record.options.priority][task_id] = None
         self._move(record, TaskStatus.PENDING)
         record.attempt_outcomes = (*record.attempt_outcomes, outcome)
         record.scheduled_for = next_at
@@ -308,7 +308,7 @@ class TaskTable:
                 # Only a cancel (or, after a restart, the verdict that it cannot run
                 # again) ends a task that is not running.
                 return FinishResult.IGNORED, record
-            del self._pending[record.priority][task_id]
+            del self._pending[record.options.priority][task_id]
         else:
             del self._running[task_id]
         if isinstance(outcome, TimedOut):
@@ -351,7 +351,7 @@ class TaskTable:
             del self._terminal[record.status][task_id]
             self._unindex(record, record.status)
             self._status_counts[record.status] -= 1
-            self._priority_counts[record.priority] -= 1
+            self._priority_counts[record.options.priority] -= 1
             removed.append(record)
         return removed
 
@@ -368,7 +368,7 @@ class TaskTable:
         """The seq indexes ``record`` belongs to with ``status`` (created on demand);
         ``by_status_only``: just those a change of status moves it between."""
         by_seq = self._by_seq
-        user = record.user
+        user = record.options.user
         keys: tuple[tuple[str | None, TaskStatus | None], ...]
         if by_status_only:
             keys = ((None, status),) if user is None else ((None, status), (user, status))
@@ -417,7 +417,7 @@ class TaskTable:
         """:meth:`iter_status`, at most ``limit`` of them; only ``user``'s when given."""
         records = self.iter_status(status)
         if user is not None:
-            records = (r for r in records if r.user == user)
+            records = (r for r in records if r.options.user == user)
         return list(itertools.islice(records, limit))
 
     def page(

@@ -452,7 +452,7 @@ def run_in_child(pool: ProcessPool, spec: TaskSpec, attempt: ChildLink) -> Outco
     child.tasks_run += 1
     child.drive(True)  # before attach: every stop-ladder step for this task comes here
     attempt.attach_child(child)
-    message = ("run", spec.task_id, work, spec.memory_limit_mb, spec.cpu_time_limit)
+    message = ("run", spec.task_id, work, spec.options.memory_limit_mb, spec.options.cpu_time_limit)
     if child.send(message):
         reason = attempt.stop_reason
         if reason is not None:
@@ -555,7 +555,7 @@ def _done_outcome(kind: str, payload: Any, spec: TaskSpec) -> Outcome:
     if kind == "memory":
         return ResourceExhausted(
             limit="memory_limit_mb",
-            value=float(spec.memory_limit_mb or 0),
+            value=float(spec.options.memory_limit_mb or 0),
             message=f"{exception_type}: {text}" if text else exception_type,
         )
     return Raised(exception_type=exception_type, message=text, traceback=trace, exception_mro=mro)
@@ -564,7 +564,7 @@ def _done_outcome(kind: str, payload: Any, spec: TaskSpec) -> Outcome:
 def _death_outcome(exitcode: int | None, spec: TaskSpec, *, host_killed: bool) -> Outcome:
     signum = -exitcode if exitcode is not None and exitcode < 0 else None
     exit_code = exitcode if signum is None else None
-    if spec.cpu_time_limit is not None and (
+    if spec.options.cpu_time_limit is not None and (
         signum == signal.SIGXCPU or (signum == signal.SIGKILL and not host_killed)
     ):
         # SIGXCPU at the soft RLIMIT_CPU; SIGKILL at the hard one, a margin above, when
@@ -572,7 +572,7 @@ def _death_outcome(exitcode: int | None, spec: TaskSpec, *, host_killed: bool) -
         how = "SIGXCPU" if signum == signal.SIGXCPU else "SIGKILL at the hard limit"
         return ResourceExhausted(
             limit="cpu_time_limit",
-            value=spec.cpu_time_limit,
-            message=f"the child used more than {spec.cpu_time_limit} s of CPU time ({how})",
+            value=spec.options.cpu_time_limit,
+            message=f"the child used more than {spec.options.cpu_time_limit} s of CPU time ({how})",
         )
     return Crashed(exit_code=exit_code, signal=signum)

@@ -24,12 +24,14 @@
 from __future__ import annotations
 
 import json
+import operator
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -43,6 +45,7 @@ from actors._errors import (
     StoreVersionError,
     StoreWriteError,
 )
+from actors._options import OptionKind, TaskOptions, options_of
 from actors._outcome import Outcome, TimedOut
 from actors._policies import RetryPolicy
 from actors._records import TaskRecord
@@ -54,18 +57,14 @@ __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteStore"]
 
 _log = library_logger("actors.store")
 
-_COLUMNS = (
+# The columns of a task's own fields; each stored task option (actors._options) adds one
+# column of its own name, written and read by its kind (_KINDS).
+_TASK_COLUMNS = (
     "seq",
     "task_id",
     "operation",
     "named",
     "params",
-    "user",
-    "timeout",
-    "priority",
-    "isolation",
-    "memory_limit_mb",
-    "cpu_time_limit",
     "status",
     "attempt",
     "progress",
@@ -77,12 +76,53 @@ _COLUMNS = (
     "partial_result",
     "outcome",
     "scheduled_for",
-    "retry",
     "attempt_outcomes",
-    "depends_on",
-    "group_id",
     "injected_faults",
 )
+
+
+def _encode_task_ids(ids: tuple[str, ...]) -> str | None:
+    return encode_json(list(ids)) if ids else None  # no dependencies: NULL
+
+
+def _decode_task_ids(text: str) -> tuple[str, ...]:
+    ids = json.loads(text)
+    if not isinstance(ids, list):
+        raise ValueError(f"a list of task ids is {type(ids).__name__}")
+    return tuple(ids)
+
+
+def _decode_retry(text: str) -> RetryPolicy:
+    return RetryPolicy.from_json(json.loads(text))
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+# How each kind of option is kept in its column: (encode, decode), applied to a value that
+# is not None (None is NULL, and NULL reads back as the option's default). text and
+# isolation are TEXT, seconds and megabytes REAL, priority INTEGER, datetime ISO-8601
+# TEXT, retry and task_ids JSON TEXT.
+_KINDS: dict[OptionKind, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    "text": (_same, _same),
+    "seconds": (float, float),
+    "megabytes": (float, float),
+    "priority": (int, TaskPriority),
+    "isolation": (operator.attrgetter("value"), Isolation),
+    "datetime": (datetime.isoformat, datetime.fromisoformat),
+    "retry": (lambda policy: encode_json(policy.to_json()), _decode_retry),
+    "task_ids": (_encode_task_ids, _decode_task_ids),
+}
+
+_OPTIONS = options_of(stored=True)
+_OPTION_NAMES = tuple(declared.name for declared in _OPTIONS)
+_OPTION_VALUES = operator.attrgetter(*_OPTION_NAMES)  # one call for every stored value
+_ENCODERS = tuple(_KINDS[declared.kind][0] for declared in _OPTIONS)
+_DECODERS = tuple(
+    (declared.name, _KINDS[declared.kind][1], declared.default) for declared in _OPTIONS
+)
+_COLUMNS = _TASK_COLUMNS + _OPTION_NAMES
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     # Version 1: every record in one table, keyed by submission order. No index on
@@ -254,6 +294,7 @@ class SqliteStore:
                 version = self._schema_version(connection)
                 self._configure(connection, new=version == 0)
                 self._migrate(connection, version)
+                self._check_columns(connection)
                 state = self._load(connection)
             except BaseException as exc:
                 connection.close()  # releases the lock at once, not at garbage collection
@@ -539,6 +580,19 @@ class SqliteStore:
         next_seq = records[-1].seq + 1 if records else 0
         return StoredState(records=records, retired=retired, next_seq=next_seq)
 
+    def _check_columns(self, connection: sqlite3.Connection) -> None:
+        """Every column the store writes is in the file: a stored option declared
+        without its migration fails here, naming the fix, before anything is written."""
+        present = {row[1] for row in connection.execute("PRAGMA table_info(tasks)")}
+        missing = [column for column in _COLUMNS if column not in present]
+        if missing:
+            raise StoreOpenError(
+                self.location,
+                f"the task database {self.location} has no column for {', '.join(missing)}: "
+                "a stored task option needs a migration (actors._storage.sqlite.MIGRATIONS) "
+                "that adds its column",
+            )
+
     def _migrate(self, connection: sqlite3.Connection, version: int) -> None:
         """Bring the file from ``version`` to :data:`SCHEMA_VERSION`, one transaction per
         step, so a failing step leaves the file at the last version that worked."""
@@ -611,6 +665,7 @@ def _tally(records: list[TaskRecord]) -> tuple[int, ...]:
 
 
 def _row(record: TaskRecord) -> tuple[Any, ...]:
+    """The record's values in :data:`_COLUMNS` order."""
     params_json = record.params_json
     if params_json is None:
         raise ValueError(f"task {record.task_id} reached the durable store without JSON params")
@@ -620,12 +675,6 @@ def _row(record: TaskRecord) -> tuple[Any, ...]:
         record.operation_name,
         int(record.named),
         params_json,
-        record.user,
-        record.timeout,
-        int(record.priority),
-        record.isolation.value,
-        record.memory_limit_mb,
-        record.cpu_time_limit,
         record.status.value,
         record.attempt,
         record.progress,
@@ -637,31 +686,49 @@ def _row(record: TaskRecord) -> tuple[Any, ...]:
         record.partial_json if record.has_partial_result else None,
         encode_outcome(record.outcome),
         record.scheduled_for,
-        None if record.retry is None else encode_json(record.retry.to_json()),
         encode_json([encode_outcome(o) for o in record.attempt_outcomes])
         if record.attempt_outcomes
         else None,
-        encode_json(list(record.depends_on)) if record.depends_on else None,
-        record.group_id,
         encode_json([list(entry) for entry in record.injected_faults])
         if record.injected_faults
         else None,
+        *(record.stored_options or _encode_options(record)),
+    )
+
+
+def _encode_options(record: TaskRecord) -> tuple[Any, ...]:
+    """The stored options' column values, in :data:`_OPTION_NAMES` order; kept on the
+    record, whose options never change, for its later commits."""
+    values = _OPTION_VALUES(record.options)
+    if len(_ENCODERS) == 1:
+        values = (values,)  # attrgetter of one name gives the value itself
+    encoded = tuple(
+        None if value is None else encode(value)
+        for encode, value in zip(_ENCODERS, values, strict=True)
+    )
+    record.stored_options = encoded
+    return encoded
+
+
+def _options(values: tuple[Any, ...]) -> TaskOptions:
+    """The options a row's option columns hold (NULL: the option's default). Not checked
+    again: the store wrote them from checked options."""
+    return TaskOptions.trusted(
+        {
+            name: default if value is None else decode(value)
+            for (name, decode, default), value in zip(_DECODERS, values, strict=True)
+        }
     )
 
 
 def _record(row: tuple[Any, ...]) -> TaskRecord:
+    width = len(_TASK_COLUMNS)
     (
         seq,
         task_id,
         operation,
         named,
         params,
-        user,
-        timeout,
-        priority,
-        isolation,
-        memory_limit_mb,
-        cpu_time_limit,
         status,
         attempt,
         progress,
@@ -673,30 +740,24 @@ def _record(row: tuple[Any, ...]) -> TaskRecord:
         partial,
         outcome,
         scheduled_for,
-        retry,
         attempt_outcomes,
-        depends_on,
-        group_id,
         injected_faults,
-    ) = row
+    ) = row[:width]
     result_value = None if result is None else json.loads(result)
     partial_value = None if partial is None else json.loads(partial)
     params_value = json.loads(params)
     if not isinstance(params_value, dict):
         raise ValueError(f"params are {type(params_value).__name__}, not a JSON object")
+    stored_options = row[width:]
     return TaskRecord(
         task_id=task_id,
         operation_name=operation,
         params=params_value,
-        user=user,
-        timeout=timeout,
-        priority=TaskPriority(priority),
+        options=_options(stored_options),
+        stored_options=stored_options,
         seq=seq,
         created_at=created_at,
         updated_at=updated_at,
-        isolation=Isolation(isolation),
-        memory_limit_mb=memory_limit_mb,
-        cpu_time_limit=cpu_time_limit,
         named=bool(named),
         status=TaskStatus(status),
         attempt=attempt,
@@ -712,12 +773,9 @@ def _record(row: tuple[Any, ...]) -> TaskRecord:
         result_json=result,
         partial_json=partial,
         scheduled_for=scheduled_for,
-        retry=None if retry is None else RetryPolicy.from_json(json.loads(retry)),
         attempt_outcomes=()
         if attempt_outcomes is None
         else tuple(_outcome(text) for text in json.loads(attempt_outcomes)),
-        depends_on=() if depends_on is None else tuple(json.loads(depends_on)),
-        group_id=group_id,
         injected_faults=()
         if injected_faults is None
         else tuple((int(attempt), str(fault)) for attempt, fault in json.loads(injected_faults)),
