@@ -86,7 +86,7 @@ def test_interrupts_repeat_until_the_operation_leaves(
 ) -> None:
     """An operation that swallows TaskInterrupted is interrupted again every
     INTERRUPT_REPEAT_SECONDS until it gives up."""
-    from actors._core.supervisor import INTERRUPT_REPEAT_SECONDS
+    from actors._core.attempts import INTERRUPT_REPEAT_SECONDS
 
     manager = make_manager(num_workers=1, clock=clock, stop_grace=0.2)
     spinner = Spinner(swallow=2)

@@ -13,7 +13,6 @@ import itertools
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pykka
@@ -47,6 +46,7 @@ from actors._core.pooled import Dispatcher
 from actors._core.queries import RegistryQueries, ask
 from actors._core.registry import RegistryActor
 from actors._core.restarts import SelfHealing
+from actors._core.submission import SpecMaker
 from actors._core.supervisor import SupervisorActor, SupervisorStats
 from actors._core.table import TableStats, TaskTable
 from actors._core.teardown import Step, Teardown
@@ -58,7 +58,6 @@ from actors._errors import (
     OperationUnavailableError,
     QueueFullError,
     RuntimeClosedError,
-    UnstorableValueError,
 )
 from actors._execution.api import Operation
 from actors._execution.backend import ExecutionBackend
@@ -73,17 +72,13 @@ from actors._operations import NamedOperation, OperationRegistry
 from actors._options import TaskOptions
 from actors._policies import CircuitBreakers, OperationLimits, RetryPolicy
 from actors._records import TaskRecord, TaskSnapshot, TaskSpec
-from actors._storage.codec import check_value, normalized
 from actors._storage.recovery import plan_recovery
 from actors._storage.store import CommitTicket, MemoryStore, Store, StoreStats
 from actors.logs import library_logger
 from actors.validation import (
-    MAX_SECONDS,
     check_count,
     check_isolation,
-    check_picklable,
     check_seconds,
-    check_text,
 )
 
 __all__ = ["RuntimeStats", "TaskRuntime"]
@@ -180,7 +175,6 @@ class TaskRuntime:
         # The runtime's limits apply to its process-isolated tasks, whatever the default;
         # checked as the task options of those names are.
         limits = TaskOptions(memory_limit_mb=memory_limit_mb, cpu_time_limit=cpu_time_limit)
-        self._limits = (limits.memory_limit_mb, limits.cpu_time_limit)
         if clock is not None and not isinstance(clock, Clock):
             raise TypeError(
                 f"clock must provide monotonic(), time(), seconds_until() and subscribe() "
@@ -198,11 +192,18 @@ class TaskRuntime:
         self._durable = store.durable
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise TypeError(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")
-        self._retry = retry
         self._breakers = CircuitBreakers(
             OperationLimits.from_arguments(max_failures, failure_window, cooldown)
         )
         self._operations = OperationRegistry()
+        self._specs = SpecMaker(
+            operations=self._operations,
+            clock=self._clock,
+            durable=self._durable,
+            isolation=self._isolation,
+            limits=(limits.memory_limit_mb, limits.cpu_time_limit),
+            retry=retry,
+        )
         self._faults = FaultPlan()  # empty unless a test injects faults
         self._healing = SelfHealing(
             max_restarts=check_count("max_restarts", max_restarts, minimum=0),
@@ -371,82 +372,6 @@ class TaskRuntime:
     def operation_names(self) -> list[str]:
         return self._operations.names()
 
-    def _spec_fields(
-        self,
-        operation: Operation | str,
-        params: Mapping[str, Any] | None = None,
-        *,
-        operation_name: str | None = None,
-        **option_values: Any,
-    ) -> dict[str, Any]:
-        """Check a task's arguments; the fields of its TaskSpec but its id, seq and
-        creation time. ``option_values`` are :class:`TaskOptions`' (each checked there,
-        an unknown one refused by name); what depends on the runtime (its default
-        isolation, limits and retry policy, the start time) is resolved here."""
-        named = isinstance(operation, str)
-        if isinstance(operation, str):
-            entry = self._operations.resolve(operation)
-            operation_name = operation
-            operation = entry.function
-        elif not callable(operation):
-            raise TypeError(
-                f"operation must be a callable taking (params, task) or the name of a "
-                f"registered operation, got {type(operation).__name__}"
-            )
-        if params is None:
-            params = {}
-        elif not isinstance(params, Mapping):
-            raise TypeError(
-                f"params must be a mapping (a dict of the operation's arguments), got "
-                f"{type(params).__name__}"
-            )
-        else:
-            params = dict(params)  # later changes by the caller do not reach the task
-        params_json = None
-        try:
-            if self._durable:
-                params, params_json = normalized(params)
-            else:
-                check_value(params)  # kept as they are, but the service must show them
-        except UnstorableValueError as exc:
-            needs = "JSON data with a durable store" if self._durable else "storable"
-            raise UnstorableValueError(
-                f"params must be {needs}: {exc}", type_name=exc.type_name
-            ) from None
-        options = TaskOptions.from_mapping(option_values)  # each option checked once, here
-        task_isolation = self._isolation if options.isolation is None else options.isolation
-        memory, cpu = self._limits
-        if options.memory_limit_mb is not None or options.cpu_time_limit is not None:
-            memory = memory if options.memory_limit_mb is None else options.memory_limit_mb
-            cpu = cpu if options.cpu_time_limit is None else options.cpu_time_limit
-            _limits_need_a_process(task_isolation)
-        elif task_isolation is Isolation.THREAD:
-            memory = cpu = None  # the runtime's limits apply to its process tasks only
-        if operation_name is None:
-            operation_name = _qualified_name(operation)
-        check_text("the operation name", operation_name)
-        if task_isolation is Isolation.PROCESS:
-            check_picklable(operation, operation_name, params)
-        not_before = self._start_time(options.delay, options.run_at)
-        # Resolved: what the spec carries is what the store keeps (see actors._records).
-        resolved = options.resolved(
-            isolation=task_isolation,
-            memory_limit_mb=memory,
-            cpu_time_limit=cpu,
-            retry=self._retry if options.retry is None else options.retry,
-            delay=None,
-            run_at=None,
-        )
-        return {
-            "operation": operation,
-            "operation_name": operation_name,
-            "params": params,
-            "options": resolved,
-            "named": named,
-            "params_json": params_json,
-            "not_before": not_before,
-        }
-
     def submit(
         self,
         operation: Operation | str,
@@ -475,7 +400,7 @@ class TaskRuntime:
         ``task.dependency_results``); if one fails or is cancelled, this task is
         cancelled with a :class:`DependencyFailed` fact.
         """
-        fields = self._spec_fields(operation, params, operation_name=operation_name, **options)
+        fields = self._specs.fields(operation, params, operation_name=operation_name, **options)
         if self._breakers.enabled:
             operation_name = fields["operation_name"]
             retry_after = self._breakers.refusal(operation_name, self._clock.monotonic())
@@ -526,7 +451,7 @@ class TaskRuntime:
     def check_task(self, operation: Operation | str, params: Any = None, **options: Any) -> None:
         """Raise what :meth:`submit` would raise for these arguments, creating nothing
         (dependencies are checked only by submit: they must exist then)."""
-        self._spec_fields(operation, params, **options)
+        self._specs.fields(operation, params, **options)
 
     def schedule_every(
         self,
@@ -548,7 +473,7 @@ class TaskRuntime:
         for name in ("delay", "run_at", "depends_on", "group_id"):
             if name in options:
                 raise TypeError(f"schedule_every does not take {name!r}")
-        fields = self._spec_fields(operation, params, **options)
+        fields = self._specs.fields(operation, params, **options)
 
         def make_spec() -> TaskSpec:  # runs on the supervisor's thread, at each tick
             spec_fields = dict(fields)
@@ -839,32 +764,6 @@ class TaskRuntime:
         if specs:
             self._supervisor.tell(SubmitBatch(tuple(specs)))
 
-    def _start_time(self, delay: float | None, run_at: datetime | None) -> float | None:
-        """The wall-clock time a task may start (None: at once), from its ``delay`` or
-        ``run_at`` (each already checked by its option)."""
-        if delay is None and run_at is None:
-            return None
-        if delay is not None and run_at is not None:
-            raise ValueError("give delay or run_at, not both")
-        if delay is not None:
-            return self._clock.time() + delay if delay > 0 else None
-        assert run_at is not None
-        try:
-            at = run_at.timestamp()
-            datetime.fromtimestamp(at, tz=UTC)  # status dicts show it in UTC
-        except (OverflowError, OSError, ValueError):
-            raise ValueError(
-                f"run_at {run_at.isoformat()} is outside the years 1-9999 in UTC; pick an "
-                "earlier time"
-            ) from None
-        now = self._clock.time()
-        if at - now > MAX_SECONDS:  # as a delay is bounded
-            raise ValueError(
-                f"run_at {run_at.isoformat()} is more than {MAX_SECONDS:g} seconds (10 "
-                "years) from now; pick an earlier time"
-            )
-        return at if at > now else None  # in the past: at once
-
     def _await_commit(self, ticket: CommitTicket, new_task: str | None) -> None:
         if not ticket.wait(self._ask_timeout):
             raise ActorUnresponsiveError("registry", "a commit", self._ask_timeout)
@@ -904,18 +803,3 @@ class TaskRuntime:
             ("subscribers", self._subscriptions.stop_all),
             ("threads", threads),
         ]
-
-
-def _qualified_name(operation: Callable[..., Any]) -> str:
-    module = getattr(operation, "__module__", None)
-    name = getattr(operation, "__qualname__", None) or type(operation).__qualname__
-    return f"{module}.{name}" if module else name
-
-
-def _limits_need_a_process(isolation: Isolation) -> None:
-    """Limits (each checked by its option) apply to a child process only."""
-    if isolation is Isolation.THREAD:
-        raise ValueError(
-            "memory_limit_mb and cpu_time_limit apply to a child process: pass "
-            "isolation='process' with them (a thread cannot be limited)"
-        )

@@ -31,6 +31,7 @@ import pykka
 
 from actors._clock import Clock
 from actors._core.admission import AdmissionGate
+from actors._core.attempts import ActiveAttempt, ActiveAttempts, next_forced_step
 from actors._core.messages import (
     SUPERVISOR_MESSAGES,
     AddSchedule,
@@ -50,8 +51,6 @@ from actors._core.messages import (
     GetSchedules,
     GetSupervisorStats,
     InjectFault,
-    Interrupt,
-    Kill,
     MarkRunning,
     OperationRegistered,
     Register,
@@ -73,7 +72,7 @@ from actors._core.schedules import Schedules
 from actors._core.timers import TimerHandle, TimerService
 from actors._enums import Isolation
 from actors._execution.backend import ExecutionBackend, StartWithdrawn
-from actors._execution.faults import FaultPlan, InjectedOperation
+from actors._execution.faults import FaultPlan
 from actors._execution.worker import WorkerActor
 from actors._outcome import Cancelled, Completed, Outcome, StopReason, TimedOut
 from actors._policies import CircuitBreakers
@@ -82,9 +81,8 @@ from actors._storage.recovery import decide, interrupt
 from actors._storage.store import CommitTicket
 from actors.logs import library_logger
 
-__all__ = ["INTERRUPT_REPEAT_SECONDS", "SupervisorActor", "SupervisorStats"]
+__all__ = ["SupervisorActor", "SupervisorStats"]
 
-INTERRUPT_REPEAT_SECONDS = 0.1
 """After the first interrupt, how often a stopping operation's thread is interrupted again
 (an operation may catch TaskInterrupted, or be inside a C call when it is raised). In
 process isolation the second step (SIGKILL) comes ``stop_grace`` after the first (SIGTERM)."""
@@ -107,30 +105,6 @@ class SupervisorStats:
     awaiting: int = 0
     # Recurring schedules by id: interval, runs, skipped, last_task_id, next_run_in.
     schedules: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _Active:
-    spec: TaskSpec
-    worker: pykka.ActorRef[WorkerActor]
-    backend: ExecutionBackend
-    # The one timer a task has armed: its timeout while it runs, then the next step of
-    # its stop ladder while it is stopping.
-    timer: TimerHandle | None
-    # Started where it runs: recorded running, its deadline armed. A back-end whose
-    # start is its hand-over starts at once; another says so (AttemptStarted).
-    started: bool = False
-    # The start grant a back-end that starts later waits on (and, with a durable store,
-    # its commit); a thread's, with a durable store, is the commit alone.
-    ticket: CommitTicket | None = None
-    injected: str | None = None  # the fault injected into this attempt (a test's)
-    attempt: int = 1
-    stopping: StopReason | None = None
-    forced_steps: int = 0  # interrupts and kills sent while stopping
-    # Timed out with a retry due at this wall-clock time: the next attempt is queued
-    # once this one's operation has really returned (its slot is still held).
-    retry_at: float | None = None
-    trial: bool = False  # the half-open circuit breaker's trial task
 
 
 class SupervisorActor(pykka.ThreadingActor):
@@ -182,9 +156,8 @@ class SupervisorActor(pykka.ThreadingActor):
         self._rng = random.Random()
         # Every pending task, wherever it waits (a delayed one with its StartDue timer).
         self._queue: PendingQueue[TimerHandle] = PendingQueue()
-        self._active: dict[str, _Active] = {}
+        self._active = ActiveAttempts()
         self._schedules: Schedules[TimerHandle] = Schedules()
-        self._stopping_count = 0
         self._admitting = True
         self._drained = threading.Event()
         self._cleanup_timer: TimerHandle | None = None
@@ -274,7 +247,7 @@ class SupervisorActor(pykka.ThreadingActor):
         """A handler raised: pykka stops this actor. Its state has no other copy to be
         rebuilt from, so the runtime stops (``on_fatal``); the operations still running
         are asked to stop, since no deadline or escalation will reach them any more."""
-        for active in self._active.values():
+        for active in self._active:
             if not active.started and active.ticket is not None:
                 active.ticket.done(StartWithdrawn(StopReason.SHUTDOWN))  # it waits for a grant
             with contextlib.suppress(pykka.ActorDeadError):
@@ -392,17 +365,18 @@ class SupervisorActor(pykka.ThreadingActor):
         # The operation ignored is_cancelled() for stop_grace seconds: interrupt it, then
         # kill it; a back-end that cannot kill (threads) is interrupted again, more often,
         # until the operation has really returned.
-        step = Interrupt if active.forced_steps == 0 else Kill
+        step, repeat = next_forced_step(
+            active.forced_steps,
+            stop_grace=self._stop_grace,
+            kill_ends_attempt=active.backend.kill_ends_attempt,
+        )
         active.forced_steps += 1
         with contextlib.suppress(pykka.ActorDeadError):
             active.worker.tell(step(active.stopping))
-        repeat = INTERRUPT_REPEAT_SECONDS
-        if active.backend.kill_ends_attempt:
-            repeat = max(self._stop_grace, INTERRUPT_REPEAT_SECONDS)  # SIGTERM, then SIGKILL
         active.timer = self._timers.schedule_after(repeat, self.actor_ref, EscalateStop(task_id))
 
     def _on_worker_finished(self, message: WorkerFinished) -> None:
-        active = self._active.pop(message.task_id, None)
+        active = self._active.end(message.task_id)
         if active is None:
             return
         if active.timer is not None:
@@ -414,7 +388,6 @@ class SupervisorActor(pykka.ThreadingActor):
             # that is not running ends only by a cancel.
             self._registry.tell(MarkRunning(message.task_id, message.at, None, active.injected))
         if active.stopping is not None:
-            self._stopping_count -= 1
             if active.trial and active.stopping is not StopReason.TIMEOUT and self._breakers:
                 self._breakers.abandon_trial(active.spec.operation_name)
                 self._release_held(active.spec.operation_name)
@@ -609,7 +582,7 @@ class SupervisorActor(pykka.ThreadingActor):
         if not self._durable:
             self._finish(spec.task_id, Cancelled(StopReason.SHUTDOWN))
 
-    def _record_attempt(self, active: _Active, *, failed: bool) -> None:
+    def _record_attempt(self, active: ActiveAttempt, *, failed: bool) -> None:
         """Tell the operation's circuit breaker how an attempt ended."""
         if self._breakers is None or not self._breakers.enabled:
             return
@@ -630,7 +603,7 @@ class SupervisorActor(pykka.ThreadingActor):
             _log.info("operation.recovered", operation=operation)
             self._release_held(operation)
 
-    def _retry_at(self, active: _Active, outcome: Outcome) -> float | None:
+    def _retry_at(self, active: ActiveAttempt, outcome: Outcome) -> float | None:
         """When the task's next attempt is due after ``outcome``, or None for none. Tells
         the registry (the task reads pending with its next attempt's time)."""
         policy = active.spec.options.retry
@@ -641,7 +614,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self._registry.tell(RetryScheduled(active.spec.task_id, outcome, now, next_at))
         return next_at
 
-    def _requeue(self, active: _Active, at: float) -> None:
+    def _requeue(self, active: ActiveAttempt, at: float) -> None:
         """Queue the next attempt of a task whose attempt failed, in a fresh worker."""
         spec = replace(active.spec, prior_attempts=active.attempt, not_before=at)
         self._admission.enter()
@@ -652,23 +625,11 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _start_worker(self, spec: TaskSpec, *, trial: bool = False) -> None:
         now = self._clock.time()
-        # A test's injected fault applies to this attempt only: the worker gets the
-        # wrapped operation, _Active keeps the real spec (a retry runs the real one).
+        # A test's injected fault: the worker runs the wrapped operation, the attempt
+        # keeps the real spec (a retry runs the real one).
         run_spec, injected = spec, None
-        if self._faults is not None and self._faults.armed:
-            fault = self._faults.take(spec.task_id, spec.operation_name)
-            if fault is not None:
-                injected = fault.describe()
-                run_spec = replace(
-                    spec,
-                    operation=InjectedOperation(
-                        fault,
-                        spec.operation,
-                        in_child=spec.options.isolation is Isolation.PROCESS,
-                        memory_limit_mb=spec.options.memory_limit_mb,
-                        cpu_time_limit=spec.options.cpu_time_limit,
-                    ),
-                )
+        if self._faults is not None:
+            run_spec, injected = self._faults.apply(spec)
         backend = self._backend_for(spec)
         # With a durable store the operation waits until RUNNING is committed: a crash can
         # then never make a task that had started read "pending" and run a second time. A
@@ -689,16 +650,18 @@ class SupervisorActor(pykka.ThreadingActor):
             start_timeout=self._start_timeout,
             store_results=self._durable,
         )
-        self._active[spec.task_id] = _Active(
-            spec,
-            worker.actor_ref,
-            backend,
-            timer,
-            started=backend.starts_on_handover,
-            ticket=ticket,
-            injected=injected,
-            attempt=spec.prior_attempts + 1,
-            trial=trial,
+        self._active.add(
+            ActiveAttempt(
+                spec,
+                worker.actor_ref,
+                backend,
+                timer,
+                started=backend.starts_on_handover,
+                ticket=ticket,
+                injected=injected,
+                attempt=spec.prior_attempts + 1,
+                trial=trial,
+            )
         )
 
     def _backend_for(self, spec: TaskSpec) -> ExecutionBackend:
@@ -707,9 +670,8 @@ class SupervisorActor(pykka.ThreadingActor):
             raise ValueError(f"task {spec.task_id} has no resolved isolation")
         return self._backends[isolation]
 
-    def _begin_stopping(self, active: _Active, reason: StopReason) -> None:
-        active.stopping = reason
-        self._stopping_count += 1
+    def _begin_stopping(self, active: ActiveAttempt, reason: StopReason) -> None:
+        self._active.stop(active, reason)
         if active.timer is not None:
             self._timers.cancel(active.timer)
         # A dead worker means the operation just returned: its WorkerFinished is queued here.
@@ -733,8 +695,8 @@ class SupervisorActor(pykka.ThreadingActor):
         return SupervisorStats(
             capacity=self._capacity,
             pending=waiting.ready + waiting.delayed + waiting.held + waiting.blocked,
-            running=len(self._active) - self._stopping_count,
-            stopping=self._stopping_count,
+            running=self._active.running,
+            stopping=self._active.stopping,
             admitting=self._admitting,
             scheduled=waiting.delayed,
             held=waiting.held,

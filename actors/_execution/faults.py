@@ -14,6 +14,7 @@ Every injected fault is named in the task's record (``injected_faults``) and log
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
@@ -22,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actors._core.messages import (
     Finish,
@@ -33,8 +34,12 @@ from actors._core.messages import (
     RegisterDependent,
     RetryScheduled,
 )
+from actors._enums import Isolation
 from actors._execution.api import Operation
 from actors._outcome import Crashed, Outcome, ResourceExhausted
+
+if TYPE_CHECKING:
+    from actors._records import TaskSpec
 
 __all__ = [
     "Fault",
@@ -400,6 +405,24 @@ class FaultPlan:
         self._fail_supervisor(_injected(error, "supervisor"))
 
     # -- the plan ---------------------------------------------------------------------------
+
+    def apply(self, spec: TaskSpec) -> tuple[TaskSpec, str | None]:
+        """The spec this attempt runs, and the fault injected into it (None: the spec
+        itself). The fault applies to this attempt only: a retry runs the real one."""
+        if not self.armed:
+            return spec, None
+        fault = self.take(spec.task_id, spec.operation_name)
+        if fault is None:
+            return spec, None
+        options = spec.options
+        wrapped = InjectedOperation(
+            fault,
+            spec.operation,
+            in_child=options.isolation is Isolation.PROCESS,
+            memory_limit_mb=options.memory_limit_mb,
+            cpu_time_limit=options.cpu_time_limit,
+        )
+        return dataclasses.replace(spec, operation=wrapped), fault.describe()
 
     def take(self, task_id: str, operation: str) -> Fault | None:
         """The fault for this run of this task, if any rule matches; spends one run."""

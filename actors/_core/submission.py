@@ -1,0 +1,164 @@
+"""What a submission becomes: a task's arguments checked and resolved into the fields of
+its :class:`TaskSpec`.
+
+Each option is checked once, by its declaration (``TaskOptions``); what depends on the
+runtime is resolved here: the default isolation, limits and retry policy, the start time
+(``delay``/``run_at`` against the clock), the operation's name, and the params as the
+store keeps them. The runtime adds the task's id, seq and creation time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from actors._clock import Clock
+from actors._enums import Isolation
+from actors._errors import UnstorableValueError
+from actors._execution.api import Operation
+from actors._operations import OperationRegistry
+from actors._options import TaskOptions
+from actors._policies import RetryPolicy
+from actors._storage.codec import check_value, normalized
+from actors.validation import MAX_SECONDS, check_picklable, check_text
+
+__all__ = ["SpecMaker"]
+
+
+class SpecMaker:
+    """Turns ``submit``'s arguments into a spec's fields, with the runtime's defaults."""
+
+    def __init__(
+        self,
+        *,
+        operations: OperationRegistry,
+        clock: Clock,
+        durable: bool,
+        isolation: Isolation,
+        limits: tuple[float | None, float | None],
+        retry: RetryPolicy | None,
+    ) -> None:
+        self._operations = operations
+        self._clock = clock
+        self._durable = durable
+        self._isolation = isolation
+        self._limits = limits  # (memory_limit_mb, cpu_time_limit) of process tasks
+        self._retry = retry
+
+    def fields(
+        self,
+        operation: Operation | str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        operation_name: str | None = None,
+        **option_values: Any,
+    ) -> dict[str, Any]:
+        """Check a task's arguments; the fields of its TaskSpec but its id, seq and
+        creation time. ``option_values`` are :class:`TaskOptions`' (each checked there,
+        an unknown one refused by name); what depends on the runtime (its default
+        isolation, limits and retry policy, the start time) is resolved here."""
+        named = isinstance(operation, str)
+        if isinstance(operation, str):
+            entry = self._operations.resolve(operation)
+            operation_name = operation
+            operation = entry.function
+        elif not callable(operation):
+            raise TypeError(
+                f"operation must be a callable taking (params, task) or the name of a "
+                f"registered operation, got {type(operation).__name__}"
+            )
+        if params is None:
+            params = {}
+        elif not isinstance(params, Mapping):
+            raise TypeError(
+                f"params must be a mapping (a dict of the operation's arguments), got "
+                f"{type(params).__name__}"
+            )
+        else:
+            params = dict(params)  # later changes by the caller do not reach the task
+        params_json = None
+        try:
+            if self._durable:
+                params, params_json = normalized(params)
+            else:
+                check_value(params)  # kept as they are, but the service must show them
+        except UnstorableValueError as exc:
+            needs = "JSON data with a durable store" if self._durable else "storable"
+            raise UnstorableValueError(
+                f"params must be {needs}: {exc}", type_name=exc.type_name
+            ) from None
+        options = TaskOptions.from_mapping(option_values)  # each option checked once, here
+        task_isolation = self._isolation if options.isolation is None else options.isolation
+        memory, cpu = self._limits
+        if options.memory_limit_mb is not None or options.cpu_time_limit is not None:
+            memory = memory if options.memory_limit_mb is None else options.memory_limit_mb
+            cpu = cpu if options.cpu_time_limit is None else options.cpu_time_limit
+            _limits_need_a_process(task_isolation)
+        elif task_isolation is Isolation.THREAD:
+            memory = cpu = None  # the runtime's limits apply to its process tasks only
+        if operation_name is None:
+            operation_name = _qualified_name(operation)
+        check_text("the operation name", operation_name)
+        if task_isolation is Isolation.PROCESS:
+            check_picklable(operation, operation_name, params)
+        not_before = self.start_time(options.delay, options.run_at)
+        # Resolved: what the spec carries is what the store keeps (see actors._records).
+        resolved = options.resolved(
+            isolation=task_isolation,
+            memory_limit_mb=memory,
+            cpu_time_limit=cpu,
+            retry=self._retry if options.retry is None else options.retry,
+            delay=None,
+            run_at=None,
+        )
+        return {
+            "operation": operation,
+            "operation_name": operation_name,
+            "params": params,
+            "options": resolved,
+            "named": named,
+            "params_json": params_json,
+            "not_before": not_before,
+        }
+
+    def start_time(self, delay: float | None, run_at: datetime | None) -> float | None:
+        """The wall-clock time a task may start (None: at once), from its ``delay`` or
+        ``run_at`` (each already checked by its option)."""
+        if delay is None and run_at is None:
+            return None
+        if delay is not None and run_at is not None:
+            raise ValueError("give delay or run_at, not both")
+        if delay is not None:
+            return self._clock.time() + delay if delay > 0 else None
+        assert run_at is not None
+        try:
+            at = run_at.timestamp()
+            datetime.fromtimestamp(at, tz=UTC)  # status dicts show it in UTC
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(
+                f"run_at {run_at.isoformat()} is outside the years 1-9999 in UTC; pick an "
+                "earlier time"
+            ) from None
+        now = self._clock.time()
+        if at - now > MAX_SECONDS:  # as a delay is bounded
+            raise ValueError(
+                f"run_at {run_at.isoformat()} is more than {MAX_SECONDS:g} seconds (10 "
+                "years) from now; pick an earlier time"
+            )
+        return at if at > now else None  # in the past: at once
+
+
+def _qualified_name(operation: Callable[..., Any]) -> str:
+    module = getattr(operation, "__module__", None)
+    name = getattr(operation, "__qualname__", None) or type(operation).__qualname__
+    return f"{module}.{name}" if module else name
+
+
+def _limits_need_a_process(isolation: Isolation) -> None:
+    """Limits (each checked by its option) apply to a child process only."""
+    if isolation is Isolation.THREAD:
+        raise ValueError(
+            "memory_limit_mb and cpu_time_limit apply to a child process: pass "
+            "isolation='process' with them (a thread cannot be limited)"
+        )
