@@ -355,7 +355,7 @@ class TaskRuntime:
         ``task_id`` limits them to one task, ``events`` to some kinds (``"created"``,
         ``"started"``, ``"progress"``, ``"retry"``, ``"terminal"``, or the exact kinds).
         Events of one task arrive in order. Returns the subscription id."""
-        if self._closed:
+        if self._refusing:
             raise self._closed_error("nothing more will happen")
         try:
             return self._subscriptions.subscribe(target, task_id=task_id, events=events)
@@ -409,7 +409,7 @@ class TaskRuntime:
         dependencies = fields["options"].depends_on
         task_id = new_id()
         with self._submit_lock:
-            if self._closed:
+            if self._refusing:
                 raise self._closed_error("it accepts no new task; create a new one")
             if not self._admission.try_enter():
                 raise QueueFullError(self._max_pending)
@@ -488,7 +488,7 @@ class TaskRuntime:
 
         schedule_id = f"schedule-{new_id()}"
         message = AddSchedule(schedule_id, every, first or 0.0, make_spec, fields["operation_name"])
-        if self._closed or not self._ask(self._supervisor, message, "supervisor"):
+        if self._refusing or not self._ask(self._supervisor, message, "supervisor"):
             raise self._closed_error("it schedules nothing")
         return schedule_id
 
@@ -701,6 +701,12 @@ class TaskRuntime:
                 _log.error("manager.stop_failed", reason=reason, error=repr(exc))
 
         threading.Thread(target=stop, name="actors-give-up", daemon=True).start()
+
+    @property
+    def _refusing(self) -> bool:
+        """Shut down, or given up (its shutdown, on a thread of its own, may not have
+        closed it yet): nothing new is accepted."""
+        return self._closed or self._healing.gave_up_reason is not None
 
     def _closed_error(self, consequence: str) -> RuntimeClosedError:
         reason = self._healing.gave_up_reason
