@@ -72,7 +72,7 @@ from actors._operations import NamedOperation, OperationRegistry
 from actors._options import TaskOptions
 from actors._policies import CircuitBreakers, OperationLimits, RetryPolicy
 from actors._records import TaskRecord, TaskSnapshot, TaskSpec
-from actors._storage.recovery import plan_recovery
+from actors._storage.recovery import open_and_recover
 from actors._storage.store import CommitTicket, MemoryStore, Store, StoreStats
 from actors.logs import library_logger
 from actors.validation import (
@@ -219,11 +219,10 @@ class TaskRuntime:
         self._table = TaskTable()
         self._admission = AdmissionGate(self._max_pending)
         self._submit_lock = threading.Lock()  # keeps Register/Submit in the same order
-        # Recovered pending tasks waiting for their operation's registration, in seq
-        # order: handed to the supervisor's queue once it runs.
-        self._awaiting: Sequence[TaskRecord] = ()
-        to_queue = self._recover()  # before any thread starts: a bad store fails cleanly
-        self._seq = itertools.count(self._next_seq)
+        # Before any thread starts: a bad store fails cleanly. What it recovers is queued
+        # once the actors run (those awaiting their operation's registration apart).
+        recovered = open_and_recover(self._store, self._table, self._operations, self._clock)
+        self._seq = itertools.count(recovered.next_seq)
         self._closed = False
         self._teardown: Teardown | None = None  # once shutdown has begun
         self._shutdown_lock = threading.Lock()
@@ -283,10 +282,9 @@ class TaskRuntime:
             lambda error: self._supervisor.tell(InjectFault(error)),
         )
         with self._submit_lock:
-            if self._awaiting:
-                self._supervisor.tell(AwaitOperation(tuple(self._awaiting)))
-                self._awaiting = ()
-            self._queue_recovered(to_queue)
+            if recovered.awaiting:
+                self._supervisor.tell(AwaitOperation(tuple(recovered.awaiting)))
+            self._queue_recovered(recovered.to_queue)
         if self._isolation is Isolation.PROCESS:
             self._processes.prewarm(self._concurrency)
 
@@ -722,35 +720,6 @@ class TaskRuntime:
         self._registry.tell(InjectFault(error, message_type, task_id))
 
     # -- internals -----------------------------------------------------------------------
-
-    def _recover(self) -> Sequence[TaskRecord]:
-        """Open the store and load its records into the table; returns the pending
-        records to queue once the actors run."""
-        store = self._store
-        state = store.open()
-        try:
-            now = self._clock.time()
-            plan = plan_recovery(state.records, self._operations.get, now)
-            self._table.restore(state.records, state.retired)
-            if plan.changed:
-                store.write(plan.changed, ())
-        except BaseException:
-            store.close()
-            raise
-        self._next_seq = state.next_seq
-        self._awaiting = plan.awaiting
-        if state.records:
-            _log.info(
-                "registry.recovered",
-                location=store.location,
-                records=len(state.records),
-                terminal=plan.counts["terminal"],
-                were_running=plan.counts["were_running"],
-                requeued=plan.counts["requeued"],
-                interrupted=plan.counts["interrupted"],
-                awaiting_operation=plan.counts["awaiting_operation"],
-            )
-        return plan.to_queue
 
     def _queue_recovered(self, records: Sequence[TaskRecord]) -> None:
         """Queue recovered pending tasks (under the submit lock), in one message. They

@@ -19,22 +19,31 @@ Nothing is left reading ``running`` or ``pending`` with nothing behind it:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from actors._clock import Clock
+from actors._core.table import TaskTable
 from actors._enums import TaskStatus
-from actors._operations import OperationEntry
+from actors._operations import OperationEntry, OperationRegistry
 from actors._outcome import Interrupted
 from actors._records import TaskRecord
+from actors._storage.store import Store
+from actors.logs import library_logger
 
 __all__ = [
+    "Recovered",
     "RecoveryPlan",
     "decide",
     "interrupt",
+    "open_and_recover",
     "plan_recovery",
     "requeue_running",
     "was_interrupted",
 ]
+
+
+_log = library_logger("actors.registry")
 
 
 @dataclass(slots=True)
@@ -120,3 +129,42 @@ def _end(record: TaskRecord, outcome: Interrupted, now: float) -> None:
     record.outcome = outcome
     record.ended_at = now
     record.updated_at = now
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """What :func:`open_and_recover` found: the next free seq, the pending records to queue
+    and those awaiting their operation's registration (each in seq order)."""
+
+    next_seq: int
+    to_queue: Sequence[TaskRecord]
+    awaiting: Sequence[TaskRecord]
+
+
+def open_and_recover(
+    store: Store, table: TaskTable, operations: OperationRegistry, clock: Clock
+) -> Recovered:
+    """Open ``store`` and load its records into ``table``, each decided by the rules
+    above (the changed ones written back); the store is closed again if that fails."""
+    state = store.open()
+    try:
+        now = clock.time()
+        plan = plan_recovery(state.records, operations.get, now)
+        table.restore(state.records, state.retired)
+        if plan.changed:
+            store.write(plan.changed, ())
+    except BaseException:
+        store.close()
+        raise
+    if state.records:
+        _log.info(
+            "registry.recovered",
+            location=store.location,
+            records=len(state.records),
+            terminal=plan.counts["terminal"],
+            were_running=plan.counts["were_running"],
+            requeued=plan.counts["requeued"],
+            interrupted=plan.counts["interrupted"],
+            awaiting_operation=plan.counts["awaiting_operation"],
+        )
+    return Recovered(state.next_seq, plan.to_queue, plan.awaiting)
