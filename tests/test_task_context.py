@@ -20,8 +20,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from actors import ManualClock, StopReason, TaskContext
-from actors._execution.context import TaskContext as LocalTaskContext
 from actors._core.messages import ProgressReady
+from actors._execution.context import TaskContext as LocalTaskContext
 from actors.testing import wait_until
 from storycore_tasks import TaskManager
 
