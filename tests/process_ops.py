@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from actors import TaskContext
+from actors._execution import wire
 
 RELEASE_TIMEOUT = 30.0  # a cooperative op never blocks longer than this
 
@@ -208,9 +209,17 @@ def _channel_fd(task: TaskContext) -> int:
 
 def write_on_channel(params: Mapping[str, Any], task: TaskContext) -> None:
     """Write params["junk"] (bytes) on the channel to the host, or send it a well-formed
-    but unexpected record (params["record"]); then block in C, publishing nothing."""
+    but unexpected tuple (params["record"]) or record of the wire (params["wire"]: the
+    class name of actors._execution.wire, then its fields; "" as task id stands for this
+    task's); then block in C, publishing nothing."""
+    channel = getattr(task, "_channel")  # noqa: B009
     if "record" in params:
-        getattr(task, "_channel").send(tuple(params["record"]))  # noqa: B009
+        channel.send(tuple(params["record"]))
+    elif "wire" in params:
+        name, *fields = params["wire"]
+        if fields and fields[0] == "":
+            fields[0] = task.task_id
+        channel.send(getattr(wire, name)(*fields))
     else:
         os.write(_channel_fd(task), params["junk"])
     time.sleep(3600)

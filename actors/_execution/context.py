@@ -19,6 +19,7 @@ from actors._clock import blocking_timeout
 from actors._core.messages import ProgressReady
 from actors._execution.interrupt import TaskInterrupted, clear_interrupt, raise_in_thread
 from actors._execution.published import Published
+from actors._execution.wire import CancelTask
 from actors._outcome import StopReason
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ class TaskContext:
         with self._lock:
             child = self._child
             if child is not None:
-                child.send(("cancel", self.task_id, reason.value))
+                child.send(CancelTask(self.task_id, reason.value))
 
     def enter_operation(self) -> None:
         """Called by the operation's thread just before it calls the operation."""
