@@ -265,3 +265,19 @@ def progress_forever(params: Mapping[str, Any], task: TaskContext) -> None:
         step += 1
         task.update_progress((step % 100) / 100)
         time.sleep(0.01)
+
+
+def pid_then_wait_for_file(params: Mapping[str, Any], task: TaskContext) -> str:
+    """Publish its pid, wait (cooperatively) until params["path"] exists, then return
+    "finished"."""
+    task.partial_result = {"pid": os.getpid()}
+    deadline = time.monotonic() + RELEASE_TIMEOUT
+    while not os.path.exists(params["path"]) and time.monotonic() < deadline:
+        task.wait_cancelled(0.01)
+    return "finished"
+
+
+def pid_then_sleep(params: Mapping[str, Any], task: TaskContext) -> None:
+    """Publish its pid (and no sleep's: None), then block in C for an hour."""
+    task.partial_result = {"pid": os.getpid(), "sleep": None}
+    time.sleep(3600)

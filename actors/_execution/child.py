@@ -34,7 +34,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -55,7 +55,7 @@ from actors._execution.wire import (
 )
 from actors._outcome import Raised, StopReason
 
-__all__ = ["ChildTaskContext", "child_main"]
+__all__ = ["ChildTaskContext", "child_main", "sigint_held"]
 
 _PROGRESS_INTERVAL = 0.01
 _CHILD_NICENESS = 10
@@ -284,6 +284,25 @@ def _ignore_sigint(signum: int, frame: Any) -> None:
     (A handler, not SIG_IGN: a program the operation runs gets the default back.)"""
 
 
+@contextlib.contextmanager
+def sigint_held() -> Iterator[None]:
+    """In the host, around the start of a child: SIGINT blocked in the starting thread.
+
+    A signal mask survives fork and exec, so the child begins with SIGINT blocked: a
+    Ctrl-C that reaches it while it starts (it is in the host's process group until
+    :func:`child_main` makes it one of its own) stays pending until child_main has put
+    its handler in place and unblocks it, instead of killing the interpreter or printing
+    a ``KeyboardInterrupt`` traceback from multiprocessing's bootstrap. The host's other
+    threads take the signal meanwhile. (CPython's ``multiprocessing.resource_tracker``
+    starts its process the same way.)
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def child_main(conn: Connection) -> None:
     """Entry point of a pool child: run tasks until told to exit or the parent goes."""
     # Below the host's priority: operations in children must not starve the
@@ -291,6 +310,9 @@ def child_main(conn: Connection) -> None:
     with contextlib.suppress(OSError):
         os.nice(_CHILD_NICENESS)
     signal.signal(signal.SIGINT, _ignore_sigint)
+    # Started with SIGINT blocked (sigint_held): from now on the handler takes it, and
+    # the threads and programs started below inherit an unblocked mask.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     # A group of its own (a Ctrl-C at the terminal does not reach it, and the group can
     # be killed whole) and the reaper of its orphans: the operation's processes stay
     # findable (see _proctree).

@@ -34,7 +34,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from actors._errors import UnguardedMainError
-from actors._execution.child import child_main
+from actors._execution.child import child_main, sigint_held
 from actors._execution.context import TaskContext
 from actors._execution.main_guard import CHILD_NAME_MARKER, UNGUARDED_MAIN_EXIT_CODE
 from actors._execution.proctree import kill_descendants, kill_group
@@ -140,7 +140,8 @@ class ChildProcess:
             name=f"{name} {CHILD_NAME_MARKER}",
             daemon=True,
         )
-        self.process.start()
+        with sigint_held():  # a Ctrl-C while it starts must not reach it (see there)
+            self.process.start()
         child_end.close()
         self.conn: Connection = parent_end
         self.reader = _FrameReader(parent_end.fileno())
