@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from actors._core.timers import TimerStatistics as TimerStatistics
     from actors._enums import TERMINAL_STATUSES as TERMINAL_STATUSES
     from actors._enums import Isolation as Isolation
+    from actors._enums import StopReason as StopReason
     from actors._enums import TaskPriority as TaskPriority
     from actors._enums import TaskStatus as TaskStatus
     from actors._errors import ActorRestartedError as ActorRestartedError
@@ -70,7 +71,6 @@ if TYPE_CHECKING:
     from actors._outcome import Raised as Raised
     from actors._outcome import ResourceExhausted as ResourceExhausted
     from actors._outcome import ResultNotStorable as ResultNotStorable
-    from actors._outcome import StopReason as StopReason
     from actors._outcome import TimedOut as TimedOut
     from actors._policies import OperationLimits as OperationLimits
     from actors._policies import RetryPolicy as RetryPolicy
@@ -96,6 +96,7 @@ _EXPORTS: Final[dict[str, str]] = {
     "TERMINAL_STATUSES": "actors._enums",
     "Isolation": "actors._enums",
     "TaskPriority": "actors._enums",
+    "StopReason": "actors._enums",
     "TaskStatus": "actors._enums",
     "ActorRestartedError": "actors._errors",
     "ActorUnresponsiveError": "actors._errors",
@@ -135,7 +136,6 @@ _EXPORTS: Final[dict[str, str]] = {
     "Raised": "actors._outcome",
     "ResourceExhausted": "actors._outcome",
     "ResultNotStorable": "actors._outcome",
-    "StopReason": "actors._outcome",
     "TimedOut": "actors._outcome",
     "OperationLimits": "actors._policies",
     "RetryPolicy": "actors._policies",

@@ -39,6 +39,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from actors._clock import blocking_timeout
+from actors._enums import StopReason
+from actors._exception_facts import exception_facts
 from actors._execution.proctree import become_subreaper, kill_descendants
 from actors._execution.published import Published
 from actors._execution.wire import (
@@ -53,7 +55,6 @@ from actors._execution.wire import (
     Ready,
     RunTask,
 )
-from actors._outcome import Raised, StopReason
 
 __all__ = ["ChildTaskContext", "child_main", "sigint_held"]
 
@@ -184,8 +185,7 @@ class ChildTaskContext:
 
 def _exception_info(exc: BaseException) -> ExceptionInfo:
     """(qualified type, message, traceback, class names): the host's Raised fact."""
-    raised = Raised.from_exception(exc)
-    return raised.exception_type, raised.message, raised.traceback, raised.exception_mro
+    return exception_facts(exc)
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:

@@ -13,6 +13,11 @@ channel by mistake are recognised as corruption at once, never waited on):
 :class:`Ready` once at start, then per task any number of :class:`Progress` and one
 :class:`Done`.
 
+The records are ``NamedTuple`` classes (no ``dataclasses`` import in the child, and a
+pickle of a class reference and its fields). Being tuples, they compare equal to plain
+tuples and to each other when their fields do (``Exit() == Ready() == ()``): tell them
+apart by type (``match`` on the class, ``isinstance``), never with ``==``.
+
 The host trusts nothing that arrives: :func:`decode_child_record` turns a frame into one
 of the child's records or raises :class:`ChannelCorrupted`, and the driver checks that it
 belongs to the task it runs.
@@ -22,8 +27,7 @@ from __future__ import annotations
 
 import pickle
 import struct
-from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 __all__ = [
     "DONE_KINDS",
@@ -66,8 +70,7 @@ class ChannelCorrupted(Exception):
 # -- host -> child ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class RunTask:
+class RunTask(NamedTuple):
     """Run one task's operation."""
 
     task_id: str
@@ -80,8 +83,7 @@ class RunTask:
     """Seconds of CPU time the operation may use (``RLIMIT_CPU``); None for no limit."""
 
 
-@dataclass(frozen=True, slots=True)
-class CancelTask:
+class CancelTask(NamedTuple):
     """Ask the running operation to stop cooperatively (``task.is_cancelled()``)."""
 
     task_id: str
@@ -89,8 +91,7 @@ class CancelTask:
     """A :class:`actors.StopReason` value; the child's context turns it back into one."""
 
 
-@dataclass(frozen=True, slots=True)
-class Exit:
+class Exit(NamedTuple):
     """Leave once the current task (if any) is done: the pool is closing this child."""
 
 
@@ -100,13 +101,11 @@ HostRecord = RunTask | CancelTask | Exit
 # -- child -> host ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Ready:
+class Ready(NamedTuple):
     """Sent once, when the child's interpreter is up: the host may hand it a task."""
 
 
-@dataclass(frozen=True, slots=True)
-class Progress:
+class Progress(NamedTuple):
     """The latest values the operation published since the last ``Progress`` (coalesced)."""
 
     task_id: str
@@ -118,8 +117,7 @@ class Progress:
     """The latest partial result, when ``has_partial``."""
 
 
-@dataclass(frozen=True, slots=True)
-class Done:
+class Done(NamedTuple):
     """How the task's operation ended; the last record of a task."""
 
     task_id: str
