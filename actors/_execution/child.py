@@ -13,8 +13,10 @@ The child runs in a process group of its own and is a child subreaper (``_proctr
 the processes an operation starts can be found and ended with it; whatever the operation
 left running when it returns is ended before ``Done`` is sent. A process forked from the
 child by the operation (``os.fork``) loses the channel at once: only the child speaks on
-it. The child ignores SIGINT (the host's stop ladder decides), and when the host goes away
-it ends its operation's processes and exits quietly.
+it. The child ignores SIGINT (the host's stop ladder decides), from its first instruction
+on (the host starts it with SIGINT blocked, :func:`sigint_held`), and when the host goes
+away it ends its operation's processes and exits quietly. tests/test_child_signals.py and
+tests/test_hardening_process.py pin both.
 
 Progress is coalesced in the child: the operation's calls only record the latest values;
 a sender thread ships them at most every ``_PROGRESS_INTERVAL`` seconds, and the last
