@@ -1,10 +1,11 @@
-"""The words of a task's life: its status, its priority, where it runs."""
+"""The words of a task's life: its status, its priority, where it runs, why it is asked
+to stop. A leaf (``enum`` only): a pool child imports it."""
 
 from __future__ import annotations
 
 from enum import IntEnum, StrEnum
 
-__all__ = ["TERMINAL_STATUSES", "Isolation", "TaskPriority", "TaskStatus"]
+__all__ = ["TERMINAL_STATUSES", "Isolation", "StopReason", "TaskPriority", "TaskStatus"]
 
 
 class TaskStatus(StrEnum):
@@ -44,3 +45,11 @@ class TaskPriority(IntEnum):
     @property
     def label(self) -> str:
         return self.name.lower()
+
+
+class StopReason(StrEnum):
+    """Why the runtime asked an operation to stop. One typed reason, never a guessed string."""
+
+    CANCEL_REQUESTED = "cancel_requested"
+    TIMEOUT = "timeout"
+    SHUTDOWN = "shutdown"

@@ -7,10 +7,11 @@ ValueError"); the StoryCore layer turns them into error codes and remediation te
 from __future__ import annotations
 
 import signal as signal_module
-import traceback
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
+
+from actors._enums import StopReason
+from actors._exception_facts import exception_facts, exception_name
 
 __all__ = [
     "Cancelled",
@@ -26,14 +27,6 @@ __all__ = [
     "TimedOut",
     "exception_name",
 ]
-
-
-class StopReason(StrEnum):
-    """Why the runtime asked an operation to stop. One typed reason, never a guessed string."""
-
-    CANCEL_REQUESTED = "cancel_requested"
-    TIMEOUT = "timeout"
-    SHUTDOWN = "shutdown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,29 +53,13 @@ class Raised:
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> Raised:
-        mro = tuple(exception_name(c) for c in type(exc).__mro__ if c is not object)
+        exception_type, message, trace, mro = exception_facts(exc)
         return cls(
-            exception_type=mro[0],
-            message=_valid_text(str(exc)),
-            traceback=_valid_text("".join(traceback.format_exception(exc))),
+            exception_type=exception_type,
+            message=message,
+            traceback=trace,
             exception_mro=mro,
         )
-
-
-def _valid_text(text: str) -> str:
-    """``text`` with any lone surrogate written as its escape (``\\udcff``): an error
-    message about a file name ``os.fsdecode`` made must still be storable and showable."""
-    if text.isascii():
-        return text
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def exception_name(exc_type: type[BaseException]) -> str:
-    """How facts name an exception class: ``ValueError``, ``mypkg.errors.RenderError``."""
-    name = exc_type.__qualname__
-    if exc_type.__module__ not in ("builtins", "__main__"):
-        name = f"{exc_type.__module__}.{name}"
-    return name
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """The benchmark suite of storycore-tasks (issue 7): ``python -m benchmarks``.
 
-Each scenario B1..B10 measures the supervisor side by side with its baseline in the same
+Each scenario B1..B11 measures the supervisor side by side with its baseline in the same
 run and reports its figures against the targets; scenarios whose feature has not landed
 are listed as pending rows, never skipped. ``--quick`` runs everything small (for CI; it
 asserts no speed).
@@ -11,7 +11,8 @@ leak checks), :mod:`benchmarks.report` (result rows, Markdown table, JSON),
 (:mod:`~benchmarks.throughput`, :mod:`~benchmarks.status_latency`,
 :mod:`~benchmarks.timeouts`, :mod:`~benchmarks.cancel`, :mod:`~benchmarks.hard_stops`,
 :mod:`~benchmarks.memory`, :mod:`~benchmarks.scaling`, :mod:`~benchmarks.durability`,
-:mod:`~benchmarks.process_overhead`), :mod:`benchmarks.suite` (the table of scenarios)
+:mod:`~benchmarks.process_overhead`, :mod:`~benchmarks.service`,
+:mod:`~benchmarks.child_start`), :mod:`benchmarks.suite` (the table of scenarios)
 and :mod:`benchmarks.cli`.
 """
 

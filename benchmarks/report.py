@@ -1,6 +1,6 @@
 """Result rows, the Markdown table and ``latest.json``.
 
-A scenario (B1..B10) yields one or more :class:`Part` rows: one per variant it measures
+A scenario (B1..B11) yields one or more :class:`Part` rows: one per variant it measures
 (logging on / off, idle / loaded, thread / process mode, each retained-record count).
 A part is ``measured`` (it carries numbers), ``pending`` (its feature has not landed;
 it carries the reason), ``not measured`` (it could not be measured honestly in the

@@ -55,6 +55,9 @@ class Sizes:
     service_create_tasks: int
     service_event_tasks: int
     service_rounds: int
+    # B11 a cold child start
+    child_start_samples: int
+    child_start_rounds: int
 
 
 FULL = Sizes(
@@ -92,6 +95,8 @@ FULL = Sizes(
     service_create_tasks=1_000,
     service_event_tasks=200,
     service_rounds=3,
+    child_start_samples=10,
+    child_start_rounds=5,
 )
 
 QUICK = Sizes(
@@ -129,4 +134,6 @@ QUICK = Sizes(
     service_create_tasks=30,
     service_event_tasks=5,
     service_rounds=1,
+    child_start_samples=2,
+    child_start_rounds=1,
 )

@@ -1,5 +1,5 @@
-"""The table of scenarios (issue 7's B1..B9, and B10: the HTTP service) and running a
-selection of them.
+"""The table of scenarios (issue 7's B1..B9, B10: the HTTP service, B11: a cold child
+start) and running a selection of them.
 
 Each scenario runs with lifecycle logging quiet (B1 sets its own logging per variant)
 and inside a leak check: a scenario that leaves a thread or an actor behind is an error,
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from benchmarks import (
     cancel,
+    child_start,
     durability,
     hard_stops,
     memory,
@@ -52,6 +53,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("B8", "durability: the SQLite store", durability.run),
     Scenario("B9", "process mode per-task overhead", process_overhead.run),
     Scenario("B10", "the HTTP service's overhead", service.run),
+    Scenario("B11", "a cold child start of process isolation", child_start.run),
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,3 +22,8 @@ def record_stop_reason(params: Mapping[str, Any], task: TaskContext) -> None:
     with open(partial_path, "w") as out:
         json.dump(seen, out)
     os.replace(partial_path, params["out"])  # the reader never sees half a file
+
+
+def loaded_modules(params: Mapping[str, Any], task: TaskContext) -> list[str]:
+    """The names of every module loaded in the process running the operation."""
+    return sorted(sys.modules)

@@ -3,7 +3,9 @@
 Run as ``python -m tests.process_host`` from the repository root. It runs
 ``process_ops.progress_forever`` in a child, prints ``CHILD_PID SLEEP_PID`` (the child
 running the task, and the ``sleep`` the task started) as one line on standard output once
-the task has published them, then blocks until it is killed. Library log lines go nowhere,
+the task has published them, then blocks until it is killed. With ``--blocked`` it runs
+``process_ops.pid_then_sleep`` instead (blocked in C, silent on the channel) and prints
+``CHILD_PID None``. Library log lines go nowhere,
 so whatever reaches standard error came from a child.
 """
 
@@ -26,7 +28,9 @@ def main() -> int:
         logger_factory=structlog.ReturnLoggerFactory(),
     )
     manager = TaskManager(num_workers=1, isolation="process")
-    task_id = manager.create_task(process_ops.progress_forever)
+    blocked = "--blocked" in sys.argv[1:]
+    operation = process_ops.pid_then_sleep if blocked else process_ops.progress_forever
+    task_id = manager.create_task(operation)
 
     def published() -> bool:
         status = manager.get_task_status(task_id)

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from actors import TaskContext
+from actors._execution import wire
 
 RELEASE_TIMEOUT = 30.0  # a cooperative op never blocks longer than this
 
@@ -208,9 +209,17 @@ def _channel_fd(task: TaskContext) -> int:
 
 def write_on_channel(params: Mapping[str, Any], task: TaskContext) -> None:
     """Write params["junk"] (bytes) on the channel to the host, or send it a well-formed
-    but unexpected record (params["record"]); then block in C, publishing nothing."""
+    but unexpected tuple (params["record"]) or record of the wire (params["wire"]: the
+    class name of actors._execution.wire, then its fields; "" as task id stands for this
+    task's); then block in C, publishing nothing."""
+    channel = getattr(task, "_channel")  # noqa: B009
     if "record" in params:
-        getattr(task, "_channel").send(tuple(params["record"]))  # noqa: B009
+        channel.send(tuple(params["record"]))
+    elif "wire" in params:
+        name, *fields = params["wire"]
+        if fields and fields[0] == "":
+            fields[0] = task.task_id
+        channel.send(getattr(wire, name)(*fields))
     else:
         os.write(_channel_fd(task), params["junk"])
     time.sleep(3600)
@@ -285,3 +294,19 @@ def levers_in_sight(params: Mapping[str, Any], task: TaskContext) -> dict[str, A
         "stop_reason_type": type(task.stop_reason).__name__,
         "levers": [name for name in levers if hasattr(task, name)],
     }
+
+
+def pid_then_wait_for_file(params: Mapping[str, Any], task: TaskContext) -> str:
+    """Publish its pid, wait (cooperatively) until params["path"] exists, then return
+    "finished"."""
+    task.partial_result = {"pid": os.getpid()}
+    deadline = time.monotonic() + RELEASE_TIMEOUT
+    while not os.path.exists(params["path"]) and time.monotonic() < deadline:
+        task.wait_cancelled(0.01)
+    return "finished"
+
+
+def pid_then_sleep(params: Mapping[str, Any], task: TaskContext) -> None:
+    """Publish its pid (and no sleep's: None), then block in C for an hour."""
+    task.partial_result = {"pid": os.getpid(), "sleep": None}
+    time.sleep(3600)

@@ -1,6 +1,6 @@
 """The benchmark suite runs (``python -m benchmarks --quick``) and reports every scenario.
 
-It asserts that the suite runs, lists B1..B10, measures every one of them (B2/B4/B5/B9
+It asserts that the suite runs, lists B1..B11, measures every one of them (B2/B4/B5/B9/B11
 in thread and process mode, B8 with the SQLite store), and prints its table. It asserts
 no speed: the figures depend on the machine, and the targets are tracked in
 BENCHMARKS.md, not in CI.
@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIO_IDS = [f"B{n}" for n in range(1, 11)]
+SCENARIO_IDS = [f"B{n}" for n in range(1, 12)]
 MEASURED = set(SCENARIO_IDS)  # every feature a scenario needs has landed
-PROCESS_PARTS = {"B2", "B4", "B5", "B9"}  # scenarios with a measured process-mode part
+PROCESS_PARTS = {"B2", "B4", "B5", "B9", "B11"}  # scenarios with a measured process-mode part
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_quick_run_exits_cleanly(quick_run: tuple[subprocess.CompletedProcess[st
 
 
 def test_every_scenario_is_listed_with_a_status(report: dict[str, Any]) -> None:
-    """latest.json lists B1..B10 in order, each measured or pending, none in error."""
+    """latest.json lists B1..B11 in order, each measured or pending, none in error."""
     assert [s["id"] for s in report["scenarios"]] == SCENARIO_IDS
     statuses = {s["id"]: s["status"] for s in report["scenarios"]}
     assert set(statuses.values()) <= {"measured", "pending"}, statuses
@@ -101,7 +101,7 @@ def test_durability_reports_the_ratio_and_commits_per_task(report: dict[str, Any
 
 
 def test_process_mode_parts_are_measured(report: dict[str, Any]) -> None:
-    """B2 (process-mode load), B4 (forced), B5 and B9 have measured process-mode parts,
+    """B2 (process-mode load), B4 (forced), B5, B9 and B11 have measured process-mode parts,
     and B5 measures thread mode too."""
     scenarios = _scenarios(report)
     for scenario_id in PROCESS_PARTS:

@@ -150,8 +150,16 @@ def test_a_completed_operation_leaves_no_process_behind(make_manager: MakeManage
         pytest.param({"junk": b"\x00\x00\x00\x05hello"}, id="a-multiprocessing-frame"),
         pytest.param({"record": ("surprise", 1)}, id="unexpected-record"),
         pytest.param(
-            {"record": ("done", "t-someone-else", "completed", 1, False)}, id="other-task"
+            {"record": ("done", "t-someone-else", "completed", 1, False)}, id="old-tuple-record"
         ),
+        pytest.param({"wire": ("Done", "t-someone-else", "completed", 1, False)}, id="other-task"),
+        pytest.param({"wire": ("Done", None, "completed", 1, False)}, id="done-of-no-task"),
+        pytest.param({"wire": ("Done", "", "finished", 1, False)}, id="done-of-unknown-kind"),
+        pytest.param({"wire": ("Done", "", "raised", "not an exception", False)}, id="bad-raised"),
+        pytest.param({"wire": ("Done", "", "completed", 1, "yes")}, id="retire-not-a-bool"),
+        pytest.param({"wire": ("Progress", "", 2, False, None)}, id="progress-not-a-float"),
+        pytest.param({"wire": ("Ready",)}, id="ready-during-a-task"),
+        pytest.param({"wire": ("RunTask", "", b"", None, None)}, id="a-host-record"),
     ],
 )
 def test_junk_on_the_channel_crashes_the_attempt(

@@ -92,6 +92,96 @@ def test_actors_never_imports_storycore_tasks() -> None:
     assert offenders == []
 
 
+def _lazy_face() -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """From actors/__init__.py's source: the TYPE_CHECKING re-exports (name -> module),
+    the lazy map ``_EXPORTS`` (name -> module) and ``__all__``."""
+    tree = ast.parse((ACTORS_DIR / "__init__.py").read_text(encoding="utf-8"))
+    static: dict[str, str] = {}
+    lazy: dict[str, str] = {}
+    exported: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for statement in node.body:
+                assert isinstance(statement, ast.ImportFrom), ast.unparse(statement)
+                assert statement.module is not None
+                for alias in statement.names:
+                    # "X as X": an explicit re-export for mypy --strict and pyright.
+                    assert alias.asname == alias.name, ast.unparse(statement)
+                    assert alias.name not in static, alias.name
+                    static[alias.name] = statement.module
+        elif isinstance(node, ast.AnnAssign) and ast.unparse(node.target) == "_EXPORTS":
+            assert node.value is not None
+            lazy = ast.literal_eval(node.value)
+        elif isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "__all__":
+            exported = ast.literal_eval(node.value)
+    return static, lazy, exported
+
+
+def test_the_lazy_map_the_static_block_and_all_name_the_same_set() -> None:
+    """actors/__init__.py spells its public names three times: the TYPE_CHECKING block
+    (static tools), the lazy map (run time) and ``__all__``. They are the same set, and
+    the block and the map take each name from the same module."""
+    static, lazy, exported = _lazy_face()
+    assert sorted(exported) == sorted(set(exported))
+    assert sorted(static) == sorted(exported)
+    assert sorted(lazy) == sorted(exported)
+    assert {name: module for name, module in static.items() if lazy[name] != module} == {}
+    assert exported == actors.__all__
+
+
+def test_the_lazy_names_are_the_objects_of_their_modules() -> None:
+    """Each lazily imported name is the very object its module defines, dir() lists
+    every one, and an unknown name is an AttributeError that names it."""
+    _, lazy, _ = _lazy_face()
+    for name, module in lazy.items():
+        assert getattr(actors, name) is getattr(importlib.import_module(module), name), name
+    assert set(actors.__all__) <= set(dir(actors))
+    with pytest.raises(AttributeError, match="no attribute 'TimerService'"):
+        _ = actors.TimerService
+
+
+_IMPORT_PROBE = """
+import sys
+import {statement}
+heavy = ("pykka", "structlog", "sqlite3", "actors._core", "actors._storage")
+print(" ".join(name for name in heavy if name in sys.modules))
+"""
+
+
+@pytest.mark.parametrize(
+    ("statement", "expected"),
+    [
+        pytest.param("actors", "", id="import-actors"),
+        pytest.param("actors._execution.child", "", id="import-the-child-module"),
+        pytest.param("actors; actors.TaskStatus", "", id="a-leaf-name"),
+    ],
+)
+def test_importing_actors_imports_no_runtime(statement: str, expected: str) -> None:
+    """``import actors`` (and the child's own module) imports neither pykka, structlog,
+    sqlite3 nor the runtime's packages: the public names load on first use."""
+    code = _IMPORT_PROBE.format(statement=statement)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == expected
+
+
+def test_a_runtime_name_imports_what_the_runtime_needs() -> None:
+    """``from actors import TaskRuntime`` imports the runtime (pykka, structlog) and
+    gives the class itself."""
+    code = (
+        "import sys\n"
+        "from actors import TaskRuntime\n"
+        "from actors._core.runtime import TaskRuntime as Defined\n"
+        "assert TaskRuntime is Defined\n"
+        "print('pykka' in sys.modules, 'structlog' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["True", "True"]
+
+
 @pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.__name__)
 def test_package_ships_py_typed(package: ModuleType) -> None:
     """Both packages ship a py.typed marker, so their users' type checkers read them."""

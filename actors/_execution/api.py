@@ -1,6 +1,6 @@
 """What an operation is and what it sees of its task, wherever it runs.
 
-A leaf module (the standard library and ``actors._outcome`` only): a child process, a Ray
+A leaf module (the standard library and ``actors._enums`` only): a child process, a Ray
 worker or an event loop imports it without the runtime. Every back-end hands the
 operation an object that satisfies :class:`TaskContext`, with the same member types; the
 runtime's levers on a running attempt (stop, interrupt, kill, the child's handle) are on
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from actors._outcome import StopReason
+from actors._enums import StopReason
 
 __all__ = ["Operation", "TaskContext"]
 

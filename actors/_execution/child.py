@@ -1,33 +1,26 @@
 """The code that runs inside a child process of the process pool.
 
-Kept to the standard library: a child imports only this module (and the operations it is
-sent). Protocol over one duplex ``multiprocessing`` connection, as tuples:
-
-parent -> child: ``("run", task_id, pickled (operation, params, dependency results),
-memory_limit_mb, cpu_time_limit)``,
-``("cancel", task_id, reason)`` (reason: a ``StopReason`` value), ``("exit",)``.
-
-child -> parent, each pickled in a frame of its own (``FRAME_HEADER``: a magic tag and
-the length; not the ``multiprocessing`` format, so that bytes an operation writes on the
-channel by mistake are recognised as corruption at once, never waited on):
-``("ready",)`` once at start,
-``("progress", task_id, progress | None, has_partial, partial)``,
-``("done", task_id, kind, payload, retire)`` where kind is ``"completed"`` (payload: the
-result), ``"raised"`` (payload: (exception_type, message, traceback, class names)) or
-``"memory"`` (payload: the same, of the MemoryError or ENOMEM under a memory limit), and
-``retire`` says the child must not be reused (it ran out of memory, or its CPU hard limit
-could not be raised again).
+Kept lean: a child imports this module, the standard library and a few leaf modules of
+``actors`` (never pykka, structlog, sqlite3, ``actors._core`` or ``actors._storage``;
+tests/test_lean_child_imports.py checks it), then the operations it is sent. It speaks
+to the host in the records of :mod:`actors._execution.wire`: it receives ``RunTask``,
+``CancelTask`` and ``Exit``, and sends ``Ready`` once at start, then per task
+``Progress`` records and one ``Done``, each in a frame of its own. ``Done.retire`` says
+the child must not be reused (it ran out of memory, or its CPU hard limit could not be
+raised again).
 
 The child runs in a process group of its own and is a child subreaper (``_proctree``), so
 the processes an operation starts can be found and ended with it; whatever the operation
-left running when it returns is ended before ``done`` is sent. A process forked from the
+left running when it returns is ended before ``Done`` is sent. A process forked from the
 child by the operation (``os.fork``) loses the channel at once: only the child speaks on
-it. The child ignores SIGINT (the host's stop ladder decides), and when the host goes away
-it ends its operation's processes and exits quietly.
+it. The child ignores SIGINT (the host's stop ladder decides), from its first instruction
+on (the host starts it with SIGINT blocked, :func:`sigint_held`), and when the host goes
+away it ends its operation's processes and exits quietly. tests/test_child_signals.py and
+tests/test_hardening_process.py pin both.
 
 Progress is coalesced in the child: the operation's calls only record the latest values;
 a sender thread ships them at most every ``_PROGRESS_INTERVAL`` seconds, and the last
-values are flushed before ``done``.
+values are flushed before ``Done``.
 """
 
 from __future__ import annotations
@@ -40,25 +33,35 @@ import pickle
 import queue
 import resource
 import signal
-import struct
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
 from actors._clock import blocking_timeout
+from actors._enums import StopReason
+from actors._exception_facts import exception_facts
 from actors._execution.proctree import become_subreaper, kill_descendants
 from actors._execution.published import Published
-from actors._outcome import Raised, StopReason
+from actors._execution.wire import (
+    FRAME_HEADER,
+    FRAME_MAGIC,
+    CancelTask,
+    ChildRecord,
+    Done,
+    DoneKind,
+    ExceptionInfo,
+    Progress,
+    Ready,
+    RunTask,
+)
 
-__all__ = ["FRAME_HEADER", "FRAME_MAGIC", "ChildTaskContext", "child_main"]
+__all__ = ["ChildTaskContext", "child_main", "sigint_held"]
 
 _PROGRESS_INTERVAL = 0.01
 _CHILD_NICENESS = 10
-FRAME_MAGIC = b"SCT\x01"
-FRAME_HEADER = struct.Struct("!4sQ")  # magic, payload length
 # RLIMIT_CPU: the kernel sends SIGXCPU at the soft limit and SIGKILL at the hard one, so
 # an operation that ignores SIGXCPU is still ended this much later.
 _CPU_HARD_MARGIN_SECONDS = 1
@@ -80,7 +83,7 @@ class _Channel:
         self._lock = threading.Lock()
         self._owner = os.getpid()
 
-    def send(self, message: tuple[Any, ...]) -> None:
+    def send(self, message: ChildRecord) -> None:
         data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         header = FRAME_HEADER.pack(FRAME_MAGIC, len(data))
         with self._lock:
@@ -101,8 +104,9 @@ class _Channel:
 
 
 class ChildTaskContext:
-    """The ``task`` argument of an operation running in a child: the same surface as
-    :class:`actors.TaskContext`."""
+    """The ``task`` argument of an operation running in a child: the members of the
+    :class:`actors.TaskContext` protocol, with the same types. What the child's task loop
+    does to it (a stop, the last flush) is private to this module."""
 
     def __init__(self, task_id: str, channel: _Channel) -> None:
         self.task_id = task_id
@@ -141,14 +145,14 @@ class ChildTaskContext:
         self._published.partial(value)
         self._dirty.set()
 
-    def request_stop(self, reason: str) -> None:
+    def _request_stop(self, reason: str) -> None:
         """``reason``: a :class:`StopReason` value as sent on the wire; turned back into the
         enum here, so ``task.stop_reason`` is the same type as in thread isolation."""
         if self._stop_reason is None:
             self._stop_reason = StopReason(reason)
         self._stop.set()
 
-    def close(self) -> None:
+    def _close(self) -> None:
         """Flush the latest values and stop the sender thread."""
         with self._lock:
             self._closed = True
@@ -171,28 +175,20 @@ class ChildTaskContext:
         progress, partial, has_partial = self._published.drain()
         if progress is None and not has_partial:
             return
-        message = (
-            "progress",
-            self.task_id,
-            progress,
-            has_partial,
-            partial,
-        )
         try:
-            self._channel.send(message)
+            self._channel.send(Progress(self.task_id, progress, has_partial, partial))
         except _HostGone:
             _exit_quietly()
         except Exception:  # an unpicklable partial result: keep the progress
             try:
-                self._channel.send(("progress", self.task_id, progress, False, None))
+                self._channel.send(Progress(self.task_id, progress, False, None))
             except _HostGone:
                 _exit_quietly()
 
 
-def _exception_info(exc: BaseException) -> tuple[str, str, str, tuple[str, ...]]:
+def _exception_info(exc: BaseException) -> ExceptionInfo:
     """(qualified type, message, traceback, class names): the host's Raised fact."""
-    raised = Raised.from_exception(exc)
-    return raised.exception_type, raised.message, raised.traceback, raised.exception_mro
+    return exception_facts(exc)
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
@@ -291,6 +287,25 @@ def _ignore_sigint(signum: int, frame: Any) -> None:
     (A handler, not SIG_IGN: a program the operation runs gets the default back.)"""
 
 
+@contextlib.contextmanager
+def sigint_held() -> Iterator[None]:
+    """In the host, around the start of a child: SIGINT blocked in the starting thread.
+
+    A signal mask survives fork and exec, so the child begins with SIGINT blocked: a
+    Ctrl-C that reaches it while it starts (it is in the host's process group until
+    :func:`child_main` makes it one of its own) stays pending until child_main has put
+    its handler in place and unblocks it, instead of killing the interpreter or printing
+    a ``KeyboardInterrupt`` traceback from multiprocessing's bootstrap. The host's other
+    threads take the signal meanwhile. (CPython's ``multiprocessing.resource_tracker``
+    starts its process the same way.)
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def child_main(conn: Connection) -> None:
     """Entry point of a pool child: run tasks until told to exit or the parent goes."""
     # Below the host's priority: operations in children must not starve the
@@ -298,6 +313,9 @@ def child_main(conn: Connection) -> None:
     with contextlib.suppress(OSError):
         os.nice(_CHILD_NICENESS)
     signal.signal(signal.SIGINT, _ignore_sigint)
+    # Started with SIGINT blocked (sigint_held): from now on the handler takes it, and
+    # the threads and programs started below inherit an unblocked mask.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     # A group of its own (a Ctrl-C at the terminal does not reach it, and the group can
     # be killed whole) and the reaper of its orphans: the operation's processes stay
     # findable (see _proctree).
@@ -307,10 +325,10 @@ def child_main(conn: Connection) -> None:
     channel = _Channel(conn)
     os.register_at_fork(after_in_child=channel.disown)
     try:
-        channel.send(("ready",))  # the interpreter is up: the parent may hand out this child
+        channel.send(Ready())  # the interpreter is up: the parent may hand out this child
     except _HostGone:
         _exit_quietly()
-    tasks: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+    tasks: queue.SimpleQueue[RunTask | None] = queue.SimpleQueue()
     current: dict[str, ChildTaskContext] = {}
     early_cancels: dict[str, str] = {}
     lock = threading.Lock()  # current and early_cancels, shared with the receiver
@@ -320,19 +338,20 @@ def child_main(conn: Connection) -> None:
         try:
             while True:
                 message = conn.recv()
-                if message[0] == "cancel":
-                    with lock:
-                        context = current.get(message[1])
-                        if context is None:
-                            # Sent just before or after "run" reached the main loop:
-                            # keep it for the task's context, which does not exist yet.
-                            early_cancels[message[1]] = message[2]
-                    if context is not None:
-                        context.request_stop(message[2])
-                elif message[0] == "run":
-                    tasks.put(message)
-                else:
-                    break
+                match message:
+                    case CancelTask(task_id=task_id, reason=reason):
+                        with lock:
+                            context = current.get(task_id)
+                            if context is None:
+                                # Sent just before or after RunTask reached the main loop:
+                                # keep it for the task's context, which does not exist yet.
+                                early_cancels[task_id] = reason
+                        if context is not None:
+                            context._request_stop(reason)
+                    case RunTask():
+                        tasks.put(message)
+                    case _:  # Exit
+                        break
         except (EOFError, OSError):
             _exit_quietly()  # the host went away: nobody wants what the operation makes
         tasks.put(None)
@@ -340,25 +359,25 @@ def child_main(conn: Connection) -> None:
     threading.Thread(target=receive, name="receiver", daemon=True).start()
     me = os.getpid()
     while True:
-        message = tasks.get()
-        if message is None:
+        run = tasks.get()
+        if run is None:
             return
-        _, task_id, work, memory_limit_mb, cpu_time_limit = message
+        task_id, memory_limit_mb = run.task_id, run.memory_limit_mb
         context = ChildTaskContext(task_id, channel)
         with lock:
             current[task_id] = context
             early = early_cancels.pop(task_id, None)
             early_cancels.clear()  # cancels of earlier tasks that came too late to matter
         if early is not None:
-            context.request_stop(early)
-        saved = _apply_limits(memory_limit_mb, cpu_time_limit)
-        kind: str
+            context._request_stop(early)
+        saved = _apply_limits(memory_limit_mb, run.cpu_time_limit)
+        kind: DoneKind
         payload: Any
         try:
             try:
                 # Unpickled here, not by the receiver: an operation that cannot be
                 # imported in the child fails its task instead of the child.
-                operation, params, context.dependency_results = pickle.loads(work)
+                operation, params, context.dependency_results = pickle.loads(run.work)
                 payload = operation(params, context)
                 kind = "completed"
             except BaseException as exc:  # SystemExit too: the child carries on
@@ -369,7 +388,7 @@ def child_main(conn: Connection) -> None:
             restored = _restore_limits(saved)
             if os.getpid() != me:
                 os._exit(0)  # the operation forked and this copy returned: not the child
-            context.close()
+            context._close()
             with lock:
                 del current[task_id]
         # A task's processes never outlive it (one system call when it started none).
@@ -377,7 +396,7 @@ def child_main(conn: Connection) -> None:
         retire = kind == "memory" or not restored or not ended
         try:
             try:
-                channel.send(("done", task_id, kind, payload, retire))
+                channel.send(Done(task_id, kind, payload, retire))
             except _HostGone:
                 raise
             except Exception as exc:  # the result cannot be pickled
@@ -387,7 +406,7 @@ def child_main(conn: Connection) -> None:
                     f"the operation's result cannot be pickled: {text}",
                 )
                 mro = ("pickle.PicklingError", "Exception", "BaseException")
-                channel.send(("done", task_id, "raised", (*info, trace, mro), retire))
+                channel.send(Done(task_id, "raised", (*info, trace, mro), retire))
         except _HostGone:
             _exit_quietly()
         if retire:

@@ -10,6 +10,9 @@ operation thread or a child process) and is picklable for the latter.
 
 Every injected fault is named in the task's record (``injected_faults``) and logged as
 ``fault.injected``, so a test report never passes one off as a real failure.
+
+Its operation side (:class:`Fault`, :class:`InjectedOperation`) is unpickled in pool
+children, so the module imports only the standard library and leaf modules at its top.
 """
 
 from __future__ import annotations
@@ -25,15 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from actors._core.messages import (
-    Finish,
-    GetSnapshot,
-    MarkRunning,
-    ProgressReady,
-    Register,
-    RegisterDependent,
-    RetryScheduled,
-)
 from actors._enums import Isolation
 from actors._execution.api import Operation
 from actors._outcome import Crashed, Outcome, ResourceExhausted
@@ -370,6 +364,18 @@ class FaultPlan:
         It is restarted and rebuilt; a task whose message it failed on ends with
         ``INTERRUPTED`` (cause ``registry_restarted``). A failed status query restarts
         nothing (a query changes nothing): its caller gets :class:`QueryFailedError`."""
+
+        # Here, not at the top: an InjectedOperation is unpickled in a pool child, which
+        # imports this module and must not import the runtime (pykka) with it.
+        from actors._core.messages import (
+            Finish,
+            GetSnapshot,
+            MarkRunning,
+            ProgressReady,
+            Register,
+            RegisterDependent,
+            RetryScheduled,
+        )
 
         points: dict[str, type | tuple[type, ...] | None] = {
             "now": None,

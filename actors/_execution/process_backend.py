@@ -21,6 +21,7 @@ from actors._execution.backend import Attempt, AttemptEvents
 from actors._execution.context import LocalTaskContext, StopFlag
 from actors._execution.processes import ChildProcess, ProcessPool, ProcessPoolStats, run_in_child
 from actors._execution.threadpool import ThreadPool
+from actors._execution.wire import CancelTask
 from actors._outcome import Outcome, Raised, StopReason
 from actors._records import TaskSpec
 from actors.logs import library_logger
@@ -121,7 +122,7 @@ class ProcessAttempt:
             with self._lock:
                 child = self._child
                 if child is not None:
-                    child.send(("cancel", self.spec.task_id, reason.value))
+                    child.send(CancelTask(self.spec.task_id, reason.value))
 
     def interrupt(self, reason: StopReason) -> None:
         self._signal(signal.SIGTERM, reason)

@@ -14,7 +14,7 @@ ends its whole process tree first (``_proctree``).
 The driver runs on the operation thread that holds the task's slot. It relays progress
 and partial results into the attempt's host-side context (and so, coalesced, to the
 registry) and turns the child's answer, or its death, into an outcome. It reads the
-child's frames itself (``actors._execution.child.FRAME_HEADER``), only as many bytes as are there,
+child's frames itself (``actors._execution.wire.FRAME_HEADER``), only as many bytes as are there,
 so bytes that are not a frame end the attempt as a crash instead of a wait for ever.
 """
 
@@ -34,10 +34,23 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
 
 from actors._errors import UnguardedMainError
-from actors._execution.child import FRAME_HEADER, FRAME_MAGIC, child_main
+from actors._execution.child import child_main, sigint_held
 from actors._execution.context import LocalTaskContext
 from actors._execution.main_guard import CHILD_NAME_MARKER, UNGUARDED_MAIN_EXIT_CODE
 from actors._execution.proctree import kill_descendants, kill_group
+from actors._execution.wire import (
+    FRAME_HEADER,
+    FRAME_MAGIC,
+    CancelTask,
+    ChannelCorrupted,
+    Done,
+    Exit,
+    Progress,
+    Ready,
+    RunTask,
+    decode_child_record,
+    describe_record,
+)
 from actors._outcome import Completed, Crashed, Outcome, Raised, ResourceExhausted, StopReason
 from actors._records import TaskSpec
 from actors.logs import library_logger
@@ -54,11 +67,6 @@ _MAX_FRAME_BYTES = 1 << 40  # a larger length is not one the child wrote
 _EXIT_POLL_SECONDS = 0.2
 # Bytes still read after the child died (a process it forked may keep writing).
 _MAX_DRAIN_BYTES = 64 << 20
-
-
-class ChannelCorrupted(Exception):
-    """The child's channel carried bytes that are not a frame, or a record that does not
-    belong there: the child cannot be trusted any more."""
 
 
 class _FrameReader:
@@ -132,7 +140,8 @@ class ChildProcess:
             name=f"{name} {CHILD_NAME_MARKER}",
             daemon=True,
         )
-        self.process.start()
+        with sigint_held():  # a Ctrl-C while it starts must not reach it (see there)
+            self.process.start()
         child_end.close()
         self.conn: Connection = parent_end
         self.reader = _FrameReader(parent_end.fileno())
@@ -151,15 +160,19 @@ class ChildProcess:
         except BaseException:
             self.close()
             raise
-        if hello != ("ready",):
+        if not isinstance(hello, Ready):
             self.close()
-            raise RuntimeError(f"a child process started with {hello!r} instead of ('ready',)")
+            raise RuntimeError(f"a child process started with {hello!r} instead of Ready()")
 
-    def _read_hello(self) -> Any:
+    def _read_hello(self) -> Ready | Progress | Done:
+        """The child's first record (Ready, unless something is wrong with the child)."""
         waited = 0.0
         while True:
             for payload in self.reader.frames():
-                return pickle.loads(payload)
+                try:
+                    return decode_child_record(payload)
+                except ChannelCorrupted as exc:
+                    raise RuntimeError(f"a child process did not start cleanly: {exc}") from None
             if self.reader.eof or self.has_exited():
                 self.process.join(_EXIT_GRACE_SECONDS)
                 # Read before close(): a closed process has no exit code to give.
@@ -206,7 +219,7 @@ class ChildProcess:
             return self._exit_fd in ready
         return self.process.exitcode is not None
 
-    def send(self, message: tuple[Any, ...]) -> bool:
+    def send(self, message: RunTask | CancelTask | Exit) -> bool:
         """Send to the child; False if it is gone."""
         try:
             with self._send_lock:
@@ -288,7 +301,7 @@ class ChildProcess:
     def close(self) -> None:
         """Ask the child to exit, kill it if it does not, and reap it."""
         if not self.has_exited():
-            self.send(("exit",))
+            self.send(Exit())
             if not self.wait_exit(_EXIT_GRACE_SECONDS):
                 self.kill()
         self.reap()
@@ -452,12 +465,12 @@ def run_in_child(pool: ProcessPool, spec: TaskSpec, attempt: ChildLink) -> Outco
     child.tasks_run += 1
     child.drive(True)  # before attach: every stop-ladder step for this task comes here
     attempt.attach_child(child)
-    message = ("run", spec.task_id, work, spec.options.memory_limit_mb, spec.options.cpu_time_limit)
+    message = RunTask(spec.task_id, work, spec.options.memory_limit_mb, spec.options.cpu_time_limit)
     if child.send(message):
         reason = attempt.stop_reason
         if reason is not None:
             # Stopped before the child had the task: the cancel sent then was not for it.
-            child.send(("cancel", spec.task_id, reason.value))
+            child.send(CancelTask(spec.task_id, reason.value))
     reader = child.reader
     waitables: list[Any] = [child.conn, child.wake_fd, *child.exit_waitables()]
     while True:
@@ -515,44 +528,35 @@ def run_in_child(pool: ProcessPool, spec: TaskSpec, attempt: ChildLink) -> Outco
     return _death_outcome(exitcode, spec, host_killed=host_killed)
 
 
-_DONE_KINDS = frozenset({"completed", "raised", "memory"})
-
-
 def _read_record(
     payload: bytes, spec: TaskSpec, context: LocalTaskContext
 ) -> tuple[Outcome, bool] | Raised | None:
     """One frame of the child: None for progress (relayed into ``context``), (outcome, retire)
     for its answer, Raised for a value the host cannot unpickle. Raises ChannelCorrupted
-    for a record that does not belong on the channel."""
+    for a record that does not belong on the channel, or to another task."""
     try:
-        record = pickle.loads(payload)
+        record = decode_child_record(payload)
+    except ChannelCorrupted as exc:
+        raise ChannelCorrupted(f"{exc} during task {spec.task_id}") from None
     except Exception as exc:  # the child pickled it, but it cannot be unpickled here
         return Raised.from_exception(exc)
-    if not isinstance(record, tuple) or len(record) < 2 or record[1] != spec.task_id:
-        raise ChannelCorrupted(f"the child sent {_describe(record)} during task {spec.task_id}")
-    if record[0] == "progress" and len(record) == 5:
-        _, _, progress, has_partial, partial = record
-        if progress is not None:
-            context.update_progress(progress)
-        if has_partial:
-            context.partial_result = partial
-        return None
-    if record[0] == "done" and len(record) == 5 and record[2] in _DONE_KINDS:
-        _, _, kind, payload_value, retire = record
-        return _done_outcome(kind, payload_value, spec), bool(retire)
-    raise ChannelCorrupted(f"the child sent {_describe(record)} during task {spec.task_id}")
+    match record:
+        case Progress(task_id=spec.task_id):
+            if record.progress is not None:
+                context.update_progress(record.progress)
+            if record.has_partial:
+                context.partial_result = record.partial
+            return None
+        case Done(task_id=spec.task_id):
+            return _done_outcome(record, spec), record.retire
+    raise ChannelCorrupted(f"the child sent {describe_record(record)} during task {spec.task_id}")
 
 
-def _describe(record: Any) -> str:
-    text = repr(record)
-    return f"an unexpected record {text[:80]}{'...' if len(text) > 80 else ''}"
-
-
-def _done_outcome(kind: str, payload: Any, spec: TaskSpec) -> Outcome:
-    if kind == "completed":
-        return Completed(payload)
-    exception_type, text, trace, mro = payload
-    if kind == "memory":
+def _done_outcome(done: Done, spec: TaskSpec) -> Outcome:
+    if done.kind == "completed":
+        return Completed(done.payload)
+    exception_type, text, trace, mro = done.payload
+    if done.kind == "memory":
         return ResourceExhausted(
             limit="memory_limit_mb",
             value=float(spec.options.memory_limit_mb or 0),
