@@ -18,8 +18,9 @@ import pykka
 
 from actors._enums import Isolation
 from actors._execution.backend import Attempt, AttemptEvents
+from actors._execution.child_driver import run_in_child
 from actors._execution.context import LocalTaskContext, StopFlag
-from actors._execution.processes import ChildProcess, ProcessPool, ProcessPoolStats, run_in_child
+from actors._execution.processes import ChildProcess, ProcessPool, ProcessPoolStats
 from actors._execution.threadpool import ThreadPool
 from actors._execution.wire import CancelTask
 from actors._outcome import Outcome, Raised, StopReason
