@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import pykka
 
-from actors._clock import Clock, SystemClock
+from actors._clock import Clock
 from actors._core.admission import AdmissionGate
 from actors._core.messages import (
     AbandonUnfinished,
@@ -46,6 +46,7 @@ from actors._core.pooled import Dispatcher
 from actors._core.queries import RegistryQueries, ask
 from actors._core.registry import RegistryActor
 from actors._core.restarts import SelfHealing
+from actors._core.settings import RuntimeSettings
 from actors._core.submission import SpecMaker
 from actors._core.supervisor import SupervisorActor, SupervisorStats
 from actors._core.table import TableStats, TaskTable
@@ -69,15 +70,12 @@ from actors._execution.thread_backend import ThreadBackend
 from actors._execution.threadpool import ThreadPool
 from actors._ids import new_id
 from actors._operations import NamedOperation, OperationRegistry
-from actors._options import TaskOptions
 from actors._policies import CircuitBreakers, OperationLimits, RetryPolicy
 from actors._records import TaskRecord, TaskSnapshot, TaskSpec
 from actors._storage.recovery import open_and_recover
-from actors._storage.store import CommitTicket, MemoryStore, Store, StoreStats
+from actors._storage.store import CommitTicket, Store, StoreStats
 from actors.logs import library_logger
 from actors.validation import (
-    check_count,
-    check_isolation,
     check_seconds,
 )
 
@@ -163,51 +161,47 @@ class TaskRuntime:
         name: str = "actors",
     ) -> None:
         leave_if_importing_main()  # in a spawned child importing an unguarded main module
-        self._concurrency = check_count("concurrency", concurrency)
-        self._max_pending = check_count("max_pending", max_pending)
-        max_task_age = check_seconds("max_task_age", max_task_age, allow_zero=True) or 0.0
-        cleanup_interval = check_seconds("cleanup_interval", cleanup_interval) or 0.0
-        self._ask_timeout = check_seconds("ask_timeout", ask_timeout) or 0.0
-        stop_grace = check_seconds("stop_grace", stop_grace, allow_zero=True) or 0.0
-        self._isolation = check_isolation(isolation)
-        if max_tasks_per_child is not None:
-            check_count("max_tasks_per_child", max_tasks_per_child)
-        # The runtime's limits apply to its process-isolated tasks, whatever the default;
-        # checked as the task options of those names are.
-        limits = TaskOptions(memory_limit_mb=memory_limit_mb, cpu_time_limit=cpu_time_limit)
-        if clock is not None and not isinstance(clock, Clock):
-            raise TypeError(
-                f"clock must provide monotonic(), time(), seconds_until() and subscribe() "
-                f"(see actors.Clock), got {type(clock).__name__}"
-            )
-        self._clock: Clock = clock if clock is not None else SystemClock()
-        if store is None:
-            store = MemoryStore()
-        elif not isinstance(store, Store):
-            raise TypeError(
-                f"store must be a Store (such as SqliteStore(path)) or None, got "
-                f"{type(store).__name__}"
-            )
-        self._store = store
-        self._durable = store.durable
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise TypeError(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")
-        self._breakers = CircuitBreakers(
-            OperationLimits.from_arguments(max_failures, failure_window, cooldown)
+        settings = RuntimeSettings.checked(
+            concurrency=concurrency,
+            max_pending=max_pending,
+            max_task_age=max_task_age,
+            cleanup_interval=cleanup_interval,
+            clock=clock,
+            ask_timeout=ask_timeout,
+            stop_grace=stop_grace,
+            isolation=isolation,
+            max_tasks_per_child=max_tasks_per_child,
+            memory_limit_mb=memory_limit_mb,
+            cpu_time_limit=cpu_time_limit,
+            store=store,
+            retry=retry,
+            max_failures=max_failures,
+            failure_window=failure_window,
+            cooldown=cooldown,
+            max_restarts=max_restarts,
+            restart_window=restart_window,
         )
+        self._concurrency = settings.concurrency
+        self._max_pending = settings.max_pending
+        self._ask_timeout = settings.ask_timeout
+        self._isolation = settings.isolation
+        self._clock = settings.clock
+        self._store = settings.store
+        self._durable = settings.store.durable
+        self._breakers = CircuitBreakers(settings.operation_limits)
         self._operations = OperationRegistry()
         self._specs = SpecMaker(
             operations=self._operations,
             clock=self._clock,
             durable=self._durable,
             isolation=self._isolation,
-            limits=(limits.memory_limit_mb, limits.cpu_time_limit),
-            retry=retry,
+            limits=(settings.memory_limit_mb, settings.cpu_time_limit),
+            retry=settings.retry,
         )
         self._faults = FaultPlan()  # empty unless a test injects faults
         self._healing = SelfHealing(
-            max_restarts=check_count("max_restarts", max_restarts, minimum=0),
-            window=check_seconds("restart_window", restart_window) or 0.0,
+            max_restarts=settings.max_restarts,
+            window=settings.restart_window,
             clock=self._clock,
             give_up=self._give_up,
         )
@@ -249,7 +243,7 @@ class TaskRuntime:
         self._processes = ProcessBackend(
             self._op_pool,
             self._registry,
-            max_tasks_per_child=max_tasks_per_child,
+            max_tasks_per_child=settings.max_tasks_per_child,
             name=f"{prefix}-child",
         )
         self._backends: dict[Isolation, ExecutionBackend] = {
@@ -264,9 +258,9 @@ class TaskRuntime:
             dispatcher=self._dispatcher,
             clock=self._clock,
             admission=self._admission,
-            max_task_age=max_task_age,
-            cleanup_interval=cleanup_interval,
-            stop_grace=stop_grace,
+            max_task_age=settings.max_task_age,
+            cleanup_interval=settings.cleanup_interval,
+            stop_grace=settings.stop_grace,
             durable=self._durable,
             start_timeout=self._ask_timeout,
             breakers=self._breakers,
