@@ -22,6 +22,7 @@ from typing import Any
 from actors.testing import wait_until
 from storycore_tasks import TaskManager
 from tests import process_ops
+from tests.test_hardening_process import ended, wait_for_partial
 
 MakeManager = Callable[..., TaskManager]
 
@@ -29,26 +30,6 @@ BOUND = 30.0  # seconds: an upper bound for a loaded machine, never a duration w
 REPO = Path(__file__).resolve().parent.parent
 STARTS = 40  # children started while the SIGINTs arrive
 SIGINT_EVERY = 0.005  # seconds between two SIGINTs of the storm
-
-
-def _partial(manager: TaskManager, task_id: str) -> Any:
-    def published() -> bool:
-        status = manager.get_task_status(task_id)
-        return status is not None and "partial_result" in status
-
-    assert wait_until(published, timeout=BOUND)
-    status = manager.get_task_status(task_id)
-    assert status is not None
-    return status["partial_result"]
-
-
-def _ended(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat_file:
-            stat = stat_file.read()
-    except OSError:
-        return True
-    return stat[stat.rindex(")") + 2] in "ZX"
 
 
 def test_sigint_to_the_childs_process_group_changes_nothing(
@@ -60,7 +41,7 @@ def test_sigint_to_the_childs_process_group_changes_nothing(
     manager = make_manager(num_workers=1, isolation="process")
     release = tmp_path / "release"
     task_id = manager.create_task(process_ops.pid_then_wait_for_file, {"path": str(release)})
-    pid = _partial(manager, task_id)["pid"]
+    pid = wait_for_partial(manager, task_id)["pid"]
     assert os.getpgid(pid) == pid  # a group of its own
     os.killpg(pid, signal.SIGINT)
     release.touch()
@@ -122,7 +103,7 @@ def test_an_orphaned_child_blocked_in_c_exits_quietly() -> None:
     try:
         assert host.stdout is not None
         child = int(host.stdout.readline().decode().split()[0])
-        assert not _ended(child)
+        assert not ended(child)
         host.kill()
         host.wait(BOUND)
         _, err = host.communicate(timeout=BOUND)  # end of file once the child is gone
@@ -131,4 +112,4 @@ def test_an_orphaned_child_blocked_in_c_exits_quietly() -> None:
             host.kill()
             host.wait(BOUND)
     assert err.decode() == ""
-    assert wait_until(lambda: _ended(child), timeout=BOUND)
+    assert wait_until(lambda: ended(child), timeout=BOUND)

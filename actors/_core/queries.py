@@ -81,11 +81,7 @@ class RegistryQueries:
         return result
 
     def wait(self, task_id: str, timeout: float | None = None) -> TaskSnapshot:
-        """Block until the task is terminal; returns its snapshot.
-
-        Raises :class:`UnknownTaskError` for an unknown id and :class:`TimeoutError` if
-        ``timeout`` seconds pass first. No polling: the registry wakes the caller.
-        """
+        """Block until the task is terminal (see ``TaskRuntime.wait``)."""
         timeout = check_seconds("timeout", timeout, allow_none=True, allow_zero=True)
 
         def local() -> TerminalWaiter | None:
@@ -115,8 +111,7 @@ class RegistryQueries:
     def list(
         self, status: TaskStatus | None = None, limit: int | None = None, user: str | None = None
     ) -> list[TaskSnapshot]:
-        """Snapshots with ``status`` (all if None): pending ones in the order they will run.
-        With ``user``, only the tasks that user created."""
+        """Snapshots with ``status`` (see ``TaskRuntime.list``)."""
         if limit is not None:
             limit = check_count("limit", limit, minimum=0)
 
@@ -134,10 +129,7 @@ class RegistryQueries:
         limit: int,
         user: str | None = None,
     ) -> TaskPage:
-        """Up to ``limit`` snapshots with ``status`` (all if None) in submission order,
-        after the task whose ``seq`` is ``after``; only ``user``'s when given. The
-        registry answers from its indexes: a page costs its own size, not the table's.
-        Pass the answer's ``next_after`` as ``after`` for the next page (None: no more)."""
+        """One page, from the registry's indexes (see ``TaskRuntime.page``)."""
         limit = check_count("limit", limit, minimum=1)
         if isinstance(after, bool) or not isinstance(after, int):
             raise TypeError(f"after must be an int (a task's seq, or -1), not {after!r}")
@@ -150,7 +142,7 @@ class RegistryQueries:
         return result
 
     def group(self, group_id: str) -> Sequence[TaskSnapshot] | None:
-        """Snapshots of a group's retained members, in creation order (None: unknown)."""
+        """A group's retained members (see ``TaskRuntime.group``)."""
 
         def local() -> Sequence[TaskSnapshot] | None:
             members = [

@@ -17,7 +17,7 @@ import contextlib
 import threading
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
@@ -26,7 +26,10 @@ from actors._core.messages import ProgressReady
 from actors._execution.published import Published
 from actors._outcome import StopReason
 
-__all__ = ["LocalTaskContext", "StopFlag"]
+if TYPE_CHECKING:
+    from actors._records import TaskSpec
+
+__all__ = ["LocalTaskContext", "StopFlag", "attempt_context"]
 
 _NO_RESULTS: Mapping[str, Any] = MappingProxyType({})
 
@@ -128,3 +131,12 @@ class LocalTaskContext:
 
     def __repr__(self) -> str:
         return f"<TaskContext {self.task_id} cancelled={self.is_cancelled()}>"
+
+
+def attempt_context(
+    spec: TaskSpec, registry: pykka.ActorRef[Any]
+) -> tuple[StopFlag, LocalTaskContext]:
+    """A new attempt's stop flag (the attempt's lever) and the context it shares it with
+    (the operation's view), reporting to ``registry``."""
+    stop = StopFlag()
+    return stop, LocalTaskContext(spec.task_id, registry, stop, spec.dependency_results)

@@ -19,7 +19,7 @@ import pykka
 from actors._enums import Isolation
 from actors._execution.backend import Attempt, AttemptEvents
 from actors._execution.child_driver import run_in_child
-from actors._execution.context import LocalTaskContext, StopFlag
+from actors._execution.context import attempt_context
 from actors._execution.processes import ChildProcess, ProcessPool, ProcessPoolStats
 from actors._execution.threadpool import ThreadPool
 from actors._execution.wire import CancelTask
@@ -106,9 +106,8 @@ class ProcessAttempt:
     ) -> None:
         self.spec = spec
         self._events = events
-        self._stop = StopFlag()
-        # The host's side: what the child reports is relayed into it.
-        self.context = LocalTaskContext(spec.task_id, registry, self._stop, spec.dependency_results)
+        # The context is the host's side: what the child reports is relayed into it.
+        self._stop, self.context = attempt_context(spec, registry)
         self._lock = threading.Lock()
         self._child: ChildProcess | None = None
 

@@ -15,7 +15,7 @@ import pykka
 
 from actors._enums import Isolation
 from actors._execution.backend import Attempt, AttemptEvents
-from actors._execution.context import LocalTaskContext, StopFlag
+from actors._execution.context import attempt_context
 from actors._execution.faults import InjectedCrash, InjectedLimit
 from actors._execution.interrupt import TaskInterrupted, clear_interrupt, raise_in_thread
 from actors._execution.threadpool import ThreadPool
@@ -71,8 +71,7 @@ class ThreadAttempt:
     ) -> None:
         self.spec = spec
         self._events = events
-        self._stop = StopFlag()
-        self.context = LocalTaskContext(spec.task_id, registry, self._stop, spec.dependency_results)
+        self._stop, self.context = attempt_context(spec, registry)
         self._lock = threading.Lock()
         self._thread: int | None = None  # ident while the operation runs
         self._interrupts = 0
