@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, assert_never, cast
 
@@ -29,6 +30,7 @@ import pykka
 
 from actors._clock import Clock, blocking_timeout
 from actors._core.dependencies import DependencyGraph
+from actors._core.group_commit import GroupCommit
 from actors._core.messages import (
     REGISTRY_MESSAGES,
     AbandonUnfinished,
@@ -65,9 +67,7 @@ from actors._enums import TaskStatus
 from actors._errors import (
     ActorRestartedError,
     QueryFailedError,
-    RecordsNotStoredError,
     StoreError,
-    StoreWriteError,
     UnstorableValueError,
 )
 from actors._outcome import (
@@ -91,9 +91,6 @@ from actors.logs import library_logger
 __all__ = ["RegistryActor", "TerminalWaiter"]
 
 _log = library_logger("actors.registry")
-
-COMMIT_BATCH = 1000
-"""Records changed before the registry commits even though messages are still queued."""
 
 # Messages whose handling is visible outside the actor: pending writes are committed
 # before their answer leaves.
@@ -170,21 +167,10 @@ class RegistryActor(RestartingActor):
         self._table = table
         self._clock = clock
         self._waiters: dict[str, list[TerminalWaiter]] = {}
-        # The durable path; all of it stays empty with the memory store (store None).
-        self._store = store if store is not None and store.durable else None
-        self._dirty: dict[str, TaskRecord] = {}  # changed since the last commit
-        self._deleted: list[TaskRecord] = []
-        self._tickets: list[CommitTicket] = []  # released by the next commit
-        # Records the store refused to write (their data cannot be encoded), with why:
-        # left out of later commits until they change again, and not shown by queries.
-        self._unstored: dict[str, str] = {}
+        # The durable path (None with the memory store): changes wait here for their
+        # commit, and so do the waiters and events they concern (see _release).
+        self._commits = GroupCommit(store) if store is not None and store.durable else None
         self._wakeups: list[tuple[list[TerminalWaiter], TaskSnapshot | None]] = []
-        self._reclaim = False
-        # A state change (not just progress) is waiting for a commit: it is committed as
-        # soon as the mailbox runs dry. Progress alone rides along with the next commit
-        # (a crash loses only progress of a task that is then interrupted anyway), so a
-        # chatty operation does not cost a commit per progress message.
-        self._urgent = False
         # Dependencies: who waits on whom. The supervisor is where resolved tasks go.
         self._supervisor: pykka.ActorRef[Any] | None = None
         # task id -> (its dependencies, those not completed yet)
@@ -215,54 +201,20 @@ class RegistryActor(RestartingActor):
         """Commit (or wake waiters) when this message calls for it; returns the answer
         as it may leave: never a state whose commit failed, nor a record the store
         refused."""
-        if self._store is not None and (self._dirty or self._deleted or self._tickets):
-            if (
-                isinstance(message, _QUERIES)
-                or len(self._dirty) >= COMMIT_BATCH
-                or ((self._urgent or self._tickets) and self.actor_inbox.empty())
-            ):
+        commits = self._commits
+        if commits is not None and commits.pending:
+            if isinstance(message, _QUERIES) or commits.due(self.actor_inbox.empty()):
                 error = self._commit()
                 if error is not None and isinstance(message, _QUERIES):
-                    answer = self._not_durable(answer, error)
+                    answer = commits.answer_after_failure(answer, error)
         elif self._wakeups:
             self._release()
-        if self._unstored and isinstance(message, GetSnapshot | ListTasks | ListPage | GetGroup):
-            answer = self._without_unstored(answer)
-        return answer
-
-    def _not_durable(self, answer: Any, error: StoreError) -> Any:
-        """A query's answer after a failed commit: a StoreWriteError (which the runtime
-        raises to the asker) instead of any snapshot whose state is not committed."""
-        snapshots = answer
-        if isinstance(answer, TaskSnapshot):
-            snapshots = [answer]
-        elif isinstance(answer, TaskPage):  # a page of a listing: its tasks, the same rule
-            snapshots = answer.tasks
-        if isinstance(snapshots, list) and any(
-            isinstance(s, TaskSnapshot) and s.task_id in self._dirty for s in snapshots
+        if (
+            commits is not None
+            and commits.refusing
+            and isinstance(message, GetSnapshot | ListTasks | ListPage | GetGroup)
         ):
-            return StoreWriteError(
-                error.location,
-                f"the latest state of the task(s) asked about is not durable yet: {error}",
-            )
-        return answer
-
-    def _without_unstored(self, answer: Any) -> Any:
-        """Records the store refused are not answered (their state is in no file)."""
-        if isinstance(answer, TaskSnapshot):
-            why = self._unstored.get(answer.task_id)
-            if why is None:
-                return answer
-            assert self._store is not None
-            return StoreWriteError(
-                self._store.location,
-                f"task {answer.task_id} could not be stored ({why}); its latest state is "
-                "not durable",
-            )
-        if isinstance(answer, list):
-            return [s for s in answer if s.task_id not in self._unstored]
-        if isinstance(answer, TaskPage):  # the cursor still names the page's last task
-            return replace(answer, tasks=self._without_unstored(answer.tasks))
+            answer = commits.without_refused(answer)
         return answer
 
     def _handle(self, message: Any) -> Any:
@@ -337,9 +289,8 @@ class RegistryActor(RestartingActor):
                 )
             else:
                 self._log_injected(started, message.injected_fault)
-            if self._store is not None:
-                self._dirty[started.task_id] = started
-                self._urgent = True
+            if self._commits is not None:
+                self._commits.changed(started)
             if self._listened():
                 self._emit(
                     "started",
@@ -371,12 +322,8 @@ class RegistryActor(RestartingActor):
         if removed:
             _log.info("tasks.cleaned_up", count=len(removed))
             self._prune_groups(removed)
-            if self._store is not None:
-                for record in removed:
-                    self._dirty.pop(record.task_id, None)
-                self._deleted.extend(removed)
-                self._reclaim = True
-                self._urgent = True
+            if self._commits is not None:
+                self._commits.deleted(removed)
         return len(removed)
 
     def _on_register(self, spec: TaskSpec, ticket: CommitTicket | None) -> None:
@@ -390,9 +337,8 @@ class RegistryActor(RestartingActor):
         )
         if record.group_id is not None:
             self._groups.setdefault(record.group_id, []).append(record.task_id)
-        if self._store is not None:
-            self._dirty[record.task_id] = record
-            self._urgent = True
+        if self._commits is not None:
+            self._commits.changed(record)
         if ticket is not None:
             self._ticket(ticket)
         if self._listened():
@@ -443,7 +389,7 @@ class RegistryActor(RestartingActor):
                 ticket.done(ActorRestartedError("registry", "the task's start", error))
             else:
                 self._ticket(ticket)
-        if self._store is not None:
+        if self._commits is not None:
             self._commit()
         else:
             self._release()
@@ -456,16 +402,18 @@ class RegistryActor(RestartingActor):
         assignments: a failure leaves a record as it was or fully changed, never half
         so. What it can leave wrong is derived state.)"""
         state = None
-        if self._store is not None:
+        commits = self._commits
+        if commits is not None:
             self._commit()
-            if not self._dirty and not self._deleted:
+            if commits.clean:
                 try:
-                    state = self._store.reload()
+                    state = commits.store.reload()
                 except Exception as exc:  # keep the records in memory, which are as new
                     _log.error("registry.reload_failed", error=repr(exc))
         if state is not None:
+            assert commits is not None
             self._table.reset(state.records, state.retired)
-            self._unstored.clear()  # the table is the file again
+            commits.forget_refused()  # the table is the file again
         else:
             self._table.rebuild()
         self._index_groups()
@@ -498,7 +446,7 @@ class RegistryActor(RestartingActor):
         """The supervisor failed: no unfinished task will run or end by itself. Each
         ends Interrupted (with a durable store they stay pending instead: the next
         runtime that opens it recovers them). Returns how many ended."""
-        if self._store is not None:
+        if self._commits is not None:
             return 0
         now = self._clock.time()
         unfinished = [
@@ -553,80 +501,24 @@ class RegistryActor(RestartingActor):
     # -- the durable path ------------------------------------------------------------------
 
     def _ticket(self, ticket: CommitTicket) -> None:
-        if self._store is None:
+        if self._commits is None:
             ticket.done()
         else:
-            self._tickets.append(ticket)
+            self._commits.hold(ticket)
 
     def _commit(self) -> StoreError | None:
-        """Write what changed; returns the error when nothing could be written.
-
-        Nothing leaves before its commit: after a failed one the tickets and the waiters
-        get the error, and events wait for the next commit that works. A record the
-        store refuses alone (its data cannot be encoded) is left out: only its own
-        tickets and waiters get the error, the others are committed."""
-        store = self._store
-        assert store is not None
-        error: StoreError | None = None
-        rejected: dict[str, str] = {}
-        if self._dirty or self._deleted:
-            try:
-                try:
-                    store.write(self._dirty.values(), self._deleted)
-                except RecordsNotStoredError as exc:
-                    rejected = exc.rejected
-            except Exception as exc:
-                # Kept dirty: the next commit tries again. The callers waiting on this
-                # one learn that their change is not durable. Never raised from here: an
-                # exception escaping a told message would stop the registry.
-                error = (
-                    exc
-                    if isinstance(exc, StoreError)
-                    else StoreWriteError(store.location, f"writing the task store failed: {exc!r}")
-                )
-                _log.error("store.commit_failed", location=store.location, error=str(exc))
-            else:
-                if self._unstored:
-                    for task_id in self._dirty:
-                        self._unstored.pop(task_id, None)
-                for task_id, why in rejected.items():
-                    # Not retried with every later commit: tried again only when the
-                    # record changes (and so is dirty again).
-                    self._unstored[task_id] = why
-                    _log.error(
-                        "store.record_not_stored",
-                        task_id=task_id,
-                        location=store.location,
-                        error=why,
-                    )
-                self._dirty.clear()
-                self._deleted.clear()
-                self._urgent = False
-                if self._reclaim:
-                    self._reclaim = False
-                    try:
-                        store.reclaim()
-                    except Exception as exc:  # the space comes back at the next cleanup
-                        _log.warning(
-                            "store.reclaim_failed", location=store.location, error=str(exc)
-                        )
-        for ticket in self._tickets:
-            if rejected and ticket.task_id in rejected:
-                ticket.done(self._refused(store, ticket.task_id, rejected[ticket.task_id]))
-            else:
-                ticket.done(error)
-        self._tickets.clear()
-        self._release(error, rejected)
-        return error
-
-    @staticmethod
-    def _refused(store: Store, task_id: str, why: str) -> StoreWriteError:
-        return StoreWriteError(
-            store.location, f"task {task_id} could not be stored in {store.location}: {why}"
-        )
+        """Commit (see :meth:`GroupCommit.commit`), then release what waited for it;
+        returns the error when nothing could be written. Nothing leaves before its
+        commit: after a failed one the waiters get the error, and events wait for the
+        next commit that works."""
+        commits = self._commits
+        assert commits is not None
+        done = commits.commit()
+        self._release(done.error, done.refused)
+        return done.error
 
     def _release(
-        self, error: StoreError | None = None, rejected: dict[str, str] | None = None
+        self, error: StoreError | None = None, rejected: Mapping[str, str] | None = None
     ) -> None:
         if error is not None:
             # The ends these waiters would see are not durable: they hear why instead.
@@ -639,8 +531,8 @@ class RegistryActor(RestartingActor):
         for waiters, snapshot in self._wakeups:
             refused = None
             if rejected and snapshot is not None and snapshot.task_id in rejected:
-                assert self._store is not None
-                refused = self._refused(self._store, snapshot.task_id, rejected[snapshot.task_id])
+                assert self._commits is not None
+                refused = self._commits.refused_error(snapshot.task_id, rejected[snapshot.task_id])
             for waiter in waiters:
                 if refused is None:
                     waiter.set(snapshot)
@@ -669,7 +561,7 @@ class RegistryActor(RestartingActor):
         notifier = self._notifier
         assert notifier is not None
         event = TaskEvent(kind, record.task_id, record.updated_at, data)
-        if self._store is None or now:
+        if self._commits is None or now:
             with contextlib.suppress(pykka.ActorDeadError):  # stopped: nobody listens
                 notifier.tell(event)
         else:
@@ -698,7 +590,7 @@ class RegistryActor(RestartingActor):
             self.on_stop()
 
     def on_stop(self) -> None:
-        if self._store is not None:
+        if self._commits is not None:
             self._commit()  # releases what it committed (and holds back what it did not)
         else:
             self._release()
@@ -719,7 +611,7 @@ class RegistryActor(RestartingActor):
             # in a tight loop, and only the latest of each drain is kept. The codec
             # raises nothing but UnstorableValueError, so user data cannot fail this actor.
             try:
-                if self._store is not None:
+                if self._commits is not None:
                     partial, partial_json = normalized(partial)
                 else:
                     check_value(partial)
@@ -739,13 +631,13 @@ class RegistryActor(RestartingActor):
             return
         if progress is not None:
             _log.debug("task.progress", task_id=record.task_id, progress=progress)
-            # Not held for a commit: progress is not a durable fact (see _urgent).
+            # Not held for a commit: progress is not a durable fact (see GroupCommit).
             if self._listened():
                 self._emit("progress", record, now=True, progress=progress)
-        if self._store is not None:
+        if self._commits is not None:
             if has_partial:
                 record.partial_json = partial_json
-            self._dirty[record.task_id] = record
+            self._commits.changed(record, urgent=False)  # progress: see GroupCommit.due
 
     def _on_finish(self, message: Finish) -> None:
         outcome = message.outcome
@@ -772,16 +664,16 @@ class RegistryActor(RestartingActor):
     def _finish_one(self, task_id: str, outcome: Outcome, at: float) -> TaskRecord | None:
         """Record one task's outcome; returns its record if it became terminal now."""
         result_json = None
-        if self._store is not None:
+        commits = self._commits
+        if commits is not None:
             outcome, result_json = self._storable(task_id, outcome)
         result, record = self._table.finish(task_id, outcome, at)
         if record is None or result is FinishResult.IGNORED:
             return None
-        if self._store is not None:
+        if commits is not None:
             if record.has_result and result_json is not None:
                 record.result_json = result_json
-            self._dirty[record.task_id] = record
-            self._urgent = True
+            commits.changed(record)
         if result is FinishResult.LATE_RESULT:
             _log.info("task.late_result_kept", task_id=record.task_id, status=record.status.value)
             return None
@@ -919,9 +811,8 @@ class RegistryActor(RestartingActor):
             next_attempt_at=message.next_at,
             error=error,
         )
-        if self._store is not None:
-            self._dirty[record.task_id] = record
-            self._urgent = True
+        if self._commits is not None:
+            self._commits.changed(record)
         if self._listened():
             self._emit(
                 "retry_scheduled",
@@ -937,19 +828,14 @@ class RegistryActor(RestartingActor):
             return None
         waiter = TerminalWaiter()
         if record.status.is_terminal:
-            if self._store is not None and record.task_id in self._dirty:
+            commits = self._commits
+            if commits is None:
+                waiter.set(record.snapshot())
+            elif commits.uncommitted(record.task_id):
                 # Its end is not committed yet: woken by the commit (or its failure).
                 self._wakeups.append(([waiter], record.snapshot()))
-            elif record.task_id in self._unstored:
-                assert self._store is not None
-                waiter.set(
-                    None,
-                    StoreWriteError(
-                        self._store.location,
-                        f"task {record.task_id} could not be stored "
-                        f"({self._unstored[record.task_id]}); its end is not durable",
-                    ),
-                )
+            elif (refused := commits.not_stored_error(record.task_id, "end")) is not None:
+                waiter.set(None, refused)
             else:
                 waiter.set(record.snapshot())
         else:
