@@ -178,8 +178,8 @@ def test_a_refused_record_is_left_out_alone_while_the_others_commit(store: Sqlit
     assert commits.uncommitted("bad") is False
     snapshots = [bad.snapshot(), _record("good-1", 0).snapshot()]
     assert [s.task_id for s in commits.without_refused(snapshots)] == ["good-1"]
-    page = commits.without_refused(TaskPage(snapshots, "good-1"))
-    assert ([s.task_id for s in page.tasks], page.next_after) == (["good-1"], "good-1")
+    page = commits.without_refused(TaskPage(snapshots, 7))
+    assert ([s.task_id for s in page.tasks], page.next_after) == (["good-1"], 7)
     refused = commits.without_refused(bad.snapshot())
     assert isinstance(refused, StoreWriteError)
     assert "its latest state is not durable" in str(refused)
