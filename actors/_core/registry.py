@@ -28,9 +28,10 @@ from typing import Any, assert_never, cast
 
 import pykka
 
-from actors._clock import Clock, blocking_timeout
+from actors._clock import Clock
 from actors._core.dependencies import DependencyGraph
 from actors._core.group_commit import GroupCommit
+from actors._core.lifecycle_log import log_injected, log_terminal
 from actors._core.messages import (
     REGISTRY_MESSAGES,
     AbandonUnfinished,
@@ -63,6 +64,7 @@ from actors._core.messages import (
 from actors._core.notifier import TaskEvent
 from actors._core.restarts import RestartingActor, SelfHealing
 from actors._core.table import FinishResult, TaskTable
+from actors._core.waiters import TerminalWaiter, Waiters
 from actors._enums import TaskStatus
 from actors._errors import (
     ActorRestartedError,
@@ -73,22 +75,19 @@ from actors._errors import (
 from actors._outcome import (
     Cancelled,
     Completed,
-    Crashed,
     DependencyFailed,
     Interrupted,
     Outcome,
     Raised,
-    ResourceExhausted,
     ResultNotStorable,
     StopReason,
-    TimedOut,
 )
 from actors._records import TaskRecord, TaskSnapshot, TaskSpec
 from actors._storage.codec import check_value, normalized
 from actors._storage.store import CommitTicket, Store
 from actors.logs import library_logger
 
-__all__ = ["RegistryActor", "TerminalWaiter"]
+__all__ = ["RegistryActor"]
 
 _log = library_logger("actors.registry")
 
@@ -112,33 +111,6 @@ _TASK_CHANGES = (
     RetryScheduled,
     ProgressReady,
 )
-
-
-class TerminalWaiter:
-    """Handed to a caller of ``wait``: set once its task is terminal (or the registry
-    stopped), carrying the terminal snapshot. A bare lock held until set (cheaper to
-    wake than an Event, see :class:`CommitTicket`)."""
-
-    __slots__ = ("_lock", "error", "snapshot")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lock.acquire()
-        self.snapshot: TaskSnapshot | None = None
-        # Set instead when the task's end could not be committed (a durable store).
-        self.error: StoreError | None = None
-
-    def set(self, snapshot: TaskSnapshot | None, error: StoreError | None = None) -> None:
-        """Called once, by the registry."""
-        self.snapshot = snapshot
-        self.error = error
-        self._lock.release()
-
-    def wait(self, timeout: float | None) -> bool:
-        if self._lock.acquire(timeout=-1 if timeout is None else blocking_timeout(timeout)):
-            self._lock.release()
-            return True
-        return False
 
 
 class RegistryActor(RestartingActor):
@@ -166,11 +138,10 @@ class RegistryActor(RestartingActor):
         self._outbox: list[TaskEvent] = []  # facts waiting for their commit
         self._table = table
         self._clock = clock
-        self._waiters: dict[str, list[TerminalWaiter]] = {}
+        self._waiters = Waiters()
         # The durable path (None with the memory store): changes wait here for their
         # commit, and so do the waiters and events they concern (see _release).
         self._commits = GroupCommit(store) if store is not None and store.durable else None
-        self._wakeups: list[tuple[list[TerminalWaiter], TaskSnapshot | None]] = []
         # Dependencies: who waits on whom. The supervisor is where resolved tasks go.
         self._supervisor: pykka.ActorRef[Any] | None = None
         # task id -> (its dependencies, those not completed yet)
@@ -207,7 +178,7 @@ class RegistryActor(RestartingActor):
                 error = self._commit()
                 if error is not None and isinstance(message, _QUERIES):
                     answer = commits.answer_after_failure(answer, error)
-        elif self._wakeups:
+        elif self._waiters.held:
             self._release()
         if (
             commits is not None
@@ -280,7 +251,7 @@ class RegistryActor(RestartingActor):
     def _on_mark_running(self, message: MarkRunning) -> None:
         started = self._table.mark_running(message.task_id, message.at, message.injected_fault)
         if started is not None:
-            if message.injected_fault is None:
+            if message.injected_fault is None:  # inline: the hot path (see lifecycle_log)
                 _log.info(
                     "task.started",
                     task_id=started.task_id,
@@ -288,7 +259,7 @@ class RegistryActor(RestartingActor):
                     attempt=started.attempt,
                 )
             else:
-                self._log_injected(started, message.injected_fault)
+                log_injected(started, message.injected_fault)
             if self._commits is not None:
                 self._commits.changed(started)
             if self._listened():
@@ -311,11 +282,7 @@ class RegistryActor(RestartingActor):
             self._ticket(message.ticket)
 
     def _on_unwatch(self, message: Unwatch) -> None:
-        waiters = self._waiters.get(message.task_id, [])
-        if message.waiter in waiters:
-            waiters.remove(message.waiter)
-        if not waiters:
-            self._waiters.pop(message.task_id, None)
+        self._waiters.unwatch(message.task_id, message.waiter)
 
     def _on_cleanup(self, cutoff: float) -> int:
         removed = self._table.pop_ended_before(cutoff)
@@ -436,11 +403,7 @@ class RegistryActor(RestartingActor):
         for task_id, outcome in failed:
             self._tell_supervisor(DropBlocked(task_id))
             self._finish(task_id, outcome, now)
-        for task_id in list(self._waiters):
-            waited = self._table.get(task_id)
-            if waited is None or waited.status.is_terminal:
-                waiters = self._waiters.pop(task_id)
-                self._wakeups.append((waiters, None if waited is None else waited.snapshot()))
+        self._waiters.settle(self._table.get)
 
     def _abandon_unfinished(self, cause: str) -> int:
         """The supervisor failed: no unfinished task will run or end by itself. Each
@@ -520,25 +483,16 @@ class RegistryActor(RestartingActor):
     def _release(
         self, error: StoreError | None = None, rejected: Mapping[str, str] | None = None
     ) -> None:
+        refused = None
+        if rejected:
+            commits = self._commits
+            assert commits is not None
+            refused = {t: commits.refused_error(t, why) for t, why in rejected.items()}
+        # After a failed commit the ends these waiters would see are not durable: they
+        # hear why instead, and events stay in the outbox for the next commit that works.
+        self._waiters.release(error, refused)
         if error is not None:
-            # The ends these waiters would see are not durable: they hear why instead.
-            # Events stay in the outbox for the next commit that works.
-            for waiters, _ in self._wakeups:
-                for waiter in waiters:
-                    waiter.set(None, error)
-            self._wakeups.clear()
             return
-        for waiters, snapshot in self._wakeups:
-            refused = None
-            if rejected and snapshot is not None and snapshot.task_id in rejected:
-                assert self._commits is not None
-                refused = self._commits.refused_error(snapshot.task_id, rejected[snapshot.task_id])
-            for waiter in waiters:
-                if refused is None:
-                    waiter.set(snapshot)
-                else:
-                    waiter.set(None, refused)
-        self._wakeups.clear()
         if self._outbox:
             if rejected:  # facts the file does not hold are not told
                 self._outbox = [e for e in self._outbox if e.task_id not in rejected]
@@ -594,14 +548,7 @@ class RegistryActor(RestartingActor):
             self._commit()  # releases what it committed (and holds back what it did not)
         else:
             self._release()
-        # Nobody waits forever on a registry that is gone: wake every waiter with the
-        # latest snapshot it can have (the caller sees the task is not terminal).
-        for task_id, waiters in self._waiters.items():
-            record = self._table.get(task_id)
-            snapshot = None if record is None else record.snapshot()
-            for waiter in waiters:
-                waiter.set(snapshot)
-        self._waiters.clear()
+        self._waiters.wake_all(self._table.get)  # nobody waits forever on a stopped registry
 
     def _on_progress(self, message: ProgressReady) -> None:
         progress, partial, has_partial = message.published.drain()
@@ -677,12 +624,9 @@ class RegistryActor(RestartingActor):
         if result is FinishResult.LATE_RESULT:
             _log.info("task.late_result_kept", task_id=record.task_id, status=record.status.value)
             return None
-        self._log_terminal(record)
+        log_terminal(record)
         self._dependencies.forget(record.task_id)
-        waiters = self._waiters.pop(record.task_id, None)
-        if waiters:
-            # Woken after this change is committed (at once with the memory store).
-            self._wakeups.append((waiters, record.snapshot()))
+        self._waiters.ended(record)  # woken after this change is committed (memory: at once)
         if self._listened():
             duration = record.duration_seconds
             self._emit(
@@ -826,114 +770,19 @@ class RegistryActor(RestartingActor):
         record = self._table.get(message.task_id)
         if record is None:
             return None
+        if not record.status.is_terminal:
+            return self._waiters.watch(message.task_id)
+        commits = self._commits
+        if commits is not None and commits.uncommitted(record.task_id):
+            # Its end is not committed yet: woken by the commit (or its failure).
+            return self._waiters.hold(record.snapshot())
         waiter = TerminalWaiter()
-        if record.status.is_terminal:
-            commits = self._commits
-            if commits is None:
-                waiter.set(record.snapshot())
-            elif commits.uncommitted(record.task_id):
-                # Its end is not committed yet: woken by the commit (or its failure).
-                self._wakeups.append(([waiter], record.snapshot()))
-            elif (refused := commits.not_stored_error(record.task_id, "end")) is not None:
-                waiter.set(None, refused)
-            else:
-                waiter.set(record.snapshot())
+        refused = None if commits is None else commits.not_stored_error(record.task_id, "end")
+        if refused is not None:
+            waiter.set(None, refused)
         else:
-            self._waiters.setdefault(message.task_id, []).append(waiter)
+            waiter.set(record.snapshot())
         return waiter
-
-    @staticmethod
-    def _log_injected(record: TaskRecord, fault: str) -> None:
-        # Said twice, so neither a reader of task.started nor a search for injected
-        # faults can take this attempt's failure for a real one.
-        _log.warning(
-            "fault.injected",
-            task_id=record.task_id,
-            operation=record.operation_name,
-            attempt=record.attempt,
-            fault=fault,
-        )
-        _log.info(
-            "task.started",
-            task_id=record.task_id,
-            operation=record.operation_name,
-            attempt=record.attempt,
-            injected_fault=fault,
-        )
-
-    @staticmethod
-    def _log_terminal(record: TaskRecord) -> None:
-        outcome = record.outcome
-        duration = record.duration_seconds
-        assert duration is not None
-        duration_ms = round(duration * 1000.0, 3)
-        task_id = record.task_id
-        if isinstance(outcome, Completed):
-            _log.info("task.completed", task_id=task_id, duration_ms=duration_ms)
-        elif isinstance(outcome, TimedOut):
-            _log.warning(
-                "task.timed_out",
-                task_id=task_id,
-                duration_ms=duration_ms,
-                timeout_seconds=outcome.timeout_seconds,
-                has_partial_result=outcome.has_partial_result,
-            )
-        elif isinstance(outcome, Raised):
-            _log.warning(
-                "task.failed",
-                task_id=task_id,
-                duration_ms=duration_ms,
-                exception_type=outcome.exception_type,
-                error=outcome.message,
-            )
-        elif isinstance(outcome, Crashed):
-            _log.warning(
-                "task.failed",
-                task_id=task_id,
-                duration_ms=duration_ms,
-                crashed=True,
-                exit_code=outcome.exit_code,
-                signal=outcome.signal_name,
-            )
-        elif isinstance(outcome, ResourceExhausted):
-            _log.warning(
-                "task.failed",
-                task_id=task_id,
-                duration_ms=duration_ms,
-                limit=outcome.limit,
-                limit_value=outcome.value,
-            )
-        elif isinstance(outcome, Interrupted):
-            _log.warning(
-                "task.interrupted_by_restart",
-                task_id=task_id,
-                was_running=outcome.was_running,
-                attempt=outcome.attempt,
-                cause=outcome.cause,
-            )
-        elif isinstance(outcome, ResultNotStorable):
-            _log.warning(
-                "task.failed",
-                task_id=task_id,
-                duration_ms=duration_ms,
-                result_type=outcome.type_name,
-            )
-        elif isinstance(outcome, DependencyFailed):
-            _log.info(
-                "task.cancelled",
-                task_id=task_id,
-                duration_ms=duration_ms,
-                reason="dependency_failed",
-                dependency_id=outcome.dependency_id,
-                dependency_status=outcome.dependency_status,
-            )
-        elif isinstance(outcome, Cancelled):
-            _log.info(
-                "task.cancelled",
-                task_id=task_id,
-                duration_ms=duration_ms,
-                reason=outcome.reason.value,
-            )
 
 
 def _task_of(message: Any) -> str | None:

@@ -50,11 +50,12 @@ from actors._core.messages import (
 )
 from actors._core.notifier import NotifierActor, Subscriptions, TaskEvent
 from actors._core.pooled import Dispatcher
-from actors._core.registry import RegistryActor, TerminalWaiter
+from actors._core.registry import RegistryActor
 from actors._core.restarts import SelfHealing
 from actors._core.supervisor import SupervisorActor, SupervisorStats
 from actors._core.table import TableStats, TaskTable
 from actors._core.timers import TimerService, TimerStatistics
+from actors._core.waiters import TerminalWaiter
 from actors._enums import Isolation, TaskStatus
 from actors._errors import (
     ActorRestartedError,
