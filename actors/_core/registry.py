@@ -61,7 +61,7 @@ from actors._core.messages import (
     Unwatch,
     Watch,
 )
-from actors._core.notifier import TaskEvent
+from actors._core.outbox import EventOutbox
 from actors._core.restarts import RestartingActor, SelfHealing
 from actors._core.table import FinishResult, TaskTable
 from actors._core.waiters import TerminalWaiter, Waiters
@@ -132,16 +132,17 @@ class RegistryActor(RestartingActor):
         super().__init__()
         self._healing = healing
         self._traps: list[InjectFault] = []  # a test's injected faults, armed
-        # Subscriptions: the notifier gets every lifecycle fact while ``listening`` is set.
-        self._notifier = notifier
-        self._listening = listening if listening is not None else threading.Event()
-        self._outbox: list[TaskEvent] = []  # facts waiting for their commit
         self._table = table
         self._clock = clock
         self._waiters = Waiters()
         # The durable path (None with the memory store): changes wait here for their
         # commit, and so do the waiters and events they concern (see _release).
         self._commits = GroupCommit(store) if store is not None and store.durable else None
+        # Subscriptions: the notifier gets every lifecycle fact while ``listening`` is set.
+        # Bound once: the handlers call these per message (the cost of a method call).
+        self._outbox = EventOutbox(notifier, listening, durable=self._commits is not None)
+        self._listened = self._outbox.listened
+        self._emit = self._outbox.emit
         # Dependencies: who waits on whom. The supervisor is where resolved tasks go.
         self._supervisor: pykka.ActorRef[Any] | None = None
         # task id -> (its dependencies, those not completed yet)
@@ -493,33 +494,7 @@ class RegistryActor(RestartingActor):
         self._waiters.release(error, refused)
         if error is not None:
             return
-        if self._outbox:
-            if rejected:  # facts the file does not hold are not told
-                self._outbox = [e for e in self._outbox if e.task_id not in rejected]
-            notifier = self._notifier
-            assert notifier is not None
-            with contextlib.suppress(pykka.ActorDeadError):  # stopped: nobody listens
-                for event in self._outbox:
-                    notifier.tell(event)
-            self._outbox.clear()
-
-    def _listened(self) -> bool:
-        """Anyone subscribed? Checked before an event's fields are even built: without
-        subscribers the events cost nothing."""
-        return self._notifier is not None and self._listening.is_set()
-
-    def _emit(self, kind: str, record: TaskRecord, *, now: bool = False, **data: Any) -> None:
-        """Tell subscribers a lifecycle fact (callers check :meth:`_listened` first).
-        With a durable store a fact (other than progress, ``now``) goes out after the
-        commit that covers it."""
-        notifier = self._notifier
-        assert notifier is not None
-        event = TaskEvent(kind, record.task_id, record.updated_at, data)
-        if self._commits is None or now:
-            with contextlib.suppress(pykka.ActorDeadError):  # stopped: nobody listens
-                notifier.tell(event)
-        else:
-            self._outbox.append(event)
+        self._outbox.release(rejected)
 
     def _storable(self, task_id: str, outcome: Outcome) -> tuple[Outcome, str | None]:
         """A completed outcome as the store keeps it: its result decoded from its JSON
