@@ -43,7 +43,8 @@ def collector() -> Iterator[pykka.ActorRef[Any]]:
 
 
 def _told(collector: pykka.ActorRef[Any]) -> list[tuple[str, str]]:
-    told: list[tuple[str, str]] = collector.ask("events", timeout=WAIT)
+    told = collector.ask("events", block=True, timeout=WAIT)
+    assert isinstance(told, list)
     return told
 
 
