@@ -29,7 +29,7 @@ from typing import Any, assert_never, cast
 import pykka
 
 from actors._clock import Clock
-from actors._core.dependencies import DependencyGraph
+from actors._core.dependencies import DependencyGraph, results_of, unmet
 from actors._core.group_commit import GroupCommit
 from actors._core.lifecycle_log import log_injected, log_terminal
 from actors._core.messages import (
@@ -64,6 +64,7 @@ from actors._core.messages import (
 from actors._core.outbox import EventOutbox
 from actors._core.restarts import RestartingActor, SelfHealing
 from actors._core.table import FinishResult, TaskTable
+from actors._core.traps import FaultTraps, task_of
 from actors._core.waiters import TerminalWaiter, Waiters
 from actors._enums import TaskStatus
 from actors._errors import (
@@ -131,7 +132,7 @@ class RegistryActor(RestartingActor):
     ) -> None:
         super().__init__()
         self._healing = healing
-        self._traps: list[InjectFault] = []  # a test's injected faults, armed
+        self._traps = FaultTraps()  # a test's injected faults
         self._table = table
         self._clock = clock
         self._waiters = Waiters()
@@ -190,8 +191,8 @@ class RegistryActor(RestartingActor):
         return answer
 
     def _handle(self, message: Any) -> Any:
-        if self._traps:
-            self._spring_trap(message)
+        if self._traps.armed:
+            self._traps.spring(message)
         if isinstance(message, REGISTRY_MESSAGES):
             return self._dispatch(cast(RegistryMessage, message))
         return super().on_receive(message)
@@ -236,8 +237,7 @@ class RegistryActor(RestartingActor):
                 self._supervisor = supervisor  # type: ignore[assignment]
                 return None
             case InjectFault():
-                self._traps.append(message)
-                self._spring_trap(message)
+                self._traps.arm(message)
                 return None
             case AbandonUnfinished(cause=cause):
                 return self._abandon_unfinished(cause)
@@ -325,24 +325,11 @@ class RegistryActor(RestartingActor):
         record = self._table.get(task_id)
         return record is not None and record.status.is_terminal
 
-    def _spring_trap(self, message: Any) -> None:
-        """Raise the first armed fault that ``message`` triggers (and disarm it)."""
-        for trap in self._traps:
-            if trap.message_type is None:
-                if message is not trap:
-                    continue
-            elif not isinstance(message, trap.message_type) or (
-                trap.task_id is not None and _task_of(message) != trap.task_id
-            ):
-                continue
-            self._traps.remove(trap)
-            raise trap.error
-
     def on_restart(self, error: Exception, message: Any) -> BaseException:
         """``message`` made this actor fail with ``error``: rebuild everything from the
         records (the store's, when durable), end the task that message was about (its
         outcome can no longer be known for sure), and carry on with the mailbox."""
-        task_id = _task_of(message) if isinstance(message, _TASK_CHANGES) else None
+        task_id = task_of(message) if isinstance(message, _TASK_CHANGES) else None
         if self._healing is not None:
             self._healing.restarted(
                 "registry", error, failed_message=type(message).__name__, task_id=task_id
@@ -390,7 +377,7 @@ class RegistryActor(RestartingActor):
         for record in list(self._table.iter_status(TaskStatus.PENDING)):
             if not record.depends_on:
                 continue
-            remaining, failure = self._unmet(record.depends_on)
+            remaining, failure = unmet(self._table.get, record.depends_on)
             if failure is not None:
                 failed.append((record.task_id, failure))
             elif remaining:
@@ -398,7 +385,7 @@ class RegistryActor(RestartingActor):
             else:
                 # Released already, or its release was lost: the supervisor starts it
                 # only if it still holds it blocked.
-                results = self._results_of(record.depends_on)
+                results = results_of(self._table.get, record.depends_on)
                 self._tell_supervisor(DependenciesMet(record.task_id, results))
         now = self._clock.time()
         for task_id, outcome in failed:
@@ -636,33 +623,19 @@ class RegistryActor(RestartingActor):
         """Forward a registered pending task with dependencies to the supervisor: ready
         (all completed), blocked (some still to finish), or dropped and cancelled (one
         failed or was cancelled)."""
-        remaining, failure = self._unmet(spec.depends_on)
+        remaining, failure = unmet(self._table.get, spec.depends_on)
         if failure is not None:
             self._tell_supervisor(SubmitBlocked(spec))
             self._tell_supervisor(DropBlocked(spec.task_id))
             self._finish(spec.task_id, failure, self._clock.time())
             return "failed"
         if not remaining:
-            results = self._results_of(spec.depends_on)
+            results = results_of(self._table.get, spec.depends_on)
             self._tell_supervisor(Submit(replace(spec, dependency_results=results)))
             return "ready"
         self._dependencies.wait_for(spec.task_id, spec.depends_on, remaining)
         self._tell_supervisor(SubmitBlocked(spec))
         return "waiting"
-
-    def _unmet(self, depends_on: tuple[str, ...]) -> tuple[set[str], DependencyFailed | None]:
-        """The dependencies not completed yet, or the failure of the first that ended
-        otherwise (an unknown one counts as cancelled)."""
-        remaining: set[str] = set()
-        for dependency_id in depends_on:
-            dependency = self._table.get(dependency_id)
-            status = TaskStatus.CANCELLED if dependency is None else dependency.status
-            if status is TaskStatus.COMPLETED:
-                continue
-            if status.is_terminal:
-                return remaining, DependencyFailed(dependency_id, status.value)
-            remaining.add(dependency_id)
-        return remaining, None
 
     def _resolve_dependents(self, record: TaskRecord) -> list[tuple[str, Outcome]]:
         """``record`` just became terminal: release or fail the tasks waiting on it;
@@ -671,7 +644,7 @@ class RegistryActor(RestartingActor):
             record.task_id, completed=record.status is TaskStatus.COMPLETED
         )
         for task_id, depends_on in resolution.released:
-            self._tell_supervisor(DependenciesMet(task_id, self._results_of(depends_on)))
+            self._tell_supervisor(DependenciesMet(task_id, results_of(self._table.get, depends_on)))
         failure = DependencyFailed(record.task_id, record.status.value)
         for task_id in resolution.failed:
             self._tell_supervisor(DropBlocked(task_id))
@@ -684,13 +657,6 @@ class RegistryActor(RestartingActor):
         if supervisor is not None:
             with contextlib.suppress(pykka.ActorDeadError):
                 supervisor.tell(message)
-
-    def _results_of(self, depends_on: tuple[str, ...]) -> dict[str, object]:
-        results: dict[str, object] = {}
-        for dependency_id in depends_on:
-            dependency = self._table.get(dependency_id)
-            results[dependency_id] = None if dependency is None else dependency.result
-        return results
 
     # -- groups --------------------------------------------------------------------------
 
@@ -758,11 +724,3 @@ class RegistryActor(RestartingActor):
         else:
             waiter.set(record.snapshot())
         return waiter
-
-
-def _task_of(message: Any) -> str | None:
-    task_id = getattr(message, "task_id", None)
-    if task_id is None:
-        spec = getattr(message, "spec", None)
-        task_id = getattr(spec, "task_id", None)
-    return task_id if isinstance(task_id, str) else None
