@@ -15,6 +15,13 @@ Because it sees every terminal transition in order, it also resolves dependencie
 forwards a dependent task to the supervisor once they completed, or cancels it when
 one failed, down the chain), keeps the group index, and tells each lifecycle fact to
 the notifier while anyone is subscribed.
+
+It is a message handler over state objects, each tested on its own: the table
+(:class:`TaskTable`), the group commit (:class:`GroupCommit`, absent with the memory
+store), the waiters (:class:`Waiters`), the dependency graph (:class:`DependencyGraph`),
+the event outbox (:class:`EventOutbox`) and a test's fault traps (:class:`FaultTraps`).
+What stays here is the order of things: which state a message changes, and that nothing
+leaves before the commit that covers it.
 """
 
 from __future__ import annotations
