@@ -7,7 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors._core.dependencies import DependencyGraph
+from actors import Isolation, TaskOptions
+from actors._core.dependencies import DependencyGraph, results_of, unmet
+from actors._enums import TaskStatus
+from actors._outcome import DependencyFailed
+from actors._records import TaskRecord
 
 
 def test_a_task_is_released_when_its_last_dependency_completes() -> None:
@@ -99,3 +103,37 @@ def test_resolutions_agree_with_a_model(
         else:
             assert graph.is_waiting(task_id)
             assert graph.remaining(task_id) == ids - set(order)
+
+
+def _ended(task_id: str, status: TaskStatus, result: object = None) -> TaskRecord:
+    return TaskRecord(
+        task_id=task_id,
+        operation_name="tests.noop",
+        params={},
+        options=TaskOptions(isolation=Isolation.THREAD),
+        seq=0,
+        created_at=1.0,
+        updated_at=1.0,
+        status=status,
+        result=result,
+    )
+
+
+def test_unmet_names_the_first_dependency_that_did_not_complete() -> None:
+    """Completed dependencies are met, unfinished ones remain, and the first that ended
+    otherwise (an unknown one counts as cancelled) is the failure."""
+    records = {
+        "done": _ended("done", TaskStatus.COMPLETED),
+        "running": _ended("running", TaskStatus.RUNNING),
+        "failed": _ended("failed", TaskStatus.FAILED),
+    }
+    assert unmet(records.get, ("done", "running")) == ({"running"}, None)
+    remaining, failure = unmet(records.get, ("running", "failed", "gone"))
+    assert remaining == {"running"}  # the ones before the failure
+    assert failure == DependencyFailed("failed", "failed")
+    assert unmet(records.get, ("gone",))[1] == DependencyFailed("gone", "cancelled")
+
+
+def test_results_of_gives_each_dependency_result_by_id() -> None:
+    records = {"a": _ended("a", TaskStatus.COMPLETED, result={"n": 1})}
+    assert results_of(records.get, ("a", "gone")) == {"a": {"n": 1}, "gone": None}

@@ -5,14 +5,47 @@ For each waiting task it keeps the ids it depends on and those still to complete
 each awaited task, who waits on it. :meth:`resolved` applies one task's end to its
 dependents: a completion releases those with nothing left to wait for, any other end
 fails them all. The registry turns the answer into messages and outcomes; this class
-knows nothing of either, so it is tested directly.
+knows nothing of either, so it is tested directly. Two functions read what the records
+say of a task's dependencies (:func:`unmet`, :func:`results_of`), given a lookup.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["DependencyGraph", "Resolution"]
+from actors._enums import TaskStatus
+from actors._outcome import DependencyFailed
+from actors._records import TaskRecord
+
+__all__ = ["DependencyGraph", "Resolution", "results_of", "unmet"]
+
+Lookup = Callable[[str], TaskRecord | None]
+"""A task's record by id (None: unknown, or removed by retention)."""
+
+
+def unmet(lookup: Lookup, depends_on: tuple[str, ...]) -> tuple[set[str], DependencyFailed | None]:
+    """The dependencies not completed yet, or the failure of the first that ended
+    otherwise (an unknown one counts as cancelled)."""
+    remaining: set[str] = set()
+    for dependency_id in depends_on:
+        dependency = lookup(dependency_id)
+        status = TaskStatus.CANCELLED if dependency is None else dependency.status
+        if status is TaskStatus.COMPLETED:
+            continue
+        if status.is_terminal:
+            return remaining, DependencyFailed(dependency_id, status.value)
+        remaining.add(dependency_id)
+    return remaining, None
+
+
+def results_of(lookup: Lookup, depends_on: tuple[str, ...]) -> dict[str, object]:
+    """Each dependency's result, by id (None for one no longer known)."""
+    results: dict[str, object] = {}
+    for dependency_id in depends_on:
+        dependency = lookup(dependency_id)
+        results[dependency_id] = None if dependency is None else dependency.result
+    return results
 
 
 @dataclass(slots=True)

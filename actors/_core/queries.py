@@ -24,8 +24,8 @@ from actors._core.messages import (
     Unwatch,
     Watch,
 )
-from actors._core.registry import TerminalWaiter
 from actors._core.table import TaskTable
+from actors._core.waiters import TerminalWaiter
 from actors._enums import TaskStatus
 from actors._errors import (
     ActorUnresponsiveError,

@@ -15,6 +15,13 @@ Because it sees every terminal transition in order, it also resolves dependencie
 forwards a dependent task to the supervisor once they completed, or cancels it when
 one failed, down the chain), keeps the group index, and tells each lifecycle fact to
 the notifier while anyone is subscribed.
+
+It is a message handler over state objects, each tested on its own: the table
+(:class:`TaskTable`), the group commit (:class:`GroupCommit`, absent with the memory
+store), the waiters (:class:`Waiters`), the dependency graph (:class:`DependencyGraph`),
+the event outbox (:class:`EventOutbox`) and a test's fault traps (:class:`FaultTraps`).
+What stays here is the order of things: which state a message changes, and that nothing
+leaves before the commit that covers it.
 """
 
 from __future__ import annotations
@@ -22,13 +29,16 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, assert_never, cast
 
 import pykka
 
-from actors._clock import Clock, blocking_timeout
-from actors._core.dependencies import DependencyGraph
+from actors._clock import Clock
+from actors._core.dependencies import DependencyGraph, results_of, unmet
+from actors._core.group_commit import GroupCommit
+from actors._core.lifecycle_log import log_injected, log_terminal
 from actors._core.messages import (
     REGISTRY_MESSAGES,
     AbandonUnfinished,
@@ -58,42 +68,36 @@ from actors._core.messages import (
     Unwatch,
     Watch,
 )
-from actors._core.notifier import TaskEvent
+from actors._core.outbox import EventOutbox
 from actors._core.restarts import RestartingActor, SelfHealing
 from actors._core.table import FinishResult, TaskTable
+from actors._core.traps import FaultTraps, task_of
+from actors._core.waiters import TerminalWaiter, Waiters
 from actors._enums import TaskStatus
 from actors._errors import (
     ActorRestartedError,
     QueryFailedError,
-    RecordsNotStoredError,
     StoreError,
-    StoreWriteError,
     UnstorableValueError,
 )
 from actors._outcome import (
     Cancelled,
     Completed,
-    Crashed,
     DependencyFailed,
     Interrupted,
     Outcome,
     Raised,
-    ResourceExhausted,
     ResultNotStorable,
     StopReason,
-    TimedOut,
 )
 from actors._records import TaskRecord, TaskSnapshot, TaskSpec
 from actors._storage.codec import check_value, normalized
 from actors._storage.store import CommitTicket, Store
 from actors.logs import library_logger
 
-__all__ = ["RegistryActor", "TerminalWaiter"]
+__all__ = ["RegistryActor"]
 
 _log = library_logger("actors.registry")
-
-COMMIT_BATCH = 1000
-"""Records changed before the registry commits even though messages are still queued."""
 
 # Messages whose handling is visible outside the actor: pending writes are committed
 # before their answer leaves.
@@ -117,33 +121,6 @@ _TASK_CHANGES = (
 )
 
 
-class TerminalWaiter:
-    """Handed to a caller of ``wait``: set once its task is terminal (or the registry
-    stopped), carrying the terminal snapshot. A bare lock held until set (cheaper to
-    wake than an Event, see :class:`CommitTicket`)."""
-
-    __slots__ = ("_lock", "error", "snapshot")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lock.acquire()
-        self.snapshot: TaskSnapshot | None = None
-        # Set instead when the task's end could not be committed (a durable store).
-        self.error: StoreError | None = None
-
-    def set(self, snapshot: TaskSnapshot | None, error: StoreError | None = None) -> None:
-        """Called once, by the registry."""
-        self.snapshot = snapshot
-        self.error = error
-        self._lock.release()
-
-    def wait(self, timeout: float | None) -> bool:
-        if self._lock.acquire(timeout=-1 if timeout is None else blocking_timeout(timeout)):
-            self._lock.release()
-            return True
-        return False
-
-
 class RegistryActor(RestartingActor):
     use_daemon_thread = True  # see SupervisorActor: a forgotten shutdown must not hang exit
 
@@ -162,29 +139,18 @@ class RegistryActor(RestartingActor):
     ) -> None:
         super().__init__()
         self._healing = healing
-        self._traps: list[InjectFault] = []  # a test's injected faults, armed
-        # Subscriptions: the notifier gets every lifecycle fact while ``listening`` is set.
-        self._notifier = notifier
-        self._listening = listening if listening is not None else threading.Event()
-        self._outbox: list[TaskEvent] = []  # facts waiting for their commit
+        self._traps = FaultTraps()  # a test's injected faults
         self._table = table
         self._clock = clock
-        self._waiters: dict[str, list[TerminalWaiter]] = {}
-        # The durable path; all of it stays empty with the memory store (store None).
-        self._store = store if store is not None and store.durable else None
-        self._dirty: dict[str, TaskRecord] = {}  # changed since the last commit
-        self._deleted: list[TaskRecord] = []
-        self._tickets: list[CommitTicket] = []  # released by the next commit
-        # Records the store refused to write (their data cannot be encoded), with why:
-        # left out of later commits until they change again, and not shown by queries.
-        self._unstored: dict[str, str] = {}
-        self._wakeups: list[tuple[list[TerminalWaiter], TaskSnapshot | None]] = []
-        self._reclaim = False
-        # A state change (not just progress) is waiting for a commit: it is committed as
-        # soon as the mailbox runs dry. Progress alone rides along with the next commit
-        # (a crash loses only progress of a task that is then interrupted anyway), so a
-        # chatty operation does not cost a commit per progress message.
-        self._urgent = False
+        self._waiters = Waiters()
+        # The durable path (None with the memory store): changes wait here for their
+        # commit, and so do the waiters and events they concern (see _release).
+        self._commits = GroupCommit(store) if store is not None and store.durable else None
+        # Subscriptions: the notifier gets every lifecycle fact while ``listening`` is set.
+        # Bound once: the handlers call these per message (the cost of a method call).
+        self._outbox = EventOutbox(notifier, listening, durable=self._commits is not None)
+        self._listened = self._outbox.listened
+        self._emit = self._outbox.emit
         # Dependencies: who waits on whom. The supervisor is where resolved tasks go.
         self._supervisor: pykka.ActorRef[Any] | None = None
         # task id -> (its dependencies, those not completed yet)
@@ -215,59 +181,25 @@ class RegistryActor(RestartingActor):
         """Commit (or wake waiters) when this message calls for it; returns the answer
         as it may leave: never a state whose commit failed, nor a record the store
         refused."""
-        if self._store is not None and (self._dirty or self._deleted or self._tickets):
-            if (
-                isinstance(message, _QUERIES)
-                or len(self._dirty) >= COMMIT_BATCH
-                or ((self._urgent or self._tickets) and self.actor_inbox.empty())
-            ):
+        commits = self._commits
+        if commits is not None and commits.pending:
+            if isinstance(message, _QUERIES) or commits.due(self.actor_inbox.empty()):
                 error = self._commit()
                 if error is not None and isinstance(message, _QUERIES):
-                    answer = self._not_durable(answer, error)
-        elif self._wakeups:
+                    answer = commits.answer_after_failure(answer, error)
+        elif self._waiters.held:
             self._release()
-        if self._unstored and isinstance(message, GetSnapshot | ListTasks | ListPage | GetGroup):
-            answer = self._without_unstored(answer)
-        return answer
-
-    def _not_durable(self, answer: Any, error: StoreError) -> Any:
-        """A query's answer after a failed commit: a StoreWriteError (which the runtime
-        raises to the asker) instead of any snapshot whose state is not committed."""
-        snapshots = answer
-        if isinstance(answer, TaskSnapshot):
-            snapshots = [answer]
-        elif isinstance(answer, TaskPage):  # a page of a listing: its tasks, the same rule
-            snapshots = answer.tasks
-        if isinstance(snapshots, list) and any(
-            isinstance(s, TaskSnapshot) and s.task_id in self._dirty for s in snapshots
+        if (
+            commits is not None
+            and commits.refusing
+            and isinstance(message, GetSnapshot | ListTasks | ListPage | GetGroup)
         ):
-            return StoreWriteError(
-                error.location,
-                f"the latest state of the task(s) asked about is not durable yet: {error}",
-            )
-        return answer
-
-    def _without_unstored(self, answer: Any) -> Any:
-        """Records the store refused are not answered (their state is in no file)."""
-        if isinstance(answer, TaskSnapshot):
-            why = self._unstored.get(answer.task_id)
-            if why is None:
-                return answer
-            assert self._store is not None
-            return StoreWriteError(
-                self._store.location,
-                f"task {answer.task_id} could not be stored ({why}); its latest state is "
-                "not durable",
-            )
-        if isinstance(answer, list):
-            return [s for s in answer if s.task_id not in self._unstored]
-        if isinstance(answer, TaskPage):  # the cursor still names the page's last task
-            return replace(answer, tasks=self._without_unstored(answer.tasks))
+            answer = commits.without_refused(answer)
         return answer
 
     def _handle(self, message: Any) -> Any:
-        if self._traps:
-            self._spring_trap(message)
+        if self._traps.armed:
+            self._traps.spring(message)
         if isinstance(message, REGISTRY_MESSAGES):
             return self._dispatch(cast(RegistryMessage, message))
         return super().on_receive(message)
@@ -312,8 +244,7 @@ class RegistryActor(RestartingActor):
                 self._supervisor = supervisor  # type: ignore[assignment]
                 return None
             case InjectFault():
-                self._traps.append(message)
-                self._spring_trap(message)
+                self._traps.arm(message)
                 return None
             case AbandonUnfinished(cause=cause):
                 return self._abandon_unfinished(cause)
@@ -328,7 +259,7 @@ class RegistryActor(RestartingActor):
     def _on_mark_running(self, message: MarkRunning) -> None:
         started = self._table.mark_running(message.task_id, message.at, message.injected_fault)
         if started is not None:
-            if message.injected_fault is None:
+            if message.injected_fault is None:  # inline: the hot path (see lifecycle_log)
                 _log.info(
                     "task.started",
                     task_id=started.task_id,
@@ -336,10 +267,9 @@ class RegistryActor(RestartingActor):
                     attempt=started.attempt,
                 )
             else:
-                self._log_injected(started, message.injected_fault)
-            if self._store is not None:
-                self._dirty[started.task_id] = started
-                self._urgent = True
+                log_injected(started, message.injected_fault)
+            if self._commits is not None:
+                self._commits.changed(started)
             if self._listened():
                 self._emit(
                     "started",
@@ -360,23 +290,15 @@ class RegistryActor(RestartingActor):
             self._ticket(message.ticket)
 
     def _on_unwatch(self, message: Unwatch) -> None:
-        waiters = self._waiters.get(message.task_id, [])
-        if message.waiter in waiters:
-            waiters.remove(message.waiter)
-        if not waiters:
-            self._waiters.pop(message.task_id, None)
+        self._waiters.unwatch(message.task_id, message.waiter)
 
     def _on_cleanup(self, cutoff: float) -> int:
         removed = self._table.pop_ended_before(cutoff)
         if removed:
             _log.info("tasks.cleaned_up", count=len(removed))
             self._prune_groups(removed)
-            if self._store is not None:
-                for record in removed:
-                    self._dirty.pop(record.task_id, None)
-                self._deleted.extend(removed)
-                self._reclaim = True
-                self._urgent = True
+            if self._commits is not None:
+                self._commits.deleted(removed)
         return len(removed)
 
     def _on_register(self, spec: TaskSpec, ticket: CommitTicket | None) -> None:
@@ -390,9 +312,8 @@ class RegistryActor(RestartingActor):
         )
         if record.options.group_id is not None:
             self._groups.setdefault(record.options.group_id, []).append(record.task_id)
-        if self._store is not None:
-            self._dirty[record.task_id] = record
-            self._urgent = True
+        if self._commits is not None:
+            self._commits.changed(record)
         if ticket is not None:
             self._ticket(ticket)
         if self._listened():
@@ -411,24 +332,11 @@ class RegistryActor(RestartingActor):
         record = self._table.get(task_id)
         return record is not None and record.status.is_terminal
 
-    def _spring_trap(self, message: Any) -> None:
-        """Raise the first armed fault that ``message`` triggers (and disarm it)."""
-        for trap in self._traps:
-            if trap.message_type is None:
-                if message is not trap:
-                    continue
-            elif not isinstance(message, trap.message_type) or (
-                trap.task_id is not None and _task_of(message) != trap.task_id
-            ):
-                continue
-            self._traps.remove(trap)
-            raise trap.error
-
     def on_restart(self, error: Exception, message: Any) -> BaseException:
         """``message`` made this actor fail with ``error``: rebuild everything from the
         records (the store's, when durable), end the task that message was about (its
         outcome can no longer be known for sure), and carry on with the mailbox."""
-        task_id = _task_of(message) if isinstance(message, _TASK_CHANGES) else None
+        task_id = task_of(message) if isinstance(message, _TASK_CHANGES) else None
         if self._healing is not None:
             self._healing.restarted(
                 "registry", error, failed_message=type(message).__name__, task_id=task_id
@@ -443,7 +351,7 @@ class RegistryActor(RestartingActor):
                 ticket.done(ActorRestartedError("registry", "the task's start", error))
             else:
                 self._ticket(ticket)
-        if self._store is not None:
+        if self._commits is not None:
             self._commit()
         else:
             self._release()
@@ -456,16 +364,18 @@ class RegistryActor(RestartingActor):
         assignments: a failure leaves a record as it was or fully changed, never half
         so. What it can leave wrong is derived state.)"""
         state = None
-        if self._store is not None:
+        commits = self._commits
+        if commits is not None:
             self._commit()
-            if not self._dirty and not self._deleted:
+            if commits.clean:
                 try:
-                    state = self._store.reload()
+                    state = commits.store.reload()
                 except Exception as exc:  # keep the records in memory, which are as new
                     _log.error("registry.reload_failed", error=repr(exc))
         if state is not None:
+            assert commits is not None
             self._table.reset(state.records, state.retired)
-            self._unstored.clear()  # the table is the file again
+            commits.forget_refused()  # the table is the file again
         else:
             self._table.rebuild()
         self._index_groups()
@@ -474,7 +384,7 @@ class RegistryActor(RestartingActor):
         for record in list(self._table.iter_status(TaskStatus.PENDING)):
             if not record.options.depends_on:
                 continue
-            remaining, failure = self._unmet(record.options.depends_on)
+            remaining, failure = unmet(self._table.get, record.options.depends_on)
             if failure is not None:
                 failed.append((record.task_id, failure))
             elif remaining:
@@ -482,23 +392,19 @@ class RegistryActor(RestartingActor):
             else:
                 # Released already, or its release was lost: the supervisor starts it
                 # only if it still holds it blocked.
-                results = self._results_of(record.options.depends_on)
+                results = results_of(self._table.get, record.options.depends_on)
                 self._tell_supervisor(DependenciesMet(record.task_id, results))
         now = self._clock.time()
         for task_id, outcome in failed:
             self._tell_supervisor(DropBlocked(task_id))
             self._finish(task_id, outcome, now)
-        for task_id in list(self._waiters):
-            waited = self._table.get(task_id)
-            if waited is None or waited.status.is_terminal:
-                waiters = self._waiters.pop(task_id)
-                self._wakeups.append((waiters, None if waited is None else waited.snapshot()))
+        self._waiters.settle(self._table.get)
 
     def _abandon_unfinished(self, cause: str) -> int:
         """The supervisor failed: no unfinished task will run or end by itself. Each
         ends Interrupted (with a durable store they stay pending instead: the next
         runtime that opens it recovers them). Returns how many ended."""
-        if self._store is not None:
+        if self._commits is not None:
             return 0
         now = self._clock.time()
         unfinished = [
@@ -553,127 +459,36 @@ class RegistryActor(RestartingActor):
     # -- the durable path ------------------------------------------------------------------
 
     def _ticket(self, ticket: CommitTicket) -> None:
-        if self._store is None:
+        if self._commits is None:
             ticket.done()
         else:
-            self._tickets.append(ticket)
+            self._commits.hold(ticket)
 
     def _commit(self) -> StoreError | None:
-        """Write what changed; returns the error when nothing could be written.
-
-        Nothing leaves before its commit: after a failed one the tickets and the waiters
-        get the error, and events wait for the next commit that works. A record the
-        store refuses alone (its data cannot be encoded) is left out: only its own
-        tickets and waiters get the error, the others are committed."""
-        store = self._store
-        assert store is not None
-        error: StoreError | None = None
-        rejected: dict[str, str] = {}
-        if self._dirty or self._deleted:
-            try:
-                try:
-                    store.write(self._dirty.values(), self._deleted)
-                except RecordsNotStoredError as exc:
-                    rejected = exc.rejected
-            except Exception as exc:
-                # Kept dirty: the next commit tries again. The callers waiting on this
-                # one learn that their change is not durable. Never raised from here: an
-                # exception escaping a told message would stop the registry.
-                error = (
-                    exc
-                    if isinstance(exc, StoreError)
-                    else StoreWriteError(store.location, f"writing the task store failed: {exc!r}")
-                )
-                _log.error("store.commit_failed", location=store.location, error=str(exc))
-            else:
-                if self._unstored:
-                    for task_id in self._dirty:
-                        self._unstored.pop(task_id, None)
-                for task_id, why in rejected.items():
-                    # Not retried with every later commit: tried again only when the
-                    # record changes (and so is dirty again).
-                    self._unstored[task_id] = why
-                    _log.error(
-                        "store.record_not_stored",
-                        task_id=task_id,
-                        location=store.location,
-                        error=why,
-                    )
-                self._dirty.clear()
-                self._deleted.clear()
-                self._urgent = False
-                if self._reclaim:
-                    self._reclaim = False
-                    try:
-                        store.reclaim()
-                    except Exception as exc:  # the space comes back at the next cleanup
-                        _log.warning(
-                            "store.reclaim_failed", location=store.location, error=str(exc)
-                        )
-        for ticket in self._tickets:
-            if rejected and ticket.task_id in rejected:
-                ticket.done(self._refused(store, ticket.task_id, rejected[ticket.task_id]))
-            else:
-                ticket.done(error)
-        self._tickets.clear()
-        self._release(error, rejected)
-        return error
-
-    @staticmethod
-    def _refused(store: Store, task_id: str, why: str) -> StoreWriteError:
-        return StoreWriteError(
-            store.location, f"task {task_id} could not be stored in {store.location}: {why}"
-        )
+        """Commit (see :meth:`GroupCommit.commit`), then release what waited for it;
+        returns the error when nothing could be written. Nothing leaves before its
+        commit: after a failed one the waiters get the error, and events wait for the
+        next commit that works."""
+        commits = self._commits
+        assert commits is not None
+        done = commits.commit()
+        self._release(done.error, done.refused)
+        return done.error
 
     def _release(
-        self, error: StoreError | None = None, rejected: dict[str, str] | None = None
+        self, error: StoreError | None = None, rejected: Mapping[str, str] | None = None
     ) -> None:
+        refused = None
+        if rejected:
+            commits = self._commits
+            assert commits is not None
+            refused = {t: commits.refused_error(t, why) for t, why in rejected.items()}
+        # After a failed commit the ends these waiters would see are not durable: they
+        # hear why instead, and events stay in the outbox for the next commit that works.
+        self._waiters.release(error, refused)
         if error is not None:
-            # The ends these waiters would see are not durable: they hear why instead.
-            # Events stay in the outbox for the next commit that works.
-            for waiters, _ in self._wakeups:
-                for waiter in waiters:
-                    waiter.set(None, error)
-            self._wakeups.clear()
             return
-        for waiters, snapshot in self._wakeups:
-            refused = None
-            if rejected and snapshot is not None and snapshot.task_id in rejected:
-                assert self._store is not None
-                refused = self._refused(self._store, snapshot.task_id, rejected[snapshot.task_id])
-            for waiter in waiters:
-                if refused is None:
-                    waiter.set(snapshot)
-                else:
-                    waiter.set(None, refused)
-        self._wakeups.clear()
-        if self._outbox:
-            if rejected:  # facts the file does not hold are not told
-                self._outbox = [e for e in self._outbox if e.task_id not in rejected]
-            notifier = self._notifier
-            assert notifier is not None
-            with contextlib.suppress(pykka.ActorDeadError):  # stopped: nobody listens
-                for event in self._outbox:
-                    notifier.tell(event)
-            self._outbox.clear()
-
-    def _listened(self) -> bool:
-        """Anyone subscribed? Checked before an event's fields are even built: without
-        subscribers the events cost nothing."""
-        return self._notifier is not None and self._listening.is_set()
-
-    def _emit(self, kind: str, record: TaskRecord, *, now: bool = False, **data: Any) -> None:
-        """Tell subscribers a lifecycle fact (callers check :meth:`_listened` first).
-        With a durable store a fact (other than progress, ``now``) goes out after the
-        commit that covers it."""
-        notifier = self._notifier
-        assert notifier is not None
-        event = TaskEvent(kind, record.task_id, record.updated_at, data)
-        if self._store is None or now:
-            with contextlib.suppress(pykka.ActorDeadError):  # stopped: nobody listens
-                notifier.tell(event)
-        else:
-            self._outbox.append(event)
+        self._outbox.release(rejected)
 
     def _storable(self, task_id: str, outcome: Outcome) -> tuple[Outcome, str | None]:
         """A completed outcome as the store keeps it: its result decoded from its JSON
@@ -698,18 +513,11 @@ class RegistryActor(RestartingActor):
             self.on_stop()
 
     def on_stop(self) -> None:
-        if self._store is not None:
+        if self._commits is not None:
             self._commit()  # releases what it committed (and holds back what it did not)
         else:
             self._release()
-        # Nobody waits forever on a registry that is gone: wake every waiter with the
-        # latest snapshot it can have (the caller sees the task is not terminal).
-        for task_id, waiters in self._waiters.items():
-            record = self._table.get(task_id)
-            snapshot = None if record is None else record.snapshot()
-            for waiter in waiters:
-                waiter.set(snapshot)
-        self._waiters.clear()
+        self._waiters.wake_all(self._table.get)  # nobody waits forever on a stopped registry
 
     def _on_progress(self, message: ProgressReady) -> None:
         progress, partial, has_partial = message.published.drain()
@@ -719,7 +527,7 @@ class RegistryActor(RestartingActor):
             # in a tight loop, and only the latest of each drain is kept. The codec
             # raises nothing but UnstorableValueError, so user data cannot fail this actor.
             try:
-                if self._store is not None:
+                if self._commits is not None:
                     partial, partial_json = normalized(partial)
                 else:
                     check_value(partial)
@@ -739,13 +547,13 @@ class RegistryActor(RestartingActor):
             return
         if progress is not None:
             _log.debug("task.progress", task_id=record.task_id, progress=progress)
-            # Not held for a commit: progress is not a durable fact (see _urgent).
+            # Not held for a commit: progress is not a durable fact (see GroupCommit).
             if self._listened():
                 self._emit("progress", record, now=True, progress=progress)
-        if self._store is not None:
+        if self._commits is not None:
             if has_partial:
                 record.partial_json = partial_json
-            self._dirty[record.task_id] = record
+            self._commits.changed(record, urgent=False)  # progress: see GroupCommit.due
 
     def _on_finish(self, message: Finish) -> None:
         outcome = message.outcome
@@ -772,25 +580,22 @@ class RegistryActor(RestartingActor):
     def _finish_one(self, task_id: str, outcome: Outcome, at: float) -> TaskRecord | None:
         """Record one task's outcome; returns its record if it became terminal now."""
         result_json = None
-        if self._store is not None:
+        commits = self._commits
+        if commits is not None:
             outcome, result_json = self._storable(task_id, outcome)
         result, record = self._table.finish(task_id, outcome, at)
         if record is None or result is FinishResult.IGNORED:
             return None
-        if self._store is not None:
+        if commits is not None:
             if record.has_result and result_json is not None:
                 record.result_json = result_json
-            self._dirty[record.task_id] = record
-            self._urgent = True
+            commits.changed(record)
         if result is FinishResult.LATE_RESULT:
             _log.info("task.late_result_kept", task_id=record.task_id, status=record.status.value)
             return None
-        self._log_terminal(record)
+        log_terminal(record)
         self._dependencies.forget(record.task_id)
-        waiters = self._waiters.pop(record.task_id, None)
-        if waiters:
-            # Woken after this change is committed (at once with the memory store).
-            self._wakeups.append((waiters, record.snapshot()))
+        self._waiters.ended(record)  # woken after this change is committed (memory: at once)
         if self._listened():
             duration = record.duration_seconds
             self._emit(
@@ -825,33 +630,19 @@ class RegistryActor(RestartingActor):
         """Forward a registered pending task with dependencies to the supervisor: ready
         (all completed), blocked (some still to finish), or dropped and cancelled (one
         failed or was cancelled)."""
-        remaining, failure = self._unmet(spec.options.depends_on)
+        remaining, failure = unmet(self._table.get, spec.options.depends_on)
         if failure is not None:
             self._tell_supervisor(SubmitBlocked(spec))
             self._tell_supervisor(DropBlocked(spec.task_id))
             self._finish(spec.task_id, failure, self._clock.time())
             return "failed"
         if not remaining:
-            results = self._results_of(spec.options.depends_on)
+            results = results_of(self._table.get, spec.options.depends_on)
             self._tell_supervisor(Submit(replace(spec, dependency_results=results)))
             return "ready"
         self._dependencies.wait_for(spec.task_id, spec.options.depends_on, remaining)
         self._tell_supervisor(SubmitBlocked(spec))
         return "waiting"
-
-    def _unmet(self, depends_on: tuple[str, ...]) -> tuple[set[str], DependencyFailed | None]:
-        """The dependencies not completed yet, or the failure of the first that ended
-        otherwise (an unknown one counts as cancelled)."""
-        remaining: set[str] = set()
-        for dependency_id in depends_on:
-            dependency = self._table.get(dependency_id)
-            status = TaskStatus.CANCELLED if dependency is None else dependency.status
-            if status is TaskStatus.COMPLETED:
-                continue
-            if status.is_terminal:
-                return remaining, DependencyFailed(dependency_id, status.value)
-            remaining.add(dependency_id)
-        return remaining, None
 
     def _resolve_dependents(self, record: TaskRecord) -> list[tuple[str, Outcome]]:
         """``record`` just became terminal: release or fail the tasks waiting on it;
@@ -860,7 +651,7 @@ class RegistryActor(RestartingActor):
             record.task_id, completed=record.status is TaskStatus.COMPLETED
         )
         for task_id, depends_on in resolution.released:
-            self._tell_supervisor(DependenciesMet(task_id, self._results_of(depends_on)))
+            self._tell_supervisor(DependenciesMet(task_id, results_of(self._table.get, depends_on)))
         failure = DependencyFailed(record.task_id, record.status.value)
         for task_id in resolution.failed:
             self._tell_supervisor(DropBlocked(task_id))
@@ -873,13 +664,6 @@ class RegistryActor(RestartingActor):
         if supervisor is not None:
             with contextlib.suppress(pykka.ActorDeadError):
                 supervisor.tell(message)
-
-    def _results_of(self, depends_on: tuple[str, ...]) -> dict[str, object]:
-        results: dict[str, object] = {}
-        for dependency_id in depends_on:
-            dependency = self._table.get(dependency_id)
-            results[dependency_id] = None if dependency is None else dependency.result
-        return results
 
     # -- groups --------------------------------------------------------------------------
 
@@ -919,9 +703,8 @@ class RegistryActor(RestartingActor):
             next_attempt_at=message.next_at,
             error=error,
         )
-        if self._store is not None:
-            self._dirty[record.task_id] = record
-            self._urgent = True
+        if self._commits is not None:
+            self._commits.changed(record)
         if self._listened():
             self._emit(
                 "retry_scheduled",
@@ -935,124 +718,16 @@ class RegistryActor(RestartingActor):
         record = self._table.get(message.task_id)
         if record is None:
             return None
+        if not record.status.is_terminal:
+            return self._waiters.watch(message.task_id)
+        commits = self._commits
+        if commits is not None and commits.uncommitted(record.task_id):
+            # Its end is not committed yet: woken by the commit (or its failure).
+            return self._waiters.hold(record.snapshot())
         waiter = TerminalWaiter()
-        if record.status.is_terminal:
-            if self._store is not None and record.task_id in self._dirty:
-                # Its end is not committed yet: woken by the commit (or its failure).
-                self._wakeups.append(([waiter], record.snapshot()))
-            elif record.task_id in self._unstored:
-                assert self._store is not None
-                waiter.set(
-                    None,
-                    StoreWriteError(
-                        self._store.location,
-                        f"task {record.task_id} could not be stored "
-                        f"({self._unstored[record.task_id]}); its end is not durable",
-                    ),
-                )
-            else:
-                waiter.set(record.snapshot())
+        refused = None if commits is None else commits.not_stored_error(record.task_id, "end")
+        if refused is not None:
+            waiter.set(None, refused)
         else:
-            self._waiters.setdefault(message.task_id, []).append(waiter)
+            waiter.set(record.snapshot())
         return waiter
-
-    @staticmethod
-    def _log_injected(record: TaskRecord, fault: str) -> None:
-        # Said twice, so neither a reader of task.started nor a search for injected
-        # faults can take this attempt's failure for a real one.
-        _log.warning(
-            "fault.injected",
-            task_id=record.task_id,
-            operation=record.operation_name,
-            attempt=record.attempt,
-            fault=fault,
-        )
-        _log.info(
-            "task.started",
-            task_id=record.task_id,
-            operation=record.operation_name,
-            attempt=record.attempt,
-            injected_fault=fault,
-        )
-
-    @staticmethod
-    def _log_terminal(record: TaskRecord) -> None:
-        outcome = record.outcome
-        duration = record.duration_seconds
-        assert duration is not None
-        duration_ms = round(duration * 1000.0, 3)
-        task_id = record.task_id
-        if isinstance(outcome, Completed):
-            _log.info("task.completed", task_id=task_id, duration_ms=duration_ms)
-        elif isinstance(outcome, TimedOut):
-            _log.warning(
-                "task.timed_out",
-                task_id=task_id,
-                duration_ms=duration_ms,
-                timeout_seconds=outcome.timeout_seconds,
-                has_partial_result=outcome.has_partial_result,
-            )
-        elif isinstance(outcome, Raised):
-            _log.warning(
-                "task.failed",
-                task_id=task_id,
-                duration_ms=duration_ms,
-                exception_type=outcome.exception_type,
-                error=outcome.message,
-            )
-        elif isinstance(outcome, Crashed):
-            _log.warning(
-                "task.failed",
-                task_id=task_id,
-                duration_ms=duration_ms,
-                crashed=True,
-                exit_code=outcome.exit_code,
-                signal=outcome.signal_name,
-            )
-        elif isinstance(outcome, ResourceExhausted):
-            _log.warning(
-                "task.failed",
-                task_id=task_id,
-                duration_ms=duration_ms,
-                limit=outcome.limit,
-                limit_value=outcome.value,
-            )
-        elif isinstance(outcome, Interrupted):
-            _log.warning(
-                "task.interrupted_by_restart",
-                task_id=task_id,
-                was_running=outcome.was_running,
-                attempt=outcome.attempt,
-                cause=outcome.cause,
-            )
-        elif isinstance(outcome, ResultNotStorable):
-            _log.warning(
-                "task.failed",
-                task_id=task_id,
-                duration_ms=duration_ms,
-                result_type=outcome.type_name,
-            )
-        elif isinstance(outcome, DependencyFailed):
-            _log.info(
-                "task.cancelled",
-                task_id=task_id,
-                duration_ms=duration_ms,
-                reason="dependency_failed",
-                dependency_id=outcome.dependency_id,
-                dependency_status=outcome.dependency_status,
-            )
-        elif isinstance(outcome, Cancelled):
-            _log.info(
-                "task.cancelled",
-                task_id=task_id,
-                duration_ms=duration_ms,
-                reason=outcome.reason.value,
-            )
-
-
-def _task_of(message: Any) -> str | None:
-    task_id = getattr(message, "task_id", None)
-    if task_id is None:
-        spec = getattr(message, "spec", None)
-        task_id = getattr(spec, "task_id", None)
-    return task_id if isinstance(task_id, str) else None

@@ -130,7 +130,7 @@ class CommitTicket:
         self._lock.acquire()
         self.error: BaseException | None = None
         # The task whose change this ticket waits for: a record the store refuses fails
-        # only its own tickets (see RegistryActor._commit).
+        # only its own tickets (see GroupCommit.commit).
         self.task_id = task_id
 
     def done(self, error: BaseException | None = None) -> None:

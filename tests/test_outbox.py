@@ -1,0 +1,125 @@
+"""``EventOutbox``, tested directly with a plain pykka actor standing in for the notifier:
+who is told what, and when (at once, or after the commit that covers the fact)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pykka
+import pytest
+
+from actors import Isolation, TaskOptions
+from actors._core.notifier import TaskEvent
+from actors._core.outbox import EventOutbox
+from actors._records import TaskRecord, TaskSpec
+
+WAIT = 10.0
+
+
+class Collector(pykka.ThreadingActor):
+    """Keeps every event it is told; answers ``"events"`` with them (asked after the
+    tells, so the answer is a barrier: every earlier tell was handled)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[TaskEvent] = []
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "events":
+            return [(e.kind, e.task_id) for e in self.events]
+        self.events.append(message)
+        return None
+
+
+@pytest.fixture
+def collector() -> Iterator[pykka.ActorRef[Any]]:
+    ref = Collector.start()
+    try:
+        yield ref
+    finally:
+        ref.stop(timeout=WAIT)
+
+
+def _told(collector: pykka.ActorRef[Any]) -> list[tuple[str, str]]:
+    told = collector.ask("events", block=True, timeout=WAIT)
+    assert isinstance(told, list)
+    return told
+
+
+def _operation(params: Any, task: Any) -> None:
+    return None
+
+
+def _record(task_id: str) -> TaskRecord:
+    return TaskRecord.from_spec(
+        TaskSpec(
+            task_id=task_id,
+            operation=_operation,
+            operation_name="tests.noop",
+            params={},
+            options=TaskOptions(isolation=Isolation.THREAD),
+            seq=0,
+            created_at=1.0,
+        )
+    )
+
+
+def _listening() -> threading.Event:
+    event = threading.Event()
+    event.set()
+    return event
+
+
+def test_nobody_listens_without_a_notifier_or_before_a_subscription(
+    collector: pykka.ActorRef[Any],
+) -> None:
+    assert EventOutbox(None, _listening(), durable=False).listened() is False
+    listening = threading.Event()
+    outbox = EventOutbox(collector, listening, durable=False)
+    assert outbox.listened() is False
+    listening.set()
+    assert outbox.listened() is True
+
+
+def test_with_the_memory_store_a_fact_is_told_at_once(collector: pykka.ActorRef[Any]) -> None:
+    outbox = EventOutbox(collector, _listening(), durable=False)
+    outbox.emit("created", _record("t"))
+    assert len(outbox) == 0
+    assert _told(collector) == [("created", "t")]
+
+
+def test_a_durable_fact_waits_for_its_commit_but_progress_does_not(
+    collector: pykka.ActorRef[Any],
+) -> None:
+    """A state fact is held until the release after its commit; progress (``now``) is
+    told at once; the release tells the held facts in order, once."""
+    outbox = EventOutbox(collector, _listening(), durable=True)
+    outbox.emit("created", _record("a"))
+    outbox.emit("progress", _record("a"), now=True)
+    outbox.emit("started", _record("a"))
+    assert len(outbox) == 2
+    assert _told(collector) == [("progress", "a")]
+    outbox.release()
+    outbox.release()  # nothing held: tells nothing twice
+    assert _told(collector) == [("progress", "a"), ("created", "a"), ("started", "a")]
+
+
+def test_the_facts_of_a_refused_record_are_never_told(collector: pykka.ActorRef[Any]) -> None:
+    outbox = EventOutbox(collector, _listening(), durable=True)
+    outbox.emit("created", _record("bad"))
+    outbox.emit("created", _record("good"))
+    outbox.release({"bad": "cannot be encoded"})
+    assert _told(collector) == [("created", "good")]
+    assert len(outbox) == 0
+
+
+def test_a_stopped_notifier_is_not_an_error() -> None:
+    ref = Collector.start()
+    ref.stop(timeout=WAIT)
+    outbox = EventOutbox(ref, _listening(), durable=True)
+    outbox.emit("created", _record("t"), now=True)
+    outbox.emit("started", _record("t"))
+    outbox.release()
+    assert len(outbox) == 0
