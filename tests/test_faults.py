@@ -24,9 +24,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import actors._storage.sqlite
+import actors._storage.sqlite_rows
+import actors._storage.sqlite_schema
 from actors import ManualClock, TaskContext
-from actors._storage.sqlite import SCHEMA_VERSION
+from actors._storage.sqlite_schema import SCHEMA_VERSION
 from actors.testing import wait_until
 from storycore_tasks import RetryPolicy, TaskManager
 from storycore_tasks import testing as kit
@@ -739,7 +740,7 @@ def test_injected_faults_survive_a_restart(tmp_path: Path) -> None:
 
 def _version_1_columns() -> tuple[str, ...]:
     """The store's columns but the one version 2 added (injected_faults)."""
-    columns = actors._storage.sqlite._COLUMNS
+    columns = actors._storage.sqlite_rows.COLUMNS
     assert "injected_faults" in columns
     return tuple(c for c in columns if c != "injected_faults")
 
@@ -750,7 +751,7 @@ def version_1_database(path: Path, rows: Sequence[tuple[Any, ...]] = ()) -> None
     v1_columns = _version_1_columns()
     assert "injected_faults" not in v1_columns
     with closing(sqlite3.connect(path, isolation_level=None)) as connection:
-        for statement in actors._storage.sqlite.MIGRATIONS[1]:
+        for statement in actors._storage.sqlite_schema.MIGRATIONS[1]:
             connection.execute(statement)
         connection.execute("UPDATE schema_version SET version = 1")
         for row in rows:

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import actors._storage.sqlite as sqlite_store
+import actors._storage.sqlite_rows as sqlite_rows
 from actors import (
     Isolation,
     ManualClock,
@@ -121,7 +121,7 @@ def test_every_kind_has_a_column_form_and_a_status_form() -> None:
     """A kind an option may take is one the store can keep and the status can show (and
     each test table here knows it), so declaring an option of any kind needs no code."""
     kinds = set(typing.get_args(OptionKind))
-    assert set(sqlite_store._KINDS) == kinds
+    assert set(sqlite_rows.KINDS) == kinds
     assert set(manager_module._SHOWN_KINDS) == kinds
     assert set(NON_DEFAULT) == kinds == set(STRATEGIES)
 
@@ -130,8 +130,8 @@ def test_the_store_writes_a_column_per_stored_option() -> None:
     """The INSERT/UPSERT and SELECT name the task's own columns and then each stored
     option, by name, and nothing that is not stored."""
     stored = [o.name for o in options_of(stored=True)]
-    assert sqlite_store._TASK_COLUMNS + tuple(stored) == sqlite_store._COLUMNS
-    assert not {o.name for o in options_of(stored=False)} & set(sqlite_store._COLUMNS)
+    assert sqlite_rows.TASK_COLUMNS + tuple(stored) == sqlite_rows.COLUMNS
+    assert not {o.name for o in options_of(stored=False)} & set(sqlite_rows.COLUMNS)
 
 
 def test_every_stored_option_has_its_column_in_a_new_file(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-import actors._storage.sqlite
+import actors._storage.sqlite_schema
 from actors import (
     ManualClock,
     SqliteStore,
@@ -35,7 +35,7 @@ from actors import (
     StoreWriteError,
     TaskContext,
 )
-from actors._storage.sqlite import SCHEMA_VERSION
+from actors._storage.sqlite_schema import SCHEMA_VERSION
 from actors.testing import wait_until
 from storycore_tasks import ErrorCodes, TaskManager
 from storycore_tasks.manager import is_task_id
@@ -232,14 +232,14 @@ def test_an_older_file_is_migrated_and_keeps_its_records(
 
     newer = SCHEMA_VERSION + 1
     migrations = {
-        **actors._storage.sqlite.MIGRATIONS,
+        **actors._storage.sqlite_schema.MIGRATIONS,
         newer: (
             "ALTER TABLE tasks ADD COLUMN note TEXT",
             "CREATE INDEX tasks_by_status ON tasks (status)",
         ),
     }
-    monkeypatch.setattr(actors._storage.sqlite, "MIGRATIONS", migrations)
-    monkeypatch.setattr(actors._storage.sqlite, "SCHEMA_VERSION", newer)
+    monkeypatch.setattr(actors._storage.sqlite_schema, "MIGRATIONS", migrations)
+    monkeypatch.setattr(actors._storage.sqlite_schema, "SCHEMA_VERSION", newer)
     with TaskManager(store=path) as manager:
         assert [manager.get_task_status(task_id) for task_id in ids] == before
         extra = manager.create_task(echo, {"n": 3})
@@ -263,12 +263,12 @@ def test_a_failing_migration_is_rolled_back(
     task_id = database_with_one_task(path)
     newer = SCHEMA_VERSION + 1
     migrations = {
-        **actors._storage.sqlite.MIGRATIONS,
+        **actors._storage.sqlite_schema.MIGRATIONS,
         newer: ("ALTER TABLE tasks ADD COLUMN note TEXT", "THIS IS NOT SQL"),
     }
     with monkeypatch.context() as patch:
-        patch.setattr(actors._storage.sqlite, "MIGRATIONS", migrations)
-        patch.setattr(actors._storage.sqlite, "SCHEMA_VERSION", newer)
+        patch.setattr(actors._storage.sqlite_schema, "MIGRATIONS", migrations)
+        patch.setattr(actors._storage.sqlite_schema, "SCHEMA_VERSION", newer)
         with pytest.raises(StoreOpenError, match="syntax error"):
             TaskManager(store=path)
     assert query(path, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
