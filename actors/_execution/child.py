@@ -299,6 +299,12 @@ def sigint_held() -> Iterator[None]:
     threads take the signal meanwhile. (CPython's ``multiprocessing.resource_tracker``
     starts its process the same way.)
     """
+    # Started first, outside the block: the tracker's own start (inside the first
+    # Process.start) unblocks SIGINT in the calling thread when it is done, which would
+    # undo the block for the child started right after it.
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
