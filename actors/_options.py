@@ -265,11 +265,21 @@ class TaskOptions:
     def from_mapping(cls, values: Mapping[str, Any], *, where: str = "") -> TaskOptions:
         """Options from a mapping of names (``create_group``'s items, a request body);
         an unknown name raises :class:`UnknownOptionError`."""
-        known = {declared.name for declared in options_of()}
-        unknown = set(values) - known
-        if unknown:
-            raise UnknownOptionError(unknown, known, where)
-        return cls(**values)
+        return cls.trusted(cls.checked(values, where=where))
+
+    @staticmethod
+    def checked(values: Mapping[str, Any], *, where: str = "") -> dict[str, Any]:
+        """The given options, each checked by its declaration (a default is valid as it
+        is); an unknown name raises :class:`UnknownOptionError`. Only the names given are
+        looked at: this is on every task's path."""
+        if not _NAMES.issuperset(values):
+            raise UnknownOptionError(values.keys() - _NAMES, _NAMES, where)
+        checked = dict(values)
+        for name, value in values.items():
+            declared = _BY_NAME[name]
+            if value is not declared.default:
+                checked[name] = declared.check(name, value)
+        return checked
 
     def replace(self, **changes: Any) -> TaskOptions:
         """A copy with ``changes``, each checked by its option."""
@@ -326,6 +336,7 @@ _DECLARED: tuple[Option, ...] = tuple(
 )
 _FIELDS = tuple(declared.name for declared in _DECLARED)
 _NAMES = frozenset(_FIELDS)
+_BY_NAME = {declared.name: declared for declared in _DECLARED}
 _DEFAULTS = tuple((declared.name, declared.default) for declared in _DECLARED)
 _new = object.__new__
 _set = object.__setattr__  # a frozen dataclass's fields are set around its __setattr__

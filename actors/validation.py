@@ -29,6 +29,9 @@ blocking wait, and longer ones are typing mistakes. ``None`` means no limit wher
 optional."""
 
 
+_REAL = (int, float)
+
+
 def check_seconds(
     name: str,
     value: Any,
@@ -43,7 +46,7 @@ def check_seconds(
         if allow_none:
             return None
         raise TypeError(f"{name} must be a number of seconds, got None")
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, _REAL):
         raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
     if not math.isfinite(value):
         hint = "; pass None for no limit" if allow_none else ""

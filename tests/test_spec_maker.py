@@ -82,3 +82,20 @@ def test_a_durable_runtime_keeps_the_params_as_json_and_names_the_operation() ->
     assert (fields["params"], fields["params_json"]) == ({"t": [1, 2]}, '{"t":[1,2]}')
     assert fields["operation_name"] == "tests.test_spec_maker.echo"
     assert fields["named"] is False
+
+
+def test_tasks_given_the_same_options_share_one_immutable_object() -> None:
+    """Equal option values resolve once and are shared (TaskOptions is frozen); a value
+    equal but of another type is checked on its own (True never passes as 1); an
+    unhashable value is resolved each time, correctly."""
+    maker = _maker(ManualClock())
+    first = maker.fields(echo, timeout=5.0, priority="high")["options"]
+    second = maker.fields(echo, timeout=5.0, priority="high")["options"]
+    assert first is second
+    assert maker.fields(echo, timeout=5, priority="high")["options"] is not first
+    assert maker.fields(echo, timeout=1)["options"].timeout == 1  # True == 1, hash alike
+    with pytest.raises(TypeError, match="timeout"):
+        maker.fields(echo, timeout=True)
+    listed = maker.fields(echo, depends_on=["a", "b"])["options"]
+    again = maker.fields(echo, depends_on=["a", "b"])["options"]
+    assert (listed.depends_on, again.depends_on, listed is again) == (("a", "b"), ("a", "b"), False)

@@ -25,6 +25,8 @@ from actors.validation import MAX_SECONDS, check_picklable, check_text
 
 __all__ = ["SpecMaker"]
 
+_SHARED_OPTIONS = 1024  # distinct option sets kept for sharing (then all forgotten)
+
 
 class SpecMaker:
     """Turns ``submit``'s arguments into a spec's fields, with the runtime's defaults."""
@@ -45,6 +47,7 @@ class SpecMaker:
         self._isolation = isolation
         self._limits = limits  # (memory_limit_mb, cpu_time_limit) of process tasks
         self._retry = retry
+        self._shared: dict[frozenset[tuple[str, type, Any]], TaskOptions] = {}
 
     def fields(
         self,
@@ -88,39 +91,63 @@ class SpecMaker:
             raise UnstorableValueError(
                 f"params must be {needs}: {exc}", type_name=exc.type_name
             ) from None
-        options = TaskOptions.from_mapping(option_values)  # each option checked once, here
-        task_isolation = self._isolation if options.isolation is None else options.isolation
-        memory, cpu = self._limits
-        if options.memory_limit_mb is not None or options.cpu_time_limit is not None:
-            memory = memory if options.memory_limit_mb is None else options.memory_limit_mb
-            cpu = cpu if options.cpu_time_limit is None else options.cpu_time_limit
-            _limits_need_a_process(task_isolation)
-        elif task_isolation is Isolation.THREAD:
-            memory = cpu = None  # the runtime's limits apply to its process tasks only
         if operation_name is None:
             operation_name = _qualified_name(operation)
         check_text("the operation name", operation_name)
-        if task_isolation is Isolation.PROCESS:
+        options = self._options(option_values)
+        if options.isolation is Isolation.PROCESS:
             check_picklable(operation, operation_name, params)
-        not_before = self.start_time(options.delay, options.run_at)
-        # Resolved: what the spec carries is what the store keeps (see actors._records).
-        resolved = options.resolved(
-            isolation=task_isolation,
-            memory_limit_mb=memory,
-            cpu_time_limit=cpu,
-            retry=self._retry if options.retry is None else options.retry,
-            delay=None,
-            run_at=None,
-        )
+        not_before = self.start_time(option_values.get("delay"), option_values.get("run_at"))
         return {
             "operation": operation,
             "operation_name": operation_name,
             "params": params,
-            "options": resolved,
+            "options": options,
             "named": named,
             "params_json": params_json,
             "not_before": not_before,
         }
+
+    def _options(self, option_values: dict[str, Any]) -> TaskOptions:
+        """The task's resolved options. They are immutable, so tasks given the same
+        option values share one object: checked and resolved once (per value types too,
+        so ``True`` never passes as ``1``), at most ``_SHARED_OPTIONS`` kept."""
+        try:
+            key = frozenset((name, type(value), value) for name, value in option_values.items())
+        except TypeError:  # an unhashable value (a list of dependencies): not shared
+            return self._resolve(option_values)
+        found = self._shared.get(key)
+        if found is None:
+            found = self._resolve(option_values)
+            if len(self._shared) >= _SHARED_OPTIONS:
+                self._shared.clear()
+            self._shared[key] = found
+        return found
+
+    def _resolve(self, option_values: dict[str, Any]) -> TaskOptions:
+        """Each given option checked by its declaration, then the runtime's defaults
+        filled in; delay and run_at are the spec's start time, not options kept."""
+        given = TaskOptions.checked(option_values)
+        isolation = given.get("isolation")
+        task_isolation: Isolation = self._isolation if isolation is None else isolation
+        memory, cpu = self._limits
+        given_memory, given_cpu = given.get("memory_limit_mb"), given.get("cpu_time_limit")
+        if given_memory is not None or given_cpu is not None:
+            memory = memory if given_memory is None else given_memory
+            cpu = cpu if given_cpu is None else given_cpu
+            _limits_need_a_process(task_isolation)
+        elif task_isolation is Isolation.THREAD:
+            memory = cpu = None  # the runtime's limits apply to its process tasks only
+        retry = given.get("retry")
+        given.update(
+            isolation=task_isolation,
+            memory_limit_mb=memory,
+            cpu_time_limit=cpu,
+            retry=self._retry if retry is None else retry,
+            delay=None,
+            run_at=None,
+        )
+        return TaskOptions.trusted(given)
 
     def start_time(self, delay: float | None, run_at: datetime | None) -> float | None:
         """The wall-clock time a task may start (None: at once), from its ``delay`` or

@@ -127,6 +127,9 @@ def _status_of(outcome: Outcome) -> TaskStatus:
     return TaskStatus.FAILED
 
 
+_EVERY_STATUS: tuple[str | None, TaskStatus | None] = (None, None)
+
+
 class TaskTable:
     def __init__(self) -> None:
         self._clear()
@@ -362,38 +365,40 @@ class TaskTable:
         self._status_counts[status] += 1
         record.status = status
 
-    def _indexes(
-        self, record: TaskRecord, status: TaskStatus, by_status_only: bool
-    ) -> Iterator[tuple[tuple[str | None, TaskStatus | None], _SeqIndex]]:
-        """The seq indexes ``record`` belongs to with ``status`` (created on demand);
-        ``by_status_only``: just those a change of status moves it between."""
-        by_seq = self._by_seq
-        user = record.options.user
-        keys: tuple[tuple[str | None, TaskStatus | None], ...]
-        if by_status_only:
-            keys = ((None, status),) if user is None else ((None, status), (user, status))
-        elif user is None:
-            keys = ((None, status), (None, None))
-        else:
-            keys = ((None, status), (None, None), (user, status), (user, None))
-        for key in keys:
-            index = by_seq.get(key)
-            if index is None:
-                index = by_seq[key] = _SeqIndex()
-            yield key, index
+    def _seq_index(self, key: tuple[str | None, TaskStatus | None]) -> _SeqIndex:
+        index = self._by_seq.get(key)
+        if index is None:
+            index = self._by_seq[key] = _SeqIndex()
+        return index
 
     def _index(self, record: TaskRecord, status: TaskStatus, by_status_only: bool = False) -> None:
-        for _, index in self._indexes(record, status, by_status_only):
-            index.add(record.seq, record.task_id)
+        """Put ``record`` in the seq indexes it belongs to with ``status`` (created on
+        demand); ``by_status_only``: just those a change of status moves it between.
+        Written out, not looped over keys: it runs on every transition of every task."""
+        seq, task_id, user = record.seq, record.task_id, record.options.user
+        self._seq_index((None, status)).add(seq, task_id)
+        if not by_status_only:
+            self._seq_index(_EVERY_STATUS).add(seq, task_id)
+        if user is not None:
+            self._seq_index((user, status)).add(seq, task_id)
+            if not by_status_only:
+                self._seq_index((user, None)).add(seq, task_id)
 
     def _unindex(
         self, record: TaskRecord, status: TaskStatus, by_status_only: bool = False
     ) -> None:
+        """Take ``record`` out of the indexes :meth:`_index` put it in with ``status``."""
         by_seq = self._by_seq
-        for key, index in list(self._indexes(record, status, by_status_only)):
-            index.remove(record.seq, record.task_id)
-            if not index and key[0] is not None:
-                del by_seq[key]  # an owner with nothing retained costs nothing
+        seq, task_id, user = record.seq, record.task_id, record.options.user
+        by_seq[(None, status)].remove(seq, task_id)
+        if not by_status_only:
+            by_seq[_EVERY_STATUS].remove(seq, task_id)
+        if user is not None:
+            for key in ((user, status), (user, None)) if not by_status_only else ((user, status),):
+                index = by_seq[key]
+                index.remove(seq, task_id)
+                if not index:
+                    del by_seq[key]  # an owner with nothing retained costs nothing
 
     # -- queries ---------------------------------------------------------------------
 
