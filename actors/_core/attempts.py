@@ -18,9 +18,9 @@ import pykka
 from actors._core.messages import Interrupt, Kill
 from actors._core.timers import TimerHandle
 from actors._execution.backend import ExecutionBackend
+from actors._execution.start_gate import StartGate
 from actors._outcome import StopReason
 from actors._records import TaskSpec
-from actors._storage.store import CommitTicket
 
 __all__ = ["INTERRUPT_REPEAT_SECONDS", "ActiveAttempt", "ActiveAttempts", "next_forced_step"]
 
@@ -39,9 +39,8 @@ class ActiveAttempt:
     # Started where it runs: recorded running, its deadline armed. A back-end whose
     # start is its hand-over starts at once; another says so (AttemptStarted).
     started: bool = False
-    # The start grant a back-end that starts later waits on (and, with a durable store,
-    # its commit); a thread's, with a durable store, is the commit alone.
-    ticket: CommitTicket | None = None
+    # A back-end that starts later passes this gate, which a stop closes first.
+    gate: StartGate | None = None
     injected: str | None = None  # the fault injected into this attempt (a test's)
     attempt: int = 1
     stopping: StopReason | None = None

@@ -71,8 +71,9 @@ from actors._core.pooled import Dispatcher
 from actors._core.schedules import Schedules
 from actors._core.timers import TimerHandle, TimerService
 from actors._enums import Isolation
-from actors._execution.backend import ExecutionBackend, StartWithdrawn
+from actors._execution.backend import ExecutionBackend
 from actors._execution.faults import FaultPlan
+from actors._execution.start_gate import StartGate
 from actors._execution.worker import WorkerActor
 from actors._outcome import Cancelled, Completed, Outcome, StopReason, TimedOut
 from actors._policies import CircuitBreakers
@@ -248,8 +249,8 @@ class SupervisorActor(pykka.ThreadingActor):
         rebuilt from, so the runtime stops (``on_fatal``); the operations still running
         are asked to stop, since no deadline or escalation will reach them any more."""
         for active in self._active:
-            if not active.started and active.ticket is not None:
-                active.ticket.done(StartWithdrawn(StopReason.SHUTDOWN))  # it waits for a grant
+            if active.gate is not None:
+                active.gate.stop(StopReason.SHUTDOWN)  # one that has not started never will
             with contextlib.suppress(pykka.ActorDeadError):
                 active.worker.tell(Stop(StopReason.SHUTDOWN))
         if self._on_fatal is not None:
@@ -292,8 +293,10 @@ class SupervisorActor(pykka.ThreadingActor):
             return True
         if active is None or active.stopping is not None:
             return False  # unknown, or already terminal
-        self._finish(task_id, cancelled)
+        # Stopping first closes its start gate: a RUNNING its back-end recorded is then
+        # in the registry's mailbox ahead of this cancel, or it never starts.
         self._begin_stopping(active, StopReason.CANCEL_REQUESTED)
+        self._finish(task_id, cancelled)
         return True
 
     def _on_operation_registered(self, message: OperationRegistered) -> None:
@@ -331,18 +334,14 @@ class SupervisorActor(pykka.ThreadingActor):
         self._begin_stopping(active, StopReason.TIMEOUT)
 
     def _on_attempt_started(self, task_id: str, at: float) -> None:
+        # The back-end recorded RUNNING itself, under the attempt's start gate; the
+        # deadline starts now, so a cold child's start-up is not charged to the timeout.
         active = self._active.get(task_id)
         if active is None or active.started:
             return
-        if active.stopping is not None:
-            # Stopped before its operation began: it never will (the task is terminal).
-            if active.ticket is not None:
-                active.ticket.done(StartWithdrawn(active.stopping))
-            return
         active.started = True
-        active.timer = self._record_running(active.spec, at, active.ticket, active.injected)
-        if active.ticket is not None and not self._durable:
-            active.ticket.done()  # granted; with a durable store, once RUNNING is committed
+        if active.stopping is None:
+            active.timer = self._arm_deadline(active.spec)
 
     def _record_running(
         self, spec: TaskSpec, at: float, ticket: CommitTicket | None, injected: str | None
@@ -350,8 +349,10 @@ class SupervisorActor(pykka.ThreadingActor):
         """Tell the registry RUNNING (before any progress of the attempt can reach it) and
         arm the deadline; returns its timer. So a cold child's start-up is not charged to
         the operation's timeout."""
-        durable_ticket = ticket if self._durable else None
-        self._registry.tell(MarkRunning(spec.task_id, at, durable_ticket, injected))
+        self._registry.tell(MarkRunning(spec.task_id, at, ticket, injected))
+        return self._arm_deadline(spec)
+
+    def _arm_deadline(self, spec: TaskSpec) -> TimerHandle | None:
         if spec.options.timeout is None:
             return None
         return self._timers.schedule_after(
@@ -633,19 +634,21 @@ class SupervisorActor(pykka.ThreadingActor):
         backend = self._backend_for(spec)
         # With a durable store the operation waits until RUNNING is committed: a crash can
         # then never make a task that had started read "pending" and run a second time. A
-        # back-end that starts later also waits for the grant of its AttemptStarted.
-        ticket = None
-        if self._durable or not backend.starts_on_handover:
-            ticket = CommitTicket(spec.task_id)
+        # back-end that starts later records RUNNING itself, through its start gate.
+        ticket = CommitTicket(spec.task_id) if self._durable else None
+        gate = None if backend.starts_on_handover else StartGate()
         timer = None
-        if backend.starts_on_handover:
+        if gate is None:
             timer = self._record_running(spec, now, ticket, injected)
         worker = WorkerActor.spawn(
             spec=run_spec,
             backend=backend,
             supervisor=self.actor_ref,
+            registry=self._registry,
             clock=self._clock,
             dispatcher=self._dispatcher,
+            start_gate=gate,
+            injected_fault=injected,
             start_ticket=ticket,
             start_timeout=self._start_timeout,
             store_results=self._durable,
@@ -656,8 +659,8 @@ class SupervisorActor(pykka.ThreadingActor):
                 worker.actor_ref,
                 backend,
                 timer,
-                started=backend.starts_on_handover,
-                ticket=ticket,
+                started=gate is None,
+                gate=gate,
                 injected=injected,
                 attempt=spec.prior_attempts + 1,
                 trial=trial,
@@ -672,6 +675,8 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _begin_stopping(self, active: ActiveAttempt, reason: StopReason) -> None:
         self._active.stop(active, reason)
+        if active.gate is not None:
+            active.gate.stop(reason)  # one that has not started never will
         if active.timer is not None:
             self._timers.cancel(active.timer)
         # A dead worker means the operation just returned: its WorkerFinished is queued here.

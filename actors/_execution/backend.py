@@ -10,10 +10,10 @@ Flow of one attempt::
 
     supervisor --start(spec, events)--> back-end --> Attempt (and the operation's context)
         events.started()        the operation is about to begin where it runs (a back-end
-                                whose start hands over at once reports it inside start())
+                                whose start is its hand-over has it recorded then instead)
         events.confirm_start()  on the back-end's own thread, before the operation runs:
-                                waits until the start is granted (and, with a durable
-                                store, committed); an outcome instead ends the attempt unrun
+                                with a durable store, waits until ``running`` is committed;
+                                an outcome (a stop came first) ends the attempt unrun
         context                 progress and partial results, coalesced to the registry
         events.ended(outcome)   exactly once: Completed, Raised, Crashed, ResourceExhausted,
                                 Cancelled, ...
@@ -32,16 +32,7 @@ from actors._outcome import Outcome, StopReason
 if TYPE_CHECKING:
     from actors._records import TaskSpec
 
-__all__ = ["Attempt", "AttemptEvents", "ExecutionBackend", "StartWithdrawn"]
-
-
-class StartWithdrawn(Exception):
-    """The error a start grant completes with when the task was stopped (cancelled, shut
-    down) before its operation began: the attempt ends ``Cancelled`` without running."""
-
-    def __init__(self, reason: StopReason) -> None:
-        super().__init__(f"stopped before it started ({reason.value})")
-        self.reason = reason
+__all__ = ["Attempt", "AttemptEvents", "ExecutionBackend"]
 
 
 class AttemptEvents(Protocol):
@@ -49,14 +40,14 @@ class AttemptEvents(Protocol):
 
     def started(self) -> None:
         """The operation is about to begin (a child has the task, a node accepted it):
-        the runtime records ``running`` and arms the deadline. Does not block."""
+        ``running`` is recorded and the deadline armed, unless a stop came first (the
+        attempt's start gate decides, without a round trip). Does not block."""
 
     def confirm_start(self) -> Outcome | None:
         """On the back-end's thread, after :meth:`started` and before the operation is
-        called: blocks until the start is granted and, with a durable store, committed.
-        None means run it; an outcome (the task was stopped meanwhile, its start could
-        not be stored) ends the attempt without running it, reported through
-        :meth:`ended` by the back-end."""
+        called: with a durable store, blocks until ``running`` is committed. None means
+        run it; an outcome (a stop came first, the start could not be stored) ends the
+        attempt without running it, reported through :meth:`ended` by the back-end."""
 
     def ended(self, outcome: Outcome) -> None:
         """The attempt is over (the operation returned or raised, or where it ran died):

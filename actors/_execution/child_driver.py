@@ -57,7 +57,7 @@ def run_in_child(pool: ProcessPool, spec: TaskSpec, attempt: ChildLink) -> Outco
     """Run ``spec`` in a child of ``pool``; blocks the calling (operation) thread.
 
     Once a child has the task (after a cold start, if any), ``attempt.begin()`` reports
-    the start and waits for its grant; an outcome from it ends the attempt unrun.
+    the start (a stop may have come first); an outcome from it ends the attempt unrun.
     """
     try:
         work = pickle.dumps(

@@ -1,9 +1,10 @@
 """Process isolation: an operation runs in a warm child process of the pool.
 
 The attempt's driver runs on a thread of the operation pool (it holds the task's slot):
-it acquires a child (a cold start, when none is idle), reports ``started``, waits until
-the start is granted (and committed), and hands the task over (``run_in_child``). So a
-task waiting for its child reads ``pending`` and its deadline is not armed yet. The
+it acquires a child (a cold start, when none is idle), reports ``started`` (passing the
+attempt's start gate, unless a stop came first), waits for the commit with a durable
+store, and hands the task over (``run_in_child``). So a task waiting for its child reads
+``pending`` and its deadline is not armed yet. The
 forced steps are signals: SIGTERM, then SIGKILL of the child and its processes.
 """
 
@@ -158,7 +159,7 @@ class ProcessAttempt:
             self._child = None
 
     def begin(self) -> Outcome | None:
-        """The child has the task's slot: report the start and wait for the grant."""
+        """The child has the task's slot: report the start; None to run it."""
         self._events.started()
         return self._events.confirm_start()
 

@@ -21,13 +21,15 @@ from actors._core.messages import (
     AttemptStarted,
     Interrupt,
     Kill,
+    MarkRunning,
     Stop,
     WorkerFinished,
     WorkerMessage,
 )
 from actors._core.pooled import PooledActor
 from actors._errors import UnstorableValueError
-from actors._execution.backend import Attempt, ExecutionBackend, StartWithdrawn
+from actors._execution.backend import Attempt, ExecutionBackend
+from actors._execution.start_gate import StartGate
 from actors._outcome import Cancelled, Completed, Outcome, Raised, ResultNotStorable, StopReason
 from actors._records import TaskSpec
 from actors._storage.codec import check_value, normalized
@@ -46,7 +48,10 @@ class WorkerActor(PooledActor):
         spec: TaskSpec,
         backend: ExecutionBackend,
         supervisor: pykka.ActorRef[Any],
+        registry: pykka.ActorRef[Any],
         clock: Clock,
+        start_gate: StartGate | None = None,
+        injected_fault: str | None = None,
         start_ticket: CommitTicket | None = None,
         start_timeout: float = 30.0,
         store_results: bool = False,
@@ -57,9 +62,13 @@ class WorkerActor(PooledActor):
         self._backend = backend
         self._attempt: Attempt | None = None
         self._supervisor = supervisor
+        self._registry = registry
         self._clock = clock
-        # Done once the start is granted (and committed, with a durable store); None when
-        # there is nothing to wait for (a thread, without a durable store).
+        # A back-end that starts later passes this gate (a stop may close it first).
+        self._start_gate = start_gate
+        self._stopped_before_start: StopReason | None = None
+        self._injected_fault = injected_fault  # described in the RUNNING it records
+        # With a durable store: done once RUNNING is committed (None: nothing to wait for).
         self._start_ticket = start_ticket
         self._start_timeout = start_timeout
         self._store_results = store_results  # a durable store keeps results as JSON
@@ -93,10 +102,24 @@ class WorkerActor(PooledActor):
     # -- AttemptEvents (called on the back-end's threads) -------------------------------
 
     def started(self) -> None:
-        with contextlib.suppress(pykka.ActorDeadError):
-            self._supervisor.tell(AttemptStarted(self._spec.task_id, self._clock.time()))
+        gate = self._start_gate
+        if gate is None:
+            return  # the supervisor recorded the start at the hand-over
+        task_id, at = self._spec.task_id, self._clock.time()
+
+        def record_running() -> None:  # under the gate: before any stop's outcome
+            with contextlib.suppress(pykka.ActorDeadError):
+                message = MarkRunning(task_id, at, self._start_ticket, self._injected_fault)
+                self._registry.tell(message)
+
+        self._stopped_before_start = gate.open(record_running)
+        if self._stopped_before_start is None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                self._supervisor.tell(AttemptStarted(task_id, at))  # arms the deadline
 
     def confirm_start(self) -> Outcome | None:
+        if self._stopped_before_start is not None:
+            return Cancelled(self._stopped_before_start)  # it never starts
         ticket = self._start_ticket
         if ticket is None:
             return None
@@ -105,9 +128,6 @@ class WorkerActor(PooledActor):
                 f"the registry did not confirm within {self._start_timeout} s that the "
                 "task's start was stored; the operation was not run"
             )
-        elif isinstance(ticket.error, StartWithdrawn):
-            # Stopped (cancelled, shut down) before it started: it never starts.
-            return Cancelled(ticket.error.reason)
         elif ticket.error is not None:
             message = f"the task's start could not be stored, so it was not run: {ticket.error}"
         else:
