@@ -171,9 +171,12 @@ def test_pages_survive_a_rebuild(steps: list[tuple[str, int, str | None, TaskPri
 
 
 def test_a_page_reads_only_its_own_records() -> None:
-    """A page of 50 among 10,000 retained tasks reads 50 records, wherever it starts and
-    however sparse its status or owner is among the rest: the indexes answer it."""
+    """Once a table has been paged, a page of 50 among 10,000 retained tasks reads 50
+    records, wherever it starts and however sparse its status or owner is among the
+    rest: the indexes answer it. (The first page a table is asked for builds them: see
+    test_the_first_page_builds_the_indexes_and_later_changes_keep_them.)"""
     table = TaskTable()
+    table.page(None, -1, 1)  # the indexes exist from here on, kept by every change
     for seq in range(10_000):
         owner = "rare" if seq % 100 == 0 else "common"
         table.add(_spec(f"t{seq}", seq, owner, TaskPriority.NORMAL))
@@ -234,3 +237,36 @@ def test_runtime_pages_through_the_registry_and_after_shutdown(
         runtime.page(limit=0)
     with pytest.raises(TypeError, match="after must be an int"):
         runtime.page(after="5", limit=1)  # type: ignore[arg-type]
+
+
+def test_the_first_page_builds_the_indexes_and_later_changes_keep_them() -> None:
+    """A table never paged keeps no seq index (nothing on the per-task path); its first
+    page builds them from the records, and every later change keeps them, so pages
+    before and after more changes equal a filter of the records in seq order."""
+    table = TaskTable()
+    for seq in range(300):
+        owner = "rare" if seq % 7 == 0 else None
+        table.add(_spec(f"t{seq}", seq, owner, TaskPriority.NORMAL))
+        if seq % 3 == 0:
+            table.mark_running(f"t{seq}", 1.0)
+        if seq % 6 == 0:
+            table.finish(f"t{seq}", Completed(seq), 2.0)
+    assert table._by_seq == {}
+
+    def expected(status: TaskStatus | None, user: str | None) -> list[int]:
+        records = sorted(table._records.values(), key=lambda r: r.seq)
+        return [
+            r.seq
+            for r in records
+            if (status is None or r.status is status) and (user is None or r.options.user == user)
+        ][:40]
+
+    def paged(status: TaskStatus | None, user: str | None) -> list[int]:
+        return [r.seq for r in table.page(status, -1, 40, user).records]
+
+    cases = [(None, None), (TaskStatus.RUNNING, None), (TaskStatus.PENDING, "rare"), (None, "rare")]
+    assert [paged(s, u) for s, u in cases] == [expected(s, u) for s, u in cases]
+    for seq in range(1, 300, 3):
+        table.mark_running(f"t{seq}", 3.0)
+    table.remove_ended_before(5.0)
+    assert [paged(s, u) for s, u in cases] == [expected(s, u) for s, u in cases]

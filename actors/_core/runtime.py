@@ -626,8 +626,8 @@ class TaskRuntime:
     ) -> TaskPage:
         """Up to ``limit`` snapshots with ``status`` (all if None) in submission order,
         after the task whose ``seq`` is ``after``; only ``user``'s when given. The
-        registry answers from its indexes: a page costs its own size, not the table's.
-        Pass the answer's ``next_after`` as ``after`` for the next page (None: no more)."""
+        registry answers from its indexes (built by the first page): a page costs its
+        own size. Pass the answer's ``next_after`` as ``after`` for the next page (None: no more)."""
         return self._queries.page(status, after=after, limit=limit, user=user)
 
     def group(self, group_id: str) -> Sequence[TaskSnapshot] | None:

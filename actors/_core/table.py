@@ -132,6 +132,10 @@ _EVERY_STATUS: tuple[str | None, TaskStatus | None] = (None, None)
 
 class TaskTable:
     def __init__(self) -> None:
+        # The seq indexes are built on the first page asked for and kept from then on:
+        # a runtime that never pages (an embedded one) pays nothing for them on its
+        # per-task path. Kept across a reset, as the askers are.
+        self._paged = False
         self._clear()
 
     def _clear(self) -> None:
@@ -150,7 +154,8 @@ class TaskTable:
         self._terminal: dict[TaskStatus, dict[str, None]] = {
             s: {} for s in TaskStatus if s.is_terminal
         }
-        # Seq-ordered indexes for pages: all records, by status, by owner, by both.
+        # Seq-ordered indexes for pages: all records, by status, by owner, by both
+        # (once a page has been asked for).
         self._by_seq: dict[tuple[str | None, TaskStatus | None], _SeqIndex] = {}
         self._status_counts = dict.fromkeys(TaskStatus, 0)
         self._priority_counts = dict.fromkeys(TaskPriority, 0)
@@ -375,6 +380,8 @@ class TaskTable:
         """Put ``record`` in the seq indexes it belongs to with ``status`` (created on
         demand); ``by_status_only``: just those a change of status moves it between.
         Written out, not looped over keys: it runs on every transition of every task."""
+        if not self._paged:
+            return
         seq, task_id, user = record.seq, record.task_id, record.options.user
         self._seq_index((None, status)).add(seq, task_id)
         if not by_status_only:
@@ -388,6 +395,8 @@ class TaskTable:
         self, record: TaskRecord, status: TaskStatus, by_status_only: bool = False
     ) -> None:
         """Take ``record`` out of the indexes :meth:`_index` put it in with ``status``."""
+        if not self._paged:
+            return
         by_seq = self._by_seq
         seq, task_id, user = record.seq, record.task_id, record.options.user
         by_seq[(None, status)].remove(seq, task_id)
@@ -433,6 +442,10 @@ class TaskTable:
         ``after`` (-1: from the first). Reads only the records it returns."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
+        if not self._paged:
+            self._paged = True
+            for record in sorted(self._records.values(), key=lambda r: r.seq):
+                self._index(record, record.status)
         index = self._by_seq.get((user, status))
         if index is None:
             return TablePage([], None)
