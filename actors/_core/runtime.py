@@ -627,7 +627,8 @@ class TaskRuntime:
         """Up to ``limit`` snapshots with ``status`` (all if None) in submission order,
         after the task whose ``seq`` is ``after``; only ``user``'s when given. The
         registry answers from its indexes (built by the first page): a page costs its
-        own size. Pass the answer's ``next_after`` as ``after`` for the next page (None: no more)."""
+        own size. Pass the answer's ``next_after`` as ``after`` for the next page (None:
+        no more)."""
         return self._queries.page(status, after=after, limit=limit, user=user)
 
     def group(self, group_id: str) -> Sequence[TaskSnapshot] | None:
