@@ -287,12 +287,11 @@ class DeadlinePassed:
 
 @dataclass(frozen=True, slots=True)
 class AttemptStarted:
-    """A back-end whose start is not its hand-over says the operation is about to begin
-    (a child has the task): the supervisor records running and arms the deadline now,
-    so a cold child's start-up is not charged to the operation's timeout."""
+    """A back-end whose start is not its hand-over has recorded RUNNING (under its start
+    gate): the supervisor arms the deadline now, so a cold child's start-up is not
+    charged to the operation's timeout."""
 
     task_id: str
-    at: float
 
 
 @dataclass(frozen=True, slots=True)

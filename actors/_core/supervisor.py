@@ -197,8 +197,8 @@ class SupervisorActor(pykka.ThreadingActor):
                 return self._on_submit_batch(specs)
             case DeadlinePassed(task_id=task_id):
                 return self._on_deadline(task_id)
-            case AttemptStarted(task_id=task_id, at=at):
-                return self._on_attempt_started(task_id, at)
+            case AttemptStarted(task_id=task_id):
+                return self._on_attempt_started(task_id)
             case EscalateStop(task_id=task_id):
                 return self._on_escalate(task_id)
             case Cancel(task_id=task_id):
@@ -333,7 +333,7 @@ class SupervisorActor(pykka.ThreadingActor):
             self._finish(task_id, outcome)
         self._begin_stopping(active, StopReason.TIMEOUT)
 
-    def _on_attempt_started(self, task_id: str, at: float) -> None:
+    def _on_attempt_started(self, task_id: str) -> None:
         # The back-end recorded RUNNING itself, under the attempt's start gate; the
         # deadline starts now, so a cold child's start-up is not charged to the timeout.
         active = self._active.get(task_id)

@@ -115,7 +115,7 @@ class WorkerActor(PooledActor):
         self._stopped_before_start = gate.open(record_running)
         if self._stopped_before_start is None:
             with contextlib.suppress(pykka.ActorDeadError):
-                self._supervisor.tell(AttemptStarted(task_id, at))  # arms the deadline
+                self._supervisor.tell(AttemptStarted(task_id))  # arms the deadline
 
     def confirm_start(self) -> Outcome | None:
         if self._stopped_before_start is not None:
