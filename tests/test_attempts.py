@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from actors import Isolation, StopReason, TaskOptions
+from actors import StopReason
 from actors._core.attempts import (
     INTERRUPT_REPEAT_SECONDS,
     ActiveAttempt,
@@ -15,22 +15,13 @@ from actors._core.attempts import (
     next_forced_step,
 )
 from actors._core.messages import Interrupt, Kill
-from actors._records import TaskSpec
+from tests.records import make_spec
 
 
 def _attempt(task_id: str) -> ActiveAttempt:
-    spec = TaskSpec(
-        task_id=task_id,
-        operation=lambda params, task: None,
-        operation_name="op",
-        params={},
-        options=TaskOptions(isolation=Isolation.THREAD),
-        seq=0,
-        created_at=0.0,
-    )
     worker: Any = None  # never told anything here
     backend: Any = None
-    return ActiveAttempt(spec, worker, backend, None)
+    return ActiveAttempt(make_spec(task_id), worker, backend, None)
 
 
 def test_a_stopping_attempt_keeps_its_slot_until_it_ends() -> None:

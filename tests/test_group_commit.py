@@ -7,41 +7,25 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from actors import Isolation, StoreWriteError, TaskOptions
+from actors import StoreWriteError
 from actors._core.group_commit import COMMIT_BATCH, GroupCommit
 from actors._core.messages import TaskPage
-from actors._records import TaskRecord, TaskSpec
+from actors._records import TaskRecord
 from actors._storage.sqlite import SqliteStore
 from actors._storage.store import CommitTicket, MemoryStore
+from tests.records import make_record
 
 SURROGATE = "\ud800"  # a lone surrogate: SQLite cannot encode it, so the store refuses it
 
 
-def _operation(params: Any, task: Any) -> None:
-    return None
-
-
 def _record(task_id: str, seq: int, params_json: str = "{}") -> TaskRecord:
-    return TaskRecord.from_spec(
-        TaskSpec(
-            task_id=task_id,
-            operation=_operation,
-            operation_name="tests.noop",
-            params={},
-            options=TaskOptions(isolation=Isolation.THREAD),
-            seq=seq,
-            created_at=1.0,
-            named=True,
-            params_json=params_json,
-        )
-    )
+    return make_record(task_id, seq=seq, named=True, params_json=params_json)
 
 
 def _stored(store: SqliteStore) -> dict[str, float]:

@@ -10,10 +10,10 @@ from typing import Any
 import pykka
 import pytest
 
-from actors import Isolation, TaskOptions
 from actors._core.notifier import TaskEvent
 from actors._core.outbox import EventOutbox
-from actors._records import TaskRecord, TaskSpec
+from actors._records import TaskRecord
+from tests.records import make_record
 
 WAIT = 10.0
 
@@ -48,22 +48,8 @@ def _told(collector: pykka.ActorRef[Any]) -> list[tuple[str, str]]:
     return told
 
 
-def _operation(params: Any, task: Any) -> None:
-    return None
-
-
 def _record(task_id: str) -> TaskRecord:
-    return TaskRecord.from_spec(
-        TaskSpec(
-            task_id=task_id,
-            operation=_operation,
-            operation_name="tests.noop",
-            params={},
-            options=TaskOptions(isolation=Isolation.THREAD),
-            seq=0,
-            created_at=1.0,
-        )
-    )
+    return make_record(task_id)
 
 
 def _listening() -> threading.Event:

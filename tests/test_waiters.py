@@ -4,30 +4,15 @@ without a registry."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from actors import Isolation, StoreWriteError, TaskOptions
+from actors import StoreWriteError
 from actors._core.waiters import Waiters
 from actors._enums import TaskStatus
-from actors._records import TaskRecord, TaskSpec
-
-
-def _operation(params: Any, task: Any) -> None:
-    return None
+from actors._records import TaskRecord
+from tests.records import make_record
 
 
 def _record(task_id: str, status: TaskStatus = TaskStatus.PENDING) -> TaskRecord:
-    record = TaskRecord.from_spec(
-        TaskSpec(
-            task_id=task_id,
-            operation=_operation,
-            operation_name="tests.noop",
-            params={},
-            options=TaskOptions(isolation=Isolation.THREAD),
-            seq=0,
-            created_at=1.0,
-        )
-    )
+    record = make_record(task_id)
     record.status = status
     return record
 

@@ -107,21 +107,10 @@ _DECODERS = tuple(
 )
 COLUMNS = TASK_COLUMNS + OPTION_NAMES
 
-# The columns a task's life changes; the others are written once, when it is created.
-CHANGING = (
-    "status",
-    "attempt",
-    "progress",
-    "updated_at",
-    "started_at",
-    "ended_at",
-    "result",
-    "partial_result",
-    "outcome",
-    "scheduled_for",
-    "attempt_outcomes",
-    "injected_faults",
-)
+# The columns a task's life changes; the others (and every option) are written once,
+# when it is created.
+_WRITTEN_ONCE = frozenset({"seq", "task_id", "operation", "named", "params", "created_at"})
+CHANGING = tuple(column for column in TASK_COLUMNS if column not in _WRITTEN_ONCE)
 
 # The ``retired`` table's counts, in order: what retention deleted, by how it ended.
 COUNTERS = ("created", "completed", "failed", "cancelled", "timed_out")
