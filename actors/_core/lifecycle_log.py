@@ -10,6 +10,8 @@ handlers: they are its hot path, where a call per message counts.)
 
 from __future__ import annotations
 
+from typing import assert_never
+
 from actors._outcome import (
     Cancelled,
     Completed,
@@ -56,69 +58,74 @@ def log_terminal(record: TaskRecord) -> None:
     assert duration is not None
     duration_ms = round(duration * 1000.0, 3)
     task_id = record.task_id
-    if isinstance(outcome, Completed):
-        _log.info("task.completed", task_id=task_id, duration_ms=duration_ms)
-    elif isinstance(outcome, TimedOut):
-        _log.warning(
-            "task.timed_out",
-            task_id=task_id,
-            duration_ms=duration_ms,
-            timeout_seconds=outcome.timeout_seconds,
-            has_partial_result=outcome.has_partial_result,
-        )
-    elif isinstance(outcome, Raised):
-        _log.warning(
-            "task.failed",
-            task_id=task_id,
-            duration_ms=duration_ms,
-            exception_type=outcome.exception_type,
-            error=outcome.message,
-        )
-    elif isinstance(outcome, Crashed):
-        _log.warning(
-            "task.failed",
-            task_id=task_id,
-            duration_ms=duration_ms,
-            crashed=True,
-            exit_code=outcome.exit_code,
-            signal=outcome.signal_name,
-        )
-    elif isinstance(outcome, ResourceExhausted):
-        _log.warning(
-            "task.failed",
-            task_id=task_id,
-            duration_ms=duration_ms,
-            limit=outcome.limit,
-            limit_value=outcome.value,
-        )
-    elif isinstance(outcome, Interrupted):
-        _log.warning(
-            "task.interrupted_by_restart",
-            task_id=task_id,
-            was_running=outcome.was_running,
-            attempt=outcome.attempt,
-            cause=outcome.cause,
-        )
-    elif isinstance(outcome, ResultNotStorable):
-        _log.warning(
-            "task.failed",
-            task_id=task_id,
-            duration_ms=duration_ms,
-            result_type=outcome.type_name,
-        )
-    elif isinstance(outcome, DependencyFailed):
-        _log.info(
-            "task.cancelled",
-            task_id=task_id,
-            duration_ms=duration_ms,
-            reason="dependency_failed",
-            dependency_id=outcome.dependency_id,
-            dependency_status=outcome.dependency_status,
-        )
-    elif isinstance(outcome, Cancelled):
-        _log.info(
-            "task.cancelled",
-            task_id=task_id,
-            duration_ms=duration_ms,
-            reason=outcome.reason.value,
-        )
+    match outcome:
+        case None:
+            return  # not terminal: nothing to say
+        case Completed():
+            _log.info("task.completed", task_id=task_id, duration_ms=duration_ms)
+        case TimedOut():
+            _log.warning(
+                "task.timed_out",
+                task_id=task_id,
+                duration_ms=duration_ms,
+                timeout_seconds=outcome.timeout_seconds,
+                has_partial_result=outcome.has_partial_result,
+            )
+        case Raised():
+            _log.warning(
+                "task.failed",
+                task_id=task_id,
+                duration_ms=duration_ms,
+                exception_type=outcome.exception_type,
+                error=outcome.message,
+            )
+        case Crashed():
+            _log.warning(
+                "task.failed",
+                task_id=task_id,
+                duration_ms=duration_ms,
+                crashed=True,
+                exit_code=outcome.exit_code,
+                signal=outcome.signal_name,
+            )
+        case ResourceExhausted():
+            _log.warning(
+                "task.failed",
+                task_id=task_id,
+                duration_ms=duration_ms,
+                limit=outcome.limit,
+                limit_value=outcome.value,
+            )
+        case Interrupted():
+            _log.warning(
+                "task.interrupted_by_restart",
+                task_id=task_id,
+                was_running=outcome.was_running,
+                attempt=outcome.attempt,
+                cause=outcome.cause,
+            )
+        case ResultNotStorable():
+            _log.warning(
+                "task.failed",
+                task_id=task_id,
+                duration_ms=duration_ms,
+                result_type=outcome.type_name,
+            )
+        case DependencyFailed():
+            _log.info(
+                "task.cancelled",
+                task_id=task_id,
+                duration_ms=duration_ms,
+                reason="dependency_failed",
+                dependency_id=outcome.dependency_id,
+                dependency_status=outcome.dependency_status,
+            )
+        case Cancelled():
+            _log.info(
+                "task.cancelled",
+                task_id=task_id,
+                duration_ms=duration_ms,
+                reason=outcome.reason.value,
+            )
+        case _:
+            assert_never(outcome)
