@@ -41,6 +41,30 @@ class TaskSpec:
     # Filled in once every dependency has completed: their results, by task id.
     dependency_results: Mapping[str, Any] | None = None
 
+    def pending_snapshot(self) -> TaskSnapshot:
+        """What a status read shows of this task before anything happened to it (the
+        snapshot of ``TaskRecord.from_spec(self)``, without making the record)."""
+        return TaskSnapshot(
+            task_id=self.task_id,
+            operation_name=self.operation_name,
+            params=self.params,
+            options=self.options,
+            status=TaskStatus.PENDING,
+            attempt=0,
+            progress=0.0,
+            created_at=self.created_at,
+            updated_at=self.created_at,
+            started_at=None,
+            ended_at=None,
+            result=None,
+            has_result=False,
+            partial_result=None,
+            has_partial_result=False,
+            outcome=None,
+            scheduled_for=self.not_before,
+            seq=self.seq,
+        )
+
 
 @dataclass(slots=True)
 class TaskRecord:

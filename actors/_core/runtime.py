@@ -19,6 +19,7 @@ import pykka
 
 from actors._clock import Clock
 from actors._core.admission import AdmissionGate
+from actors._core.board import TaskBoard
 from actors._core.messages import (
     AbandonUnfinished,
     AddSchedule,
@@ -29,6 +30,7 @@ from actors._core.messages import (
     ConnectSupervisor,
     Flush,
     GetSchedules,
+    GetSnapshot,
     GetStats,
     GetSupervisorStats,
     InjectFault,
@@ -232,11 +234,18 @@ class TaskRuntime:
         self._listening = threading.Event()  # set while anyone is subscribed
         self._notifier = NotifierActor.start(self._listening)
         self._subscriptions = Subscriptions(self._notifier, self._ask_timeout)
+        self._board = TaskBoard()  # what status reads see, without a message
         self._registry = RegistryActor.start(
-            self._table, self._clock, self._store, self._notifier, self._listening, self._healing
+            self._table,
+            self._clock,
+            self._store,
+            self._notifier,
+            self._listening,
+            self._healing,
+            self._board,
         )
         self._queries = RegistryQueries(
-            self._registry, self._table, self._ask_timeout, lambda: self._closed
+            self._registry, self._table, self._board, self._ask_timeout, lambda: self._closed
         )
         # Where operations run. Child processes start on first use (or at once, below,
         # when process isolation is the default), so a thread-only runtime never pays.
@@ -433,6 +442,10 @@ class TaskRuntime:
                         "removed max_task_age seconds after they end)"
                     )
             else:
+                if ticket is None:
+                    # Shown before the registry hears of it, so a status read right after
+                    # this returns finds it (durable: the commit publishes it instead).
+                    self._board.add(spec.pending_snapshot())
                 self._registry.tell(Register(spec, ticket))
                 self._supervisor.tell(Submit(spec))
         if ticket is not None:
@@ -504,10 +517,11 @@ class TaskRuntime:
     def cancel(self, task_id: str) -> bool:
         """Cancel a pending or running task. False if unknown or already terminal.
 
-        With a durable store, True is returned once the cancellation is committed: a
-        crash afterwards cannot bring the task back to run."""
+        When True is returned, a status read shows the task cancelled; with a durable
+        store the cancellation is committed by then: a crash afterwards cannot bring the
+        task back to run."""
         accepted = self._cancel(task_id)
-        if accepted and self._durable:
+        if accepted:
             ticket = CommitTicket(task_id)
             with contextlib.suppress(pykka.ActorDeadError):  # stopped: it committed
                 # Behind the Finish the supervisor (or _cancel) told the registry.
@@ -525,11 +539,13 @@ class TaskRuntime:
         """Remove terminal tasks that ended more than ``max_age_seconds`` ago."""
         max_age = check_seconds("max_age_seconds", max_age_seconds, allow_zero=True) or 0.0
         message = Cleanup(self._clock.time() - max_age)
-        return int(
-            self._queries.query(
-                message, lambda: len(self._table.remove_ended_before(message.cutoff))
-            )
-        )
+        return int(self._queries.query(message, lambda: self._remove_ended_before(message.cutoff)))
+
+    def _remove_ended_before(self, cutoff: float) -> int:
+        """Retention after shutdown: the registry is gone, its table and board are not."""
+        removed = self._table.remove_ended_before(cutoff)
+        self._board.remove(removed)
+        return len(removed)
 
     def shutdown(
         self, *, wait: bool = True, cancel_pending: bool = False, timeout: float | None = None
@@ -712,6 +728,8 @@ class TaskRuntime:
     def _fail_registry(
         self, error: Exception, message_type: type | tuple[type, ...] | None, task_id: str | None
     ) -> None:
+        if message_type is GetSnapshot:
+            self._board.status_trap_armed()  # before the tell: the next read meets it
         self._registry.tell(InjectFault(error, message_type, task_id))
 
     # -- internals -----------------------------------------------------------------------

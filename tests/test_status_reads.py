@@ -1,0 +1,329 @@
+"""Status reads without a round trip: the registry's :class:`TaskBoard`, tested directly
+and through a manager whose registry is held busy (so a read that needed its thread
+could not return), with every guarantee of the asking path pinned over many rounds."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from actors import TaskContext
+from actors._core.board import ASK_REGISTRY, TaskBoard
+from actors._core.messages import ProgressReady
+from actors._enums import TaskStatus
+from actors._execution.published import Published
+from actors._records import TaskRecord, TaskSnapshot
+from actors._storage.sqlite import SqliteStore
+from storycore_tasks import TaskManager
+from tests.gates import Gate
+from tests.records import make_record, make_spec
+
+MakeManager = Callable[..., TaskManager]
+WAIT = 30.0
+ROUNDS = 200
+STORES = ["memory", "durable"]
+ORDER = {"pending": 0, "running": 1, "completed": 2, "failed": 2, "cancelled": 2}
+
+
+def quick(params: Mapping[str, Any], task: TaskContext) -> Any:
+    return {"n": params.get("n")}
+
+
+def counting(params: Mapping[str, Any], task: TaskContext) -> Any:
+    for step in range(1, 21):
+        task.update_progress(step / 20)
+        task.partial_result = {"step": step}
+    return {"steps": 20}
+
+
+def new_manager(
+    make_manager: MakeManager, store: str, tmp_path: Path, **kwargs: Any
+) -> TaskManager:
+    if store == "durable":
+        kwargs["store"] = tmp_path / "tasks.db"
+    return make_manager(**kwargs)
+
+
+class _StuckDrain(Published):
+    """A progress message whose drain holds the registry's thread until released: a real
+    registry, kept busy as if it waited for the interpreter lock for ever."""
+
+    def __init__(self, entered: threading.Event, release: threading.Event) -> None:
+        super().__init__()
+        self._entered = entered
+        self._release = release
+
+    def drain(self) -> tuple[float | None, Any, bool]:
+        self._entered.set()
+        self._release.wait(WAIT)
+        return None, None, False
+
+
+@contextmanager
+def registry_held(manager: TaskManager, task_id: str) -> Iterator[None]:
+    """While inside, the registry's thread is stuck in a handler."""
+    entered, release = threading.Event(), threading.Event()
+    manager.runtime._registry.tell(ProgressReady(task_id, _StuckDrain(entered, release)))
+    assert entered.wait(WAIT)
+    try:
+        yield
+    finally:
+        release.set()
+
+
+# -- the board itself -------------------------------------------------------------------
+
+
+def _record(task_id: str, status: TaskStatus = TaskStatus.PENDING) -> TaskRecord:
+    record = make_record(task_id)
+    record.status = status
+    return record
+
+
+def test_a_published_record_is_read_as_an_immutable_snapshot_of_that_moment() -> None:
+    board = TaskBoard()
+    record = _record("a")
+    board.publish(record)
+    first = board.read("a")
+    assert first == record.snapshot()
+    record.status = TaskStatus.RUNNING  # the registry changes its record afterwards
+    assert board.read("a") is first  # nothing seen until it is published again
+    board.publish(record)
+    second = board.read("a")
+    assert second is not first
+    assert second is not None
+    assert second != ASK_REGISTRY
+    assert isinstance(second, TaskSnapshot)
+    assert second.status is TaskStatus.RUNNING
+    assert board.read("unknown") is None
+    assert len(board) == 1
+
+
+def test_a_held_task_is_answered_by_the_registry_until_its_commit_publishes_it() -> None:
+    board = TaskBoard()
+    record = _record("a")
+    board.publish(record)
+    board.hold("a")
+    assert board.read("a") is ASK_REGISTRY
+    record.status = TaskStatus.COMPLETED
+    board.publish(record)  # the commit that covers the change
+    found = board.read("a")
+    assert found is not ASK_REGISTRY
+    assert found is not None
+    assert found.status is TaskStatus.COMPLETED
+
+
+def test_removed_and_reset_tasks_leave_the_board() -> None:
+    board = TaskBoard()
+    for task_id in "abc":
+        board.publish(_record(task_id))
+    board.hold("c")
+    board.remove(["a", "c"])
+    assert board.read("a") is None
+    assert board.read("c") is None  # a removed task is unknown, not held
+    kept = _record("b", TaskStatus.RUNNING)
+    board.reset([kept, _record("d")], held=["d"])
+    assert board.read("b") == kept.snapshot()
+    assert board.read("d") is ASK_REGISTRY
+    assert len(board) == 2
+
+
+def test_a_status_trap_sends_reads_to_the_registry_until_it_springs() -> None:
+    board = TaskBoard()
+    board.publish(_record("a"))
+    board.status_trap_armed()
+    board.status_trap_armed()
+    assert board.read("a") is ASK_REGISTRY
+    board.status_trap_sprung()
+    assert board.read("a") is ASK_REGISTRY
+    board.status_trap_sprung()
+    assert board.read("a") is not ASK_REGISTRY
+
+
+def test_a_new_tasks_pending_snapshot_is_its_records() -> None:
+    spec = make_spec("a")
+    assert spec.pending_snapshot() == TaskRecord.from_spec(spec).snapshot()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abcd"), st.sampled_from(["publish", "hold", "remove"]))))
+def test_the_board_shows_the_last_published_state_unless_held(ops: list[tuple[str, str]]) -> None:
+    """Against a model: a read is the snapshot last published for the id, the registry's
+    answer while a hold has not been lifted by a publication, or None once removed."""
+    board = TaskBoard()
+    model: dict[str, TaskRecord] = {}
+    held: set[str] = set()
+    for n, (task_id, op) in enumerate(ops):
+        if op == "publish":
+            record = _record(task_id)
+            record.attempt = n
+            board.publish(record)
+            model[task_id] = record
+            held.discard(task_id)
+        elif op == "hold":
+            board.hold(task_id)
+            held.add(task_id)
+        else:
+            board.remove([task_id])
+            model.pop(task_id, None)
+            held.discard(task_id)
+    for task_id in "abcd":
+        found = board.read(task_id)
+        if task_id in held:
+            assert found is ASK_REGISTRY
+        elif task_id in model:
+            assert found == model[task_id].snapshot()
+        else:
+            assert found is None
+
+
+# -- through a manager --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_status_and_wait_of_an_ended_task_need_no_turn_of_the_registry(
+    make_manager: MakeManager, tmp_path: Path, store: str
+) -> None:
+    manager = new_manager(make_manager, store, tmp_path)
+    task_id = manager.create_task(quick, {"n": 7})
+    manager.wait(task_id, timeout=WAIT)
+    with registry_held(manager, task_id):
+        status = manager.get_task_status(task_id)
+        assert status is not None
+        assert status["status"] == "completed"
+        assert manager.wait(task_id, timeout=WAIT)["result"] == {"n": 7}
+        assert manager.get_task_result(task_id) == {"n": 7}
+        assert manager.get_task_status("no-such-task") is None
+
+
+def test_a_task_created_while_the_registry_is_busy_reads_pending_at_once(
+    make_manager: MakeManager,
+) -> None:
+    """Memory store: the submitter publishes the new task before the registry hears of
+    it, so a read right after ``create_task`` sees it even with the registry stuck."""
+    manager = make_manager(num_workers=1)
+    first = manager.create_task(quick)
+    manager.wait(first, timeout=WAIT)
+    with registry_held(manager, first):
+        ids = [manager.create_task(quick, {"n": n}) for n in range(50)]
+        for task_id in ids:
+            status = manager.get_task_status(task_id)
+            assert status is not None
+            assert status["status"] == "pending"
+    for n, task_id in enumerate(ids):
+        assert manager.wait(task_id, timeout=WAIT)["result"] == {"n": n}
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_a_status_read_right_after_create_task_sees_the_task(
+    make_manager: MakeManager, tmp_path: Path, store: str
+) -> None:
+    manager = new_manager(make_manager, store, tmp_path, num_workers=2)
+    for n in range(ROUNDS):
+        task_id = manager.create_task(quick, {"n": n})
+        status = manager.get_task_status(task_id)
+        assert status is not None, f"round {n}: a task just created was not found"
+        assert status["task_id"] == task_id
+        assert status["status"] in {"pending", "running", "completed"}
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_after_cancel_task_returns_the_task_reads_cancelled(
+    make_manager: MakeManager, tmp_path: Path, store: str
+) -> None:
+    """Pending and running tasks alike, over many rounds: the read after ``cancel_task``
+    is never the state before it."""
+    manager = new_manager(make_manager, store, tmp_path, num_workers=1, stop_grace=0.01)
+    for n in range(ROUNDS // 4):
+        gate = Gate()
+        running = manager.create_task(gate)
+        pending = manager.create_task(quick, {"n": n})
+        assert gate.entered.wait(WAIT)
+        for task_id in (pending, running):
+            assert manager.cancel_task(task_id) is True
+            status = manager.get_task_status(task_id)
+            assert status is not None
+            assert status["status"] == "cancelled", (n, status)
+        gate.release()
+        manager.wait(running, timeout=WAIT)
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_concurrent_readers_see_each_task_move_forward_and_whole(
+    make_manager: MakeManager, tmp_path: Path, store: str
+) -> None:
+    """Readers in four threads poll tasks that report progress as fast as they can: each
+    task's status never goes back, progress never falls, and a completed read always has
+    its result (a snapshot is never half of a change)."""
+    manager = new_manager(make_manager, store, tmp_path, num_workers=4)
+    ids = [manager.create_task(counting) for _ in range(40)]
+    problems: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        last: dict[str, tuple[int, float]] = {}
+        while not done.is_set():
+            for task_id in ids:
+                status = manager.get_task_status(task_id)
+                if status is None:
+                    problems.append(f"{task_id} unknown")
+                    continue
+                rank, progress = ORDER[status["status"]], float(status["progress"])
+                before = last.get(task_id, (0, 0.0))
+                if rank < before[0] or progress < before[1]:
+                    problems.append(f"{task_id} went back: {before} -> {(rank, progress)}")
+                if status["status"] == "completed" and status.get("result") != {"steps": 20}:
+                    problems.append(f"{task_id} completed without its result: {status}")
+                last[task_id] = (rank, progress)
+
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    for reader in readers:
+        reader.start()
+    try:
+        for task_id in ids:
+            assert manager.wait(task_id, timeout=WAIT)["result"] == {"steps": 20}
+    finally:
+        done.set()
+        for reader in readers:
+            reader.join(WAIT)
+    assert problems == []
+
+
+class RecordingStore(SqliteStore):
+    """A real SQLite store that also notes each state it wrote, after the write."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.committed: set[tuple[str, str]] = set()
+
+    def write(self, records: Any, deleted: Any) -> None:
+        records = list(records)
+        super().write(records, deleted)
+        self.committed.update((r.task_id, r.status.value) for r in records)
+
+
+def test_a_durable_read_never_shows_a_state_the_file_does_not_hold(
+    make_manager: MakeManager, tmp_path: Path
+) -> None:
+    """Each state a status read returns was written by a commit before the read: the
+    board shows only committed states."""
+    store = RecordingStore(tmp_path / "tasks.db")
+    manager = make_manager(store=store, num_workers=2)
+    seen: set[str] = set()
+    for n in range(ROUNDS // 4):
+        task_id = manager.create_task(counting if n % 2 else quick, {"n": n})
+        while True:
+            status = manager.get_task_status(task_id)
+            assert status is not None
+            seen.add(status["status"])
+            assert (task_id, status["status"]) in store.committed, (n, status["status"])
+            if status["status"] == "completed":
+                break
+    assert "completed" in seen
