@@ -16,7 +16,7 @@ from actors._execution.api import Operation
 from actors._options import TaskOptions
 from actors._outcome import Outcome
 
-__all__ = ["TaskRecord", "TaskSnapshot", "TaskSpec"]
+__all__ = ["TaskRecord", "TaskSnapshot", "TaskSpec", "TaskState"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,29 +41,12 @@ class TaskSpec:
     # Filled in once every dependency has completed: their results, by task id.
     dependency_results: Mapping[str, Any] | None = None
 
-    def pending_snapshot(self) -> TaskSnapshot:
-        """What a status read shows of this task before anything happened to it (the
-        snapshot of ``TaskRecord.from_spec(self)``, without making the record)."""
-        return TaskSnapshot(
-            task_id=self.task_id,
-            operation_name=self.operation_name,
-            params=self.params,
-            options=self.options,
-            status=TaskStatus.PENDING,
-            attempt=0,
-            progress=0.0,
-            created_at=self.created_at,
-            updated_at=self.created_at,
-            started_at=None,
-            ended_at=None,
-            result=None,
-            has_result=False,
-            partial_result=None,
-            has_partial_result=False,
-            outcome=None,
-            scheduled_for=self.not_before,
-            seq=self.seq,
-        )
+    def pending_state(self) -> TaskState:
+        """The :data:`TaskState` of this task before anything happened to it (that of
+        ``TaskRecord.from_spec(self)``, without making the record)."""
+        created = self.created_at
+        return (TaskStatus.PENDING, 0, 0.0, created, None, None, None, False, None, False,
+                None, self.not_before, (), ())  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -136,6 +119,14 @@ class TaskRecord:
         """Seconds from start (or creation, if it never started) to the end."""
         return _duration(self.created_at, self.started_at, self.ended_at)
 
+    def state(self) -> TaskState:
+        """The fields that change, as one immutable tuple (see :data:`TaskState`): what
+        the registry publishes for readers, at the cost of a tuple, not a snapshot."""
+        return (self.status, self.attempt, self.progress, self.updated_at, self.started_at,
+                self.ended_at, self.result, self.has_result, self.partial_result,
+                self.has_partial_result, self.outcome, self.scheduled_for,
+                self.attempt_outcomes, self.injected_faults)  # fmt: skip
+
     def snapshot(self) -> TaskSnapshot:
         return TaskSnapshot(
             task_id=self.task_id,
@@ -196,6 +187,55 @@ class TaskSnapshot:
     def duration_seconds(self) -> float | None:
         """Seconds from start (or creation, if it never started) to the end."""
         return _duration(self.created_at, self.started_at, self.ended_at)
+
+    @classmethod
+    def from_state(cls, task: TaskSpec | TaskRecord, state: TaskState) -> TaskSnapshot:
+        """The snapshot of ``task`` (its fields that never change) in ``state``."""
+        (status, attempt, progress, updated_at, started_at, ended_at, result, has_result,
+         partial_result, has_partial_result, outcome, scheduled_for, attempt_outcomes,
+         injected_faults) = state  # fmt: skip
+        return cls(
+            task_id=task.task_id,
+            operation_name=task.operation_name,
+            params=task.params,
+            options=task.options,
+            status=status,
+            attempt=attempt,
+            progress=progress,
+            created_at=task.created_at,
+            updated_at=updated_at,
+            started_at=started_at,
+            ended_at=ended_at,
+            result=result,
+            has_result=has_result,
+            partial_result=partial_result,
+            has_partial_result=has_partial_result,
+            outcome=outcome,
+            scheduled_for=scheduled_for,
+            attempt_outcomes=attempt_outcomes,
+            injected_faults=injected_faults,
+            seq=task.seq,
+        )
+
+
+TaskState = tuple[
+    TaskStatus,  # status
+    int,  # attempt
+    float,  # progress
+    float,  # updated_at
+    float | None,  # started_at
+    float | None,  # ended_at
+    Any,  # result
+    bool,  # has_result
+    Any,  # partial_result
+    bool,  # has_partial_result
+    Outcome | None,  # outcome
+    float | None,  # scheduled_for
+    tuple[Outcome, ...],  # attempt_outcomes
+    tuple[tuple[int, str], ...],  # injected_faults
+]
+"""A record's changing fields, in :meth:`TaskRecord.state`'s order; its other fields
+(id, operation, params, options, creation time, seq) never change after submission."""
 
 
 def _duration(created_at: float, started_at: float | None, ended_at: float | None) -> float | None:

@@ -94,10 +94,10 @@ def test_a_published_record_is_read_as_an_immutable_snapshot_of_that_moment() ->
     first = board.read("a")
     assert first == record.snapshot()
     record.status = TaskStatus.RUNNING  # the registry changes its record afterwards
-    assert board.read("a") is first  # nothing seen until it is published again
+    assert board.read("a") == first  # nothing seen until it is published again
     board.publish(record)
     second = board.read("a")
-    assert second is not first
+    assert second != first
     assert second is not None
     assert second != ASK_REGISTRY
     assert isinstance(second, TaskSnapshot)
@@ -147,9 +147,24 @@ def test_a_status_trap_sends_reads_to_the_registry_until_it_springs() -> None:
     assert board.read("a") is not ASK_REGISTRY
 
 
-def test_a_new_tasks_pending_snapshot_is_its_records() -> None:
-    spec = make_spec("a")
-    assert spec.pending_snapshot() == TaskRecord.from_spec(spec).snapshot()
+@pytest.mark.parametrize("not_before", [None, 1234.5])
+def test_a_new_tasks_published_state_is_its_records(not_before: float | None) -> None:
+    """What a submitter publishes is what the registry's record will show."""
+    spec = make_spec("a", not_before=not_before)
+    record = TaskRecord.from_spec(spec)
+    assert spec.pending_state() == record.state()
+    assert TaskSnapshot.from_state(spec, spec.pending_state()) == record.snapshot()
+    board = TaskBoard()
+    board.add(spec)
+    assert board.read("a") == record.snapshot()
+
+
+def test_a_state_and_the_unchanging_fields_make_the_records_snapshot() -> None:
+    """Every snapshot field comes from one of the two halves (none is dropped)."""
+    record = _record("a", TaskStatus.COMPLETED)
+    record.attempt, record.progress, record.result, record.has_result = 2, 1.0, {"x": 1}, True
+    record.started_at, record.ended_at, record.updated_at = 10.0, 12.0, 12.0
+    assert TaskSnapshot.from_state(record, record.state()) == record.snapshot()
 
 
 @settings(max_examples=100, deadline=None)

@@ -1,11 +1,15 @@
 """``TaskBoard``: the registry's published view of each task, read without a message.
 
 The registry stays the single writer of every record. What a status read needs, it
-publishes here as an immutable :class:`TaskSnapshot` per task, the way an Erlang process
-owns an ETS table that others read concurrently: :meth:`read` runs in the caller's
-thread, sends no message and never waits for the registry's thread, so a status poll
-costs a dictionary lookup even while every worker runs Python and the registry waits for
-the interpreter lock.
+publishes here per task, the way an Erlang process owns an ETS table that others read
+concurrently: :meth:`read` runs in the caller's thread, sends no message and never waits
+for the registry's thread, so a status poll costs a dictionary lookup and a snapshot
+even while every worker runs Python and the registry waits for the interpreter lock.
+
+What is published is the record's changing fields as one immutable tuple (its
+:data:`TaskState`) beside the task's fields that never change: a tuple costs the
+registry's hot path a fraction of a :class:`TaskSnapshot`, and the reader, who wants
+the snapshot, builds it in its own thread.
 
 What a read may see, and why it is true:
 
@@ -19,8 +23,8 @@ What a read may see, and why it is true:
   record the store refused, or whose commit failed, stays held: the registry's answer
   says why.
 
-Each snapshot is immutable and replaced whole, so a reader sees a task's state before a
-change or after it, never half of one. The dictionary and the set are touched by single
+Each state is immutable and replaced whole, so a reader sees a task before a change or
+after it, never half of one. The dictionary and the set are touched by single
 operations, which the interpreter makes atomic; the registry's thread is the only one
 that changes an existing entry (a submitter only adds a task no one else knows yet).
 """
@@ -32,7 +36,7 @@ from collections.abc import Iterable
 from enum import Enum
 from typing import Final
 
-from actors._records import TaskRecord, TaskSnapshot
+from actors._records import TaskRecord, TaskSnapshot, TaskSpec, TaskState
 
 __all__ = ["ASK_REGISTRY", "Held", "TaskBoard"]
 
@@ -53,7 +57,8 @@ class TaskBoard:
     __slots__ = ("_held", "_snapshots", "_traps", "_traps_lock")
 
     def __init__(self) -> None:
-        self._snapshots: dict[str, TaskSnapshot] = {}
+        # task id -> (its unchanging fields, its latest state)
+        self._snapshots: dict[str, tuple[TaskSpec | TaskRecord, TaskState]] = {}
         self._held: set[str] = set()
         # Status-query faults a test armed in the registry (``fail_registry(on=
         # "status")``): while any is armed, every read asks the registry, so the fault
@@ -71,7 +76,8 @@ class TaskBoard:
         removed); :data:`ASK_REGISTRY` while its latest change awaits a commit."""
         if task_id in self._held or self._traps:
             return ASK_REGISTRY
-        return self._snapshots.get(task_id)
+        found = self._snapshots.get(task_id)
+        return None if found is None else TaskSnapshot.from_state(*found)
 
     def status_trap_armed(self) -> None:
         """A test armed a status-query fault: reads ask the registry until it springs."""
@@ -84,14 +90,14 @@ class TaskBoard:
 
     # -- the submitter, for a task nobody else knows yet (memory store) ----------------
 
-    def add(self, snapshot: TaskSnapshot) -> None:
-        self._snapshots[snapshot.task_id] = snapshot
+    def add(self, spec: TaskSpec) -> None:
+        self._snapshots[spec.task_id] = (spec, spec.pending_state())
 
     # -- the registry's thread ---------------------------------------------------------
 
     def publish(self, record: TaskRecord) -> None:
         """``record`` changed (and, with a durable store, was committed): show it."""
-        self._snapshots[record.task_id] = record.snapshot()
+        self._snapshots[record.task_id] = (record, record.state())
         self._held.discard(record.task_id)
 
     def hold(self, task_id: str) -> None:
@@ -111,7 +117,7 @@ class TaskBoard:
         latest state is not committed (or was refused by the store)."""
         self._held.clear()
         self._held.update(held)  # first: no reader may see an uncommitted state
-        fresh = {record.task_id: record.snapshot() for record in records}
+        fresh = {record.task_id: (record, record.state()) for record in records}
         for task_id in [t for t in self._snapshots if t not in fresh]:
             self._snapshots.pop(task_id, None)
         self._snapshots.update(fresh)

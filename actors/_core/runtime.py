@@ -445,7 +445,7 @@ class TaskRuntime:
                 if ticket is None:
                     # Shown before the registry hears of it, so a status read right after
                     # this returns finds it (durable: the commit publishes it instead).
-                    self._board.add(spec.pending_snapshot())
+                    self._board.add(spec)
                 self._registry.tell(Register(spec, ticket))
                 self._supervisor.tell(Submit(spec))
         if ticket is not None:
