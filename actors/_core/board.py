@@ -98,7 +98,8 @@ class TaskBoard:
     def publish(self, record: TaskRecord) -> None:
         """``record`` changed (and, with a durable store, was committed): show it."""
         self._snapshots[record.task_id] = (record, record.state())
-        self._held.discard(record.task_id)
+        if self._held:
+            self._held.discard(record.task_id)
 
     def hold(self, task_id: str) -> None:
         """``task_id`` changed and the change is not committed: reads go to the registry

@@ -222,8 +222,8 @@ class RegistryActor(RestartingActor):
         match message:
             case ProgressReady():
                 return self._on_progress(message)
-            case Register(spec=spec, ticket=ticket):
-                self._on_register(spec, ticket)
+            case Register(spec=spec, ticket=ticket, shown=shown):
+                self._on_register(spec, ticket, shown=shown)
                 return None
             case MarkRunning():
                 return self._on_mark_running(message)
@@ -313,7 +313,9 @@ class RegistryActor(RestartingActor):
                 self._commits.deleted(removed)
         return len(removed)
 
-    def _on_register(self, spec: TaskSpec, ticket: CommitTicket | None) -> None:
+    def _on_register(
+        self, spec: TaskSpec, ticket: CommitTicket | None, *, shown: bool = False
+    ) -> None:
         record = self._table.add(spec)
         _log.info(
             "task.created",
@@ -324,7 +326,8 @@ class RegistryActor(RestartingActor):
         )
         if record.options.group_id is not None:
             self._groups.setdefault(record.options.group_id, []).append(record.task_id)
-        self._changed(record)
+        if not shown or self._commits is not None:
+            self._changed(record)  # (shown: its submitter published this very state)
         if ticket is not None:
             self._ticket(ticket)
         if self._listened():
