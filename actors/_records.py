@@ -8,7 +8,7 @@ Each carries the task's options as one :class:`TaskOptions`, resolved by the run
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from actors._enums import TaskStatus
@@ -82,6 +82,10 @@ class TaskRecord:
     partial_json: str | None = None
     # The options as the durable store's columns hold them (made once: they never change).
     stored_options: tuple[Any, ...] | None = None
+    # What status reads see of this record (see actors._core.board): its state() as of
+    # the latest change published (with a durable store, the latest committed); None
+    # until the first publication. Replaced whole, never changed in place.
+    published: TaskState | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_spec(cls, spec: TaskSpec) -> TaskRecord:

@@ -14,9 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors import TaskContext
+from actors import Completed, TaskContext
 from actors._core.board import ASK_REGISTRY, TaskBoard
 from actors._core.messages import ProgressReady
+from actors._core.table import TaskTable
 from actors._enums import TaskStatus
 from actors._execution.published import Published
 from actors._records import TaskRecord, TaskSnapshot
@@ -81,70 +82,106 @@ def registry_held(manager: TaskManager, task_id: str) -> Iterator[None]:
 # -- the board itself -------------------------------------------------------------------
 
 
-def _record(task_id: str, status: TaskStatus = TaskStatus.PENDING) -> TaskRecord:
-    record = make_record(task_id)
+def _record(task_id: str, status: TaskStatus = TaskStatus.PENDING, *, seq: int = 0) -> TaskRecord:
+    record = make_record(task_id, seq=seq)
     record.status = status
     return record
 
 
+def _board_with(*task_ids: str) -> tuple[TaskBoard, TaskTable]:
+    table = TaskTable()
+    for seq, task_id in enumerate(task_ids):
+        table.add(make_spec(task_id, seq=seq))
+    return TaskBoard(table), table
+
+
+def _snapshot(board: TaskBoard, task_id: str) -> TaskSnapshot:
+    found = board.read(task_id)
+    assert isinstance(found, TaskSnapshot), found
+    return found
+
+
 def test_a_published_record_is_read_as_an_immutable_snapshot_of_that_moment() -> None:
-    board = TaskBoard()
-    record = _record("a")
+    board, table = _board_with("a")
+    record = table.get("a")
+    assert record is not None
     board.publish(record)
-    first = board.read("a")
+    first = _snapshot(board, "a")
     assert first == record.snapshot()
     record.status = TaskStatus.RUNNING  # the registry changes its record afterwards
     assert board.read("a") == first  # nothing seen until it is published again
     board.publish(record)
-    second = board.read("a")
-    assert second != first
-    assert second is not None
-    assert second != ASK_REGISTRY
-    assert isinstance(second, TaskSnapshot)
+    second = _snapshot(board, "a")
     assert second.status is TaskStatus.RUNNING
+    assert second == record.snapshot()
     assert board.read("unknown") is None
-    assert len(board) == 1
+
+
+def test_a_record_never_published_is_answered_by_the_registry() -> None:
+    """Durable store: a registered record is not readable until its commit."""
+    board, _ = _board_with("a")
+    assert board.read("a") is ASK_REGISTRY
 
 
 def test_a_held_task_is_answered_by_the_registry_until_its_commit_publishes_it() -> None:
-    board = TaskBoard()
-    record = _record("a")
+    board, table = _board_with("a")
+    record = table.get("a")
+    assert record is not None
     board.publish(record)
     board.hold("a")
     assert board.read("a") is ASK_REGISTRY
     record.status = TaskStatus.COMPLETED
     board.publish(record)  # the commit that covers the change
-    found = board.read("a")
-    assert found is not ASK_REGISTRY
-    assert found is not None
-    assert found.status is TaskStatus.COMPLETED
+    assert _snapshot(board, "a").status is TaskStatus.COMPLETED
 
 
-def test_removed_and_reset_tasks_leave_the_board() -> None:
-    board = TaskBoard()
-    for task_id in "abc":
-        board.publish(_record(task_id))
-    board.hold("c")
-    board.remove(["a", "c"])
+def test_a_submitted_task_reads_pending_until_its_record_shows() -> None:
+    """Memory store: the submitter's entry answers until the registry published the
+    record and dropped it; at no step is the task unknown."""
+    table = TaskTable()
+    board = TaskBoard(table)
+    spec = make_spec("a", not_before=99.0)
+    board.add(spec)
+    expected = TaskRecord.from_spec(spec).snapshot()
+    assert _snapshot(board, "a") == expected
+    record = table.add(spec)  # the registry's steps, in its order
+    assert _snapshot(board, "a") == expected
+    board.publish(record)
+    assert _snapshot(board, "a") == expected
+    board.registered("a")
+    assert _snapshot(board, "a") == expected
+    table.remove_ended_before(float("inf"))  # retention takes terminal tasks only
+    assert board.read("a") is not None
+
+
+def test_a_removed_task_is_unknown_and_a_reset_shows_the_new_records() -> None:
+    board, table = _board_with("a", "b")
+    for task_id in "ab":
+        table.mark_running(task_id, 0.5, None)
+        _, record = table.finish(task_id, Completed(None), 1.0)
+        assert record is not None
+        board.publish(record)
+    assert table.remove_ended_before(2.0) == ["a", "b"]
     assert board.read("a") is None
-    assert board.read("c") is None  # a removed task is unknown, not held
-    kept = _record("b", TaskStatus.RUNNING)
-    board.reset([kept, _record("d")], held=["d"])
-    assert board.read("b") == kept.snapshot()
+    kept, fresh = _record("b", TaskStatus.RUNNING, seq=1), _record("d", seq=2)
+    table.reset([kept, fresh], {})
+    board.reset([kept, fresh], held=["d"])
+    assert _snapshot(board, "b") == kept.snapshot()
     assert board.read("d") is ASK_REGISTRY
-    assert len(board) == 2
 
 
-def test_a_status_trap_sends_reads_to_the_registry_until_it_springs() -> None:
-    board = TaskBoard()
-    board.publish(_record("a"))
-    board.status_trap_armed()
-    board.status_trap_armed()
+def test_a_detour_sends_every_read_to_the_registry_until_it_ends() -> None:
+    board, table = _board_with("a")
+    record = table.get("a")
+    assert record is not None
+    board.publish(record)
+    board.detour()
+    board.detour()
     assert board.read("a") is ASK_REGISTRY
-    board.status_trap_sprung()
+    board.end_detour()
     assert board.read("a") is ASK_REGISTRY
-    board.status_trap_sprung()
-    assert board.read("a") is not ASK_REGISTRY
+    board.end_detour()
+    assert board.read("a") == record.snapshot()
 
 
 @pytest.mark.parametrize("not_before", [None, 1234.5])
@@ -154,9 +191,6 @@ def test_a_new_tasks_published_state_is_its_records(not_before: float | None) ->
     record = TaskRecord.from_spec(spec)
     assert spec.pending_state() == record.state()
     assert TaskSnapshot.from_state(spec, spec.pending_state()) == record.snapshot()
-    board = TaskBoard()
-    board.add(spec)
-    assert board.read("a") == record.snapshot()
 
 
 def test_a_state_and_the_unchanging_fields_make_the_records_snapshot() -> None:
@@ -168,35 +202,31 @@ def test_a_state_and_the_unchanging_fields_make_the_records_snapshot() -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from("abcd"), st.sampled_from(["publish", "hold", "remove"]))))
+@given(st.lists(st.tuples(st.sampled_from("abcd"), st.sampled_from(["publish", "hold", "change"]))))
 def test_the_board_shows_the_last_published_state_unless_held(ops: list[tuple[str, str]]) -> None:
-    """Against a model: a read is the snapshot last published for the id, the registry's
-    answer while a hold has not been lifted by a publication, or None once removed."""
-    board = TaskBoard()
-    model: dict[str, TaskRecord] = {}
+    """Against a model: a read is the state last published for the id (never a change
+    made since), or the registry's answer while a hold has not been lifted."""
+    board, table = _board_with(*"abcd")
+    published: dict[str, TaskSnapshot] = {}
     held: set[str] = set()
     for n, (task_id, op) in enumerate(ops):
+        record = table.get(task_id)
+        assert record is not None
         if op == "publish":
-            record = _record(task_id)
-            record.attempt = n
             board.publish(record)
-            model[task_id] = record
+            published[task_id] = record.snapshot()
             held.discard(task_id)
         elif op == "hold":
             board.hold(task_id)
             held.add(task_id)
         else:
-            board.remove([task_id])
-            model.pop(task_id, None)
-            held.discard(task_id)
+            record.attempt, record.progress = n, min(1.0, n / 100)
     for task_id in "abcd":
         found = board.read(task_id)
-        if task_id in held:
+        if task_id in held or task_id not in published:
             assert found is ASK_REGISTRY
-        elif task_id in model:
-            assert found == model[task_id].snapshot()
         else:
-            assert found is None
+            assert found == published[task_id]
 
 
 # -- through a manager --------------------------------------------------------------------

@@ -151,8 +151,8 @@ class RegistryActor(RestartingActor):
         # What callers read without a message (see TaskBoard): each change is published
         # here before anything about it leaves this actor; with a durable store, once
         # it is committed.
-        self._board = TaskBoard() if board is None else board
-        self._board.reset(table.iter_status(None))
+        self._board = TaskBoard(table) if board is None else board
+        self._board.reset(table.iter_status(None))  # loaded from the store: committed
         # Subscriptions: the notifier gets every lifecycle fact while ``listening`` is set.
         # Bound once: the handlers call these per message (the cost of a method call).
         self._outbox = EventOutbox(notifier, listening, durable=self._commits is not None)
@@ -210,7 +210,7 @@ class RegistryActor(RestartingActor):
                 self._traps.spring(message)
             except BaseException:
                 if isinstance(message, GetSnapshot):
-                    self._board.status_trap_sprung()
+                    self._board.end_detour()  # the status-query fault met its read
                 raise
         if isinstance(message, REGISTRY_MESSAGES):
             return self._dispatch(cast(RegistryMessage, message))
@@ -308,7 +308,6 @@ class RegistryActor(RestartingActor):
         if removed:
             _log.info("tasks.cleaned_up", count=len(removed))
             self._prune_groups(removed)
-            self._board.remove(r.task_id for r in removed)
             if self._commits is not None:
                 self._commits.deleted(removed)
         return len(removed)
@@ -326,8 +325,8 @@ class RegistryActor(RestartingActor):
         )
         if record.options.group_id is not None:
             self._groups.setdefault(record.options.group_id, []).append(record.task_id)
-        if not shown or self._commits is not None:
-            self._changed(record)  # (shown: its submitter published this very state)
+        self._changed(record)
+        self._board.registered(record.task_id)  # after _changed: see TaskBoard.read
         if ticket is not None:
             self._ticket(ticket)
         if self._listened():
@@ -377,6 +376,13 @@ class RegistryActor(RestartingActor):
         record's fields only after the index updates that can fail, by plain
         assignments: a failure leaves a record as it was or fully changed, never half
         so. What it can leave wrong is derived state.)"""
+        self._board.detour()  # the table is half rebuilt meanwhile: reads ask this actor
+        try:
+            self._rebuild_table()
+        finally:
+            self._board.end_detour()
+
+    def _rebuild_table(self) -> None:
         state = None
         commits = self._commits
         if commits is not None:

@@ -234,7 +234,7 @@ class TaskRuntime:
         self._listening = threading.Event()  # set while anyone is subscribed
         self._notifier = NotifierActor.start(self._listening)
         self._subscriptions = Subscriptions(self._notifier, self._ask_timeout)
-        self._board = TaskBoard()  # what status reads see, without a message
+        self._board = TaskBoard(self._table)  # what status reads see, without a message
         self._registry = RegistryActor.start(
             self._table,
             self._clock,
@@ -539,13 +539,11 @@ class TaskRuntime:
         """Remove terminal tasks that ended more than ``max_age_seconds`` ago."""
         max_age = check_seconds("max_age_seconds", max_age_seconds, allow_zero=True) or 0.0
         message = Cleanup(self._clock.time() - max_age)
-        return int(self._queries.query(message, lambda: self._remove_ended_before(message.cutoff)))
-
-    def _remove_ended_before(self, cutoff: float) -> int:
-        """Retention after shutdown: the registry is gone, its table and board are not."""
-        removed = self._table.remove_ended_before(cutoff)
-        self._board.remove(removed)
-        return len(removed)
+        return int(
+            self._queries.query(
+                message, lambda: len(self._table.remove_ended_before(message.cutoff))
+            )
+        )
 
     def shutdown(
         self, *, wait: bool = True, cancel_pending: bool = False, timeout: float | None = None
@@ -729,7 +727,8 @@ class TaskRuntime:
         self, error: Exception, message_type: type | tuple[type, ...] | None, task_id: str | None
     ) -> None:
         if message_type is GetSnapshot:
-            self._board.status_trap_armed()  # before the tell: the next read meets it
+            # Before the tell, so the next status read goes where the fault waits for it.
+            self._board.detour()
         self._registry.tell(InjectFault(error, message_type, task_id))
 
     # -- internals -----------------------------------------------------------------------
