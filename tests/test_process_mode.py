@@ -588,3 +588,34 @@ def test_children_run_below_the_host_priority(make_manager: MakeManager) -> None
     manager = make_manager(num_workers=1, isolation="process")
     status = manager.wait(manager.create_task(process_ops.niceness), timeout=BOUND)
     assert status["result"] == min(os.nice(0) + 10, 19)
+
+
+def test_a_worn_out_childs_replacement_is_up_before_the_next_task_needs_it(
+    make_manager: MakeManager,
+) -> None:
+    """The replacement of a child starts beside its last task (max_tasks_per_child), so
+    the next task runs on a child that was already up when that task was created: no
+    task waits for an interpreter to boot."""
+    manager = make_manager(num_workers=1, isolation="process", max_tasks_per_child=2)
+    ran_on: list[int] = []
+    for round_number in range(6):
+        assert wait_until(lambda: manager.get_stats()["process_pool"]["idle"] >= 1, timeout=BOUND)
+        up_before = set(child_states())
+        pid = run_getpid(manager)
+        assert pid in up_before, f"round {round_number}: the task waited for a new child"
+        ran_on.append(pid)
+    assert [ran_on.index(pid) for pid in ran_on] == [0, 0, 2, 2, 4, 4]  # two tasks each
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_a_shutdown_while_children_start_leaves_none_behind(
+    make_manager: MakeManager, workers: int
+) -> None:
+    """The pool's starter may be booting children when shutdown comes: it finishes that
+    start, the child is stopped, and neither it nor the starter thread is left."""
+    baseline = set(child_states())
+    for _ in range(3):
+        manager = TaskManager(num_workers=workers, isolation="process")
+        manager.shutdown(wait=True, timeout=BOUND)
+        assert wait_until(lambda: not new_children(baseline), timeout=BOUND), new_children(baseline)
+        assert not [t for t in threading.enumerate() if t.name.endswith("-starter")]
