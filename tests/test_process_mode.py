@@ -501,7 +501,12 @@ def test_a_cancelled_child_still_coalesces_its_progress() -> None:
     import multiprocessing
     import pickle
 
-    from actors._execution.child import _PROGRESS_INTERVAL, ChildTaskContext, _Channel
+    from actors._execution.child import (
+        _PROGRESS_INTERVAL,
+        ChildTaskContext,
+        _Channel,
+        _ProgressSender,
+    )
     from actors._execution.processes import _FrameReader
     from actors._execution.wire import Progress
 
@@ -517,7 +522,8 @@ def test_a_cancelled_child_still_coalesces_its_progress() -> None:
     reader = threading.Thread(target=read)
     reader.start()
     try:
-        context = ChildTaskContext("t-1", _Channel(child_end))
+        sender = _ProgressSender()
+        context = ChildTaskContext("t-1", _Channel(child_end), sender)
         context._request_stop("cancel_requested")  # what a CancelTask does
         calls = 0
         started = time.monotonic()
@@ -525,6 +531,7 @@ def test_a_cancelled_child_still_coalesces_its_progress() -> None:
             context.update_progress((calls % 100) / 100)
             calls += 1
         context._close()
+        sender.close()
     finally:
         child_end.close()
         reader.join(BOUND)
@@ -619,3 +626,28 @@ def test_a_shutdown_while_children_start_leaves_none_behind(
         manager.shutdown(wait=True, timeout=BOUND)
         assert wait_until(lambda: not new_children(baseline), timeout=BOUND), new_children(baseline)
         assert not [t for t in threading.enumerate() if t.name.endswith("-starter")]
+
+
+def test_a_childs_progress_thread_starts_with_its_first_report_and_serves_later_tasks(
+    make_manager: MakeManager,
+) -> None:
+    """No thread is started for a task that reports nothing; the first report starts the
+    child's one sender, which later tasks share, and each task's last values arrive."""
+    manager = make_manager(num_workers=1, isolation="process", max_tasks_per_child=10)
+
+    def run(report: bool, n: int) -> dict[str, Any]:
+        task_id = manager.create_task(
+            process_ops.report_then_list_threads, {"report": report, "n": n}
+        )
+        status = manager.wait(task_id, timeout=BOUND)
+        assert status["status"] == "completed", status
+        return status
+
+    quiet = run(False, 0)
+    assert "progress-sender" not in quiet["result"]["threads"]
+    for n in range(1, 4):
+        loud = run(True, n)
+        assert loud["result"]["threads"].count("progress-sender") == 1
+        assert loud["result"]["pid"] == quiet["result"]["pid"]  # one child throughout
+        assert loud["partial_result"] == {"n": n}
+        assert loud["progress"] == 1.0
