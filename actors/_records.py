@@ -41,13 +41,6 @@ class TaskSpec:
     # Filled in once every dependency has completed: their results, by task id.
     dependency_results: Mapping[str, Any] | None = None
 
-    def pending_state(self) -> TaskState:
-        """The :data:`TaskState` of this task before anything happened to it (that of
-        ``TaskRecord.from_spec(self)``, without making the record)."""
-        created = self.created_at
-        return (TaskStatus.PENDING, 0, 0.0, created, None, None, None, False, None, False,
-                None, self.not_before, (), ())  # fmt: skip
-
 
 @dataclass(slots=True)
 class TaskRecord:
@@ -193,7 +186,7 @@ class TaskSnapshot:
         return _duration(self.created_at, self.started_at, self.ended_at)
 
     @classmethod
-    def from_state(cls, task: TaskSpec | TaskRecord, state: TaskState) -> TaskSnapshot:
+    def from_state(cls, task: TaskRecord, state: TaskState) -> TaskSnapshot:
         """The snapshot of ``task`` (its fields that never change) in ``state``."""
         (status, attempt, progress, updated_at, started_at, ended_at, result, has_result,
          partial_result, has_partial_result, outcome, scheduled_for, attempt_outcomes,

@@ -22,7 +22,9 @@ from actors._enums import TaskStatus
 from actors._execution.published import Published
 from actors._records import TaskRecord, TaskSnapshot
 from actors._storage.sqlite import SqliteStore
+from actors.testing import wait_until
 from storycore_tasks import TaskManager
+from tests import process_ops
 from tests.gates import Gate
 from tests.records import make_record, make_spec
 
@@ -89,9 +91,12 @@ def _record(task_id: str, status: TaskStatus = TaskStatus.PENDING, *, seq: int =
 
 
 def _board_with(*task_ids: str) -> tuple[TaskBoard, TaskTable]:
+    """A board over a table whose tasks are running (a pending task is never read from
+    the board)."""
     table = TaskTable()
     for seq, task_id in enumerate(task_ids):
         table.add(make_spec(task_id, seq=seq))
+        table.mark_running(task_id, 1.0)
     return TaskBoard(table), table
 
 
@@ -101,69 +106,56 @@ def _snapshot(board: TaskBoard, task_id: str) -> TaskSnapshot:
     return found
 
 
+def _get(table: TaskTable, task_id: str) -> TaskRecord:
+    record = table.get(task_id)
+    assert record is not None
+    return record
+
+
 def test_a_published_record_is_read_as_an_immutable_snapshot_of_that_moment() -> None:
     board, table = _board_with("a")
-    record = table.get("a")
-    assert record is not None
+    record = _get(table, "a")
     board.publish(record)
     first = _snapshot(board, "a")
     assert first == record.snapshot()
-    record.status = TaskStatus.RUNNING  # the registry changes its record afterwards
+    record.progress = 0.5  # the registry changes its record afterwards
     assert board.read("a") == first  # nothing seen until it is published again
     board.publish(record)
     second = _snapshot(board, "a")
-    assert second.status is TaskStatus.RUNNING
+    assert second.progress == 0.5
     assert second == record.snapshot()
-    assert board.read("unknown") is None
 
 
-def test_a_record_never_published_is_answered_by_the_registry() -> None:
-    """Durable store: a registered record is not readable until its commit."""
-    board, _ = _board_with("a")
-    assert board.read("a") is ASK_REGISTRY
+def test_pending_unknown_and_unpublished_tasks_are_answered_by_the_registry() -> None:
+    """A pending task, an id not in the table (its Register may still be queued) and a
+    record never published (durable: not committed yet) all need the registry."""
+    board, table = _board_with("a")
+    assert board.read("a") is ASK_REGISTRY  # running, but not published yet
+    table.add(make_spec("p", seq=5))
+    board.publish(_get(table, "p"))
+    assert board.read("p") is ASK_REGISTRY  # pending
+    assert board.read("unknown") is ASK_REGISTRY
 
 
 def test_a_held_task_is_answered_by_the_registry_until_its_commit_publishes_it() -> None:
     board, table = _board_with("a")
-    record = table.get("a")
-    assert record is not None
+    record = _get(table, "a")
     board.publish(record)
     board.hold("a")
     assert board.read("a") is ASK_REGISTRY
-    record.status = TaskStatus.COMPLETED
+    table.finish("a", Completed("done"), 2.0)
     board.publish(record)  # the commit that covers the change
     assert _snapshot(board, "a").status is TaskStatus.COMPLETED
 
 
-def test_a_submitted_task_reads_pending_until_its_record_shows() -> None:
-    """Memory store: the submitter's entry answers until the registry published the
-    record and dropped it; at no step is the task unknown."""
-    table = TaskTable()
-    board = TaskBoard(table)
-    spec = make_spec("a", not_before=99.0)
-    board.add(spec)
-    expected = TaskRecord.from_spec(spec).snapshot()
-    assert _snapshot(board, "a") == expected
-    record = table.add(spec)  # the registry's steps, in its order
-    assert _snapshot(board, "a") == expected
-    board.publish(record)
-    assert _snapshot(board, "a") == expected
-    board.registered("a")
-    assert _snapshot(board, "a") == expected
-    table.remove_ended_before(float("inf"))  # retention takes terminal tasks only
-    assert board.read("a") is not None
-
-
-def test_a_removed_task_is_unknown_and_a_reset_shows_the_new_records() -> None:
+def test_a_removed_task_is_not_read_and_a_reset_shows_the_new_records() -> None:
     board, table = _board_with("a", "b")
     for task_id in "ab":
-        table.mark_running(task_id, 0.5, None)
-        _, record = table.finish(task_id, Completed(None), 1.0)
-        assert record is not None
-        board.publish(record)
-    assert table.remove_ended_before(2.0) == ["a", "b"]
-    assert board.read("a") is None
-    kept, fresh = _record("b", TaskStatus.RUNNING, seq=1), _record("d", seq=2)
+        table.finish(task_id, Completed(None), 2.0)
+        board.publish(_get(table, task_id))
+    assert table.remove_ended_before(3.0) == ["a", "b"]
+    assert board.read("a") is ASK_REGISTRY  # the registry says it is unknown
+    kept, fresh = _record("b", TaskStatus.RUNNING, seq=1), _record("d", TaskStatus.RUNNING, seq=2)
     table.reset([kept, fresh], {})
     board.reset([kept, fresh], held=["d"])
     assert _snapshot(board, "b") == kept.snapshot()
@@ -172,8 +164,7 @@ def test_a_removed_task_is_unknown_and_a_reset_shows_the_new_records() -> None:
 
 def test_a_detour_sends_every_read_to_the_registry_until_it_ends() -> None:
     board, table = _board_with("a")
-    record = table.get("a")
-    assert record is not None
+    record = _get(table, "a")
     board.publish(record)
     board.detour()
     board.detour()
@@ -184,20 +175,12 @@ def test_a_detour_sends_every_read_to_the_registry_until_it_ends() -> None:
     assert board.read("a") == record.snapshot()
 
 
-@pytest.mark.parametrize("not_before", [None, 1234.5])
-def test_a_new_tasks_published_state_is_its_records(not_before: float | None) -> None:
-    """What a submitter publishes is what the registry's record will show."""
-    spec = make_spec("a", not_before=not_before)
-    record = TaskRecord.from_spec(spec)
-    assert spec.pending_state() == record.state()
-    assert TaskSnapshot.from_state(spec, spec.pending_state()) == record.snapshot()
-
-
 def test_a_state_and_the_unchanging_fields_make_the_records_snapshot() -> None:
     """Every snapshot field comes from one of the two halves (none is dropped)."""
     record = _record("a", TaskStatus.COMPLETED)
     record.attempt, record.progress, record.result, record.has_result = 2, 1.0, {"x": 1}, True
     record.started_at, record.ended_at, record.updated_at = 10.0, 12.0, 12.0
+    record.partial_result, record.has_partial_result, record.scheduled_for = [1], True, 3.0
     assert TaskSnapshot.from_state(record, record.state()) == record.snapshot()
 
 
@@ -210,8 +193,7 @@ def test_the_board_shows_the_last_published_state_unless_held(ops: list[tuple[st
     published: dict[str, TaskSnapshot] = {}
     held: set[str] = set()
     for n, (task_id, op) in enumerate(ops):
-        record = table.get(task_id)
-        assert record is not None
+        record = _get(table, task_id)
         if op == "publish":
             board.publish(record)
             published[task_id] = record.snapshot()
@@ -245,25 +227,6 @@ def test_status_and_wait_of_an_ended_task_need_no_turn_of_the_registry(
         assert status["status"] == "completed"
         assert manager.wait(task_id, timeout=WAIT)["result"] == {"n": 7}
         assert manager.get_task_result(task_id) == {"n": 7}
-        assert manager.get_task_status("no-such-task") is None
-
-
-def test_a_task_created_while_the_registry_is_busy_reads_pending_at_once(
-    make_manager: MakeManager,
-) -> None:
-    """Memory store: the submitter publishes the new task before the registry hears of
-    it, so a read right after ``create_task`` sees it even with the registry stuck."""
-    manager = make_manager(num_workers=1)
-    first = manager.create_task(quick)
-    manager.wait(first, timeout=WAIT)
-    with registry_held(manager, first):
-        ids = [manager.create_task(quick, {"n": n}) for n in range(50)]
-        for task_id in ids:
-            status = manager.get_task_status(task_id)
-            assert status is not None
-            assert status["status"] == "pending"
-    for n, task_id in enumerate(ids):
-        assert manager.wait(task_id, timeout=WAIT)["result"] == {"n": n}
 
 
 @pytest.mark.parametrize("store", STORES)
@@ -372,3 +335,23 @@ def test_a_durable_read_never_shows_a_state_the_file_does_not_hold(
             if status["status"] == "completed":
                 break
     assert "completed" in seen
+
+
+@pytest.mark.parametrize("store", STORES)
+@pytest.mark.parametrize("isolation", ["thread", "process"])
+def test_an_operation_seen_to_have_started_reads_running(
+    make_manager: MakeManager, tmp_path: Path, store: str, isolation: str
+) -> None:
+    """Once the caller has seen an operation's side effect, a status read says running
+    (never pending): its start reached the registry before the operation was called."""
+    manager = new_manager(make_manager, store, tmp_path, num_workers=2, isolation=isolation)
+    rounds = ROUNDS // 4 if isolation == "thread" else 10
+    for n in range(rounds):
+        marker = tmp_path / f"started-{n}"
+        task_id = manager.create_task(process_ops.touch_then_wait_cancel, {"path": str(marker)})
+        assert wait_until(marker.exists, timeout=WAIT)
+        status = manager.get_task_status(task_id)
+        assert status is not None
+        assert status["status"] == "running", (n, status["status"])
+        assert manager.cancel_task(task_id) is True
+        assert manager.wait(task_id, timeout=WAIT)["status"] == "cancelled"

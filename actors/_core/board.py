@@ -13,9 +13,12 @@ What a read may see, and why it is true:
 
 * **Memory store**: the registry publishes a change in the handler that made it, before
   anything about the change leaves the actor (an answer, a waiter's wake-up, an event).
-  A new task is put on the board by its submitter (:meth:`add`), before ``submit``
-  returns and before the registry hears of it, so a read right after ``create_task``
-  sees it; the registry takes it off (:meth:`registered`) once its record is published.
+* **A pending task is read from the registry**, as before: a read then queues behind
+  every message sent before it, so it is never behind what its caller caused. A task
+  created just now is found; and an operation that has visibly started (its side
+  effect seen by the caller) reads ``running``, because its start was told to the
+  registry before the operation was called. Pending is also the state nobody needs to
+  poll fast; running and ended tasks, which clients do poll, need no message.
 * **Durable store**: a change is *held* (readers are sent to the registry, which commits
   before it answers, as before) until the commit that covers it publishes the record and
   lifts the hold. So nothing is read that is not committed, and a record the store
@@ -25,9 +28,7 @@ What a read may see, and why it is true:
 
 A state is immutable and replaced whole, so a reader sees a task before a change or after
 it, never half of one. Each step of a read is a single operation on a dict, a set or an
-attribute, which the interpreter makes atomic, and the steps are ordered against the
-registry's (a new task: the submitter's entry is dropped only after the record is
-published) so that no interleaving reads an existing task as unknown.
+attribute, which the interpreter makes atomic.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from enum import Enum
 from typing import Final
 
 from actors._core.table import TaskTable
-from actors._records import TaskRecord, TaskSnapshot, TaskSpec
+from actors._enums import TaskStatus
+from actors._records import TaskRecord, TaskSnapshot
 
 __all__ = ["ASK_REGISTRY", "Held", "TaskBoard"]
 
@@ -56,11 +58,10 @@ ASK_REGISTRY: Final = Held.ASK_REGISTRY
 class TaskBoard:
     """Status reads over the registry's ``table`` (see the module docstring)."""
 
-    __slots__ = ("_detours", "_detours_lock", "_held", "_new", "_table")
+    __slots__ = ("_detours", "_detours_lock", "_held", "_table")
 
     def __init__(self, table: TaskTable) -> None:
         self._table = table
-        self._new: dict[str, TaskSpec] = {}  # submitted, not registered yet (memory store)
         self._held: set[str] = set()
         # Reasons every read asks the registry: a rebuild under way, each status-query
         # fault a test armed (``fail_registry(on="status")``) and not sprung yet.
@@ -70,19 +71,18 @@ class TaskBoard:
     # -- any thread ------------------------------------------------------------------
 
     def read(self, task_id: str) -> TaskSnapshot | Held | None:
-        """The task's latest published snapshot; None if no task has this id (or it was
-        removed); :data:`ASK_REGISTRY` while only the registry can answer."""
+        """The task's latest published snapshot if it is running or has ended;
+        :data:`ASK_REGISTRY` when only the registry can answer: the task is pending (or
+        may be: an id the table does not have yet may be on its way), or its latest
+        change awaits a commit."""
         if self._detours or task_id in self._held:
             return ASK_REGISTRY
-        spec = self._new.get(task_id)  # first: it is dropped only once the record shows
-        if spec is not None:
-            return TaskSnapshot.from_state(spec, spec.pending_state())
         record = self._table.get(task_id)
         if record is None:
-            return None
+            return ASK_REGISTRY  # unknown, or registered by a message still queued
         state = record.published
-        if state is None:  # registered, never published: its commit is not done
-            return ASK_REGISTRY
+        if state is None or state[0] is TaskStatus.PENDING:
+            return ASK_REGISTRY  # never published (not committed yet), or pending
         return TaskSnapshot.from_state(record, state)
 
     def detour(self) -> None:
@@ -94,17 +94,7 @@ class TaskBoard:
         with self._detours_lock:
             self._detours = max(0, self._detours - 1)
 
-    # -- the submitter, for a task nobody else knows yet (memory store) ----------------
-
-    def add(self, spec: TaskSpec) -> None:
-        self._new[spec.task_id] = spec
-
     # -- the registry's thread ---------------------------------------------------------
-
-    def registered(self, task_id: str) -> None:
-        """The task's record is in the table and published: its submitter's entry goes."""
-        if self._new:
-            self._new.pop(task_id, None)
 
     def publish(self, record: TaskRecord) -> None:
         """``record`` changed (and, with a durable store, was committed): show it."""

@@ -98,8 +98,6 @@ class Register:
     spec: TaskSpec
     # Durable store: done once the new record is committed (submit waits on it).
     ticket: CommitTicket | None = None
-    # Memory store: the submitter put the new task on the board already.
-    shown: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -222,8 +222,8 @@ class RegistryActor(RestartingActor):
         match message:
             case ProgressReady():
                 return self._on_progress(message)
-            case Register(spec=spec, ticket=ticket, shown=shown):
-                self._on_register(spec, ticket, shown=shown)
+            case Register(spec=spec, ticket=ticket):
+                self._on_register(spec, ticket)
                 return None
             case MarkRunning():
                 return self._on_mark_running(message)
@@ -312,9 +312,7 @@ class RegistryActor(RestartingActor):
                 self._commits.deleted(removed)
         return len(removed)
 
-    def _on_register(
-        self, spec: TaskSpec, ticket: CommitTicket | None, *, shown: bool = False
-    ) -> None:
+    def _on_register(self, spec: TaskSpec, ticket: CommitTicket | None) -> None:
         record = self._table.add(spec)
         _log.info(
             "task.created",
@@ -326,7 +324,6 @@ class RegistryActor(RestartingActor):
         if record.options.group_id is not None:
             self._groups.setdefault(record.options.group_id, []).append(record.task_id)
         self._changed(record)
-        self._board.registered(record.task_id)  # after _changed: see TaskBoard.read
         if ticket is not None:
             self._ticket(ticket)
         if self._listened():

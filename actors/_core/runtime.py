@@ -442,11 +442,7 @@ class TaskRuntime:
                         "removed max_task_age seconds after they end)"
                     )
             else:
-                if ticket is None:
-                    # Shown before the registry hears of it, so a status read right after
-                    # this returns finds it (durable: the commit publishes it instead).
-                    self._board.add(spec)
-                self._registry.tell(Register(spec, ticket, shown=ticket is None))
+                self._registry.tell(Register(spec, ticket))
                 self._supervisor.tell(Submit(spec))
         if ticket is not None:
             # Outside the lock, so concurrent submitters share one commit.
