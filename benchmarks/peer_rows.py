@@ -251,7 +251,7 @@ def b2(sizes: Sizes) -> list[Part]:
                 f"CPU-bound Python (threads): {name} ({modes[name]})",
                 status="measured",
                 mode="thread",
-                measured=f"p50 {p50:,.0f} µs, p99 {p99:,.0f} µs "
+                measured=f"p50 {p50:,.1f} µs, p99 {p99:,.1f} µs "
                 f"({len(raw):,} calls over {rounds} rounds)",
                 baseline=f"{BASELINE} future.done(): p99 {base_us:,.1f} µs",
                 ratios={"p99": round(_ratio(p99s[name], baseline), 3)},
