@@ -314,6 +314,9 @@ class RegistryActor(RestartingActor):
 
     def _on_register(self, spec: TaskSpec, ticket: CommitTicket | None) -> None:
         record = self._table.add(spec)
+        if self._commits is not None:
+            self._changed(record)
+        # (The memory store publishes nothing yet: a pending task is read from here.)
         _log.info(
             "task.created",
             task_id=record.task_id,
@@ -323,7 +326,6 @@ class RegistryActor(RestartingActor):
         )
         if record.options.group_id is not None:
             self._groups.setdefault(record.options.group_id, []).append(record.task_id)
-        self._changed(record)
         if ticket is not None:
             self._ticket(ticket)
         if self._listened():

@@ -47,7 +47,7 @@ class SpecMaker:
         self._isolation = isolation
         self._limits = limits  # (memory_limit_mb, cpu_time_limit) of process tasks
         self._retry = retry
-        self._shared: dict[frozenset[tuple[str, type, Any]], TaskOptions] = {}
+        self._shared: dict[tuple[tuple[Any, ...], ...], TaskOptions] = {}
 
     def fields(
         self,
@@ -110,13 +110,18 @@ class SpecMaker:
 
     def _options(self, option_values: dict[str, Any]) -> TaskOptions:
         """The task's resolved options. They are immutable, so tasks given the same
-        option values share one object: checked and resolved once (per value types too,
-        so ``True`` never passes as ``1``), at most ``_SHARED_OPTIONS`` kept."""
+        option values (by name, in the same order) share one object: checked and
+        resolved once (per value types too, so ``True`` never passes as ``1``), at most
+        ``_SHARED_OPTIONS`` kept."""
+        # The names in their order, the values and their types, as three tuples built in
+        # C: create_task passes every option it declares (eleven) on every call, and a
+        # key built per item cost more than the rest of this method.
+        values = tuple(option_values.values())
+        key = (tuple(option_values), values, tuple(map(type, values)))
         try:
-            key = frozenset((name, type(value), value) for name, value in option_values.items())
+            found = self._shared.get(key)
         except TypeError:  # an unhashable value (a list of dependencies): not shared
             return self._resolve(option_values)
-        found = self._shared.get(key)
         if found is None:
             found = self._resolve(option_values)
             if len(self._shared) >= _SHARED_OPTIONS:

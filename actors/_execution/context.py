@@ -90,7 +90,9 @@ class LocalTaskContext:
         self._registry = registry
         self._stop = StopFlag() if stop is None else stop
         # Coalesced: at most one ProgressReady is in flight to the registry at a time.
-        self._published = Published() if published is None else published
+        # Made by the first report (most operations of a busy runtime never report);
+        # only the operation's thread reports, so it is made once.
+        self._published = published
         # The results of the tasks this one depended on, by task id (empty without any).
         self.dependency_results = dependency_results or _NO_RESULTS
 
@@ -110,24 +112,33 @@ class LocalTaskContext:
 
     def update_progress(self, fraction: float) -> None:
         """Report progress as a fraction from 0.0 to 1.0."""
-        if self._published.progress(fraction):
-            self._notify()
+        published = self._reports()
+        if published.progress(fraction):
+            self._notify(published)
 
     @property
     def partial_result(self) -> Any:
         """The latest partial result set by the operation (None if never set)."""
-        return self._published.latest_partial()
+        published = self._published
+        return None if published is None else published.latest_partial()
 
     @partial_result.setter
     def partial_result(self, value: Any) -> None:
-        if self._published.partial(value):
-            self._notify()
+        published = self._reports()
+        if published.partial(value):
+            self._notify(published)
 
-    def _notify(self) -> None:
+    def _reports(self) -> Published:
+        published = self._published
+        if published is None:
+            published = self._published = Published()
+        return published
+
+    def _notify(self, published: Published) -> None:
         # The registry may be gone (shutdown without wait while an operation still
         # reports progress): progress then has nowhere to go, which is harmless.
         with contextlib.suppress(pykka.ActorDeadError):
-            self._registry.tell(ProgressReady(self.task_id, self._published))
+            self._registry.tell(ProgressReady(self.task_id, published))
 
     def __repr__(self) -> str:
         return f"<TaskContext {self.task_id} cancelled={self.is_cancelled()}>"
