@@ -72,6 +72,9 @@ class StopFlag:
         return event.wait(blocking_timeout(timeout))
 
 
+_FIRST_REPORT = threading.Lock()
+
+
 class LocalTaskContext:
     """The :class:`~actors.TaskContext` of an operation whose reports reach the registry
     from this process: run in a thread of the host, or relayed from a child."""
@@ -90,8 +93,7 @@ class LocalTaskContext:
         self._registry = registry
         self._stop = StopFlag() if stop is None else stop
         # Coalesced: at most one ProgressReady is in flight to the registry at a time.
-        # Made by the first report (most operations of a busy runtime never report);
-        # only the operation's thread reports, so it is made once.
+        # Made by the first report (most operations of a busy runtime never report).
         self._published = published
         # The results of the tasks this one depended on, by task id (empty without any).
         self.dependency_results = dependency_results or _NO_RESULTS
@@ -131,7 +133,11 @@ class LocalTaskContext:
     def _reports(self) -> Published:
         published = self._published
         if published is None:
-            published = self._published = Published()
+            # Threads of one operation may report at once: only one channel is made.
+            with _FIRST_REPORT:
+                published = self._published
+                if published is None:
+                    published = self._published = Published()
         return published
 
     def _notify(self, published: Published) -> None:

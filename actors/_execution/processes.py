@@ -355,6 +355,7 @@ class ProcessPool:
                             return self._hand_out(child)
                         dead.append(child)  # died while idle (killed from outside)
                         self._replaced += 1
+                        self._wake_starter()
                     if self._spares <= self._waiting:
                         break  # no spare on its way for this caller: start one here
                     self._waiting += 1
