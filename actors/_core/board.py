@@ -13,12 +13,15 @@ What a read may see, and why it is true:
 
 * **Memory store**: the registry publishes a change in the handler that made it, before
   anything about the change leaves the actor (an answer, a waiter's wake-up, an event).
-* **A pending task is read from the registry**, as before: a read then queues behind
-  every message sent before it, so it is never behind what its caller caused. A task
-  created just now is found; and an operation that has visibly started (its side
-  effect seen by the caller) reads ``running``, because its start was told to the
-  registry before the operation was called. Pending is also the state nobody needs to
-  poll fast; running and ended tasks, which clients do poll, need no message.
+* **Never behind the mailbox.** The registry's mailbox counts the messages put in it
+  and those handled (:class:`~actors._core.restarts.CountingInbox`). A read that finds
+  messages sent before it still unhandled asks the registry instead, and so queues
+  behind them, as every read did before the board: it is never behind what anyone
+  caused before it began. A task created just now is found (its ``Register`` was
+  sent); an operation seen to have started reads ``running`` (its start was told to the
+  registry before the operation was called); a retry the supervisor has decided reads
+  ``pending``. A registry with nothing queued, the usual state of one whose workers
+  are busy, answers every read from the board.
 * **Durable store**: a change is *held* (readers are sent to the registry, which commits
   before it answers, as before) until the commit that covers it publishes the record and
   lifts the hold. So nothing is read that is not committed, and a record the store
@@ -38,8 +41,8 @@ from collections.abc import Iterable
 from enum import Enum
 from typing import Final
 
+from actors._core.restarts import CountingInbox
 from actors._core.table import TaskTable
-from actors._enums import TaskStatus
 from actors._records import TaskRecord, TaskSnapshot
 
 __all__ = ["ASK_REGISTRY", "Held", "TaskBoard"]
@@ -58,10 +61,11 @@ ASK_REGISTRY: Final = Held.ASK_REGISTRY
 class TaskBoard:
     """Status reads over the registry's ``table`` (see the module docstring)."""
 
-    __slots__ = ("_detours", "_detours_lock", "_held", "_table")
+    __slots__ = ("_detours", "_detours_lock", "_held", "_inbox", "_table")
 
     def __init__(self, table: TaskTable) -> None:
         self._table = table
+        self._inbox: CountingInbox | None = None  # the registry's (see follow)
         self._held: set[str] = set()
         # Reasons every read asks the registry: a rebuild under way, each status-query
         # fault a test armed (``fail_registry(on="status")``) and not sprung yet.
@@ -71,19 +75,41 @@ class TaskBoard:
     # -- any thread ------------------------------------------------------------------
 
     def read(self, task_id: str) -> TaskSnapshot | Held | None:
-        """The task's latest published snapshot if it is running or has ended;
-        :data:`ASK_REGISTRY` when only the registry can answer: the task is pending (or
-        may be: an id the table does not have yet may be on its way), or its latest
-        change awaits a commit."""
+        """The task's latest published snapshot; None if no task has this id (or it was
+        removed); :data:`ASK_REGISTRY` when only the registry can answer: messages sent
+        to it before this read are still queued, or the task's latest change awaits a
+        commit, or a detour is on."""
+        inbox = self._inbox
+        sent = 0 if inbox is None else inbox.sent  # first: what this read must not miss
         if self._detours or task_id in self._held:
             return ASK_REGISTRY
+        if inbox is not None and inbox.handled < sent:
+            return ASK_REGISTRY  # behind its mailbox: queue behind what is in it
         record = self._table.get(task_id)
         if record is None:
-            return ASK_REGISTRY  # unknown, or registered by a message still queued
+            return None
         state = record.published
-        if state is None or state[0] is TaskStatus.PENDING:
-            return ASK_REGISTRY  # never published (not committed yet), or pending
+        if state is None:  # registered, never published: its commit is not done
+            return ASK_REGISTRY
         return TaskSnapshot.from_state(record, state)
+
+    def ended(self, task_id: str) -> TaskSnapshot | None:
+        """The task's published end, if it has ended (and, durable, it is committed),
+        whatever is queued for the registry: an end is final, so nothing sent before
+        this read can change it (a late result kept with it aside). Else None."""
+        if self._detours or task_id in self._held:
+            return None
+        record = self._table.get(task_id)
+        state = None if record is None else record.published
+        if state is None or not state[0].is_terminal:
+            return None
+        assert record is not None
+        return TaskSnapshot.from_state(record, state)
+
+    def follow(self, inbox: CountingInbox) -> None:
+        """Answer only when the registry has handled what was put in ``inbox`` (its
+        mailbox) before the read."""
+        self._inbox = inbox
 
     def detour(self) -> None:
         """Until the matching :meth:`end_detour`, every read asks the registry."""

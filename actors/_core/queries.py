@@ -92,9 +92,9 @@ class RegistryQueries:
     def wait(self, task_id: str, timeout: float | None = None) -> TaskSnapshot:
         """Block until the task is terminal (see ``TaskRuntime.wait``)."""
         timeout = check_seconds("timeout", timeout, allow_none=True, allow_zero=True)
-        found = self._board.read(task_id)
-        if isinstance(found, TaskSnapshot) and found.status.is_terminal:
-            return found  # ended (and, with a durable store, committed): no round trip
+        ended = self._board.ended(task_id)
+        if ended is not None:
+            return ended  # (and, with a durable store, committed): no round trip
 
         def local() -> TerminalWaiter | None:
             record = self._table.get(task_id)

@@ -70,7 +70,7 @@ from actors._core.messages import (
     Watch,
 )
 from actors._core.outbox import EventOutbox
-from actors._core.restarts import RestartingActor, SelfHealing
+from actors._core.restarts import CountingInbox, RestartingActor, SelfHealing
 from actors._core.table import FinishResult, TaskTable
 from actors._core.traps import FaultTraps, task_of
 from actors._core.waiters import TerminalWaiter, Waiters
@@ -127,7 +127,8 @@ class RegistryActor(RestartingActor):
 
     @staticmethod
     def _create_actor_inbox() -> queue.SimpleQueue[Any]:
-        return queue.SimpleQueue()  # see SupervisorActor
+        # See SupervisorActor; counted, so the board knows when it is behind the mailbox.
+        return CountingInbox()
 
     def __init__(
         self,
@@ -153,6 +154,9 @@ class RegistryActor(RestartingActor):
         # it is committed.
         self._board = TaskBoard(table) if board is None else board
         self._board.reset(table.iter_status(None))  # loaded from the store: committed
+        inbox = self.actor_inbox
+        assert isinstance(inbox, CountingInbox)
+        self._board.follow(inbox)
         # Subscriptions: the notifier gets every lifecycle fact while ``listening`` is set.
         # Bound once: the handlers call these per message (the cost of a method call).
         self._outbox = EventOutbox(notifier, listening, durable=self._commits is not None)
@@ -314,9 +318,7 @@ class RegistryActor(RestartingActor):
 
     def _on_register(self, spec: TaskSpec, ticket: CommitTicket | None) -> None:
         record = self._table.add(spec)
-        if self._commits is not None:
-            self._changed(record)
-        # (The memory store publishes nothing yet: a pending task is read from here.)
+        self._changed(record)
         _log.info(
             "task.created",
             task_id=record.task_id,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import queue
 import sys
 import threading
 from collections.abc import Callable
@@ -109,6 +110,28 @@ class SelfHealing:
             }
 
 
+class CountingInbox(queue.SimpleQueue[Any]):
+    """A mailbox that counts the messages put in it and those its actor has handled
+    (each message's handler has returned, or the actor restarted after it), so another
+    thread can tell whether the actor has handled everything sent to it before a given
+    moment: read ``sent`` then, later, ``handled`` at least that. The count and the put
+    are one step under a lock, so the counts follow the mailbox's order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self.sent = 0
+        self.handled = 0  # written by the actor's thread only
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        with self._lock:
+            self.sent += 1
+            super().put(item, block, timeout)
+
+    def mark_handled(self) -> None:
+        self.handled += 1
+
+
 class RestartingActor(pykka.ThreadingActor):
     """A threading actor that survives a handler that raises.
 
@@ -128,43 +151,50 @@ class RestartingActor(pykka.ThreadingActor):
 
     def _actor_loop_running(self) -> None:
         # pykka 4's loop (see pykka._actor.Actor._actor_loop_running), with the failure
-        # of a handler turned into a restart instead of a stop.
+        # of a handler turned into a restart instead of a stop, and (a CountingInbox)
+        # each message counted once it is handled, whichever way that went.
+        inbox = self.actor_inbox
+        mark_handled = inbox.mark_handled if isinstance(inbox, CountingInbox) else None
         while not self.actor_stopped.is_set():
-            envelope = self.actor_inbox.get()
+            envelope = inbox.get()
             try:
-                response = self._handle_receive(envelope.message)
-            except QueryFailedError as failed:
-                # A query changes nothing: there is nothing to rebuild, so its failure is
-                # its asker's answer alone and never counts toward the restart intensity
-                # (else any caller could stop the runtime with a few bad reads).
-                _log.error(
-                    "actor.query_failed",
-                    actor=failed.actor,
-                    request=failed.request,
-                    error=repr(failed.error),
-                    exception_type=type(failed.error).__qualname__,
-                )
-                if envelope.reply_to is not None:
-                    envelope.reply_to.set_exception(exc_info=(type(failed), failed, None))
-                continue
-            except Exception as exc:
                 try:
-                    answer = self.on_restart(exc, envelope.message)
-                except Exception:  # the rebuild itself failed: stop as pykka would
-                    failure = sys.exc_info()
+                    response = self._handle_receive(envelope.message)
+                except QueryFailedError as failed:
+                    # A query changes nothing: there is nothing to rebuild, so its failure is
+                    # its asker's answer alone and never counts toward the restart intensity
+                    # (else any caller could stop the runtime with a few bad reads).
+                    _log.error(
+                        "actor.query_failed",
+                        actor=failed.actor,
+                        request=failed.request,
+                        error=repr(failed.error),
+                        exception_type=type(failed.error).__qualname__,
+                    )
                     if envelope.reply_to is not None:
-                        envelope.reply_to.set_exception(exc_info=failure)
-                    self._handle_failure(*failure)
-                    with contextlib.suppress(Exception):
-                        self.on_failure(*failure)
+                        envelope.reply_to.set_exception(exc_info=(type(failed), failed, None))
+                    continue
+                except Exception as exc:
+                    try:
+                        answer = self.on_restart(exc, envelope.message)
+                    except Exception:  # the rebuild itself failed: stop as pykka would
+                        failure = sys.exc_info()
+                        if envelope.reply_to is not None:
+                            envelope.reply_to.set_exception(exc_info=failure)
+                        self._handle_failure(*failure)
+                        with contextlib.suppress(Exception):
+                            self.on_failure(*failure)
+                        return
+                    if envelope.reply_to is not None:
+                        envelope.reply_to.set_exception(exc_info=(type(answer), answer, None))
+                    continue
+                except BaseException:
+                    # As pykka: an interpreter exit or KeyboardInterrupt stops every actor.
+                    self._stop()
+                    pykka.ActorRegistry.stop_all()
                     return
                 if envelope.reply_to is not None:
-                    envelope.reply_to.set_exception(exc_info=(type(answer), answer, None))
-                continue
-            except BaseException:
-                # As pykka: an interpreter exit or KeyboardInterrupt stops every actor.
-                self._stop()
-                pykka.ActorRegistry.stop_all()
-                return
-            if envelope.reply_to is not None:
-                envelope.reply_to.set(response)
+                    envelope.reply_to.set(response)
+            finally:
+                if mark_handled is not None:
+                    mark_handled()
