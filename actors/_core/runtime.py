@@ -60,7 +60,8 @@ from actors._errors import (
     QueueFullError,
     RuntimeClosedError,
 )
-from actors._execution.api import Operation
+from actors._execution.api import AnyOperation
+from actors._execution.async_backend import AsyncBackend, LoopStats
 from actors._execution.backend import ExecutionBackend
 from actors._execution.faults import FaultPlan
 from actors._execution.main_guard import leave_if_importing_main
@@ -100,13 +101,18 @@ class RuntimeStats:
     # Restarts of the runtime's own parts (registry, timers), and whether it gave up.
     restarts: Mapping[str, Any] = field(default_factory=dict)
     injected_faults: int = 0  # operation runs a test's fault plan changed
+    # The event loop of coroutine operations (None: a runtime built without it).
+    loop: LoopStats | None = None
 
 
 class TaskRuntime:
     """Supervised execution of operations, one worker actor per task.
 
     Args:
-        concurrency: operations that may run at once (threads in the operation pool).
+        concurrency: operations that may run at once in threads and processes (threads
+            in the operation pool).
+        async_concurrency: coroutine operations (``async def``) that may run at once on
+            the event loop: slots of their own, apart from ``concurrency``.
         max_pending: tasks that may wait for a slot; past it ``submit`` raises
             :class:`QueueFullError`.
         max_task_age: seconds a terminal task is retained by the automatic cleanup.
@@ -140,6 +146,7 @@ class TaskRuntime:
         self,
         *,
         concurrency: int = 4,
+        async_concurrency: int = 1000,
         max_pending: int = 100_000,
         max_task_age: float = 3600.0,
         cleanup_interval: float = 300.0,
@@ -151,7 +158,7 @@ class TaskRuntime:
         memory_limit_mb: float | None = None,
         cpu_time_limit: float | None = None,
         store: Store | None = None,
-        operations: Mapping[str, Operation | NamedOperation] | None = None,
+        operations: Mapping[str, AnyOperation | NamedOperation] | None = None,
         retry: RetryPolicy | None = None,
         max_failures: int | None = None,
         failure_window: float = 60.0,
@@ -163,6 +170,7 @@ class TaskRuntime:
         leave_if_importing_main()  # in a spawned child importing an unguarded main module
         settings = RuntimeSettings.checked(
             concurrency=concurrency,
+            async_concurrency=async_concurrency,
             max_pending=max_pending,
             max_task_age=max_task_age,
             cleanup_interval=cleanup_interval,
@@ -182,6 +190,7 @@ class TaskRuntime:
             restart_window=restart_window,
         )
         self._concurrency = settings.concurrency
+        self._async_concurrency = settings.async_concurrency
         self._max_pending = settings.max_pending
         self._ask_timeout = settings.ask_timeout
         self._isolation = settings.isolation
@@ -246,12 +255,18 @@ class TaskRuntime:
             max_tasks_per_child=settings.max_tasks_per_child,
             name=f"{prefix}-child",
         )
+        # Coroutine operations: an event loop of its own, started by its first task.
+        self._loop = AsyncBackend(
+            self._registry, name=f"{prefix}-async", start_timeout=self._ask_timeout
+        )
         self._backends: dict[Isolation, ExecutionBackend] = {
             Isolation.THREAD: ThreadBackend(self._op_pool, self._registry),
             Isolation.PROCESS: self._processes,
+            Isolation.ASYNC: self._loop,
         }
         self._supervisor = SupervisorActor.start(
             capacity=self._concurrency,
+            async_capacity=self._async_concurrency,
             registry=self._registry,
             timers=self._timers,
             backends=self._backends,
@@ -293,6 +308,15 @@ class TaskRuntime:
         return self._concurrency
 
     @property
+    def async_concurrency(self) -> int:
+        return self._async_concurrency
+
+    @property
+    def async_backend(self) -> AsyncBackend:
+        """The event loop's back-end (its statistics, its watchdog)."""
+        return self._loop
+
+    @property
     def closed(self) -> bool:
         return self._closed
 
@@ -310,7 +334,7 @@ class TaskRuntime:
     def register_operation(
         self,
         name: str,
-        function: Operation,
+        function: AnyOperation,
         *,
         retry_on_interrupt: bool = False,
         limits: OperationLimits | None = None,
@@ -366,7 +390,7 @@ class TaskRuntime:
 
     def submit(
         self,
-        operation: Operation | str,
+        operation: AnyOperation | str,
         params: Mapping[str, Any] | None = None,
         *,
         operation_name: str | None = None,
@@ -440,7 +464,7 @@ class TaskRuntime:
             self._await_commit(ticket, task_id)
         return task_id
 
-    def check_task(self, operation: Operation | str, params: Any = None, **options: Any) -> None:
+    def check_task(self, operation: AnyOperation | str, params: Any = None, **options: Any) -> None:
         """Raise what :meth:`submit` would raise for these arguments, creating nothing
         (dependencies are checked only by submit: they must exist then)."""
         self._specs.fields(operation, params, **options)
@@ -448,7 +472,7 @@ class TaskRuntime:
     def schedule_every(
         self,
         interval: float,
-        operation: Operation | str,
+        operation: AnyOperation | str,
         params: Mapping[str, Any] | None = None,
         *,
         first_in: float | None = None,
@@ -541,7 +565,7 @@ class TaskRuntime:
         shutdown carries on in the background.
         """
         timeout = check_seconds("timeout", timeout, allow_none=True, allow_zero=True)
-        if wait and self._op_pool.owns_current_thread():
+        if wait and (self._op_pool.owns_current_thread() or self._loop.owns_current_thread()):
             raise RuntimeError(
                 "shutdown(wait=True) was called from inside an operation, which would wait "
                 "for itself; call shutdown(wait=False) there"
@@ -656,6 +680,7 @@ class TaskRuntime:
             operations=self._breakers.snapshot(self._clock.monotonic()),
             restarts=self._healing.snapshot(),
             injected_faults=self._faults.injected_total,
+            loop=self._loop.statistics(),
         )
 
     def sync(self) -> None:
