@@ -219,7 +219,8 @@ def test_a_timeout_of_an_hour_long_await_is_reported_at_the_deadline_with_its_pa
     assert failed["error"]["code"] == "TIMEOUT"
     assert failed["error"]["details"]["partial_result"] == {"chapters": 3}
     snapshot = manager.runtime.snapshot(task_id)
-    assert snapshot is not None and snapshot.started_at is not None
+    assert snapshot is not None
+    assert snapshot.started_at is not None
     assert snapshot.ended_at == pytest.approx(snapshot.started_at + 5.0, abs=1e-9)
     assert not gate.finally_ran.is_set()  # the grace: only the flag so far
     advance(manager, 1.0)
@@ -383,7 +384,8 @@ class LoopbackServer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        assert self._loop is not None and self._stop is not None
+        assert self._loop is not None
+        assert self._stop is not None
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(DEADLINE)
 
