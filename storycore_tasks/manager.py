@@ -613,6 +613,11 @@ class TaskManager:
         return self._runtime.faults
 
     @property
+    def default_timeout(self) -> float | None:
+        """Seconds a task may run when ``create_task`` gives no timeout (None: no limit)."""
+        return self._default_timeout
+
+    @property
     def runtime(self) -> TaskRuntime:
         """The actor runtime underneath, for tools that need its clock or raw snapshots."""
         return self._runtime
@@ -627,6 +632,7 @@ def _loop_stats(loop: LoopStats | None, running: int, stopping: int) -> dict[str
         "started_total": 0 if loop is None else loop.started_total,
         "loop_blocked_total": 0 if loop is None else loop.loop_blocked_total,
         "max_lag_seconds": 0.0 if loop is None else loop.max_lag_seconds,
+        "loop_lagged_total": 0 if loop is None else loop.loop_lagged_total,
         "cancellations_ignored_total": 0 if loop is None else loop.cancellations_ignored_total,
     }
 

@@ -298,26 +298,43 @@ def test_a_loop_blocking_coroutine_is_detected_with_its_task_id(
 
 def test_the_watchdog_reports_each_stall_once() -> None:
     """LoopWatchdog.tick, called directly with times past the threshold: a stall is
-    reported once, with its lag; a beat ends it; the next stall is reported again."""
+    reported once, with its lag; a beat ends it; the next stall is reported again. In a
+    coroutine it is a blocked loop naming the task; outside any, lag no task caused."""
     loop = asyncio.new_event_loop()
     now = [100.0]
-    lags: list[float] = []
+    blocked: list[tuple[float, str | None]] = []
+    lagged: list[float] = []
+    named: list[asyncio.Task[Any] | None] = []
+
+    def task_id_of(task: asyncio.Task[Any] | None) -> str | None:
+        named.append(task)
+        return "task-1"
+
+    watchdog = LoopWatchdog(
+        loop,
+        threshold=0.1,
+        task_id_of=task_id_of,
+        on_blocked=lambda lag: blocked.append((lag, "task-1")),
+        on_lagged=lagged.append,
+        clock=lambda: now[0],
+    )
+
+    async def tick_inside_a_coroutine(at: float) -> float | None:
+        return watchdog.tick(at)
+
     try:
-        watchdog = LoopWatchdog(
-            loop,
-            threshold=0.1,
-            task_id_of=lambda task: None,
-            on_blocked=lags.append,
-            clock=lambda: now[0],
-        )
         assert watchdog.tick(100.05) is None
-        assert watchdog.tick(100.25) == pytest.approx(0.25)
+        assert watchdog.tick(100.25) == pytest.approx(0.25)  # no coroutine: lagged
         assert watchdog.tick(100.5) is None  # the same stall
         now[0] = 100.5
         watchdog.beat()
         assert watchdog.tick(100.55) is None
-        assert watchdog.tick(100.7) == pytest.approx(0.2)
-        assert lags == [pytest.approx(0.25), pytest.approx(0.2)]
+        stall = loop.run_until_complete(tick_inside_a_coroutine(100.7))
+        assert stall == pytest.approx(0.2)
+        assert lagged == [pytest.approx(0.25)]
+        assert blocked == [(pytest.approx(0.2), "task-1")]
+        assert len(named) == 1
+        assert named[0] is not None
     finally:
         loop.close()
 

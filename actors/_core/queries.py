@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import pykka
 
@@ -83,6 +83,15 @@ class RegistryQueries:
     def wait(self, task_id: str, timeout: float | None = None) -> TaskSnapshot:
         """Block until the task is terminal (see ``TaskRuntime.wait``)."""
         timeout = check_seconds("timeout", timeout, allow_none=True, allow_zero=True)
+        waiter: TerminalWaiter | None = self.query(Watch(task_id), self.watched_locally(task_id))
+        if waiter is None:
+            raise UnknownTaskError(task_id)
+        if not waiter.wait(timeout):
+            self.unwatch(task_id, waiter, timeout)
+        return self.waited(task_id, waiter)
+
+    def watched_locally(self, task_id: str) -> Callable[[], TerminalWaiter | None]:
+        """How a ``Watch`` is answered once the registry has stopped: from the table."""
 
         def local() -> TerminalWaiter | None:
             record = self._table.get(task_id)
@@ -92,13 +101,17 @@ class RegistryQueries:
             waiter.set(record.snapshot())
             return waiter
 
-        waiter: TerminalWaiter | None = self.query(Watch(task_id), local)
-        if waiter is None:
-            raise UnknownTaskError(task_id)
-        if not waiter.wait(timeout):
-            with contextlib.suppress(pykka.ActorDeadError):
-                self._registry.tell(Unwatch(task_id, waiter))
-            raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
+        return local
+
+    def unwatch(self, task_id: str, waiter: TerminalWaiter, timeout: float | None) -> NoReturn:
+        """A wait that timed out: the registry forgets the waiter; TimeoutError."""
+        with contextlib.suppress(pykka.ActorDeadError):
+            self._registry.tell(Unwatch(task_id, waiter))
+        raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
+
+    def waited(self, task_id: str, waiter: TerminalWaiter) -> TaskSnapshot:
+        """The terminal snapshot a set waiter carries, or the error that explains why it
+        has none."""
         if waiter.error is not None:
             raise waiter.error  # its end could not be committed
         snapshot = waiter.snapshot

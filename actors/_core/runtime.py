@@ -416,26 +416,10 @@ class TaskRuntime:
         ``task.dependency_results``); if one fails or is cancelled, this task is
         cancelled with a :class:`DependencyFailed` fact.
         """
-        fields = self._specs.fields(operation, params, operation_name=operation_name, **options)
-        if self._breakers.enabled:
-            operation_name = fields["operation_name"]
-            retry_after = self._breakers.refusal(operation_name, self._clock.monotonic())
-            if retry_after is not None:
-                raise OperationUnavailableError(operation_name, retry_after)
-        dependencies = fields["options"].depends_on
-        task_id = new_id()
+        fields = self._submission_fields(operation, params, operation_name, options)
         with self._submit_lock:
-            if self._refusing:
-                raise self._closed_error("it accepts no new task; create a new one")
-            if not self._admission.try_enter():
-                raise QueueFullError(self._max_pending)
-            spec = TaskSpec(
-                task_id=task_id, seq=next(self._seq), created_at=self._clock.time(), **fields
-            )
-            # Registry first: once this returns, a status query (queued behind it) finds
-            # the task. Both under the lock, so both actors see submissions in one order.
-            ticket = CommitTicket(task_id) if self._durable else None
-            if dependencies:
+            spec, ticket = self._admit(fields)
+            if spec.options.depends_on:
                 # The registry resolves the dependencies and forwards the task to the
                 # supervisor itself, so its answer and the task's release keep one order.
                 try:
@@ -443,26 +427,70 @@ class TaskRuntime:
                         self._registry, RegisterDependent(spec, ticket), "registry"
                     )
                 except ActorRestartedError:
-                    # The registry failed on this very task and ended it (INTERRUPTED,
-                    # cause registry_restarted) without queueing it: its place in the
-                    # queue is free again, and its id tells the caller what happened.
-                    self._admission.leave()
-                    verdict, unknown = "failed", []
-                if verdict == "unknown":
-                    self._admission.leave()
-                    raise ValueError(
-                        f"depends_on names unknown task ids {unknown}: a task can depend "
-                        "only on tasks that exist and, for a task with a user, that the "
-                        "same user created (create those first; finished ones are "
-                        "removed max_task_age seconds after they end)"
-                    )
+                    verdict, unknown = self._restarted_verdict()
+                self._check_verdict(verdict, unknown)
             else:
-                self._registry.tell(Register(spec, ticket))
-                self._supervisor.tell(Submit(spec))
+                self._register_and_submit(spec, ticket)
         if ticket is not None:
             # Outside the lock, so concurrent submitters share one commit.
-            self._await_commit(ticket, task_id)
-        return task_id
+            self._await_commit(ticket, spec.task_id)
+        return spec.task_id
+
+    # -- the steps of a submission (shared with the awaitable facade) -----------------------
+
+    def _submission_fields(
+        self,
+        operation: AnyOperation | str,
+        params: Mapping[str, Any] | None,
+        operation_name: str | None,
+        options: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """A submission's arguments checked (the operation's circuit breaker included)."""
+        fields = self._specs.fields(operation, params, operation_name=operation_name, **options)
+        if self._breakers.enabled:
+            name = fields["operation_name"]
+            retry_after = self._breakers.refusal(name, self._clock.monotonic())
+            if retry_after is not None:
+                raise OperationUnavailableError(name, retry_after)
+        return fields
+
+    def _admit(self, fields: Mapping[str, Any]) -> tuple[TaskSpec, CommitTicket | None]:
+        """Under the submission lock: a place in the queue and the new task's spec (and,
+        with a durable store, the ticket its registration is committed on)."""
+        task_id = new_id()
+        if self._refusing:
+            raise self._closed_error("it accepts no new task; create a new one")
+        if not self._admission.try_enter():
+            raise QueueFullError(self._max_pending)
+        spec = TaskSpec(
+            task_id=task_id, seq=next(self._seq), created_at=self._clock.time(), **fields
+        )
+        return spec, CommitTicket(task_id) if self._durable else None
+
+    def _register_and_submit(self, spec: TaskSpec, ticket: CommitTicket | None) -> None:
+        """Under the submission lock. Registry first: once the caller has the id, a status
+        query (queued behind it) finds the task. Both under the lock, so both actors see
+        submissions in one order."""
+        self._registry.tell(Register(spec, ticket))
+        self._supervisor.tell(Submit(spec))
+
+    def _restarted_verdict(self) -> tuple[str, list[str]]:
+        """The registry failed on this very task and ended it (INTERRUPTED, cause
+        registry_restarted) without queueing it: its place in the queue is free again,
+        and its id tells the caller what happened."""
+        self._admission.leave()
+        return "failed", []
+
+    def _check_verdict(self, verdict: str, unknown: Sequence[str]) -> None:
+        """The registry's answer to a task with dependencies: unknown ones are refused."""
+        if verdict == "unknown":
+            self._admission.leave()
+            raise ValueError(
+                f"depends_on names unknown task ids {list(unknown)}: a task can depend "
+                "only on tasks that exist and, for a task with a user, that the "
+                "same user created (create those first; finished ones are "
+                "removed max_task_age seconds after they end)"
+            )
 
     def check_task(self, operation: AnyOperation | str, params: Any = None, **options: Any) -> None:
         """Raise what :meth:`submit` would raise for these arguments, creating nothing

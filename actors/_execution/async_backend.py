@@ -62,9 +62,10 @@ class LoopStats:
     running: bool  # the loop thread is up
     coroutines: int  # attempts whose coroutine has not returned yet
     started_total: int
-    loop_blocked_total: int  # stalls over the lag threshold the watchdog saw
+    loop_blocked_total: int  # stalls over the lag threshold, in a coroutine
     cancellations_ignored_total: int  # coroutines still running after their cancel
-    max_lag_seconds: float  # the longest stall seen
+    max_lag_seconds: float  # the longest stall a coroutine caused
+    loop_lagged_total: int = 0  # stalls over the threshold outside any coroutine
 
 
 def _soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., Any], *args: Any) -> None:
@@ -266,8 +267,10 @@ class AsyncAttempt:
 class LoopWatchdog:
     """Detects a blocked event loop: the loop beats every ``interval`` seconds; a
     :meth:`tick` that finds the last beat more than ``threshold`` seconds old reports
-    the stall once, naming the task the loop is running. The loop of the watchdog's
-    thread is ``while running: tick(); wait()``, so tests call :meth:`tick` directly."""
+    the stall once, naming the task the loop is running (``task.loop_blocked``), or, when
+    the loop is in no task, as lag that no coroutine caused (``loop.lagged``). The
+    watchdog's thread is ``while running: tick(); wait()``, so tests call :meth:`tick`
+    directly."""
 
     def __init__(
         self,
@@ -276,6 +279,7 @@ class LoopWatchdog:
         threshold: float,
         task_id_of: Callable[[asyncio.Task[Any] | None], str | None],
         on_blocked: Callable[[float], None],
+        on_lagged: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._loop = loop
@@ -283,6 +287,7 @@ class LoopWatchdog:
         self.interval = threshold / 2
         self._task_id_of = task_id_of
         self._on_blocked = on_blocked
+        self._on_lagged = on_lagged or (lambda lag: None)
         self._clock = clock
         self._last_beat = clock()
         self._stalled = False
@@ -305,6 +310,13 @@ class LoopWatchdog:
             return None  # this stall is reported already
         self._stalled = True
         task = asyncio.current_task(self._loop)
+        if task is None:
+            # The loop was not in a coroutine: between callbacks (many hand-overs at
+            # once), or waiting for the GIL while other threads ran Python. Late, but
+            # not blocked by anyone's coroutine.
+            self._on_lagged(lag)
+            _log.info("loop.lagged", lag_seconds=round(lag, 3), threshold_seconds=self.threshold)
+            return lag
         task_id = self._task_id_of(task)
         self._on_blocked(lag)
         _log.warning(
@@ -368,6 +380,7 @@ class AsyncBackend:
         self._attempts: dict[asyncio.Task[Any], AsyncAttempt] = {}  # the loop's own
         self._started_total = 0
         self._blocked_total = 0
+        self._lagged_total = 0
         self._ignored_total = 0
         self._max_lag = 0.0
 
@@ -419,6 +432,7 @@ class AsyncBackend:
             loop_blocked_total=self._blocked_total,
             cancellations_ignored_total=self._ignored_total,
             max_lag_seconds=self._max_lag,
+            loop_lagged_total=self._lagged_total,
         )
 
     @property
@@ -437,6 +451,7 @@ class AsyncBackend:
             threshold=self._lag_threshold,
             task_id_of=self._task_id_of,
             on_blocked=self._blocked,
+            on_lagged=self._lagged,
         )
         thread = threading.Thread(
             target=self._serve, args=(loop, watchdog), name=f"{self._name}-loop", daemon=True
@@ -495,6 +510,9 @@ class AsyncBackend:
     def _blocked(self, lag: float) -> None:
         self._blocked_total += 1
         self._max_lag = max(self._max_lag, lag)
+
+    def _lagged(self, lag: float) -> None:
+        self._lagged_total += 1
 
     def _cancellation_ignored(self) -> None:
         self._ignored_total += 1
