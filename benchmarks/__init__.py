@@ -1,6 +1,6 @@
 """The benchmark suite of storycore-tasks (issue 7): ``python -m benchmarks``.
 
-Each scenario B1..B11 measures the supervisor side by side with its baseline in the same
+Each scenario B1..B12 measures the supervisor side by side with its baseline in the same
 run and reports its figures against the targets; scenarios whose feature has not landed
 are listed as pending rows, never skipped. ``--quick`` runs everything small (for CI; it
 asserts no speed).

@@ -58,6 +58,14 @@ class Sizes:
     # B11 a cold child start
     child_start_samples: int
     child_start_rounds: int
+    # B12 coroutine operations
+    async_sleep_tasks: int
+    async_sleep_seconds: float
+    async_thread_tasks: int
+    async_status_tasks: int
+    async_status_calls: int
+    async_overhead_tasks: int
+    async_overhead_rounds: int
 
 
 FULL = Sizes(
@@ -97,6 +105,13 @@ FULL = Sizes(
     service_rounds=3,
     child_start_samples=10,
     child_start_rounds=5,
+    async_sleep_tasks=10_000,
+    async_sleep_seconds=1.0,
+    async_thread_tasks=40,
+    async_status_tasks=10_000,
+    async_status_calls=2_000,
+    async_overhead_tasks=10_000,
+    async_overhead_rounds=5,
 )
 
 QUICK = Sizes(
@@ -136,4 +151,11 @@ QUICK = Sizes(
     service_rounds=1,
     child_start_samples=2,
     child_start_rounds=1,
+    async_sleep_tasks=1_000,
+    async_sleep_seconds=0.2,
+    async_thread_tasks=8,
+    async_status_tasks=1_000,
+    async_status_calls=200,
+    async_overhead_tasks=1_000,
+    async_overhead_rounds=1,
 )

@@ -1,5 +1,5 @@
 """The table of scenarios (issue 7's B1..B9, B10: the HTTP service, B11: a cold child
-start) and running a selection of them.
+start, B12: coroutine operations) and running a selection of them.
 
 Each scenario runs with lifecycle logging quiet (B1 sets its own logging per variant)
 and inside a leak check: a scenario that leaves a thread or an actor behind is an error,
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from benchmarks import (
+    async_ops,
     cancel,
     child_start,
     durability,
@@ -54,6 +55,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("B9", "process mode per-task overhead", process_overhead.run),
     Scenario("B10", "the HTTP service's overhead", service.run),
     Scenario("B11", "a cold child start of process isolation", child_start.run),
+    Scenario("B12", "coroutine operations on the event loop", async_ops.run),
 )
 
 

@@ -6,6 +6,8 @@ that swallows cancellation, a loop-blocking coroutine, and the rest of the runti
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -331,9 +333,16 @@ def test_the_watchdog_reports_each_stall_once() -> None:
         assert watchdog.tick(100.55) is None
         stall = loop.run_until_complete(tick_inside_a_coroutine(100.7))
         assert stall == pytest.approx(0.2)
-        assert lagged == [pytest.approx(0.25)]
-        assert blocked == [(pytest.approx(0.2), "task-1")]
-        assert len(named) == 1
+        assert loop.run_until_complete(tick_inside_a_coroutine(100.8)) is None  # reported
+        now[0] = 100.8
+        watchdog.beat()
+        assert watchdog.tick(100.85) is None  # the loop beats again: that stall is over
+        assert watchdog.tick(100.95) == pytest.approx(0.15)  # lag first, in no coroutine
+        # ... then a coroutine found blocking in the same stall: reported as blocked.
+        assert loop.run_until_complete(tick_inside_a_coroutine(101.0)) == pytest.approx(0.2)
+        assert lagged == [pytest.approx(0.25), pytest.approx(0.15)]
+        assert blocked == [(pytest.approx(0.2), "task-1"), (pytest.approx(0.2), "task-1")]
+        assert len(named) == 2
         assert named[0] is not None
     finally:
         loop.close()
@@ -457,6 +466,54 @@ def test_thousands_of_coroutine_tasks_await_http_at_once_on_a_bounded_set_of_thr
     # supervisor, registry, notifier, timers, dispatcher, 2 operation threads, the
     # event loop and its watchdog: 9, whatever the number of tasks.
     assert server.threads_when_all_in - before <= 9
+
+
+async def fetch_counting_threads(params: Mapping[str, Any], task: AsyncTaskContext) -> str:
+    reader, writer = await asyncio.open_connection("127.0.0.1", params["port"])
+    writer.write(b"GET / HTTP/1.1\r\nHost: loopback\r\n\r\n")
+    await writer.drain()
+    THREAD_SAMPLES.append(threading.active_count())  # on the loop: no answer came yet
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    return answer.split(b"\r\n\r\n", 1)[1].decode()
+
+
+THREAD_SAMPLES: list[int] = []
+
+
+def test_ten_thousand_coroutine_tasks_await_a_server_process_on_the_managers_threads(
+    make_manager: MakeManager,
+) -> None:
+    """10,000 coroutine tasks await HTTP answers from a server in a process of its own
+    (one process may not hold both ends of 10,000 connections) that answers none until
+    all are open: they wait at once, and the threads alive meanwhile are the manager's
+    fixed ones."""
+    count = 10_000
+    THREAD_SAMPLES.clear()
+    before = threading.active_count()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.loopback_server", str(count)],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        manager = make_manager(num_workers=2, async_concurrency=count)
+        ids = [manager.create_task(fetch_counting_threads, {"port": port}) for _ in range(count)]
+        results = [manager.wait(task_id, timeout=300) for task_id in ids]
+    finally:
+        server.terminate()
+        server.wait(DEADLINE)
+        assert server.stdout is not None
+        server.stdout.close()
+    assert {r["status"] for r in results} == {"completed"}
+    assert {r["result"] for r in results} == {"ok"}
+    assert len(THREAD_SAMPLES) == count
+    # The manager's threads (see the test above): 9, whatever the number of tasks.
+    assert max(THREAD_SAMPLES) - before <= 9
 
 
 # -- the rest of the runtime with coroutine operations ----------------------------------------

@@ -290,7 +290,8 @@ class LoopWatchdog:
         self._on_lagged = on_lagged or (lambda lag: None)
         self._clock = clock
         self._last_beat = clock()
-        self._stalled = False
+        # The stall being seen, as reported: "lagged" (in no coroutine), "blocked".
+        self._stalled: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -304,19 +305,23 @@ class LoopWatchdog:
         """Check the loop's lag at ``now``; returns the lag when it reported a stall."""
         lag = now - self._last_beat
         if lag <= self.threshold:
-            self._stalled = False
+            self._stalled = None
             return None
-        if self._stalled:
+        if self._stalled == "blocked":
             return None  # this stall is reported already
-        self._stalled = True
         task = asyncio.current_task(self._loop)
         if task is None:
+            if self._stalled == "lagged":
+                return None
             # The loop was not in a coroutine: between callbacks (many hand-overs at
             # once), or waiting for the GIL while other threads ran Python. Late, but
-            # not blocked by anyone's coroutine.
+            # not blocked by anyone's coroutine (if one is found blocking later in this
+            # stall, it is reported then).
+            self._stalled = "lagged"
             self._on_lagged(lag)
             _log.info("loop.lagged", lag_seconds=round(lag, 3), threshold_seconds=self.threshold)
             return lag
+        self._stalled = "blocked"
         task_id = self._task_id_of(task)
         self._on_blocked(lag)
         _log.warning(
