@@ -292,10 +292,10 @@ def test_a_loop_blocking_coroutine_is_detected_with_its_task_id(
     task_id = manager.create_task(blocks)
     assert manager.wait(task_id, timeout=DEADLINE)["status"] == "completed"
     blocked = captured_lifecycle.wait_for("task.loop_blocked", task_id=task_id)
-    assert blocked["lag_seconds"] > blocked["threshold_seconds"]
+    assert blocked["lag_seconds"] >= blocked["threshold_seconds"]  # rounded to 1 ms
     stats = manager.get_stats()["async"]
     assert stats["loop_blocked_total"] >= 1
-    assert stats["max_lag_seconds"] > 0.1
+    assert stats["max_lag_seconds"] > 0.1  # not rounded
 
 
 def test_the_watchdog_reports_each_stall_once() -> None:

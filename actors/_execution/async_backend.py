@@ -125,6 +125,7 @@ class AsyncAttempt:
     __slots__ = (
         "_backend",
         "_cancels",
+        "_committed",
         "_ended",
         "_entered",
         "_events",
@@ -153,6 +154,7 @@ class AsyncAttempt:
             spec.task_id, registry, self._stop, loop, spec.dependency_results
         )
         self._task: asyncio.Task[None] | None = None
+        self._committed: asyncio.Future[None] | None = None  # a durable store's start
         self._entered = False  # the coroutine has begun (a cancel now reaches its body)
         self._ended = False
         self._cancels = 0
@@ -222,10 +224,20 @@ class AsyncAttempt:
         """None to run the operation; else the outcome that ends the attempt unrun. With
         a durable store, waits (on the loop) until ``running`` is committed."""
         events = self._events
-        committed = self._loop.create_future()
-        if not events.confirm_start_soon(lambda: _soon(self._loop, _resolve, committed)):
-            await asyncio.wait((committed,), timeout=self._backend.start_timeout)
+        if not events.confirm_start_soon(self._commit_seen):
+            # The callback runs on the loop (call_soon_threadsafe), so after this line
+            # even when the commit was done as it was registered.
+            self._committed = self._loop.create_future()
+            await asyncio.wait((self._committed,), timeout=self._backend.start_timeout)
         return events.confirm_start(wait=False)
+
+    def _commit_seen(self) -> None:
+        """The registry's thread: the start is committed (or could not be)."""
+        _soon(self._loop, self._commit_arrived)
+
+    def _commit_arrived(self) -> None:
+        if self._committed is not None:
+            _resolve(self._committed)
 
     async def _call(self) -> Outcome:
         spec = self.spec

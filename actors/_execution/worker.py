@@ -43,6 +43,10 @@ _log = library_logger("actors.worker")
 
 
 class WorkerActor(PooledActor):
+    # One per running attempt, thousands at once with coroutine operations: kept out of
+    # pykka's registry, whose list makes each stop scan every live actor.
+    listed_in_pykka = False
+
     def __init__(
         self,
         *,
