@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 from pykka._envelope import Envelope
 
-from actors._core.messages import Cancel, Flush, GetSnapshot, RegisterDependent, Watch
+from actors._core.messages import Cancel, Flush, GetSnapshot, RegisterDependent, Unwatch, Watch
 from actors._core.notifier import TaskEvent
 from actors._core.pooled import PooledActor
 from actors._core.waiters import TerminalWaiter
@@ -190,6 +190,11 @@ class AwaitableRuntime:
             await asyncio.wait_for(woken, timeout)
         except TimeoutError:
             queries.unwatch(task_id, waiter, timeout)
+        except asyncio.CancelledError:
+            # The caller gave up (a client went away): the registry forgets the waiter.
+            with contextlib.suppress(pykka.ActorDeadError):
+                self._runtime._registry.tell(Unwatch(task_id, waiter))
+            raise
         return queries.waited(task_id, waiter)
 
     async def events(
