@@ -611,6 +611,46 @@ def test_a_timed_out_coroutine_is_retried_once_its_attempt_has_ended(
     )
 
 
+def test_a_group_of_coroutine_tasks(make_manager: MakeManager) -> None:
+    """create_group takes coroutine operations (alone or beside plain ones); the group
+    completes with each member's result."""
+
+    def plain(params: Mapping[str, Any], task: TaskContext) -> int:
+        return 0
+
+    manager = make_manager(num_workers=1)
+    group_id = manager.create_group(
+        [{"operation": double, "params": {"n": n}} for n in range(1, 4)] + [{"operation": plain}]
+    )
+    group = manager.get_group_status(group_id)
+    assert group is not None
+    results = [manager.wait(task_id, timeout=DEADLINE) for task_id in group["tasks"]]
+    assert [r["isolation"] for r in results] == ["async", "async", "async", "thread"]
+    assert manager.get_group_status(group_id)["state"] == "completed"  # type: ignore[index]
+
+
+def test_a_schedule_of_a_coroutine_operation(make_manager: MakeManager, clock: ManualClock) -> None:
+    """schedule_every with a coroutine operation: one coroutine task per interval of
+    virtual time, each on the loop."""
+    ran: list[int] = []
+
+    async def tick(params: Mapping[str, Any], task: AsyncTaskContext) -> int:
+        ran.append(params["scene"])
+        return len(ran)
+
+    manager = make_manager(num_workers=1, clock=clock)
+    schedule_id = manager.schedule_every(10, tick, {"scene": 7})
+    advance(manager, 10)
+    first = manager.runtime.schedules()[schedule_id]["last_task_id"]
+    assert manager.wait(first, timeout=DEADLINE)["isolation"] == "async"
+    advance(manager, 10)
+    second = manager.runtime.schedules()[schedule_id]["last_task_id"]
+    assert second != first
+    assert manager.wait(second, timeout=DEADLINE)["result"] == 2
+    assert ran == [7, 7]
+    assert manager.cancel_schedule(schedule_id)
+
+
 def test_shutdown_waiting_from_inside_a_coroutine_is_refused(make_manager: MakeManager) -> None:
     """shutdown(wait=True) on the loop would wait for itself: a clear RuntimeError."""
     manager = make_manager(num_workers=1)
