@@ -28,7 +28,7 @@ __all__ = ["AsyncTaskManager"]
 
 
 class AsyncTaskManager:
-    """``await create_task / get_task_status / wait / cancel_task`` and
+    """``await create_task / get_task_status / wait / cancel_task / get_stats`` and
     ``async for event in events(task_id)`` over ``manager``::
 
         manager = TaskManager(num_workers=4)
@@ -132,6 +132,15 @@ class AsyncTaskManager:
             raise UnknownTaskError(str(task_id))
         async for event in self._runtime.events(task_id, events=events):
             yield event
+
+    async def get_stats(self) -> dict[str, Any]:
+        """:meth:`TaskManager.get_stats`, awaited."""
+        return self._manager._stats_dict(await self._runtime.stats())
+
+    @property
+    def runtime(self) -> AwaitableRuntime:
+        """The awaitable runtime underneath (``page``, ``stats``, ... as coroutines)."""
+        return self._runtime
 
     async def _owned_snapshot(self, task_id: str, user: str | None) -> TaskSnapshot | None:
         snapshot = await self._runtime.snapshot(task_id)

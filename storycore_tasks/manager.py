@@ -22,6 +22,7 @@ from actors import (
     NamedOperation,
     OperationLimits,
     RetryPolicy,
+    RuntimeStats,
     SqliteStore,
     Store,
     TaskEvent,
@@ -558,7 +559,10 @@ class TaskManager:
         return [snapshot_to_status(s) for s in self._runtime.list(status, limit, user)]
 
     def get_stats(self) -> dict[str, Any]:
-        stats = self._runtime.stats()
+        return self._stats_dict(self._runtime.stats())
+
+    def _stats_dict(self, stats: RuntimeStats) -> dict[str, Any]:
+        """The runtime's statistics as ``get_stats`` answers them."""
         table, supervisor = stats.table, stats.supervisor
         return {
             "total_tasks": table.total_tasks,

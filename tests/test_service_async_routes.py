@@ -1,7 +1,7 @@
-"""The HTTP service's task routes over the awaitable facade: creating, reading and
-cancelling tasks run on the server's event loop and take no thread of its pool, even
-with many requests at once (a blocking route would have the pool start a worker thread
-for each concurrent request)."""
+"""The HTTP service's task routes over the awaitable facade: creating, reading, listing
+and cancelling tasks, the stats, the health check and whoami run on the server's loop
+and take no thread of its pool, even with many requests at once (a blocking route would
+have the pool start a worker thread for each concurrent request)."""
 
 from __future__ import annotations
 
@@ -38,9 +38,10 @@ def pool_threads() -> int:
 def test_task_routes_take_no_pool_thread_under_concurrent_requests(
     make_manager: Callable[..., TaskManager], tmp_path: Path
 ) -> None:
-    """20 clients at once create coroutine tasks, read them and cancel them through the
-    service (a durable store: each create awaits its commit): every answer is right, and
-    the server's thread pool started no worker for any of it."""
+    """20 clients at once create coroutine tasks, read them, list tasks, read the stats,
+    the health check and whoami, and cancel their tasks through the service (a durable
+    store: each create awaits its commit): every answer is right, and the server's thread
+    pool started no worker for any of it."""
     manager = make_manager(
         num_workers=1, store=tmp_path / "tasks.db", operations={"wait": until_cancelled}
     )
@@ -54,6 +55,13 @@ def test_task_routes_take_no_pool_thread_under_concurrent_requests(
             task_id = created.json()["data"]["task_id"]
             status = await client.get(f"/v1/tasks/{task_id}")
             assert status.status_code == 200, status.text
+            listed = await client.get("/v1/tasks", params={"limit": 5})
+            assert listed.status_code == 200, listed.text
+            stats = await client.get("/v1/stats")
+            assert stats.status_code == 200, stats.text
+            assert stats.json()["data"]["async"]["loop_running"] is True
+            assert (await client.get("/healthz")).status_code == 200
+            assert (await client.get("/v1/whoami")).json()["data"]["user"] == "alice"
             cancelled = await client.post(f"/v1/tasks/{task_id}/cancel")
             assert cancelled.status_code == 200, cancelled.text
             return task_id, status.json()["data"]["status"], cancelled.json()["data"]["cancelled"]

@@ -23,10 +23,22 @@ from typing import TYPE_CHECKING, Any
 import pykka
 from pykka._envelope import Envelope
 
-from actors._core.messages import Cancel, Flush, GetSnapshot, RegisterDependent, Unwatch, Watch
+from actors._core.messages import (
+    Cancel,
+    Flush,
+    GetSnapshot,
+    GetStats,
+    GetSupervisorStats,
+    ListPage,
+    RegisterDependent,
+    TaskPage,
+    Unwatch,
+    Watch,
+)
 from actors._core.notifier import TaskEvent
 from actors._core.pooled import PooledActor
 from actors._core.waiters import TerminalWaiter
+from actors._enums import TaskStatus
 from actors._errors import (
     ActorRestartedError,
     ActorUnresponsiveError,
@@ -36,10 +48,12 @@ from actors._errors import (
 from actors._execution.api import AnyOperation
 from actors._records import TaskSnapshot
 from actors._storage.store import CommitTicket
-from actors.validation import check_seconds
+from actors.validation import check_count, check_seconds
 
 if TYPE_CHECKING:
-    from actors._core.runtime import TaskRuntime
+    from actors._core.runtime import RuntimeStats, TaskRuntime
+    from actors._core.supervisor import SupervisorStats
+    from actors._core.table import TableStats
 
 __all__ = ["AwaitableRuntime", "LoopReply"]
 
@@ -171,6 +185,40 @@ class AwaitableRuntime:
             return None if record is None else record.snapshot()
 
         result: TaskSnapshot | None = await self._query(GetSnapshot(task_id), local)
+        return result
+
+    async def stats(self) -> RuntimeStats:
+        """:meth:`TaskRuntime.stats`, awaited (the registry's and the supervisor's
+        answers; the rest is read without asking an actor)."""
+        runtime = self._runtime
+        table: TableStats = await self._query(GetStats(), runtime._table.stats)
+        try:
+            supervisor: SupervisorStats = await self._ask(
+                runtime._supervisor, GetSupervisorStats(), "supervisor"
+            )
+        except pykka.ActorDeadError:
+            supervisor = runtime._stopped_supervisor_stats()
+        return runtime._stats_of(table, supervisor)
+
+    async def page(
+        self,
+        status: TaskStatus | None = None,
+        *,
+        after: int = -1,
+        limit: int,
+        user: str | None = None,
+    ) -> TaskPage:
+        """:meth:`TaskRuntime.page`, awaited."""
+        limit = check_count("limit", limit, minimum=1)
+        if isinstance(after, bool) or not isinstance(after, int):
+            raise TypeError(f"after must be an int (a task's seq, or -1), not {after!r}")
+        table = self._runtime._table
+
+        def local() -> TaskPage:
+            page = table.page(status, after, limit, user)
+            return TaskPage([r.snapshot() for r in page.records], page.next_after)
+
+        result: TaskPage = await self._query(ListPage(status, after, limit, user), local)
         return result
 
     async def wait(self, task_id: str, timeout: float | None = None) -> TaskSnapshot:

@@ -694,9 +694,23 @@ class TaskRuntime:
                 self._supervisor, GetSupervisorStats(), "supervisor"
             )
         except pykka.ActorDeadError:
-            supervisor = SupervisorStats(
-                capacity=self._concurrency, pending=0, running=0, stopping=0, admitting=False
-            )
+            supervisor = self._stopped_supervisor_stats()
+        return self._stats_of(table, supervisor)
+
+    def _stopped_supervisor_stats(self) -> SupervisorStats:
+        """What a stopped supervisor's statistics read: nothing runs or waits."""
+        return SupervisorStats(
+            capacity=self._concurrency,
+            pending=0,
+            running=0,
+            stopping=0,
+            admitting=False,
+            async_capacity=self._async_concurrency,
+        )
+
+    def _stats_of(self, table: TableStats, supervisor: SupervisorStats) -> RuntimeStats:
+        """The runtime's statistics around the registry's and the supervisor's answers
+        (the rest is read here, without asking any actor)."""
         processes = self._processes.statistics()
         return RuntimeStats(
             table=table,

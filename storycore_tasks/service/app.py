@@ -265,13 +265,14 @@ def _model_in(annotation: Any) -> Any:
 
 
 def _task_routes(app: FastAPI, rpc: EndpointRouter, tasks: AsyncTaskManager) -> None:
-    """The task routes. Creating, reading and cancelling a task are coroutines over the
-    awaitable facade: they take no thread of FastAPI's pool (only registering a webhook,
-    which reads the task's status, runs on one)."""
+    """The task routes. Creating, reading, listing and cancelling tasks, the stats and
+    the health check are coroutines over the awaitable facade: they take no thread of
+    FastAPI's pool (only registering a webhook, which reads the task's status, runs on
+    one, and so do StoryCore's router endpoints, which are blocking by design)."""
     rpc_methods = dict(rpc.endpoints())
 
     @app.get("/healthz", response_model=Envelope, tags=["service"])
-    def healthz(request: Request) -> JSONResponse:
+    async def healthz(request: Request) -> JSONResponse:
         """Liveness: no token needed."""
         manager = get_state(request).manager
         closed = manager.runtime.closed
@@ -349,7 +350,7 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter, tasks: AsyncTaskManager) -> 
         raise ServiceError(cancel_conflict(task_id, found["status"]))
 
     @app.get("/v1/tasks", response_model=Envelope, responses=ERROR_RESPONSES, tags=["tasks"])
-    def list_tasks(
+    async def list_tasks(
         request: Request,
         who: Who,
         status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None,
@@ -360,21 +361,20 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter, tasks: AsyncTaskManager) -> 
         ``next_cursor`` back as ``cursor`` for the next page (stable while tasks change
         state: each task is listed once)."""
         after = _decode_cursor(cursor) if cursor is not None else -1
-        runtime = get_state(request).manager.runtime
         wanted = None if status is None else TaskStatus(status)
         # The registry answers the page from its seq-ordered indexes (O(page), not O(n)).
-        page = call_manager(
-            lambda: runtime.page(wanted, after=after, limit=limit, user=who.owner_filter)
+        page = await await_manager(
+            tasks.runtime.page(wanted, after=after, limit=limit, user=who.owner_filter)
         )
         next_after = page.next_after
         next_cursor = None if next_after is None else _encode_cursor(next_after)
-        tasks = [snapshot_to_status(s) for s in page.tasks]
+        shown = [snapshot_to_status(s) for s in page.tasks]
         return success(
-            request, {"tasks": tasks, "count": len(tasks), "next_cursor": next_cursor}, who
+            request, {"tasks": shown, "count": len(shown), "next_cursor": next_cursor}, who
         )
 
     @app.get("/v1/whoami", response_model=Envelope, responses=ERROR_RESPONSES, tags=["service"])
-    def whoami(request: Request, who: Who) -> JSONResponse:
+    async def whoami(request: Request, who: Who) -> JSONResponse:
         """Who this token is: ``user``, ``role`` (``user`` sees only their own tasks,
         ``admin`` all of them) and ``authentication`` (False under ``--no-auth``)."""
         authentication = get_state(request).config.tokens is not None
@@ -383,11 +383,11 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter, tasks: AsyncTaskManager) -> 
         )
 
     @app.get("/v1/stats", response_model=Envelope, responses=ERROR_RESPONSES, tags=["service"])
-    def stats(request: Request, who: Who) -> JSONResponse:
+    async def stats(request: Request, who: Who) -> JSONResponse:
         """The manager's counters (``get_stats()``): they count every task of the
         service, whoever created it, for a user-role token too (``scope``: ``service``);
         ``GET /v1/tasks`` lists only the tasks the token may see."""
-        counters = call_manager(get_state(request).manager.get_stats)
+        counters = await await_manager(tasks.get_stats())
         return success(request, {**counters, "scope": "service"}, who)
 
     @app.post(
