@@ -201,6 +201,35 @@ def test_the_facade_with_a_durable_store_and_dependencies(
     assert manager.get_stats()["total_tasks"] == 2
 
 
+def test_stats_and_pages_awaited(make_manager: MakeManager) -> None:
+    """await get_stats() answers what get_stats() does; the awaitable runtime's page
+    lists tasks in creation order, one page after another."""
+    manager = make_manager(num_workers=1)
+
+    async def main() -> None:
+        tasks = AsyncTaskManager(manager)
+        ids = [await tasks.create_task(halve, {"n": n}) for n in range(5)]
+        for task_id in ids:
+            await tasks.wait(task_id, timeout=DEADLINE)
+        with Ticker() as ticker:
+            stats, turns = await ticker.turns_during(tasks.get_stats())
+            assert turns >= 1
+        blocking = manager.get_stats()
+        # The loop's lag counters may move between the two calls; the rest may not.
+        assert stats["async"].keys() == blocking["async"].keys()
+        assert {k: v for k, v in stats.items() if k != "async"} == {
+            k: v for k, v in blocking.items() if k != "async"
+        }
+        assert stats["lifetime_stats"]["total_completed"] == 5
+        first = await tasks.runtime.page(limit=3)
+        assert first.next_after is not None
+        rest = await tasks.runtime.page(after=first.next_after, limit=3)
+        assert [s.task_id for s in [*first.tasks, *rest.tasks]] == ids
+        assert rest.next_after is None
+
+    asyncio.run(main())
+
+
 def test_the_facade_wraps_a_task_manager_only() -> None:
     """A clear TypeError for anything else."""
     with pytest.raises(TypeError, match="wraps a TaskManager"):
