@@ -1,7 +1,7 @@
 """The HTTP service's task routes over the awaitable facade: creating, reading, listing
-and cancelling tasks, the stats, the health check and whoami run on the server's loop
-and take no thread of its pool, even with many requests at once (a blocking route would
-have the pool start a worker thread for each concurrent request)."""
+and cancelling tasks, event streams, the stats, the health check and whoami run on the
+server's loop and take no thread of its pool, even with many requests at once (a
+blocking route would have the pool start a worker thread for each concurrent request)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def test_task_routes_take_no_pool_thread_under_concurrent_requests(
     make_manager: Callable[..., TaskManager], tmp_path: Path
 ) -> None:
     """20 clients at once create coroutine tasks, read them, list tasks, read the stats,
-    the health check and whoami, and cancel their tasks through the service (a durable
+    the health check and whoami, cancel their tasks and read each one's event stream to
+    its end through the service (a durable
     store: each create awaits its commit): every answer is right, and the server's thread
     pool started no worker for any of it."""
     manager = make_manager(
@@ -64,6 +65,15 @@ def test_task_routes_take_no_pool_thread_under_concurrent_requests(
             assert (await client.get("/v1/whoami")).json()["data"]["user"] == "alice"
             cancelled = await client.post(f"/v1/tasks/{task_id}/cancel")
             assert cancelled.status_code == 200, cancelled.text
+            # The task's event stream, to its end (the cancel ended the task).
+            async with client.stream("GET", f"/v1/tasks/{task_id}/events") as events:
+                assert events.status_code == 200
+                kinds = [
+                    line.removeprefix("event: ")
+                    async for line in events.aiter_lines()
+                    if line.startswith("event: ")
+                ]
+            assert kinds[-1] == "cancelled", kinds
             return task_id, status.json()["data"]["status"], cancelled.json()["data"]["cancelled"]
 
     async def clients(url: str) -> list[tuple[str, str, bool]]:

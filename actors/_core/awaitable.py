@@ -280,6 +280,26 @@ class AwaitableRuntime:
                 await self._ask(subscriptions.notifier, removal, "notifier")
             relay.stop_when_idle()
 
+    async def sync(self) -> None:
+        """:meth:`TaskRuntime.sync`, awaited: once it returns, the supervisor, then the
+        registry, then the notifier have handled every message sent to them before."""
+        runtime = self._runtime
+        if runtime._closed:
+            return
+        subscriptions = runtime._subscriptions
+        with contextlib.suppress(pykka.ActorDeadError):
+            await self._ask(runtime._supervisor, GetSupervisorStats(), "supervisor")
+            await self._ask(runtime._registry, GetStats(), "registry")
+            await self._ask(subscriptions.notifier, subscriptions.flushing(), "notifier")
+
+    async def ask(
+        self, ref: pykka.ActorRef[Any], message: Any, *, timeout: float | None = None
+    ) -> Any:
+        """Ask any actor ``message``, awaited (within ``timeout`` seconds, default the
+        runtime's ``ask_timeout``; past it ``ActorUnresponsiveError``)."""
+        future = self._send(ref, message, asyncio.get_running_loop())
+        return await self._answer(future, ref.actor_class.__name__, type(message), timeout)
+
     # -- the bridge ---------------------------------------------------------------------------
 
     def _send(
@@ -294,8 +314,14 @@ class AwaitableRuntime:
             ref.actor_inbox.put(Envelope(message, reply_to=LoopReply(loop, future)))
         return future
 
-    async def _answer(self, future: asyncio.Future[Any], actor: str, message: type) -> Any:
-        timeout = self._runtime._ask_timeout
+    async def _answer(
+        self,
+        future: asyncio.Future[Any],
+        actor: str,
+        message: type,
+        timeout: float | None = None,
+    ) -> Any:
+        timeout = self._runtime._ask_timeout if timeout is None else timeout
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:

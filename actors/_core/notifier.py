@@ -246,6 +246,12 @@ class Subscriptions:
         return subscription, _Add(subscription)
 
     @staticmethod
+    def flushing() -> object:
+        """The message :meth:`flush` asks the notifier (answered once it has told its
+        subscribers every event it had)."""
+        return _Flush()
+
+    @staticmethod
     def removal(subscription_id: str) -> object:
         """The message that ends a subscription (its answer: the removed one, or None)."""
         return _Remove(subscription_id)
