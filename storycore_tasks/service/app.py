@@ -266,7 +266,8 @@ def _model_in(annotation: Any) -> Any:
 
 def _task_routes(app: FastAPI, rpc: EndpointRouter, tasks: AsyncTaskManager) -> None:
     """The task routes. Creating, reading, listing and cancelling tasks, the stats and
-    the health check are coroutines over the awaitable facade: they take no thread of
+    the health check (and, in ``events``, opening a stream) are coroutines over the
+    awaitable facade: they take no thread of
     FastAPI's pool (only registering a webhook, which reads the task's status, runs on
     one, and so do StoryCore's router endpoints, which are blocking by design)."""
     rpc_methods = dict(rpc.endpoints())
