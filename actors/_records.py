@@ -8,7 +8,7 @@ Each carries the task's options as one :class:`TaskOptions`, resolved by the run
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from actors._enums import TaskStatus
@@ -16,7 +16,7 @@ from actors._execution.api import AnyOperation
 from actors._options import TaskOptions
 from actors._outcome import Outcome
 
-__all__ = ["TaskRecord", "TaskSnapshot", "TaskSpec"]
+__all__ = ["TaskRecord", "TaskSnapshot", "TaskSpec", "TaskState"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +75,10 @@ class TaskRecord:
     partial_json: str | None = None
     # The options as the durable store's columns hold them (made once: they never change).
     stored_options: tuple[Any, ...] | None = None
+    # What status reads see of this record (see actors._core.board): its state() as of
+    # the latest change published (with a durable store, the latest committed); None
+    # until the first publication. Replaced whole, never changed in place.
+    published: TaskState | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_spec(cls, spec: TaskSpec) -> TaskRecord:
@@ -111,6 +115,14 @@ class TaskRecord:
     def duration_seconds(self) -> float | None:
         """Seconds from start (or creation, if it never started) to the end."""
         return _duration(self.created_at, self.started_at, self.ended_at)
+
+    def state(self) -> TaskState:
+        """The fields that change, as one immutable tuple (see :data:`TaskState`): what
+        the registry publishes for readers, at the cost of a tuple, not a snapshot."""
+        return (self.status, self.attempt, self.progress, self.updated_at, self.started_at,
+                self.ended_at, self.result, self.has_result, self.partial_result,
+                self.has_partial_result, self.outcome, self.scheduled_for,
+                self.attempt_outcomes, self.injected_faults)  # fmt: skip
 
     def snapshot(self) -> TaskSnapshot:
         return TaskSnapshot(
@@ -172,6 +184,55 @@ class TaskSnapshot:
     def duration_seconds(self) -> float | None:
         """Seconds from start (or creation, if it never started) to the end."""
         return _duration(self.created_at, self.started_at, self.ended_at)
+
+    @classmethod
+    def from_state(cls, task: TaskRecord, state: TaskState) -> TaskSnapshot:
+        """The snapshot of ``task`` (its fields that never change) in ``state``."""
+        (status, attempt, progress, updated_at, started_at, ended_at, result, has_result,
+         partial_result, has_partial_result, outcome, scheduled_for, attempt_outcomes,
+         injected_faults) = state  # fmt: skip
+        return cls(
+            task_id=task.task_id,
+            operation_name=task.operation_name,
+            params=task.params,
+            options=task.options,
+            status=status,
+            attempt=attempt,
+            progress=progress,
+            created_at=task.created_at,
+            updated_at=updated_at,
+            started_at=started_at,
+            ended_at=ended_at,
+            result=result,
+            has_result=has_result,
+            partial_result=partial_result,
+            has_partial_result=has_partial_result,
+            outcome=outcome,
+            scheduled_for=scheduled_for,
+            attempt_outcomes=attempt_outcomes,
+            injected_faults=injected_faults,
+            seq=task.seq,
+        )
+
+
+TaskState = tuple[
+    TaskStatus,  # status
+    int,  # attempt
+    float,  # progress
+    float,  # updated_at
+    float | None,  # started_at
+    float | None,  # ended_at
+    Any,  # result
+    bool,  # has_result
+    Any,  # partial_result
+    bool,  # has_partial_result
+    Outcome | None,  # outcome
+    float | None,  # scheduled_for
+    tuple[Outcome, ...],  # attempt_outcomes
+    tuple[tuple[int, str], ...],  # injected_faults
+]
+"""A record's changing fields, in :meth:`TaskRecord.state`'s order; its other fields
+(id, operation, params, options, creation time, seq) never change after submission."""
 
 
 def _duration(created_at: float, started_at: float | None, ended_at: float | None) -> float | None:

@@ -1,4 +1,4 @@
-"""B12: coroutine operations on the event loop (``isolation="async"``), in one run.
+"""B13: coroutine operations on the event loop (``isolation="async"``), in one run.
 
 I/O waits: ``async_sleep_tasks`` coroutine tasks that each ``await
 asyncio.sleep(async_sleep_seconds)`` on ``TaskManager(async_concurrency=that count)``;

@@ -1,4 +1,4 @@
-"""The command line: ``python -m benchmarks [--quick] [--only B1,B3] [--output DIR]``.
+"""The command line: ``python -m benchmarks [--quick] [--peers] [--only B1,B3] [--output DIR]``.
 
 Runs the selected scenarios, writes ``latest.json`` and ``latest.md`` into the output
 directory, and prints the Markdown table. The exit status is 0 when every scenario ran
@@ -35,6 +35,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run every scenario small (for CI: checks the suite runs, asserts no speed)",
     )
     parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="add the peer rows (huey, dramatiq, pebble, ProcessPoolExecutor) to B1, B2, B8 "
+        "and B9; a peer not installed reads 'skipped: pip install storycore-tasks[bench]'",
+    )
+    parser.add_argument(
         "--only",
         metavar="IDS",
         help="comma-separated scenario ids to run, e.g. B1,B3 (default: all)",
@@ -69,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = QUICK if args.quick else FULL
     machine = machine_info()
     print(
-        f"storycore-tasks benchmarks ({'quick' if args.quick else 'full'}): "
+        f"storycore-tasks benchmarks ({'quick' if args.quick else 'full'}"
+        f"{', with peers' if args.peers else ''}): "
         f"{', '.join(s.id for s in selected)} on {machine['nproc']} CPUs "
         f"({machine['cpu_model']}), Python {machine['python']}",
         file=sys.stderr,
@@ -79,12 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     source = source_info()  # the code imported now is the code measured
     load_before = _load_average()
     start = time.perf_counter()
-    results = run_scenarios(selected, sizes)
+    results = run_scenarios(selected, sizes, peers=args.peers)
     seconds = time.perf_counter() - start
 
     document = to_json(results, quick=args.quick, seconds=seconds, started=started, source=source)
     # Other processes on the machine bias every figure; the load averages say how busy
     # it was (the alternation of baselines is what keeps the ratios fair regardless).
+    document["peers"] = args.peers
     document["machine"]["load_average_before"] = load_before
     document["machine"]["load_average_after"] = _load_average()
     document["sizes"] = {

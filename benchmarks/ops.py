@@ -15,13 +15,25 @@ from typing import Any
 
 from actors import TaskContext
 
-__all__ = ["SPIN_CHECK_EVERY", "noop", "sleep_forever", "spin_forever", "spin_until_cancelled"]
+__all__ = [
+    "SPIN_CHECK_EVERY",
+    "bare_noop",
+    "noop",
+    "sleep_forever",
+    "spin_forever",
+    "spin_until_cancelled",
+]
 
 SPIN_CHECK_EVERY = 20_000  # loops between two looks at is_cancelled() (about 1 ms)
 
 
 def noop(params: Mapping[str, Any], task: TaskContext) -> None:
     """Do nothing (B9's per-task overhead)."""
+
+
+def bare_noop() -> bool:
+    """Do nothing, for a pool that calls a plain function (the peers of B9)."""
+    return True
 
 
 def spin_until_cancelled(params: Mapping[str, Any], task: TaskContext) -> int:

@@ -4,9 +4,10 @@ A scenario (B1..B12) yields one or more :class:`Part` rows: one per variant it m
 (logging on / off, idle / loaded, thread / process mode, each retained-record count).
 A part is ``measured`` (it carries numbers), ``pending`` (its feature has not landed;
 it carries the reason), ``not measured`` (it could not be measured honestly in the
-time allowed; it says why) or ``error``. The result column reads ``met``, ``not met``,
-``report`` (no target for this part), ``baseline``, ``pending (needs …)`` or the
-reason it was not measured.
+time allowed, or its peer is not installed; it says why) or ``error``. The result
+column reads ``met``, ``not met``, ``report`` (no target for this part), ``baseline``,
+``pending (needs …)``, ``skipped: pip install …`` (a peer missing) or the reason it
+was not measured.
 """
 
 from __future__ import annotations

@@ -58,7 +58,18 @@ class Sizes:
     # B11 a cold child start
     child_start_samples: int
     child_start_rounds: int
-    # B12 coroutine operations
+    # --peers (issue 17): the peer rows of B1, B2, B8 and B9
+    peer_tasks: int
+    peer_rounds: int
+    peer_status_calls: int
+    peer_durable_tasks: int
+    peer_process_tasks: int
+    peer_cold_starts: int
+    # B12 the HTTP service under concurrency
+    http_clients: int
+    http_requests: int
+    http_rounds: int
+    # B13 coroutine operations
     async_sleep_tasks: int
     async_sleep_seconds: float
     async_thread_tasks: int
@@ -105,6 +116,15 @@ FULL = Sizes(
     service_rounds=3,
     child_start_samples=10,
     child_start_rounds=5,
+    peer_tasks=5_000,
+    peer_rounds=3,
+    peer_status_calls=200,
+    peer_durable_tasks=5_000,
+    peer_process_tasks=5_000,
+    peer_cold_starts=5,
+    http_clients=32,
+    http_requests=5_000,
+    http_rounds=3,
     async_sleep_tasks=10_000,
     async_sleep_seconds=1.0,
     async_thread_tasks=40,
@@ -151,6 +171,15 @@ QUICK = Sizes(
     service_rounds=1,
     child_start_samples=2,
     child_start_rounds=1,
+    peer_tasks=200,
+    peer_rounds=1,
+    peer_status_calls=10,
+    peer_durable_tasks=200,
+    peer_process_tasks=100,
+    peer_cold_starts=1,
+    http_clients=8,
+    http_requests=200,
+    http_rounds=1,
     async_sleep_tasks=1_000,
     async_sleep_seconds=0.2,
     async_thread_tasks=8,

@@ -310,3 +310,21 @@ def pid_then_sleep(params: Mapping[str, Any], task: TaskContext) -> None:
     """Publish its pid (and no sleep's: None), then block in C for an hour."""
     task.partial_result = {"pid": os.getpid(), "sleep": None}
     time.sleep(3600)
+
+
+def report_then_list_threads(params: Mapping[str, Any], task: TaskContext) -> dict[str, Any]:
+    """Report progress and a partial result (if ``report``), then name the child's
+    threads."""
+    if params["report"]:
+        task.update_progress(0.5)
+        task.partial_result = {"n": params["n"]}
+        task.update_progress(1.0)
+    return {"pid": os.getpid(), "threads": sorted(t.name for t in threading.enumerate())}
+
+
+def touch_then_wait_cancel(params: Mapping[str, Any], task: TaskContext) -> None:
+    """Create the file ``path`` (a side effect the test can see), then wait until the
+    task is cancelled (at most ``RELEASE_TIMEOUT``)."""
+    with open(params["path"], "w"):
+        pass
+    task.wait_cancelled(RELEASE_TIMEOUT)

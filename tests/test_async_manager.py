@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ def test_the_facade_answers_as_the_blocking_api_and_yields_the_loop(
 ) -> None:
     """create_task, wait, get_task_status and cancel_task, awaited in a running loop:
     the same status dicts as TaskManager's, and the ticker ran during every call that
-    waits for an actor's answer."""
+    waits for an actor's answer (a read the registry's board answers sends none)."""
     manager = make_manager(num_workers=1)
 
     def plain(params: Mapping[str, Any], task: TaskContext) -> str:
@@ -70,15 +71,22 @@ def test_the_facade_answers_as_the_blocking_api_and_yields_the_loop(
         with Ticker() as ticker:
             # A few tells, nothing to wait for (memory store, no dependencies).
             coroutine_task = await tasks.create_task(halve, {"n": 3})
-            done, turns = await ticker.turns_during(tasks.wait(coroutine_task, timeout=DEADLINE))
+            # A pending task is read from the registry: an ask, awaited.
+            pending_task = await tasks.create_task(halve, {"n": 1}, delay=3600)
+            status, turns = await ticker.turns_during(tasks.get_task_status(pending_task))
             assert turns >= 1
+            assert status is not None
+            assert status["status"] == "pending"
+            assert await tasks.cancel_task(pending_task)
+            # An ended task's wait and status are read from the registry's board, with no
+            # message (so nothing to wait for either), or awaited if it has not ended yet.
+            done = await tasks.wait(coroutine_task, timeout=DEADLINE)
             assert (done["status"], done["result"], done["isolation"]) == (
                 "completed",
                 1.5,
                 "async",
             )
-            status, turns = await ticker.turns_during(tasks.get_task_status(coroutine_task))
-            assert turns >= 1
+            status = await tasks.get_task_status(coroutine_task)
             assert status == manager.get_task_status(coroutine_task)
             thread_task = await tasks.create_task(plain, user="ann")
             assert (await tasks.wait(thread_task, timeout=DEADLINE))["result"] == "thread"
@@ -194,7 +202,7 @@ def test_the_facade_with_a_durable_store_and_dependencies(
         second = await tasks.create_task(halve, {"n": 4}, depends_on=[first])
         assert (await tasks.wait(second, timeout=DEADLINE))["result"] == 2.0
         with pytest.raises(ValueError, match="unknown task ids"):
-            await tasks.create_task(halve, {"n": 1}, depends_on=[str(first)[:-1] + "0"])
+            await tasks.create_task(halve, {"n": 1}, depends_on=[str(uuid.uuid4())])
         assert await tasks.cancel_task(second) is False
 
     asyncio.run(main())

@@ -1,7 +1,10 @@
 """The benchmark suite runs (``python -m benchmarks --quick``) and reports every scenario.
 
-It asserts that the suite runs, lists B1..B12, measures every one of them (B2/B4/B5/B9/B11
-in thread and process mode, B8 with the SQLite store), and prints its table. It asserts
+It asserts that the suite runs, lists B1..B13, measures every one of them (B2/B4/B5/B9/B11
+in thread and process mode, B8 with the SQLite store, B12 with its load generator, B13
+with coroutine operations), and
+prints its table; without ``--peers`` it has no peer rows (tests/test_benchmarks_peers.py
+runs those). It asserts
 no speed: the figures depend on the machine, and the targets are tracked in
 BENCHMARKS.md, not in CI.
 """
@@ -9,6 +12,7 @@ BENCHMARKS.md, not in CI.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from numbers import Real
@@ -18,7 +22,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIO_IDS = [f"B{n}" for n in range(1, 13)]
+SCENARIO_IDS = [f"B{n}" for n in range(1, 14)]
 MEASURED = set(SCENARIO_IDS)  # every feature a scenario needs has landed
 PROCESS_PARTS = {"B2", "B4", "B5", "B9", "B11"}  # scenarios with a measured process-mode part
 
@@ -74,7 +78,7 @@ def test_quick_run_exits_cleanly(quick_run: tuple[subprocess.CompletedProcess[st
 
 
 def test_every_scenario_is_listed_with_a_status(report: dict[str, Any]) -> None:
-    """latest.json lists B1..B12 in order, each measured or pending, none in error."""
+    """latest.json lists B1..B13 in order, each measured or pending, none in error."""
     assert [s["id"] for s in report["scenarios"]] == SCENARIO_IDS
     statuses = {s["id"]: s["status"] for s in report["scenarios"]}
     assert set(statuses.values()) <= {"measured", "pending"}, statuses
@@ -142,3 +146,28 @@ def test_table_is_printed(quick_run: tuple[subprocess.CompletedProcess[str], Pat
     for scenario_id in SCENARIO_IDS:
         assert any(line.startswith(f"| {scenario_id} |") for line in lines), scenario_id
     assert (output / "latest.md").read_text(encoding="utf-8") == result.stdout
+
+
+def test_http_under_concurrency_reports_rates_and_ratios(report: dict[str, Any]) -> None:
+    """B12 measures status reads and creates under concurrent clients against the bare
+    route: positive requests/s and p99 per round, finite positive ratios, a verdict."""
+    parts = _scenarios(report)["B12"]["parts"]
+    assert len(parts) == 2
+    for part in parts:
+        assert all(r > 0 for r in part["figures"]["requests_per_second_per_round"]), part
+        assert all(p > 0 for p in part["figures"]["p99_ms_per_round"]), part
+        assert all(r > 0 for r in part["baseline_figures"]["requests_per_second_per_round"])
+        assert all(math.isfinite(v) and v > 0 for v in part["ratios"].values()), part
+        assert part["result"] in {"met", "not met"}, part
+        assert part["config"]["clients"] > 1
+
+
+def test_no_peer_rows_without_the_flag(report: dict[str, Any]) -> None:
+    """Without --peers the suite runs no peer: no row is a peer row."""
+    assert report["peers"] is False
+    assert not [
+        p["scenario"]
+        for s in report["scenarios"]
+        for p in s["parts"]
+        if p["scenario"].startswith("peers")
+    ]

@@ -13,6 +13,7 @@ import pytest
 from actors import ManualClock, TaskContext, TaskInterrupted
 from actors.testing import wait_until
 from storycore_tasks import TaskManager
+from storycore_tasks.testing import LifecycleCapture
 from tests.gates import settle
 
 MakeManager = Callable[..., TaskManager]
@@ -252,3 +253,39 @@ def test_an_interrupt_while_the_outcome_is_built_still_frees_the_slot(
     follow_up = manager.create_task(lambda params, task: "next")
     assert manager.wait(follow_up, timeout=4)["result"] == "next"  # well before the 5 s spin
     assert wait_until(lambda: stopping(manager) == 0, timeout=10)
+
+
+def test_a_thread_stuck_in_a_blocking_call_logs_its_interrupts_once_then_their_count(
+    make_manager: MakeManager, clock: ManualClock, captured_lifecycle: LifecycleCapture
+) -> None:
+    """An interrupt repeats every 0.1 s while a C call holds the thread: the first is
+    logged, then only the 10th and 100th (not one line each), and when the call returns
+    one line says how many it took."""
+    manager = make_manager(num_workers=1, stop_grace=0.0, clock=clock)
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck(params: Mapping[str, Any], task: TaskContext) -> None:
+        entered.set()
+        release.wait(30)  # a lock acquire in C: the interrupt waits for it to return
+
+    task_id = manager.create_task(stuck, timeout=1.0)
+    assert entered.wait(10)
+    clock.advance(1.0)  # the deadline: the flag, then (no grace) the first interrupt
+    for _ in range(150):
+        manager.runtime.sync()
+        clock.advance(0.1)
+    captured_lifecycle.wait_for("task.still_interrupted", task_id=task_id, timeout=10)
+    wait_until(
+        lambda: any(
+            e["interrupts"] == 100 for e in captured_lifecycle.named("task.still_interrupted")
+        ),
+        timeout=10,
+    )
+    release.set()
+    left = captured_lifecycle.wait_for("task.left_after_interrupts", task_id=task_id, timeout=10)
+    assert manager.wait(task_id, timeout=10)["error"]["code"] == "TIMEOUT"
+    first = captured_lifecycle.named("task.interrupted", task_id=task_id)
+    repeated = captured_lifecycle.named("task.still_interrupted", task_id=task_id)
+    assert [e["interrupts"] for e in first] == [1]
+    assert [e["interrupts"] for e in repeated] == [10, 100]
+    assert left["interrupts"] > 100

@@ -501,7 +501,12 @@ def test_a_cancelled_child_still_coalesces_its_progress() -> None:
     import multiprocessing
     import pickle
 
-    from actors._execution.child import _PROGRESS_INTERVAL, ChildTaskContext, _Channel
+    from actors._execution.child import (
+        _PROGRESS_INTERVAL,
+        ChildTaskContext,
+        _Channel,
+        _ProgressSender,
+    )
     from actors._execution.processes import _FrameReader
     from actors._execution.wire import Progress
 
@@ -517,7 +522,8 @@ def test_a_cancelled_child_still_coalesces_its_progress() -> None:
     reader = threading.Thread(target=read)
     reader.start()
     try:
-        context = ChildTaskContext("t-1", _Channel(child_end))
+        sender = _ProgressSender()
+        context = ChildTaskContext("t-1", _Channel(child_end), sender)
         context._request_stop("cancel_requested")  # what a CancelTask does
         calls = 0
         started = time.monotonic()
@@ -525,6 +531,7 @@ def test_a_cancelled_child_still_coalesces_its_progress() -> None:
             context.update_progress((calls % 100) / 100)
             calls += 1
         context._close()
+        sender.close()
     finally:
         child_end.close()
         reader.join(BOUND)
@@ -588,3 +595,59 @@ def test_children_run_below_the_host_priority(make_manager: MakeManager) -> None
     manager = make_manager(num_workers=1, isolation="process")
     status = manager.wait(manager.create_task(process_ops.niceness), timeout=BOUND)
     assert status["result"] == min(os.nice(0) + 10, 19)
+
+
+def test_a_worn_out_childs_replacement_is_up_before_the_next_task_needs_it(
+    make_manager: MakeManager,
+) -> None:
+    """The replacement of a child starts beside its last task (max_tasks_per_child), so
+    the next task runs on a child that was already up when that task was created: no
+    task waits for an interpreter to boot."""
+    manager = make_manager(num_workers=1, isolation="process", max_tasks_per_child=2)
+    ran_on: list[int] = []
+    for round_number in range(6):
+        assert wait_until(lambda: manager.get_stats()["process_pool"]["idle"] >= 1, timeout=BOUND)
+        up_before = set(child_states())
+        pid = run_getpid(manager)
+        assert pid in up_before, f"round {round_number}: the task waited for a new child"
+        ran_on.append(pid)
+    assert [ran_on.index(pid) for pid in ran_on] == [0, 0, 2, 2, 4, 4]  # two tasks each
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_a_shutdown_while_children_start_leaves_none_behind(
+    make_manager: MakeManager, workers: int
+) -> None:
+    """The pool's starter may be booting children when shutdown comes: it finishes that
+    start, the child is stopped, and neither it nor the starter thread is left."""
+    baseline = set(child_states())
+    for _ in range(3):
+        manager = TaskManager(num_workers=workers, isolation="process")
+        manager.shutdown(wait=True, timeout=BOUND)
+        assert wait_until(lambda: not new_children(baseline), timeout=BOUND), new_children(baseline)
+        assert not [t for t in threading.enumerate() if t.name.endswith("-starter")]
+
+
+def test_a_childs_progress_thread_starts_with_its_first_report_and_serves_later_tasks(
+    make_manager: MakeManager,
+) -> None:
+    """No thread is started for a task that reports nothing; the first report starts the
+    child's one sender, which later tasks share, and each task's last values arrive."""
+    manager = make_manager(num_workers=1, isolation="process", max_tasks_per_child=10)
+
+    def run(report: bool, n: int) -> dict[str, Any]:
+        task_id = manager.create_task(
+            process_ops.report_then_list_threads, {"report": report, "n": n}
+        )
+        status = manager.wait(task_id, timeout=BOUND)
+        assert status["status"] == "completed", status
+        return status
+
+    quiet = run(False, 0)
+    assert "progress-sender" not in quiet["result"]["threads"]
+    for n in range(1, 4):
+        loud = run(True, n)
+        assert loud["result"]["threads"].count("progress-sender") == 1
+        assert loud["result"]["pid"] == quiet["result"]["pid"]  # one child throughout
+        assert loud["partial_result"] == {"n": n}
+        assert loud["progress"] == 1.0

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 from pykka._envelope import Envelope
 
+from actors._core.board import ASK_REGISTRY, Held
 from actors._core.messages import (
     Cancel,
     Flush,
@@ -161,13 +162,14 @@ class AwaitableRuntime:
         return spec.task_id
 
     async def cancel(self, task_id: str) -> bool:
-        """:meth:`TaskRuntime.cancel`, awaited (with a durable store, until committed)."""
+        """:meth:`TaskRuntime.cancel`, awaited: True once the registry has recorded the
+        cancel (a status read shows it; with a durable store, committed)."""
         runtime = self._runtime
         try:
             accepted = bool(await self._ask(runtime._supervisor, Cancel(task_id), "supervisor"))
         except pykka.ActorDeadError:
             return False  # shut down: every task is terminal already
-        if accepted and runtime._durable:
+        if accepted:
             ticket = CommitTicket(task_id)
             with contextlib.suppress(pykka.ActorDeadError):  # stopped: it committed
                 runtime._registry.tell(Flush(ticket))
@@ -177,7 +179,12 @@ class AwaitableRuntime:
     # -- queries ------------------------------------------------------------------------------
 
     async def snapshot(self, task_id: str) -> TaskSnapshot | None:
-        """:meth:`TaskRuntime.snapshot`, awaited."""
+        """:meth:`TaskRuntime.snapshot`, awaited: from the registry's board without a
+        message when it can answer, as the blocking read does."""
+        found = self._runtime._queries.on_board(task_id)
+        if found is not ASK_REGISTRY:
+            assert not isinstance(found, Held)
+            return found  # a snapshot, or None: unknown
         table = self._runtime._table
 
         def local() -> TaskSnapshot | None:
@@ -226,6 +233,9 @@ class AwaitableRuntime:
         resolves a future on the caller's loop."""
         timeout = check_seconds("timeout", timeout, allow_none=True, allow_zero=True)
         queries = self._runtime._queries
+        ended = queries.ended_on_board(task_id)
+        if ended is not None:
+            return ended  # ended (and, with a durable store, committed): no round trip
         waiter: TerminalWaiter | None = await self._query(
             Watch(task_id), queries.watched_locally(task_id)
         )

@@ -24,7 +24,7 @@ With the memory store the registry has no ``GroupCommit`` at all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -45,10 +45,12 @@ COMMIT_BATCH = 1000
 @dataclass(frozen=True, slots=True)
 class Commit:
     """What one :meth:`GroupCommit.commit` did: the error when nothing could be written,
-    and the records the store refused (task id -> why), which were left out."""
+    the records the store refused (task id -> why), which were left out, and the records
+    it wrote (each in the state the store now holds)."""
 
     error: StoreError | None = None
     refused: Mapping[str, str] = field(default_factory=dict)
+    written: Sequence[TaskRecord] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,12 @@ class GroupCommit:
         """Is this task's latest change not committed yet?"""
         return task_id in self._changed
 
+    def unreadable(self) -> Iterator[str]:
+        """The tasks whose latest state is in no file: changed since the last commit, or
+        refused by the store."""
+        yield from self._changed
+        yield from self._refused
+
     @property
     def refusing(self) -> bool:
         """Does the store refuse any record (so answers must leave them out)?"""
@@ -227,6 +235,7 @@ class GroupCommit:
         store = self.store
         error: StoreError | None = None
         rejected: dict[str, str] = {}
+        written: list[TaskRecord] = []
         if self._changed or self._deleted:
             try:
                 try:
@@ -244,6 +253,7 @@ class GroupCommit:
                 self._failed += 1
                 _log.error("store.commit_failed", location=store.location, error=str(exc))
             else:
+                written = [r for t, r in self._changed.items() if t not in rejected]
                 self._written(rejected)
         if error is None:
             self._commits += 1
@@ -253,7 +263,7 @@ class GroupCommit:
             else:
                 ticket.done(error)
         self._tickets.clear()
-        return Commit(error, rejected)
+        return Commit(error, rejected, written)
 
     def _written(self, rejected: dict[str, str]) -> None:
         store = self.store

@@ -1,10 +1,12 @@
 """What callers ask the registry about tasks, from their own threads.
 
-One ask of the registry each (it is the single writer: an answer reflects every change
-sent before the question); once the registry has stopped, the final table is read
-directly. The registry answers a question about a change it has not committed (a
-durable store failing to write) with the ``StoreError``, which is raised here: nothing
-is shown that is not durable.
+A task's status, and ``wait`` for a task that has ended, are read from the registry's
+:class:`TaskBoard` in the caller's thread, with no message. The rest is one ask of the
+registry each (it is the single writer: an answer reflects every change sent before the
+question), as is a status read of a task whose latest change awaits a commit; once the
+registry has stopped, the final table is read directly. The registry answers a question
+about a change it has not committed (a durable store failing to write) with the
+``StoreError``, which is raised here: nothing is shown that is not durable.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, NoReturn, TypeVar
 
 import pykka
 
+from actors._core.board import ASK_REGISTRY, Held, TaskBoard
 from actors._core.messages import (
     GetGroup,
     GetSnapshot,
@@ -54,11 +57,13 @@ class RegistryQueries:
         self,
         registry: pykka.ActorRef[Any],
         table: TaskTable,
+        board: TaskBoard,
         ask_timeout: float,
         closed: Callable[[], bool],
     ) -> None:
         self._registry = registry
         self._table = table
+        self._board = board
         self._ask_timeout = ask_timeout
         self._closed = closed  # whether the runtime is shut down (a lost task reads so)
 
@@ -73,6 +78,10 @@ class RegistryQueries:
         return result
 
     def snapshot(self, task_id: str) -> TaskSnapshot | None:
+        found = self._board.read(task_id)
+        if found is not ASK_REGISTRY:
+            return found
+
         def local() -> TaskSnapshot | None:
             record = self._table.get(task_id)
             return None if record is None else record.snapshot()
@@ -83,12 +92,27 @@ class RegistryQueries:
     def wait(self, task_id: str, timeout: float | None = None) -> TaskSnapshot:
         """Block until the task is terminal (see ``TaskRuntime.wait``)."""
         timeout = check_seconds("timeout", timeout, allow_none=True, allow_zero=True)
+        ended = self.ended_on_board(task_id)
+        if ended is not None:
+            return ended  # ended (and, with a durable store, committed): no round trip
         waiter: TerminalWaiter | None = self.query(Watch(task_id), self.watched_locally(task_id))
         if waiter is None:
             raise UnknownTaskError(task_id)
         if not waiter.wait(timeout):
             self.unwatch(task_id, waiter, timeout)
         return self.waited(task_id, waiter)
+
+    def on_board(self, task_id: str) -> TaskSnapshot | Held | None:
+        """The task as the board shows it (None: unknown), or ``ASK_REGISTRY`` when only
+        the registry can say (its latest change awaits a commit, a rebuild)."""
+        return self._board.read(task_id)
+
+    def ended_on_board(self, task_id: str) -> TaskSnapshot | None:
+        """The task's snapshot when the board shows it ended, else None."""
+        found = self._board.read(task_id)
+        if isinstance(found, TaskSnapshot) and found.status.is_terminal:
+            return found
+        return None
 
     def watched_locally(self, task_id: str) -> Callable[[], TerminalWaiter | None]:
         """How a ``Watch`` is answered once the registry has stopped: from the table."""

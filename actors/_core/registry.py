@@ -36,6 +36,7 @@ from typing import Any, assert_never, cast
 import pykka
 
 from actors._clock import Clock
+from actors._core.board import TaskBoard
 from actors._core.dependencies import DependencyGraph, results_of, unmet
 from actors._core.group_commit import GroupCommit
 from actors._core.lifecycle_log import log_injected, log_terminal
@@ -136,6 +137,7 @@ class RegistryActor(RestartingActor):
         notifier: pykka.ActorRef[Any] | None = None,
         listening: threading.Event | None = None,
         healing: SelfHealing | None = None,
+        board: TaskBoard | None = None,
     ) -> None:
         super().__init__()
         self._healing = healing
@@ -146,6 +148,11 @@ class RegistryActor(RestartingActor):
         # The durable path (None with the memory store): changes wait here for their
         # commit, and so do the waiters and events they concern (see _release).
         self._commits = GroupCommit(store) if store is not None and store.durable else None
+        # What callers read without a message (see TaskBoard): each change is published
+        # here before anything about it leaves this actor; with a durable store, once
+        # it is committed.
+        self._board = TaskBoard(table) if board is None else board
+        self._board.reset(table.iter_status(None))  # loaded from the store: committed
         # Subscriptions: the notifier gets every lifecycle fact while ``listening`` is set.
         # Bound once: the handlers call these per message (the cost of a method call).
         self._outbox = EventOutbox(notifier, listening, durable=self._commits is not None)
@@ -199,7 +206,12 @@ class RegistryActor(RestartingActor):
 
     def _handle(self, message: Any) -> Any:
         if self._traps.armed:
-            self._traps.spring(message)
+            try:
+                self._traps.spring(message)
+            except BaseException:
+                if isinstance(message, GetSnapshot):
+                    self._board.end_detour()  # the status-query fault met its read
+                raise
         if isinstance(message, REGISTRY_MESSAGES):
             return self._dispatch(cast(RegistryMessage, message))
         return super().on_receive(message)
@@ -268,8 +280,7 @@ class RegistryActor(RestartingActor):
                 )
             else:
                 log_injected(started, message.injected_fault)
-            if self._commits is not None:
-                self._commits.changed(started)
+            self._changed(started)
             if self._listened():
                 self._emit(
                     "started",
@@ -312,8 +323,7 @@ class RegistryActor(RestartingActor):
         )
         if record.options.group_id is not None:
             self._groups.setdefault(record.options.group_id, []).append(record.task_id)
-        if self._commits is not None:
-            self._commits.changed(record)
+        self._changed(record)
         if ticket is not None:
             self._ticket(ticket)
         if self._listened():
@@ -363,6 +373,13 @@ class RegistryActor(RestartingActor):
         record's fields only after the index updates that can fail, by plain
         assignments: a failure leaves a record as it was or fully changed, never half
         so. What it can leave wrong is derived state.)"""
+        self._board.detour()  # the table is half rebuilt meanwhile: reads ask this actor
+        try:
+            self._rebuild_table()
+        finally:
+            self._board.end_detour()
+
+    def _rebuild_table(self) -> None:
         state = None
         commits = self._commits
         if commits is not None:
@@ -378,6 +395,9 @@ class RegistryActor(RestartingActor):
             commits.forget_refused()  # the table is the file again
         else:
             self._table.rebuild()
+        self._board.reset(
+            self._table.iter_status(None), () if commits is None else commits.unreadable()
+        )
         self._index_groups()
         self._dependencies.clear()
         failed: list[tuple[str, Outcome]] = []
@@ -472,8 +492,21 @@ class RegistryActor(RestartingActor):
         commits = self._commits
         assert commits is not None
         done = commits.commit()
+        publish = self._board.publish
+        for record in done.written:
+            publish(record)
         self._release(done.error, done.refused)
         return done.error
+
+    def _changed(self, record: TaskRecord, *, urgent: bool = True) -> None:
+        """``record`` changed: published at once, or with a durable store held until
+        the commit that covers it (``urgent``: see GroupCommit.changed)."""
+        commits = self._commits
+        if commits is None:
+            self._board.publish(record)
+        else:
+            self._board.hold(record.task_id)
+            commits.changed(record, urgent=urgent)
 
     def _release(
         self, error: StoreError | None = None, rejected: Mapping[str, str] | None = None
@@ -545,15 +578,14 @@ class RegistryActor(RestartingActor):
         )
         if record is None:
             return
+        if self._commits is not None and has_partial:
+            record.partial_json = partial_json
+        self._changed(record, urgent=False)  # progress: see GroupCommit.due
         if progress is not None:
             _log.debug("task.progress", task_id=record.task_id, progress=progress)
             # Not held for a commit: progress is not a durable fact (see GroupCommit).
             if self._listened():
                 self._emit("progress", record, now=True, progress=progress)
-        if self._commits is not None:
-            if has_partial:
-                record.partial_json = partial_json
-            self._commits.changed(record, urgent=False)  # progress: see GroupCommit.due
 
     def _on_finish(self, message: Finish) -> None:
         outcome = message.outcome
@@ -586,10 +618,9 @@ class RegistryActor(RestartingActor):
         result, record = self._table.finish(task_id, outcome, at)
         if record is None or result is FinishResult.IGNORED:
             return None
-        if commits is not None:
-            if record.has_result and result_json is not None:
-                record.result_json = result_json
-            commits.changed(record)
+        if commits is not None and record.has_result and result_json is not None:
+            record.result_json = result_json
+        self._changed(record)
         if result is FinishResult.LATE_RESULT:
             _log.info("task.late_result_kept", task_id=record.task_id, status=record.status.value)
             return None
@@ -703,8 +734,7 @@ class RegistryActor(RestartingActor):
             next_attempt_at=message.next_at,
             error=error,
         )
-        if self._commits is not None:
-            self._commits.changed(record)
+        self._changed(record)
         if self._listened():
             self._emit(
                 "retry_scheduled",

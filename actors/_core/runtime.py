@@ -19,6 +19,7 @@ import pykka
 
 from actors._clock import Clock
 from actors._core.admission import AdmissionGate
+from actors._core.board import TaskBoard
 from actors._core.messages import (
     AbandonUnfinished,
     AddSchedule,
@@ -29,6 +30,7 @@ from actors._core.messages import (
     ConnectSupervisor,
     Flush,
     GetSchedules,
+    GetSnapshot,
     GetStats,
     GetSupervisorStats,
     InjectFault,
@@ -241,11 +243,18 @@ class TaskRuntime:
         self._listening = threading.Event()  # set while anyone is subscribed
         self._notifier = NotifierActor.start(self._listening)
         self._subscriptions = Subscriptions(self._notifier, self._ask_timeout)
+        self._board = TaskBoard(self._table)  # what status reads see, without a message
         self._registry = RegistryActor.start(
-            self._table, self._clock, self._store, self._notifier, self._listening, self._healing
+            self._table,
+            self._clock,
+            self._store,
+            self._notifier,
+            self._listening,
+            self._healing,
+            self._board,
         )
         self._queries = RegistryQueries(
-            self._registry, self._table, self._ask_timeout, lambda: self._closed
+            self._registry, self._table, self._board, self._ask_timeout, lambda: self._closed
         )
         # Where operations run. Child processes start on first use (or at once, below,
         # when process isolation is the default), so a thread-only runtime never pays.
@@ -556,10 +565,11 @@ class TaskRuntime:
     def cancel(self, task_id: str) -> bool:
         """Cancel a pending or running task. False if unknown or already terminal.
 
-        With a durable store, True is returned once the cancellation is committed: a
-        crash afterwards cannot bring the task back to run."""
+        When True is returned, a status read shows the task cancelled; with a durable
+        store the cancellation is committed by then: a crash afterwards cannot bring the
+        task back to run."""
         accepted = self._cancel(task_id)
-        if accepted and self._durable:
+        if accepted:
             ticket = CommitTicket(task_id)
             with contextlib.suppress(pykka.ActorDeadError):  # stopped: it committed
                 # Behind the Finish the supervisor (or _cancel) told the registry.
@@ -779,6 +789,9 @@ class TaskRuntime:
     def _fail_registry(
         self, error: Exception, message_type: type | tuple[type, ...] | None, task_id: str | None
     ) -> None:
+        if message_type is GetSnapshot:
+            # Before the tell, so the next status read goes where the fault waits for it.
+            self._board.detour()
         self._registry.tell(InjectFault(error, message_type, task_id))
 
     # -- internals -----------------------------------------------------------------------

@@ -19,8 +19,9 @@ away it ends its operation's processes and exits quietly. tests/test_child_signa
 tests/test_hardening_process.py pin both.
 
 Progress is coalesced in the child: the operation's calls only record the latest values;
-a sender thread ships them at most every ``_PROGRESS_INTERVAL`` seconds, and the last
-values are flushed before ``Done``.
+one sender thread per child (started by the first report, shared by later tasks) ships
+them at most every ``_PROGRESS_INTERVAL`` seconds, and the last values are flushed before
+``Done``.
 """
 
 from __future__ import annotations
@@ -103,24 +104,71 @@ class _Channel:
             os.close(self._fd)
 
 
+class _ProgressSender:
+    """The child's one progress thread, shared by its tasks and started on the first
+    report (an operation that never reports costs no thread): it ships the current
+    task's latest values at most every ``_PROGRESS_INTERVAL`` seconds."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # the current task, and one flush at a time
+        self._current: ChildTaskContext | None = None
+        self._dirty = threading.Event()
+        self._pause = threading.Event()  # the wait between two flushes (set: closed)
+        self._thread: threading.Thread | None = None
+
+    def begin(self, context: ChildTaskContext) -> None:
+        with self._lock:
+            self._current = context
+
+    def poke(self) -> None:
+        """The current task recorded a value: ship it soon."""
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._send_loop, name="progress-sender", daemon=True
+                    )
+                    self._thread.start()
+        self._dirty.set()
+
+    def end(self, context: ChildTaskContext) -> None:
+        """The task is over: after this, nothing of it is sent but what the caller
+        flushes (its last values, before Done)."""
+        with self._lock:  # waits for a flush of it under way
+            if self._current is context:
+                self._current = None
+
+    def close(self) -> None:
+        """Stop the thread (a child never needs to: it dies with the process)."""
+        self._pause.set()
+        self._dirty.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _send_loop(self) -> None:
+        while not self._pause.is_set():
+            self._dirty.wait()
+            self._dirty.clear()
+            with self._lock:
+                if self._current is not None:
+                    self._current._flush()
+            self._pause.wait(_PROGRESS_INTERVAL)  # at most one message per interval
+
+
 class ChildTaskContext:
     """The ``task`` argument of an operation running in a child: the members of the
     :class:`actors.TaskContext` protocol, with the same types. What the child's task loop
     does to it (a stop, the last flush) is private to this module."""
 
-    def __init__(self, task_id: str, channel: _Channel) -> None:
+    def __init__(self, task_id: str, channel: _Channel, sender: _ProgressSender) -> None:
         self.task_id = task_id
         self._channel = channel
-        self._lock = threading.Lock()
+        self._sender = sender
         self._stop = threading.Event()
         self._stop_reason: StopReason | None = None
         self._published = Published()
-        self._dirty = threading.Event()
-        self._closing = threading.Event()  # not _stop: a cancelled task must stay rate-limited
-        self._closed = False
         self.dependency_results: Mapping[str, Any] = {}
-        self._sender = threading.Thread(target=self._send_loop, name="progress-sender", daemon=True)
-        self._sender.start()
+        sender.begin(self)
 
     def is_cancelled(self) -> bool:
         return self._stop.is_set()
@@ -134,7 +182,7 @@ class ChildTaskContext:
 
     def update_progress(self, fraction: float) -> None:
         self._published.progress(fraction)
-        self._dirty.set()
+        self._sender.poke()
 
     @property
     def partial_result(self) -> Any:
@@ -143,7 +191,7 @@ class ChildTaskContext:
     @partial_result.setter
     def partial_result(self, value: Any) -> None:
         self._published.partial(value)
-        self._dirty.set()
+        self._sender.poke()
 
     def _request_stop(self, reason: str) -> None:
         """``reason``: a :class:`StopReason` value as sent on the wire; turned back into the
@@ -153,23 +201,9 @@ class ChildTaskContext:
         self._stop.set()
 
     def _close(self) -> None:
-        """Flush the latest values and stop the sender thread."""
-        with self._lock:
-            self._closed = True
-        self._closing.set()
-        self._dirty.set()
-        self._sender.join()
+        """Detach from the sender, then flush the latest values."""
+        self._sender.end(self)
         self._flush()
-
-    def _send_loop(self) -> None:
-        while True:
-            self._dirty.wait()
-            with self._lock:
-                if self._closed:
-                    return
-            self._dirty.clear()
-            self._flush()
-            self._closing.wait(_PROGRESS_INTERVAL)  # at most one message per interval
 
     def _flush(self) -> None:
         progress, partial, has_partial = self._published.drain()
@@ -334,6 +368,7 @@ def child_main(conn: Connection) -> None:
         channel.send(Ready())  # the interpreter is up: the parent may hand out this child
     except _HostGone:
         _exit_quietly()
+    sender = _ProgressSender()
     tasks: queue.SimpleQueue[RunTask | None] = queue.SimpleQueue()
     current: dict[str, ChildTaskContext] = {}
     early_cancels: dict[str, str] = {}
@@ -369,7 +404,7 @@ def child_main(conn: Connection) -> None:
         if run is None:
             return
         task_id, memory_limit_mb = run.task_id, run.memory_limit_mb
-        context = ChildTaskContext(task_id, channel)
+        context = ChildTaskContext(task_id, channel, sender)
         with lock:
             current[task_id] = context
             early = early_cancels.pop(task_id, None)

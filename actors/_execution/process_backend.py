@@ -66,14 +66,9 @@ class ProcessBackend:
             return self._pool
 
     def prewarm(self, count: int) -> None:
-        """Start ``count`` children off the caller's thread (on the operation pool)."""
-        pool = self.pool()
-
-        def prewarm() -> None:
-            pool.prewarm_one(count)
-
-        for _ in range(count):
-            self._op_pool.submit(prewarm)
+        """Start ``count`` children off the caller's thread (on the pool's starter), each
+        ready for a task as soon as it is up."""
+        self.pool().keep_warm(count)
 
     def statistics(self) -> ProcessPoolStats:
         with self._lock:

@@ -312,45 +312,80 @@ class ProcessPoolStats:
 
 
 class ProcessPool:
-    """Warm children, handed out one task at a time."""
+    """Warm children, handed out one task at a time.
+
+    Replacements are started ahead of need by a starter thread of the pool's own, so a
+    task does not wait for an interpreter to boot: when a child is handed out for its
+    last task (``max_tasks_per_child``), its replacement starts beside that task; when
+    one retires early (a crash, a kill, a memory error), right after. The pool keeps
+    warm as many children as it was asked to (:meth:`keep_warm`) or, if more, as many
+    as were ever busy at once. A task that finds no idle child waits for one that is
+    being started, if one is not spoken for, else starts its own (a cold start)."""
 
     def __init__(self, *, max_tasks_per_child: int | None, name: str) -> None:
         self._max_tasks = max_tasks_per_child
         self._name = name
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # idle, starting or closed changed
         self._idle: list[ChildProcess] = []
         self._busy: set[ChildProcess] = set()
+        self._retiring: set[ChildProcess] = set()  # busy on their last task
         self._numbers = itertools.count(1)
         self._started = 0
         self._replaced = 0
-        self._starting = 0  # children being started by prewarm_one
+        self._starting = 0  # children being started (by the starter or by an acquire)
+        self._spares = 0  # of those, the starter's (for whoever needs one first)
+        self._waiting = 0  # acquirers waiting for a spare
+        self._target = 0  # children to keep warm
+        self._starter: threading.Thread | None = None
         self._closed = False
 
     def acquire(self) -> ChildProcess:
-        """An idle child, or a new one (started here: call it off the actors' threads)."""
+        """An idle child, one being started, or a new one (started here: call it off
+        the actors' threads)."""
         dead: list[ChildProcess] = []
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the process pool is shut down")
-            found = None
-            while self._idle:
-                child = self._idle.pop()
-                if not child.has_exited():
-                    self._busy.add(child)
-                    found = child
-                    break
-                dead.append(child)  # died while idle (killed from outside)
-                self._replaced += 1
-            number = next(self._numbers)
-        for child in dead:
-            child.close()  # reap it
-        if found is not None:
-            return found
-        child = ChildProcess(f"{self._name}-{number}")
-        with self._lock:
-            self._started += 1
-            self._busy.add(child)
+        try:
+            with self._changed:
+                while True:
+                    if self._closed:
+                        raise RuntimeError("the process pool is shut down")
+                    while self._idle:
+                        child = self._idle.pop()
+                        if not child.has_exited():
+                            return self._hand_out(child)
+                        dead.append(child)  # died while idle (killed from outside)
+                        self._replaced += 1
+                    if self._spares <= self._waiting:
+                        break  # no spare on its way for this caller: start one here
+                    self._waiting += 1
+                    try:
+                        self._changed.wait(_START_TIMEOUT_SECONDS)
+                    finally:
+                        self._waiting -= 1
+                self._starting += 1
+                number = next(self._numbers)
+        finally:
+            for child in dead:
+                child.close()  # reap it
+        try:
+            child = ChildProcess(f"{self._name}-{number}")
+        finally:
+            with self._changed:
+                self._starting -= 1
+                self._changed.notify_all()  # a waiter may now start its own
         _log.debug("process.started", pid=child.pid)
+        with self._changed:
+            self._started += 1
+            return self._hand_out(child)
+
+    def _hand_out(self, child: ChildProcess) -> ChildProcess:
+        """(Under the lock.) ``child`` is busy from now; its replacement is started at
+        once when this is its last task."""
+        self._busy.add(child)
+        self._target = max(self._target, len(self._busy))
+        if self._max_tasks is not None and child.tasks_run + 1 >= self._max_tasks:
+            self._retiring.add(child)
+            self._wake_starter()
         return child
 
     def release(self, child: ChildProcess, *, reusable: bool) -> None:
@@ -358,42 +393,88 @@ class ProcessPool:
         killed, ran out of memory, or ran max_tasks_per_child tasks) is replaced."""
         worn_out = self._max_tasks is not None and child.tasks_run >= self._max_tasks
         keep = reusable and not worn_out and not child.has_exited()
-        with self._lock:
+        with self._changed:
             self._busy.discard(child)
+            self._retiring.discard(child)
             if keep and not self._closed:
                 self._idle.append(child)
+                self._changed.notify_all()
                 return
             self._replaced += 1
+            self._wake_starter()
         _log.debug("process.retired", pid=child.pid, tasks_run=child.tasks_run)
         child.close()
 
-    def prewarm_one(self, count: int) -> bool:
-        """Start one child if fewer than ``count`` exist or are starting (blocking);
-        returns whether it started one."""
-        with self._lock:
-            if self._closed or len(self._idle) + len(self._busy) + self._starting >= count:
-                return False
-            self._starting += 1
-        try:
-            child = ChildProcess(f"{self._name}-{next(self._numbers)}")
-        finally:
-            with self._lock:
+    def keep_warm(self, count: int) -> None:
+        """Keep at least ``count`` children started, starting the missing ones now on the
+        pool's starter thread (this does not block). A task can take each one as soon as
+        it is up, before the others are."""
+        with self._changed:
+            self._target = max(self._target, count)
+            self._wake_starter()
+
+    def _deficit(self) -> int:
+        """(Under the lock.) How many children to start to have the target warm: busy
+        ones on their last task do not count, those being started do."""
+        usable = len(self._idle) + len(self._busy) - len(self._retiring) + self._starting
+        return self._target - usable
+
+    def _wake_starter(self) -> None:
+        """(Under the lock.) Start the starter thread, or wake it, if children are due."""
+        if self._closed or self._deficit() <= 0:
+            return
+        if self._starter is None:
+            self._starter = threading.Thread(
+                target=self._keep_starting, name=f"{self._name}-starter", daemon=True
+            )
+            self._starter.start()
+        else:
+            self._changed.notify_all()
+
+    def _keep_starting(self) -> None:
+        """The starter thread: start children while some are due, until shutdown."""
+        while True:
+            with self._changed:
+                while not self._closed and self._deficit() <= 0:
+                    self._changed.wait()
+                if self._closed:
+                    return
+                self._starting += 1
+                self._spares += 1
+                number = next(self._numbers)
+            child: ChildProcess | None = None
+            try:
+                child = ChildProcess(f"{self._name}-{number}")
+            except Exception as exc:
+                # No retry loop on a child that cannot start: the next task that needs
+                # one starts its own and gets the error (an unguarded main, a full disk).
+                _log.warning("process.start_failed", error=repr(exc))
+            with self._changed:
                 self._starting -= 1
-        with self._lock:
-            self._started += 1
-            if not self._closed:
-                self._idle.append(child)
-                return True
-        child.close()
-        return False
+                self._spares -= 1
+                if child is None:
+                    self._target = len(self._idle) + len(self._busy) - len(self._retiring)
+                elif not self._closed:
+                    self._started += 1
+                    self._idle.append(child)
+                    child = None
+                self._changed.notify_all()
+            if child is not None:  # shut down while it started
+                child.close()
 
     def shutdown(self) -> None:
-        """Stop every child (busy ones too: call it once no task runs). Idempotent."""
-        with self._lock:
+        """Stop every child (busy ones too: call it once no task runs), after the starter
+        thread has finished the start it is in. Idempotent."""
+        with self._changed:
             self._closed = True
             children = [*self._idle, *self._busy]
             self._idle.clear()
             self._busy.clear()
+            self._retiring.clear()
+            starter = self._starter
+            self._changed.notify_all()
+        if starter is not None and starter is not threading.current_thread():
+            starter.join()
         for child in children:
             child.close()
 

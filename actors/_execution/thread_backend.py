@@ -91,9 +91,19 @@ class ThreadAttempt:
             count = self._interrupts
             if not raise_in_thread(ident, TaskInterrupted):
                 return
-        _log.warning(
-            "task.interrupted", task_id=self.spec.task_id, attempt=count, reason=reason.value
-        )
+        # Repeated every INTERRUPT_REPEAT_SECONDS while a blocking call holds the thread:
+        # the escalation is logged once, then only its count, at each power of ten.
+        if count == 1:
+            _log.warning(
+                "task.interrupted", task_id=self.spec.task_id, interrupts=1, reason=reason.value
+            )
+        elif _is_power_of_ten(count):
+            _log.warning(
+                "task.still_interrupted",
+                task_id=self.spec.task_id,
+                interrupts=count,
+                reason=reason.value,
+            )
 
     def kill(self, reason: StopReason) -> None:
         self.interrupt(reason)  # a thread cannot be killed: interrupt it again
@@ -137,3 +147,13 @@ class ThreadAttempt:
             ident, self._thread = self._thread, None
             if ident is not None and self._interrupts:
                 clear_interrupt(ident)
+        if ident is not None and self._interrupts > 1:
+            _log.info(
+                "task.left_after_interrupts", task_id=self.spec.task_id, interrupts=self._interrupts
+            )
+
+
+def _is_power_of_ten(count: int) -> bool:
+    while count % 10 == 0:
+        count //= 10
+    return count == 1
