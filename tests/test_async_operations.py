@@ -348,6 +348,59 @@ def test_the_watchdog_reports_each_stall_once() -> None:
         loop.close()
 
 
+def test_tasks_an_operation_leaves_running_are_cancelled_when_it_ends(
+    make_manager: MakeManager, captured_lifecycle: LifecycleCapture
+) -> None:
+    """A fire-and-forget asyncio.create_task inside an operation does not outlive its
+    task: when the operation returns, the child is cancelled (its finally runs) and
+    task.children_cancelled is logged; a child it awaited is left alone."""
+    child_finally = threading.Event()
+
+    async def forever() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            child_finally.set()
+
+    async def quick_child() -> str:
+        await asyncio.sleep(0)
+        return "awaited"
+
+    async def spawns(params: Mapping[str, Any], task: AsyncTaskContext) -> str:
+        asyncio.create_task(forever())  # noqa: RUF006 (left running on purpose)
+        return await asyncio.create_task(quick_child())
+
+    manager = make_manager(num_workers=1)
+    task_id = manager.create_task(spawns)
+    assert manager.wait(task_id, timeout=DEADLINE)["result"] == "awaited"
+    assert child_finally.wait(DEADLINE)
+    cancelled = captured_lifecycle.wait_for("task.children_cancelled", task_id=task_id)
+    assert cancelled["count"] == 1
+
+
+def test_a_child_task_blocking_the_loop_is_named_by_its_operations_task_id(
+    make_manager: MakeManager, captured_lifecycle: LifecycleCapture
+) -> None:
+    """The watchdog names the task whose operation started the asyncio task that
+    blocks the loop."""
+
+    def block() -> None:
+        time.sleep(0.5)  # synchronous, in a child task: the misuse
+
+    async def child() -> None:
+        block()
+
+    async def parent(params: Mapping[str, Any], task: AsyncTaskContext) -> str:
+        await asyncio.gather(child())
+        return "done"
+
+    manager = make_manager(num_workers=1)
+    task_id = manager.create_task(parent)
+    assert manager.wait(task_id, timeout=DEADLINE)["status"] == "completed"
+    blocked = captured_lifecycle.wait_for("task.loop_blocked", task_id=task_id)
+    assert blocked["asyncio_task"] != f"task-{task_id}"  # the child, not the attempt
+
+
 # -- slots -------------------------------------------------------------------------------------
 
 

@@ -16,6 +16,11 @@ hand-over is its start (the loop takes it at once), so the supervisor records
   cleanup) and counts it: the loop runs on for every other coroutine, the attempt
   keeps its slot until the coroutine returns. So ``kill_ends_attempt`` is False.
 
+The asyncio tasks an operation starts (``asyncio.create_task``, ``gather``...) belong to
+its attempt (the loop's task factory reads the attempt from the context they copy): those
+still running when the attempt ends are cancelled (``task.children_cancelled``), so no
+work of a task outlives it.
+
 A coroutine that blocks the loop with synchronous work (``time.sleep``, a CPU-bound
 loop) holds up every other coroutine: that is a misuse, and it is detected. A heartbeat
 on the loop is read by a watchdog thread; lag above ``lag_threshold`` seconds logs
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import threading
 import time
@@ -53,6 +59,12 @@ DEFAULT_LAG_THRESHOLD = 0.1
 """Seconds of event-loop lag past which the watchdog reports the loop blocked."""
 
 _LOOP_STOP_GRACE = 2.0  # seconds the coroutines still running at shutdown get to end
+
+# The attempt whose operation is running in this context: asyncio tasks the operation
+# creates copy it, so the loop's task factory knows whose they are.
+_ATTEMPT: contextvars.ContextVar[AsyncAttempt | None] = contextvars.ContextVar(
+    "actors_async_attempt", default=None
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +137,7 @@ class AsyncAttempt:
     __slots__ = (
         "_backend",
         "_cancels",
+        "_children",
         "_committed",
         "_ended",
         "_entered",
@@ -155,6 +168,8 @@ class AsyncAttempt:
         )
         self._task: asyncio.Task[None] | None = None
         self._committed: asyncio.Future[None] | None = None  # a durable store's start
+        # asyncio tasks the operation created that have not ended (the loop's own).
+        self._children: set[asyncio.Task[Any]] = set()
         self._entered = False  # the coroutine has begun (a cancel now reaches its body)
         self._ended = False
         self._cancels = 0
@@ -241,6 +256,7 @@ class AsyncAttempt:
 
     async def _call(self) -> Outcome:
         spec = self.spec
+        _ATTEMPT.set(self)  # in this task's own context: the tasks it creates copy it
         try:
             operation = cast(AsyncOperation, spec.operation)  # checked at submission
             awaitable = operation(spec.params, self.context)
@@ -266,8 +282,40 @@ class AsyncAttempt:
         if self._ended:
             return
         self._ended = True
+        self._cancel_children()
         self._backend._ended(self)
         self._events.ended(outcome)
+
+    def adopt(self, child: asyncio.Task[Any]) -> None:
+        """The loop's task factory: the operation created ``child``."""
+        if self._ended:
+            return
+        self._children.add(child)
+        self._backend._adopted(child, self)
+        child.add_done_callback(self._child_done)
+
+    def _child_done(self, child: asyncio.Task[Any]) -> None:
+        self._children.discard(child)
+        self._backend._orphaned(child)
+
+    def _cancel_children(self) -> None:
+        """The attempt is over: the tasks its operation started and left running (a
+        fire-and-forget ``asyncio.create_task``) are cancelled, so no work of a task
+        outlives it, as no process of a child outlives its task."""
+        left = [child for child in self._children if not child.done()]
+        if not left:
+            return
+        for child in left:
+            child.cancel("the task that started it has ended")
+        _log.warning(
+            "task.children_cancelled",
+            task_id=self.spec.task_id,
+            count=len(left),
+            detail=(
+                "the operation returned (or was stopped) leaving asyncio tasks it started "
+                "running: they were cancelled; await them before returning"
+            ),
+        )
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         # _run reports its end itself; this is for a task that never ran its body (the
@@ -395,6 +443,7 @@ class AsyncBackend:
         # Hand-overs queued for the loop: one wake-up of the loop per batch of starts.
         self._handovers: list[AsyncAttempt] = []
         self._attempts: dict[asyncio.Task[Any], AsyncAttempt] = {}  # the loop's own
+        self._children: dict[asyncio.Task[Any], AsyncAttempt] = {}  # tasks ops started
         self._started_total = 0
         self._blocked_total = 0
         self._lagged_total = 0
@@ -463,6 +512,7 @@ class AsyncBackend:
         if self._loop is not None:
             return self._loop
         loop = asyncio.new_event_loop()
+        loop.set_task_factory(_task_factory)
         watchdog = LoopWatchdog(
             loop,
             threshold=self._lag_threshold,
@@ -520,8 +570,17 @@ class AsyncBackend:
         if attempt._task is not None:
             self._attempts.pop(attempt._task, None)
 
+    def _adopted(self, child: asyncio.Task[Any], attempt: AsyncAttempt) -> None:
+        self._children[child] = attempt
+
+    def _orphaned(self, child: asyncio.Task[Any]) -> None:
+        self._children.pop(child, None)
+
     def _task_id_of(self, task: asyncio.Task[Any] | None) -> str | None:
-        attempt = None if task is None else self._attempts.get(task)
+        """The task id of the attempt running ``task``: its own, or one it started."""
+        if task is None:
+            return None
+        attempt = self._attempts.get(task) or self._children.get(task)
         return None if attempt is None else attempt.spec.task_id
 
     def _blocked(self, lag: float) -> None:
@@ -533,6 +592,18 @@ class AsyncBackend:
 
     def _cancellation_ignored(self) -> None:
         self._ignored_total += 1
+
+
+def _task_factory(loop: asyncio.AbstractEventLoop, coro: Any, **options: Any) -> asyncio.Task[Any]:
+    """The loop's task factory: a plain task, adopted by the attempt whose operation
+    created it (its context says which), so the attempt can cancel it when it ends and
+    the watchdog can name the task id of a child that blocks the loop."""
+    task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, **options)
+    context = options.get("context")
+    attempt = _ATTEMPT.get() if context is None else context.get(_ATTEMPT)
+    if attempt is not None:
+        attempt.adopt(task)
+    return task
 
 
 class _Unstarted:
