@@ -191,7 +191,8 @@ class AsyncAttempt:
 
     def begin(self) -> None:
         """On the loop: the attempt's task."""
-        task = self._loop.create_task(self._run(), name=f"task-{self.spec.task_id}")
+        # Made directly, not through the loop's task factory: it is nobody's child.
+        task = asyncio.Task(self._run(), loop=self._loop, name=f"task-{self.spec.task_id}")
         self._task = task
         self._backend._began(task, self)
         task.add_done_callback(self._task_done)
