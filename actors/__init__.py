@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from actors._errors import UnknownOperationError as UnknownOperationError
     from actors._errors import UnknownTaskError as UnknownTaskError
     from actors._errors import UnstorableValueError as UnstorableValueError
+    from actors._execution.api import AsyncOperation as AsyncOperation
+    from actors._execution.api import AsyncTaskContext as AsyncTaskContext
     from actors._execution.api import Operation as Operation
     from actors._execution.api import TaskContext as TaskContext
     from actors._execution.faults import FaultPlan as FaultPlan
@@ -117,6 +119,8 @@ _EXPORTS: Final[dict[str, str]] = {
     "UnknownOperationError": "actors._errors",
     "UnknownTaskError": "actors._errors",
     "UnstorableValueError": "actors._errors",
+    "AsyncOperation": "actors._execution.api",
+    "AsyncTaskContext": "actors._execution.api",
     "Operation": "actors._execution.api",
     "TaskContext": "actors._execution.api",
     "FaultPlan": "actors._execution.faults",
@@ -153,6 +157,8 @@ __all__ = [  # noqa: RUF022 (grouped by role, sorted within a group)
     # the runtime and what an operation sees
     "Operation",
     "TaskContext",
+    "AsyncOperation",
+    "AsyncTaskContext",
     "TaskRuntime",
     # tasks: states, priorities, isolation, snapshots, events
     "TERMINAL_STATUSES",

@@ -28,10 +28,12 @@ task. Members are strings too, so ``"completed" in TERMINAL_STATUSES`` holds."""
 
 
 class Isolation(StrEnum):
-    """Where an operation runs: a thread of the host, or a child process."""
+    """Where an operation runs: a thread of the host, a child process, or (a coroutine
+    function) the runtime's event loop."""
 
     THREAD = "thread"
     PROCESS = "process"
+    ASYNC = "async"
 
 
 class TaskPriority(IntEnum):

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from actors._errors import UnknownOperationError
-from actors._execution.api import Operation
+from actors._execution.api import AnyOperation
 
 __all__ = ["NamedOperation", "OperationEntry", "OperationRegistry", "check_operation_name"]
 
@@ -23,7 +23,7 @@ _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,199}")
 @dataclass(frozen=True, slots=True)
 class OperationEntry:
     name: str
-    function: Operation
+    function: AnyOperation
     # Safe to run again from the start when the process died while it ran.
     retry_on_interrupt: bool = False
 
@@ -33,7 +33,7 @@ class NamedOperation:
     """A function with its registration options, for ``operations={name: ...}`` (where a
     bare function means the defaults)."""
 
-    function: Operation
+    function: AnyOperation
     retry_on_interrupt: bool = False
 
 
@@ -56,7 +56,7 @@ class OperationRegistry:
         self._entries: dict[str, OperationEntry] = {}
         self._lock = threading.Lock()
 
-    def register(self, name: str, function: Operation, *, retry_on_interrupt: bool) -> bool:
+    def register(self, name: str, function: AnyOperation, *, retry_on_interrupt: bool) -> bool:
         """Register; True if the name is new, False if it was already registered alike."""
         name = check_operation_name(name)
         if not callable(function):

@@ -198,7 +198,7 @@ class TaskOptions:
     )
     isolation: Isolation | None = option(
         "isolation",
-        "thread or process (default: the manager's)",
+        "thread, process or async (default: async for a coroutine function, else the manager's)",
         _isolation,
         cli=True,
     )

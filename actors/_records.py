@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors._enums import TaskStatus
-from actors._execution.api import Operation
+from actors._execution.api import AnyOperation
 from actors._options import TaskOptions
 from actors._outcome import Outcome
 
@@ -24,7 +24,7 @@ class TaskSpec:
     """Everything the supervisor needs to run one task; immutable once submitted."""
 
     task_id: str
-    operation: Operation
+    operation: AnyOperation
     operation_name: str
     params: Mapping[str, Any]
     options: TaskOptions  # resolved: see the module's docstring
@@ -95,7 +95,7 @@ class TaskRecord:
             scheduled_for=spec.not_before,
         )
 
-    def to_spec(self, operation: Operation) -> TaskSpec:
+    def to_spec(self, operation: AnyOperation) -> TaskSpec:
         """The spec that runs this record's task again (recovery after a crash)."""
         return TaskSpec(
             task_id=self.task_id,

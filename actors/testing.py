@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pykka
 
 from actors._clock import ManualClock
+from actors._core.pooled import unlisted_actors
 
 __all__ = [
     "ManualClock",
@@ -30,7 +31,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class ResourceSnapshot:
-    """The threads, pykka actors and child processes alive at one moment."""
+    """The threads, pykka actors (the pooled ones kept out of pykka's registry too) and
+    child processes alive at one moment."""
 
     threads: frozenset[threading.Thread]
     actors: frozenset[str]
@@ -40,7 +42,9 @@ class ResourceSnapshot:
     def take(cls) -> ResourceSnapshot:
         return cls(
             threads=frozenset(t for t in threading.enumerate() if t.is_alive()),
-            actors=frozenset(ref.actor_urn for ref in pykka.ActorRegistry.get_all()),
+            actors=frozenset(
+                ref.actor_urn for ref in [*pykka.ActorRegistry.get_all(), *unlisted_actors()]
+            ),
             children=child_processes(),
         )
 

@@ -1,6 +1,6 @@
 """Result rows, the Markdown table and ``latest.json``.
 
-A scenario (B1..B11) yields one or more :class:`Part` rows: one per variant it measures
+A scenario (B1..B12) yields one or more :class:`Part` rows: one per variant it measures
 (logging on / off, idle / loaded, thread / process mode, each retained-record count).
 A part is ``measured`` (it carries numbers), ``pending`` (its feature has not landed;
 it carries the reason), ``not measured`` (it could not be measured honestly in the
@@ -59,7 +59,7 @@ class Part:
     figures: dict[str, Any] = field(default_factory=dict)
     baseline_figures: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
-    mode: Literal["thread", "process"] | None = None
+    mode: Literal["thread", "process", "async"] | None = None
     reason: str | None = None
 
     def ratio_cell(self) -> str:
@@ -69,7 +69,11 @@ class Part:
 
 
 def pending_part(
-    scenario: str, target: str, needs: str, *, mode: Literal["thread", "process"] | None = None
+    scenario: str,
+    target: str,
+    needs: str,
+    *,
+    mode: Literal["thread", "process", "async"] | None = None,
 ) -> Part:
     """A row for a part the suite cannot measure yet: it needs ``needs``."""
     return Part(

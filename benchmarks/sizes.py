@@ -69,6 +69,14 @@ class Sizes:
     http_clients: int
     http_requests: int
     http_rounds: int
+    # B13 coroutine operations
+    async_sleep_tasks: int
+    async_sleep_seconds: float
+    async_thread_tasks: int
+    async_status_tasks: int
+    async_status_calls: int
+    async_overhead_tasks: int
+    async_overhead_rounds: int
 
 
 FULL = Sizes(
@@ -117,6 +125,13 @@ FULL = Sizes(
     http_clients=32,
     http_requests=5_000,
     http_rounds=3,
+    async_sleep_tasks=10_000,
+    async_sleep_seconds=1.0,
+    async_thread_tasks=40,
+    async_status_tasks=10_000,
+    async_status_calls=2_000,
+    async_overhead_tasks=10_000,
+    async_overhead_rounds=5,
 )
 
 QUICK = Sizes(
@@ -165,4 +180,11 @@ QUICK = Sizes(
     http_clients=8,
     http_requests=200,
     http_rounds=1,
+    async_sleep_tasks=1_000,
+    async_sleep_seconds=0.2,
+    async_thread_tasks=8,
+    async_status_tasks=1_000,
+    async_status_calls=200,
+    async_overhead_tasks=1_000,
+    async_overhead_rounds=1,
 )

@@ -1,5 +1,6 @@
 """The table of scenarios (issue 7's B1..B9, B10: the HTTP service, B11: a cold child
-start, B12: the HTTP service under concurrency) and running a selection of them.
+start, B12: the HTTP service under concurrency, B13: coroutine operations) and running a
+selection of them.
 
 Each scenario runs with lifecycle logging quiet (B1 sets its own logging per variant)
 and inside a leak check: a scenario that leaves a thread or an actor behind is an error,
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from benchmarks import (
+    async_ops,
     cancel,
     child_start,
     durability,
@@ -60,6 +62,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("B10", "the HTTP service's overhead", service.run),
     Scenario("B11", "a cold child start of process isolation", child_start.run),
     Scenario("B12", "the HTTP service under concurrency", http_load.run),
+    Scenario("B13", "coroutine operations on the event loop", async_ops.run),
 )
 
 

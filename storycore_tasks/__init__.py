@@ -9,6 +9,7 @@ from importlib.metadata import version as _distribution_version
 
 from actors import (
     ActorUnresponsiveError,
+    AsyncTaskContext,
     ManualClock,
     NamedOperation,
     OperationUnavailableError,
@@ -30,6 +31,7 @@ from actors import (
     UnknownTaskError,
     UnstorableValueError,
 )
+from storycore_tasks.async_manager import AsyncTaskManager
 from storycore_tasks.envelope import APIResponse, RequestContext, ResponseMetadata
 from storycore_tasks.errors import (
     HTTP_STATUS_BY_CODE,
@@ -51,6 +53,8 @@ __all__ = [
     "APIResponse",
     "APIRouter",
     "ActorUnresponsiveError",
+    "AsyncTaskContext",
+    "AsyncTaskManager",
     "ErrorCodes",
     "ErrorDetails",
     "ManualClock",

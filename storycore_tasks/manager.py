@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, overload
+from typing import Any, Protocol, TypeVar, overload
 
 import pykka
 
@@ -20,9 +20,9 @@ from actors import (
     FaultPlan,
     Isolation,
     NamedOperation,
-    Operation,
     OperationLimits,
     RetryPolicy,
+    RuntimeStats,
     SqliteStore,
     Store,
     TaskEvent,
@@ -34,11 +34,21 @@ from actors import (
     UnknownOptionError,
     UnknownTaskError,
 )
+from actors._execution.api import AnyOperation
+from actors._execution.async_backend import LoopStats
 from actors._options import OptionKind, options_of
 from actors.validation import check_count, check_seconds
 from storycore_tasks.errors import error_from_outcome, iso_utc
 
 __all__ = ["TaskManager", "is_task_id", "open_store", "snapshot_to_status"]
+
+_Op = TypeVar("_Op", bound="AnyOperation")
+
+
+class _Registrar(Protocol):
+    """``register_operation(name)`` used as a decorator: it returns the function."""
+
+    def __call__(self, function: _Op, /) -> _Op: ...
 
 
 class TaskManager:
@@ -49,7 +59,9 @@ class TaskManager:
     ``get_task_status``, ``wait`` or ``cancel_task``.
 
     Args:
-        num_workers: operations that may run at once.
+        num_workers: operations that may run at once in threads and processes.
+        async_concurrency: coroutine operations (``async def op(params, task)``) that
+            may run at once on the manager's event loop, apart from ``num_workers``.
         default_timeout: seconds a task may run when ``create_task`` gives no timeout
             (None: no limit).
         max_task_age: seconds a finished task is kept before the automatic cleanup.
@@ -57,9 +69,10 @@ class TaskManager:
         max_pending: tasks that may wait for a worker; past it ``create_task`` raises
             :class:`actors.QueueFullError` (``SERVICE_UNAVAILABLE``).
         clock: an :class:`actors.Clock`; tests pass a :class:`actors.ManualClock`.
-        isolation: where operations run by default: ``"thread"`` (a thread of this
-            process) or ``"process"`` (a warm child process, which contains crashes and
-            can be killed and limited); ``create_task`` can override it per task.
+        isolation: where plain operations run by default: ``"thread"`` (a thread of
+            this process) or ``"process"`` (a warm child process, which contains crashes
+            and can be killed and limited); ``create_task`` can override it per task. A
+            coroutine function always runs on the event loop (``"async"``).
         stop_grace: seconds a timed-out or cancelled operation gets to notice
             ``is_cancelled()`` and return. Then, in thread isolation, its thread is
             interrupted with :class:`actors.TaskInterrupted` until it has left the
@@ -107,13 +120,14 @@ class TaskManager:
         clock: Clock | None = None,
         *,
         isolation: Isolation | str = Isolation.THREAD,
+        async_concurrency: int = 1000,
         stop_grace: float = 2.0,
         max_tasks_per_child: int | None = 100,
         memory_limit_mb: float | None = None,
         cpu_time_limit: float | None = None,
         ask_timeout: float = 30.0,
         store: str | os.PathLike[str] | Store | None = None,
-        operations: Mapping[str, Operation | NamedOperation] | None = None,
+        operations: Mapping[str, AnyOperation | NamedOperation] | None = None,
         retry: RetryPolicy | None = None,
         max_failures: int | None = None,
         failure_window: float = 60.0,
@@ -125,6 +139,7 @@ class TaskManager:
         self._default_timeout = check_seconds("default_timeout", default_timeout, allow_none=True)
         self._runtime = TaskRuntime(
             concurrency=self._num_workers,
+            async_concurrency=async_concurrency,
             max_pending=max_pending,
             max_task_age=max_task_age,
             cleanup_interval=cleanup_interval,
@@ -165,13 +180,13 @@ class TaskManager:
     def register_operation(
         self,
         name: str,
-        function: Operation,
+        function: _Op,
         *,
         retry_on_interrupt: bool = False,
         max_failures: int | None = None,
         failure_window: float = 60.0,
         cooldown: float | None = None,
-    ) -> Operation: ...
+    ) -> _Op: ...
 
     @overload
     def register_operation(
@@ -183,18 +198,18 @@ class TaskManager:
         max_failures: int | None = None,
         failure_window: float = 60.0,
         cooldown: float | None = None,
-    ) -> Callable[[Operation], Operation]: ...
+    ) -> _Registrar: ...
 
     def register_operation(
         self,
         name: str,
-        function: Operation | None = None,
+        function: AnyOperation | None = None,
         *,
         retry_on_interrupt: bool = False,
         max_failures: int | None = None,
         failure_window: float = 60.0,
         cooldown: float | None = None,
-    ) -> Operation | Callable[[Operation], Operation]:
+    ) -> AnyOperation | _Registrar:
         """Register ``function`` as the operation ``name``; ``create_task(name, ...)`` runs
         it, and a manager that reopens a durable store finds it again by that name.
 
@@ -202,6 +217,9 @@ class TaskManager:
 
             @manager.register_operation("storycore.video.render")
             def render(params, task): ...
+
+        A coroutine function (``async def``) registers the same way and runs on the
+        event loop (``isolation="async"``).
 
         ``retry_on_interrupt=True`` declares the operation safe to run again from the
         start when the process died while it ran: such a task is queued again after a
@@ -217,7 +235,7 @@ class TaskManager:
 
         limits = OperationLimits.from_arguments(max_failures, failure_window, cooldown)
 
-        def register(fn: Operation) -> Operation:
+        def register(fn: _Op) -> _Op:
             self._runtime.register_operation(
                 name, fn, retry_on_interrupt=retry_on_interrupt, limits=limits
             )
@@ -229,7 +247,7 @@ class TaskManager:
 
     def create_task(
         self,
-        operation: Operation | str,
+        operation: AnyOperation | str,
         params: Mapping[str, Any] | None = None,
         user: str | None = None,
         timeout: float | None = None,
@@ -295,7 +313,7 @@ class TaskManager:
 
     def _create(
         self,
-        operation: Operation | str,
+        operation: AnyOperation | str,
         params: Mapping[str, Any] | None = None,
         *,
         timeout: float | None = None,
@@ -404,7 +422,7 @@ class TaskManager:
     def schedule_every(
         self,
         interval: float,
-        operation: Operation | str,
+        operation: AnyOperation | str,
         params: Mapping[str, Any] | None = None,
         *,
         first_in: float | None = None,
@@ -541,12 +559,16 @@ class TaskManager:
         return [snapshot_to_status(s) for s in self._runtime.list(status, limit, user)]
 
     def get_stats(self) -> dict[str, Any]:
-        stats = self._runtime.stats()
+        return self._stats_dict(self._runtime.stats())
+
+    def _stats_dict(self, stats: RuntimeStats) -> dict[str, Any]:
+        """The runtime's statistics as ``get_stats`` answers them."""
         table, supervisor = stats.table, stats.supervisor
         return {
             "total_tasks": table.total_tasks,
             "queue_size": supervisor.pending,
             "num_workers": self._num_workers,
+            "async_concurrency": supervisor.async_capacity,
             "running": supervisor.running,
             "stopping": supervisor.stopping,
             "scheduled": supervisor.scheduled,
@@ -574,6 +596,7 @@ class TaskManager:
             "operations": {name: dict(state) for name, state in stats.operations.items()},
             "restarts": dict(stats.restarts),
             "injected_faults": stats.injected_faults,
+            "async": _loop_stats(stats.loop, supervisor.async_running, supervisor.async_stopping),
             "schedules": {sid: dict(s) for sid, s in supervisor.schedules.items()},
             "store": {
                 "kind": stats.store.kind,
@@ -594,9 +617,28 @@ class TaskManager:
         return self._runtime.faults
 
     @property
+    def default_timeout(self) -> float | None:
+        """Seconds a task may run when ``create_task`` gives no timeout (None: no limit)."""
+        return self._default_timeout
+
+    @property
     def runtime(self) -> TaskRuntime:
         """The actor runtime underneath, for tools that need its clock or raw snapshots."""
         return self._runtime
+
+
+def _loop_stats(loop: LoopStats | None, running: int, stopping: int) -> dict[str, Any]:
+    """The event loop of coroutine operations, as ``get_stats()["async"]`` shows it."""
+    return {
+        "running": running,
+        "stopping": stopping,
+        "loop_running": loop is not None and loop.running,
+        "started_total": 0 if loop is None else loop.started_total,
+        "loop_blocked_total": 0 if loop is None else loop.loop_blocked_total,
+        "max_lag_seconds": 0.0 if loop is None else loop.max_lag_seconds,
+        "loop_lagged_total": 0 if loop is None else loop.loop_lagged_total,
+        "cancellations_ignored_total": 0 if loop is None else loop.cancellations_ignored_total,
+    }
 
 
 def _same(value: Any) -> Any:

@@ -1,7 +1,8 @@
 """The benchmark suite runs (``python -m benchmarks --quick``) and reports every scenario.
 
-It asserts that the suite runs, lists B1..B12, measures every one of them (B2/B4/B5/B9/B11
-in thread and process mode, B8 with the SQLite store, B12 with its load generator), and
+It asserts that the suite runs, lists B1..B13, measures every one of them (B2/B4/B5/B9/B11
+in thread and process mode, B8 with the SQLite store, B12 with its load generator, B13
+with coroutine operations), and
 prints its table; without ``--peers`` it has no peer rows (tests/test_benchmarks_peers.py
 runs those). It asserts
 no speed: the figures depend on the machine, and the targets are tracked in
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIO_IDS = [f"B{n}" for n in range(1, 13)]
+SCENARIO_IDS = [f"B{n}" for n in range(1, 14)]
 MEASURED = set(SCENARIO_IDS)  # every feature a scenario needs has landed
 PROCESS_PARTS = {"B2", "B4", "B5", "B9", "B11"}  # scenarios with a measured process-mode part
 
@@ -77,7 +78,7 @@ def test_quick_run_exits_cleanly(quick_run: tuple[subprocess.CompletedProcess[st
 
 
 def test_every_scenario_is_listed_with_a_status(report: dict[str, Any]) -> None:
-    """latest.json lists B1..B12 in order, each measured or pending, none in error."""
+    """latest.json lists B1..B13 in order, each measured or pending, none in error."""
     assert [s["id"] for s in report["scenarios"]] == SCENARIO_IDS
     statuses = {s["id"]: s["status"] for s in report["scenarios"]}
     assert set(statuses.values()) <= {"measured", "pending"}, statuses

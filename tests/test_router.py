@@ -581,6 +581,8 @@ def test_stats_reports_counts_of_the_tasks_run(make_manager: MakeManager) -> Non
         "store",
         "restarts",
         "injected_faults",
+        "async_concurrency",
+        "async",
     } == set(data)
     assert data["total_tasks"] == 3
     assert data["queue_size"] == 0

@@ -17,12 +17,32 @@ import pykka
 
 from actors._core.messages import Interrupt, Kill
 from actors._core.timers import TimerHandle
+from actors._enums import Isolation
 from actors._execution.backend import ExecutionBackend
 from actors._execution.start_gate import StartGate
 from actors._outcome import StopReason
 from actors._records import TaskSpec
 
-__all__ = ["INTERRUPT_REPEAT_SECONDS", "ActiveAttempt", "ActiveAttempts", "next_forced_step"]
+__all__ = [
+    "ASYNC_SLOTS",
+    "INTERRUPT_REPEAT_SECONDS",
+    "WORKER_SLOTS",
+    "ActiveAttempt",
+    "ActiveAttempts",
+    "next_forced_step",
+    "slot_pool",
+]
+
+WORKER_SLOTS = "workers"
+"""The slot pool of thread and process attempts (``num_workers`` / ``concurrency``)."""
+ASYNC_SLOTS = "async"
+"""The slot pool of coroutine attempts on the event loop (``async_concurrency``)."""
+
+
+def slot_pool(isolation: Isolation | None) -> str:
+    """Whose slots an attempt of this isolation holds: coroutines have their own."""
+    return ASYNC_SLOTS if isolation is Isolation.ASYNC else WORKER_SLOTS
+
 
 INTERRUPT_REPEAT_SECONDS = 0.1
 """How often a back-end that cannot kill (threads) is interrupted again while stopping."""
@@ -66,13 +86,23 @@ def next_forced_step(
 
 
 class ActiveAttempts:
-    """Every attempt holding a slot, by task id, and how many of them are stopping."""
+    """Every attempt holding a slot, by task id, and how many of them are stopping, in
+    all and per slot pool (:func:`slot_pool` of its isolation)."""
 
-    __slots__ = ("_by_id", "_stopping")
+    __slots__ = ("_by_id", "_held", "_stopping", "_stopping_in")
 
     def __init__(self) -> None:
         self._by_id: dict[str, ActiveAttempt] = {}
         self._stopping = 0
+        self._held: dict[str, int] = {}  # slots held per pool, stopping ones included
+        self._stopping_in: dict[str, int] = {}
+
+    def held(self, pool: str) -> int:
+        """Slots of ``pool`` held, by running and stopping attempts."""
+        return self._held.get(pool, 0)
+
+    def stopping_in(self, pool: str) -> int:
+        return self._stopping_in.get(pool, 0)
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -96,6 +126,8 @@ class ActiveAttempts:
         if task_id in self._by_id:
             raise ValueError(f"task {task_id} already has an attempt holding a slot")
         self._by_id[task_id] = attempt
+        pool = slot_pool(attempt.spec.options.isolation)
+        self._held[pool] = self._held.get(pool, 0) + 1
 
     def get(self, task_id: str) -> ActiveAttempt | None:
         return self._by_id.get(task_id)
@@ -104,11 +136,18 @@ class ActiveAttempts:
         """The attempt is asked to stop: it keeps its slot until it has ended."""
         if attempt.stopping is None:
             self._stopping += 1
+            pool = slot_pool(attempt.spec.options.isolation)
+            self._stopping_in[pool] = self._stopping_in.get(pool, 0) + 1
         attempt.stopping = reason
 
     def end(self, task_id: str) -> ActiveAttempt | None:
         """The attempt has really ended: its slot is free."""
         attempt = self._by_id.pop(task_id, None)
-        if attempt is not None and attempt.stopping is not None:
+        if attempt is None:
+            return None
+        pool = slot_pool(attempt.spec.options.isolation)
+        self._held[pool] -= 1
+        if attempt.stopping is not None:
             self._stopping -= 1
+            self._stopping_in[pool] -= 1
         return attempt

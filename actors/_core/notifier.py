@@ -203,10 +203,7 @@ class Subscriptions:
         task_id: str | None,
         events: Iterable[str] | None,
     ) -> str:
-        kinds = event_kinds(events)
-        if task_id is not None and not isinstance(task_id, str):
-            raise TypeError(f"task_id must be a str or None, got {type(task_id).__name__}")
-        subscription_id = f"sub-{next(self._ids)}"
+        subscription_id, kinds = self._checked(task_id, events)
         owned = not isinstance(target, pykka.ActorRef)
         if owned:
             if not callable(target):
@@ -229,6 +226,39 @@ class Subscriptions:
             self.unsubscribe(subscription_id)  # raced a shutdown: leave no actor behind
             raise
         return subscription_id
+
+    def _checked(
+        self, task_id: str | None, events: Iterable[str] | None
+    ) -> tuple[str, frozenset[str] | None]:
+        kinds = event_kinds(events)
+        if task_id is not None and not isinstance(task_id, str):
+            raise TypeError(f"task_id must be a str or None, got {type(task_id).__name__}")
+        return f"sub-{next(self._ids)}", kinds
+
+    def relayed(
+        self, ref: pykka.ActorRef[Any], *, task_id: str | None, events: Iterable[str] | None
+    ) -> tuple[Subscription, object]:
+        """For a caller that cannot block (an event loop): a subscription delivering to
+        ``ref`` (an actor of the caller's), and the message that adds it, which the caller
+        asks the notifier itself (see :attr:`notifier`)."""
+        subscription_id, kinds = self._checked(task_id, events)
+        subscription = Subscription(subscription_id, ref, task_id, kinds, owned=False)
+        return subscription, _Add(subscription)
+
+    @staticmethod
+    def flushing() -> object:
+        """The message :meth:`flush` asks the notifier (answered once it has told its
+        subscribers every event it had)."""
+        return _Flush()
+
+    @staticmethod
+    def removal(subscription_id: str) -> object:
+        """The message that ends a subscription (its answer: the removed one, or None)."""
+        return _Remove(subscription_id)
+
+    @property
+    def notifier(self) -> pykka.ActorRef[Any]:
+        return self._notifier
 
     def unsubscribe(self, subscription_id: str) -> bool:
         try:

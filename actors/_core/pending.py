@@ -14,12 +14,17 @@ A task that has not started waits in exactly one of five places:
 The supervisor owns the queue and is its only user; the queue knows nothing of actors or
 timers (a delayed entry's handle is opaque to it), so it is tested directly. Invariant:
 a task id is in at most one place, and :meth:`remove` (the one cancel) finds it in any.
+
+Ready tasks wait in *lanes*, one priority heap each, chosen by the ``lane_of`` function
+the owner gives (the supervisor's lanes are its slot pools: the threads and processes,
+and the event loop), so a full pool never holds up a task of another: each lane is
+popped on its own, by priority then FIFO. Without ``lane_of`` there is one lane.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
@@ -64,10 +69,12 @@ _COMPACT_SLACK = 1024
 class PendingQueue(Generic[H]):
     """The pending tasks of one supervisor, in the five places they can wait."""
 
-    def __init__(self) -> None:
-        # (-priority, seq, task_id): highest priority first, FIFO within one. A removed
-        # ready task leaves its entry behind; it is skipped when popped (O(log n) cancel).
-        self._heap: list[tuple[int, int, str]] = []
+    def __init__(self, lane_of: Callable[[TaskSpec], Hashable] | None = None) -> None:
+        # Per lane, (-priority, seq, task_id): highest priority first, FIFO within one.
+        # A removed ready task leaves its entry behind; it is skipped when popped
+        # (O(log n) cancel).
+        self._lane_of = lane_of
+        self._heaps: dict[Hashable, list[tuple[int, int, str]]] = {None: []}
         self._ready: dict[str, TaskSpec] = {}
         self._delayed: dict[str, tuple[TaskSpec, H]] = {}
         self._held: dict[str, dict[str, TaskSpec]] = {}  # operation -> id -> spec, in order
@@ -125,12 +132,18 @@ class PendingQueue(Generic[H]):
     def push_ready(self, spec: TaskSpec) -> None:
         self._check_absent(spec.task_id)
         self._ready[spec.task_id] = spec
-        heapq.heappush(self._heap, (-spec.options.priority, spec.seq, spec.task_id))
+        lane = None if self._lane_of is None else self._lane_of(spec)
+        heap = self._heaps.get(lane)
+        if heap is None:
+            heap = self._heaps[lane] = []
+        heapq.heappush(heap, (-spec.options.priority, spec.seq, spec.task_id))
 
-    def pop_ready(self) -> TaskSpec | None:
-        """The ready task to start next, taken out; None when none is ready."""
-        while self._heap:
-            _, _, task_id = heapq.heappop(self._heap)
+    def pop_ready(self, lane: Hashable = None) -> TaskSpec | None:
+        """The ready task of ``lane`` to start next, taken out; None when none is ready
+        there (without ``lane_of`` every task is in the lane None)."""
+        heap = self._heaps.get(lane)
+        while heap:
+            _, _, task_id = heapq.heappop(heap)
             spec = self._ready.pop(task_id, None)
             if spec is not None:
                 return spec
@@ -224,11 +237,12 @@ class PendingQueue(Generic[H]):
     # -- taking everything out (shutdown) --------------------------------------------------
 
     def take_all_ready(self) -> list[TaskSpec]:
-        """Every ready task, in the order they would have started."""
-        taken = []
-        while (spec := self.pop_ready()) is not None:
-            taken.append(spec)
-        self._heap.clear()
+        """Every ready task, in the order they would have started (one lane after the
+        other, merged by priority, then FIFO)."""
+        entries = sorted(entry for heap in self._heaps.values() for entry in heap)
+        taken = [spec for *_, task_id in entries if (spec := self._ready.pop(task_id, None))]
+        for heap in self._heaps.values():
+            heap.clear()
         return taken
 
     def take_all_delayed(self) -> list[tuple[TaskSpec, H]]:
@@ -264,7 +278,14 @@ class PendingQueue(Generic[H]):
         if place is not None:
             raise ValueError(f"task {task_id} is already pending ({place})")
 
+    @property
+    def _heap(self) -> list[tuple[int, int, str]]:
+        """Every lane's heap entries, stale ones included (for tests of compaction)."""
+        return [entry for heap in self._heaps.values() for entry in heap]
+
     def _compact(self) -> None:
-        if len(self._heap) > 2 * len(self._ready) + _COMPACT_SLACK:
-            self._heap = [entry for entry in self._heap if entry[2] in self._ready]
-            heapq.heapify(self._heap)
+        if sum(map(len, self._heaps.values())) > 2 * len(self._ready) + _COMPACT_SLACK:
+            for lane, heap in self._heaps.items():
+                kept = [entry for entry in heap if entry[2] in self._ready]
+                heapq.heapify(kept)
+                self._heaps[lane] = kept

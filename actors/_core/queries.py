@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import pykka
 
-from actors._core.board import ASK_REGISTRY, TaskBoard
+from actors._core.board import ASK_REGISTRY, Held, TaskBoard
 from actors._core.messages import (
     GetGroup,
     GetSnapshot,
@@ -92,9 +92,29 @@ class RegistryQueries:
     def wait(self, task_id: str, timeout: float | None = None) -> TaskSnapshot:
         """Block until the task is terminal (see ``TaskRuntime.wait``)."""
         timeout = check_seconds("timeout", timeout, allow_none=True, allow_zero=True)
-        ended = self._board.ended(task_id)
+        ended = self.ended_on_board(task_id)
         if ended is not None:
             return ended  # (and, with a durable store, committed): no round trip
+        waiter: TerminalWaiter | None = self.query(Watch(task_id), self.watched_locally(task_id))
+        if waiter is None:
+            raise UnknownTaskError(task_id)
+        if not waiter.wait(timeout):
+            self.unwatch(task_id, waiter, timeout)
+        return self.waited(task_id, waiter)
+
+    def on_board(self, task_id: str) -> TaskSnapshot | Held | None:
+        """The task as the board shows it (None: unknown), or ``ASK_REGISTRY`` when only
+        the registry can say (messages sent to it before are still queued, the task's
+        latest change awaits a commit, a rebuild)."""
+        return self._board.read(task_id)
+
+    def ended_on_board(self, task_id: str) -> TaskSnapshot | None:
+        """The task's snapshot when the board shows it ended (whatever is queued for the
+        registry: an end is final), else None."""
+        return self._board.ended(task_id)
+
+    def watched_locally(self, task_id: str) -> Callable[[], TerminalWaiter | None]:
+        """How a ``Watch`` is answered once the registry has stopped: from the table."""
 
         def local() -> TerminalWaiter | None:
             record = self._table.get(task_id)
@@ -104,13 +124,17 @@ class RegistryQueries:
             waiter.set(record.snapshot())
             return waiter
 
-        waiter: TerminalWaiter | None = self.query(Watch(task_id), local)
-        if waiter is None:
-            raise UnknownTaskError(task_id)
-        if not waiter.wait(timeout):
-            with contextlib.suppress(pykka.ActorDeadError):
-                self._registry.tell(Unwatch(task_id, waiter))
-            raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
+        return local
+
+    def unwatch(self, task_id: str, waiter: TerminalWaiter, timeout: float | None) -> NoReturn:
+        """A wait that timed out: the registry forgets the waiter; TimeoutError."""
+        with contextlib.suppress(pykka.ActorDeadError):
+            self._registry.tell(Unwatch(task_id, waiter))
+        raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
+
+    def waited(self, task_id: str, waiter: TerminalWaiter) -> TaskSnapshot:
+        """The terminal snapshot a set waiter carries, or the error that explains why it
+        has none."""
         if waiter.error is not None:
             raise waiter.error  # its end could not be committed
         snapshot = waiter.snapshot

@@ -29,6 +29,7 @@ from typing import Any
 import pykka
 
 from actors._clock import Clock
+from actors._core.pooled import stop_all_actors
 from actors._errors import QueryFailedError
 from actors.logs import library_logger
 
@@ -191,7 +192,7 @@ class RestartingActor(pykka.ThreadingActor):
                 except BaseException:
                     # As pykka: an interpreter exit or KeyboardInterrupt stops every actor.
                     self._stop()
-                    pykka.ActorRegistry.stop_all()
+                    stop_all_actors()
                     return
                 if envelope.reply_to is not None:
                     envelope.reply_to.set(response)

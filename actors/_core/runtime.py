@@ -62,7 +62,8 @@ from actors._errors import (
     QueueFullError,
     RuntimeClosedError,
 )
-from actors._execution.api import Operation
+from actors._execution.api import AnyOperation
+from actors._execution.async_backend import AsyncBackend, LoopStats
 from actors._execution.backend import ExecutionBackend
 from actors._execution.faults import FaultPlan
 from actors._execution.main_guard import leave_if_importing_main
@@ -102,13 +103,18 @@ class RuntimeStats:
     # Restarts of the runtime's own parts (registry, timers), and whether it gave up.
     restarts: Mapping[str, Any] = field(default_factory=dict)
     injected_faults: int = 0  # operation runs a test's fault plan changed
+    # The event loop of coroutine operations (None: a runtime built without it).
+    loop: LoopStats | None = None
 
 
 class TaskRuntime:
     """Supervised execution of operations, one worker actor per task.
 
     Args:
-        concurrency: operations that may run at once (threads in the operation pool).
+        concurrency: operations that may run at once in threads and processes (threads
+            in the operation pool).
+        async_concurrency: coroutine operations (``async def``) that may run at once on
+            the event loop: slots of their own, apart from ``concurrency``.
         max_pending: tasks that may wait for a slot; past it ``submit`` raises
             :class:`QueueFullError`.
         max_task_age: seconds a terminal task is retained by the automatic cleanup.
@@ -142,6 +148,7 @@ class TaskRuntime:
         self,
         *,
         concurrency: int = 4,
+        async_concurrency: int = 1000,
         max_pending: int = 100_000,
         max_task_age: float = 3600.0,
         cleanup_interval: float = 300.0,
@@ -153,7 +160,7 @@ class TaskRuntime:
         memory_limit_mb: float | None = None,
         cpu_time_limit: float | None = None,
         store: Store | None = None,
-        operations: Mapping[str, Operation | NamedOperation] | None = None,
+        operations: Mapping[str, AnyOperation | NamedOperation] | None = None,
         retry: RetryPolicy | None = None,
         max_failures: int | None = None,
         failure_window: float = 60.0,
@@ -165,6 +172,7 @@ class TaskRuntime:
         leave_if_importing_main()  # in a spawned child importing an unguarded main module
         settings = RuntimeSettings.checked(
             concurrency=concurrency,
+            async_concurrency=async_concurrency,
             max_pending=max_pending,
             max_task_age=max_task_age,
             cleanup_interval=cleanup_interval,
@@ -184,6 +192,7 @@ class TaskRuntime:
             restart_window=restart_window,
         )
         self._concurrency = settings.concurrency
+        self._async_concurrency = settings.async_concurrency
         self._max_pending = settings.max_pending
         self._ask_timeout = settings.ask_timeout
         self._isolation = settings.isolation
@@ -255,12 +264,18 @@ class TaskRuntime:
             max_tasks_per_child=settings.max_tasks_per_child,
             name=f"{prefix}-child",
         )
+        # Coroutine operations: an event loop of its own, started by its first task.
+        self._loop = AsyncBackend(
+            self._registry, name=f"{prefix}-async", start_timeout=self._ask_timeout
+        )
         self._backends: dict[Isolation, ExecutionBackend] = {
             Isolation.THREAD: ThreadBackend(self._op_pool, self._registry),
             Isolation.PROCESS: self._processes,
+            Isolation.ASYNC: self._loop,
         }
         self._supervisor = SupervisorActor.start(
             capacity=self._concurrency,
+            async_capacity=self._async_concurrency,
             registry=self._registry,
             timers=self._timers,
             backends=self._backends,
@@ -302,6 +317,15 @@ class TaskRuntime:
         return self._concurrency
 
     @property
+    def async_concurrency(self) -> int:
+        return self._async_concurrency
+
+    @property
+    def async_backend(self) -> AsyncBackend:
+        """The event loop's back-end (its statistics, its watchdog)."""
+        return self._loop
+
+    @property
     def closed(self) -> bool:
         return self._closed
 
@@ -319,7 +343,7 @@ class TaskRuntime:
     def register_operation(
         self,
         name: str,
-        function: Operation,
+        function: AnyOperation,
         *,
         retry_on_interrupt: bool = False,
         limits: OperationLimits | None = None,
@@ -375,7 +399,7 @@ class TaskRuntime:
 
     def submit(
         self,
-        operation: Operation | str,
+        operation: AnyOperation | str,
         params: Mapping[str, Any] | None = None,
         *,
         operation_name: str | None = None,
@@ -401,26 +425,10 @@ class TaskRuntime:
         ``task.dependency_results``); if one fails or is cancelled, this task is
         cancelled with a :class:`DependencyFailed` fact.
         """
-        fields = self._specs.fields(operation, params, operation_name=operation_name, **options)
-        if self._breakers.enabled:
-            operation_name = fields["operation_name"]
-            retry_after = self._breakers.refusal(operation_name, self._clock.monotonic())
-            if retry_after is not None:
-                raise OperationUnavailableError(operation_name, retry_after)
-        dependencies = fields["options"].depends_on
-        task_id = new_id()
+        fields = self._submission_fields(operation, params, operation_name, options)
         with self._submit_lock:
-            if self._refusing:
-                raise self._closed_error("it accepts no new task; create a new one")
-            if not self._admission.try_enter():
-                raise QueueFullError(self._max_pending)
-            spec = TaskSpec(
-                task_id=task_id, seq=next(self._seq), created_at=self._clock.time(), **fields
-            )
-            # Registry first: once this returns, a status query (queued behind it) finds
-            # the task. Both under the lock, so both actors see submissions in one order.
-            ticket = CommitTicket(task_id) if self._durable else None
-            if dependencies:
+            spec, ticket = self._admit(fields)
+            if spec.options.depends_on:
                 # The registry resolves the dependencies and forwards the task to the
                 # supervisor itself, so its answer and the task's release keep one order.
                 try:
@@ -428,28 +436,72 @@ class TaskRuntime:
                         self._registry, RegisterDependent(spec, ticket), "registry"
                     )
                 except ActorRestartedError:
-                    # The registry failed on this very task and ended it (INTERRUPTED,
-                    # cause registry_restarted) without queueing it: its place in the
-                    # queue is free again, and its id tells the caller what happened.
-                    self._admission.leave()
-                    verdict, unknown = "failed", []
-                if verdict == "unknown":
-                    self._admission.leave()
-                    raise ValueError(
-                        f"depends_on names unknown task ids {unknown}: a task can depend "
-                        "only on tasks that exist and, for a task with a user, that the "
-                        "same user created (create those first; finished ones are "
-                        "removed max_task_age seconds after they end)"
-                    )
+                    verdict, unknown = self._restarted_verdict()
+                self._check_verdict(verdict, unknown)
             else:
-                self._registry.tell(Register(spec, ticket))
-                self._supervisor.tell(Submit(spec))
+                self._register_and_submit(spec, ticket)
         if ticket is not None:
             # Outside the lock, so concurrent submitters share one commit.
-            self._await_commit(ticket, task_id)
-        return task_id
+            self._await_commit(ticket, spec.task_id)
+        return spec.task_id
 
-    def check_task(self, operation: Operation | str, params: Any = None, **options: Any) -> None:
+    # -- the steps of a submission (shared with the awaitable facade) -----------------------
+
+    def _submission_fields(
+        self,
+        operation: AnyOperation | str,
+        params: Mapping[str, Any] | None,
+        operation_name: str | None,
+        options: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """A submission's arguments checked (the operation's circuit breaker included)."""
+        fields = self._specs.fields(operation, params, operation_name=operation_name, **options)
+        if self._breakers.enabled:
+            name = fields["operation_name"]
+            retry_after = self._breakers.refusal(name, self._clock.monotonic())
+            if retry_after is not None:
+                raise OperationUnavailableError(name, retry_after)
+        return fields
+
+    def _admit(self, fields: Mapping[str, Any]) -> tuple[TaskSpec, CommitTicket | None]:
+        """Under the submission lock: a place in the queue and the new task's spec (and,
+        with a durable store, the ticket its registration is committed on)."""
+        task_id = new_id()
+        if self._refusing:
+            raise self._closed_error("it accepts no new task; create a new one")
+        if not self._admission.try_enter():
+            raise QueueFullError(self._max_pending)
+        spec = TaskSpec(
+            task_id=task_id, seq=next(self._seq), created_at=self._clock.time(), **fields
+        )
+        return spec, CommitTicket(task_id) if self._durable else None
+
+    def _register_and_submit(self, spec: TaskSpec, ticket: CommitTicket | None) -> None:
+        """Under the submission lock. Registry first: once the caller has the id, a status
+        query (queued behind it) finds the task. Both under the lock, so both actors see
+        submissions in one order."""
+        self._registry.tell(Register(spec, ticket))
+        self._supervisor.tell(Submit(spec))
+
+    def _restarted_verdict(self) -> tuple[str, list[str]]:
+        """The registry failed on this very task and ended it (INTERRUPTED, cause
+        registry_restarted) without queueing it: its place in the queue is free again,
+        and its id tells the caller what happened."""
+        self._admission.leave()
+        return "failed", []
+
+    def _check_verdict(self, verdict: str, unknown: Sequence[str]) -> None:
+        """The registry's answer to a task with dependencies: unknown ones are refused."""
+        if verdict == "unknown":
+            self._admission.leave()
+            raise ValueError(
+                f"depends_on names unknown task ids {list(unknown)}: a task can depend "
+                "only on tasks that exist and, for a task with a user, that the "
+                "same user created (create those first; finished ones are "
+                "removed max_task_age seconds after they end)"
+            )
+
+    def check_task(self, operation: AnyOperation | str, params: Any = None, **options: Any) -> None:
         """Raise what :meth:`submit` would raise for these arguments, creating nothing
         (dependencies are checked only by submit: they must exist then)."""
         self._specs.fields(operation, params, **options)
@@ -457,7 +509,7 @@ class TaskRuntime:
     def schedule_every(
         self,
         interval: float,
-        operation: Operation | str,
+        operation: AnyOperation | str,
         params: Mapping[str, Any] | None = None,
         *,
         first_in: float | None = None,
@@ -551,7 +603,7 @@ class TaskRuntime:
         shutdown carries on in the background.
         """
         timeout = check_seconds("timeout", timeout, allow_none=True, allow_zero=True)
-        if wait and self._op_pool.owns_current_thread():
+        if wait and (self._op_pool.owns_current_thread() or self._loop.owns_current_thread()):
             raise RuntimeError(
                 "shutdown(wait=True) was called from inside an operation, which would wait "
                 "for itself; call shutdown(wait=False) there"
@@ -652,9 +704,23 @@ class TaskRuntime:
                 self._supervisor, GetSupervisorStats(), "supervisor"
             )
         except pykka.ActorDeadError:
-            supervisor = SupervisorStats(
-                capacity=self._concurrency, pending=0, running=0, stopping=0, admitting=False
-            )
+            supervisor = self._stopped_supervisor_stats()
+        return self._stats_of(table, supervisor)
+
+    def _stopped_supervisor_stats(self) -> SupervisorStats:
+        """What a stopped supervisor's statistics read: nothing runs or waits."""
+        return SupervisorStats(
+            capacity=self._concurrency,
+            pending=0,
+            running=0,
+            stopping=0,
+            admitting=False,
+            async_capacity=self._async_concurrency,
+        )
+
+    def _stats_of(self, table: TableStats, supervisor: SupervisorStats) -> RuntimeStats:
+        """The runtime's statistics around the registry's and the supervisor's answers
+        (the rest is read here, without asking any actor)."""
         processes = self._processes.statistics()
         return RuntimeStats(
             table=table,
@@ -666,6 +732,7 @@ class TaskRuntime:
             operations=self._breakers.snapshot(self._clock.monotonic()),
             restarts=self._healing.snapshot(),
             injected_faults=self._faults.injected_total,
+            loop=self._loop.statistics(),
         )
 
     def sync(self) -> None:

@@ -19,6 +19,9 @@ __all__ = ["RuntimeSettings"]
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RuntimeSettings:
     concurrency: int
+    # Coroutine operations that may run at once on the event loop: a slot count of its
+    # own, apart from ``concurrency`` (the threads and processes).
+    async_concurrency: int
     max_pending: int
     max_task_age: float
     cleanup_interval: float
@@ -41,6 +44,7 @@ class RuntimeSettings:
         cls,
         *,
         concurrency: int,
+        async_concurrency: int = 1000,
         max_pending: int,
         max_task_age: float,
         cleanup_interval: float,
@@ -67,7 +71,14 @@ class RuntimeSettings:
             check_seconds("ask_timeout", ask_timeout) or 0.0,
             check_seconds("stop_grace", stop_grace, allow_zero=True) or 0.0,
         )
+        async_slots = check_count("async_concurrency", async_concurrency)
         checked_isolation = check_isolation(isolation)
+        if checked_isolation is Isolation.ASYNC:
+            raise ValueError(
+                "isolation='async' cannot be the default: it is where coroutine functions "
+                "run, and they get it by themselves; the default is for plain functions: "
+                "pass isolation='thread' or 'process'"
+            )
         if max_tasks_per_child is not None:
             max_tasks_per_child = check_count("max_tasks_per_child", max_tasks_per_child)
         # Checked as the task options of those names are.
@@ -86,6 +97,7 @@ class RuntimeSettings:
             raise TypeError(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")
         return cls(
             concurrency=counts[0],
+            async_concurrency=async_slots,
             max_pending=counts[1],
             max_task_age=seconds[0],
             cleanup_interval=seconds[1],

@@ -5,10 +5,15 @@ Each option is checked once, by its declaration (``TaskOptions``); what depends 
 runtime is resolved here: the default isolation, limits and retry policy, the start time
 (``delay``/``run_at`` against the clock), the operation's name, and the params as the
 store keeps them. The runtime adds the task's id, seq and creation time.
+
+A coroutine function (``async def op(params, task)``) runs on the event loop: given no
+isolation it gets ``async`` whatever the runtime's default; ``thread`` or ``process``
+for it, or ``async`` for a plain function, is refused with the fix.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +21,7 @@ from typing import Any
 from actors._clock import Clock
 from actors._enums import Isolation
 from actors._errors import UnstorableValueError
-from actors._execution.api import Operation
+from actors._execution.api import AnyOperation
 from actors._operations import OperationRegistry
 from actors._options import TaskOptions
 from actors._policies import RetryPolicy
@@ -47,11 +52,11 @@ class SpecMaker:
         self._isolation = isolation
         self._limits = limits  # (memory_limit_mb, cpu_time_limit) of process tasks
         self._retry = retry
-        self._shared: dict[tuple[tuple[Any, ...], ...], TaskOptions] = {}
+        self._shared: dict[tuple[tuple[tuple[Any, ...], ...], bool], TaskOptions] = {}
 
     def fields(
         self,
-        operation: Operation | str,
+        operation: AnyOperation | str,
         params: Mapping[str, Any] | None = None,
         *,
         operation_name: str | None = None,
@@ -94,7 +99,7 @@ class SpecMaker:
         if operation_name is None:
             operation_name = _qualified_name(operation)
         check_text("the operation name", operation_name)
-        options = self._options(option_values)
+        options = self._options(option_values, is_coroutine_operation(operation))
         if options.isolation is Isolation.PROCESS:
             check_picklable(operation, operation_name, params)
         not_before = self.start_time(option_values.get("delay"), option_values.get("run_at"))
@@ -108,40 +113,41 @@ class SpecMaker:
             "not_before": not_before,
         }
 
-    def _options(self, option_values: dict[str, Any]) -> TaskOptions:
+    def _options(self, option_values: dict[str, Any], coroutine: bool) -> TaskOptions:
         """The task's resolved options. They are immutable, so tasks given the same
-        option values (by name, in the same order) share one object: checked and
-        resolved once (per value types too, so ``True`` never passes as ``1``), at most
-        ``_SHARED_OPTIONS`` kept."""
+        option values (by name, in the same order; and the same kind of operation) share
+        one object: checked and resolved once (per value types too, so ``True`` never
+        passes as ``1``), at most ``_SHARED_OPTIONS`` kept."""
         # The names in their order, the values and their types, as three tuples built in
         # C: create_task passes every option it declares (eleven) on every call, and a
         # key built per item cost more than the rest of this method.
         values = tuple(option_values.values())
         key = (tuple(option_values), values, tuple(map(type, values)))
+        shared_key = (key, coroutine)
         try:
-            found = self._shared.get(key)
+            found = self._shared.get(shared_key)
         except TypeError:  # an unhashable value (a list of dependencies): not shared
-            return self._resolve(option_values)
+            return self._resolve(option_values, coroutine)
         if found is None:
-            found = self._resolve(option_values)
+            found = self._resolve(option_values, coroutine)
             if len(self._shared) >= _SHARED_OPTIONS:
                 self._shared.clear()
-            self._shared[key] = found
+            self._shared[shared_key] = found
         return found
 
-    def _resolve(self, option_values: dict[str, Any]) -> TaskOptions:
+    def _resolve(self, option_values: dict[str, Any], coroutine: bool) -> TaskOptions:
         """Each given option checked by its declaration, then the runtime's defaults
         filled in; delay and run_at are the spec's start time, not options kept."""
         given = TaskOptions.checked(option_values)
         isolation = given.get("isolation")
-        task_isolation: Isolation = self._isolation if isolation is None else isolation
+        task_isolation = _isolation_of(isolation, self._isolation, coroutine)
         memory, cpu = self._limits
         given_memory, given_cpu = given.get("memory_limit_mb"), given.get("cpu_time_limit")
         if given_memory is not None or given_cpu is not None:
             memory = memory if given_memory is None else given_memory
             cpu = cpu if given_cpu is None else given_cpu
             _limits_need_a_process(task_isolation)
-        elif task_isolation is Isolation.THREAD:
+        elif task_isolation is not Isolation.PROCESS:
             memory = cpu = None  # the runtime's limits apply to its process tasks only
         retry = given.get("retry")
         given.update(
@@ -194,3 +200,40 @@ def _limits_need_a_process(isolation: Isolation) -> None:
             "memory_limit_mb and cpu_time_limit apply to a child process: pass "
             "isolation='process' with them (a thread cannot be limited)"
         )
+    if isolation is Isolation.ASYNC:
+        raise ValueError(
+            "memory_limit_mb and cpu_time_limit apply to a child process, and a coroutine "
+            "operation runs on the event loop (isolation='async'), which cannot be "
+            "limited: drop the limits, or make the operation a plain function and pass "
+            "isolation='process'"
+        )
+
+
+def is_coroutine_operation(operation: Any) -> bool:
+    """An ``async def`` function, a ``functools.partial`` of one, or an object whose
+    ``__call__`` is one: it runs on the event loop (``isolation="async"``)."""
+    if inspect.iscoroutinefunction(operation):
+        return True
+    call = getattr(type(operation), "__call__", None)  # noqa: B004 (not a callable test)
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+def _isolation_of(given: Isolation | None, default: Isolation, coroutine: bool) -> Isolation:
+    """Where a task runs: the given isolation or the default, which is ``async`` for a
+    coroutine function; a mismatch is refused with the fix."""
+    if given is None:
+        return Isolation.ASYNC if coroutine else default
+    if coroutine and given is not Isolation.ASYNC:
+        raise ValueError(
+            f"the operation is a coroutine function (async def), which runs on the event "
+            f"loop, not with isolation={given.value!r}: leave isolation out (or pass "
+            f"isolation='async'), or make it a plain def to run it in a "
+            f"{'thread' if given is Isolation.THREAD else 'child process'}"
+        )
+    if not coroutine and given is Isolation.ASYNC:
+        raise ValueError(
+            "isolation='async' runs coroutine functions (async def op(params, task)) on "
+            "the event loop; this operation is a plain function: make it async def, or "
+            "pass isolation='thread' or 'process'"
+        )
+    return given

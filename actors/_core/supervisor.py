@@ -14,7 +14,11 @@ one cancel.
 Slots: a task holds its slot from the moment its worker is spawned until the worker
 reports that the operation has really returned. A task that timed out or was cancelled
 while running is terminal at once in the registry, but its worker keeps the slot
-("stopping") until then, so a stuck operation can never multiply threads.
+("stopping") until then, so a stuck operation can never multiply threads. There are two
+slot pools (``attempts.slot_pool``): thread and process attempts share ``capacity``
+(the operation pool's threads), coroutine attempts on the event loop have
+``async_capacity`` of their own; the pending queue has a lane per pool, so a full pool
+never holds up a task of the other.
 """
 
 from __future__ import annotations
@@ -31,7 +35,14 @@ import pykka
 
 from actors._clock import Clock
 from actors._core.admission import AdmissionGate
-from actors._core.attempts import ActiveAttempt, ActiveAttempts, next_forced_step
+from actors._core.attempts import (
+    ASYNC_SLOTS,
+    WORKER_SLOTS,
+    ActiveAttempt,
+    ActiveAttempts,
+    next_forced_step,
+    slot_pool,
+)
 from actors._core.messages import (
     SUPERVISOR_MESSAGES,
     AddSchedule,
@@ -93,7 +104,10 @@ _log = library_logger("actors.supervisor")
 
 @dataclass(frozen=True, slots=True)
 class SupervisorStats:
-    """The supervisor's view: ``running`` + ``stopping`` never exceeds ``capacity``."""
+    """The supervisor's view. ``running`` and ``stopping`` count every attempt holding a
+    slot; in each slot pool they never exceed its capacity: ``running + stopping -
+    async_running - async_stopping <= capacity`` (threads and processes) and
+    ``async_running + async_stopping <= async_capacity`` (coroutines)."""
 
     capacity: int
     pending: int  # every task waiting: ready, delayed (or backing off), held by a breaker
@@ -106,6 +120,9 @@ class SupervisorStats:
     awaiting: int = 0
     # Recurring schedules by id: interval, runs, skipped, last_task_id, next_run_in.
     schedules: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    async_capacity: int = 0  # the event loop's slots (coroutine operations)
+    async_running: int = 0  # of running: coroutine attempts
+    async_stopping: int = 0  # of stopping: coroutine attempts
 
 
 class SupervisorActor(pykka.ThreadingActor):
@@ -123,6 +140,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self,
         *,
         capacity: int,
+        async_capacity: int = 0,
         registry: pykka.ActorRef[Any],
         timers: TimerService,
         backends: Mapping[Isolation, ExecutionBackend],
@@ -141,6 +159,8 @@ class SupervisorActor(pykka.ThreadingActor):
         super().__init__()
         self._on_fatal = on_fatal  # the runtime gives up when this actor fails
         self._capacity = capacity
+        # The slots of each pool, in the order they are dispatched.
+        self._capacities = {WORKER_SLOTS: capacity, ASYNC_SLOTS: async_capacity}
         self._registry = registry
         self._timers = timers
         self._backends = backends
@@ -156,7 +176,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self._faults = faults
         self._rng = random.Random()
         # Every pending task, wherever it waits (a delayed one with its StartDue timer).
-        self._queue: PendingQueue[TimerHandle] = PendingQueue()
+        self._queue: PendingQueue[TimerHandle] = PendingQueue(_lane_of)
         self._active = ActiveAttempts()
         self._schedules: Schedules[TimerHandle] = Schedules()
         self._admitting = True
@@ -169,7 +189,11 @@ class SupervisorActor(pykka.ThreadingActor):
         self._cleanup_timer = self._timers.schedule_after(
             self._cleanup_interval, self.actor_ref, CleanupDue()
         )
-        _log.info("supervisor.started", capacity=self._capacity)
+        _log.info(
+            "supervisor.started",
+            capacity=self._capacity,
+            async_capacity=self._capacities[ASYNC_SLOTS],
+        )
 
     def on_stop(self) -> None:
         if self._cleanup_timer is not None:
@@ -541,11 +565,15 @@ class SupervisorActor(pykka.ThreadingActor):
             self._queue.push_ready(spec)
 
     def _dispatch(self) -> None:
+        for pool, capacity in self._capacities.items():
+            self._dispatch_pool(pool, capacity)
+
+    def _dispatch_pool(self, pool: str, capacity: int) -> None:
         breakers = self._breakers
         if breakers is not None and not breakers.enabled:
             breakers = None
-        while len(self._active) < self._capacity:
-            spec = self._queue.pop_ready()
+        while self._active.held(pool) < capacity:
+            spec = self._queue.pop_ready(pool)
             if spec is None:
                 return
             trial = False
@@ -707,4 +735,12 @@ class SupervisorActor(pykka.ThreadingActor):
             held=waiting.held,
             awaiting=waiting.awaiting,
             schedules=self._schedule_stats(),
+            async_capacity=self._capacities[ASYNC_SLOTS],
+            async_running=self._active.held(ASYNC_SLOTS) - self._active.stopping_in(ASYNC_SLOTS),
+            async_stopping=self._active.stopping_in(ASYNC_SLOTS),
         )
+
+
+def _lane_of(spec: TaskSpec) -> str:
+    """A ready task's lane in the pending queue: its slot pool."""
+    return slot_pool(spec.options.isolation)

@@ -26,11 +26,13 @@ class TerminalWaiter:
     stopped), carrying the terminal snapshot. A bare lock held until set (cheaper to
     wake than an Event, see :class:`CommitTicket`)."""
 
-    __slots__ = ("_lock", "error", "snapshot")
+    __slots__ = ("_callback", "_done", "_lock", "error", "snapshot")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._lock.acquire()
+        self._done = False
+        self._callback: Callable[[], None] | None = None
         self.snapshot: TaskSnapshot | None = None
         # Set instead when the task's end could not be committed (a durable store).
         self.error: StoreError | None = None
@@ -39,7 +41,19 @@ class TerminalWaiter:
         """Called once, by the registry."""
         self.snapshot = snapshot
         self.error = error
+        self._done = True
         self._lock.release()
+        callback = self._callback
+        if callback is not None:
+            callback()
+
+    def on_set(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once set (on the registry's thread, or now if it is set
+        already) instead of blocking in :meth:`wait`: how an event loop waits. Short,
+        never blocking, and safe to call twice (a race with :meth:`set` may)."""
+        self._callback = callback
+        if self._done:
+            callback()
 
     def wait(self, timeout: float | None) -> bool:
         if self._lock.acquire(timeout=-1 if timeout is None else blocking_timeout(timeout)):

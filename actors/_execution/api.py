@@ -9,12 +9,12 @@ the back-end's attempt object, which user code never receives.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from actors._enums import StopReason
 
-__all__ = ["Operation", "TaskContext"]
+__all__ = ["AnyOperation", "AsyncOperation", "AsyncTaskContext", "Operation", "TaskContext"]
 
 
 @runtime_checkable
@@ -61,3 +61,56 @@ class TaskContext(Protocol):
 
 Operation = Callable[[Mapping[str, Any], TaskContext], Any]
 """An operation is called as ``operation(params, task)`` and returns its result."""
+
+
+@runtime_checkable
+class AsyncTaskContext(Protocol):
+    """What a coroutine operation (``async def op(params, task)``) sees of its task: the
+    members of :class:`TaskContext`, with :meth:`wait_cancelled` to be awaited (a
+    blocking wait would stop every other coroutine on the event loop)."""
+
+    @property
+    def task_id(self) -> str:
+        """The task's id."""
+        ...
+
+    @property
+    def dependency_results(self) -> Mapping[str, Any]:
+        """The results of the tasks this one depended on, by task id (empty without any)."""
+        ...
+
+    @property
+    def stop_reason(self) -> StopReason | None:
+        """Why the operation is being asked to stop, or None while it may carry on."""
+        ...
+
+    def is_cancelled(self) -> bool:
+        """True once the task was cancelled or timed out: return soon (see stop_grace)."""
+        ...
+
+    async def wait_cancelled(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds or until a stop is requested, without holding
+        the event loop; returns :meth:`is_cancelled`. Use it instead of
+        ``asyncio.sleep`` where a stop should end the wait early."""
+        ...
+
+    def update_progress(self, fraction: float) -> None:
+        """Report progress as a fraction from 0.0 to 1.0 (coalesced: call it as often as
+        you like)."""
+        ...
+
+    @property
+    def partial_result(self) -> Any:
+        """The latest partial result set by the operation (None if never set)."""
+        ...
+
+    @partial_result.setter
+    def partial_result(self, value: Any) -> None: ...
+
+
+AsyncOperation = Callable[[Mapping[str, Any], AsyncTaskContext], Awaitable[Any]]
+"""A coroutine operation: ``async def operation(params, task)``, run on the runtime's
+event loop (``isolation="async"``)."""
+
+AnyOperation = Operation | AsyncOperation
+"""What the runtime accepts as an operation: a plain function or a coroutine function."""

@@ -18,12 +18,14 @@ Flow of one attempt::
         events.ended(outcome)   exactly once: Completed, Raised, Crashed, ResourceExhausted,
                                 Cancelled, ...
 
-Thread isolation (``actors._execution.thread_backend``) and process isolation
-(``actors._execution.process_backend``) implement it; Ray and asyncio are the next.
+Thread isolation (``actors._execution.thread_backend``), process isolation
+(``actors._execution.process_backend``) and the event loop of coroutine operations
+(``actors._execution.async_backend``) implement it; Ray is the next.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from actors._enums import Isolation
@@ -43,11 +45,18 @@ class AttemptEvents(Protocol):
         ``running`` is recorded and the deadline armed, unless a stop came first (the
         attempt's start gate decides, without a round trip). Does not block."""
 
-    def confirm_start(self) -> Outcome | None:
+    def confirm_start(self, *, wait: bool = True) -> Outcome | None:
         """On the back-end's thread, after :meth:`started` and before the operation is
         called: with a durable store, blocks until ``running`` is committed. None means
         run it; an outcome (a stop came first, the start could not be stored) ends the
-        attempt without running it, reported through :meth:`ended` by the back-end."""
+        attempt without running it, reported through :meth:`ended` by the back-end.
+        ``wait=False`` never blocks: a commit not there yet reads as one that did not
+        come in time (for a back-end that waited with :meth:`confirm_start_soon`)."""
+
+    def confirm_start_soon(self, answer: Callable[[], None]) -> bool:
+        """For a back-end that must not block (an event loop): True when
+        :meth:`confirm_start` answers at once; otherwise ``answer()`` is called, from the
+        registry's thread (perhaps twice), once it does."""
 
     def ended(self, outcome: Outcome) -> None:
         """The attempt is over (the operation returned or raised, or where it ran died):

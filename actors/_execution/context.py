@@ -29,7 +29,7 @@ from actors._outcome import StopReason
 if TYPE_CHECKING:
     from actors._records import TaskSpec
 
-__all__ = ["LocalTaskContext", "StopFlag", "attempt_context"]
+__all__ = ["LocalTaskContext", "ReportingContext", "StopFlag", "attempt_context"]
 
 _NO_RESULTS: Mapping[str, Any] = MappingProxyType({})
 
@@ -75,9 +75,11 @@ class StopFlag:
 _FIRST_REPORT = threading.Lock()
 
 
-class LocalTaskContext:
-    """The :class:`~actors.TaskContext` of an operation whose reports reach the registry
-    from this process: run in a thread of the host, or relayed from a child."""
+class ReportingContext:
+    """What every task context of this process shares: the stop flag it reads, and its
+    progress and partial result coalesced to the registry. :class:`LocalTaskContext`
+    adds the blocking ``wait_cancelled`` of threads, the event loop's context
+    (``actors._execution.async_backend``) an awaitable one."""
 
     __slots__ = ("_published", "_registry", "_stop", "dependency_results", "task_id")
 
@@ -106,11 +108,6 @@ class LocalTaskContext:
     def stop_reason(self) -> StopReason | None:
         """Why the operation is being asked to stop, or None while it may carry on."""
         return self._stop.reason
-
-    def wait_cancelled(self, timeout: float | None = None) -> bool:
-        """Block up to ``timeout`` seconds or until a stop is requested; returns
-        :meth:`is_cancelled`. Use it instead of ``time.sleep`` inside operations."""
-        return self._stop.wait(timeout)
 
     def update_progress(self, fraction: float) -> None:
         """Report progress as a fraction from 0.0 to 1.0."""
@@ -148,6 +145,18 @@ class LocalTaskContext:
 
     def __repr__(self) -> str:
         return f"<TaskContext {self.task_id} cancelled={self.is_cancelled()}>"
+
+
+class LocalTaskContext(ReportingContext):
+    """The :class:`~actors.TaskContext` of an operation whose reports reach the registry
+    from this process: run in a thread of the host, or relayed from a child."""
+
+    __slots__ = ()
+
+    def wait_cancelled(self, timeout: float | None = None) -> bool:
+        """Block up to ``timeout`` seconds or until a stop is requested; returns
+        :meth:`is_cancelled`. Use it instead of ``time.sleep`` inside operations."""
+        return self._stop.wait(timeout)
 
 
 def attempt_context(

@@ -26,16 +26,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from actors._enums import Isolation
-from actors._execution.api import Operation
+from actors._execution.api import AsyncOperation, Operation
 from actors._outcome import Crashed, Outcome, ResourceExhausted
 
 if TYPE_CHECKING:
     from actors._records import TaskSpec
 
 __all__ = [
+    "AsyncInjectedOperation",
     "Fault",
     "FaultPlan",
     "FaultRule",
@@ -160,6 +161,48 @@ class InjectedOperation:
             raise InjectedLimit("cpu_time_limit", self.cpu_time_limit or 0.0)
         while True:  # until SIGXCPU ends the child
             sum(range(10_000))
+
+
+@dataclass(frozen=True, slots=True)
+class AsyncInjectedOperation:
+    """A coroutine attempt's operation with a fault in front of (or instead of) it: the
+    same faults, awaited on the event loop instead of blocking it (``hang`` awaits the
+    stop, ``delay`` and ``ignore_cancellation`` await ``asyncio.sleep``, which only the
+    stop ladder's ``CancelledError`` ends early)."""
+
+    fault: Fault
+    operation: AsyncOperation
+
+    async def __call__(self, params: Any, task: Any) -> Any:
+        import asyncio  # here: a pool child unpickles this module without needing it
+
+        fault = self.fault
+        kind = fault.kind
+        if kind == "raise":
+            assert fault.exception is not None
+            raise _fresh(fault.exception)
+        if kind == "hang":
+            while not await task.wait_cancelled(1.0):
+                pass
+            return None
+        if kind == "ignore_cancellation":
+            # Never looks at is_cancelled(): the ladder's task.cancel() ends it early.
+            if fault.seconds is None:
+                await asyncio.Event().wait()  # until cancelled
+            else:
+                await asyncio.sleep(fault.seconds)
+            return None
+        if kind == "delay":
+            assert fault.seconds is not None
+            await asyncio.sleep(fault.seconds)
+            return await self.operation(params, task)
+        if kind == "crash":
+            raise InjectedCrash(fault.signum)  # an event loop's task cannot die alone
+        if kind == "exceed_limit":
+            raise InjectedLimit(
+                "memory_limit_mb" if fault.limit == "memory" else "cpu_time_limit", 0.0
+            )
+        raise AssertionError(f"unknown fault kind {kind!r}")
 
 
 @dataclass(eq=False, slots=True)
@@ -421,9 +464,13 @@ class FaultPlan:
         if fault is None:
             return spec, None
         options = spec.options
+        wrapped: InjectedOperation | AsyncInjectedOperation
+        if options.isolation is Isolation.ASYNC:
+            wrapped = AsyncInjectedOperation(fault, cast(AsyncOperation, spec.operation))
+            return dataclasses.replace(spec, operation=wrapped), fault.describe()
         wrapped = InjectedOperation(
             fault,
-            spec.operation,
+            cast(Operation, spec.operation),
             in_child=options.isolation is Isolation.PROCESS,
             memory_limit_mb=options.memory_limit_mb,
             cpu_time_limit=options.cpu_time_limit,

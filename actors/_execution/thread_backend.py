@@ -9,11 +9,12 @@ kill is another interrupt.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, cast
 
 import pykka
 
 from actors._enums import Isolation
+from actors._execution.api import Operation
 from actors._execution.backend import Attempt, AttemptEvents
 from actors._execution.context import attempt_context
 from actors._execution.faults import InjectedCrash, InjectedLimit
@@ -121,7 +122,8 @@ class ThreadAttempt:
             self._thread = threading.get_ident()
         try:
             try:
-                outcome = Completed(spec.operation(spec.params, self.context))
+                operation = cast(Operation, spec.operation)  # a plain function (submission)
+                outcome = Completed(operation(spec.params, self.context))
             except (InjectedCrash, InjectedLimit) as fault:
                 outcome = fault.outcome()  # what the real fault does to a child
             except BaseException as exc:

@@ -11,6 +11,7 @@ answers a stop at once, and a task that is never stopped costs it no dispatcher 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any, assert_never, cast
 
 import pykka
@@ -42,6 +43,10 @@ _log = library_logger("actors.worker")
 
 
 class WorkerActor(PooledActor):
+    # One per running attempt, thousands at once with coroutine operations: kept out of
+    # pykka's registry, whose list makes each stop scan every live actor.
+    listed_in_pykka = False
+
     def __init__(
         self,
         *,
@@ -117,13 +122,20 @@ class WorkerActor(PooledActor):
             with contextlib.suppress(pykka.ActorDeadError):
                 self._supervisor.tell(AttemptStarted(task_id))  # arms the deadline
 
-    def confirm_start(self) -> Outcome | None:
+    def confirm_start_soon(self, answer: Callable[[], None]) -> bool:
+        ticket = self._start_ticket
+        if self._stopped_before_start is not None or ticket is None:
+            return True
+        ticket.on_done(answer)
+        return False
+
+    def confirm_start(self, *, wait: bool = True) -> Outcome | None:
         if self._stopped_before_start is not None:
             return Cancelled(self._stopped_before_start)  # it never starts
         ticket = self._start_ticket
         if ticket is None:
             return None
-        if not ticket.wait(self._start_timeout):
+        if not ticket.wait(self._start_timeout if wait else 0.0):
             message = (
                 f"the registry did not confirm within {self._start_timeout} s that the "
                 "task's start was stored; the operation was not run"

@@ -11,7 +11,7 @@ written once, in its latest state.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -123,11 +123,13 @@ class CommitTicket:
     through a Python-level Condition (it showed as the registry's largest cost).
     """
 
-    __slots__ = ("_lock", "error", "task_id")
+    __slots__ = ("_callback", "_done", "_lock", "error", "task_id")
 
     def __init__(self, task_id: str | None = None) -> None:
         self._lock = threading.Lock()
         self._lock.acquire()
+        self._done = False
+        self._callback: Callable[[], None] | None = None
         self.error: BaseException | None = None
         # The task whose change this ticket waits for: a record the store refuses fails
         # only its own tickets (see GroupCommit.commit).
@@ -136,7 +138,20 @@ class CommitTicket:
     def done(self, error: BaseException | None = None) -> None:
         """Called once, by the registry."""
         self.error = error
+        self._done = True
         self._lock.release()
+        callback = self._callback
+        if callback is not None:
+            callback()
+
+    def on_done(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (once the ticket is done, on the registry's thread, or now
+        if it is done already) instead of blocking in :meth:`wait`: how an event loop
+        waits. It must be short, never block, and bear being called twice (a race of
+        this call with :meth:`done` may call it from both sides). One callback a ticket."""
+        self._callback = callback
+        if self._done:
+            callback()
 
     def wait(self, timeout: float | None) -> bool:
         if self._lock.acquire(timeout=-1 if timeout is None else blocking_timeout(timeout)):

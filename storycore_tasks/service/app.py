@@ -9,6 +9,7 @@ block, briefly, on its actors.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import functools
@@ -31,6 +32,7 @@ from actors import Isolation, RetryPolicy, TaskPriority, TaskStatus
 from actors._options import Option, options_of
 from actors.logs import library_logger
 from actors.validation import MAX_SECONDS
+from storycore_tasks.async_manager import AsyncTaskManager
 from storycore_tasks.envelope import APIResponse
 from storycore_tasks.errors import ErrorCodes, ErrorDetails, Surface, cancel_conflict
 from storycore_tasks.manager import TaskManager, snapshot_to_status
@@ -44,6 +46,7 @@ from storycore_tasks.service.deps import (
     Envelope,
     ServiceConfig,
     ServiceError,
+    await_manager,
     call_manager,
     error_response,
     principal,
@@ -220,7 +223,7 @@ def create_app(manager: TaskManager, config: ServiceConfig) -> FastAPI:
     app.add_middleware(_BodyLimit, max_bytes=config.max_body_bytes)
     app.add_middleware(_Unexpected)  # outermost: an unexpected error is one envelope
     _install_error_handlers(app)
-    _task_routes(app, rpc)
+    _task_routes(app, rpc, AsyncTaskManager(manager))
     app.include_router(events.router)
     app.include_router(metrics.router)
     app.include_router(dashboard.router)
@@ -261,11 +264,16 @@ def _model_in(annotation: Any) -> Any:
 # -- routes -------------------------------------------------------------------------------
 
 
-def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
+def _task_routes(app: FastAPI, rpc: EndpointRouter, tasks: AsyncTaskManager) -> None:
+    """The task routes. Creating, reading, listing and cancelling tasks, the stats and
+    the health check (and, in ``events``, opening a stream) are coroutines over the
+    awaitable facade: they take no thread of
+    FastAPI's pool (only registering a webhook, which reads the task's status, runs on
+    one, and so do StoryCore's router endpoints, which are blocking by design)."""
     rpc_methods = dict(rpc.endpoints())
 
     @app.get("/healthz", response_model=Envelope, tags=["service"])
-    def healthz(request: Request) -> JSONResponse:
+    async def healthz(request: Request) -> JSONResponse:
         """Liveness: no token needed."""
         manager = get_state(request).manager
         closed = manager.runtime.closed
@@ -282,7 +290,7 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
         responses=ERROR_RESPONSES,
         tags=["tasks"],
     )
-    def create_task(request: Request, body: CreateTaskRequest, who: Who) -> JSONResponse:
+    async def create_task(request: Request, body: CreateTaskRequest, who: Who) -> JSONResponse:
         """Create a task of a named operation; answers at once with its id."""
         state = get_state(request)
         if body.callback_url is not None:
@@ -294,11 +302,13 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
             sender, url = state.webhooks, body.callback_url
             call_manager(lambda: sender.check_url(url))  # VALIDATION_ERROR
         options = _option_values(body)
-        task_id = call_manager(
-            lambda: state.manager.create_task(body.operation, body.params, user=who.user, **options)
+        task_id = await await_manager(
+            tasks.create_task(body.operation, body.params, user=who.user, **options)
         )
         if body.callback_url is not None and state.webhooks is not None:
-            state.webhooks.register(task_id, body.callback_url, body.callback_on_progress)
+            await asyncio.to_thread(
+                state.webhooks.register, task_id, body.callback_url, body.callback_on_progress
+            )
         return success(
             request,
             {
@@ -317,11 +327,9 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
     @app.get(
         "/v1/tasks/{task_id}", response_model=Envelope, responses=ERROR_RESPONSES, tags=["tasks"]
     )
-    def task_status(request: Request, task_id: str, who: Who) -> JSONResponse:
+    async def task_status(request: Request, task_id: str, who: Who) -> JSONResponse:
         """A task's status, progress, result or error. Another user's task is NOT_FOUND."""
-        found = call_manager(
-            lambda: get_state(request).manager.get_task_status(task_id, user=who.owner_filter)
-        )
+        found = await await_manager(tasks.get_task_status(task_id, user=who.owner_filter))
         if found is None:
             raise task_not_found(task_id)
         return success(request, found, who)
@@ -332,19 +340,18 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
         responses=ERROR_RESPONSES,
         tags=["tasks"],
     )
-    def cancel_task(request: Request, task_id: str, who: Who) -> JSONResponse:
+    async def cancel_task(request: Request, task_id: str, who: Who) -> JSONResponse:
         """Cancel a pending or running task: 409 CONFLICT once it has ended."""
-        manager = get_state(request).manager
         owner = who.owner_filter
-        if call_manager(lambda: manager.cancel_task(task_id, user=owner)):
+        if await await_manager(tasks.cancel_task(task_id, user=owner)):
             return success(request, {"task_id": task_id, "cancelled": True}, who)
-        found = call_manager(lambda: manager.get_task_status(task_id, user=owner))
+        found = await await_manager(tasks.get_task_status(task_id, user=owner))
         if found is None:
             raise task_not_found(task_id)
         raise ServiceError(cancel_conflict(task_id, found["status"]))
 
     @app.get("/v1/tasks", response_model=Envelope, responses=ERROR_RESPONSES, tags=["tasks"])
-    def list_tasks(
+    async def list_tasks(
         request: Request,
         who: Who,
         status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None,
@@ -355,21 +362,20 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
         ``next_cursor`` back as ``cursor`` for the next page (stable while tasks change
         state: each task is listed once)."""
         after = _decode_cursor(cursor) if cursor is not None else -1
-        runtime = get_state(request).manager.runtime
         wanted = None if status is None else TaskStatus(status)
         # The registry answers the page from its seq-ordered indexes (O(page), not O(n)).
-        page = call_manager(
-            lambda: runtime.page(wanted, after=after, limit=limit, user=who.owner_filter)
+        page = await await_manager(
+            tasks.runtime.page(wanted, after=after, limit=limit, user=who.owner_filter)
         )
         next_after = page.next_after
         next_cursor = None if next_after is None else _encode_cursor(next_after)
-        tasks = [snapshot_to_status(s) for s in page.tasks]
+        shown = [snapshot_to_status(s) for s in page.tasks]
         return success(
-            request, {"tasks": tasks, "count": len(tasks), "next_cursor": next_cursor}, who
+            request, {"tasks": shown, "count": len(shown), "next_cursor": next_cursor}, who
         )
 
     @app.get("/v1/whoami", response_model=Envelope, responses=ERROR_RESPONSES, tags=["service"])
-    def whoami(request: Request, who: Who) -> JSONResponse:
+    async def whoami(request: Request, who: Who) -> JSONResponse:
         """Who this token is: ``user``, ``role`` (``user`` sees only their own tasks,
         ``admin`` all of them) and ``authentication`` (False under ``--no-auth``)."""
         authentication = get_state(request).config.tokens is not None
@@ -378,11 +384,11 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter) -> None:
         )
 
     @app.get("/v1/stats", response_model=Envelope, responses=ERROR_RESPONSES, tags=["service"])
-    def stats(request: Request, who: Who) -> JSONResponse:
+    async def stats(request: Request, who: Who) -> JSONResponse:
         """The manager's counters (``get_stats()``): they count every task of the
         service, whoever created it, for a user-role token too (``scope``: ``service``);
         ``GET /v1/tasks`` lists only the tasks the token may see."""
-        counters = call_manager(get_state(request).manager.get_stats)
+        counters = await await_manager(tasks.get_stats())
         return success(request, {**counters, "scope": "service"}, who)
 
     @app.post(

@@ -4,7 +4,7 @@ asking, and StoryCore's envelope as responses (documented in the OpenAPI schema)
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -34,6 +34,7 @@ __all__ = [
     "Envelope",
     "ServiceConfig",
     "ServiceError",
+    "await_manager",
     "call_manager",
     "error_response",
     "manager_of",
@@ -81,6 +82,17 @@ def call_manager(function: Callable[[], _T]) -> _T:
     """Run a manager call; its typed errors become the envelope's error codes."""
     try:
         return function()
+    except ServiceError:
+        raise
+    except Exception as exc:
+        raise ServiceError(error_from_exception(exc, Surface.HTTP)) from exc
+
+
+async def await_manager(call: Awaitable[_T]) -> _T:
+    """Await an :class:`AsyncTaskManager` call; its typed errors become the envelope's
+    error codes, as :func:`call_manager`'s do."""
+    try:
+        return await call
     except ServiceError:
         raise
     except Exception as exc:
@@ -144,15 +156,25 @@ def _bearer(request: Request) -> str | None:
     return value.strip() or None
 
 
-def principal(request: Request) -> Principal:
-    """The caller, from ``Authorization: Bearer <token>``; 401 without a valid one."""
+def _bearer_principal(request: Request) -> Principal:
     return _authenticate(request, _bearer(request))
 
 
-def stream_principal(request: Request) -> Principal:
+def _stream_principal(request: Request) -> Principal:
+    return _authenticate(request, _bearer(request) or request.query_params.get("access_token"))
+
+
+async def principal(request: Request) -> Principal:
+    """The caller, from ``Authorization: Bearer <token>``; 401 without a valid one. A
+    coroutine (it only hashes the token), so FastAPI solves it on the event loop instead
+    of handing it to its thread pool."""
+    return _bearer_principal(request)
+
+
+async def stream_principal(request: Request) -> Principal:
     """As :func:`principal`, but an event stream may also pass ``?access_token=``: a
     browser's EventSource cannot set headers."""
-    return _authenticate(request, _bearer(request) or request.query_params.get("access_token"))
+    return _stream_principal(request)
 
 
 class AuthenticatedFirst(APIRoute):
@@ -165,7 +187,12 @@ class AuthenticatedFirst(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         check = next(
-            (d.call for d in _dependencies(self.dependant) if d.call in _AUTHENTICATORS), None
+            (
+                _AUTHENTICATORS[d.call]
+                for d in _dependencies(self.dependant)
+                if d.call in _AUTHENTICATORS
+            ),
+            None,
         )
         if check is None:
             return handler  # a public route (the page, /healthz)
@@ -187,7 +214,11 @@ def _dependencies(dependant: Dependant) -> Iterator[Dependant]:
         yield from _dependencies(dependency)
 
 
-_AUTHENTICATORS = (principal, stream_principal)
+# Each authenticating dependency, and the check it makes (run first, synchronously).
+_AUTHENTICATORS: dict[Any, Callable[[Request], Principal]] = {
+    principal: _bearer_principal,
+    stream_principal: _stream_principal,
+}
 
 
 def success(

@@ -55,6 +55,7 @@ from fastapi.responses import StreamingResponse
 
 from actors import TERMINAL_STATUSES, TaskEvent
 from actors.logs import library_logger
+from storycore_tasks.async_manager import AsyncTaskManager
 from storycore_tasks.envelope import to_jsonable
 from storycore_tasks.errors import ErrorCodes, ErrorDetails, Surface, iso_utc, status_shown_on
 from storycore_tasks.manager import TaskManager
@@ -63,7 +64,7 @@ from storycore_tasks.service.deps import (
     ERROR_RESPONSES,
     AuthenticatedFirst,
     ServiceError,
-    call_manager,
+    await_manager,
     manager_of,
     stream_principal,
     task_not_found,
@@ -297,6 +298,16 @@ class EventLog:
         except Exception as exc:  # a manager shutting down: nothing more will come
             _log.debug("events.sync_failed", error=f"{type(exc).__name__}: {exc}")
 
+    async def sync_awaited(self, tasks: AsyncTaskManager) -> None:
+        """:meth:`sync`, awaited on the caller's event loop (no thread waits)."""
+        if self._closed:
+            return
+        try:
+            await tasks.runtime.sync()
+            await tasks.runtime.ask(self._listener, _Sync(), timeout=_SYNC_TIMEOUT)
+        except Exception as exc:  # a manager shutting down: nothing more will come
+            _log.debug("events.sync_failed", error=f"{type(exc).__name__}: {exc}")
+
     def _record(self, event: TaskEvent) -> None:
         """On the listener's thread: append the event and wake its streams."""
         with self._lock:
@@ -492,7 +503,7 @@ router = APIRouter(route_class=AuthenticatedFirst)
     responses=_STREAM_RESPONSES,
     tags=["events"],
 )
-def task_events(
+async def task_events(
     request: Request,
     task_id: str,
     who: StreamWho,
@@ -502,16 +513,16 @@ def task_events(
     """The task's events as Server-Sent Events, from its creation (or after
     ``Last-Event-ID``) to its end. Another user's task is NOT_FOUND."""
     log = event_log_of(request)
-    manager = manager_of(request)
+    tasks = AsyncTaskManager(manager_of(request))  # awaited on the server's loop
     after = _parse_last_event_id(last_event_id)
     # A query of the registry: every event of the task it sent before answering is on
     # its way to the log (and sync() waits for them if the log has none yet).
-    status = call_manager(lambda: manager.get_task_status(task_id, user=who.owner_filter))
+    status = await await_manager(tasks.get_task_status(task_id, user=who.owner_filter))
     if status is None:
         raise task_not_found(task_id)
     info = log.task_info(task_id)
     if info is None:
-        log.sync()
+        await log.sync_awaited(tasks)
         info = log.task_info(task_id)
     first: bytes | None = None
     done = False
@@ -525,7 +536,7 @@ def task_events(
         elif after + 1 < info.first_seq or (after == 0 and not info.from_creation):
             # Some of the events asked for are no longer kept, or the task is older than
             # the log: its status tells what the events cannot.
-            fresh = call_manager(lambda: manager.get_task_status(task_id)) or status
+            fresh = await await_manager(tasks.get_task_status(task_id)) or status
             first = _status_frame(fresh)
     return EventStreamResponse(
         _task_stream(log, request, task_id, after, first, done), headers=_STREAM_HEADERS
@@ -535,7 +546,7 @@ def task_events(
 @router.get(
     "/v1/events", response_class=EventStreamResponse, responses=_STREAM_RESPONSES, tags=["events"]
 )
-def all_events(
+async def all_events(
     request: Request,
     who: StreamWho,
     last_event_id: LastEventId = None,
