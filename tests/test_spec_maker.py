@@ -99,3 +99,43 @@ def test_tasks_given_the_same_options_share_one_immutable_object() -> None:
     listed = maker.fields(echo, depends_on=["a", "b"])["options"]
     again = maker.fields(echo, depends_on=["a", "b"])["options"]
     assert (listed.depends_on, again.depends_on, listed is again) == (("a", "b"), ("a", "b"), False)
+
+
+class _AsyncCallable:
+    async def __call__(self, params: Any, task: Any) -> None:
+        return None
+
+
+class _PlainCallable:
+    def __call__(self, params: Any, task: Any) -> None:
+        return None
+
+    async def method(self, params: Any, task: Any) -> None:
+        return None
+
+
+def test_a_coroutine_operation_is_told_apart_from_a_plain_one() -> None:
+    """The fast path for plain functions answers as the general one would, and every
+    other kind of callable is still recognised."""
+    import functools
+
+    from actors._core.submission import is_coroutine_operation
+
+    async def coroutine(params: Any, task: Any) -> None:
+        return None
+
+    def plain(params: Any, task: Any) -> None:
+        return None
+
+    cases: list[tuple[Any, bool]] = [
+        (coroutine, True),
+        (plain, False),
+        (lambda params, task: None, False),
+        (functools.partial(coroutine, {}), True),
+        (functools.partial(plain, {}), False),
+        (_AsyncCallable(), True),
+        (_PlainCallable(), False),
+        (_PlainCallable().method, True),
+        (len, False),
+    ]
+    assert [is_coroutine_operation(op) for op, _ in cases] == [want for _, want in cases]

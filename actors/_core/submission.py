@@ -16,6 +16,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from types import FunctionType
 from typing import Any
 
 from actors._clock import Clock
@@ -212,6 +213,11 @@ def _limits_need_a_process(isolation: Isolation) -> None:
 def is_coroutine_operation(operation: Any) -> bool:
     """An ``async def`` function, a ``functools.partial`` of one, or an object whose
     ``__call__`` is one: it runs on the event loop (``isolation="async"``)."""
+    if type(operation) is FunctionType and not hasattr(operation, "_is_coroutine_marker"):
+        # A plain function, the common case, read as inspect reads it but without its
+        # unwrapping (on every task's path; the marker is Python 3.12's
+        # markcoroutinefunction, which only inspect understands).
+        return bool(operation.__code__.co_flags & inspect.CO_COROUTINE)
     if inspect.iscoroutinefunction(operation):
         return True
     call = getattr(type(operation), "__call__", None)  # noqa: B004 (not a callable test)
