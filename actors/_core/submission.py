@@ -13,6 +13,7 @@ for it, or ``async`` for a plain function, is refused with the fix.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -54,6 +55,7 @@ class SpecMaker:
         self._limits = limits  # (memory_limit_mb, cpu_time_limit) of process tasks
         self._retry = retry
         self._shared: dict[tuple[tuple[tuple[Any, ...], ...], bool], TaskOptions] = {}
+        self._known: dict[AnyOperation, tuple[str, bool]] = {}  # see _traits
 
     def fields(
         self,
@@ -97,10 +99,12 @@ class SpecMaker:
             raise UnstorableValueError(
                 f"params must be {needs}: {exc}", type_name=exc.type_name
             ) from None
+        derived_name, coroutine = self._traits(operation)
         if operation_name is None:
-            operation_name = _qualified_name(operation)
-        check_text("the operation name", operation_name)
-        options = self._options(option_values, is_coroutine_operation(operation))
+            operation_name = derived_name
+        else:
+            check_text("the operation name", operation_name)
+        options = self._options(option_values, coroutine)
         if options.isolation is Isolation.PROCESS:
             check_picklable(operation, operation_name, params)
         not_before = self.start_time(option_values.get("delay"), option_values.get("run_at"))
@@ -113,6 +117,24 @@ class SpecMaker:
             "params_json": params_json,
             "not_before": not_before,
         }
+
+    def _traits(self, operation: AnyOperation) -> tuple[str, bool]:
+        """The operation's qualified name (checked) and whether it is a coroutine
+        operation: what a submission reads of the callable itself, worked out once per
+        callable (at most ``_SHARED_OPTIONS`` kept)."""
+        try:
+            found = self._known.get(operation)
+        except TypeError:  # an unhashable callable object: worked out every time
+            found = None
+        if found is None:
+            name = _qualified_name(operation)
+            check_text("the operation name", name)
+            found = (name, is_coroutine_operation(operation))
+            with contextlib.suppress(TypeError):
+                if len(self._known) >= _SHARED_OPTIONS:
+                    self._known.clear()
+                self._known[operation] = found
+        return found
 
     def _options(self, option_values: dict[str, Any], coroutine: bool) -> TaskOptions:
         """The task's resolved options. They are immutable, so tasks given the same
