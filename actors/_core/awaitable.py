@@ -30,7 +30,6 @@ from actors._core.messages import (
     GetSnapshot,
     GetStats,
     GetSupervisorStats,
-    ListPage,
     RegisterDependent,
     TaskPage,
     Unwatch,
@@ -49,7 +48,7 @@ from actors._errors import (
 from actors._execution.api import AnyOperation
 from actors._records import TaskSnapshot
 from actors._storage.store import CommitTicket
-from actors.validation import check_count, check_seconds
+from actors.validation import check_seconds
 
 if TYPE_CHECKING:
     from actors._core.runtime import RuntimeStats, TaskRuntime
@@ -216,16 +215,8 @@ class AwaitableRuntime:
         user: str | None = None,
     ) -> TaskPage:
         """:meth:`TaskRuntime.page`, awaited."""
-        limit = check_count("limit", limit, minimum=1)
-        if isinstance(after, bool) or not isinstance(after, int):
-            raise TypeError(f"after must be an int (a task's seq, or -1), not {after!r}")
-        table = self._runtime._table
-
-        def local() -> TaskPage:
-            page = table.page(status, after, limit, user)
-            return TaskPage([r.snapshot() for r in page.records], page.next_after)
-
-        result: TaskPage = await self._query(ListPage(status, after, limit, user), local)
+        message, local = self._runtime._queries.page_request(status, after, limit, user)
+        result: TaskPage = await self._query(message, local)
         return result
 
     async def wait(self, task_id: str, timeout: float | None = None) -> TaskSnapshot:

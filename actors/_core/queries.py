@@ -166,6 +166,16 @@ class RegistryQueries:
         user: str | None = None,
     ) -> TaskPage:
         """One page, from the registry's indexes (see ``TaskRuntime.page``)."""
+        message, local = self.page_request(status, after, limit, user)
+        result: TaskPage = self.query(message, local)
+        return result
+
+    def page_request(
+        self, status: TaskStatus | None, after: int, limit: int, user: str | None
+    ) -> tuple[ListPage, Callable[[], TaskPage]]:
+        """A page's arguments checked: the question for the registry, and how the final
+        table answers it once the registry has stopped (shared with the awaitable
+        facade)."""
         limit = check_count("limit", limit, minimum=1)
         if isinstance(after, bool) or not isinstance(after, int):
             raise TypeError(f"after must be an int (a task's seq, or -1), not {after!r}")
@@ -174,8 +184,7 @@ class RegistryQueries:
             page = self._table.page(status, after, limit, user)
             return TaskPage([r.snapshot() for r in page.records], page.next_after)
 
-        result: TaskPage = self.query(ListPage(status, after, limit, user), local)
-        return result
+        return ListPage(status, after, limit, user), local
 
     def group(self, group_id: str) -> Sequence[TaskSnapshot] | None:
         """A group's retained members (see ``TaskRuntime.group``)."""
