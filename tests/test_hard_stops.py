@@ -262,11 +262,13 @@ def test_a_thread_stuck_in_a_blocking_call_logs_its_interrupts_once_then_their_c
     logged, then only the 10th and 100th (not one line each), and when the call returns
     one line says how many it took."""
     manager = make_manager(num_workers=1, stop_grace=0.0, clock=clock)
-    entered, release = threading.Event(), threading.Event()
+    entered = threading.Event()
+    gate = threading.Lock()
+    gate.acquire()
 
     def stuck(params: Mapping[str, Any], task: TaskContext) -> None:
         entered.set()
-        release.wait(30)  # a lock acquire in C: the interrupt waits for it to return
+        gate.acquire(timeout=30)  # in C: the interrupt waits for it to return
 
     task_id = manager.create_task(stuck, timeout=1.0)
     assert entered.wait(10)
@@ -281,7 +283,16 @@ def test_a_thread_stuck_in_a_blocking_call_logs_its_interrupts_once_then_their_c
         ),
         timeout=10,
     )
-    release.set()
+    # Every interrupt told so far is delivered before the operation goes on (the worker
+    # actor's turns run on the dispatcher's one thread, at most 64 messages a turn, each
+    # re-queued behind what was queued meanwhile): none is still on its way to land in
+    # the runtime's own recording of the operation's end.
+    manager.runtime.sync()  # the last tick's interrupt is told to the worker
+    for _ in range(10):
+        delivered = threading.Event()
+        manager.runtime._dispatcher.submit(delivered.set)
+        assert delivered.wait(10)
+    gate.release()
     left = captured_lifecycle.wait_for("task.left_after_interrupts", task_id=task_id, timeout=10)
     assert manager.wait(task_id, timeout=10)["error"]["code"] == "TIMEOUT"
     first = captured_lifecycle.named("task.interrupted", task_id=task_id)
