@@ -163,6 +163,11 @@ def test_events_stream_a_tasks_life_and_end_after_its_terminal_event(
     async def main() -> None:
         tasks = AsyncTaskManager(manager)
         task_id = await tasks.create_task(halve, {"n": 8}, delay=10)
+        # Read once the registry has handled the registration (a read is never behind
+        # its mailbox), so its "created" event is before the stream, not in it.
+        status = await tasks.get_task_status(task_id)
+        assert status is not None
+        assert status["status"] == "pending"
         received: list[Any] = []
 
         async def collect() -> None:
