@@ -234,7 +234,7 @@ class AwaitableRuntime:
             raise UnknownTaskError(task_id)
         loop = asyncio.get_running_loop()
         woken: asyncio.Future[None] = loop.create_future()
-        waiter.on_set(lambda: _soon(loop, _set_result, woken, None))
+        waiter.on_done(lambda: _soon(loop, _set_result, woken, None))
         try:
             await asyncio.wait_for(woken, timeout)
         except TimeoutError:

@@ -11,28 +11,23 @@ is tested directly. The registry owns it and is its only user.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 
-from actors._clock import blocking_timeout
 from actors._errors import StoreError
+from actors._latch import Latch
 from actors._records import TaskRecord, TaskSnapshot
 
 __all__ = ["TerminalWaiter", "Waiters"]
 
 
-class TerminalWaiter:
+class TerminalWaiter(Latch):
     """Handed to a caller of ``wait``: set once its task is terminal (or the registry
-    stopped), carrying the terminal snapshot. A bare lock held until set (cheaper to
-    wake than an Event, see :class:`CommitTicket`)."""
+    stopped), carrying the terminal snapshot (a :class:`Latch`)."""
 
-    __slots__ = ("_callback", "_done", "_lock", "error", "snapshot")
+    __slots__ = ("error", "snapshot")
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lock.acquire()
-        self._done = False
-        self._callback: Callable[[], None] | None = None
+        super().__init__()
         self.snapshot: TaskSnapshot | None = None
         # Set instead when the task's end could not be committed (a durable store).
         self.error: StoreError | None = None
@@ -41,25 +36,7 @@ class TerminalWaiter:
         """Called once, by the registry."""
         self.snapshot = snapshot
         self.error = error
-        self._done = True
-        self._lock.release()
-        callback = self._callback
-        if callback is not None:
-            callback()
-
-    def on_set(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` once set (on the registry's thread, or now if it is set
-        already) instead of blocking in :meth:`wait`: how an event loop waits. Short,
-        never blocking, and safe to call twice (a race with :meth:`set` may)."""
-        self._callback = callback
-        if self._done:
-            callback()
-
-    def wait(self, timeout: float | None) -> bool:
-        if self._lock.acquire(timeout=-1 if timeout is None else blocking_timeout(timeout)):
-            self._lock.release()
-            return True
-        return False
+        self._open()
 
 
 class Waiters:

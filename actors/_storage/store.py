@@ -10,12 +10,11 @@ written once, in its latest state.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from actors._clock import blocking_timeout
+from actors._latch import Latch
 from actors._records import TaskRecord
 
 __all__ = ["CommitTicket", "MemoryStore", "Store", "StoreStats", "StoredState"]
@@ -112,24 +111,18 @@ class MemoryStore:
         pass
 
 
-class CommitTicket:
+class CommitTicket(Latch):
     """Done once the registry has committed a change (or the commit failed).
 
     A submitter waits on one before ``submit`` returns the task id; a worker waits on one
     before it calls the operation, so a crash can never make a started task read
-    ``pending`` (and run twice) after recovery.
-
-    A bare lock, held until done: releasing it is one C call, where ``Event.set`` goes
-    through a Python-level Condition (it showed as the registry's largest cost).
+    ``pending`` (and run twice) after recovery (a :class:`Latch`).
     """
 
-    __slots__ = ("_callback", "_done", "_lock", "error", "task_id")
+    __slots__ = ("error", "task_id")
 
     def __init__(self, task_id: str | None = None) -> None:
-        self._lock = threading.Lock()
-        self._lock.acquire()
-        self._done = False
-        self._callback: Callable[[], None] | None = None
+        super().__init__()
         self.error: BaseException | None = None
         # The task whose change this ticket waits for: a record the store refuses fails
         # only its own tickets (see GroupCommit.commit).
@@ -138,23 +131,4 @@ class CommitTicket:
     def done(self, error: BaseException | None = None) -> None:
         """Called once, by the registry."""
         self.error = error
-        self._done = True
-        self._lock.release()
-        callback = self._callback
-        if callback is not None:
-            callback()
-
-    def on_done(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` (once the ticket is done, on the registry's thread, or now
-        if it is done already) instead of blocking in :meth:`wait`: how an event loop
-        waits. It must be short, never block, and bear being called twice (a race of
-        this call with :meth:`done` may call it from both sides). One callback a ticket."""
-        self._callback = callback
-        if self._done:
-            callback()
-
-    def wait(self, timeout: float | None) -> bool:
-        if self._lock.acquire(timeout=-1 if timeout is None else blocking_timeout(timeout)):
-            self._lock.release()  # a second wait() returns at once too
-            return True
-        return False
+        self._open()
