@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from actors._errors import QueryFailedError as QueryFailedError
     from actors._errors import QueueFullError as QueueFullError
     from actors._errors import RecordsNotStoredError as RecordsNotStoredError
+    from actors._errors import ResourcesUnavailableError as ResourcesUnavailableError
     from actors._errors import RuntimeClosedError as RuntimeClosedError
     from actors._errors import StoreError as StoreError
     from actors._errors import StoreLockedError as StoreLockedError
@@ -79,6 +80,7 @@ if TYPE_CHECKING:
     from actors._policies import OperationLimits as OperationLimits
     from actors._policies import RetryPolicy as RetryPolicy
     from actors._records import TaskSnapshot as TaskSnapshot
+    from actors._resources import Resources as Resources
     from actors._storage.codec import MAX_NESTING as MAX_NESTING
     from actors._storage.sqlite import SqliteStore as SqliteStore
     from actors._storage.store import MemoryStore as MemoryStore
@@ -110,6 +112,7 @@ _EXPORTS: Final[dict[str, str]] = {
     "QueryFailedError": "actors._errors",
     "QueueFullError": "actors._errors",
     "RecordsNotStoredError": "actors._errors",
+    "ResourcesUnavailableError": "actors._errors",
     "RuntimeClosedError": "actors._errors",
     "StoreError": "actors._errors",
     "StoreLockedError": "actors._errors",
@@ -148,6 +151,7 @@ _EXPORTS: Final[dict[str, str]] = {
     "OperationLimits": "actors._policies",
     "RetryPolicy": "actors._policies",
     "TaskSnapshot": "actors._records",
+    "Resources": "actors._resources",
     "MAX_NESTING": "actors._storage.codec",
     "SqliteStore": "actors._storage.sqlite",
     "MemoryStore": "actors._storage.store",
@@ -188,6 +192,7 @@ __all__ = [  # noqa: RUF022 (grouped by role, sorted within a group)
     # per-task options, policies and named operations
     "NamedOperation",
     "OperationLimits",
+    "Resources",
     "RetryPolicy",
     "TaskOptions",
     # stores, and what they can keep
@@ -211,6 +216,7 @@ __all__ = [  # noqa: RUF022 (grouped by role, sorted within a group)
     "QueryFailedError",
     "QueueFullError",
     "RecordsNotStoredError",
+    "ResourcesUnavailableError",
     "RuntimeClosedError",
     "StoreError",
     "StoreLockedError",

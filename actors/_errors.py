@@ -134,6 +134,15 @@ class UnknownOperationError(SupervisorError, ValueError):
         )
 
 
+class ResourcesUnavailableError(SupervisorError, ValueError):
+    """A task asks for resources it could never get where it would run: a name the host
+    (or cluster) does not have, or more of one than there is in all."""
+
+    def __init__(self, message: str, *, resource: str) -> None:
+        self.resource = resource  # the first resource that cannot be had
+        super().__init__(message)
+
+
 class NaiveRunAtError(SupervisorError, ValueError):
     """``run_at`` was a naive datetime (no time zone): the moment it means is unknown."""
 
