@@ -18,7 +18,7 @@ import pytest
 
 from actors import ManualClock, NotResumableError, RetryPolicy, TaskContext, UnknownTaskError
 from actors._storage.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
-from storycore_tasks import NamedOperation, TaskManager
+from storycore_tasks import TaskManager
 from storycore_tasks.cli import URL_ENV_VAR, main
 from storycore_tasks.errors import iso_utc
 from storycore_tasks.service.deps import ServiceConfig
@@ -119,11 +119,11 @@ def test_resume_task_refuses_clearly(make_manager: MakeManager) -> None:
     plain = manager.create_task(_checkpoints_then_fails)
     for task_id in (done, bare, plain):
         manager.wait(task_id, timeout=WAIT)
-    with pytest.raises(NotResumableError, match="it completed; read its result"):
+    with pytest.raises(NotResumableError, match=r"it completed; read its result"):
         manager.resume_task(done)
-    with pytest.raises(NotResumableError, match="has no checkpoint.*task.checkpoint"):
+    with pytest.raises(NotResumableError, match=r"has no checkpoint.*task\.checkpoint"):
         manager.resume_task(bare)
-    with pytest.raises(NotResumableError, match="not by name.*register_operation"):
+    with pytest.raises(NotResumableError, match=r"not by name.*register_operation"):
         manager.resume_task(plain)
     with pytest.raises(UnknownTaskError):
         manager.resume_task("00000000-0000-4000-8000-000000000000")
