@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from actors._errors import ActorRestartedError as ActorRestartedError
     from actors._errors import ActorUnresponsiveError as ActorUnresponsiveError
     from actors._errors import NaiveRunAtError as NaiveRunAtError
+    from actors._errors import NotResumableError as NotResumableError
     from actors._errors import OperationUnavailableError as OperationUnavailableError
     from actors._errors import QueryFailedError as QueryFailedError
     from actors._errors import QueueFullError as QueueFullError
@@ -74,6 +75,7 @@ if TYPE_CHECKING:
     from actors._outcome import Raised as Raised
     from actors._outcome import ResourceExhausted as ResourceExhausted
     from actors._outcome import ResultNotStorable as ResultNotStorable
+    from actors._outcome import Stalled as Stalled
     from actors._outcome import TimedOut as TimedOut
     from actors._policies import OperationLimits as OperationLimits
     from actors._policies import RetryPolicy as RetryPolicy
@@ -105,6 +107,7 @@ _EXPORTS: Final[dict[str, str]] = {
     "ActorRestartedError": "actors._errors",
     "ActorUnresponsiveError": "actors._errors",
     "NaiveRunAtError": "actors._errors",
+    "NotResumableError": "actors._errors",
     "OperationUnavailableError": "actors._errors",
     "QueryFailedError": "actors._errors",
     "QueueFullError": "actors._errors",
@@ -143,6 +146,7 @@ _EXPORTS: Final[dict[str, str]] = {
     "Raised": "actors._outcome",
     "ResourceExhausted": "actors._outcome",
     "ResultNotStorable": "actors._outcome",
+    "Stalled": "actors._outcome",
     "TimedOut": "actors._outcome",
     "OperationLimits": "actors._policies",
     "RetryPolicy": "actors._policies",
@@ -181,6 +185,7 @@ __all__ = [  # noqa: RUF022 (grouped by role, sorted within a group)
     "Raised",
     "ResourceExhausted",
     "ResultNotStorable",
+    "Stalled",
     "StopReason",
     "TaskInterrupted",
     "TimedOut",
@@ -206,6 +211,7 @@ __all__ = [  # noqa: RUF022 (grouped by role, sorted within a group)
     "ActorRestartedError",
     "ActorUnresponsiveError",
     "NaiveRunAtError",
+    "NotResumableError",
     "OperationUnavailableError",
     "QueryFailedError",
     "QueueFullError",

@@ -55,3 +55,4 @@ class StopReason(StrEnum):
     CANCEL_REQUESTED = "cancel_requested"
     TIMEOUT = "timeout"
     SHUTDOWN = "shutdown"
+    STALLED = "stalled"  # no sign of life for heartbeat_timeout seconds

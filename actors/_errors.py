@@ -6,6 +6,7 @@ __all__ = [
     "ActorRestartedError",
     "ActorUnresponsiveError",
     "NaiveRunAtError",
+    "NotResumableError",
     "OperationUnavailableError",
     "QueryFailedError",
     "QueueFullError",
@@ -53,6 +54,17 @@ class UnknownTaskError(SupervisorError, LookupError):
             f"no task with id {task_id!r}: it was never created here, or it ended more "
             "than max_task_age seconds ago and was removed by retention"
         )
+
+
+class NotResumableError(SupervisorError, ValueError):
+    """``resume_task`` of a task that cannot be resumed: ``reason`` says why and the
+    message names what would make it resumable."""
+
+    def __init__(self, task_id: str, reason: str, fix: str) -> None:
+        self.task_id = task_id
+        self.reason = reason
+        self.fix = fix
+        super().__init__(f"task {task_id} cannot be resumed: {reason}; {fix}")
 
 
 class ActorUnresponsiveError(SupervisorError, TimeoutError):

@@ -233,6 +233,14 @@ class TaskOptions:
         check_resources,
         cli=True,
     )
+    heartbeat_timeout: float | None = option(
+        "seconds",
+        "seconds a running task may go without a sign of life (progress, a partial "
+        "result, a checkpoint, task.heartbeat()); then it is stopped and fails STALLED",
+        _seconds,
+        cli=True,
+        http_max=7 * 86_400.0,
+    )
     delay: float | None = option(
         "seconds",
         "seconds to wait before the task may start",

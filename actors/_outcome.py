@@ -23,6 +23,7 @@ __all__ = [
     "Raised",
     "ResourceExhausted",
     "ResultNotStorable",
+    "Stalled",
     "StopReason",
     "TimedOut",
     "exception_name",
@@ -73,6 +74,28 @@ class TimedOut:
     timeout_seconds: float
     partial_result: Any = None
     has_partial_result: bool = False
+    # The latest checkpoint the registry held (``task.checkpoint``), filled in likewise.
+    checkpoint: Any = None
+    has_checkpoint: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Stalled:
+    """The operation showed no sign of life (progress, a partial result, a checkpoint,
+    ``task.heartbeat()``) for ``heartbeat_timeout`` seconds while it ran.
+
+    ``silent_seconds`` is how long it had been silent when the supervisor stopped it;
+    the registry fills in the latest progress, partial result and checkpoint it holds
+    when it records the stall, as it does for a timeout.
+    """
+
+    heartbeat_timeout: float
+    silent_seconds: float
+    progress: float = 0.0
+    partial_result: Any = None
+    has_partial_result: bool = False
+    checkpoint: Any = None
+    has_checkpoint: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +176,7 @@ Outcome = (
     Completed
     | Raised
     | TimedOut
+    | Stalled
     | Cancelled
     | Crashed
     | ResourceExhausted

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-from actors._outcome import Crashed, Outcome, Raised, TimedOut, exception_name
+from actors._outcome import Crashed, Outcome, Raised, Stalled, TimedOut, exception_name
 from actors.validation import MAX_SECONDS, check_seconds
 
 __all__ = ["BreakerState", "CircuitBreakers", "OperationLimits", "RetryPolicy"]
@@ -82,8 +82,8 @@ class RetryPolicy:
         if isinstance(outcome, Raised):
             mro = outcome.exception_mro or (outcome.exception_type,)
             return not self._names.isdisjoint(mro)
-        if isinstance(outcome, TimedOut):
-            return self.retry_on_timeout
+        if isinstance(outcome, TimedOut | Stalled):
+            return self.retry_on_timeout  # a stall is retried as a timeout is
         if isinstance(outcome, Crashed):
             return not self._names.isdisjoint(("Exception", "BaseException"))
         return False

@@ -13,6 +13,7 @@ from typing import Any
 
 from actors._enums import TaskStatus
 from actors._execution.api import AnyOperation
+from actors._execution.checkpoints import decode_checkpoint
 from actors._options import TaskOptions
 from actors._outcome import Outcome
 
@@ -40,6 +41,14 @@ class TaskSpec:
     prior_attempts: int = 0  # attempts made before this spec was (re)queued
     # Filled in once every dependency has completed: their results, by task id.
     dependency_results: Mapping[str, Any] | None = None
+    # The JSON text of the checkpoint this attempt resumes from (task.resume_from):
+    # an earlier attempt's latest; None on a first run.
+    resume_json: str | None = None
+
+    @property
+    def resume_from(self) -> Any:
+        """The state this attempt resumes from (decoded from :attr:`resume_json`)."""
+        return decode_checkpoint(self.resume_json)
 
 
 @dataclass(slots=True)
@@ -68,6 +77,12 @@ class TaskRecord:
     attempt_outcomes: tuple[Outcome, ...] = ()  # how each earlier attempt ended
     # Faults a test injected (actors._execution.faults): (attempt, the fault's description).
     injected_faults: tuple[tuple[int, str], ...] = ()
+    # The latest checkpoint (task.checkpoint): its state, its JSON text (kept in every
+    # store mode: a later attempt's resume_from is decoded from it) and when it came.
+    checkpoint: Any = None
+    checkpoint_json: str | None = None
+    checkpointed_at: float | None = None
+    last_heartbeat_at: float | None = None  # the latest sign of life the registry saw
     # The JSON texts a durable store writes, encoded once when the value arrives (None
     # with the memory store, or when there is no such value).
     params_json: str | None = None
@@ -109,6 +124,7 @@ class TaskRecord:
             params_json=self.params_json,
             not_before=self.scheduled_for,
             prior_attempts=self.attempt,
+            resume_json=self.checkpoint_json,
         )
 
     @property
@@ -122,7 +138,8 @@ class TaskRecord:
         return (self.status, self.attempt, self.progress, self.updated_at, self.started_at,
                 self.ended_at, self.result, self.has_result, self.partial_result,
                 self.has_partial_result, self.outcome, self.scheduled_for,
-                self.attempt_outcomes, self.injected_faults)  # fmt: skip
+                self.attempt_outcomes, self.injected_faults, self.checkpoint,
+                self.checkpointed_at, self.last_heartbeat_at)  # fmt: skip
 
     def snapshot(self) -> TaskSnapshot:
         return TaskSnapshot(
@@ -146,6 +163,9 @@ class TaskRecord:
             attempt_outcomes=self.attempt_outcomes,
             injected_faults=self.injected_faults,
             seq=self.seq,
+            checkpoint=self.checkpoint,
+            checkpointed_at=self.checkpointed_at,
+            last_heartbeat_at=self.last_heartbeat_at,
         )
 
 
@@ -179,6 +199,15 @@ class TaskSnapshot:
     attempt_outcomes: tuple[Outcome, ...] = ()
     injected_faults: tuple[tuple[int, str], ...] = ()
     seq: int = 0  # submission order: listings sort by it, a page cursor names it
+    # The latest checkpoint's state and time (None: none yet), the latest sign of life.
+    checkpoint: Any = None
+    checkpointed_at: float | None = None
+    last_heartbeat_at: float | None = None
+
+    @property
+    def has_checkpoint(self) -> bool:
+        """Whether the task has a checkpoint (its state may be None)."""
+        return self.checkpointed_at is not None
 
     @property
     def duration_seconds(self) -> float | None:
@@ -190,7 +219,7 @@ class TaskSnapshot:
         """The snapshot of ``task`` (its fields that never change) in ``state``."""
         (status, attempt, progress, updated_at, started_at, ended_at, result, has_result,
          partial_result, has_partial_result, outcome, scheduled_for, attempt_outcomes,
-         injected_faults) = state  # fmt: skip
+         injected_faults, checkpoint, checkpointed_at, last_heartbeat_at) = state  # fmt: skip
         return cls(
             task_id=task.task_id,
             operation_name=task.operation_name,
@@ -212,6 +241,9 @@ class TaskSnapshot:
             attempt_outcomes=attempt_outcomes,
             injected_faults=injected_faults,
             seq=task.seq,
+            checkpoint=checkpoint,
+            checkpointed_at=checkpointed_at,
+            last_heartbeat_at=last_heartbeat_at,
         )
 
 
@@ -230,6 +262,9 @@ TaskState = tuple[
     float | None,  # scheduled_for
     tuple[Outcome, ...],  # attempt_outcomes
     tuple[tuple[int, str], ...],  # injected_faults
+    Any,  # checkpoint
+    float | None,  # checkpointed_at
+    float | None,  # last_heartbeat_at
 ]
 """A record's changing fields, in :meth:`TaskRecord.state`'s order; its other fields
 (id, operation, params, options, creation time, seq) never change after submission."""

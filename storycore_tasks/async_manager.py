@@ -15,6 +15,7 @@ joins threads (call it at exit, or with ``asyncio.to_thread``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -114,6 +115,11 @@ class AsyncTaskManager:
         if user is not None and await self._owned_snapshot(task_id, user) is None:
             return False
         return await self._runtime.cancel(task_id)
+
+    async def resume_task(self, task_id: str, *, user: str | None = None) -> None:
+        """:meth:`TaskManager.resume_task`, awaited (on a thread of its own: with a
+        durable store it waits for the reopening's commit)."""
+        await asyncio.to_thread(self._manager.resume_task, task_id, user=user)
 
     async def events(
         self,

@@ -3,7 +3,7 @@
 ``demo`` runs a scripted scenario on an embedded manager (no service needed). ``serve``
 runs the HTTP service; ``token create``, ``token list`` and ``token revoke`` manage a
 tokens file. The other commands are clients of a running service: ``submit``,
-``status``, ``cancel``, ``list``, ``stats`` and ``watch``, at ``--url`` (default
+``status``, ``cancel``, ``resume``, ``list``, ``stats`` and ``watch``, at ``--url`` (default
 ``$STORYCORE_TASKS_URL``, else http://127.0.0.1:8080) with the token from ``--token``
 (default ``$STORYCORE_TASKS_TOKEN``). ``completion bash|zsh`` prints a shell completion
 script; ``--version`` the installed version. ``python -m storycore_tasks`` is the same
@@ -141,6 +141,11 @@ def _parser() -> argparse.ArgumentParser:
     cancel = client_command("cancel", help="cancel a pending or running task")
     cancel.add_argument("task_id", metavar="ID")
     cancel.set_defaults(handler=_cancel)
+    resume = client_command(
+        "resume", help="run a failed or cancelled task again from its latest checkpoint"
+    )
+    resume.add_argument("task_id", metavar="ID")
+    resume.set_defaults(handler=_resume)
 
     listing = client_command("list", help="tasks, oldest first")
     listing.add_argument(
@@ -713,6 +718,15 @@ def _cancel(args: argparse.Namespace) -> int:
     with _client(args) as client:
         client.cancel(args.task_id)
     print(f"cancelled {args.task_id}", flush=True)
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.resume(args.task_id)
+    print(
+        f"resumed {args.task_id} (pending: its next attempt starts from its checkpoint)", flush=True
+    )
     return 0
 
 

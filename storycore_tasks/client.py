@@ -136,6 +136,12 @@ class ServiceClient:
         data: dict[str, Any] = self._request("POST", _task_path(task_id, "cancel"))
         return data
 
+    def resume(self, task_id: str) -> dict[str, Any]:
+        """Run a failed or cancelled task again from its latest checkpoint (``CONFLICT``
+        naming why when it cannot be resumed)."""
+        data: dict[str, Any] = self._request("POST", _task_path(task_id, "resume"))
+        return data
+
     def list(self, status: str | None = None, limit: int | None = None) -> Tasks:
         """Tasks, oldest first (only ``status`` ones if given), at most ``limit``
         (None: all of them), following the service's pages."""

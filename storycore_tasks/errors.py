@@ -31,6 +31,7 @@ from actors import (
     DependencyFailed,
     Interrupted,
     NaiveRunAtError,
+    NotResumableError,
     OperationUnavailableError,
     Outcome,
     QueryFailedError,
@@ -39,6 +40,7 @@ from actors import (
     ResourceExhausted,
     ResultNotStorable,
     RuntimeClosedError,
+    Stalled,
     StopReason,
     StoreError,
     TimedOut,
@@ -80,6 +82,7 @@ class ErrorCodes(StrEnum):
     NOT_FOUND = "NOT_FOUND"
     CONFLICT = "CONFLICT"
     TIMEOUT = "TIMEOUT"
+    STALLED = "STALLED"
     CANCELLED = "CANCELLED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
@@ -97,6 +100,7 @@ HTTP_STATUS_BY_CODE: Mapping[ErrorCodes, int] = MappingProxyType(
         ErrorCodes.NOT_FOUND: 404,
         ErrorCodes.CONFLICT: 409,
         ErrorCodes.TIMEOUT: 504,
+        ErrorCodes.STALLED: 504,
         ErrorCodes.CANCELLED: 409,
         ErrorCodes.INTERNAL_ERROR: 500,
         ErrorCodes.SERVICE_UNAVAILABLE: 503,
@@ -123,6 +127,12 @@ REMEDIATION_BY_CODE: Mapping[ErrorCodes, str] = MappingProxyType(
         ErrorCodes.TIMEOUT: (
             "Raise the task's timeout, split the work into smaller tasks, or resume from "
             "details.partial_result."
+        ),
+        ErrorCodes.STALLED: (
+            "The operation showed no sign of life for heartbeat_timeout seconds (see "
+            "details.silent_seconds) and was stopped: find where it hangs, report progress "
+            "or call task.heartbeat() in long steps, or raise heartbeat_timeout. With a "
+            "checkpoint, resume_task(task_id) runs it again from there."
         ),
         ErrorCodes.CANCELLED: "The task was cancelled; create a new task to run it again.",
         ErrorCodes.INTERNAL_ERROR: (
@@ -183,6 +193,11 @@ _REMEDIATION_BY_SURFACE: Mapping[Surface, Mapping[ErrorCodes, str]] = MappingPro
                     "Ended tasks are removed after the service's retention time (an hour by "
                     "default): read them sooner."
                 ),
+                ErrorCodes.STALLED: (
+                    "The operation showed no sign of life for its heartbeat_timeout (see "
+                    "details.silent_seconds) and was stopped; raise heartbeat_timeout, or, "
+                    "with a checkpoint, POST /v1/tasks/{task_id}/resume to go on from it."
+                ),
                 ErrorCodes.INTERRUPTED: (
                     "The service stopped (a crash or a kill) before the task ended: create "
                     "the task again. For such tasks to run again by themselves, the "
@@ -201,6 +216,11 @@ _REMEDIATION_BY_SURFACE: Mapping[Surface, Mapping[ErrorCodes, str]] = MappingPro
                     "Check the id: `storycore-tasks list` shows the tasks your token may "
                     "see. Ended tasks are removed after the service's retention time (an "
                     "hour by default): look sooner."
+                ),
+                ErrorCodes.STALLED: (
+                    "The operation showed no sign of life for its heartbeat timeout and was "
+                    "stopped; give it more (submit --heartbeat-timeout S), or, with a "
+                    "checkpoint, `storycore-tasks resume ID` goes on from it."
                 ),
                 ErrorCodes.TIMEOUT: (
                     "Give the task more time (submit --timeout S), split the work into "
@@ -383,10 +403,28 @@ def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:
             details: dict[str, Any] = {"timeout_seconds": outcome.timeout_seconds}
             if outcome.has_partial_result:
                 details["partial_result"] = outcome.partial_result
+            if outcome.has_checkpoint:
+                details["checkpoint"] = outcome.checkpoint
             return ErrorDetails.of(
                 ErrorCodes.TIMEOUT,
                 f"Operation exceeded timeout of {outcome.timeout_seconds} seconds",
                 **details,
+            )
+        case Stalled():
+            stall: dict[str, Any] = {
+                "heartbeat_timeout": outcome.heartbeat_timeout,
+                "silent_seconds": outcome.silent_seconds,
+                "progress": outcome.progress,
+            }
+            if outcome.has_partial_result:
+                stall["partial_result"] = outcome.partial_result
+            if outcome.has_checkpoint:
+                stall["checkpoint"] = outcome.checkpoint
+            return ErrorDetails.of(
+                ErrorCodes.STALLED,
+                f"Operation showed no sign of life for {outcome.silent_seconds:g} seconds "
+                f"(heartbeat_timeout {outcome.heartbeat_timeout:g} s) and was stopped",
+                **stall,
             )
         case Raised() if outcome.exception_type == _UNGUARDED_MAIN:
             # Not the operation's exception: the script that runs the manager lacks the guard.
@@ -476,6 +514,7 @@ def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:
                 StopReason.CANCEL_REQUESTED: "Task was cancelled on request",
                 StopReason.SHUTDOWN: "Task was cancelled because the task manager shut down",
                 StopReason.TIMEOUT: "Task was cancelled by its timeout",
+                StopReason.STALLED: "Task was cancelled because it stalled",
             }[outcome.reason]
             return ErrorDetails.of(ErrorCodes.CANCELLED, message, reason=outcome.reason.value)
         case _:
@@ -541,6 +580,13 @@ def _error_from_exception(exc: BaseException, surface: Surface) -> ErrorDetails:
         )
     if isinstance(exc, StoreError):
         return ErrorDetails.of(ErrorCodes.SERVICE_UNAVAILABLE, str(exc), location=exc.location)
+    if isinstance(exc, NotResumableError):
+        return ErrorDetails(
+            ErrorCodes.CONFLICT,
+            f"task {exc.task_id} cannot be resumed: {exc.reason}",
+            {"task_id": exc.task_id, "reason": exc.reason},
+            _resume_fix(exc, surface),
+        )
     if isinstance(exc, UnknownGroupError):
         return ErrorDetails.of(ErrorCodes.NOT_FOUND, str(exc), group_id=exc.group_id)
     if isinstance(exc, UnknownTaskError):
@@ -551,6 +597,16 @@ def _error_from_exception(exc: BaseException, surface: Surface) -> ErrorDetails:
         ErrorCodes.INTERNAL_ERROR,
         f"{type(exc).__name__}: {exc}",
         exception_type=type(exc).__qualname__,
+    )
+
+
+def _resume_fix(exc: NotResumableError, surface: Surface) -> str:
+    """What makes a task resumable, as the reader on ``surface`` can do it."""
+    if surface is Surface.PYTHON or "register" not in exc.fix:
+        return exc.fix[0].upper() + exc.fix[1:] + "."
+    return (
+        "Only tasks of operations the service registers by name can be resumed "
+        f"({_SERVICE_OPERATIONS}); create a new task to run this one again."
     )
 
 

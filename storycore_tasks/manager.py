@@ -104,6 +104,9 @@ class TaskManager:
             pending tasks for ``cooldown`` seconds (default: ``failure_window``); then
             one trial task runs, and its outcome closes or reopens the breaker. None
             (the default) turns it off; ``register_operation`` can set it per operation.
+        heartbeat_timeout: the heartbeat timeout of tasks created without one (None:
+            none): a running task silent that long (no progress, partial result,
+            checkpoint or ``task.heartbeat()``) is stopped and fails ``STALLED``.
         max_restarts, restart_window: the manager's own restart intensity. Its registry
             and timer service are restarted and rebuilt when they fail; more than
             ``max_restarts`` such restarts within ``restart_window`` seconds stop the
@@ -135,9 +138,13 @@ class TaskManager:
         cooldown: float | None = None,
         max_restarts: int = 3,
         restart_window: float = 60.0,
+        heartbeat_timeout: float | None = None,
     ) -> None:
         self._num_workers = check_count("num_workers", num_workers)
         self._default_timeout = check_seconds("default_timeout", default_timeout, allow_none=True)
+        self._heartbeat_timeout = check_seconds(
+            "heartbeat_timeout", heartbeat_timeout, allow_none=True
+        )
         self._runtime = TaskRuntime(
             concurrency=self._num_workers,
             async_concurrency=async_concurrency,
@@ -321,6 +328,8 @@ class TaskManager:
         group_id: str | None = None,
         **options: Any,
     ) -> str:
+        if self._heartbeat_timeout is not None and options.get("heartbeat_timeout") is None:
+            options["heartbeat_timeout"] = self._heartbeat_timeout  # the manager's default
         return self._runtime.submit(
             operation,
             params,
@@ -485,6 +494,25 @@ class TaskManager:
             return False
         return self._runtime.cancel(task_id)
 
+    def resume_task(self, task_id: str, *, user: str | None = None) -> None:
+        """Run a failed or cancelled task again from its latest checkpoint: a new attempt
+        of the same id, whose operation reads the checkpoint as ``task.resume_from``.
+
+        Only a task of a named operation (registered in this manager) that has a
+        checkpoint can be resumed; with ``user``, only a task that user created.
+
+        Raises:
+            actors.UnknownTaskError: no such task (or another user's).
+            actors.NotResumableError: the task is pending, running or completed, has no
+                checkpoint, or its operation was a plain function or is not registered;
+                the message says which, and what to do (``CONFLICT``).
+        """
+        if not is_task_id(task_id) or (
+            user is not None and self._owned_snapshot(task_id, user) is None
+        ):
+            raise UnknownTaskError(str(task_id))
+        self._runtime.resume(task_id)
+
     def cleanup_old_tasks(self, max_age_seconds: float = 3600) -> int:
         """Remove finished tasks that ended more than ``max_age_seconds`` ago; returns how many."""
         return self._runtime.cleanup(max_age_seconds)
@@ -583,6 +611,7 @@ class TaskManager:
                 "total_failed": table.total_failed,
                 "total_cancelled": table.total_cancelled,
                 "total_timed_out": table.total_timed_out,
+                "total_stalled": table.total_stalled,
             },
             "timers": {
                 "armed": stats.timers.armed,
@@ -616,6 +645,11 @@ class TaskManager:
         """Fault injection for tests (see ``storycore_tasks.testing``): make chosen runs
         of an operation raise, hang, crash..., or the manager's own actors fail."""
         return self._runtime.faults
+
+    @property
+    def heartbeat_timeout(self) -> float | None:
+        """The heartbeat timeout of a task ``create_task`` gives none (None: none)."""
+        return self._heartbeat_timeout
 
     @property
     def default_timeout(self) -> float | None:
@@ -689,6 +723,9 @@ def snapshot_to_status(snapshot: TaskSnapshot) -> dict[str, Any]:
     status["started_at"] = iso_utc(snapshot.started_at)
     status["ended_at"] = iso_utc(snapshot.ended_at)
     status["scheduled_for"] = iso_utc(snapshot.scheduled_for)
+    status["last_heartbeat_at"] = iso_utc(snapshot.last_heartbeat_at)
+    status["checkpoint"] = snapshot.checkpoint
+    status["checkpointed_at"] = iso_utc(snapshot.checkpointed_at)
     status["next_attempt_at"] = (
         iso_utc(snapshot.scheduled_for) if snapshot.attempt_outcomes else None
     )

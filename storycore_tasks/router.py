@@ -157,6 +157,7 @@ def register_task_endpoints(router: APIRouter, manager: TaskManager) -> None:
     """Serve the task endpoints of ``manager`` on ``router``:
 
     ``storycore.task.status`` (GET), ``storycore.task.cancel`` (POST),
+    ``storycore.task.resume`` (POST),
     ``storycore.task.list`` (GET, optional ``status`` and ``limit``),
     ``storycore.task.stats`` (GET), ``storycore.group.status`` (GET, ``group_id``) and
     ``storycore.group.cancel`` (POST, ``group_id``).
@@ -177,6 +178,11 @@ def register_task_endpoints(router: APIRouter, manager: TaskManager) -> None:
         if found is None:
             raise _not_found(task_id)
         raise APIError(cancel_conflict(task_id, found["status"]))
+
+    def resume(params: Mapping[str, Any], context: RequestContext) -> Any:
+        task_id = _require_task_id(params)
+        manager.resume_task(task_id, user=context.owner)  # NOT_FOUND, CONFLICT
+        return {"task_id": task_id, "resumed": True, "status": "pending"}
 
     def list_tasks(params: Mapping[str, Any], context: RequestContext) -> Any:
         status_filter = params.get("status")
@@ -205,6 +211,7 @@ def register_task_endpoints(router: APIRouter, manager: TaskManager) -> None:
 
     router.register("storycore.task.status", "GET", status)
     router.register("storycore.task.cancel", "POST", cancel)
+    router.register("storycore.task.resume", "POST", resume)
     router.register("storycore.task.list", "GET", list_tasks)
     router.register("storycore.task.stats", "GET", stats)
     router.register("storycore.group.status", "GET", group_status)

@@ -553,6 +553,8 @@ def test_a_child_given_back_cannot_be_signalled_for_its_old_task() -> None:
     from actors._records import TaskSpec
 
     class Events:  # the attempt reports nothing here: it is never driven
+        published = None  # its context makes its own channel
+
         def started(self) -> None: ...
 
         def confirm_start(self) -> Outcome | None:

@@ -154,6 +154,10 @@ def test_status_of_a_completed_task_is_the_full_status_dict(make_manager: MakeMa
         "depends_on",
         "group_id",
         "resources",
+        "heartbeat_timeout",
+        "last_heartbeat_at",
+        "checkpoint",
+        "checkpointed_at",
         "result",
     }
     assert expected_keys == set(response.data)

@@ -33,6 +33,7 @@ WAIT = 15.0  # seconds any wait may take before the test fails (never slept)
 RPC_ENDPOINTS = (
     "storycore.task.status",
     "storycore.task.cancel",
+    "storycore.task.resume",
     "storycore.task.list",
     "storycore.task.stats",
     "storycore.group.status",

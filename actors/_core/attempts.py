@@ -19,6 +19,7 @@ from actors._core.messages import Interrupt, Kill
 from actors._core.timers import TimerHandle
 from actors._enums import Isolation
 from actors._execution.backend import ExecutionBackend
+from actors._execution.published import Published
 from actors._execution.start_gate import StartGate
 from actors._outcome import StopReason
 from actors._records import TaskSpec
@@ -69,6 +70,16 @@ class ActiveAttempt:
     # once this one's operation has really returned (its slot is still held).
     retry_at: float | None = None
     trial: bool = False  # the half-open circuit breaker's trial task
+    # What the operation publishes (shared with its context): the supervisor reads its
+    # latest sign of life and checkpoint there, without a message.
+    published: Published | None = None
+    # The heartbeat deadline's timer (heartbeat_timeout), armed when it started; one
+    # timer that re-arms itself at the time left after the latest sign of life.
+    watch: TimerHandle | None = None
+    alive_since: float = 0.0  # monotonic: when the attempt started
+    # resume_task of this (ended, still stopping) task: its next attempt, queued once
+    # this one's operation has really returned.
+    resumed: TaskSpec | None = None
 
 
 def next_forced_step(

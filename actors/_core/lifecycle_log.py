@@ -21,6 +21,7 @@ from actors._outcome import (
     Raised,
     ResourceExhausted,
     ResultNotStorable,
+    Stalled,
     TimedOut,
 )
 from actors._records import TaskRecord
@@ -70,6 +71,14 @@ def log_terminal(record: TaskRecord) -> None:
                 duration_ms=duration_ms,
                 timeout_seconds=outcome.timeout_seconds,
                 has_partial_result=outcome.has_partial_result,
+            )
+        case Stalled():
+            _log.warning(
+                "task.stalled",
+                task_id=task_id,
+                duration_ms=duration_ms,
+                heartbeat_timeout=outcome.heartbeat_timeout,
+                silent_seconds=outcome.silent_seconds,
             )
         case Raised():
             _log.warning(

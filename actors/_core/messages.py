@@ -17,8 +17,9 @@ Who sends what:
   whose start is not its hand-over: process isolation), ``WorkerFinished``
 * the operation's context -> Registry: ``ProgressReady`` (coalesced: at most one in
   flight per task)
-* TimerService -> Supervisor: ``DeadlinePassed``, ``EscalateStop``, ``CleanupDue``,
-  ``StartDue``, ``CooldownOver``, ``ScheduleTick``
+* facade -> Registry: ``Reopen`` (``resume_task``), which forwards the task to the supervisor
+* TimerService -> Supervisor: ``DeadlinePassed``, ``HeartbeatDue``, ``EscalateStop``,
+  ``CleanupDue``, ``StartDue``, ``CooldownOver``, ``ScheduleTick``
 * a test -> Registry, Supervisor: ``InjectFault`` (the fault-injection kit; see
   actors._core.restarts)
 * facade -> Registry: ``AbandonUnfinished`` (the supervisor failed)
@@ -62,6 +63,7 @@ __all__ = [
     "GetSnapshot",
     "GetStats",
     "GetSupervisorStats",
+    "HeartbeatDue",
     "Interrupt",
     "Kill",
     "ListPage",
@@ -72,6 +74,7 @@ __all__ = [
     "Register",
     "RegisterDependent",
     "RegistryMessage",
+    "Reopen",
     "ResolveDependencies",
     "RetryScheduled",
     "ScheduleTick",
@@ -150,6 +153,19 @@ class Finish:
     task_id: str
     outcome: Outcome
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Reopen:
+    """``resume_task``: a new attempt of an ended task that has a checkpoint. The registry
+    checks it may (answering a :class:`~actors.NotResumableError` when not), makes the
+    task pending again and forwards its spec (``operation``: the registered function of
+    its name, None when none is) to the supervisor; ``ticket``: its commit."""
+
+    task_id: str
+    at: float
+    operation: Callable[..., object] | None
+    ticket: CommitTicket | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +302,14 @@ class DeadlinePassed:
 
 
 @dataclass(frozen=True, slots=True)
+class HeartbeatDue:
+    """A running task's heartbeat deadline may have passed: the supervisor looks at its
+    latest sign of life and stops it as stalled, or re-arms the timer for the rest."""
+
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class AttemptStarted:
     """A back-end whose start is not its hand-over has recorded RUNNING (under its start
     gate): the supervisor arms the deadline now, so a cold child's start-up is not
@@ -418,6 +442,7 @@ SupervisorMessage = (
     | WorkerFinished
     | SubmitBatch
     | DeadlinePassed
+    | HeartbeatDue
     | AttemptStarted
     | EscalateStop
     | Cancel
@@ -461,6 +486,7 @@ RegistryMessage = (
     | InjectFault
     | AbandonUnfinished
     | Flush
+    | Reopen
     | Cleanup
 )
 """Every message the registry handles; its dispatch is checked exhaustive against this."""

@@ -27,6 +27,7 @@ leaves before the commit that covers it.
 from __future__ import annotations
 
 import contextlib
+import json
 import queue
 import threading
 from collections.abc import Mapping
@@ -61,6 +62,7 @@ from actors._core.messages import (
     Register,
     RegisterDependent,
     RegistryMessage,
+    Reopen,
     ResolveDependencies,
     RetryScheduled,
     Submit,
@@ -77,6 +79,7 @@ from actors._core.waiters import TerminalWaiter, Waiters
 from actors._enums import TaskStatus
 from actors._errors import (
     ActorRestartedError,
+    NotResumableError,
     QueryFailedError,
     StoreError,
     UnstorableValueError,
@@ -119,6 +122,7 @@ _TASK_CHANGES = (
     Finish,
     RetryScheduled,
     ProgressReady,
+    Reopen,
 )
 
 
@@ -267,6 +271,8 @@ class RegistryActor(RestartingActor):
             case Flush(ticket=ticket):
                 self._ticket(ticket)
                 return None
+            case Reopen():
+                return self._on_reopen(message)
             case Cleanup(cutoff=cutoff):
                 return self._on_cleanup(cutoff)
             case _:
@@ -558,6 +564,7 @@ class RegistryActor(RestartingActor):
 
     def _on_progress(self, message: ProgressReady) -> None:
         progress, partial, has_partial = message.published.drain()
+        alive, checkpoint_json, waiters = message.published.drain_signs()
         partial_json = None
         if has_partial:
             # Checked here, not where it is set: an operation may set its partial result
@@ -577,19 +584,99 @@ class RegistryActor(RestartingActor):
                     type=exc.type_name,
                     error=str(exc),
                 )
+        checkpoint = None
+        if checkpoint_json is not None:
+            checkpoint = self._checkpoint_of(message.task_id, checkpoint_json, waiters)
+            if checkpoint is None:
+                waiters = []  # answered: not kept
         record = self._table.apply_progress(
-            message.task_id, progress, partial, has_partial, self._clock.time()
+            message.task_id,
+            progress,
+            partial,
+            has_partial,
+            self._clock.time(),
+            alive=alive,
+            checkpoint=checkpoint,
         )
         if record is None:
+            if waiters:
+                current = self._table.get(message.task_id)
+                state = "gone" if current is None else current.status.value
+                error = RuntimeError(
+                    f"task {message.task_id} is no longer running ({state}): its checkpoint "
+                    "was not kept"
+                )
+                for waiter in waiters:
+                    waiter(error)
             return
         if self._commits is not None and has_partial:
             record.partial_json = partial_json
-        self._changed(record, urgent=False)  # progress: see GroupCommit.due
+        # A checkpoint is a durable fact its operation waits for: committed soon.
+        self._changed(record, urgent=checkpoint is not None)
+        for waiter in waiters:
+            self._after_commit(record.task_id, waiter)
         if progress is not None:
             _log.debug("task.progress", task_id=record.task_id, progress=progress)
             # Not held for a commit: progress is not a durable fact (see GroupCommit).
             if self._listened():
                 self._emit("progress", record, now=True, progress=progress)
+
+    def _checkpoint_of(self, task_id: str, text: str, waiters: list[Any]) -> tuple[Any, str] | None:
+        """A checkpoint's (state, text), checked by the rules every store mode keeps (its
+        JSON was checked in the operation); None, its waiters told why, if it breaks them."""
+        try:
+            state = json.loads(text)
+            check_value(state)
+        except (UnstorableValueError, ValueError) as exc:
+            _log.warning("task.checkpoint_not_storable", task_id=task_id, error=str(exc))
+            for waiter in waiters:
+                waiter(exc)
+            return None
+        return state, text
+
+    def _after_commit(self, task_id: str, waiter: Any) -> None:
+        """Call ``waiter`` once the commit covering ``task_id``'s latest change is done
+        (memory store: at once)."""
+        ticket = CommitTicket(task_id)
+        ticket.on_done(lambda: waiter(ticket.error))
+        self._ticket(ticket)
+
+    def _on_reopen(self, message: Reopen) -> TaskSpec | NotResumableError | None:
+        """A new attempt of an ended task (``resume_task``), if it may have one: its spec
+        (forwarded to the supervisor), or why not (None: no such task)."""
+        record = self._table.get(message.task_id)
+        if record is None:
+            if message.ticket is not None:
+                message.ticket.done()
+            return None
+        refusal = _why_not_resumable(record, message.operation is not None)
+        if refusal is not None:
+            if message.ticket is not None:
+                message.ticket.done()
+            return refusal
+        assert message.operation is not None
+        reopened = self._table.reopen(message.task_id, message.at)
+        assert reopened is not None  # checked above
+        self._changed(reopened)
+        if message.ticket is not None:
+            self._ticket(message.ticket)
+        _log.info(
+            "task.resumed",
+            task_id=reopened.task_id,
+            attempt=reopened.attempt + 1,
+            checkpointed_at=reopened.checkpointed_at,
+        )
+        spec = reopened.to_spec(message.operation)
+        if self._listened():
+            self._emit(
+                "retry_scheduled",
+                reopened,
+                attempt=reopened.attempt,
+                next_attempt_at=None,
+                error="resumed",
+            )
+        self._tell_supervisor(Submit(spec))
+        return spec
 
     def _on_finish(self, message: Finish) -> None:
         outcome = message.outcome
@@ -765,3 +852,40 @@ class RegistryActor(RestartingActor):
         else:
             waiter.set(record.snapshot())
         return waiter
+
+
+def _why_not_resumable(record: TaskRecord, operation_known: bool) -> NotResumableError | None:
+    """Why ``record``'s task cannot have a new attempt by ``resume_task``, or None."""
+    task_id, status = record.task_id, record.status
+    if status is TaskStatus.COMPLETED:
+        return NotResumableError(
+            task_id, "it completed", "read its result; create a new task to run it again"
+        )
+    if not status.is_terminal:
+        return NotResumableError(
+            task_id,
+            f"it is {status.value}",
+            "only a failed or cancelled task can be resumed: wait for it to end, or "
+            "cancel it first",
+        )
+    if not record.named:
+        return NotResumableError(
+            task_id,
+            "its operation was given as a function, not by name",
+            "register the operation by name (register_operation(name, fn)) and create "
+            "the task by that name: only a named operation can be found again",
+        )
+    if record.checkpointed_at is None:
+        return NotResumableError(
+            task_id,
+            "it has no checkpoint",
+            "an operation that can go on calls task.checkpoint(state) as it works; "
+            "create a new task to run this one again from the start",
+        )
+    if not operation_known:
+        return NotResumableError(
+            task_id,
+            f"no operation is registered as {record.operation_name!r}",
+            f"register it first (register_operation({record.operation_name!r}, fn))",
+        )
+    return None

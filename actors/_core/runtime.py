@@ -37,6 +37,7 @@ from actors._core.messages import (
     OperationRegistered,
     Register,
     RegisterDependent,
+    Reopen,
     ResolveDependencies,
     Shutdown,
     Submit,
@@ -61,6 +62,7 @@ from actors._errors import (
     OperationUnavailableError,
     QueueFullError,
     RuntimeClosedError,
+    UnknownTaskError,
 )
 from actors._execution.api import AnyOperation
 from actors._execution.async_backend import AsyncBackend, LoopStats
@@ -561,6 +563,44 @@ class TaskRuntime:
         except pykka.ActorDeadError:
             return {}
         return result
+
+    def resume(self, task_id: str) -> None:
+        """A new attempt of an ended task from its latest checkpoint: the task (same id)
+        is pending again, and its operation receives the checkpoint as
+        ``task.resume_from``. Allowed for a failed or cancelled task of a named
+        operation (registered here) that has a checkpoint; with a durable store the
+        reopening is committed when this returns.
+
+        Raises :class:`UnknownTaskError` for an unknown id, :class:`NotResumableError`
+        (saying why and what would make it resumable) for a task that cannot be resumed,
+        and as ``submit`` does when the queue is full or the runtime closed."""
+        snapshot = self.snapshot(task_id)
+        if snapshot is None:
+            raise UnknownTaskError(task_id)
+        entry = self._operations.get(snapshot.operation_name)
+        with self._submit_lock:
+            if self._refusing:
+                raise self._closed_error("it resumes no task")
+            if not self._admission.try_enter():
+                raise QueueFullError(self._max_pending)
+            ticket = CommitTicket(task_id) if self._durable else None
+            message = Reopen(
+                task_id, self._clock.time(), None if entry is None else entry.function, ticket
+            )
+            try:
+                # The registry reopens it and forwards it to the supervisor itself, so
+                # the task is pending there before its start can reach it.
+                answer = self._ask(self._registry, message, "registry")
+            except BaseException:
+                self._admission.leave()
+                raise
+            if not isinstance(answer, TaskSpec):
+                self._admission.leave()
+                if answer is None:
+                    raise UnknownTaskError(task_id)
+                raise answer
+        if ticket is not None:
+            self._await_commit(ticket, None)
 
     def cancel(self, task_id: str) -> bool:
         """Cancel a pending or running task. False if unknown or already terminal.

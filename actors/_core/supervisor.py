@@ -61,6 +61,7 @@ from actors._core.messages import (
     Finish,
     GetSchedules,
     GetSupervisorStats,
+    HeartbeatDue,
     InjectFault,
     MarkRunning,
     OperationRegistered,
@@ -84,9 +85,10 @@ from actors._core.timers import TimerHandle, TimerService
 from actors._enums import Isolation
 from actors._execution.backend import ExecutionBackend
 from actors._execution.faults import FaultPlan
+from actors._execution.published import Published
 from actors._execution.start_gate import StartGate
 from actors._execution.worker import WorkerActor
-from actors._outcome import Cancelled, Completed, Outcome, StopReason, TimedOut
+from actors._outcome import Cancelled, Completed, Outcome, Stalled, StopReason, TimedOut
 from actors._policies import CircuitBreakers
 from actors._records import TaskSpec
 from actors._storage.recovery import decide, interrupt
@@ -223,6 +225,8 @@ class SupervisorActor(pykka.ThreadingActor):
                 return self._on_deadline(task_id)
             case AttemptStarted(task_id=task_id):
                 return self._on_attempt_started(task_id)
+            case HeartbeatDue(task_id=task_id):
+                return self._on_heartbeat_due(task_id)
             case EscalateStop(task_id=task_id):
                 return self._on_escalate(task_id)
             case Cancel(task_id=task_id):
@@ -281,6 +285,12 @@ class SupervisorActor(pykka.ThreadingActor):
             self._on_fatal(exc_info[1])
 
     def _on_submit(self, spec: TaskSpec) -> None:
+        active = self._active.get(spec.task_id)
+        if active is not None:
+            # resume_task of a task whose last attempt is still stopping: its next one
+            # starts once that operation has really returned (one attempt at a time).
+            active.resumed = spec
+            return
         if not self._admitting:
             # Defensive: the runtime refuses submissions once closed, and any Submit it
             # told earlier is ahead of Shutdown in this mailbox.
@@ -311,6 +321,11 @@ class SupervisorActor(pykka.ThreadingActor):
             self._check_drained()
             return True
         active = self._active.get(task_id)
+        if active is not None and active.resumed is not None:
+            active.resumed = None  # resumed, waiting for its last attempt: not any more
+            self._admission.leave()
+            self._finish(task_id, cancelled)
+            return True
         if active is not None and active.retry_at is not None:
             active.retry_at = None  # timed out, waiting to be retried: not any more
             self._finish(task_id, cancelled)
@@ -366,6 +381,45 @@ class SupervisorActor(pykka.ThreadingActor):
         active.started = True
         if active.stopping is None:
             active.timer = self._arm_deadline(active.spec)
+            self._arm_heartbeat(active)
+
+    def _arm_heartbeat(self, active: ActiveAttempt) -> None:
+        """The attempt started: its heartbeat deadline runs from now."""
+        seconds = active.spec.options.heartbeat_timeout
+        if seconds is None:
+            return
+        active.alive_since = self._clock.monotonic()
+        active.watch = self._timers.schedule_after(
+            seconds, self.actor_ref, HeartbeatDue(active.spec.task_id)
+        )
+
+    def _on_heartbeat_due(self, task_id: str) -> None:
+        """The heartbeat deadline as of the last look: stalled if the operation has been
+        silent for ``heartbeat_timeout`` seconds, else looked at again when it would be
+        (one timer per attempt, not one per sign of life)."""
+        active = self._active.get(task_id)
+        if active is None or active.stopping is not None or active.watch is None:
+            return  # ended or stopping: the timer raced it
+        seconds = active.spec.options.heartbeat_timeout
+        assert seconds is not None
+        last = active.alive_since
+        sign = None if active.published is None else active.published.last_sign()
+        if sign is not None and sign > last:
+            last = sign
+        now = self._clock.monotonic()
+        left = last + seconds - now
+        if left > 0:
+            active.watch = self._timers.schedule_after(left, self.actor_ref, HeartbeatDue(task_id))
+            return
+        active.watch = None
+        outcome = Stalled(heartbeat_timeout=seconds, silent_seconds=round(now - last, 6))
+        _log.warning("task.stall_detected", task_id=task_id, silent_seconds=outcome.silent_seconds)
+        self._record_attempt(active, failed=True)
+        active.retry_at = self._retry_at(active, outcome)
+        if active.retry_at is None:
+            # The registry attaches the latest progress, partial result and checkpoint.
+            self._finish(task_id, outcome)
+        self._begin_stopping(active, StopReason.STALLED)
 
     def _record_running(
         self, spec: TaskSpec, at: float, ticket: CommitTicket | None, injected: str | None
@@ -406,6 +460,8 @@ class SupervisorActor(pykka.ThreadingActor):
             return
         if active.timer is not None:
             self._timers.cancel(active.timer)
+        if active.watch is not None:
+            self._timers.cancel(active.watch)
         outcome = message.outcome
         if not active.started and active.stopping is None:
             # The attempt failed before its operation began (its child could not start,
@@ -419,6 +475,13 @@ class SupervisorActor(pykka.ThreadingActor):
             if active.retry_at is not None:
                 # Timed out, and its retry waited for this operation to return.
                 self._requeue(active, active.retry_at)
+            elif active.resumed is not None:
+                # Resumed while it stopped: its next attempt may start now (the registry
+                # has it pending: no Finish, which would end that attempt).
+                if self._admitting:
+                    self._enqueue(active.resumed)
+                else:
+                    self._abandon(active.resumed)
             else:
                 # Already terminal: the registry keeps only a late result.
                 self._registry.tell(Finish(message.task_id, outcome, message.at))
@@ -645,7 +708,15 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _requeue(self, active: ActiveAttempt, at: float) -> None:
         """Queue the next attempt of a task whose attempt failed, in a fresh worker."""
-        spec = replace(active.spec, prior_attempts=active.attempt, not_before=at)
+        # The next attempt resumes from the latest checkpoint this one published.
+        published = active.published
+        latest = None if published is None else published.latest_checkpoint()
+        spec = replace(
+            active.spec,
+            prior_attempts=active.attempt,
+            not_before=at,
+            resume_json=active.spec.resume_json if latest is None else latest,
+        )
         self._admission.enter()
         if self._admitting:
             self._enqueue(spec)
@@ -664,6 +735,8 @@ class SupervisorActor(pykka.ThreadingActor):
         # then never make a task that had started read "pending" and run a second time. A
         # back-end that starts later records RUNNING itself, through its start gate.
         ticket = CommitTicket(spec.task_id) if self._durable else None
+        # What the operation publishes; a durable store's checkpoint waits for its commit.
+        published = Published(self._clock.monotonic, self._start_timeout if self._durable else None)
         gate = None if backend.starts_on_handover else StartGate()
         timer = None
         if gate is None:
@@ -680,20 +753,23 @@ class SupervisorActor(pykka.ThreadingActor):
             start_ticket=ticket,
             start_timeout=self._start_timeout,
             store_results=self._durable,
+            published=published,
         )
-        self._active.add(
-            ActiveAttempt(
-                spec,
-                worker.actor_ref,
-                backend,
-                timer,
-                started=gate is None,
-                gate=gate,
-                injected=injected,
-                attempt=spec.prior_attempts + 1,
-                trial=trial,
-            )
+        active = ActiveAttempt(
+            spec,
+            worker.actor_ref,
+            backend,
+            timer,
+            started=gate is None,
+            gate=gate,
+            injected=injected,
+            attempt=spec.prior_attempts + 1,
+            trial=trial,
+            published=published,
         )
+        self._active.add(active)
+        if gate is None:
+            self._arm_heartbeat(active)
 
     def _backend_for(self, spec: TaskSpec) -> ExecutionBackend:
         isolation = spec.options.isolation
@@ -707,6 +783,9 @@ class SupervisorActor(pykka.ThreadingActor):
             active.gate.stop(reason)  # one that has not started never will
         if active.timer is not None:
             self._timers.cancel(active.timer)
+        if active.watch is not None:
+            self._timers.cancel(active.watch)
+            active.watch = None
         # A dead worker means the operation just returned: its WorkerFinished is queued here.
         with contextlib.suppress(pykka.ActorDeadError):
             active.worker.tell(Stop(reason))

@@ -22,6 +22,7 @@ from actors._outcome import (
     DependencyFailed,
     Interrupted,
     Outcome,
+    Stalled,
     TimedOut,
 )
 from actors._records import TaskRecord, TaskSpec
@@ -47,6 +48,7 @@ class TableStats:
     total_failed: int
     total_cancelled: int
     total_timed_out: int
+    total_stalled: int = 0  # ended STALLED (no sign of life for heartbeat_timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +166,7 @@ class TaskTable:
         self._failed = 0
         self._cancelled = 0
         self._timed_out = 0
+        self._stalled = 0
 
     def __len__(self) -> int:
         return len(self._records)
@@ -177,7 +180,7 @@ class TaskTable:
         retention deleted, by how they ended). Only on an empty table."""
         if self._records:
             raise RuntimeError("restore() loads an empty table only")
-        timed_out = 0
+        timed_out = stalled = 0
         ended: list[TaskRecord] = []
         for record in records:
             self._records[record.task_id] = record
@@ -192,6 +195,7 @@ class TaskTable:
                 self._ended.append((record.ended_at, record.task_id))
                 ended.append(record)
                 timed_out += isinstance(record.outcome, TimedOut)
+                stalled += isinstance(record.outcome, Stalled)
             self._status_counts[status] += 1
             self._priority_counts[record.options.priority] += 1
         # Listings give ended tasks in the order they ended, as before.
@@ -205,6 +209,7 @@ class TaskTable:
         self._failed = retired.get("failed", 0) + counts[TaskStatus.FAILED]
         self._cancelled = retired.get("cancelled", 0) + counts[TaskStatus.CANCELLED]
         self._timed_out = retired.get("timed_out", 0) + timed_out
+        self._stalled = retired.get("stalled", 0) + stalled
 
     def reset(self, records: Iterable[TaskRecord], retired: Mapping[str, int]) -> None:
         """Replace everything with ``records`` (in seq order) and ``retired``: the
@@ -219,16 +224,18 @@ class TaskTable:
         Lifetime counters of tasks retention removed are kept."""
         records = sorted(self._records.values(), key=lambda r: r.seq)
         counts = dict.fromkeys(TaskStatus, 0)
-        timed_out = 0
+        timed_out = stalled = 0
         for record in records:
             counts[record.status] += 1
             timed_out += isinstance(record.outcome, TimedOut)
+            stalled += isinstance(record.outcome, Stalled)
         retired = {
             "created": self._created - len(records),
             "completed": self._completed - counts[TaskStatus.COMPLETED],
             "failed": self._failed - counts[TaskStatus.FAILED],
             "cancelled": self._cancelled - counts[TaskStatus.CANCELLED],
             "timed_out": self._timed_out - timed_out,
+            "stalled": self._stalled - stalled,
         }
         self.reset(records, {k: max(v, 0) for k, v in retired.items()})
 
@@ -281,9 +288,18 @@ class TaskTable:
         return record
 
     def apply_progress(
-        self, task_id: str, progress: float | None, partial: Any, has_partial: bool, at: float
+        self,
+        task_id: str,
+        progress: float | None,
+        partial: Any,
+        has_partial: bool,
+        at: float,
+        *,
+        alive: bool = False,
+        checkpoint: tuple[Any, str] | None = None,
     ) -> TaskRecord | None:
-        """Record progress and/or a partial result of a running task; None if not running."""
+        """Record progress, a partial result, a sign of life (``alive``) and/or a
+        checkpoint (its state and JSON text) of a running task; None if not running."""
         record = self._records.get(task_id)
         if record is None or record.status is not TaskStatus.RUNNING:
             return None
@@ -292,6 +308,41 @@ class TaskTable:
         if has_partial:
             record.partial_result = partial
             record.has_partial_result = True
+        if checkpoint is not None:
+            record.checkpoint, record.checkpoint_json = checkpoint
+            record.checkpointed_at = at
+        if alive:
+            record.last_heartbeat_at = at
+        record.updated_at = at
+        return record
+
+    def reopen(self, task_id: str, at: float) -> TaskRecord | None:
+        """FAILED or CANCELLED -> PENDING: a new attempt of an ended task (``resume``);
+        its outcome joins ``attempt_outcomes``. None (nothing changed) from another
+        state. The one way out of a terminal state, taken only on a caller's request."""
+        record = self._records.get(task_id)
+        if record is None or record.status not in (TaskStatus.FAILED, TaskStatus.CANCELLED):
+            return None
+        outcome = record.outcome
+        assert outcome is not None
+        del self._terminal[record.status][task_id]
+        # Out of the retention heap too, or retention would remove a task that runs again.
+        self._ended = [entry for entry in self._ended if entry[1] != task_id]
+        heapq.heapify(self._ended)
+        if record.status is TaskStatus.CANCELLED:
+            self._cancelled -= 1
+        else:
+            self._failed -= 1
+            self._timed_out -= isinstance(outcome, TimedOut)
+            self._stalled -= isinstance(outcome, Stalled)
+        self._pending[record.options.priority][task_id] = None
+        self._move(record, TaskStatus.PENDING)
+        record.attempt_outcomes = (*record.attempt_outcomes, outcome)
+        record.outcome = None
+        record.ended_at = None
+        record.started_at = None
+        record.scheduled_for = None
+        record.progress = 0.0
         record.updated_at = at
         return record
 
@@ -319,12 +370,17 @@ class TaskTable:
             del self._pending[record.options.priority][task_id]
         else:
             del self._running[task_id]
-        if isinstance(outcome, TimedOut):
+        if isinstance(outcome, TimedOut | Stalled):
+            # What the operation had published by then: its error's details show it.
             outcome = replace(
                 outcome,
                 partial_result=record.partial_result,
                 has_partial_result=record.has_partial_result,
+                checkpoint=record.checkpoint,
+                has_checkpoint=record.checkpointed_at is not None,
             )
+            if isinstance(outcome, Stalled):
+                outcome = replace(outcome, progress=record.progress)
         new_status = _status_of(outcome)
         self._move(record, new_status)
         record.outcome = outcome
@@ -343,6 +399,8 @@ class TaskTable:
             self._failed += 1
             if isinstance(outcome, TimedOut):
                 self._timed_out += 1
+            elif isinstance(outcome, Stalled):
+                self._stalled += 1
         return FinishResult.RECORDED, record
 
     def remove_ended_before(self, cutoff: float) -> list[str]:
@@ -463,4 +521,5 @@ class TaskTable:
             total_failed=self._failed,
             total_cancelled=self._cancelled,
             total_timed_out=self._timed_out,
+            total_stalled=self._stalled,
         )

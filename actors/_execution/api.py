@@ -19,7 +19,8 @@ __all__ = ["AnyOperation", "AsyncOperation", "AsyncTaskContext", "Operation", "T
 
 @runtime_checkable
 class TaskContext(Protocol):
-    """What an operation sees of its task: cancellation, progress, partial result."""
+    """What an operation sees of its task: cancellation, progress, partial result,
+    heartbeats and checkpoints."""
 
     @property
     def task_id(self) -> str:
@@ -57,6 +58,24 @@ class TaskContext(Protocol):
 
     @partial_result.setter
     def partial_result(self, value: Any) -> None: ...
+
+    @property
+    def resume_from(self) -> Any:
+        """The state of this task's latest checkpoint from an earlier attempt (after a
+        retry, a recovery from a crash, or ``resume_task``); None on a first run."""
+        ...
+
+    def heartbeat(self) -> None:
+        """A sign of life for ``heartbeat_timeout`` (progress, a partial result and a
+        checkpoint are signs too): cheap and coalesced, call it as often as you like."""
+        ...
+
+    def checkpoint(self, state: Any) -> None:
+        """Record a resume point: JSON data (else ``TypeError``, naming the type) that a
+        later attempt of this task receives as :attr:`resume_from`. Coalesced like
+        progress; with a durable store it returns once the checkpoint is committed, so a
+        crash never loses one that returned."""
+        ...
 
 
 Operation = Callable[[Mapping[str, Any], TaskContext], Any]
@@ -106,6 +125,22 @@ class AsyncTaskContext(Protocol):
 
     @partial_result.setter
     def partial_result(self, value: Any) -> None: ...
+
+    @property
+    def resume_from(self) -> Any:
+        """The state of this task's latest checkpoint from an earlier attempt (after a
+        retry, a recovery from a crash, or ``resume_task``); None on a first run."""
+        ...
+
+    def heartbeat(self) -> None:
+        """A sign of life for ``heartbeat_timeout`` (progress, a partial result and a
+        checkpoint are signs too): cheap and coalesced, call it as often as you like."""
+        ...
+
+    async def checkpoint(self, state: Any) -> None:
+        """Record a resume point, as :meth:`TaskContext.checkpoint`; awaited, since with
+        a durable store it waits (without holding the loop) for the commit."""
+        ...
 
 
 AsyncOperation = Callable[[Mapping[str, Any], AsyncTaskContext], Awaitable[Any]]

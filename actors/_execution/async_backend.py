@@ -43,10 +43,12 @@ from typing import Any, cast
 import pykka
 
 from actors._enums import Isolation
+from actors._errors import ActorUnresponsiveError
 from actors._execution.api import AsyncOperation
 from actors._execution.backend import Attempt, AttemptEvents
 from actors._execution.context import ReportingContext, StopFlag
 from actors._execution.injected import InjectedCrash, InjectedLimit
+from actors._execution.published import Published
 from actors._outcome import Cancelled, Completed, Outcome, Raised, StopReason
 from actors._records import TaskSpec
 from actors.logs import library_logger
@@ -106,8 +108,10 @@ class LoopTaskContext(ReportingContext):
         stop: StopFlag,
         loop: asyncio.AbstractEventLoop,
         dependency_results: Mapping[str, Any] | None = None,
+        published: Published | None = None,
+        resume_from: Any = None,
     ) -> None:
-        super().__init__(task_id, registry, stop, dependency_results)
+        super().__init__(task_id, registry, stop, dependency_results, published, resume_from)
         self._loop = loop
         self._waiters: list[asyncio.Future[None]] = []  # touched on the loop only
 
@@ -124,6 +128,22 @@ class LoopTaskContext(ReportingContext):
         finally:
             self._waiters.remove(waiter)
         return self._stop.reason is not None
+
+    async def checkpoint(self, state: Any) -> None:
+        """Record a resume point (JSON data); with a durable store, wait (on the loop,
+        without holding it) until it is committed, raising why when it could not be."""
+        ticket = self._publish_checkpoint(state)
+        if ticket is None:
+            return
+        committed = self._loop.create_future()
+        loop = self._loop
+        ticket.on_done(lambda: _soon(loop, _resolve, committed))
+        wait = self._reports().commit_wait
+        done, _ = await asyncio.wait((committed,), timeout=wait)
+        if not done:
+            raise ActorUnresponsiveError("registry", "a checkpoint's commit", wait or 0.0)
+        if ticket.error is not None:
+            raise ticket.error
 
     def _wake(self) -> None:
         """On the loop, after the stop flag was set: every waiter returns."""
@@ -164,7 +184,13 @@ class AsyncAttempt:
         self._backend = backend
         self._stop = StopFlag()
         self.context = LoopTaskContext(
-            spec.task_id, registry, self._stop, loop, spec.dependency_results
+            spec.task_id,
+            registry,
+            self._stop,
+            loop,
+            spec.dependency_results,
+            events.published,
+            spec.resume_from,
         )
         self._task: asyncio.Task[None] | None = None
         self._committed: asyncio.Future[None] | None = None  # a durable store's start

@@ -32,6 +32,7 @@ from actors._enums import Isolation
 from actors._outcome import Outcome, StopReason
 
 if TYPE_CHECKING:
+    from actors._execution.published import Published
     from actors._records import TaskSpec
 
 __all__ = ["Attempt", "AttemptEvents", "ExecutionBackend"]
@@ -39,6 +40,13 @@ __all__ = ["Attempt", "AttemptEvents", "ExecutionBackend"]
 
 class AttemptEvents(Protocol):
     """What a back-end reports about one attempt. Callable from any thread."""
+
+    @property
+    def published(self) -> Published | None:
+        """The channel the attempt's context publishes through (progress, partial result,
+        heartbeats, checkpoints): the supervisor reads the latest sign of life and
+        checkpoint there. A back-end hands it to the context it makes."""
+        ...
 
     def started(self) -> None:
         """The operation is about to begin (a child has the task, a node accepted it):

@@ -44,12 +44,14 @@ from typing import Any
 from actors._clock import blocking_timeout
 from actors._enums import StopReason
 from actors._exception_facts import exception_facts
+from actors._execution.checkpoints import decode_checkpoint, encode_checkpoint
 from actors._execution.proctree import become_subreaper, kill_descendants
 from actors._execution.published import Published
 from actors._execution.wire import (
     FRAME_HEADER,
     FRAME_MAGIC,
     CancelTask,
+    CheckpointStored,
     ChildRecord,
     Done,
     DoneKind,
@@ -155,12 +157,31 @@ class _ProgressSender:
             self._pause.wait(_PROGRESS_INTERVAL)  # at most one message per interval
 
 
+class _Numbered:
+    """A checkpoint's waiter in the child: its number, for the host's CheckpointStored."""
+
+    __slots__ = ("number",)
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+    def __call__(self, error: BaseException | None) -> None:
+        """Unused: the host answers with a CheckpointStored record instead."""
+
+
 class ChildTaskContext:
     """The ``task`` argument of an operation running in a child: the members of the
     :class:`actors.TaskContext` protocol, with the same types. What the child's task loop
     does to it (a stop, the last flush) is private to this module."""
 
-    def __init__(self, task_id: str, channel: _Channel, sender: _ProgressSender) -> None:
+    def __init__(
+        self,
+        task_id: str,
+        channel: _Channel,
+        sender: _ProgressSender,
+        resume_json: str | None = None,
+        checkpoint_wait: float | None = None,
+    ) -> None:
         self.task_id = task_id
         self._channel = channel
         self._sender = sender
@@ -168,7 +189,49 @@ class ChildTaskContext:
         self._stop_reason: StopReason | None = None
         self._published = Published()
         self.dependency_results: Mapping[str, Any] = {}
+        self.resume_from: Any = decode_checkpoint(resume_json)
+        # With a durable store: how long a checkpoint waits for the host's word that it
+        # is committed (None: it does not wait), and that word so far.
+        self._checkpoint_wait = checkpoint_wait
+        self._stored = threading.Condition()
+        self._made = 0  # checkpoints made
+        self._stored_upto = 0
+        self._stored_error: str | None = None
         sender.begin(self)
+
+    def heartbeat(self) -> None:
+        self._published.heartbeat()
+        self._sender.poke()
+
+    def checkpoint(self, state: Any) -> None:
+        text = encode_checkpoint(state)  # a TypeError here, in the operation
+        wait = self._checkpoint_wait
+        if wait is None:
+            self._published.checkpoint(text)
+            self._sender.poke()
+            return
+        with self._stored:
+            self._made += 1
+            number = self._made
+        self._published.checkpoint(text, _Numbered(number))
+        self._sender.poke()
+        with self._stored:
+            if not self._stored.wait_for(lambda: self._stored_upto >= number, wait):
+                raise TimeoutError(
+                    f"task {self.task_id}: the host did not confirm within {wait} s that "
+                    "the checkpoint was committed"
+                )
+            error = self._stored_error
+        if error is not None:
+            raise RuntimeError(f"the checkpoint could not be kept: {error}")
+
+    def _checkpoint_stored(self, number: int, error: str | None) -> None:
+        """The receiver thread: the host's CheckpointStored for this task."""
+        with self._stored:
+            if number > self._stored_upto:
+                self._stored_upto = number
+                self._stored_error = error
+            self._stored.notify_all()
 
     def is_cancelled(self) -> bool:
         return self._stop.is_set()
@@ -207,15 +270,22 @@ class ChildTaskContext:
 
     def _flush(self) -> None:
         progress, partial, has_partial = self._published.drain()
-        if progress is None and not has_partial:
+        alive, checkpoint, waiters = self._published.drain_signs()
+        if progress is None and not has_partial and not alive and checkpoint is None:
             return
+        # The last waiter drained is the drained checkpoint's (they come in order).
+        number = waiters[-1].number if waiters and isinstance(waiters[-1], _Numbered) else 0
         try:
-            self._channel.send(Progress(self.task_id, progress, has_partial, partial))
+            self._channel.send(
+                Progress(self.task_id, progress, has_partial, partial, alive, checkpoint, number)
+            )
         except _HostGone:
             _exit_quietly()
-        except Exception:  # an unpicklable partial result: keep the progress
+        except Exception:  # an unpicklable partial result: keep the rest
             try:
-                self._channel.send(Progress(self.task_id, progress, False, None))
+                self._channel.send(
+                    Progress(self.task_id, progress, False, None, alive, checkpoint, number)
+                )
             except _HostGone:
                 _exit_quietly()
 
@@ -389,6 +459,11 @@ def child_main(conn: Connection) -> None:
                                 early_cancels[task_id] = reason
                         if context is not None:
                             context._request_stop(reason)
+                    case CheckpointStored(task_id=task_id):
+                        with lock:
+                            context = current.get(task_id)
+                        if context is not None:
+                            context._checkpoint_stored(message.checkpoint_id, message.error)
                     case RunTask():
                         tasks.put(message)
                     case _:  # Exit
@@ -404,7 +479,7 @@ def child_main(conn: Connection) -> None:
         if run is None:
             return
         task_id, memory_limit_mb = run.task_id, run.memory_limit_mb
-        context = ChildTaskContext(task_id, channel, sender)
+        context = ChildTaskContext(task_id, channel, sender, run.resume_json, run.checkpoint_wait)
         with lock:
             current[task_id] = context
             early = early_cancels.pop(task_id, None)

@@ -17,9 +17,11 @@ from typing import Any, Protocol
 
 from actors._execution.context import LocalTaskContext
 from actors._execution.processes import EXIT_GRACE_SECONDS, ChildProcess, ProcessPool
+from actors._execution.published import CheckpointWaiter
 from actors._execution.wire import (
     CancelTask,
     ChannelCorrupted,
+    CheckpointStored,
     Done,
     Progress,
     RunTask,
@@ -82,7 +84,14 @@ def run_in_child(pool: ProcessPool, spec: TaskSpec, attempt: ChildLink) -> Outco
     child.tasks_run += 1
     child.drive(True)  # before attach: every stop-ladder step for this task comes here
     attempt.attach_child(child)
-    message = RunTask(spec.task_id, work, spec.options.memory_limit_mb, spec.options.cpu_time_limit)
+    message = RunTask(
+        spec.task_id,
+        work,
+        spec.options.memory_limit_mb,
+        spec.options.cpu_time_limit,
+        spec.resume_json,
+        attempt.context._reports().commit_wait,
+    )
     if child.send(message):
         reason = attempt.stop_reason
         if reason is not None:
@@ -103,7 +112,7 @@ def run_in_child(pool: ProcessPool, spec: TaskSpec, attempt: ChildLink) -> Outco
                 drained += reader.fill()
         try:
             for payload in reader.frames():
-                answer = _read_record(payload, spec, attempt.context)
+                answer = _read_record(payload, spec, attempt.context, child)
                 if isinstance(answer, Raised):  # a value the host cannot unpickle
                     # Which message it was is unknown, so the child may still be running
                     # the operation: it cannot be trusted with another task.
@@ -146,7 +155,7 @@ def run_in_child(pool: ProcessPool, spec: TaskSpec, attempt: ChildLink) -> Outco
 
 
 def _read_record(
-    payload: bytes, spec: TaskSpec, context: LocalTaskContext
+    payload: bytes, spec: TaskSpec, context: LocalTaskContext, child: ChildProcess
 ) -> tuple[Outcome, bool] | Raised | None:
     """One frame of the child: None for progress (relayed into ``context``), (outcome, retire)
     for its answer, Raised for a value the host cannot unpickle. Raises ChannelCorrupted
@@ -163,10 +172,28 @@ def _read_record(
                 context.update_progress(record.progress)
             if record.has_partial:
                 context.partial_result = record.partial
+            if record.checkpoint is not None:
+                number = record.checkpoint_id
+                context._relay_checkpoint(
+                    record.checkpoint, _answer(child, spec.task_id, number) if number else None
+                )
+            elif record.alive:
+                context.heartbeat()
             return None
         case Done(task_id=spec.task_id):
             return _done_outcome(record, spec), record.retire
     raise ChannelCorrupted(f"the child sent {describe_record(record)} during task {spec.task_id}")
+
+
+def _answer(child: ChildProcess, task_id: str, number: int) -> CheckpointWaiter:
+    """Tells the child its checkpoints up to ``number`` are committed (or why not); on
+    the registry's thread, after the commit. A child gone or busy with another task
+    by then ignores it."""
+
+    def answer(error: BaseException | None) -> None:
+        child.send(CheckpointStored(task_id, number, None if error is None else str(error)))
+
+    return answer
 
 
 def _done_outcome(done: Done, spec: TaskSpec) -> Outcome:

@@ -23,8 +23,11 @@ import pykka
 
 from actors._clock import blocking_timeout
 from actors._core.messages import ProgressReady
-from actors._execution.published import Published
+from actors._errors import ActorUnresponsiveError
+from actors._execution.checkpoints import encode_checkpoint
+from actors._execution.published import CheckpointWaiter, Published
 from actors._outcome import StopReason
+from actors._storage.store import CommitTicket
 
 if TYPE_CHECKING:
     from actors._records import TaskSpec
@@ -81,7 +84,14 @@ class ReportingContext:
     adds the blocking ``wait_cancelled`` of threads, the event loop's context
     (``actors._execution.async_backend``) an awaitable one."""
 
-    __slots__ = ("_published", "_registry", "_stop", "dependency_results", "task_id")
+    __slots__ = (
+        "_published",
+        "_registry",
+        "_stop",
+        "dependency_results",
+        "resume_from",
+        "task_id",
+    )
 
     def __init__(
         self,
@@ -90,6 +100,7 @@ class ReportingContext:
         stop: StopFlag | None = None,
         dependency_results: Mapping[str, Any] | None = None,
         published: Published | None = None,
+        resume_from: Any = None,
     ) -> None:
         self.task_id = task_id
         self._registry = registry
@@ -99,6 +110,8 @@ class ReportingContext:
         self._published = published
         # The results of the tasks this one depended on, by task id (empty without any).
         self.dependency_results = dependency_results or _NO_RESULTS
+        # The latest checkpoint of an earlier attempt (None on a first run).
+        self.resume_from = resume_from
 
     def is_cancelled(self) -> bool:
         """True once the task was cancelled or timed out: return soon (see stop_grace)."""
@@ -126,6 +139,35 @@ class ReportingContext:
         published = self._reports()
         if published.partial(value):
             self._notify(published)
+
+    def heartbeat(self) -> None:
+        """A sign of life (for ``heartbeat_timeout``), coalesced."""
+        published = self._reports()
+        if published.heartbeat():
+            self._notify(published)
+
+    def _publish_checkpoint(self, state: Any) -> CommitTicket | None:
+        """Check and publish a checkpoint; with a durable store, the ticket its commit
+        releases (None: nothing to wait for)."""
+        text = encode_checkpoint(state)  # a TypeError here, in the operation
+        return self._relay_checkpoint(text)
+
+    def _relay_checkpoint(
+        self, text: str, waiter: CheckpointWaiter | None = None
+    ) -> CommitTicket | None:
+        """Publish a checkpoint's text (checked where it was made: here, or in a child,
+        whose host relays it with the ``waiter`` that answers the child)."""
+        published = self._reports()
+        ticket = None
+        if published.commit_wait is not None:
+            ticket = CommitTicket(self.task_id)
+            if waiter is not None:
+                ticket.on_done(lambda: waiter(ticket.error))
+        if published.checkpoint(text, None if ticket is None else ticket.done):
+            self._notify(published)
+        if ticket is None and waiter is not None:
+            waiter(None)  # nothing to wait for: kept once the registry drains it
+        return ticket
 
     def _reports(self) -> Published:
         published = self._published
@@ -158,11 +200,27 @@ class LocalTaskContext(ReportingContext):
         :meth:`is_cancelled`. Use it instead of ``time.sleep`` inside operations."""
         return self._stop.wait(timeout)
 
+    def checkpoint(self, state: Any) -> None:
+        """Record a resume point (JSON data); with a durable store, return once it is
+        committed (raising why, when it could not be)."""
+        ticket = self._publish_checkpoint(state)
+        if ticket is None:
+            return
+        wait = self._reports().commit_wait
+        if not ticket.wait(wait):
+            raise ActorUnresponsiveError("registry", "a checkpoint's commit", wait or 0.0)
+        if ticket.error is not None:
+            raise ticket.error
+
 
 def attempt_context(
-    spec: TaskSpec, registry: pykka.ActorRef[Any]
+    spec: TaskSpec, registry: pykka.ActorRef[Any], published: Published | None = None
 ) -> tuple[StopFlag, LocalTaskContext]:
     """A new attempt's stop flag (the attempt's lever) and the context it shares it with
-    (the operation's view), reporting to ``registry``."""
+    (the operation's view), reporting to ``registry`` through ``published`` (the one
+    the supervisor keeps for the attempt)."""
     stop = StopFlag()
-    return stop, LocalTaskContext(spec.task_id, registry, stop, spec.dependency_results)
+    context = LocalTaskContext(
+        spec.task_id, registry, stop, spec.dependency_results, published, spec.resume_from
+    )
+    return stop, context

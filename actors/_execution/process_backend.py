@@ -103,7 +103,7 @@ class ProcessAttempt:
         self.spec = spec
         self._events = events
         # The context is the host's side: what the child reports is relayed into it.
-        self._stop, self.context = attempt_context(spec, registry)
+        self._stop, self.context = attempt_context(spec, registry, events.published)
         self._lock = threading.Lock()
         self._child: ChildProcess | None = None
 

@@ -34,13 +34,12 @@ from actors._execution.proctree import kill_descendants, kill_group
 from actors._execution.wire import (
     FRAME_HEADER,
     FRAME_MAGIC,
-    CancelTask,
     ChannelCorrupted,
     Done,
     Exit,
+    HostRecord,
     Progress,
     Ready,
-    RunTask,
     decode_child_record,
 )
 from actors.logs import library_logger
@@ -207,7 +206,7 @@ class ChildProcess:
             return self._exit_fd in ready
         return self.process.exitcode is not None
 
-    def send(self, message: RunTask | CancelTask | Exit) -> bool:
+    def send(self, message: HostRecord) -> bool:
         """Send to the child; False if it is gone."""
         try:
             with self._send_lock:

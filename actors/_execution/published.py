@@ -1,42 +1,95 @@
-"""What an operation has published since the last look: its latest progress and
-partial result. Both task contexts (in the host and in a child process) coalesce
-through it: however often the values change between two drains, a drain returns only
-the latest, so a tight loop of updates costs memory and messages of one."""
+"""What an operation has published since the last look: its latest progress, partial
+result and checkpoint, and whether it showed a sign of life. Both task contexts (in the
+host and in a child process) coalesce through it: however often the values change
+between two drains, a drain returns only the latest, so a tight loop of updates costs
+memory and messages of one.
+
+In the host the supervisor makes one per attempt (before the operation starts) and keeps
+it: it reads the time of the latest sign of life there for the attempt's heartbeat
+deadline, and the latest checkpoint for a retry's ``resume_from``, without a message.
+"""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from actors.validation import check_fraction
 
-__all__ = ["Published"]
+__all__ = ["CheckpointWaiter", "Published"]
 
 _UNSET: Any = object()
 
+CheckpointWaiter = Callable[[BaseException | None], None]
+"""Called once the checkpoint it came with is committed (None) or could not be kept
+(the error): with a durable store, ``checkpoint`` waits for it."""
+
 
 class Published:
-    __slots__ = ("_lock", "_partial", "_partial_new", "_pending", "_progress")
+    __slots__ = (
+        "_alive",
+        "_checkpoint",
+        "_checkpoint_new",
+        "_last_sign",
+        "_lock",
+        "_monotonic",
+        "_partial",
+        "_partial_new",
+        "_pending",
+        "_progress",
+        "_waiters",
+        "commit_wait",
+    )
 
-    def __init__(self) -> None:
+    def __init__(
+        self, monotonic: Callable[[], float] | None = None, commit_wait: float | None = None
+    ) -> None:
         self._lock = threading.Lock()
         self._progress: float | None = None  # set since the last drain
         self._partial: Any = _UNSET  # the latest, for reads inside the operation
         self._partial_new: Any = _UNSET  # set since the last drain
         self._pending = False  # something was published since the last drain
+        self._alive = False  # a sign of life since the last drain
+        self._checkpoint: str | None = None  # the latest checkpoint's JSON text
+        self._checkpoint_new: str | None = None  # published since the last drain
+        self._waiters: list[CheckpointWaiter] = []
+        # The clock the signs of life are stamped with (the host's; none in a child).
+        self._monotonic = monotonic
+        self._last_sign: float | None = None
+        # With a durable store: seconds a checkpoint waits for its commit (None: none).
+        self.commit_wait = commit_wait
 
     def progress(self, fraction: float) -> bool:
         """Publish progress (a fraction from 0.0 to 1.0). True when this is the first
         value since the last drain: the caller then tells whoever drains."""
         value = check_fraction(fraction)
+        self._sign()
         with self._lock:
             self._progress = value
             return self._first()
 
     def partial(self, value: Any) -> bool:
         """Publish a partial result; True as for :meth:`progress`."""
+        self._sign()
         with self._lock:
             self._partial = self._partial_new = value
+            return self._first()
+
+    def heartbeat(self) -> bool:
+        """A sign of life and nothing else; True as for :meth:`progress`."""
+        self._sign()
+        with self._lock:
+            return self._first()
+
+    def checkpoint(self, text: str, waiter: CheckpointWaiter | None = None) -> bool:
+        """Publish a checkpoint (its JSON text); ``waiter`` hears when it (or a later one
+        that replaced it) is committed. True as for :meth:`progress`."""
+        self._sign()
+        with self._lock:
+            self._checkpoint = self._checkpoint_new = text
+            if waiter is not None:
+                self._waiters.append(waiter)
             return self._first()
 
     def latest_partial(self) -> Any:
@@ -44,9 +97,17 @@ class Published:
         with self._lock:
             return None if self._partial is _UNSET else self._partial
 
+    def latest_checkpoint(self) -> str | None:
+        """The latest checkpoint's JSON text ever published here (None if none was)."""
+        return self._checkpoint
+
+    def last_sign(self) -> float | None:
+        """The monotonic time of the latest sign of life (None: none yet, or no clock)."""
+        return self._last_sign
+
     def drain(self) -> tuple[float | None, Any, bool]:
         """Take what was published since the last drain: (progress or None, partial,
-        whether a partial was published)."""
+        whether a partial was published). The signs are taken by :meth:`drain_signs`."""
         with self._lock:
             progress, partial = self._progress, self._partial_new
             self._progress, self._partial_new = None, _UNSET
@@ -55,7 +116,23 @@ class Published:
             return progress, None, False
         return progress, partial, True
 
+    def drain_signs(self) -> tuple[bool, str | None, list[CheckpointWaiter]]:
+        """Take the rest: (a sign of life since the last drain, the new checkpoint's
+        text or None, the waiters of the checkpoints it covers)."""
+        with self._lock:
+            alive, text, waiters = self._alive, self._checkpoint_new, self._waiters
+            self._alive, self._checkpoint_new = False, None
+            if waiters:
+                self._waiters = []
+        return alive, text, waiters
+
+    def _sign(self) -> None:
+        monotonic = self._monotonic
+        if monotonic is not None:
+            self._last_sign = monotonic()
+
     def _first(self) -> bool:
+        self._alive = True  # under the lock, as drain_signs takes it
         if self._pending:
             return False
         self._pending = True

@@ -72,7 +72,7 @@ class ThreadAttempt:
     ) -> None:
         self.spec = spec
         self._events = events
-        self._stop, self.context = attempt_context(spec, registry)
+        self._stop, self.context = attempt_context(spec, registry, events.published)
         self._lock = threading.Lock()
         self._thread: int | None = None  # ident while the operation runs
         self._interrupts = 0

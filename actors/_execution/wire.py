@@ -5,7 +5,7 @@ A leaf module (the standard library only), in the spirit of CPython's
 and nothing of the host's runtime, to speak to the host.
 
 host -> child, over one duplex ``multiprocessing`` connection (its own framing):
-:class:`RunTask`, :class:`CancelTask`, :class:`Exit`.
+:class:`RunTask`, :class:`CancelTask`, :class:`CheckpointStored`, :class:`Exit`.
 
 child -> host, each pickled in a frame of its own (:data:`FRAME_HEADER`: a magic tag and
 the length; not the ``multiprocessing`` format, so that bytes an operation writes on the
@@ -35,6 +35,7 @@ __all__ = [
     "FRAME_MAGIC",
     "CancelTask",
     "ChannelCorrupted",
+    "CheckpointStored",
     "ChildRecord",
     "Done",
     "DoneKind",
@@ -81,6 +82,11 @@ class RunTask(NamedTuple):
     """``RLIMIT_AS`` for the operation, in MiB; None for none."""
     cpu_time_limit: float | None
     """Seconds of CPU time the operation may use (``RLIMIT_CPU``); None for no limit."""
+    resume_json: str | None = None
+    """The checkpoint this attempt resumes from (``task.resume_from``), as JSON text."""
+    checkpoint_wait: float | None = None
+    """With a durable store: seconds ``task.checkpoint`` waits for :class:`CheckpointStored`
+    (None: it does not wait)."""
 
 
 class CancelTask(NamedTuple):
@@ -91,11 +97,20 @@ class CancelTask(NamedTuple):
     """A :class:`actors.StopReason` value; the child's context turns it back into one."""
 
 
+class CheckpointStored(NamedTuple):
+    """The task's checkpoints up to number ``checkpoint_id`` are committed (``error``:
+    why they could not be kept, or None): the waiting ``task.checkpoint`` returns."""
+
+    task_id: str
+    checkpoint_id: int
+    error: str | None
+
+
 class Exit(NamedTuple):
     """Leave once the current task (if any) is done: the pool is closing this child."""
 
 
-HostRecord = RunTask | CancelTask | Exit
+HostRecord = RunTask | CancelTask | CheckpointStored | Exit
 
 
 # -- child -> host ------------------------------------------------------------------------
@@ -115,6 +130,13 @@ class Progress(NamedTuple):
     """Whether ``partial`` is a new partial result (None is a valid one)."""
     partial: Any
     """The latest partial result, when ``has_partial``."""
+    alive: bool = False
+    """A sign of life since the last ``Progress`` (``task.heartbeat()`` among others)."""
+    checkpoint: str | None = None
+    """The latest checkpoint's JSON text, when one was made since the last ``Progress``."""
+    checkpoint_id: int = 0
+    """Its number (counted per task from 1), for :class:`CheckpointStored`; 0 when the
+    child does not wait for the commit."""
 
 
 class Done(NamedTuple):
@@ -142,7 +164,14 @@ def decode_child_record(payload: bytes) -> ChildRecord:
     match record:
         case Ready():
             return record
-        case Progress(task_id=str(), progress=None | float(), has_partial=bool()):
+        case Progress(
+            task_id=str(),
+            progress=None | float(),
+            has_partial=bool(),
+            alive=bool(),
+            checkpoint=None | str(),
+            checkpoint_id=int(),
+        ):
             return record
         case Done(task_id=str(), kind=str(kind), retire=bool()) if kind in DONE_KINDS:
             if kind == "completed" or _is_exception_info(record.payload):

@@ -30,6 +30,7 @@ from actors._core.messages import (
 from actors._core.pooled import PooledActor
 from actors._errors import UnstorableValueError
 from actors._execution.backend import Attempt, ExecutionBackend
+from actors._execution.published import Published
 from actors._execution.start_gate import StartGate
 from actors._outcome import Cancelled, Completed, Outcome, Raised, ResultNotStorable, StopReason
 from actors._records import TaskSpec
@@ -60,6 +61,7 @@ class WorkerActor(PooledActor):
         start_ticket: CommitTicket | None = None,
         start_timeout: float = 30.0,
         store_results: bool = False,
+        published: Published | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -78,6 +80,8 @@ class WorkerActor(PooledActor):
         self._start_timeout = start_timeout
         self._store_results = store_results  # a durable store keeps results as JSON
         self._stop_reason: StopReason | None = None
+        # What the operation publishes, shared with the supervisor (see AttemptEvents).
+        self.published = published
 
     def on_start(self) -> None:
         _log.debug(

@@ -32,6 +32,7 @@ from actors._outcome import (
     Raised,
     ResourceExhausted,
     ResultNotStorable,
+    Stalled,
     StopReason,
     TimedOut,
 )
@@ -259,6 +260,20 @@ def encode_outcome(outcome: Outcome | None) -> str | None:
                 "has_partial_result": outcome.has_partial_result,
                 "partial_result": outcome.partial_result,
             }
+            if outcome.has_checkpoint:  # files written before the field read alike
+                fields["has_checkpoint"] = True
+                fields["checkpoint"] = outcome.checkpoint
+        case Stalled():
+            fields = {
+                "kind": "stalled",
+                "heartbeat_timeout": outcome.heartbeat_timeout,
+                "silent_seconds": outcome.silent_seconds,
+                "progress": outcome.progress,
+                "has_partial_result": outcome.has_partial_result,
+                "partial_result": outcome.partial_result,
+                "has_checkpoint": outcome.has_checkpoint,
+                "checkpoint": outcome.checkpoint,
+            }
         case Cancelled():
             fields = {"kind": "cancelled", "reason": outcome.reason.value}
         case Crashed():
@@ -315,6 +330,8 @@ def decode_outcome(text: str | None, result: Any) -> Outcome | None:
         return Raised(**fields)
     if kind == "timed_out":
         return TimedOut(**fields)
+    if kind == "stalled":
+        return Stalled(**fields)
     if kind == "cancelled":
         return Cancelled(StopReason(fields["reason"]))
     if kind == "crashed":

@@ -21,7 +21,7 @@ from typing import Any
 
 from actors._enums import Isolation, TaskPriority, TaskStatus
 from actors._options import OptionKind, TaskOptions, options_of
-from actors._outcome import Outcome, TimedOut
+from actors._outcome import Outcome, Stalled, TimedOut
 from actors._policies import RetryPolicy
 from actors._records import TaskRecord
 from actors._resources import Resources
@@ -62,6 +62,9 @@ TASK_COLUMNS = (
     "scheduled_for",
     "attempt_outcomes",
     "injected_faults",
+    "checkpoint",
+    "checkpointed_at",
+    "last_heartbeat_at",
 )
 
 
@@ -122,7 +125,7 @@ _WRITTEN_ONCE = frozenset({"seq", "task_id", "operation", "named", "params", "cr
 CHANGING = tuple(column for column in TASK_COLUMNS if column not in _WRITTEN_ONCE)
 
 # The ``retired`` table's counts, in order: what retention deleted, by how it ended.
-COUNTERS = ("created", "completed", "failed", "cancelled", "timed_out")
+COUNTERS = ("created", "completed", "failed", "cancelled", "timed_out", "stalled")
 
 
 def tally(records: list[TaskRecord]) -> tuple[int, ...]:
@@ -134,6 +137,7 @@ def tally(records: list[TaskRecord]) -> tuple[int, ...]:
         statuses.count(TaskStatus.FAILED),
         statuses.count(TaskStatus.CANCELLED),
         sum(isinstance(r.outcome, TimedOut) for r in records),
+        sum(isinstance(r.outcome, Stalled) for r in records),
     )
 
 
@@ -165,6 +169,9 @@ def to_row(record: TaskRecord) -> tuple[Any, ...]:
         encode_json([list(entry) for entry in record.injected_faults])
         if record.injected_faults
         else None,
+        record.checkpoint_json if record.checkpointed_at is not None else None,
+        record.checkpointed_at,
+        record.last_heartbeat_at,
         *(record.stored_options or encode_options(record)),
     )
 
@@ -217,6 +224,9 @@ def from_row(row: tuple[Any, ...]) -> TaskRecord:
         scheduled_for,
         attempt_outcomes,
         injected_faults,
+        checkpoint,
+        checkpointed_at,
+        last_heartbeat_at,
     ) = row[:width]
     result_value = None if result is None else json.loads(result)
     partial_value = None if partial is None else json.loads(partial)
@@ -254,6 +264,10 @@ def from_row(row: tuple[Any, ...]) -> TaskRecord:
         injected_faults=()
         if injected_faults is None
         else tuple((int(attempt), str(fault)) for attempt, fault in json.loads(injected_faults)),
+        checkpoint=None if checkpoint is None else json.loads(checkpoint),
+        checkpoint_json=checkpoint,
+        checkpointed_at=checkpointed_at if checkpoint is not None else None,
+        last_heartbeat_at=last_heartbeat_at,
     )
 
 

@@ -76,8 +76,17 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     # Version 2: the faults a test injected into a task's attempts (actors._execution.faults).
     2: ("ALTER TABLE tasks ADD COLUMN injected_faults TEXT",),
-    # Version 3: what a task asks for by name (actors._resources.Resources), as JSON.
-    3: ("ALTER TABLE tasks ADD COLUMN resources TEXT",),
+    # Version 3: what a task asks for by name (actors._resources.Resources), as JSON; and
+    # long work (issue 20): checkpoints (the latest one's JSON and time), the latest sign
+    # of life, the heartbeat_timeout option, and the stalls retention deleted.
+    3: (
+        "ALTER TABLE tasks ADD COLUMN resources TEXT",
+        "ALTER TABLE tasks ADD COLUMN checkpoint TEXT",
+        "ALTER TABLE tasks ADD COLUMN checkpointed_at REAL",
+        "ALTER TABLE tasks ADD COLUMN last_heartbeat_at REAL",
+        "ALTER TABLE tasks ADD COLUMN heartbeat_timeout REAL",
+        "ALTER TABLE retired ADD COLUMN stalled INTEGER NOT NULL DEFAULT 0",
+    ),
 }
 """Statements that bring a database from version ``n - 1`` to ``n``, keyed by ``n``.
 A new layout adds an entry; released entries never change."""

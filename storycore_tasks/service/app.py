@@ -325,6 +325,7 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter, tasks: AsyncTaskManager) -> 
                     "self": f"/v1/tasks/{task_id}",
                     "events": f"/v1/tasks/{task_id}/events",
                     "cancel": f"/v1/tasks/{task_id}/cancel",
+                    "resume": f"/v1/tasks/{task_id}/resume",
                 },
             },
             who,
@@ -356,6 +357,24 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter, tasks: AsyncTaskManager) -> 
         if found is None:
             raise task_not_found(task_id)
         raise ServiceError(cancel_conflict(task_id, found["status"]))
+
+    @app.post(
+        "/v1/tasks/{task_id}/resume",
+        response_model=Envelope,
+        responses=ERROR_RESPONSES,
+        tags=["tasks"],
+        status_code=202,
+    )
+    async def resume_task(request: Request, task_id: str, who: Who) -> JSONResponse:
+        """Run a failed or cancelled task again from its latest checkpoint (same id):
+        409 CONFLICT, naming the reason and the fix, when it cannot be resumed."""
+        await await_manager(tasks.resume_task(task_id, user=who.owner_filter))
+        return success(
+            request,
+            {"task_id": task_id, "status": "pending", "resumed": True},
+            who,
+            status_code=202,
+        )
 
     @app.get("/v1/tasks", response_model=Envelope, responses=ERROR_RESPONSES, tags=["tasks"])
     async def list_tasks(

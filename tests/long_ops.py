@@ -1,0 +1,71 @@
+"""Operations for tests/test_long_work.py, importable by a child process."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Mapping
+from typing import Any
+
+from actors import AsyncTaskContext, TaskContext
+
+
+def members(params: Mapping[str, Any], task: TaskContext) -> dict[str, Any]:
+    """What the context offers for long work, as types, and a checkpoint round trip."""
+    task.heartbeat()
+    task.checkpoint({"step": 1, "items": (1, 2)})
+    refused = ""
+    try:
+        task.checkpoint({1, 2})
+    except TypeError as exc:
+        refused = str(exc)
+    return {
+        "resume_from": task.resume_from,
+        "checkpoint": type(task.checkpoint).__name__,
+        "heartbeat": type(task.heartbeat).__name__,
+        "refused": refused,
+    }
+
+
+async def async_members(params: Mapping[str, Any], task: AsyncTaskContext) -> dict[str, Any]:
+    task.heartbeat()
+    await task.checkpoint({"step": 1, "items": (1, 2)})
+    refused = ""
+    try:
+        await task.checkpoint({1, 2})
+    except TypeError as exc:
+        refused = str(exc)
+    return {
+        "resume_from": task.resume_from,
+        "checkpoint": type(task.checkpoint).__name__,
+        "heartbeat": type(task.heartbeat).__name__,
+        "refused": refused,
+    }
+
+
+def count_then_fail_once(params: Mapping[str, Any], task: TaskContext) -> dict[str, Any]:
+    """Checkpoints each step; the first attempt raises after ``fail_at`` steps."""
+    start = 0 if task.resume_from is None else int(task.resume_from["next"])
+    for step in range(start, int(params["steps"])):
+        if task.resume_from is None and step == int(params["fail_at"]):
+            raise RuntimeError(f"failed at step {step}")
+        task.checkpoint({"next": step + 1})
+    return {"started_at": start}
+
+
+def render(params: Mapping[str, Any], task: TaskContext) -> dict[str, Any]:
+    """Renders ``frames`` frames, appending each frame's number to ``log`` and
+    checkpointing after each; in the process ``kill_pid``, SIGKILLs it after rendering
+    frame ``kill_at`` (before that frame's checkpoint)."""
+    start = 0 if task.resume_from is None else int(task.resume_from["next"])
+    fd = os.open(params["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        for frame in range(start, int(params["frames"])):
+            os.write(fd, f"{frame}\n".encode())
+            if frame == params["kill_at"] and os.getpid() == params["kill_pid"]:
+                os.kill(os.getpid(), signal.SIGKILL)
+            task.checkpoint({"next": frame + 1})
+            task.update_progress((frame + 1) / int(params["frames"]))
+    finally:
+        os.close(fd)
+    return {"resumed_at": start}
