@@ -46,6 +46,11 @@ class ChildLink(Protocol):
     @property
     def stop_reason(self) -> StopReason | None: ...
 
+    @property
+    def cuda_devices(self) -> str | None:
+        """The GPU indices the task holds, for the child's ``CUDA_VISIBLE_DEVICES``."""
+        ...
+
     def attach_child(self, child: ChildProcess) -> None: ...
 
     def detach_child(self) -> None: ...
@@ -82,7 +87,13 @@ def run_in_child(pool: ProcessPool, spec: TaskSpec, attempt: ChildLink) -> Outco
     child.tasks_run += 1
     child.drive(True)  # before attach: every stop-ladder step for this task comes here
     attempt.attach_child(child)
-    message = RunTask(spec.task_id, work, spec.options.memory_limit_mb, spec.options.cpu_time_limit)
+    message = RunTask(
+        spec.task_id,
+        work,
+        spec.options.memory_limit_mb,
+        spec.options.cpu_time_limit,
+        attempt.cuda_devices,
+    )
     if child.send(message):
         reason = attempt.stop_reason
         if reason is not None:

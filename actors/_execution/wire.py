@@ -81,6 +81,9 @@ class RunTask(NamedTuple):
     """``RLIMIT_AS`` for the operation, in MiB; None for none."""
     cpu_time_limit: float | None
     """Seconds of CPU time the operation may use (``RLIMIT_CPU``); None for no limit."""
+    cuda_visible_devices: str | None = None
+    """The GPU indices the task holds (``"0,1"``), set as ``CUDA_VISIBLE_DEVICES`` while
+    it runs; None leaves the child's environment as it is."""
 
 
 class CancelTask(NamedTuple):
