@@ -293,8 +293,7 @@ def _serve_parser(commands: Any) -> None:
         type=_resources,
         default=None,
         metavar="NAME=AMOUNT,...",
-        help="what this host has that tasks may ask for, such as gpu=2,vram_gb=80 "
-        "(default: none)",
+        help="what this host has that tasks may ask for, such as gpu=2,vram_gb=80 (default: none)",
     )
     serve.add_argument(
         "--log-level",

@@ -46,3 +46,16 @@ def unstoppable(params: Mapping[str, Any], task: TaskContext) -> None:
     Path(params["started"]).write_text(str(os.getpid()))
     while True:
         time.sleep(0.05)
+
+
+def pid_gone(params: Mapping[str, Any], task: TaskContext) -> dict[str, Any]:
+    """Whether the process whose pid is in params["started"] is gone (not even a zombie
+    waiting to be reaped), and the devices this operation sees."""
+    pid = int(Path(params["started"]).read_text())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        gone = True
+    else:
+        gone = False
+    return {"gone": gone, "devices": os.environ.get("CUDA_VISIBLE_DEVICES")}

@@ -97,7 +97,7 @@ from actors._execution.backend import ExecutionBackend
 from actors._execution.faults import FaultPlan
 from actors._execution.start_gate import StartGate
 from actors._execution.worker import WorkerActor
-from actors._outcome import Cancelled, Completed, Outcome, Raised, StopReason, TimedOut
+from actors._outcome import Cancelled, Completed, Interrupted, Outcome, StopReason, TimedOut
 from actors._policies import CircuitBreakers
 from actors._records import TaskSpec
 from actors._resources import Resources
@@ -642,12 +642,22 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _refuse_resources(self, spec: TaskSpec, request: Resources) -> None:
         """A task (recovered from a store) asks for resources this runtime can never
-        give: it fails with the refusal create_task would have raised."""
+        give: it ends ``Interrupted`` (cause ``resources_unavailable``), never run as if
+        it held them; the refusal create_task would have raised is logged."""
         try:
             self._slots.check(request)
         except ResourcesUnavailableError as exc:
+            _log.warning("task.resources_unavailable", task_id=spec.task_id, error=str(exc))
             self._admission.leave()
-            self._finish(spec.task_id, Raised.from_exception(exc))
+            now = self._clock.time()
+            outcome = Interrupted(
+                was_running=False,
+                attempt=spec.prior_attempts,
+                last_seen_at=spec.created_at,
+                recovered_at=now,
+                cause="resources_unavailable",
+            )
+            self._finish(spec.task_id, outcome)
 
     def _arm_cooldown(self, operation: str) -> None:
         """Wake the held tasks of ``operation`` when its cool-down ends. While a trial
