@@ -65,7 +65,8 @@ def test_a_holding_takes_whole_amounts_and_the_lowest_free_gpu_indices() -> None
     assert ledger.release("a") is None  # once
     assert ledger.take("c", Resources(gpu=1)).gpus == (0,)
     assert ledger.statistics().free_gpus == (1,)
-    assert ledger.gpus_of("c") == (0,) and ledger.gpus_of("a") == ()
+    assert ledger.gpus_of("c") == (0,)
+    assert ledger.gpus_of("a") == ()
 
 
 def test_fractional_amounts_never_drift() -> None:

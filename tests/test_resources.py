@@ -113,7 +113,7 @@ def test_a_request_the_host_can_never_give_is_refused_naming_the_capacity(
     with pytest.raises(ResourcesUnavailableError, match="capacity of 80") as caught:
         manager.create_task(_echo, resources={"gpu": 1, "vram_gb": 96})
     assert caught.value.resource == "vram_gb"
-    with pytest.raises(ResourcesUnavailableError, match="'tpu' is not declared.*gpu=2"):
+    with pytest.raises(ResourcesUnavailableError, match=r"'tpu' is not declared.*gpu=2"):
         manager.create_task(_echo, resources={"tpu": 1})
     with pytest.raises(ResourcesUnavailableError, match="whole devices"):
         manager.create_task(_echo, resources={"gpu": 0.5})
