@@ -294,6 +294,13 @@ def _serve_parser(commands: Any) -> None:
         "--workers", type=_positive_int, default=4, help="operations run at once (default: 4)"
     )
     serve.add_argument(
+        "--resources",
+        type=_resources,
+        default=None,
+        metavar="NAME=AMOUNT,...",
+        help="what this host has that tasks may ask for, such as gpu=2,vram_gb=80 (default: none)",
+    )
+    serve.add_argument(
         "--log-level",
         default="info",
         choices=task_logging.LEVELS,
@@ -562,6 +569,7 @@ def _serve(args: argparse.Namespace) -> int:
             webhook_allowed_hosts=args.webhook_allow_host,
             max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
             workers=args.workers,
+            resources=args.resources,
             log_level=args.log_level,
         )
     except ServeError as exc:

@@ -479,6 +479,10 @@ def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:
                     "The task manager's registry failed on this task's update and restarted"
                 ),
                 "supervisor_failed": "The task manager's supervisor failed and the manager stopped",
+                "resources_unavailable": (
+                    "The task asks for resources this task manager does not declare (or "
+                    "has less of than it asks), so it was not run"
+                ),
             }.get(outcome.cause, "The task manager's process stopped")
             error = ErrorDetails.of(
                 ErrorCodes.INTERRUPTED,

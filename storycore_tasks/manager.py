@@ -34,6 +34,7 @@ from actors import (
     UnknownOptionError,
     UnknownTaskError,
 )
+from actors._core.resource_slots import ResourceStats
 from actors._execution.api import AnyOperation
 from actors._execution.async_backend import LoopStats
 from actors._options import OptionKind, options_of
@@ -112,6 +113,13 @@ class TaskManager:
             ``max_restarts`` such restarts within ``restart_window`` seconds stop the
             manager cleanly (pending tasks cancelled, the reason logged as
             ``manager.giving_up`` and given by every later call) instead of looping.
+        resources: what this host has that tasks may ask for by name, such as
+            ``{"gpu": 2, "vram_gb": 80, "render_license": 1}`` (``gpu`` counts whole
+            devices, indices 0 to n-1). ``create_task(..., resources={"gpu": 1})`` then
+            starts only once all it asks for is free, in the queue's order (README,
+            "Resource slots"), and holds it until its attempt has really ended; a
+            request for an undeclared resource or more than there is raises
+            :class:`actors.ResourcesUnavailableError` (``VALIDATION_ERROR``).
     """
 
     def __init__(
@@ -139,6 +147,7 @@ class TaskManager:
         max_restarts: int = 3,
         restart_window: float = 60.0,
         heartbeat_timeout: float | None = None,
+        resources: Mapping[str, float] | None = None,
     ) -> None:
         self._num_workers = check_count("num_workers", num_workers)
         self._default_timeout = check_seconds("default_timeout", default_timeout, allow_none=True)
@@ -166,6 +175,7 @@ class TaskManager:
             cooldown=cooldown,
             max_restarts=max_restarts,
             restart_window=restart_window,
+            resources=resources,
             name="storycore-tasks",
         )
 
@@ -534,7 +544,7 @@ class TaskManager:
         if not is_task_id(task_id):
             return None
         snapshot = self._owned_snapshot(task_id, user)
-        return None if snapshot is None else snapshot_to_status(snapshot)
+        return None if snapshot is None else snapshot_to_status(snapshot, self._runtime)
 
     def _owned_snapshot(self, task_id: str, user: str | None) -> TaskSnapshot | None:
         snapshot = self._runtime.snapshot(task_id)
@@ -560,7 +570,7 @@ class TaskManager:
         """
         if not is_task_id(task_id):
             raise UnknownTaskError(str(task_id))
-        return snapshot_to_status(self._runtime.wait(task_id, timeout))
+        return snapshot_to_status(self._runtime.wait(task_id, timeout), self._runtime)
 
     def get_pending_tasks(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Pending tasks in the order they will run."""
@@ -585,7 +595,8 @@ class TaskManager:
             except ValueError:
                 choices = ", ".join(s.value for s in TaskStatus)
                 raise ValueError(f"unknown status {status!r}; use one of {choices}") from None
-        return [snapshot_to_status(s) for s in self._runtime.list(status, limit, user)]
+        tasks = self._runtime.list(status, limit, user)
+        return [snapshot_to_status(s, self._runtime) for s in tasks]
 
     def get_stats(self) -> dict[str, Any]:
         return self._stats_dict(self._runtime.stats())
@@ -603,6 +614,7 @@ class TaskManager:
             "scheduled": supervisor.scheduled,
             "held": supervisor.held,
             "accepting_tasks": supervisor.admitting,
+            "resources": _resource_stats(supervisor.resources),
             "status_counts": {s.value: n for s, n in table.status_counts.items()},
             "priority_counts": {p.label: n for p, n in table.priority_counts.items()},
             "lifetime_stats": {
@@ -704,8 +716,28 @@ _SHOWN_OPTIONS = tuple(
 )
 
 
-def snapshot_to_status(snapshot: TaskSnapshot) -> dict[str, Any]:
-    """StoryCore's status dict for one task snapshot."""
+def _resource_stats(resources: ResourceStats | None) -> dict[str, Any] | None:
+    """The host's resources as ``get_stats()["resources"]`` shows them (None: none
+    declared): per resource its capacity, amount in use and free amount."""
+    if resources is None:
+        return None
+    return {
+        "capacity": dict(resources.capacity),
+        "in_use": dict(resources.in_use),
+        "free": {n: c - resources.in_use[n] for n, c in resources.capacity.items()},
+        "holders": resources.holders,
+        "waiting": resources.waiting,
+        "free_gpus": list(resources.free_gpus),
+    }
+
+
+def snapshot_to_status(
+    snapshot: TaskSnapshot, runtime: TaskRuntime | None = None
+) -> dict[str, Any]:
+    """StoryCore's status dict for one task snapshot; with its ``runtime``, what the
+    task holds of the host's resources (``resources_held``, ``gpu_indices``) and, while
+    pending, what it waits for (``waiting_for``), read from the supervisor's ledger
+    without a message."""
     status: dict[str, Any] = {
         "task_id": snapshot.task_id,
         "status": snapshot.status.value,
@@ -718,6 +750,18 @@ def snapshot_to_status(snapshot: TaskSnapshot) -> dict[str, Any]:
     for name, show in _SHOWN_OPTIONS:  # from the declaration: a new option needs no line
         value = getattr(options, name)
         status[name] = None if value is None else show(value)
+    held = waiting = None
+    if runtime is not None and options.resources is not None:
+        holding = runtime.resources_held(snapshot.task_id)
+        if holding is not None:
+            held = holding.resources.as_dict()
+            if holding.gpus:
+                status["gpu_indices"] = list(holding.gpus)
+        else:
+            asked = runtime.waiting_for(snapshot.task_id)
+            waiting = None if asked is None else asked.as_dict()
+    status["resources_held"] = held
+    status["waiting_for"] = waiting
     status["created_at"] = iso_utc(snapshot.created_at)
     status["updated_at"] = iso_utc(snapshot.updated_at)
     status["started_at"] = iso_utc(snapshot.started_at)

@@ -149,6 +149,17 @@ class PendingQueue(Generic[H]):
                 return spec
         return None
 
+    def peek_ready(self, lane: Hashable = None) -> tuple[int, int] | None:
+        """The order key ``(-priority, seq)`` of the ready task :meth:`pop_ready` would
+        take from ``lane``, left in place; None when none is ready there."""
+        heap = self._heaps.get(lane)
+        while heap:
+            negated, seq, task_id = heap[0]
+            if task_id in self._ready:
+                return negated, seq
+            heapq.heappop(heap)  # a removed task's stale entry
+        return None
+
     # -- delayed ---------------------------------------------------------------------------
 
     def delay(self, spec: TaskSpec, handle: H) -> None:

@@ -48,6 +48,7 @@ from actors._core.notifier import NotifierActor, Subscriptions, TaskEvent
 from actors._core.pooled import Dispatcher
 from actors._core.queries import RegistryQueries, ask
 from actors._core.registry import RegistryActor
+from actors._core.resource_slots import HOST_ISOLATIONS, Holding, ResourceSlots
 from actors._core.restarts import SelfHealing
 from actors._core.settings import RuntimeSettings
 from actors._core.submission import SpecMaker
@@ -77,6 +78,7 @@ from actors._ids import new_id
 from actors._operations import NamedOperation, OperationRegistry
 from actors._policies import CircuitBreakers, OperationLimits, RetryPolicy
 from actors._records import TaskRecord, TaskSnapshot, TaskSpec
+from actors._resources import Resources
 from actors._storage.recovery import open_and_recover
 from actors._storage.store import CommitTicket, Store, StoreStats
 from actors.logs import library_logger
@@ -144,6 +146,13 @@ class TaskRuntime:
             a failed registry or timer service is restarted and rebuilt, but more than
             ``max_restarts`` restarts within ``restart_window`` seconds stop the runtime
             (pending tasks cancelled) with the reason logged, instead of a restart loop.
+        resources: what this host has that tasks may ask for by name, such as
+            ``{"gpu": 2, "vram_gb": 80, "render_license": 1}`` (``gpu`` in whole
+            devices). A thread, process or coroutine task that asks for some
+            (``resources=``) starts only when all of it is free, holds it until its
+            attempt has really ended, and waits in the order of the queue (see
+            ``actors._core.resource_slots``); a request naming an undeclared resource,
+            or more than there is, is refused by ``submit``.
     """
 
     def __init__(
@@ -169,6 +178,7 @@ class TaskRuntime:
         cooldown: float | None = None,
         max_restarts: int = 3,
         restart_window: float = 60.0,
+        resources: Mapping[str, float] | None = None,
         name: str = "actors",
     ) -> None:
         leave_if_importing_main()  # in a spawned child importing an unguarded main module
@@ -192,7 +202,11 @@ class TaskRuntime:
             cooldown=cooldown,
             max_restarts=max_restarts,
             restart_window=restart_window,
+            resources=resources,
         )
+        # The host's resources: the supervisor's ledger (its only writer), read here by
+        # status reads and by process attempts (their GPU indices) without a message.
+        self._slots: ResourceSlots[TaskSpec] = ResourceSlots(settings.resources)
         self._concurrency = settings.concurrency
         self._async_concurrency = settings.async_concurrency
         self._max_pending = settings.max_pending
@@ -210,6 +224,7 @@ class TaskRuntime:
             isolation=self._isolation,
             limits=(settings.memory_limit_mb, settings.cpu_time_limit),
             retry=settings.retry,
+            resource_checks=dict.fromkeys(HOST_ISOLATIONS, self._slots.check),
         )
         self._faults = FaultPlan()  # empty unless a test injects faults
         self._healing = SelfHealing(
@@ -265,6 +280,7 @@ class TaskRuntime:
             self._registry,
             max_tasks_per_child=settings.max_tasks_per_child,
             name=f"{prefix}-child",
+            gpus_of=self._slots.gpus_of,
         )
         # Coroutine operations: an event loop of its own, started by its first task.
         self._loop = AsyncBackend(
@@ -294,6 +310,7 @@ class TaskRuntime:
             on_fatal=lambda error: self._healing.fatal(
                 "supervisor", error, "is not restarted (its state has no other copy)"
             ),
+            resources=self._slots,
         )
         self._registry.tell(ConnectSupervisor(self._supervisor))
         self._faults.attach(
@@ -317,6 +334,21 @@ class TaskRuntime:
     @property
     def concurrency(self) -> int:
         return self._concurrency
+
+    @property
+    def resources(self) -> Resources | None:
+        """The host's resources tasks may ask for (None: none declared)."""
+        return self._slots.capacity
+
+    def resources_held(self, task_id: str) -> Holding | None:
+        """What ``task_id`` holds of the host's resources now (and its GPU indices), from
+        its start until its attempt has really ended; read without a message."""
+        return self._slots.held_by(task_id)
+
+    def waiting_for(self, task_id: str) -> Resources | None:
+        """What ``task_id`` waits for while it is pending in the line for the host's
+        resources (all of its request: it takes it whole); read without a message."""
+        return self._slots.waiting_for(task_id)
 
     @property
     def async_concurrency(self) -> int:

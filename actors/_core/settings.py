@@ -4,12 +4,15 @@ in the order ``TaskRuntime`` takes them, before any thread starts."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from actors._clock import Clock, SystemClock
+from actors._core.resource_slots import check_capacity
 from actors._enums import Isolation
 from actors._options import TaskOptions
 from actors._policies import OperationLimits, RetryPolicy
+from actors._resources import Resources
 from actors._storage.store import MemoryStore, Store
 from actors.validation import check_count, check_isolation, check_seconds
 
@@ -38,6 +41,8 @@ class RuntimeSettings:
     operation_limits: OperationLimits | None  # None: no circuit breakers
     max_restarts: int
     restart_window: float
+    # The host's resources that tasks may ask for by name (None: none declared).
+    resources: Resources | None = None
 
     @classmethod
     def checked(
@@ -62,6 +67,7 @@ class RuntimeSettings:
         cooldown: float | None,
         max_restarts: int,
         restart_window: float,
+        resources: Mapping[str, float] | None = None,
     ) -> RuntimeSettings:
         """The settings, or the error that names the first bad argument and its fix."""
         counts = (check_count("concurrency", concurrency), check_count("max_pending", max_pending))
@@ -113,4 +119,5 @@ class RuntimeSettings:
             operation_limits=OperationLimits.from_arguments(max_failures, failure_window, cooldown),
             max_restarts=check_count("max_restarts", max_restarts, minimum=0),
             restart_window=check_seconds("restart_window", restart_window) or 0.0,
+            resources=check_capacity(resources),
         )

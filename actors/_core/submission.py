@@ -18,7 +18,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import FunctionType
-from typing import Any, NoReturn
+from typing import Any
 
 from actors._clock import Clock
 from actors._enums import Isolation
@@ -48,8 +48,13 @@ class SpecMaker:
         isolation: Isolation,
         limits: tuple[float | None, float | None],
         retry: RetryPolicy | None,
+        resource_checks: Mapping[Isolation, Callable[[Resources], None]] | None = None,
     ) -> None:
         self._operations = operations
+        # Per isolation, the check of a task's resources where it would run (the host's
+        # ledger for threads, processes and coroutines; a cluster's for Ray). An
+        # isolation without one gives no resources: a request is refused.
+        self._resource_checks = dict(resource_checks or {})
         self._clock = clock
         self._durable = durable
         self._isolation = isolation
@@ -175,7 +180,7 @@ class SpecMaker:
             memory = cpu = None  # the runtime's limits apply to its process tasks only
         resources = given.get("resources")
         if resources is not None:
-            _resources_unavailable(resources)
+            self._check_resources(resources, task_isolation)
         retry = given.get("retry")
         given.update(
             isolation=task_isolation,
@@ -186,6 +191,20 @@ class SpecMaker:
             run_at=None,
         )
         return TaskOptions.trusted(given)
+
+    def _check_resources(self, resources: Resources, isolation: Isolation) -> None:
+        """Refuse a request that could never be met where the task would run (the
+        refusal names the resource and the capacity)."""
+        check = self._resource_checks.get(isolation)
+        if check is None:
+            name = next(iter(resources))
+            raise ResourcesUnavailableError(
+                f"the task asks for resources ({', '.join(resources)}), but tasks with "
+                f"isolation={isolation.value!r} get none on this manager: resource "
+                f"{name!r} is not declared; leave resources out",
+                resource=name,
+            )
+        check(resources)
 
     def start_time(self, delay: float | None, run_at: datetime | None) -> float | None:
         """The wall-clock time a task may start (None: at once), from its ``delay`` or
@@ -218,17 +237,6 @@ def _qualified_name(operation: Callable[..., Any]) -> str:
     module = getattr(operation, "__module__", None)
     name = getattr(operation, "__qualname__", None) or type(operation).__qualname__
     return f"{module}.{name}" if module else name
-
-
-def _resources_unavailable(resources: Resources) -> NoReturn:
-    """No back-end holds resources yet: a task that asks for some is refused (never run
-    as if it held them)."""
-    name = next(iter(resources))
-    raise ResourcesUnavailableError(
-        f"the task asks for resources ({', '.join(resources)}), but this manager has "
-        f"none to give: resource {name!r} is not declared; leave resources out",
-        resource=name,
-    )
 
 
 def _limits_need_a_process(isolation: Isolation) -> None:

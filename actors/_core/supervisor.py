@@ -19,6 +19,15 @@ slot pools (``attempts.slot_pool``): thread and process attempts share ``capacit
 (the operation pool's threads), coroutine attempts on the event loop have
 ``async_capacity`` of their own; the pending queue has a lane per pool, so a full pool
 never holds up a task of the other.
+
+Resources: a task that asks for some of the host's resources (``resources=``, held on
+this host for thread, process and coroutine tasks) needs them as well as a slot. The
+ledger and the line of tasks waiting for them are :class:`ResourceSlots` (``_slots``),
+whose rule keeps the queue's order across sizes (see its module). A dispatch of a pool
+takes, of the ready task at the head of its lane and the first task of the line that
+may take its resources, the one ahead in the queue's order; a ready task that cannot
+take its resources joins the line. Resources are taken when the worker is spawned and
+freed with the slot, when the attempt has really ended.
 """
 
 from __future__ import annotations
@@ -80,17 +89,28 @@ from actors._core.messages import (
 )
 from actors._core.pending import PendingQueue
 from actors._core.pooled import Dispatcher
+from actors._core.resource_slots import HOST_ISOLATIONS, ResourceSlots, ResourceStats
 from actors._core.schedules import Schedules
 from actors._core.timers import TimerHandle, TimerService
 from actors._enums import Isolation
+from actors._errors import ResourcesUnavailableError
 from actors._execution.backend import ExecutionBackend
 from actors._execution.faults import FaultPlan
 from actors._execution.published import Published
 from actors._execution.start_gate import StartGate
 from actors._execution.worker import WorkerActor
-from actors._outcome import Cancelled, Completed, Outcome, Stalled, StopReason, TimedOut
+from actors._outcome import (
+    Cancelled,
+    Completed,
+    Interrupted,
+    Outcome,
+    Stalled,
+    StopReason,
+    TimedOut,
+)
 from actors._policies import CircuitBreakers
 from actors._records import TaskSpec
+from actors._resources import Resources
 from actors._storage.recovery import decide, interrupt
 from actors._storage.store import CommitTicket
 from actors.logs import library_logger
@@ -125,6 +145,9 @@ class SupervisorStats:
     async_capacity: int = 0  # the event loop's slots (coroutine operations)
     async_running: int = 0  # of running: coroutine attempts
     async_stopping: int = 0  # of stopping: coroutine attempts
+    # The host's resources: capacity, in use, holders, waiting (of pending: those in
+    # the line for their resources); None when the runtime declares none.
+    resources: ResourceStats | None = None
 
 
 class SupervisorActor(pykka.ThreadingActor):
@@ -157,6 +180,7 @@ class SupervisorActor(pykka.ThreadingActor):
         breakers: CircuitBreakers | None = None,
         faults: FaultPlan | None = None,
         on_fatal: Callable[[BaseException | None], None] | None = None,
+        resources: ResourceSlots[TaskSpec] | None = None,
     ) -> None:
         super().__init__()
         self._on_fatal = on_fatal  # the runtime gives up when this actor fails
@@ -180,6 +204,10 @@ class SupervisorActor(pykka.ThreadingActor):
         # Every pending task, wherever it waits (a delayed one with its StartDue timer).
         self._queue: PendingQueue[TimerHandle] = PendingQueue(_lane_of)
         self._active = ActiveAttempts()
+        # The host's resources and the line of tasks waiting for them (the runtime
+        # shares it: status reads look up what a task holds or waits for, and process
+        # attempts their GPU indices).
+        self._slots: ResourceSlots[TaskSpec] = ResourceSlots() if resources is None else resources
         self._schedules: Schedules[TimerHandle] = Schedules()
         self._admitting = True
         self._drained = threading.Event()
@@ -317,6 +345,11 @@ class SupervisorActor(pykka.ThreadingActor):
                 self._timers.cancel(removed.handle)
             if removed.place != "awaiting":  # not admitted until its operation is known
                 self._admission.leave()
+            self._finish(task_id, cancelled)
+            self._check_drained()
+            return True
+        if self._slots.withdraw(task_id) is not None:  # in the line for its resources
+            self._admission.leave()
             self._finish(task_id, cancelled)
             self._check_drained()
             return True
@@ -458,6 +491,7 @@ class SupervisorActor(pykka.ThreadingActor):
         active = self._active.end(message.task_id)
         if active is None:
             return
+        self._slots.release(message.task_id)  # with the slot: the attempt has ended
         if active.timer is not None:
             self._timers.cancel(active.timer)
         if active.watch is not None:
@@ -593,7 +627,8 @@ class SupervisorActor(pykka.ThreadingActor):
             self._drop_schedule(schedule.schedule_id)
         pending = self._queue
         if cancel_pending:
-            for spec in pending.take_all_ready() + pending.take_all_held():
+            waiting = self._slots.take_all_waiting()
+            for spec in pending.take_all_ready() + waiting + pending.take_all_held():
                 self._admission.leave()
                 self._finish(spec.task_id, Cancelled(StopReason.SHUTDOWN))
             for record in pending.take_all_awaiting():
@@ -636,7 +671,7 @@ class SupervisorActor(pykka.ThreadingActor):
         if breakers is not None and not breakers.enabled:
             breakers = None
         while self._active.held(pool) < capacity:
-            spec = self._queue.pop_ready(pool)
+            spec = self._next_ready(pool)
             if spec is None:
                 return
             trial = False
@@ -651,6 +686,49 @@ class SupervisorActor(pykka.ThreadingActor):
                 trial = verdict == "trial"
             self._admission.leave()
             self._start_worker(spec, trial=trial)
+
+    def _next_ready(self, pool: str) -> TaskSpec | None:
+        """The task to start next in ``pool``: of the head of its lane and the first task
+        of the line that may take its resources now, the one ahead in the queue's order
+        (priority, then seq). A head that cannot take its resources joins the line."""
+        while True:
+            admitted = self._slots.next_admitted(pool) if self._slots.waiting else None
+            head = self._queue.peek_ready(pool)
+            if admitted is not None and (head is None or admitted[0] < head):
+                waiter = admitted[1]
+                self._slots.withdraw(waiter.task_id)
+                return waiter
+            spec = self._queue.pop_ready(pool)
+            if spec is None or not _holds_on_host(spec):
+                return spec
+            request = spec.options.resources
+            assert request is not None
+            key = (-spec.options.priority, spec.seq)
+            if not self._slots.satisfiable(request):
+                self._refuse_resources(spec, request)  # recovered, for other resources
+            elif self._slots.may_take(request, key):
+                return spec
+            else:
+                self._slots.wait(spec.task_id, key, request, pool, spec)
+
+    def _refuse_resources(self, spec: TaskSpec, request: Resources) -> None:
+        """A task (recovered from a store) asks for resources this runtime can never
+        give: it ends ``Interrupted`` (cause ``resources_unavailable``), never run as if
+        it held them; the refusal create_task would have raised is logged."""
+        try:
+            self._slots.check(request)
+        except ResourcesUnavailableError as exc:
+            _log.warning("task.resources_unavailable", task_id=spec.task_id, error=str(exc))
+            self._admission.leave()
+            now = self._clock.time()
+            outcome = Interrupted(
+                was_running=False,
+                attempt=spec.prior_attempts,
+                last_seen_at=spec.created_at,
+                recovered_at=now,
+                cause="resources_unavailable",
+            )
+            self._finish(spec.task_id, outcome)
 
     def _arm_cooldown(self, operation: str) -> None:
         """Wake the held tasks of ``operation`` when its cool-down ends. While a trial
@@ -731,6 +809,9 @@ class SupervisorActor(pykka.ThreadingActor):
         if self._faults is not None:
             run_spec, injected = self._faults.apply(spec)
         backend = self._backend_for(spec)
+        if _holds_on_host(spec):
+            assert spec.options.resources is not None
+            self._slots.take(spec.task_id, spec.options.resources)
         # With a durable store the operation waits until RUNNING is committed: a crash can
         # then never make a task that had started read "pending" and run a second time. A
         # back-end that starts later records RUNNING itself, through its start gate.
@@ -799,14 +880,20 @@ class SupervisorActor(pykka.ThreadingActor):
     def _check_drained(self) -> None:
         if not self._admitting and not self._active:
             waiting = self._queue.statistics()
-            if not (waiting.ready or waiting.held or waiting.blocked):
+            if not (waiting.ready or waiting.held or waiting.blocked or self._slots.waiting):
                 self._drained.set()
 
     def _stats(self) -> SupervisorStats:
         waiting = self._queue.statistics()
         return SupervisorStats(
             capacity=self._capacity,
-            pending=waiting.ready + waiting.delayed + waiting.held + waiting.blocked,
+            pending=(
+                waiting.ready
+                + waiting.delayed
+                + waiting.held
+                + waiting.blocked
+                + self._slots.waiting
+            ),
             running=self._active.running,
             stopping=self._active.stopping,
             admitting=self._admitting,
@@ -817,7 +904,15 @@ class SupervisorActor(pykka.ThreadingActor):
             async_capacity=self._capacities[ASYNC_SLOTS],
             async_running=self._active.held(ASYNC_SLOTS) - self._active.stopping_in(ASYNC_SLOTS),
             async_stopping=self._active.stopping_in(ASYNC_SLOTS),
+            resources=self._slots.statistics() if self._slots.capacity else None,
         )
+
+
+def _holds_on_host(spec: TaskSpec) -> bool:
+    """Whether the task's resources are taken from this host's ledger. The hook for
+    another isolation (Ray): its resources are checked and held where it runs, so the
+    supervisor only gives it a slot."""
+    return spec.options.resources is not None and spec.options.isolation in HOST_ISOLATIONS
 
 
 def _lane_of(spec: TaskSpec) -> str:

@@ -310,6 +310,29 @@ def _is_out_of_memory(exc: BaseException) -> bool:
     return False
 
 
+_CUDA = "CUDA_VISIBLE_DEVICES"
+_UNSET: Any = object()  # no task-specific devices: the environment was left alone
+
+
+def _show_devices(devices: str | None) -> Any:
+    """Make the task's GPU indices the only ones visible; returns what to restore (the
+    previous value, None when it was unset, or ``_UNSET`` when nothing was changed)."""
+    if devices is None:
+        return _UNSET
+    previous = os.environ.get(_CUDA)
+    os.environ[_CUDA] = devices
+    return previous
+
+
+def _restore_devices(previous: Any) -> None:
+    if previous is _UNSET:
+        return
+    if previous is None:
+        os.environ.pop(_CUDA, None)
+    else:
+        os.environ[_CUDA] = previous
+
+
 def _apply_limits(memory_limit_mb: float | None, cpu_time_limit: float | None) -> Any:
     saved = (resource.getrlimit(resource.RLIMIT_AS), resource.getrlimit(resource.RLIMIT_CPU))
     if memory_limit_mb is not None:
@@ -487,6 +510,7 @@ def child_main(conn: Connection) -> None:
         if early is not None:
             context._request_stop(early)
         saved = _apply_limits(memory_limit_mb, run.cpu_time_limit)
+        devices = _show_devices(run.cuda_visible_devices)
         kind: DoneKind
         payload: Any
         try:
@@ -502,6 +526,7 @@ def child_main(conn: Connection) -> None:
                 payload = _exception_info(exc)
         finally:
             restored = _restore_limits(saved)
+            _restore_devices(devices)
             if os.getpid() != me:
                 os._exit(0)  # the operation forked and this copy returned: not the child
             context._close()
@@ -509,7 +534,9 @@ def child_main(conn: Connection) -> None:
                 del current[task_id]
         # A task's processes never outlive it (one system call when it started none).
         ended = not _has_child_processes() or _end_leftover_processes()
-        retire = kind == "memory" or not restored or not ended
+        # A GPU task's child is replaced: CUDA reads CUDA_VISIBLE_DEVICES once per
+        # process, so a library it initialised would keep this task's devices.
+        retire = kind == "memory" or not restored or not ended or devices is not _UNSET
         try:
             try:
                 channel.send(Done(task_id, kind, payload, retire))

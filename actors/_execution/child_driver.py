@@ -48,6 +48,11 @@ class ChildLink(Protocol):
     @property
     def stop_reason(self) -> StopReason | None: ...
 
+    @property
+    def cuda_devices(self) -> str | None:
+        """The GPU indices the task holds, for the child's ``CUDA_VISIBLE_DEVICES``."""
+        ...
+
     def attach_child(self, child: ChildProcess) -> None: ...
 
     def detach_child(self) -> None: ...
@@ -91,6 +96,7 @@ def run_in_child(pool: ProcessPool, spec: TaskSpec, attempt: ChildLink) -> Outco
         spec.options.cpu_time_limit,
         spec.resume_json,
         attempt.context._reports().commit_wait,
+        attempt.cuda_devices,
     )
     if child.send(message):
         reason = attempt.stop_reason

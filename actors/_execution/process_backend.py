@@ -3,7 +3,9 @@
 The attempt's driver runs on a thread of the operation pool (it holds the task's slot):
 it acquires a child (a cold start, when none is idle), reports ``started`` (passing the
 attempt's start gate, unless a stop came first), waits for the commit with a durable
-store, and hands the task over (``run_in_child``). So a task waiting for its child reads
+store, and hands the task over (``run_in_child``). A task holding GPUs of the host's
+ledger (``gpus_of``) gets their indices in the child's ``CUDA_VISIBLE_DEVICES`` while
+it runs. So a task waiting for its child reads
 ``pending`` and its deadline is not armed yet. The
 forced steps are signals: SIGTERM, then SIGKILL of the child and its processes.
 """
@@ -48,8 +50,11 @@ class ProcessBackend:
         *,
         max_tasks_per_child: int | None,
         name: str,
+        gpus_of: Callable[[str], tuple[int, ...]] | None = None,
     ) -> None:
         self._op_pool = op_pool
+        # The GPU indices a task holds (taken by the supervisor before the attempt).
+        self._gpus_of = gpus_of
         self._registry = registry
         self._max_tasks_per_child = max_tasks_per_child
         self._name = name
@@ -76,7 +81,9 @@ class ProcessBackend:
         return pool.statistics() if pool is not None else ProcessPoolStats(0, 0, 0, 0)
 
     def start(self, spec: TaskSpec, events: AttemptEvents) -> Attempt:
-        attempt = ProcessAttempt(spec, self._registry, events)
+        gpus = () if self._gpus_of is None else self._gpus_of(spec.task_id)
+        devices = ",".join(map(str, gpus)) if gpus else None
+        attempt = ProcessAttempt(spec, self._registry, events, devices)
         try:
             self._op_pool.submit(lambda: attempt.drive(self.pool))
         except RuntimeError as exc:  # the pool is shut down (interpreter exit)
@@ -95,12 +102,17 @@ class ProcessAttempt:
     """One attempt in a child process, and its levers. The child is attached while it
     runs this attempt's task, so no step meant for this task reaches its next one."""
 
-    __slots__ = ("_child", "_events", "_lock", "_stop", "context", "spec")
+    __slots__ = ("_child", "_events", "_lock", "_stop", "context", "cuda_devices", "spec")
 
     def __init__(
-        self, spec: TaskSpec, registry: pykka.ActorRef[Any], events: AttemptEvents
+        self,
+        spec: TaskSpec,
+        registry: pykka.ActorRef[Any],
+        events: AttemptEvents,
+        cuda_devices: str | None = None,
     ) -> None:
         self.spec = spec
+        self.cuda_devices = cuda_devices  # CUDA_VISIBLE_DEVICES in the child, or None
         self._events = events
         # The context is the host's side: what the child reports is relayed into it.
         self._stop, self.context = attempt_context(spec, registry, events.published)

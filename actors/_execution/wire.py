@@ -87,6 +87,9 @@ class RunTask(NamedTuple):
     checkpoint_wait: float | None = None
     """With a durable store: seconds ``task.checkpoint`` waits for :class:`CheckpointStored`
     (None: it does not wait)."""
+    cuda_visible_devices: str | None = None
+    """The GPU indices the task holds (``"0,1"``), set as ``CUDA_VISIBLE_DEVICES`` while
+    it runs; None leaves the child's environment as it is."""
 
 
 class CancelTask(NamedTuple):

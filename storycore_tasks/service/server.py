@@ -244,6 +244,7 @@ def serve(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     *,
     workers: int = 4,
+    resources: Mapping[str, float] | None = None,
     log_level: str = "info",
     environ: Mapping[str, str] | None = None,
     stderr: TextIO | None = None,
@@ -271,7 +272,9 @@ def serve(
         if not loaded:
             _say(out, f"WARNING: {NO_OPERATIONS_WARNING}")
         try:
-            manager = TaskManager(num_workers=workers, store=store, operations=loaded)
+            manager = TaskManager(
+                num_workers=workers, store=store, operations=loaded, resources=resources
+            )
         except Exception as exc:  # a database that cannot be opened, a bad operation name
             raise ServeError(f"cannot start the task manager: {exc}") from exc
     except BaseException:
