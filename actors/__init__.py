@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from actors._errors import OperationUnavailableError as OperationUnavailableError
     from actors._errors import QueryFailedError as QueryFailedError
     from actors._errors import QueueFullError as QueueFullError
+    from actors._errors import RayNotInstalledError as RayNotInstalledError
+    from actors._errors import RayResourcesError as RayResourcesError
+    from actors._errors import RayUnavailableError as RayUnavailableError
     from actors._errors import RecordsNotStoredError as RecordsNotStoredError
     from actors._errors import RuntimeClosedError as RuntimeClosedError
     from actors._errors import StoreError as StoreError
@@ -61,6 +64,8 @@ if TYPE_CHECKING:
     from actors._execution.faults import InjectedFaultError as InjectedFaultError
     from actors._execution.interrupt import TaskInterrupted as TaskInterrupted
     from actors._execution.processes import ProcessPoolStats as ProcessPoolStats
+    from actors._execution.ray_backend import RayBackend as RayBackend
+    from actors._execution.ray_backend import RayBackendStats as RayBackendStats
     from actors._operations import NamedOperation as NamedOperation
     from actors._options import TaskOptions as TaskOptions
     from actors._options import UnknownOptionError as UnknownOptionError
@@ -118,6 +123,9 @@ _EXPORTS: Final[dict[str, str]] = {
     "UnknownGroupError": "actors._errors",
     "UnknownOperationError": "actors._errors",
     "UnknownTaskError": "actors._errors",
+    "RayNotInstalledError": "actors._errors",
+    "RayResourcesError": "actors._errors",
+    "RayUnavailableError": "actors._errors",
     "UnstorableValueError": "actors._errors",
     "AsyncOperation": "actors._execution.api",
     "AsyncTaskContext": "actors._execution.api",
@@ -128,6 +136,8 @@ _EXPORTS: Final[dict[str, str]] = {
     "InjectedFaultError": "actors._execution.faults",
     "TaskInterrupted": "actors._execution.interrupt",
     "ProcessPoolStats": "actors._execution.processes",
+    "RayBackend": "actors._execution.ray_backend",
+    "RayBackendStats": "actors._execution.ray_backend",
     "NamedOperation": "actors._operations",
     "TaskOptions": "actors._options",
     "UnknownOptionError": "actors._options",
@@ -160,6 +170,8 @@ __all__ = [  # noqa: RUF022 (grouped by role, sorted within a group)
     "AsyncOperation",
     "AsyncTaskContext",
     "TaskRuntime",
+    # where operations run, beside the host's threads, processes and event loop
+    "RayBackend",
     # tasks: states, priorities, isolation, snapshots, events
     "TERMINAL_STATUSES",
     "Isolation",
@@ -204,6 +216,9 @@ __all__ = [  # noqa: RUF022 (grouped by role, sorted within a group)
     "OperationUnavailableError",
     "QueryFailedError",
     "QueueFullError",
+    "RayNotInstalledError",
+    "RayResourcesError",
+    "RayUnavailableError",
     "RecordsNotStoredError",
     "RuntimeClosedError",
     "StoreError",
@@ -220,6 +235,7 @@ __all__ = [  # noqa: RUF022 (grouped by role, sorted within a group)
     "UnstorableValueError",
     # statistics snapshots
     "ProcessPoolStats",
+    "RayBackendStats",
     "RuntimeStats",
     "StoreStats",
     "SupervisorStats",

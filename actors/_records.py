@@ -68,6 +68,9 @@ class TaskRecord:
     attempt_outcomes: tuple[Outcome, ...] = ()  # how each earlier attempt ended
     # Faults a test injected (actors._execution.faults): (attempt, the fault's description).
     injected_faults: tuple[tuple[int, str], ...] = ()
+    # Where the current (or last) attempt runs, as its back-end said (a Ray node and its
+    # worker's pid); None where it says nothing. Not kept by the durable store.
+    placement: Mapping[str, Any] | None = None
     # The JSON texts a durable store writes, encoded once when the value arrives (None
     # with the memory store, or when there is no such value).
     params_json: str | None = None
@@ -122,7 +125,7 @@ class TaskRecord:
         return (self.status, self.attempt, self.progress, self.updated_at, self.started_at,
                 self.ended_at, self.result, self.has_result, self.partial_result,
                 self.has_partial_result, self.outcome, self.scheduled_for,
-                self.attempt_outcomes, self.injected_faults)  # fmt: skip
+                self.attempt_outcomes, self.injected_faults, self.placement)  # fmt: skip
 
     def snapshot(self) -> TaskSnapshot:
         return TaskSnapshot(
@@ -145,6 +148,7 @@ class TaskRecord:
             scheduled_for=self.scheduled_for,
             attempt_outcomes=self.attempt_outcomes,
             injected_faults=self.injected_faults,
+            placement=self.placement,
             seq=self.seq,
         )
 
@@ -178,6 +182,7 @@ class TaskSnapshot:
     scheduled_for: float | None = None
     attempt_outcomes: tuple[Outcome, ...] = ()
     injected_faults: tuple[tuple[int, str], ...] = ()
+    placement: Mapping[str, Any] | None = None  # where the attempt runs (a Ray node)
     seq: int = 0  # submission order: listings sort by it, a page cursor names it
 
     @property
@@ -190,7 +195,7 @@ class TaskSnapshot:
         """The snapshot of ``task`` (its fields that never change) in ``state``."""
         (status, attempt, progress, updated_at, started_at, ended_at, result, has_result,
          partial_result, has_partial_result, outcome, scheduled_for, attempt_outcomes,
-         injected_faults) = state  # fmt: skip
+         injected_faults, placement) = state  # fmt: skip
         return cls(
             task_id=task.task_id,
             operation_name=task.operation_name,
@@ -211,6 +216,7 @@ class TaskSnapshot:
             scheduled_for=scheduled_for,
             attempt_outcomes=attempt_outcomes,
             injected_faults=injected_faults,
+            placement=placement,
             seq=task.seq,
         )
 
@@ -230,6 +236,7 @@ TaskState = tuple[
     float | None,  # scheduled_for
     tuple[Outcome, ...],  # attempt_outcomes
     tuple[tuple[int, str], ...],  # injected_faults
+    Mapping[str, Any] | None,  # placement
 ]
 """A record's changing fields, in :meth:`TaskRecord.state`'s order; its other fields
 (id, operation, params, options, creation time, seq) never change after submission."""

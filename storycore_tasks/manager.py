@@ -21,6 +21,7 @@ from actors import (
     Isolation,
     NamedOperation,
     OperationLimits,
+    RayBackend,
     RetryPolicy,
     RuntimeStats,
     SqliteStore,
@@ -108,6 +109,10 @@ class TaskManager:
             ``max_restarts`` such restarts within ``restart_window`` seconds stop the
             manager cleanly (pending tasks cancelled, the reason logged as
             ``manager.giving_up`` and given by every later call) instead of looping.
+        ray: a :class:`RayBackend` (``RayBackend(address="local")`` or a cluster's
+            ``"host:port"``): tasks with ``isolation="ray"`` (or all, with it as the
+            default) run on that cluster's nodes; the manager's shutdown stops a local
+            cluster it started. Needs the ``ray`` extra.
     """
 
     def __init__(
@@ -134,6 +139,7 @@ class TaskManager:
         cooldown: float | None = None,
         max_restarts: int = 3,
         restart_window: float = 60.0,
+        ray: RayBackend | None = None,
     ) -> None:
         self._num_workers = check_count("num_workers", num_workers)
         self._default_timeout = check_seconds("default_timeout", default_timeout, allow_none=True)
@@ -158,6 +164,7 @@ class TaskManager:
             cooldown=cooldown,
             max_restarts=max_restarts,
             restart_window=restart_window,
+            ray=ray,
             name="storycore-tasks",
         )
 
@@ -704,6 +711,9 @@ def snapshot_to_status(snapshot: TaskSnapshot) -> dict[str, Any]:
         status["injected_faults"] = [
             {"attempt": attempt, "fault": fault} for attempt, fault in snapshot.injected_faults
         ]
+    if snapshot.placement is not None:
+        # Where the attempt runs (Ray isolation: the node's id and the worker's pid).
+        status["placement"] = dict(snapshot.placement)
     if snapshot.has_result:
         status["result"] = snapshot.result
     if snapshot.has_partial_result:

@@ -60,6 +60,7 @@ from actors._errors import (
     ActorUnresponsiveError,
     OperationUnavailableError,
     QueueFullError,
+    RayUnavailableError,
     RuntimeClosedError,
 )
 from actors._execution.api import AnyOperation
@@ -68,6 +69,7 @@ from actors._execution.backend import ExecutionBackend
 from actors._execution.faults import FaultPlan
 from actors._execution.main_guard import leave_if_importing_main
 from actors._execution.process_backend import ProcessBackend
+from actors._execution.ray_backend import RayBackend
 from actors._execution.processes import ProcessPoolStats
 from actors._execution.thread_backend import ThreadBackend
 from actors._execution.threadpool import ThreadPool
@@ -80,6 +82,12 @@ from actors._storage.store import CommitTicket, Store, StoreStats
 from actors.logs import library_logger
 from actors.validation import (
     check_seconds,
+)
+
+_NO_RAY_BACKEND = (
+    "isolation='ray' runs operations on a Ray cluster, and this manager has no Ray "
+    "back-end: pass ray=RayBackend(address='local') (a private local cluster) or "
+    "ray=RayBackend(address='host:port') (a running cluster) to the manager"
 )
 
 __all__ = ["RuntimeStats", "TaskRuntime"]
@@ -167,6 +175,7 @@ class TaskRuntime:
         cooldown: float | None = None,
         max_restarts: int = 3,
         restart_window: float = 60.0,
+        ray: RayBackend | None = None,
         name: str = "actors",
     ) -> None:
         leave_if_importing_main()  # in a spawned child importing an unguarded main module
@@ -191,6 +200,14 @@ class TaskRuntime:
             max_restarts=max_restarts,
             restart_window=restart_window,
         )
+        if ray is not None and not isinstance(ray, RayBackend):
+            raise TypeError(
+                f"ray must be a RayBackend (RayBackend(address='local') or a cluster's "
+                f"address), got {type(ray).__name__}"
+            )
+        if settings.isolation is Isolation.RAY and ray is None:
+            raise RayUnavailableError(_NO_RAY_BACKEND)
+        self._ray = ray
         self._concurrency = settings.concurrency
         self._async_concurrency = settings.async_concurrency
         self._max_pending = settings.max_pending
@@ -208,6 +225,7 @@ class TaskRuntime:
             isolation=self._isolation,
             limits=(settings.memory_limit_mb, settings.cpu_time_limit),
             retry=settings.retry,
+            ray_check=ray.check if ray is not None else None,
         )
         self._faults = FaultPlan()  # empty unless a test injects faults
         self._healing = SelfHealing(
@@ -220,6 +238,8 @@ class TaskRuntime:
             self._operations.register_all(operations)
         prefix = f"{name}-{next(_runtime_ids)}"
         self._op_thread_prefix = f"{prefix}-op"
+        if ray is not None:
+            ray.attach(self, f"{prefix}-ray")  # one runtime per back-end
 
         self._table = TaskTable()
         self._admission = AdmissionGate(self._max_pending)
@@ -273,9 +293,13 @@ class TaskRuntime:
             Isolation.PROCESS: self._processes,
             Isolation.ASYNC: self._loop,
         }
+        if ray is not None:
+            ray.use_registry(self._registry)
+            self._backends[Isolation.RAY] = ray
         self._supervisor = SupervisorActor.start(
             capacity=self._concurrency,
             async_capacity=self._async_concurrency,
+            ray_capacity=ray.max_in_flight if ray is not None else 0,
             registry=self._registry,
             timers=self._timers,
             backends=self._backends,

@@ -22,7 +22,7 @@ from typing import Any
 
 from actors._clock import Clock
 from actors._enums import Isolation
-from actors._errors import UnstorableValueError
+from actors._errors import RayUnavailableError, UnstorableValueError
 from actors._execution.api import AnyOperation
 from actors._operations import OperationRegistry
 from actors._options import TaskOptions
@@ -47,6 +47,7 @@ class SpecMaker:
         isolation: Isolation,
         limits: tuple[float | None, float | None],
         retry: RetryPolicy | None,
+        ray_check: Callable[[Any, str, Mapping[str, Any], Any], None] | None = None,
     ) -> None:
         self._operations = operations
         self._clock = clock
@@ -54,6 +55,8 @@ class SpecMaker:
         self._isolation = isolation
         self._limits = limits  # (memory_limit_mb, cpu_time_limit) of process tasks
         self._retry = retry
+        # The Ray back-end's checks at create_task (picklable; resources some node has).
+        self._ray_check = ray_check
         self._shared: dict[tuple[tuple[tuple[Any, ...], ...], bool], TaskOptions] = {}
         self._known: dict[AnyOperation, tuple[str, bool]] = {}  # see _traits
 
@@ -107,6 +110,14 @@ class SpecMaker:
         options = self._options(option_values, coroutine)
         if options.isolation is Isolation.PROCESS:
             check_picklable(operation, operation_name, params)
+        elif options.isolation is Isolation.RAY:
+            if self._ray_check is None:
+                raise RayUnavailableError(
+                    "isolation='ray' runs operations on a Ray cluster, and this manager has "
+                    "no Ray back-end: pass ray=RayBackend(address='local') (a private local "
+                    "cluster) or ray=RayBackend(address='host:port') to the manager"
+                )
+            self._ray_check(operation, operation_name, params, getattr(options, "resources", None))
         not_before = self.start_time(option_values.get("delay"), option_values.get("run_at"))
         return {
             "operation": operation,
@@ -223,6 +234,13 @@ def _limits_need_a_process(isolation: Isolation) -> None:
             "memory_limit_mb and cpu_time_limit apply to a child process: pass "
             "isolation='process' with them (a thread cannot be limited)"
         )
+    if isolation is Isolation.RAY:
+        raise ValueError(
+            "memory_limit_mb and cpu_time_limit are not enforced on a Ray node (Ray's "
+            "workers are reused, so an rlimit would outlive the task): drop them, or pass "
+            "isolation='process'; resources={'memory_mb': ...} tells Ray's scheduler how "
+            "much memory the task needs, which Ray does not enforce"
+        )
     if isolation is Isolation.ASYNC:
         raise ValueError(
             "memory_limit_mb and cpu_time_limit apply to a child process, and a coroutine "
@@ -256,7 +274,7 @@ def _isolation_of(given: Isolation | None, default: Isolation, coroutine: bool) 
             f"the operation is a coroutine function (async def), which runs on the event "
             f"loop, not with isolation={given.value!r}: leave isolation out (or pass "
             f"isolation='async'), or make it a plain def to run it in a "
-            f"{'thread' if given is Isolation.THREAD else 'child process'}"
+            f"{ {Isolation.THREAD: 'thread', Isolation.RAY: 'Ray task'}.get(given, 'child process') }"
         )
     if not coroutine and given is Isolation.ASYNC:
         raise ValueError(
