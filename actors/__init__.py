@@ -40,9 +40,9 @@ if TYPE_CHECKING:
     from actors._errors import QueryFailedError as QueryFailedError
     from actors._errors import QueueFullError as QueueFullError
     from actors._errors import RayNotInstalledError as RayNotInstalledError
-    from actors._errors import RayResourcesError as RayResourcesError
     from actors._errors import RayUnavailableError as RayUnavailableError
     from actors._errors import RecordsNotStoredError as RecordsNotStoredError
+    from actors._errors import ResourcesUnavailableError as ResourcesUnavailableError
     from actors._errors import RuntimeClosedError as RuntimeClosedError
     from actors._errors import StoreError as StoreError
     from actors._errors import StoreLockedError as StoreLockedError
@@ -82,6 +82,7 @@ if TYPE_CHECKING:
     from actors._policies import OperationLimits as OperationLimits
     from actors._policies import RetryPolicy as RetryPolicy
     from actors._records import TaskSnapshot as TaskSnapshot
+    from actors._resources import Resources as Resources
     from actors._storage.codec import MAX_NESTING as MAX_NESTING
     from actors._storage.sqlite import SqliteStore as SqliteStore
     from actors._storage.store import MemoryStore as MemoryStore
@@ -112,6 +113,7 @@ _EXPORTS: Final[dict[str, str]] = {
     "QueryFailedError": "actors._errors",
     "QueueFullError": "actors._errors",
     "RecordsNotStoredError": "actors._errors",
+    "ResourcesUnavailableError": "actors._errors",
     "RuntimeClosedError": "actors._errors",
     "StoreError": "actors._errors",
     "StoreLockedError": "actors._errors",
@@ -124,7 +126,6 @@ _EXPORTS: Final[dict[str, str]] = {
     "UnknownOperationError": "actors._errors",
     "UnknownTaskError": "actors._errors",
     "RayNotInstalledError": "actors._errors",
-    "RayResourcesError": "actors._errors",
     "RayUnavailableError": "actors._errors",
     "UnstorableValueError": "actors._errors",
     "AsyncOperation": "actors._execution.api",
@@ -154,6 +155,7 @@ _EXPORTS: Final[dict[str, str]] = {
     "OperationLimits": "actors._policies",
     "RetryPolicy": "actors._policies",
     "TaskSnapshot": "actors._records",
+    "Resources": "actors._resources",
     "MAX_NESTING": "actors._storage.codec",
     "SqliteStore": "actors._storage.sqlite",
     "MemoryStore": "actors._storage.store",
@@ -195,6 +197,7 @@ __all__ = [  # noqa: RUF022 (grouped by role, sorted within a group)
     # per-task options, policies and named operations
     "NamedOperation",
     "OperationLimits",
+    "Resources",
     "RetryPolicy",
     "TaskOptions",
     # stores, and what they can keep
@@ -217,9 +220,9 @@ __all__ = [  # noqa: RUF022 (grouped by role, sorted within a group)
     "QueryFailedError",
     "QueueFullError",
     "RayNotInstalledError",
-    "RayResourcesError",
     "RayUnavailableError",
     "RecordsNotStoredError",
+    "ResourcesUnavailableError",
     "RuntimeClosedError",
     "StoreError",
     "StoreLockedError",

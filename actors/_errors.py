@@ -10,7 +10,6 @@ __all__ = [
     "QueryFailedError",
     "QueueFullError",
     "RayNotInstalledError",
-    "RayResourcesError",
     "RayUnavailableError",
     "RecordsNotStoredError",
     "RuntimeClosedError",
@@ -123,6 +122,15 @@ class UnknownOperationError(SupervisorError, ValueError):
             f"no operation is registered as {name!r} (registered: {shown}{more}); register "
             "it first with register_operation(name, function), or pass the function itself"
         )
+
+
+class ResourcesUnavailableError(SupervisorError, ValueError):
+    """A task asks for resources it could never get where it would run: a name the host
+    (or cluster) does not have, or more of one than there is in all."""
+
+    def __init__(self, message: str, *, resource: str) -> None:
+        self.resource = resource  # the first resource that cannot be had
+        super().__init__(message)
 
 
 class NaiveRunAtError(SupervisorError, ValueError):
@@ -244,15 +252,4 @@ class RayUnavailableError(SupervisorError, RuntimeError):
     back-end cannot reach its cluster."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message)
-
-
-class RayResourcesError(SupervisorError, ValueError):
-    """A Ray task asked for resources no node of the cluster has: Ray would leave it
-    pending for ever, so it is refused."""
-
-    def __init__(self, resource: str, wanted: float, largest: float, message: str) -> None:
-        self.resource = resource
-        self.wanted = wanted
-        self.largest = largest
         super().__init__(message)

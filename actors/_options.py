@@ -29,6 +29,7 @@ from typing import Any, Literal
 from actors._enums import Isolation, TaskPriority
 from actors._errors import NaiveRunAtError
 from actors._policies import RetryPolicy
+from actors._resources import Resources, check_resources
 from actors.validation import (
     check_isolation,
     check_positive_number,
@@ -40,7 +41,15 @@ from actors.validation import (
 __all__ = ["Option", "OptionKind", "TaskOptions", "UnknownOptionError", "option", "options_of"]
 
 OptionKind = Literal[
-    "text", "seconds", "megabytes", "priority", "isolation", "datetime", "retry", "task_ids"
+    "text",
+    "seconds",
+    "megabytes",
+    "priority",
+    "isolation",
+    "datetime",
+    "retry",
+    "task_ids",
+    "resources",
 ]
 """What kind of value an option takes: the HTTP model and the CLI type it from this."""
 
@@ -217,6 +226,12 @@ class TaskOptions:
         cli=True,
         shown=False,
         http_max=7 * 86_400.0,
+    )
+    resources: Resources | None = option(
+        "resources",
+        "what the task needs by name, such as {'gpu': 1}: held while it runs",
+        check_resources,
+        cli=True,
     )
     delay: float | None = option(
         "seconds",

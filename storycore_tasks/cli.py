@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TextIO, assert_never, cast
 
 from actors import TERMINAL_STATUSES, Isolation, StoreError, StoreLockedError, TaskPriority
 from actors._options import Option, options_of
+from actors._resources import Resources
 from storycore_tasks import __version__
 from storycore_tasks import logging as task_logging
 from storycore_tasks._bars import task_bars
@@ -407,6 +408,13 @@ def _add_option_flags(parser: argparse.ArgumentParser) -> None:
                     metavar="TIME",
                     help=f"{doc}: ISO-8601 with a time zone",
                 )
+            case "resources":
+                parser.add_argument(
+                    flag,
+                    type=_checked(declared, _resources, sent=Resources.as_dict),
+                    metavar="NAME=AMOUNT,...",
+                    help=f"{doc} (such as gpu=1,vram_gb=24)",
+                )
             case "retry":
                 raise TypeError(
                     f"the task option {declared.name!r} ({declared.kind}) has no flag form; "
@@ -421,6 +429,13 @@ def _number(text: str) -> float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def _resources(text: str) -> Resources:
+    try:
+        return Resources.parse(text)
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _moment(text: str) -> datetime:

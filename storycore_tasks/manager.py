@@ -38,6 +38,7 @@ from actors import (
 from actors._execution.api import AnyOperation
 from actors._execution.async_backend import LoopStats
 from actors._options import OptionKind, options_of
+from actors._resources import Resources
 from actors.validation import check_count, check_seconds
 from storycore_tasks.errors import error_from_outcome, iso_utc
 
@@ -667,6 +668,7 @@ _SHOWN_KINDS: dict[OptionKind, Callable[[Any], Any]] = {
     "datetime": _utc,
     "retry": lambda policy: policy.to_json(),
     "task_ids": list,
+    "resources": Resources.as_dict,
 }
 # The options a status shows: the stored ones (a task's resolved options; delay and
 # run_at show as scheduled_for) that their declaration does not keep out of it.

@@ -734,15 +734,24 @@ def test_injected_faults_survive_a_restart(tmp_path: Path) -> None:
         assert after["error"] == before["error"]
         assert after["error"]["details"]["injected_fault"] == "raise ConnectionError('down')"
         assert "injected_faults" not in status_of(manager, clean)
-    assert query(path, "SELECT version FROM schema_version") == [(2,)]
-    assert SCHEMA_VERSION == 2
+    assert query(path, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
+    assert "injected_faults" in actors._storage.sqlite_schema.MIGRATIONS[2][0]
 
 
 def _version_1_columns() -> tuple[str, ...]:
-    """The store's columns but the one version 2 added (injected_faults)."""
+    """The store's columns but those later versions added (injected_faults in version 2,
+    and whatever each later one added: its ``ADD COLUMN`` statements)."""
     columns = actors._storage.sqlite_rows.COLUMNS
     assert "injected_faults" in columns
-    return tuple(c for c in columns if c != "injected_faults")
+    later = {
+        statement.split("ADD COLUMN")[1].split()[0]
+        for version, statements in actors._storage.sqlite_schema.MIGRATIONS.items()
+        if version > 1
+        for statement in statements
+        if "ADD COLUMN" in statement
+    }
+    assert "injected_faults" in later
+    return tuple(c for c in columns if c not in later)
 
 
 def version_1_database(path: Path, rows: Sequence[tuple[Any, ...]] = ()) -> None:
@@ -771,7 +780,7 @@ def test_an_empty_version_1_database_is_migrated(tmp_path: Path) -> None:
         manager.faults.raise_error(ValueError("x"), operation="render")
         task_id = manager.create_task("render")
         manager.wait(task_id, timeout=BOUND)
-    assert query(path, "SELECT version FROM schema_version") == [(2,)]
+    assert query(path, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
     assert "injected_faults" in [row[1] for row in query(path, "PRAGMA table_info(tasks)")]
     with TaskManager(store=path, operations={"render": echo}) as manager:
         assert status_of(manager, task_id)["injected_faults"] == [
@@ -800,7 +809,7 @@ def test_a_version_1_database_with_a_task_is_migrated_and_reads_it_back(
         manager.faults.delay(0.0, operation="render")
         new_id = manager.create_task("render", {"n": 8})
         assert manager.wait(new_id, timeout=BOUND)["result"] == {"real": 8}
-    assert query(path, "SELECT version FROM schema_version") == [(2,)]
+    assert query(path, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
     with TaskManager(store=path, operations={"render": echo}) as manager:
         assert status_of(manager, old_id) == expected
         assert status_of(manager, new_id)["injected_faults"] == [

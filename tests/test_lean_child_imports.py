@@ -54,10 +54,11 @@ def test_a_child_imports_no_runtime(make_manager: MakeManager, kind: str) -> Non
         operation = NAME
     if kind == "fault-injected":
         # A zero-second delay, then the operation itself: its InjectedOperation (and the
-        # fault module with it) is unpickled in the child.
+        # operation side of faults with it, not the host's plan) is unpickled in the child.
         manager.faults.delay(0.0, operation=NAME)
     modules = _child_modules(manager, operation)
     assert _offenders(modules) == []
     if kind == "fault-injected":
-        assert "actors._execution.faults" in modules
+        assert "actors._execution.injected" in modules
+        assert "actors._execution.faults" not in modules
         assert manager.faults.injected_total == 1

@@ -34,6 +34,7 @@ from actors import (
 )
 from actors._options import Option, OptionKind, options_of
 from actors._records import TaskRecord
+from actors._resources import Resources
 from storycore_tasks import TaskManager, cli
 from storycore_tasks import manager as manager_module
 
@@ -49,6 +50,7 @@ NON_DEFAULT: dict[OptionKind, Any] = {
     "datetime": datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=timezone(timedelta(hours=2))),
     "retry": RetryPolicy(max_attempts=4, backoff=0.5, max_backoff=8.0, jitter=False),
     "task_ids": ("dep-a", "dep-b"),
+    "resources": Resources({"gpu": 2, "vram_gb": 24.5}),
 }
 _text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
 _seconds = st.floats(min_value=1e-3, max_value=1e6, allow_nan=False)
@@ -73,6 +75,13 @@ STRATEGIES: dict[OptionKind, st.SearchStrategy[Any]] = {
         retry_on_timeout=st.booleans(),
     ),
     "task_ids": st.lists(st.uuids().map(str), max_size=5, unique=True).map(tuple),
+    "resources": st.none()
+    | st.dictionaries(
+        st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,20}", fullmatch=True),
+        st.floats(min_value=1e-3, max_value=1e9),
+        min_size=1,
+        max_size=5,
+    ).map(Resources),
 }
 
 

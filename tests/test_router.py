@@ -153,6 +153,7 @@ def test_status_of_a_completed_task_is_the_full_status_dict(make_manager: MakeMa
         "next_attempt_at",
         "depends_on",
         "group_id",
+        "resources",
         "result",
     }
     assert expected_keys == set(response.data)

@@ -18,6 +18,7 @@ from actors import Isolation, RetryPolicy, StopReason, TaskOptions, TaskPriority
 from actors._options import Option, OptionKind, options_of
 from actors._outcome import Cancelled, Completed, Outcome, Raised, TimedOut
 from actors._records import TaskRecord
+from actors._resources import Resources
 from actors._storage.codec import encode_json, encode_outcome
 from actors._storage.sqlite_rows import (
     CHANGING,
@@ -52,6 +53,7 @@ SAMPLES: dict[OptionKind, Any] = {
         retry_on_timeout=True,
     ),
     "task_ids": ("dep-a", "dep-b"),
+    "resources": Resources({"gpu": 1, "render.license": 0.5}),
 }
 # The Python type SQLite hands back for each declared column type.
 SQL_TYPES = {"TEXT": str, "REAL": float, "INTEGER": int}

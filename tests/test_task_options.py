@@ -29,6 +29,18 @@ BAD_VALUES: dict[str, list[Any]] = {
     "retry": [3, {"max_attempts": 3}],
     "depends_on": ["abc", 5, [5], [""]],
     "group_id": [7],
+    "resources": [
+        ["gpu"],
+        "gpu=1",
+        {"gpu": 0},
+        {"gpu": -1},
+        {"gpu": float("nan")},
+        {"gpu": True},
+        {"gpu": "1"},
+        {"": 1},
+        {"9gpu": 1},
+        {1: 1},
+    ],
 }
 
 

@@ -18,15 +18,16 @@ import inspect
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import FunctionType
-from typing import Any
+from typing import Any, NoReturn
 
 from actors._clock import Clock
 from actors._enums import Isolation
-from actors._errors import RayUnavailableError, UnstorableValueError
+from actors._errors import RayUnavailableError, ResourcesUnavailableError, UnstorableValueError
 from actors._execution.api import AnyOperation
 from actors._operations import OperationRegistry
 from actors._options import TaskOptions
 from actors._policies import RetryPolicy
+from actors._resources import Resources
 from actors._storage.codec import check_value, normalized
 from actors.validation import MAX_SECONDS, check_picklable, check_text
 
@@ -183,6 +184,9 @@ class SpecMaker:
             _limits_need_a_process(task_isolation)
         elif task_isolation is not Isolation.PROCESS:
             memory = cpu = None  # the runtime's limits apply to its process tasks only
+        resources = given.get("resources")
+        if resources is not None and task_isolation is not Isolation.RAY:
+            _resources_unavailable(resources)  # a Ray task's are checked against its cluster
         retry = given.get("retry")
         given.update(
             isolation=task_isolation,
@@ -225,6 +229,17 @@ def _qualified_name(operation: Callable[..., Any]) -> str:
     module = getattr(operation, "__module__", None)
     name = getattr(operation, "__qualname__", None) or type(operation).__qualname__
     return f"{module}.{name}" if module else name
+
+
+def _resources_unavailable(resources: Resources) -> NoReturn:
+    """No back-end holds resources yet: a task that asks for some is refused (never run
+    as if it held them)."""
+    name = next(iter(resources))
+    raise ResourcesUnavailableError(
+        f"the task asks for resources ({', '.join(resources)}), but this manager has "
+        f"none to give: resource {name!r} is not declared; leave resources out",
+        resource=name,
+    )
 
 
 def _limits_need_a_process(isolation: Isolation) -> None:

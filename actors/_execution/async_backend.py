@@ -46,7 +46,7 @@ from actors._enums import Isolation
 from actors._execution.api import AsyncOperation
 from actors._execution.backend import Attempt, AttemptEvents
 from actors._execution.context import ReportingContext, StopFlag
-from actors._execution.faults import InjectedCrash, InjectedLimit
+from actors._execution.injected import InjectedCrash, InjectedLimit
 from actors._outcome import Cancelled, Completed, Outcome, Raised, StopReason
 from actors._records import TaskSpec
 from actors.logs import library_logger

@@ -39,7 +39,7 @@ from typing import Any
 import pykka
 
 from actors._enums import Isolation
-from actors._errors import RayNotInstalledError, RayResourcesError, RayUnavailableError
+from actors._errors import RayNotInstalledError, RayUnavailableError, ResourcesUnavailableError
 from actors._execution.backend import Attempt, AttemptEvents
 from actors._execution.context import attempt_context
 from actors._execution.ray_driver import StopBoard, drive
@@ -306,13 +306,11 @@ class RayBackend:
         shown = {"CPU": "cpu", "GPU": "gpu", "memory": "memory_mb"}.get(name, name)
         if name == "memory":
             wanted, largest = wanted / 2**20, largest / 2**20
-        raise RayResourcesError(
-            shown,
-            wanted,
-            largest,
+        raise ResourcesUnavailableError(
             f"no node of the Ray cluster has resources {dict(needs)!r} (Ray would keep the "
             f"task pending for ever): {shown!r} {wanted:g} asked, the most any node has "
             f"is {largest:g}; ask for less, or add a node that has it",
+            resource=shown,
         )
 
     @staticmethod

@@ -17,7 +17,7 @@ from actors._enums import Isolation
 from actors._execution.api import Operation
 from actors._execution.backend import Attempt, AttemptEvents
 from actors._execution.context import attempt_context
-from actors._execution.faults import InjectedCrash, InjectedLimit
+from actors._execution.injected import InjectedCrash, InjectedLimit
 from actors._execution.interrupt import TaskInterrupted, clear_interrupt, raise_in_thread
 from actors._execution.threadpool import ThreadPool
 from actors._outcome import Completed, Outcome, Raised, StopReason

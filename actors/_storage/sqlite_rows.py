@@ -24,6 +24,7 @@ from actors._options import OptionKind, TaskOptions, options_of
 from actors._outcome import Outcome, TimedOut
 from actors._policies import RetryPolicy
 from actors._records import TaskRecord
+from actors._resources import Resources
 from actors._storage.codec import decode_outcome, encode_json, encode_outcome
 
 __all__ = [
@@ -79,6 +80,13 @@ def _decode_retry(text: str) -> RetryPolicy:
     return RetryPolicy.from_json(json.loads(text))
 
 
+def _decode_resources(text: str) -> Resources:
+    amounts = json.loads(text)
+    if not isinstance(amounts, dict):
+        raise ValueError(f"a map of resources is {type(amounts).__name__}")
+    return Resources(amounts)
+
+
 def _same(value: Any) -> Any:
     return value
 
@@ -86,7 +94,7 @@ def _same(value: Any) -> Any:
 # How each kind of option is kept in its column: (encode, decode), applied to a value that
 # is not None (None is NULL, and NULL reads back as the option's default). text and
 # isolation are TEXT, seconds and megabytes REAL, priority INTEGER, datetime ISO-8601
-# TEXT, retry and task_ids JSON TEXT.
+# TEXT, retry, task_ids and resources JSON TEXT.
 KINDS: dict[OptionKind, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "text": (_same, _same),
     "seconds": (float, float),
@@ -96,6 +104,7 @@ KINDS: dict[OptionKind, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "datetime": (datetime.isoformat, datetime.fromisoformat),
     "retry": (lambda policy: encode_json(policy.to_json()), _decode_retry),
     "task_ids": (_encode_task_ids, _decode_task_ids),
+    "resources": (lambda resources: encode_json(resources.as_dict()), _decode_resources),
 }
 
 _OPTIONS = options_of(stored=True)

@@ -76,6 +76,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     # Version 2: the faults a test injected into a task's attempts (actors._execution.faults).
     2: ("ALTER TABLE tasks ADD COLUMN injected_faults TEXT",),
+    # Version 3: what a task asks for by name (actors._resources.Resources), as JSON.
+    3: ("ALTER TABLE tasks ADD COLUMN resources TEXT",),
 }
 """Statements that bring a database from version ``n - 1`` to ``n``, keyed by ``n``.
 A new layout adds an entry; released entries never change."""

@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from actors import Isolation, RetryPolicy, TaskPriority, TaskStatus
 from actors._options import Option, options_of
+from actors._resources import MAX_RESOURCE_NAMES
 from actors.logs import library_logger
 from actors.validation import MAX_SECONDS
 from storycore_tasks.async_manager import AsyncTaskManager
@@ -132,6 +133,12 @@ def _http_field(declared: Option) -> tuple[Any, Any]:
         case "task_ids":
             length = None if declared.http_max is None else int(declared.http_max)
             return list[str], Field(default_factory=list, max_length=length, description=doc)
+        case "resources":
+            return dict[str, float] | None, Field(
+                None,
+                max_length=MAX_RESOURCE_NAMES,
+                description=f"{doc}: resource names to amounts > 0",
+            )
         case "text":
             return str | None, Field(None, max_length=1000, description=doc)
         case _:
