@@ -143,6 +143,7 @@ class TaskManager:
         ray: RayBackend | None = None,
     ) -> None:
         self._num_workers = check_count("num_workers", num_workers)
+        self._ray = ray
         self._default_timeout = check_seconds("default_timeout", default_timeout, allow_none=True)
         self._runtime = TaskRuntime(
             concurrency=self._num_workers,
@@ -569,6 +570,23 @@ class TaskManager:
     def get_stats(self) -> dict[str, Any]:
         return self._stats_dict(self._runtime.stats())
 
+    def _ray_stats(self, capacity: int, running: int, stopping: int) -> dict[str, Any]:
+        """Ray attempts holding a slot (``running`` includes those Ray has not started
+        yet: they read pending), and the back-end's connection."""
+        shown: dict[str, Any] = {"max_in_flight": capacity, "running": running}
+        shown["stopping"] = stopping
+        if self._ray is not None:
+            backend = self._ray.statistics()
+            shown.update(
+                connected=backend.connected,
+                address=backend.address,
+                owns_cluster=backend.owns_cluster,
+                in_flight=backend.in_flight,
+                submitted=backend.submitted,
+                progress_items=backend.progress_items,
+            )
+        return shown
+
     def _stats_dict(self, stats: RuntimeStats) -> dict[str, Any]:
         """The runtime's statistics as ``get_stats`` answers them."""
         table, supervisor = stats.table, stats.supervisor
@@ -605,6 +623,9 @@ class TaskManager:
             "restarts": dict(stats.restarts),
             "injected_faults": stats.injected_faults,
             "async": _loop_stats(stats.loop, supervisor.async_running, supervisor.async_stopping),
+            "ray": self._ray_stats(
+                supervisor.ray_capacity, supervisor.ray_running, supervisor.ray_stopping
+            ),  # fmt: skip
             "schedules": {sid: dict(s) for sid, s in supervisor.schedules.items()},
             "store": {
                 "kind": stats.store.kind,

@@ -118,7 +118,7 @@ class SpecMaker:
                     "no Ray back-end: pass ray=RayBackend(address='local') (a private local "
                     "cluster) or ray=RayBackend(address='host:port') to the manager"
                 )
-            self._ray_check(operation, operation_name, params, getattr(options, "resources", None))
+            self._ray_check(operation, operation_name, params, options.resources)
         not_before = self.start_time(option_values.get("delay"), option_values.get("run_at"))
         return {
             "operation": operation,

@@ -66,7 +66,10 @@ _LOCAL_KEYS = frozenset({"num_cpus", "num_gpus", "resources", "object_store_memo
 
 def ray_available() -> bool:
     """Whether the ``ray`` extra is installed (without importing it)."""
-    return importlib.util.find_spec("ray") is not None
+    try:
+        return importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):  # an import hook refused it
+        return False
 
 
 def _import_ray() -> Any:
@@ -115,6 +118,7 @@ class RayBackendStats:
     owns_cluster: bool  # started by this back-end (address="local"), stopped by it
     in_flight: int  # attempts submitted whose stream has not ended
     submitted: int
+    progress_items: int  # progress items the nodes sent (coalesced: at most 100 a second)
 
 
 class RayBackend:
@@ -187,6 +191,7 @@ class RayBackend:
         self._nodes: tuple[float, list[dict[str, float]]] | None = None
         self._attempts: set[RayAttempt] = set()
         self._submitted = 0
+        self._progress_items = 0  # counted on the bridge's loop only
         self._closed = False
 
     # -- the runtime's side ------------------------------------------------------------
@@ -216,8 +221,14 @@ class RayBackend:
             ray = _import_ray()
             self._connect_driver(ray)
             try:
-                board = ray.remote(num_cpus=0, max_concurrency=10_000)(StopBoard)
-                self._board = board.remote()
+                # On the driver's own node: losing a worker node must not lose the board.
+                from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+                here = NodeAffinitySchedulingStrategy(
+                    ray.get_runtime_context().get_node_id(), soft=True
+                )
+                board = ray.remote(num_cpus=0, max_concurrency=10_000, max_restarts=0)(StopBoard)
+                self._board = board.options(scheduling_strategy=here).remote()
                 # Ray's retries off: ours decide (a crash is retried 3 times by default,
                 # an out-of-memory kill without limit).
                 self._drive = ray.remote(
@@ -365,6 +376,7 @@ class RayBackend:
                 owns_cluster=self._owns,
                 in_flight=len(self._attempts),
                 submitted=self._submitted,
+                progress_items=self._progress_items,
             )
 
     def shutdown(self) -> None:
@@ -394,7 +406,7 @@ class RayBackend:
         return self._loop
 
     def submit(self, spec: TaskSpec, work: bytes) -> Any:
-        options = ray_task_options(getattr(spec.options, "resources", None))
+        options = ray_task_options(spec.options.resources)
         if self._runtime_env is not None:
             options["runtime_env"] = self._runtime_env
         return self._drive.options(**options).remote(work, spec.task_id, self._board)
@@ -523,6 +535,7 @@ class RayAttempt:
     def _item(self, item: tuple[Any, ...]) -> Outcome | None:
         kind = item[0]
         if kind == "progress":
+            self._backend._progress_items += 1
             _, progress, has_partial, blob = item
             if progress is not None:
                 self.context.update_progress(progress)
