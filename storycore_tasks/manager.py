@@ -625,7 +625,7 @@ class TaskManager:
             "async": _loop_stats(stats.loop, supervisor.async_running, supervisor.async_stopping),
             "ray": self._ray_stats(
                 supervisor.ray_capacity, supervisor.ray_running, supervisor.ray_stopping
-            ),  # fmt: skip
+            ),
             "schedules": {sid: dict(s) for sid, s in supervisor.schedules.items()},
             "store": {
                 "kind": stats.store.kind,

@@ -74,7 +74,8 @@ def _run_nested(tmp_path: Path, home: Path, ray_tmp: Path) -> None:
     text = log.read_text(errors="replace")
     assert done.returncode == 0, text[-6000:]
     summary = re.findall(r"(\d+) passed", text)
-    assert summary and int(summary[-1]) >= 10, text[-3000:]
+    assert summary, text[-3000:]
+    assert int(summary[-1]) >= 10, text[-3000:]
     assert " skipped" not in text.splitlines()[-1], text[-3000:]
 
 

@@ -69,8 +69,8 @@ from actors._execution.backend import ExecutionBackend
 from actors._execution.faults import FaultPlan
 from actors._execution.main_guard import leave_if_importing_main
 from actors._execution.process_backend import ProcessBackend
-from actors._execution.ray_backend import RayBackend
 from actors._execution.processes import ProcessPoolStats
+from actors._execution.ray_backend import RayBackend
 from actors._execution.thread_backend import ThreadBackend
 from actors._execution.threadpool import ThreadPool
 from actors._ids import new_id

@@ -285,11 +285,12 @@ def _isolation_of(given: Isolation | None, default: Isolation, coroutine: bool) 
     if given is None:
         return Isolation.ASYNC if coroutine else default
     if coroutine and given is not Isolation.ASYNC:
+        where = {Isolation.THREAD: "thread", Isolation.RAY: "Ray task"}.get(given, "child process")
         raise ValueError(
             f"the operation is a coroutine function (async def), which runs on the event "
             f"loop, not with isolation={given.value!r}: leave isolation out (or pass "
             f"isolation='async'), or make it a plain def to run it in a "
-            f"{ {Isolation.THREAD: 'thread', Isolation.RAY: 'Ray task'}.get(given, 'child process') }"
+            f"{where}"
         )
     if not coroutine and given is Isolation.ASYNC:
         raise ValueError(

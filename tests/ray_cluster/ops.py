@@ -81,3 +81,10 @@ def crash_once_on_a_node(params: dict[str, Any], task: TaskContext) -> dict[str,
 def mark_and_sleep(params: dict[str, Any], task: TaskContext) -> None:
     mark(params["marker"], str(os.getpid()))
     time.sleep(3600)
+
+
+def modules(params: dict[str, Any], task: TaskContext) -> list[str]:
+    """The modules the node's worker has imported to run a task."""
+    import sys
+
+    return sorted(sys.modules)

@@ -178,8 +178,10 @@ def test_a_removed_node_is_worker_crashed_and_the_retry_runs_on_another(
         manager = ray_manager()
         retry = RetryPolicy(max_attempts=2, backoff=0.0, jitter=False)
         marker = tmp_path / "first"
-        task_id = manager.create_task(ops.crash_once_on_a_node, {"first": str(marker)},
-                                      isolation="ray", resources={"flaky": 1}, retry=retry)  # fmt: skip
+        task_id = manager.create_task(
+            ops.crash_once_on_a_node, {"first": str(marker)},
+            isolation="ray", resources={"flaky": 1}, retry=retry,
+        )  # fmt: skip
         assert wait_until(marker.exists, timeout=30)
         doomed = manager.get_task_status(task_id)["placement"]["node_id"]
         ray_cluster.cluster.remove_node(nodes.pop(doomed), allow_graceful=False)
@@ -222,3 +224,13 @@ def test_host_killed_with_a_durable_store_recovers_the_running_task_exactly(
     assert status["status"] == "failed"
     assert status["error"]["code"] == "INTERRUPTED"
     assert status["error"]["details"]["was_running"] is True
+
+
+def test_the_node_imports_none_of_the_hosts_runtime(ray_manager: MakeManager) -> None:
+    """A Ray worker runs the driver without pykka, structlog or the host's actors."""
+    manager = ray_manager()
+    status = manager.wait(manager.create_task(ops.modules, {}, isolation="ray"), timeout=60)
+    loaded = set(status["result"])
+    assert "actors._execution.ray_driver" in loaded
+    heavy = {"pykka", "structlog", "actors._core", "actors._storage", "actors._execution.context"}
+    assert not heavy & loaded
