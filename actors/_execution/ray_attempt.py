@@ -8,7 +8,7 @@ import asyncio
 import pickle
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pykka
 
@@ -27,10 +27,31 @@ from actors._outcome import (
 from actors._records import TaskSpec
 from actors.logs import library_logger
 
-if TYPE_CHECKING:
-    from actors._execution.ray_backend import RayBackend
 
-__all__ = ["RayAttempt"]
+class RayLink(Protocol):
+    """What an attempt needs of its back-end (``RayBackend``)."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
+    def submit(self, spec: TaskSpec, work: bytes) -> Any: ...
+
+    def dumps(self, value: Any) -> bytes: ...
+
+    def post(self, task_id: str, key: str, value: Any) -> None: ...
+
+    def forget(self, task_id: str) -> None: ...
+
+    def cancel(self, generator: Any, *, force: bool) -> None: ...
+
+    def exceptions(self) -> Any: ...
+
+    def count_progress(self) -> None: ...
+
+    def attempt_over(self, attempt: RayAttempt) -> None: ...
+
+
+__all__ = ["RayAttempt", "RayLink"]
 
 _log = library_logger("actors.ray")
 
@@ -44,7 +65,7 @@ class RayAttempt:
         spec: TaskSpec,
         registry: pykka.ActorRef[Any],
         events: AttemptEvents,
-        backend: RayBackend,
+        backend: RayLink,
     ) -> None:
         self.spec = spec
         self._events = events
@@ -100,7 +121,7 @@ class RayAttempt:
             outcome = Raised.from_exception(exc)
         finally:
             self._backend.forget(self.spec.task_id)
-            self._backend._attempt_over(self)
+            self._backend.attempt_over(self)
         self._events.ended(outcome)
 
     async def _drive(self) -> Outcome:
@@ -109,7 +130,7 @@ class RayAttempt:
         if reason is not None:  # stopped before it was submitted
             return Cancelled(reason)
         try:  # cloudpickle: a function of __main__ travels by value, others by name
-            work = self._backend._ray.cloudpickle.dumps(
+            work = self._backend.dumps(
                 (spec.operation, spec.params, dict(spec.dependency_results or {}))
             )
         except Exception as exc:  # checked at submission; a params value may have changed
@@ -134,7 +155,7 @@ class RayAttempt:
     def _item(self, item: tuple[Any, ...]) -> Outcome | None:
         kind = item[0]
         if kind == "progress":
-            self._backend._progress_items += 1
+            self._backend.count_progress()
             _, progress, has_partial, blob = item
             if progress is not None:
                 self.context.update_progress(progress)

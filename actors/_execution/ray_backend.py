@@ -354,7 +354,14 @@ class RayBackend:
             events.ended(Raised.from_exception(exc))
         return attempt
 
-    def _attempt_over(self, attempt: RayAttempt) -> None:
+    def dumps(self, value: Any) -> bytes:
+        """Ray's cloudpickle: a function of ``__main__`` travels by value, others by name."""
+        return bytes(self._ray.cloudpickle.dumps(value))
+
+    def count_progress(self) -> None:
+        self._progress_items += 1  # on the bridge's loop only
+
+    def attempt_over(self, attempt: RayAttempt) -> None:
         with self._lock:
             self._attempts.discard(attempt)
 
