@@ -72,7 +72,8 @@ def _run_nested(tmp_path: Path, home: Path, ray_tmp: Path) -> None:
             stdin=subprocess.DEVNULL, timeout=360, check=False,
         )  # fmt: skip
     text = log.read_text(errors="replace")
-    assert done.returncode == 0, text[-6000:]
+    failures = [line for line in text.splitlines() if line.startswith(("FAILED", "ERROR", "E   "))]
+    assert done.returncode == 0, "\n".join(failures[:60]) + "\n...\n" + text[-3000:]
     summary = re.findall(r"(\d+) passed", text)
     assert summary, text[-3000:]
     assert int(summary[-1]) >= 10, text[-3000:]

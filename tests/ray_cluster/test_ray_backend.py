@@ -182,7 +182,7 @@ def test_a_removed_node_is_worker_crashed_and_the_retry_runs_on_another(
             ops.crash_once_on_a_node, {"first": str(marker)},
             isolation="ray", resources={"flaky": 1}, retry=retry,
         )  # fmt: skip
-        assert wait_until(marker.exists, timeout=30)
+        assert wait_until(marker.exists, timeout=90)
         doomed = manager.get_task_status(task_id)["placement"]["node_id"]
         ray_cluster.cluster.remove_node(nodes.pop(doomed), allow_graceful=False)
         status = manager.wait(task_id, timeout=60)
@@ -211,7 +211,7 @@ def test_host_killed_with_a_durable_store_recovers_the_running_task_exactly(
             stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )  # fmt: skip
     try:
-        assert wait_until(lambda: marker.exists() or host.poll() is not None, timeout=60)
+        assert wait_until(lambda: marker.exists() or host.poll() is not None, timeout=120)
         assert marker.exists(), out.read_text()
     finally:
         host.kill()
