@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from actors._errors import OperationUnavailableError as OperationUnavailableError
     from actors._errors import QueryFailedError as QueryFailedError
     from actors._errors import QueueFullError as QueueFullError
+    from actors._errors import RayNotInstalledError as RayNotInstalledError
+    from actors._errors import RayUnavailableError as RayUnavailableError
     from actors._errors import RecordsNotStoredError as RecordsNotStoredError
     from actors._errors import ResourcesUnavailableError as ResourcesUnavailableError
     from actors._errors import RuntimeClosedError as RuntimeClosedError
@@ -63,6 +65,8 @@ if TYPE_CHECKING:
     from actors._execution.faults import InjectedFaultError as InjectedFaultError
     from actors._execution.interrupt import TaskInterrupted as TaskInterrupted
     from actors._execution.processes import ProcessPoolStats as ProcessPoolStats
+    from actors._execution.ray_backend import RayBackend as RayBackend
+    from actors._execution.ray_backend import RayBackendStats as RayBackendStats
     from actors._operations import NamedOperation as NamedOperation
     from actors._options import TaskOptions as TaskOptions
     from actors._options import UnknownOptionError as UnknownOptionError
@@ -124,6 +128,8 @@ _EXPORTS: Final[dict[str, str]] = {
     "UnknownGroupError": "actors._errors",
     "UnknownOperationError": "actors._errors",
     "UnknownTaskError": "actors._errors",
+    "RayNotInstalledError": "actors._errors",
+    "RayUnavailableError": "actors._errors",
     "UnstorableValueError": "actors._errors",
     "AsyncOperation": "actors._execution.api",
     "AsyncTaskContext": "actors._execution.api",
@@ -134,6 +140,8 @@ _EXPORTS: Final[dict[str, str]] = {
     "InjectedFaultError": "actors._execution.faults",
     "TaskInterrupted": "actors._execution.interrupt",
     "ProcessPoolStats": "actors._execution.processes",
+    "RayBackend": "actors._execution.ray_backend",
+    "RayBackendStats": "actors._execution.ray_backend",
     "NamedOperation": "actors._operations",
     "TaskOptions": "actors._options",
     "UnknownOptionError": "actors._options",
@@ -168,6 +176,8 @@ __all__ = [  # noqa: RUF022 (grouped by role, sorted within a group)
     "AsyncOperation",
     "AsyncTaskContext",
     "TaskRuntime",
+    # where operations run, beside the host's threads, processes and event loop
+    "RayBackend",
     # tasks: states, priorities, isolation, snapshots, events
     "TERMINAL_STATUSES",
     "Isolation",
@@ -215,6 +225,8 @@ __all__ = [  # noqa: RUF022 (grouped by role, sorted within a group)
     "OperationUnavailableError",
     "QueryFailedError",
     "QueueFullError",
+    "RayNotInstalledError",
+    "RayUnavailableError",
     "RecordsNotStoredError",
     "ResourcesUnavailableError",
     "RuntimeClosedError",
@@ -232,6 +244,7 @@ __all__ = [  # noqa: RUF022 (grouped by role, sorted within a group)
     "UnstorableValueError",
     # statistics snapshots
     "ProcessPoolStats",
+    "RayBackendStats",
     "RuntimeStats",
     "StoreStats",
     "SupervisorStats",

@@ -28,12 +28,13 @@ task. Members are strings too, so ``"completed" in TERMINAL_STATUSES`` holds."""
 
 
 class Isolation(StrEnum):
-    """Where an operation runs: a thread of the host, a child process, or (a coroutine
-    function) the runtime's event loop."""
+    """Where an operation runs: a thread of the host, a child process, (a coroutine
+    function) the runtime's event loop, or a node of a Ray cluster (``RayBackend``)."""
 
     THREAD = "thread"
     PROCESS = "process"
     ASYNC = "async"
+    RAY = "ray"
 
 
 class TaskPriority(IntEnum):

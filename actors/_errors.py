@@ -10,6 +10,8 @@ __all__ = [
     "OperationUnavailableError",
     "QueryFailedError",
     "QueueFullError",
+    "RayNotInstalledError",
+    "RayUnavailableError",
     "RecordsNotStoredError",
     "RuntimeClosedError",
     "StoreError",
@@ -242,4 +244,24 @@ class UnstorableValueError(SupervisorError, TypeError, ValueError):
 
     def __init__(self, message: str, *, type_name: str) -> None:
         self.type_name = type_name
+        super().__init__(message)
+
+
+class RayNotInstalledError(SupervisorError, ImportError):
+    """``isolation="ray"`` (a ``RayBackend``) was asked for, and Ray is not installed."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        detail = f" ({error})" if error is not None else ""
+        super().__init__(
+            f"isolation='ray' needs Ray, which is not installed{detail}: install the extra "
+            "with pip install 'storycore-tasks[ray]' (it pins the Ray version this release "
+            "is tested with)"
+        )
+
+
+class RayUnavailableError(SupervisorError, RuntimeError):
+    """A task asked for ``isolation="ray"`` and the runtime has no Ray back-end, or the
+    back-end cannot reach its cluster."""
+
+    def __init__(self, message: str) -> None:
         super().__init__(message)

@@ -109,11 +109,15 @@ class Cancelled:
 class Crashed:
     """The child process running the operation died: ``exit_code`` when it exited
     (``os._exit(3)``), ``signal`` when a signal killed it (a segfault, SIGKILL). Or the
-    host ended it: ``reason`` says why (its channel to the host was corrupted)."""
+    host ended it: ``reason`` says why (its channel to the host was corrupted). On Ray
+    (which reports no exit code or signal): ``node_id`` of the node it ran on and
+    ``ray_error``, Ray's error (a worker that died, a node removed)."""
 
     exit_code: int | None
     signal: int | None
     reason: str | None = None
+    node_id: str | None = None
+    ray_error: str | None = None
 
     @property
     def signal_name(self) -> str | None:
@@ -129,7 +133,7 @@ class Crashed:
 class ResourceExhausted:
     """The operation went past a resource limit of its child process."""
 
-    limit: str  # "memory_limit_mb" or "cpu_time_limit"
+    limit: str  # "memory_limit_mb", "cpu_time_limit", or "node_memory" (Ray's OOM kill)
     value: float
     message: str
 
@@ -143,7 +147,8 @@ class Interrupted:
     ``was_running``: it had started (attempt ``attempt``); otherwise it was pending, and
     its operation was a plain function, which a new process cannot find again.
     ``last_seen_at`` is the task's last recorded change, ``recovered_at`` when the new
-    runtime found it.
+    runtime found it. ``cause`` ``"ray_unavailable"``: the host lost its Ray cluster while
+    the attempt was in flight.
     """
 
     was_running: bool

@@ -83,6 +83,9 @@ class TaskRecord:
     checkpoint_json: str | None = None
     checkpointed_at: float | None = None
     last_heartbeat_at: float | None = None  # the latest sign of life the registry saw
+    # Where the current (or last) attempt runs, as its back-end said (a Ray node and its
+    # worker's pid); None where it says nothing. Not kept by the durable store.
+    placement: Mapping[str, Any] | None = None
     # The JSON texts a durable store writes, encoded once when the value arrives (None
     # with the memory store, or when there is no such value).
     params_json: str | None = None
@@ -139,7 +142,7 @@ class TaskRecord:
                 self.ended_at, self.result, self.has_result, self.partial_result,
                 self.has_partial_result, self.outcome, self.scheduled_for,
                 self.attempt_outcomes, self.injected_faults, self.checkpoint,
-                self.checkpointed_at, self.last_heartbeat_at)  # fmt: skip
+                self.checkpointed_at, self.last_heartbeat_at, self.placement)  # fmt: skip
 
     def snapshot(self) -> TaskSnapshot:
         return TaskSnapshot(
@@ -162,6 +165,7 @@ class TaskRecord:
             scheduled_for=self.scheduled_for,
             attempt_outcomes=self.attempt_outcomes,
             injected_faults=self.injected_faults,
+            placement=self.placement,
             seq=self.seq,
             checkpoint=self.checkpoint,
             checkpointed_at=self.checkpointed_at,
@@ -198,6 +202,7 @@ class TaskSnapshot:
     scheduled_for: float | None = None
     attempt_outcomes: tuple[Outcome, ...] = ()
     injected_faults: tuple[tuple[int, str], ...] = ()
+    placement: Mapping[str, Any] | None = None  # where the attempt runs (a Ray node)
     seq: int = 0  # submission order: listings sort by it, a page cursor names it
     # The latest checkpoint's state and time (None: none yet), the latest sign of life.
     checkpoint: Any = None
@@ -219,7 +224,8 @@ class TaskSnapshot:
         """The snapshot of ``task`` (its fields that never change) in ``state``."""
         (status, attempt, progress, updated_at, started_at, ended_at, result, has_result,
          partial_result, has_partial_result, outcome, scheduled_for, attempt_outcomes,
-         injected_faults, checkpoint, checkpointed_at, last_heartbeat_at) = state  # fmt: skip
+         injected_faults, checkpoint, checkpointed_at, last_heartbeat_at,
+         placement) = state  # fmt: skip
         return cls(
             task_id=task.task_id,
             operation_name=task.operation_name,
@@ -240,6 +246,7 @@ class TaskSnapshot:
             scheduled_for=scheduled_for,
             attempt_outcomes=attempt_outcomes,
             injected_faults=injected_faults,
+            placement=placement,
             seq=task.seq,
             checkpoint=checkpoint,
             checkpointed_at=checkpointed_at,
@@ -265,6 +272,7 @@ TaskState = tuple[
     Any,  # checkpoint
     float | None,  # checkpointed_at
     float | None,  # last_heartbeat_at
+    Mapping[str, Any] | None,  # placement
 ]
 """A record's changing fields, in :meth:`TaskRecord.state`'s order; its other fields
 (id, operation, params, options, creation time, seq) never change after submission."""

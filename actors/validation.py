@@ -108,7 +108,7 @@ def check_positive_number(name: str, value: Any, *, maximum: float = math.inf) -
 
 
 def check_isolation(value: Any) -> Isolation:
-    """``"thread"``, ``"process"`` or ``"async"`` (or an :class:`Isolation`)."""
+    """``"thread"``, ``"process"``, ``"async"`` or ``"ray"`` (or an :class:`Isolation`)."""
     if isinstance(value, Isolation):
         return value
     if isinstance(value, str):
@@ -116,7 +116,7 @@ def check_isolation(value: Any) -> Isolation:
             return Isolation(value.lower())
         except ValueError:
             pass
-    raise ValueError(f"unknown isolation {value!r}; use 'thread', 'process' or 'async'")
+    raise ValueError(f"unknown isolation {value!r}; use 'thread', 'process', 'async' or 'ray'")
 
 
 def check_picklable(operation: Any, operation_name: str, params: Any) -> None:

@@ -293,6 +293,18 @@ def _serve_parser(commands: Any) -> None:
     serve.add_argument(
         "--workers", type=_positive_int, default=4, help="operations run at once (default: 4)"
     )
+    ray = serve.add_mutually_exclusive_group()
+    ray.add_argument(
+        "--ray-address",
+        metavar="HOST:PORT",
+        help="run isolation='ray' tasks on this running Ray cluster (needs the ray extra)",
+    )
+    ray.add_argument(
+        "--ray-local",
+        action="store_true",
+        help="run isolation='ray' tasks on a private local Ray cluster, stopped with the "
+        "service (needs the ray extra)",
+    )
     serve.add_argument(
         "--resources",
         type=_resources,
@@ -571,6 +583,7 @@ def _serve(args: argparse.Namespace) -> int:
             workers=args.workers,
             resources=args.resources,
             log_level=args.log_level,
+            ray_address="local" if args.ray_local else args.ray_address,
         )
     except ServeError as exc:
         remedy = ""

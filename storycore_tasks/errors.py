@@ -446,6 +446,8 @@ def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:
         case Crashed():
             if outcome.reason is not None:
                 how = f"was ended by the task manager: {outcome.reason}"
+            elif outcome.ray_error is not None:
+                how = f"died on Ray node {outcome.node_id}: {outcome.ray_error}"
             elif outcome.signal is not None:
                 how = f"was killed by {outcome.signal_name}"
             else:
@@ -453,6 +455,9 @@ def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:
             crash_details: dict[str, Any] = {}
             if outcome.reason is not None:
                 crash_details["reason"] = outcome.reason
+            if outcome.ray_error is not None:
+                crash_details["node_id"] = outcome.node_id
+                crash_details["ray_error"] = outcome.ray_error
             return ErrorDetails.of(
                 ErrorCodes.WORKER_CRASHED,
                 f"The worker process running the operation {how}",
@@ -460,6 +465,13 @@ def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:
                 signal=outcome.signal,
                 signal_name=outcome.signal_name,
                 **crash_details,
+            )
+        case ResourceExhausted() if outcome.limit == "node_memory":
+            return ErrorDetails.of(
+                ErrorCodes.RESOURCE_EXHAUSTED,
+                "Ray's memory monitor killed the operation's worker: its node ran out of memory",
+                limit=outcome.limit,
+                reason=outcome.message,
             )
         case ResourceExhausted():
             unit = "MB" if outcome.limit == "memory_limit_mb" else "seconds of CPU time"
@@ -483,6 +495,7 @@ def error_from_outcome(outcome: Outcome | None) -> ErrorDetails | None:
                     "The task asks for resources this task manager does not declare (or "
                     "has less of than it asks), so it was not run"
                 ),
+                "ray_unavailable": "The task manager lost its connection to the Ray cluster",
             }.get(outcome.cause, "The task manager's process stopped")
             error = ErrorDetails.of(
                 ErrorCodes.INTERRUPTED,

@@ -21,6 +21,7 @@ from actors import (
     Isolation,
     NamedOperation,
     OperationLimits,
+    RayBackend,
     RetryPolicy,
     RuntimeStats,
     SqliteStore,
@@ -120,6 +121,10 @@ class TaskManager:
             "Resource slots"), and holds it until its attempt has really ended; a
             request for an undeclared resource or more than there is raises
             :class:`actors.ResourcesUnavailableError` (``VALIDATION_ERROR``).
+        ray: a :class:`RayBackend` (``RayBackend(address="local")`` or a cluster's
+            ``"host:port"``): tasks with ``isolation="ray"`` (or all, with it as the
+            default) run on that cluster's nodes; the manager's shutdown stops a local
+            cluster it started. Needs the ``ray`` extra.
     """
 
     def __init__(
@@ -148,8 +153,10 @@ class TaskManager:
         restart_window: float = 60.0,
         heartbeat_timeout: float | None = None,
         resources: Mapping[str, float] | None = None,
+        ray: RayBackend | None = None,
     ) -> None:
         self._num_workers = check_count("num_workers", num_workers)
+        self._ray = ray
         self._default_timeout = check_seconds("default_timeout", default_timeout, allow_none=True)
         self._heartbeat_timeout = check_seconds(
             "heartbeat_timeout", heartbeat_timeout, allow_none=True
@@ -176,6 +183,7 @@ class TaskManager:
             max_restarts=max_restarts,
             restart_window=restart_window,
             resources=resources,
+            ray=ray,
             name="storycore-tasks",
         )
 
@@ -601,6 +609,23 @@ class TaskManager:
     def get_stats(self) -> dict[str, Any]:
         return self._stats_dict(self._runtime.stats())
 
+    def _ray_stats(self, capacity: int, running: int, stopping: int) -> dict[str, Any]:
+        """Ray attempts holding a slot (``running`` includes those Ray has not started
+        yet: they read pending), and the back-end's connection."""
+        shown: dict[str, Any] = {"max_in_flight": capacity, "running": running}
+        shown["stopping"] = stopping
+        if self._ray is not None:
+            backend = self._ray.statistics()
+            shown.update(
+                connected=backend.connected,
+                address=backend.address,
+                owns_cluster=backend.owns_cluster,
+                in_flight=backend.in_flight,
+                submitted=backend.submitted,
+                progress_items=backend.progress_items,
+            )
+        return shown
+
     def _stats_dict(self, stats: RuntimeStats) -> dict[str, Any]:
         """The runtime's statistics as ``get_stats`` answers them."""
         table, supervisor = stats.table, stats.supervisor
@@ -639,6 +664,9 @@ class TaskManager:
             "restarts": dict(stats.restarts),
             "injected_faults": stats.injected_faults,
             "async": _loop_stats(stats.loop, supervisor.async_running, supervisor.async_stopping),
+            "ray": self._ray_stats(
+                supervisor.ray_capacity, supervisor.ray_running, supervisor.ray_stopping
+            ),
             "schedules": {sid: dict(s) for sid, s in supervisor.schedules.items()},
             "store": {
                 "kind": stats.store.kind,
@@ -787,6 +815,9 @@ def snapshot_to_status(
         status["injected_faults"] = [
             {"attempt": attempt, "fault": fault} for attempt, fault in snapshot.injected_faults
         ]
+    if snapshot.placement is not None:
+        # Where the attempt runs (Ray isolation: the node's id and the worker's pid).
+        status["placement"] = dict(snapshot.placement)
     if snapshot.has_result:
         status["result"] = snapshot.result
     if snapshot.has_partial_result:

@@ -413,6 +413,21 @@ def test_serve_refuses_to_start_without_tokens(tmp_path: Path, run: Run) -> None
     assert exited.value.code == 2
 
 
+def test_serve_refuses_an_implicit_ray_cluster(tmp_path: Path, run: Run) -> None:
+    """--ray-address auto (join whatever is there) is refused in one line before anything
+    starts; --ray-address with --ray-local is a usage error."""
+    database = tmp_path / "tasks.db"
+    code, out, err = run("serve", "--no-auth", "--db", str(database), "--port",
+                         str(free_port()), "--ray-address", "auto")  # fmt: skip
+    assert (code, out) == (1, "")
+    _one_error_line(err, "error: cannot use the Ray cluster: ")
+    assert "never done" in err
+    assert not database.exists()
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--ray-local", "--ray-address", "h:1"])
+    assert exited.value.code == 2
+
+
 def test_serve_loads_operations_from_module_attributes_and_entry_points(
     tmp_path: Path, run: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:

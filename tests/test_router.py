@@ -588,7 +588,9 @@ def test_stats_reports_counts_of_the_tasks_run(make_manager: MakeManager) -> Non
         "injected_faults",
         "async_concurrency",
         "async",
+        "ray",
     } == set(data)
+    assert data["ray"] == {"max_in_flight": 0, "running": 0, "stopping": 0}  # no Ray back-end
     assert data["total_tasks"] == 3
     assert data["queue_size"] == 0
     assert data["num_workers"] == 2

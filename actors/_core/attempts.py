@@ -27,6 +27,7 @@ from actors._records import TaskSpec
 __all__ = [
     "ASYNC_SLOTS",
     "INTERRUPT_REPEAT_SECONDS",
+    "RAY_SLOTS",
     "WORKER_SLOTS",
     "ActiveAttempt",
     "ActiveAttempts",
@@ -40,9 +41,16 @@ ASYNC_SLOTS = "async"
 """The slot pool of coroutine attempts on the event loop (``async_concurrency``)."""
 
 
+RAY_SLOTS = "ray"
+"""The slot pool of Ray attempts (the Ray back-end's ``max_in_flight``)."""
+
+
 def slot_pool(isolation: Isolation | None) -> str:
-    """Whose slots an attempt of this isolation holds: coroutines have their own."""
-    return ASYNC_SLOTS if isolation is Isolation.ASYNC else WORKER_SLOTS
+    """Whose slots an attempt of this isolation holds: coroutines and Ray attempts have
+    their own (neither holds a host thread)."""
+    if isolation is Isolation.ASYNC:
+        return ASYNC_SLOTS
+    return RAY_SLOTS if isolation is Isolation.RAY else WORKER_SLOTS
 
 
 INTERRUPT_REPEAT_SECONDS = 0.1

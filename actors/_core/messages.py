@@ -27,9 +27,9 @@ Who sends what:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import get_args
+from typing import Any, get_args
 
 from actors._enums import TaskStatus
 from actors._execution.published import Published
@@ -140,6 +140,7 @@ class MarkRunning:
     # Durable store: done once RUNNING is committed (the worker waits on it to start).
     ticket: CommitTicket | None = None
     injected_fault: str | None = None  # this attempt runs an injected fault (a test's)
+    placement: Mapping[str, Any] | None = None  # where it runs (a Ray node, a worker pid)
 
 
 @dataclass(frozen=True, slots=True)

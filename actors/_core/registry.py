@@ -279,7 +279,9 @@ class RegistryActor(RestartingActor):
                 assert_never(message)
 
     def _on_mark_running(self, message: MarkRunning) -> None:
-        started = self._table.mark_running(message.task_id, message.at, message.injected_fault)
+        started = self._table.mark_running(
+            message.task_id, message.at, message.injected_fault, message.placement
+        )
         if started is not None:
             if message.injected_fault is None:  # inline: the hot path (see lifecycle_log)
                 _log.info(

@@ -62,6 +62,7 @@ from actors._errors import (
     ActorUnresponsiveError,
     OperationUnavailableError,
     QueueFullError,
+    RayUnavailableError,
     RuntimeClosedError,
     UnknownTaskError,
 )
@@ -72,6 +73,7 @@ from actors._execution.faults import FaultPlan
 from actors._execution.main_guard import leave_if_importing_main
 from actors._execution.process_backend import ProcessBackend
 from actors._execution.processes import ProcessPoolStats
+from actors._execution.ray_backend import RayBackend
 from actors._execution.thread_backend import ThreadBackend
 from actors._execution.threadpool import ThreadPool
 from actors._ids import new_id
@@ -84,6 +86,12 @@ from actors._storage.store import CommitTicket, Store, StoreStats
 from actors.logs import library_logger
 from actors.validation import (
     check_seconds,
+)
+
+_NO_RAY_BACKEND = (
+    "isolation='ray' runs operations on a Ray cluster, and this manager has no Ray "
+    "back-end: pass ray=RayBackend(address='local') (a private local cluster) or "
+    "ray=RayBackend(address='host:port') (a running cluster) to the manager"
 )
 
 __all__ = ["RuntimeStats", "TaskRuntime"]
@@ -179,6 +187,7 @@ class TaskRuntime:
         max_restarts: int = 3,
         restart_window: float = 60.0,
         resources: Mapping[str, float] | None = None,
+        ray: RayBackend | None = None,
         name: str = "actors",
     ) -> None:
         leave_if_importing_main()  # in a spawned child importing an unguarded main module
@@ -207,6 +216,14 @@ class TaskRuntime:
         # The host's resources: the supervisor's ledger (its only writer), read here by
         # status reads and by process attempts (their GPU indices) without a message.
         self._slots: ResourceSlots[TaskSpec] = ResourceSlots(settings.resources)
+        if ray is not None and not isinstance(ray, RayBackend):
+            raise TypeError(
+                f"ray must be a RayBackend (RayBackend(address='local') or a cluster's "
+                f"address), got {type(ray).__name__}"
+            )
+        if settings.isolation is Isolation.RAY and ray is None:
+            raise RayUnavailableError(_NO_RAY_BACKEND)
+        self._ray = ray
         self._concurrency = settings.concurrency
         self._async_concurrency = settings.async_concurrency
         self._max_pending = settings.max_pending
@@ -225,6 +242,7 @@ class TaskRuntime:
             limits=(settings.memory_limit_mb, settings.cpu_time_limit),
             retry=settings.retry,
             resource_checks=dict.fromkeys(HOST_ISOLATIONS, self._slots.check),
+            ray_check=ray.check if ray is not None else None,
         )
         self._faults = FaultPlan()  # empty unless a test injects faults
         self._healing = SelfHealing(
@@ -237,6 +255,8 @@ class TaskRuntime:
             self._operations.register_all(operations)
         prefix = f"{name}-{next(_runtime_ids)}"
         self._op_thread_prefix = f"{prefix}-op"
+        if ray is not None:
+            ray.attach(self, f"{prefix}-ray")  # one runtime per back-end
 
         self._table = TaskTable()
         self._admission = AdmissionGate(self._max_pending)
@@ -291,9 +311,13 @@ class TaskRuntime:
             Isolation.PROCESS: self._processes,
             Isolation.ASYNC: self._loop,
         }
+        if ray is not None:
+            ray.use_registry(self._registry)
+            self._backends[Isolation.RAY] = ray
         self._supervisor = SupervisorActor.start(
             capacity=self._concurrency,
             async_capacity=self._async_concurrency,
+            ray_capacity=ray.max_in_flight if ray is not None else 0,
             registry=self._registry,
             timers=self._timers,
             backends=self._backends,

@@ -22,7 +22,7 @@ from typing import Any
 
 from actors._clock import Clock
 from actors._enums import Isolation
-from actors._errors import ResourcesUnavailableError, UnstorableValueError
+from actors._errors import RayUnavailableError, ResourcesUnavailableError, UnstorableValueError
 from actors._execution.api import AnyOperation
 from actors._operations import OperationRegistry
 from actors._options import TaskOptions
@@ -49,6 +49,7 @@ class SpecMaker:
         limits: tuple[float | None, float | None],
         retry: RetryPolicy | None,
         resource_checks: Mapping[Isolation, Callable[[Resources], None]] | None = None,
+        ray_check: Callable[[Any, str, Mapping[str, Any], Any], None] | None = None,
     ) -> None:
         self._operations = operations
         # Per isolation, the check of a task's resources where it would run (the host's
@@ -60,6 +61,8 @@ class SpecMaker:
         self._isolation = isolation
         self._limits = limits  # (memory_limit_mb, cpu_time_limit) of process tasks
         self._retry = retry
+        # The Ray back-end's checks at create_task (picklable; resources some node has).
+        self._ray_check = ray_check
         self._shared: dict[tuple[tuple[tuple[Any, ...], ...], bool], TaskOptions] = {}
         self._known: dict[AnyOperation, tuple[str, bool]] = {}  # see _traits
 
@@ -113,6 +116,14 @@ class SpecMaker:
         options = self._options(option_values, coroutine)
         if options.isolation is Isolation.PROCESS:
             check_picklable(operation, operation_name, params)
+        elif options.isolation is Isolation.RAY:
+            if self._ray_check is None:
+                raise RayUnavailableError(
+                    "isolation='ray' runs operations on a Ray cluster, and this manager has "
+                    "no Ray back-end: pass ray=RayBackend(address='local') (a private local "
+                    "cluster) or ray=RayBackend(address='host:port') to the manager"
+                )
+            self._ray_check(operation, operation_name, params, options.resources)
         not_before = self.start_time(option_values.get("delay"), option_values.get("run_at"))
         return {
             "operation": operation,
@@ -179,7 +190,8 @@ class SpecMaker:
         elif task_isolation is not Isolation.PROCESS:
             memory = cpu = None  # the runtime's limits apply to its process tasks only
         resources = given.get("resources")
-        if resources is not None:
+        if resources is not None and task_isolation is not Isolation.RAY:
+            # A Ray task's are checked against its cluster (ray_check, in fields).
             self._check_resources(resources, task_isolation)
         retry = given.get("retry")
         given.update(
@@ -246,6 +258,13 @@ def _limits_need_a_process(isolation: Isolation) -> None:
             "memory_limit_mb and cpu_time_limit apply to a child process: pass "
             "isolation='process' with them (a thread cannot be limited)"
         )
+    if isolation is Isolation.RAY:
+        raise ValueError(
+            "memory_limit_mb and cpu_time_limit are not enforced on a Ray node (Ray's "
+            "workers are reused, so an rlimit would outlive the task): drop them, or pass "
+            "isolation='process'; resources={'memory_mb': ...} tells Ray's scheduler how "
+            "much memory the task needs, which Ray does not enforce"
+        )
     if isolation is Isolation.ASYNC:
         raise ValueError(
             "memory_limit_mb and cpu_time_limit apply to a child process, and a coroutine "
@@ -275,11 +294,12 @@ def _isolation_of(given: Isolation | None, default: Isolation, coroutine: bool) 
     if given is None:
         return Isolation.ASYNC if coroutine else default
     if coroutine and given is not Isolation.ASYNC:
+        where = {Isolation.THREAD: "thread", Isolation.RAY: "Ray task"}.get(given, "child process")
         raise ValueError(
             f"the operation is a coroutine function (async def), which runs on the event "
             f"loop, not with isolation={given.value!r}: leave isolation out (or pass "
             f"isolation='async'), or make it a plain def to run it in a "
-            f"{'thread' if given is Isolation.THREAD else 'child process'}"
+            f"{where}"
         )
     if not coroutine and given is Isolation.ASYNC:
         raise ValueError(

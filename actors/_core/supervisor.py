@@ -46,6 +46,7 @@ from actors._clock import Clock
 from actors._core.admission import AdmissionGate
 from actors._core.attempts import (
     ASYNC_SLOTS,
+    RAY_SLOTS,
     WORKER_SLOTS,
     ActiveAttempt,
     ActiveAttempts,
@@ -128,8 +129,10 @@ _log = library_logger("actors.supervisor")
 class SupervisorStats:
     """The supervisor's view. ``running`` and ``stopping`` count every attempt holding a
     slot; in each slot pool they never exceed its capacity: ``running + stopping -
-    async_running - async_stopping <= capacity`` (threads and processes) and
-    ``async_running + async_stopping <= async_capacity`` (coroutines)."""
+    async_running - async_stopping - ray_running - ray_stopping <= capacity`` (threads
+    and processes), ``async_running + async_stopping <= async_capacity`` (coroutines)
+    and ``ray_running + ray_stopping <= ray_capacity`` (Ray attempts, those waiting in
+    Ray's queue for resources included)."""
 
     capacity: int
     pending: int  # every task waiting: ready, delayed (or backing off), held by a breaker
@@ -148,6 +151,9 @@ class SupervisorStats:
     # The host's resources: capacity, in use, holders, waiting (of pending: those in
     # the line for their resources); None when the runtime declares none.
     resources: ResourceStats | None = None
+    ray_capacity: int = 0  # the Ray back-end's max_in_flight (0: no Ray back-end)
+    ray_running: int = 0  # of running: Ray attempts (submitted, perhaps not started)
+    ray_stopping: int = 0  # of stopping: Ray attempts
 
 
 class SupervisorActor(pykka.ThreadingActor):
@@ -166,6 +172,7 @@ class SupervisorActor(pykka.ThreadingActor):
         *,
         capacity: int,
         async_capacity: int = 0,
+        ray_capacity: int = 0,
         registry: pykka.ActorRef[Any],
         timers: TimerService,
         backends: Mapping[Isolation, ExecutionBackend],
@@ -186,7 +193,11 @@ class SupervisorActor(pykka.ThreadingActor):
         self._on_fatal = on_fatal  # the runtime gives up when this actor fails
         self._capacity = capacity
         # The slots of each pool, in the order they are dispatched.
-        self._capacities = {WORKER_SLOTS: capacity, ASYNC_SLOTS: async_capacity}
+        self._capacities = {
+            WORKER_SLOTS: capacity,
+            ASYNC_SLOTS: async_capacity,
+            RAY_SLOTS: ray_capacity,
+        }
         self._registry = registry
         self._timers = timers
         self._backends = backends
@@ -905,6 +916,9 @@ class SupervisorActor(pykka.ThreadingActor):
             async_running=self._active.held(ASYNC_SLOTS) - self._active.stopping_in(ASYNC_SLOTS),
             async_stopping=self._active.stopping_in(ASYNC_SLOTS),
             resources=self._slots.statistics() if self._slots.capacity else None,
+            ray_capacity=self._capacities[RAY_SLOTS],
+            ray_running=self._active.held(RAY_SLOTS) - self._active.stopping_in(RAY_SLOTS),
+            ray_stopping=self._active.stopping_in(RAY_SLOTS),
         )
 
 

@@ -254,7 +254,11 @@ class TaskTable:
         return record
 
     def mark_running(
-        self, task_id: str, at: float, injected_fault: str | None = None
+        self,
+        task_id: str,
+        at: float,
+        injected_fault: str | None = None,
+        placement: Mapping[str, Any] | None = None,
     ) -> TaskRecord | None:
         """PENDING -> RUNNING. Returns None (and changes nothing) from any other state."""
         record = self._records.get(task_id)
@@ -269,6 +273,7 @@ class TaskTable:
         record.scheduled_for = None
         if injected_fault is not None:
             record.injected_faults = (*record.injected_faults, (record.attempt, injected_fault))
+        record.placement = placement  # this attempt's (None where the back-end says none)
         return record
 
     def retry(self, task_id: str, outcome: Outcome, at: float, next_at: float) -> TaskRecord | None:

@@ -20,13 +20,14 @@ Flow of one attempt::
 
 Thread isolation (``actors._execution.thread_backend``), process isolation
 (``actors._execution.process_backend``) and the event loop of coroutine operations
-(``actors._execution.async_backend``) implement it; Ray is the next.
+(``actors._execution.async_backend``) and a Ray cluster (``actors._execution.ray_backend``)
+implement it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from actors._enums import Isolation
 from actors._outcome import Outcome, StopReason
@@ -48,10 +49,12 @@ class AttemptEvents(Protocol):
         checkpoint there. A back-end hands it to the context it makes."""
         ...
 
-    def started(self) -> None:
+    def started(self, placement: Mapping[str, Any] | None = None) -> None:
         """The operation is about to begin (a child has the task, a node accepted it):
         ``running`` is recorded and the deadline armed, unless a stop came first (the
-        attempt's start gate decides, without a round trip). Does not block."""
+        attempt's start gate decides, without a round trip). ``placement``: where it
+        runs, shown in the task's status (a Ray node's id and the worker's pid). Does not
+        block."""
 
     def confirm_start(self, *, wait: bool = True) -> Outcome | None:
         """On the back-end's thread, after :meth:`started` and before the operation is

@@ -11,7 +11,7 @@ answers a stop at once, and a task that is never stopped costs it no dispatcher 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, assert_never, cast
 
 import pykka
@@ -110,7 +110,7 @@ class WorkerActor(PooledActor):
 
     # -- AttemptEvents (called on the back-end's threads) -------------------------------
 
-    def started(self) -> None:
+    def started(self, placement: Mapping[str, Any] | None = None) -> None:
         gate = self._start_gate
         if gate is None:
             return  # the supervisor recorded the start at the hand-over
@@ -118,7 +118,9 @@ class WorkerActor(PooledActor):
 
         def record_running() -> None:  # under the gate: before any stop's outcome
             with contextlib.suppress(pykka.ActorDeadError):
-                message = MarkRunning(task_id, at, self._start_ticket, self._injected_fault)
+                message = MarkRunning(
+                    task_id, at, self._start_ticket, self._injected_fault, placement
+                )
                 self._registry.tell(message)
 
         self._stopped_before_start = gate.open(record_running)

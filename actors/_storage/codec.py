@@ -278,8 +278,9 @@ def encode_outcome(outcome: Outcome | None) -> str | None:
             fields = {"kind": "cancelled", "reason": outcome.reason.value}
         case Crashed():
             fields = {"kind": "crashed", "exit_code": outcome.exit_code, "signal": outcome.signal}
-            if outcome.reason is not None:
-                fields["reason"] = outcome.reason
+            for name in ("reason", "node_id", "ray_error"):  # only when set: older files alike
+                if getattr(outcome, name) is not None:
+                    fields[name] = getattr(outcome, name)
         case ResourceExhausted():
             fields = {
                 "kind": "resource_exhausted",

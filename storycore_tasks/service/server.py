@@ -248,11 +248,21 @@ def serve(
     log_level: str = "info",
     environ: Mapping[str, str] | None = None,
     stderr: TextIO | None = None,
+    ray_address: str | None = None,
 ) -> None:
     """Serve the task API at ``http://host:port`` until SIGINT or SIGTERM, then stop the
     manager (see the module docstring). Everything is checked before anything starts:
-    a ServeError says, in one line, why the service will not start."""
+    a ServeError says, in one line, why the service will not start. ``ray_address``
+    (``"local"`` or a cluster's ``host:port``): tasks with ``isolation="ray"`` run there."""
     out = stderr if stderr is not None else sys.stderr
+    ray = None
+    if ray_address is not None:
+        from storycore_tasks import RayBackend
+
+        try:
+            ray = RayBackend(address=ray_address)
+        except Exception as exc:  # no ray extra, an address that is refused
+            raise ServeError(f"cannot use the Ray cluster: {exc}") from exc
     config = service_config(
         tokens_file=tokens_file,
         no_auth=no_auth,
@@ -273,7 +283,11 @@ def serve(
             _say(out, f"WARNING: {NO_OPERATIONS_WARNING}")
         try:
             manager = TaskManager(
-                num_workers=workers, store=store, operations=loaded, resources=resources
+                num_workers=workers,
+                store=store,
+                operations=loaded,
+                resources=resources,
+                ray=ray,
             )
         except Exception as exc:  # a database that cannot be opened, a bad operation name
             raise ServeError(f"cannot start the task manager: {exc}") from exc

@@ -1,0 +1,224 @@
+"""One attempt of a Ray task on the host: its levers (the worker actor's thread) and the
+reading of its stream (the Ray back-end's bridge loop), which turns the node's items and
+Ray's errors into the facts the registry knows. See ``actors._execution.ray_backend``."""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+import threading
+import time
+from typing import Any, Protocol
+
+import pykka
+
+from actors._execution.backend import AttemptEvents
+from actors._execution.context import attempt_context
+from actors._outcome import (
+    Cancelled,
+    Completed,
+    Crashed,
+    Interrupted,
+    Outcome,
+    Raised,
+    ResourceExhausted,
+    StopReason,
+)
+from actors._records import TaskSpec
+from actors.logs import library_logger
+
+
+class RayLink(Protocol):
+    """What an attempt needs of its back-end (``RayBackend``)."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
+    def submit(self, spec: TaskSpec, work: bytes) -> Any: ...
+
+    def dumps(self, value: Any) -> bytes: ...
+
+    def post(self, task_id: str, key: str, value: Any) -> None: ...
+
+    def forget(self, task_id: str) -> None: ...
+
+    def cancel(self, generator: Any, *, force: bool) -> None: ...
+
+    def exceptions(self) -> Any: ...
+
+    def count_progress(self) -> None: ...
+
+    def attempt_over(self, attempt: RayAttempt) -> None: ...
+
+
+__all__ = ["RayAttempt", "RayLink"]
+
+_log = library_logger("actors.ray")
+
+
+class RayAttempt:
+    """One attempt as a Ray task, and its levers (the worker actor's thread); its stream
+    is read on the bridge's loop."""
+
+    def __init__(
+        self,
+        spec: TaskSpec,
+        registry: pykka.ActorRef[Any],
+        events: AttemptEvents,
+        backend: RayLink,
+    ) -> None:
+        self.spec = spec
+        self._events = events
+        self._backend = backend
+        self._stop, self.context = attempt_context(spec, registry)
+        self._lock = threading.Lock()
+        self._generator: Any = None
+        self._started = False  # the node said so
+        self._killed = False
+        self._node_id: str | None = None
+        self._refusal: Outcome | None = None
+        self._answered = False
+        self._task: asyncio.Task[None] | None = None
+
+    # -- levers --------------------------------------------------------------------------
+
+    def stop(self, reason: StopReason) -> None:
+        if not self._stop.request(reason):
+            return
+        self._backend.post(self.spec.task_id, "stop", reason.value)
+        with self._lock:
+            generator, started = self._generator, self._started
+        if generator is not None and not started:
+            # Not running on a node yet (waiting for resources): it never will.
+            self._backend.cancel(generator, force=False)
+
+    def interrupt(self, reason: StopReason) -> None:
+        self._backend.post(self.spec.task_id, "interrupts", 1)
+        _log.warning("task.ray_interrupted", task_id=self.spec.task_id, reason=reason.value)
+
+    def kill(self, reason: StopReason) -> None:
+        with self._lock:
+            generator = self._generator
+            self._killed = True
+        if generator is not None:
+            self._backend.cancel(generator, force=True)
+            _log.warning(
+                "task.ray_killed", task_id=self.spec.task_id, node_id=self._node_id,
+                reason=reason.value,
+            )  # fmt: skip
+
+    # -- the bridge's loop ---------------------------------------------------------------
+
+    def begin(self) -> None:
+        # Kept: the loop holds only a weak reference to its tasks.
+        self._task = self._backend.loop.create_task(self._run())
+
+    async def _run(self) -> None:
+        outcome: Outcome
+        try:
+            outcome = await self._drive()
+        except Exception as exc:  # a bug of ours: the attempt still ends
+            outcome = Raised.from_exception(exc)
+        finally:
+            self._backend.forget(self.spec.task_id)
+            self._backend.attempt_over(self)
+        self._events.ended(outcome)
+
+    async def _drive(self) -> Outcome:
+        spec = self.spec
+        reason = self._stop.reason
+        if reason is not None:  # stopped before it was submitted
+            return Cancelled(reason)
+        try:  # cloudpickle: a function of __main__ travels by value, others by name
+            work = self._backend.dumps(
+                (spec.operation, spec.params, dict(spec.dependency_results or {}))
+            )
+        except Exception as exc:  # checked at submission; a params value may have changed
+            return Raised.from_exception(exc)
+        generator = self._backend.submit(spec, work)
+        with self._lock:
+            self._generator = generator
+        errors = self._backend.exceptions()
+        try:
+            async for ref in generator:
+                item = await ref
+                outcome = self._item(item)
+                if outcome is not None:
+                    return outcome
+        except errors.RayError as exc:
+            return self._failure(exc, errors)
+        return Crashed(
+            exit_code=None, signal=None, node_id=self._node_id,
+            ray_error="the attempt's stream ended without an answer",
+        )  # fmt: skip
+
+    def _item(self, item: tuple[Any, ...]) -> Outcome | None:
+        kind = item[0]
+        if kind == "progress":
+            self._backend.count_progress()
+            _, progress, has_partial, blob = item
+            if progress is not None:
+                self.context.update_progress(progress)
+            if has_partial:
+                try:
+                    self.context.partial_result = pickle.loads(blob)
+                except Exception as exc:
+                    _log.warning(
+                        "task.partial_not_loaded", task_id=self.spec.task_id, error=str(exc)
+                    )
+            return None
+        if kind == "started":
+            _, pid, node_id = item
+            with self._lock:
+                self._started, self._node_id = True, node_id
+            self._events.started({"node_id": node_id, "worker_pid": pid})
+            if self._events.confirm_start_soon(self._answer_soon):
+                self._answer()
+            return None
+        if kind == "refused":
+            return self._refusal or Cancelled(self._stop.reason or StopReason.CANCEL_REQUESTED)
+        if kind == "completed":
+            try:
+                return Completed(pickle.loads(item[1]))
+            except Exception as exc:  # a class the host cannot import
+                return Raised.from_exception(exc)
+        exception_type, text, trace, mro = item[1]
+        return Raised(exception_type=exception_type, message=text, traceback=trace,
+                      exception_mro=tuple(mro))  # fmt: skip
+
+    def _answer_soon(self) -> None:
+        """From the registry's thread (perhaps twice): back onto the loop."""
+        self._backend.loop.call_soon_threadsafe(self._answer)
+
+    def _answer(self) -> None:
+        if self._answered:
+            return
+        self._answered = True
+        refusal = self._events.confirm_start(wait=False)
+        self._refusal = refusal
+        self._backend.post(self.spec.task_id, "go", refusal is None)
+
+    def _failure(self, exc: BaseException, errors: Any) -> Outcome:
+        """Ray's error as a fact (the stop's outcome was recorded already when we killed it)."""
+        text = f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            killed = self._killed
+        reason = self._stop.reason
+        if isinstance(exc, errors.TaskCancelledError) and reason is not None:
+            return Cancelled(reason)
+        if killed and reason is not None:
+            return Cancelled(reason)
+        if isinstance(exc, errors.OutOfMemoryError):
+            return ResourceExhausted(limit="node_memory", value=0.0, message=text)
+        if isinstance(exc, errors.WorkerCrashedError | errors.NodeDiedError):
+            return Crashed(exit_code=None, signal=None, node_id=self._node_id, ray_error=text)
+        if isinstance(exc, errors.RaySystemError):
+            now = time.time()
+            return Interrupted(
+                was_running=self._started, attempt=self.spec.prior_attempts + 1,
+                last_seen_at=now, recovered_at=now, cause="ray_unavailable",
+            )  # fmt: skip
+        if isinstance(exc, errors.RayTaskError):
+            cause = exc.cause if isinstance(exc.cause, BaseException) else exc
+            return Raised.from_exception(cause)
+        return Crashed(exit_code=None, signal=None, node_id=self._node_id, ray_error=text)

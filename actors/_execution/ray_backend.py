@@ -1,0 +1,435 @@
+"""Ray isolation: an attempt's operation runs on a node of a Ray cluster.
+
+The host keeps everything but the call: the queue, slots (``max_in_flight``), deadlines,
+the stop ladder's timing, retries and records. Each attempt is one streaming-generator
+Ray task (``actors._execution.ray_driver.drive``) with Ray's retries off; one bridge
+thread of the host runs an asyncio loop that submits them and reads every stream, so a
+Ray task costs no host thread while it waits for resources or runs.
+
+* ``started`` comes from the node (the stream's first item): a task waiting for
+  resources reads ``pending``; ``running`` shows the node and the worker's pid. The
+  node waits for the host's ``go`` (on the stop board) before it calls the operation:
+  given once ``running`` is committed with a durable store, refused when a stop came
+  first, so a task cancelled while it read ``pending`` never starts.
+* The ladder: the cooperative flag through the board (progress and a late result still
+  flow); ``TaskInterrupted`` in the operation's thread (the board again); then
+  ``ray.cancel(force=True)``, which ends the worker. A task Ray has not started yet is
+  cancelled softly at the first step (it never runs).
+* Failures are facts: a dead worker or node is :class:`Crashed` with the node and Ray's
+  error (Ray reports no exit code or signal); Ray's out-of-memory kill is
+  :class:`ResourceExhausted` (``node_memory``); a lost cluster :class:`Interrupted`
+  (``ray_unavailable``).
+
+``ray`` is imported here only, on first use (``RayBackend.connect``): the base package
+works without the ``ray`` extra.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from actors._enums import Isolation
+from actors._errors import RayNotInstalledError, RayUnavailableError, ResourcesUnavailableError
+from actors._execution.backend import Attempt, AttemptEvents
+from actors._execution.ray_attempt import RayAttempt
+from actors._execution.ray_driver import StopBoard, drive
+from actors._outcome import Raised, StopReason
+from actors._records import TaskSpec
+from actors.logs import library_logger
+
+__all__ = ["RayBackend", "RayBackendStats", "ray_task_options"]
+
+_log = library_logger("actors.ray")
+_LOCAL = "local"
+_NODES_FRESH_SECONDS = 2.0  # how long a read of the cluster's nodes is trusted
+_LOCAL_KEYS = frozenset({"num_cpus", "num_gpus", "resources", "object_store_memory"})
+
+
+def ray_available() -> bool:
+    """Whether the ``ray`` extra is installed (without importing it)."""
+    try:
+        return importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):  # an import hook refused it
+        return False
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise RayNotInstalledError(exc) from None
+    return ray
+
+
+def ray_task_options(resources: Mapping[str, float] | None) -> dict[str, Any]:
+    """A task's ``resources`` as Ray's task options: ``cpu`` -> ``num_cpus`` (default
+    1, as Ray's), ``gpu`` -> ``num_gpus``, ``memory_mb`` -> ``memory`` in bytes (Ray
+    only schedules by it, it does not enforce it), any other name a custom resource."""
+    options: dict[str, Any] = {"num_cpus": 1}
+    custom: dict[str, float] = {}
+    for name, amount in (resources or {}).items():
+        if name == "cpu":
+            options["num_cpus"] = amount
+        elif name == "gpu":
+            options["num_gpus"] = amount
+        elif name == "memory_mb":
+            options["memory"] = int(amount * 1024 * 1024)
+        else:
+            custom[name] = amount
+    if custom:
+        options["resources"] = custom
+    return options
+
+
+def _node_needs(options: Mapping[str, Any]) -> dict[str, float]:
+    """Ray's options as the names ``ray.nodes()`` gives a node's totals."""
+    needs = {"CPU": float(options.get("num_cpus", 0))}
+    if options.get("num_gpus"):
+        needs["GPU"] = float(options["num_gpus"])
+    if options.get("memory"):
+        needs["memory"] = float(options["memory"])
+    needs.update(options.get("resources", {}))
+    return {name: amount for name, amount in needs.items() if amount > 0}
+
+
+@dataclass(frozen=True, slots=True)
+class RayBackendStats:
+    connected: bool
+    address: str | None  # the cluster's GCS address once connected
+    owns_cluster: bool  # started by this back-end (address="local"), stopped by it
+    in_flight: int  # attempts submitted whose stream has not ended
+    submitted: int
+    progress_items: int  # progress items the nodes sent (coalesced: at most 100 a second)
+
+
+class RayBackend:
+    """Where ``isolation="ray"`` tasks run: give it to the manager
+    (``TaskManager(ray=RayBackend(address="local"))``).
+
+    address: ``"local"`` starts a private cluster in this process (``ray.init`` of a
+        new local instance) that :meth:`shutdown` stops; ``"host:port"`` (or
+        ``"ray://host:port"``) joins that running cluster and leaves it running. Never
+        an implicit "join whatever is there". A Ray driver this process already
+        connected to the same address is used as it is (and left connected).
+    start_local: for ``"local"`` only: ``num_cpus``, ``num_gpus``, ``resources``,
+        ``object_store_memory`` (bytes) of the local node.
+    namespace, runtime_env: passed to ``ray.init`` (the code and environment remote
+        nodes need: Ray's workers do not see the host's environment variables).
+    max_in_flight: Ray attempts submitted at once (a slot pool of their own; one that
+        waits for resources in Ray's queue holds its slot and reads ``pending``).
+    """
+
+    isolation = Isolation.RAY
+    starts_on_handover = False
+    kill_ends_attempt = True
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        start_local: Mapping[str, Any] | None = None,
+        namespace: str | None = None,
+        runtime_env: Mapping[str, Any] | None = None,
+        max_in_flight: int = 64,
+    ) -> None:
+        if not isinstance(address, str) or not address.strip() or address.strip() == "auto":
+            raise ValueError(
+                f"address must be 'local' (a private cluster this back-end starts and "
+                f"stops) or a cluster's 'host:port', got {address!r}; joining whatever "
+                "cluster is found ('auto', None) is never done"
+            )
+        if start_local is not None:
+            if address != _LOCAL:
+                raise ValueError(
+                    "start_local applies to address='local' only (a joined cluster's nodes "
+                    "are its own)"
+                )
+            unknown = sorted(set(start_local) - _LOCAL_KEYS)
+            if unknown:
+                raise ValueError(f"unknown start_local keys {unknown}; use {sorted(_LOCAL_KEYS)}")
+        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int):
+            raise TypeError("max_in_flight must be an int")
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
+        if not ray_available():
+            raise RayNotInstalledError()
+        self.address = address
+        self.max_in_flight = max_in_flight
+        self._start_local = dict(start_local or {})
+        self._namespace = namespace
+        self._runtime_env = dict(runtime_env) if runtime_env is not None else None
+        self._lock = threading.Lock()
+        self._owner: object | None = None  # the runtime it belongs to
+        self._registry: pykka.ActorRef[Any] | None = None
+        self._name = "ray"
+        self._ray: Any = None  # the module, once connected
+        self._owns = False
+        self._gcs_address: str | None = None
+        self._board: Any = None
+        self._drive: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._nodes: tuple[float, list[dict[str, float]]] | None = None
+        self._attempts: set[RayAttempt] = set()
+        self._submitted = 0
+        self._progress_items = 0  # counted on the bridge's loop only
+        self._closed = False
+
+    # -- the runtime's side ------------------------------------------------------------
+
+    def attach(self, owner: object, name: str) -> None:
+        """Called by the runtime given this back-end; one runtime per back-end."""
+        with self._lock:
+            if self._owner is not None or self._closed:
+                raise ValueError(
+                    "this RayBackend already belongs to a task manager (or was shut down "
+                    "with it); give each manager a RayBackend of its own"
+                )
+            self._owner, self._name = owner, name
+
+    def use_registry(self, registry: pykka.ActorRef[Any]) -> None:
+        """Where the attempts' progress goes (the runtime's registry, once it runs)."""
+        self._registry = registry
+
+    def connect(self) -> None:
+        """Connect to the cluster now (else on the first Ray task): ``ray.init``, the
+        stop board and the bridge thread. Idempotent."""
+        with self._lock:
+            if self._closed:
+                raise RayUnavailableError("the Ray back-end was shut down with its manager")
+            if self._loop is not None:
+                return
+            ray = _import_ray()
+            self._connect_driver(ray)
+            try:
+                # On the driver's own node: losing a worker node must not lose the board.
+                from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+                here = NodeAffinitySchedulingStrategy(
+                    ray.get_runtime_context().get_node_id(), soft=True
+                )
+                board = ray.remote(num_cpus=0, max_concurrency=10_000, max_restarts=0)(StopBoard)
+                self._board = board.options(scheduling_strategy=here).remote()
+                # Ray's retries off: ours decide (a crash is retried 3 times by default,
+                # an out-of-memory kill without limit).
+                self._drive = ray.remote(
+                    num_returns="streaming", max_retries=0, retry_exceptions=False
+                )(drive)
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name=f"{self._name}-bridge", daemon=True
+                )
+                thread.start()
+            except BaseException:
+                self._disconnect(ray)
+                raise
+            self._ray, self._loop, self._thread = ray, loop, thread
+
+    def _connect_driver(self, ray: Any) -> None:
+        if ray.is_initialized():
+            current = ray.get_runtime_context().gcs_address
+            if self.address == _LOCAL or current != self.address.removeprefix("ray://"):
+                raise RayUnavailableError(
+                    f"this process is already a Ray driver of the cluster at {current}; a "
+                    f"RayBackend(address={self.address!r}) cannot connect elsewhere (one "
+                    f"cluster per process): pass address={current!r}, or ray.shutdown() first"
+                )
+            self._owns, self._gcs_address = False, current
+            return
+        # ray.init replaces the host's SIGTERM handler: put the host's back.
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.getsignal(signal.SIGTERM) if in_main else None
+        kwargs: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False}
+        if self._namespace is not None:
+            kwargs["namespace"] = self._namespace
+        if self._runtime_env is not None:
+            kwargs["runtime_env"] = self._runtime_env
+        if self.address == _LOCAL:
+            kwargs.update(self._start_local)
+        else:
+            del kwargs["include_dashboard"]  # a joined cluster's own choice
+        try:
+            ray.init(address=self.address, **kwargs)
+        except Exception as exc:
+            raise RayUnavailableError(
+                f"could not connect to the Ray cluster at {self.address!r}: {exc}"
+            ) from exc
+        finally:
+            if in_main and previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        self._owns = True
+        self._gcs_address = ray.get_runtime_context().gcs_address
+
+    def _disconnect(self, ray: Any) -> None:
+        if self._board is not None:
+            try:
+                ray.kill(self._board)
+            except Exception as exc:  # the cluster is gone already
+                _log.debug("ray.board_kill_failed", error=str(exc))
+            self._board = None
+        if self._owns:
+            ray.shutdown()
+            self._owns = False
+
+    def check(
+        self, operation: Any, operation_name: str, params: Any, resources: Any = None
+    ) -> None:
+        """At ``create_task``: the operation and params must pickle (Ray's cloudpickle),
+        and some node of the cluster must have the resources asked for."""
+        self.connect()
+        ray = self._ray
+        try:
+            ray.cloudpickle.dumps((operation, params))
+        except Exception as exc:
+            raise TypeError(
+                f"operation {operation_name!r} or its params cannot be pickled for "
+                f"isolation='ray' ({exc}); use a module-level function importable on the "
+                "cluster's nodes and plain data"
+            ) from None
+        needs = _node_needs(ray_task_options(resources))
+        for fresh in (False, True):
+            if self._feasible(needs, self._node_totals(refresh=fresh)) is None:
+                return
+        nodes = self._node_totals(refresh=False)
+        missing = self._feasible(needs, nodes)
+        assert missing is not None
+        name, wanted = missing
+        largest = max((node.get(name, 0.0) for node in nodes), default=0.0)
+        shown = {"CPU": "cpu", "GPU": "gpu", "memory": "memory_mb"}.get(name, name)
+        if name == "memory":
+            wanted, largest = wanted / 2**20, largest / 2**20
+        raise ResourcesUnavailableError(
+            f"no node of the Ray cluster has resources {dict(needs)!r} (Ray would keep the "
+            f"task pending for ever): {shown!r} {wanted:g} asked, the most any node has "
+            f"is {largest:g}; ask for less, or add a node that has it",
+            resource=shown,
+        )
+
+    @staticmethod
+    def _feasible(
+        needs: Mapping[str, float], nodes: list[dict[str, float]]
+    ) -> tuple[str, float] | None:
+        """None if one node has all of ``needs``; else the first resource that stops it
+        (on the node that comes closest)."""
+        best: tuple[int, tuple[str, float]] | None = None
+        for node in nodes:
+            short = [
+                (name, amount) for name, amount in needs.items() if node.get(name, 0.0) < amount
+            ]
+            if not short:
+                return None
+            if best is None or len(short) < best[0]:
+                best = (len(short), short[0])
+        return best[1] if best is not None else next(iter(needs.items()), ("CPU", 0.0))
+
+    def _node_totals(self, *, refresh: bool) -> list[dict[str, float]]:
+        now = time.monotonic()
+        cached = self._nodes
+        if cached is not None and not refresh and now - cached[0] < _NODES_FRESH_SECONDS:
+            return cached[1]
+        totals = [dict(node["Resources"]) for node in self._ray.nodes() if node.get("Alive")]
+        self._nodes = (now, totals)
+        return totals
+
+    def start(self, spec: TaskSpec, events: AttemptEvents) -> Attempt:
+        assert self._registry is not None, "attach() first"
+        attempt = RayAttempt(spec, self._registry, events, self)
+        try:
+            self.connect()
+            assert self._loop is not None
+            with self._lock:
+                self._attempts.add(attempt)
+                self._submitted += 1
+            self._loop.call_soon_threadsafe(attempt.begin)
+        except Exception as exc:
+            events.ended(Raised.from_exception(exc))
+        return attempt
+
+    def dumps(self, value: Any) -> bytes:
+        """Ray's cloudpickle: a function of ``__main__`` travels by value, others by name."""
+        return bytes(self._ray.cloudpickle.dumps(value))
+
+    def count_progress(self) -> None:
+        self._progress_items += 1  # on the bridge's loop only
+
+    def attempt_over(self, attempt: RayAttempt) -> None:
+        with self._lock:
+            self._attempts.discard(attempt)
+
+    def statistics(self) -> RayBackendStats:
+        with self._lock:
+            return RayBackendStats(
+                connected=self._loop is not None,
+                address=self._gcs_address,
+                owns_cluster=self._owns,
+                in_flight=len(self._attempts),
+                submitted=self._submitted,
+                progress_items=self._progress_items,
+            )
+
+    def shutdown(self) -> None:
+        """Stop the bridge, the board and (address="local") the cluster; a joined
+        cluster and a driver connection this back-end did not make are left as they
+        are. Never ``ray stop`` (it kills every Ray process of the machine)."""
+        with self._lock:
+            self._closed = True
+            loop, thread, ray = self._loop, self._thread, self._ray
+            self._loop = self._thread = None
+            left = list(self._attempts)
+        for attempt in left:  # only after a supervisor failure: nothing may run on
+            attempt.kill(StopReason.SHUTDOWN)
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+            loop.close()
+        if ray is not None:
+            with self._lock:
+                self._disconnect(ray)
+
+    # -- for the attempts (the bridge's loop) ------------------------------------------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None
+        return self._loop
+
+    def submit(self, spec: TaskSpec, work: bytes) -> Any:
+        options = ray_task_options(spec.options.resources)
+        if self._runtime_env is not None:
+            options["runtime_env"] = self._runtime_env
+        return self._drive.options(**options).remote(work, spec.task_id, self._board)
+
+    def post(self, task_id: str, key: str, value: Any) -> None:
+        """Tell the board (fire and forget; from any thread)."""
+        try:
+            self._board.post.remote(task_id, key, value)
+        except Exception as exc:  # the cluster is gone: the stream's end says so
+            _log.debug("ray.board_post_failed", task_id=task_id, error=str(exc))
+
+    def forget(self, task_id: str) -> None:
+        try:
+            self._board.forget.remote(task_id)
+        except Exception as exc:
+            _log.debug("ray.board_forget_failed", task_id=task_id, error=str(exc))
+
+    def cancel(self, generator: Any, *, force: bool) -> None:
+        try:
+            self._ray.cancel(generator, force=force)
+        except Exception as exc:  # ended meanwhile, or the cluster is gone
+            _log.debug("ray.cancel_failed", force=force, error=str(exc))
+
+    def board_size(self) -> int:
+        """How many tasks the stop board holds (for tests)."""
+        return int(self._ray.get(self._board.size.remote(), timeout=30))
+
+    def exceptions(self) -> Any:
+        return self._ray.exceptions

@@ -1,0 +1,142 @@
+"""isolation="ray": the cluster tests in a PID namespace of their own, and the errors
+without Ray or without a Ray back-end.
+
+The tests on a real cluster are in tests/ray_cluster/, which the normal session does not
+collect: the one test below runs them in a nested ``unshare -fp --mount-proc`` pytest, so
+no Ray process can outlive the run, ``ray``'s machine-wide lookups see no other cluster,
+and a private ``RAY_TMPDIR``, token and ``HOME`` keep every file it writes under
+tmp_path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from actors import RayNotInstalledError, RayUnavailableError
+from storycore_tasks import RayBackend, TaskManager
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _noop(params: object, task: object) -> str:
+    return "ok"
+
+
+@pytest.mark.timeout(400)
+def test_the_ray_cluster_suite_passes_in_its_own_pid_namespace(tmp_path: Path) -> None:
+    """Runs tests/ray_cluster/ on a head and two nodes; it must pass and leave nothing."""
+    pytest.importorskip("ray", reason="the test extra pulls the ray extra; reinstall .[test]")
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.fail("the Ray cluster tests need root and unshare(1) for a PID namespace")
+    home = tmp_path / "home"
+    home.mkdir()
+    # Short: Ray's socket paths under it must fit AF_UNIX's 107 bytes.
+    ray_tmp = Path(tempfile.mkdtemp(prefix="sct-ray-", dir="/tmp"))
+    try:
+        _run_nested(tmp_path, home, ray_tmp)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert list(home.iterdir()) == []  # nothing under $HOME (Ray's token file included)
+
+
+def _run_nested(tmp_path: Path, home: Path, ray_tmp: Path) -> None:
+    env = {
+        **os.environ,
+        "STORYCORE_RAY_NESTED": "1",
+        "RAY_TMPDIR": str(ray_tmp),
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(16),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "HOME": str(home),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    env.pop("RAY_ADDRESS", None)
+    log = tmp_path / "nested.log"
+    command = [
+        "unshare", "-fp", "--mount-proc",
+        sys.executable, "-m", "pytest", "tests/ray_cluster",
+        "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-o", "timeout=120", "--durations=8",
+    ]  # fmt: skip
+    with log.open("wb") as out:  # a file, not a pipe: daemons would hold a pipe open
+        done = subprocess.run(
+            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, timeout=360, check=False,
+        )  # fmt: skip
+    text = log.read_text(errors="replace")
+    failures = [line for line in text.splitlines() if line.startswith(("FAILED", "ERROR", "E   "))]
+    assert done.returncode == 0, "\n".join(failures[:60]) + "\n...\n" + text[-3000:]
+    summary = re.findall(r"(\d+) passed", text)
+    assert summary, text[-3000:]
+    assert int(summary[-1]) >= 10, text[-3000:]
+    assert " skipped" not in text.splitlines()[-1], text[-3000:]
+
+
+def test_isolation_ray_without_a_backend_is_refused(make_manager: object) -> None:
+    """isolation='ray' with no RayBackend: a typed error naming the fix."""
+    manager = TaskManager()
+    try:
+        with pytest.raises(RayUnavailableError, match=r"ray=RayBackend\(address='local'\)"):
+            manager.create_task(_noop, isolation="ray")
+    finally:
+        manager.shutdown(wait=True)
+    with pytest.raises(RayUnavailableError, match="no Ray back-end"):
+        TaskManager(isolation="ray")
+
+
+def test_limits_and_bad_addresses_are_refused_before_connecting() -> None:
+    """Limits cannot be enforced on a reused Ray worker; no implicit join."""
+    pytest.importorskip("ray")
+    for address in ("auto", "", None):
+        with pytest.raises(ValueError, match="never done"):
+            RayBackend(address=address)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="start_local applies to address='local' only"):
+        RayBackend(address="10.0.0.1:6379", start_local={"num_cpus": 1})
+    manager = TaskManager(ray=RayBackend(address="local"))
+    try:
+        with pytest.raises(ValueError, match="not enforced on a Ray node"):
+            manager.create_task(_noop, isolation="ray", cpu_time_limit=1)
+        assert manager.get_stats()["ray"]["connected"] is False  # nothing started
+    finally:
+        manager.shutdown(wait=True)
+
+
+_WITHOUT_RAY = """
+import sys
+class _NoRay:
+    def find_spec(self, name, path=None, target=None):
+        if name == "ray" or name.startswith("ray."):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return None
+sys.meta_path.insert(0, _NoRay())
+from storycore_tasks import RayBackend, RayNotInstalledError, TaskManager
+def op(params, task):
+    return "ran"
+with TaskManager() as manager:
+    assert manager.wait(manager.create_task(op), timeout=30)["result"] == "ran"
+try:
+    RayBackend(address="local")
+except RayNotInstalledError as exc:
+    print("REFUSED:", exc)
+assert "ray" not in sys.modules
+"""
+
+
+def test_without_the_ray_extra_the_library_works_and_ray_is_refused() -> None:
+    """Ray hidden from imports: thread tasks run; RayBackend names the extra."""
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_RAY], capture_output=True, text=True, timeout=60,
+        cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "REFUSED:" in done.stdout
+    assert "pip install 'storycore-tasks[ray]'" in done.stdout
+    assert issubclass(RayNotInstalledError, ImportError)
