@@ -154,6 +154,8 @@ def test_status_of_a_completed_task_is_the_full_status_dict(make_manager: MakeMa
         "depends_on",
         "group_id",
         "resources",
+        "resources_held",
+        "waiting_for",
         "result",
     }
     assert expected_keys == set(response.data)
