@@ -574,6 +574,7 @@ def test_stats_reports_counts_of_the_tasks_run(make_manager: MakeManager) -> Non
         "scheduled",
         "held",
         "accepting_tasks",
+        "resources",
         "status_counts",
         "priority_counts",
         "lifetime_stats",
