@@ -158,6 +158,8 @@ def test_status_of_a_completed_task_is_the_full_status_dict(make_manager: MakeMa
         "last_heartbeat_at",
         "checkpoint",
         "checkpointed_at",
+        "resources_held",
+        "waiting_for",
         "result",
     }
     assert expected_keys == set(response.data)
@@ -576,6 +578,7 @@ def test_stats_reports_counts_of_the_tasks_run(make_manager: MakeManager) -> Non
         "scheduled",
         "held",
         "accepting_tasks",
+        "resources",
         "status_counts",
         "priority_counts",
         "lifetime_stats",
