@@ -230,6 +230,7 @@ def test_the_node_imports_none_of_the_hosts_runtime(ray_manager: MakeManager) ->
     """A Ray worker runs the driver without pykka, structlog or the host's actors."""
     manager = ray_manager()
     status = manager.wait(manager.create_task(ops.modules, {}, isolation="ray"), timeout=60)
+    assert status["status"] == "completed", status.get("error")
     loaded = set(status["result"])
     assert "actors._execution.ray_driver" in loaded
     heavy = {"pykka", "structlog", "actors._core", "actors._storage", "actors._execution.context"}
