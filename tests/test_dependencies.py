@@ -344,6 +344,7 @@ def test_a_failure_cascades_down_a_chain(
         "total_failed": 1,
         "total_cancelled": 3,
         "total_timed_out": 0,
+        "total_stalled": 0,
     }
 
 
@@ -723,6 +724,7 @@ def test_random_dependency_graphs_end_consistently(
         "total_failed": expected.count("failed"),
         "total_cancelled": expected.count("cancelled"),
         "total_timed_out": 0,
+        "total_stalled": 0,
     }
 
 

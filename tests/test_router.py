@@ -28,7 +28,16 @@ STATUS = "storycore.task.status"
 CANCEL = "storycore.task.cancel"
 LIST = "storycore.task.list"
 STATS = "storycore.task.stats"
-ALL_PATHS = ["storycore.group.cancel", "storycore.group.status", CANCEL, LIST, STATS, STATUS]
+RESUME = "storycore.task.resume"
+ALL_PATHS = [
+    "storycore.group.cancel",
+    "storycore.group.status",
+    CANCEL,
+    LIST,
+    RESUME,
+    STATS,
+    STATUS,
+]
 
 WAIT_SECONDS = 10.0
 """Upper bound for every barrier; a healthy run never gets near it."""
@@ -297,8 +306,8 @@ def test_cancel_of_an_unknown_id_is_not_found(make_manager: MakeManager) -> None
 
 
 def test_the_task_endpoints_are_registered(make_manager: MakeManager) -> None:
-    """register_task_endpoints serves status, list and stats by GET and cancel by POST,
-    and a group's status by GET and its cancellation by POST."""
+    """register_task_endpoints serves status, list and stats by GET and cancel and resume
+    by POST, and a group's status by GET and its cancellation by POST."""
     router = router_for(make_manager(num_workers=1))
 
     assert router.endpoints() == [
@@ -306,6 +315,7 @@ def test_the_task_endpoints_are_registered(make_manager: MakeManager) -> None:
         ("storycore.group.status", "GET"),
         (CANCEL, "POST"),
         (LIST, "GET"),
+        (RESUME, "POST"),
         (STATS, "GET"),
         (STATUS, "GET"),
     ]
@@ -612,6 +622,7 @@ def test_stats_reports_counts_of_the_tasks_run(make_manager: MakeManager) -> Non
         "total_failed": 1,
         "total_cancelled": 0,
         "total_timed_out": 0,
+        "total_stalled": 0,
     }
     assert data == json.loads(json.dumps(response.to_dict(), allow_nan=False))["data"]
 
@@ -842,4 +853,5 @@ def test_a_burst_of_bad_requests_never_disturbs_running_tasks(make_manager: Make
         "total_failed": 0,
         "total_cancelled": 0,
         "total_timed_out": 0,
+        "total_stalled": 0,
     }
