@@ -33,12 +33,14 @@ from storycore_tasks.errors import (
 
 
 def test_the_error_codes_are_storycores() -> None:
-    """ErrorCodes is exactly StoryCore's thirteen codes, each valued as its own name."""
+    """ErrorCodes is exactly StoryCore's thirteen codes and STALLED (issue 20: a task that
+    showed no sign of life for its heartbeat_timeout), each valued as its own name."""
     assert [code.value for code in ErrorCodes] == [
         "VALIDATION_ERROR",
         "NOT_FOUND",
         "CONFLICT",
         "TIMEOUT",
+        "STALLED",
         "CANCELLED",
         "INTERNAL_ERROR",
         "SERVICE_UNAVAILABLE",
@@ -66,6 +68,7 @@ def test_the_http_statuses_are_the_documented_ones() -> None:
         ErrorCodes.NOT_FOUND: 404,
         ErrorCodes.CONFLICT: 409,
         ErrorCodes.TIMEOUT: 504,
+        ErrorCodes.STALLED: 504,
         ErrorCodes.CANCELLED: 409,
         ErrorCodes.INTERNAL_ERROR: 500,
         ErrorCodes.SERVICE_UNAVAILABLE: 503,

@@ -239,6 +239,7 @@ def test_get_stats_counts(make_manager: MakeManager) -> None:
         "total_failed": 1,
         "total_cancelled": 0,
         "total_timed_out": 0,
+        "total_stalled": 0,
     }
     gate.release()
     for task_id in (running, *queued):

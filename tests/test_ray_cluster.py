@@ -109,6 +109,22 @@ def test_limits_and_bad_addresses_are_refused_before_connecting() -> None:
         manager.shutdown(wait=True)
 
 
+def test_a_heartbeat_timeout_is_refused_for_a_ray_task_and_the_default_skips_it() -> None:
+    """A node does not report its signs of life to the host yet, so a Ray task with a
+    heartbeat_timeout would stall while it works: refused, naming the fix; the manager's
+    default heartbeat_timeout is not given to Ray tasks (a thread task still gets it)."""
+    pytest.importorskip("ray")
+    manager = TaskManager(ray=RayBackend(address="local"), heartbeat_timeout=30)
+    try:
+        with pytest.raises(ValueError, match="heartbeat_timeout is not supported with"):
+            manager.create_task(_noop, isolation="ray", heartbeat_timeout=5)
+        thread_task = manager.create_task(_noop)
+        assert manager.wait(thread_task, timeout=30)["heartbeat_timeout"] == 30.0
+        assert manager.get_stats()["ray"]["connected"] is False  # nothing started
+    finally:
+        manager.shutdown(wait=True)
+
+
 _WITHOUT_RAY = """
 import sys
 class _NoRay:

@@ -762,6 +762,7 @@ def test_lifetime_counters_include_recovered_failures(tmp_path: Path) -> None:
             "total_failed": 5,
             "total_cancelled": 2,
             "total_timed_out": 1,
+            "total_stalled": 0,
         }
         manager.register_operation("later.op", Recorder())
         manager.wait(records[2].task_id, timeout=10)

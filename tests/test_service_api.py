@@ -210,6 +210,7 @@ def test_create_answers_202_with_the_task_id_and_links(api: Api) -> None:
         "self": f"/v1/tasks/{task_id}",
         "events": f"/v1/tasks/{task_id}/events",
         "cancel": f"/v1/tasks/{task_id}/cancel",
+        "resume": f"/v1/tasks/{task_id}/resume",
     }
     assert api.wait(task_id)["status"] == "completed"
 

@@ -16,7 +16,7 @@ import pytest
 
 from actors import Isolation, RetryPolicy, StopReason, TaskOptions, TaskPriority, TaskStatus
 from actors._options import Option, OptionKind, options_of
-from actors._outcome import Cancelled, Completed, Outcome, Raised, TimedOut
+from actors._outcome import Cancelled, Completed, Outcome, Raised, Stalled, TimedOut
 from actors._records import TaskRecord
 from actors._resources import Resources
 from actors._storage.codec import encode_json, encode_outcome
@@ -198,6 +198,9 @@ def test_a_row_holds_each_value_in_its_named_column() -> None:
         "scheduled_for": 1000.5,
         "attempt_outcomes": encode_json([encode_outcome(o) for o in record.attempt_outcomes]),
         "injected_faults": encode_json([[1, "raise ValueError('bad frame')"]]),
+        "checkpoint": None,  # the record has no checkpoint and no sign of life yet
+        "checkpointed_at": None,
+        "last_heartbeat_at": None,
         **{
             o.name: KINDS[o.kind][0](getattr(record.options, o.name))
             for o in STORED  # every sample is not None
@@ -289,17 +292,18 @@ def test_a_row_that_cannot_be_read_raises_value_error(column: str, text: str, er
 
 def test_tally_counts_the_records_by_how_they_ended() -> None:
     """The retired counts: every record, then completed, failed, cancelled, and the
-    timeouts among the failed."""
+    timeouts and the stalls among the failed."""
     records = [
         _record(seq=0, status=TaskStatus.COMPLETED),
         _record(seq=1, status=TaskStatus.FAILED, outcome=TimedOut(5.0)),
         _record(seq=2, status=TaskStatus.FAILED, outcome=Raised("E", "m", "t")),
         _record(seq=3, status=TaskStatus.CANCELLED, outcome=Cancelled(StopReason.CANCEL_REQUESTED)),
         _record(seq=4, status=TaskStatus.FAILED, outcome=TimedOut(1.0)),
+        _record(seq=5, status=TaskStatus.FAILED, outcome=Stalled(2.0, 2.5)),
     ]
-    assert COUNTERS == ("created", "completed", "failed", "cancelled", "timed_out")
-    assert tally(records) == (5, 1, 3, 1, 2)
-    assert tally([]) == (0, 0, 0, 0, 0)
+    assert COUNTERS == ("created", "completed", "failed", "cancelled", "timed_out", "stalled")
+    assert tally(records) == (6, 1, 4, 1, 2, 1)
+    assert tally([]) == (0, 0, 0, 0, 0, 0)
 
 
 def test_a_datetime_keeps_its_offset_and_microseconds() -> None:

@@ -675,6 +675,7 @@ def test_lifetime_counters_survive_a_restart(tmp_path: Path, clock: ManualClock)
         "total_failed": 2,
         "total_cancelled": 1,
         "total_timed_out": 1,
+        "total_stalled": 0,
     }
     assert query(path, "SELECT count(*) FROM tasks") == [(0,)]
 

@@ -24,6 +24,7 @@ BAD_VALUES: dict[str, list[Any]] = {
     "isolation": ["fork", 3],
     "memory_limit_mb": ["512", 0, -5, float("inf"), True],
     "cpu_time_limit": ["1", 0, float("nan")],
+    "heartbeat_timeout": ["1", 0, -1, float("inf"), True],
     "delay": ["1", -1, float("inf")],
     "run_at": ["2030-01-01", datetime(2030, 1, 1)],  # naive on purpose
     "retry": [3, {"max_attempts": 3}],

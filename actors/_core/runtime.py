@@ -384,6 +384,11 @@ class TaskRuntime:
         return self._loop
 
     @property
+    def default_isolation(self) -> Isolation:
+        """Where a task given no isolation runs (a coroutine function: on the loop)."""
+        return self._isolation
+
+    @property
     def closed(self) -> bool:
         return self._closed
 

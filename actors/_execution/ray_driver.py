@@ -206,6 +206,21 @@ class RayTaskContext:
         if self._published.partial(value):
             self._wake.set()
 
+    # Checkpoints and heartbeats do not reach the host from a node yet: a Ray attempt
+    # starts from nothing, a heartbeat has no watch to feed (heartbeat_timeout is
+    # refused for Ray tasks), and a checkpoint is refused rather than lost.
+    resume_from: Any = None
+
+    def heartbeat(self) -> None:
+        return None
+
+    def checkpoint(self, state: Any) -> None:
+        raise NotImplementedError(
+            "task.checkpoint is not supported with isolation='ray' yet (a node's "
+            "checkpoints do not reach the host's records): keep the resume point in "
+            "task.partial_result or run the operation in thread or process isolation"
+        )
+
     def _drained(self) -> tuple[Any, ...] | None:
         """The progress item for what was published since the last one (None if nothing)."""
         progress, partial, has_partial = self._published.drain()
