@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from actors import TaskContext
+from actors import AsyncTaskContext, TaskContext
 
 HOLD_SECONDS = 0.02
 """How long an exclusive operation keeps its marker: a window for an overlap to show."""
@@ -59,3 +59,24 @@ def pid_gone(params: Mapping[str, Any], task: TaskContext) -> dict[str, Any]:
     else:
         gone = False
     return {"gone": gone, "devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+
+
+def gpu_view(params: Mapping[str, Any], task: TaskContext) -> dict[str, Any]:
+    """What the operation sees of the GPUs it holds: ``task.gpu_indices`` (and its type),
+    whether the context is still a TaskContext, and CUDA_VISIBLE_DEVICES."""
+    return {
+        "indices": list(task.gpu_indices),
+        "type": type(task.gpu_indices).__name__,
+        "is_context": isinstance(task, TaskContext),
+        "devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
+
+
+async def async_gpu_view(params: Mapping[str, Any], task: AsyncTaskContext) -> dict[str, Any]:
+    """:func:`gpu_view` for a coroutine operation."""
+    return {
+        "indices": list(task.gpu_indices),
+        "type": type(task.gpu_indices).__name__,
+        "is_context": isinstance(task, AsyncTaskContext),
+        "devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }

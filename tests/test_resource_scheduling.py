@@ -152,6 +152,35 @@ def test_a_child_sees_the_gpus_it_holds_and_the_host_is_untouched(
     assert os.environ.get("CUDA_VISIBLE_DEVICES") == before
 
 
+@pytest.mark.parametrize("isolation", ["thread", "process", "async"])
+def test_the_operation_reads_the_gpus_it_holds_in_task_gpu_indices(
+    make_manager: MakeManager, gates: Gates, isolation: str
+) -> None:
+    """``task.gpu_indices`` is a tuple naming the devices the task holds of the ledger,
+    in every host isolation: (1,) while another task holds GPU 0, (0, 1) once both are
+    free, () without a request; a child also sees them in CUDA_VISIBLE_DEVICES."""
+    before = os.environ.get("CUDA_VISIBLE_DEVICES")
+    manager = make_manager(num_workers=2, resources={"gpu": 2})
+    holder = manager.create_task(gates, {"name": "holder"}, resources={"gpu": 1})
+    assert gates.gate("holder")[0].wait(WAIT)
+    assert _status(manager, holder)["gpu_indices"] == [0]
+    op: Any = resource_ops.async_gpu_view if isolation == "async" else resource_ops.gpu_view
+    options = {} if isolation == "async" else {"isolation": isolation}
+    beside = manager.wait(manager.create_task(op, resources={"gpu": 1}, **options), timeout=WAIT)
+    gates.gate("holder")[1].set()
+    assert manager.wait(holder, timeout=WAIT)["status"] == "completed"
+    both = manager.wait(manager.create_task(op, resources={"gpu": 2}, **options), timeout=WAIT)
+    none = manager.wait(manager.create_task(op, **options), timeout=WAIT)
+    in_child = isolation == "process"
+    assert [beside["result"], both["result"], none["result"]] == [
+        {"indices": [1], "type": "tuple", "is_context": True,
+         "devices": "1" if in_child else before},
+        {"indices": [0, 1], "type": "tuple", "is_context": True,
+         "devices": "0,1" if in_child else before},
+        {"indices": [], "type": "tuple", "is_context": True, "devices": before},
+    ]  # fmt: skip
+
+
 # -- freed when the attempt has really ended ----------------------------------------------
 
 

@@ -304,10 +304,13 @@ class TaskRuntime:
         )
         # Coroutine operations: an event loop of its own, started by its first task.
         self._loop = AsyncBackend(
-            self._registry, name=f"{prefix}-async", start_timeout=self._ask_timeout
+            self._registry,
+            name=f"{prefix}-async",
+            start_timeout=self._ask_timeout,
+            gpus_of=self._slots.gpus_of,
         )
         self._backends: dict[Isolation, ExecutionBackend] = {
-            Isolation.THREAD: ThreadBackend(self._op_pool, self._registry),
+            Isolation.THREAD: ThreadBackend(self._op_pool, self._registry, self._slots.gpus_of),
             Isolation.PROCESS: self._processes,
             Isolation.ASYNC: self._loop,
         }

@@ -20,7 +20,7 @@ __all__ = ["AnyOperation", "AsyncOperation", "AsyncTaskContext", "Operation", "T
 @runtime_checkable
 class TaskContext(Protocol):
     """What an operation sees of its task: cancellation, progress, partial result,
-    heartbeats and checkpoints."""
+    heartbeats, checkpoints and the GPUs it holds."""
 
     @property
     def task_id(self) -> str:
@@ -63,6 +63,14 @@ class TaskContext(Protocol):
     def resume_from(self) -> Any:
         """The state of this task's latest checkpoint from an earlier attempt (after a
         retry, a recovery from a crash, or ``resume_task``); None on a first run."""
+        ...
+
+    @property
+    def gpu_indices(self) -> tuple[int, ...]:
+        """The indices of the GPUs this attempt holds (``resources={"gpu": n}``), sorted;
+        empty when it holds none. Host isolations: the devices of the manager's ledger
+        (a child process also has them in ``CUDA_VISIBLE_DEVICES``); Ray: the node's
+        ``ray.get_gpu_ids()``."""
         ...
 
     def heartbeat(self) -> None:
@@ -130,6 +138,14 @@ class AsyncTaskContext(Protocol):
     def resume_from(self) -> Any:
         """The state of this task's latest checkpoint from an earlier attempt (after a
         retry, a recovery from a crash, or ``resume_task``); None on a first run."""
+        ...
+
+    @property
+    def gpu_indices(self) -> tuple[int, ...]:
+        """The indices of the GPUs this attempt holds (``resources={"gpu": n}``), sorted;
+        empty when it holds none. Host isolations: the devices of the manager's ledger
+        (a child process also has them in ``CUDA_VISIBLE_DEVICES``); Ray: the node's
+        ``ray.get_gpu_ids()``."""
         ...
 
     def heartbeat(self) -> None:

@@ -110,8 +110,11 @@ class LoopTaskContext(ReportingContext):
         dependency_results: Mapping[str, Any] | None = None,
         published: Published | None = None,
         resume_from: Any = None,
+        gpu_indices: tuple[int, ...] = (),
     ) -> None:
-        super().__init__(task_id, registry, stop, dependency_results, published, resume_from)
+        super().__init__(
+            task_id, registry, stop, dependency_results, published, resume_from, gpu_indices
+        )
         self._loop = loop
         self._waiters: list[asyncio.Future[None]] = []  # touched on the loop only
 
@@ -177,6 +180,7 @@ class AsyncAttempt:
         events: AttemptEvents,
         loop: asyncio.AbstractEventLoop,
         backend: AsyncBackend,
+        gpu_indices: tuple[int, ...] = (),
     ) -> None:
         self.spec = spec
         self._events = events
@@ -191,6 +195,7 @@ class AsyncAttempt:
             spec.dependency_results,
             events.published,
             spec.resume_from,
+            gpu_indices,
         )
         self._task: asyncio.Task[None] | None = None
         self._committed: asyncio.Future[None] | None = None  # a durable store's start
@@ -444,6 +449,8 @@ class AsyncBackend:
 
     ``start_timeout``: seconds an attempt waits for its start to be committed (a durable
     store). ``lag_threshold``: seconds of loop lag reported as a blocked loop.
+    ``gpus_of``: the GPU indices a task holds of the host's ledger (its
+    ``task.gpu_indices``).
     """
 
     isolation = Isolation.ASYNC
@@ -457,8 +464,11 @@ class AsyncBackend:
         name: str = "actors-async",
         start_timeout: float = 30.0,
         lag_threshold: float = DEFAULT_LAG_THRESHOLD,
+        gpus_of: Callable[[str], tuple[int, ...]] | None = None,
     ) -> None:
         self._registry = registry
+        # The GPU indices a task holds (taken by the supervisor before the attempt).
+        self._gpus_of = gpus_of
         self._name = name
         self.start_timeout = start_timeout
         self._lag_threshold = lag_threshold
@@ -481,11 +491,12 @@ class AsyncBackend:
 
     def start(self, spec: TaskSpec, events: AttemptEvents) -> Attempt:
         first = False
+        gpus = () if self._gpus_of is None else self._gpus_of(spec.task_id)
         with self._lock:
             loop = None if self._closed else self._loop_locked()
             attempt = None
             if loop is not None:
-                attempt = AsyncAttempt(spec, self._registry, events, loop, self)
+                attempt = AsyncAttempt(spec, self._registry, events, loop, self, gpus)
                 self._handovers.append(attempt)
                 first = len(self._handovers) == 1
         if loop is None or attempt is None:

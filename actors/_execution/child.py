@@ -181,6 +181,7 @@ class ChildTaskContext:
         sender: _ProgressSender,
         resume_json: str | None = None,
         checkpoint_wait: float | None = None,
+        cuda_visible_devices: str | None = None,
     ) -> None:
         self.task_id = task_id
         self._channel = channel
@@ -190,6 +191,12 @@ class ChildTaskContext:
         self._published = Published()
         self.dependency_results: Mapping[str, Any] = {}
         self.resume_from: Any = decode_checkpoint(resume_json)
+        # The GPUs the task holds, as the host gave them for CUDA_VISIBLE_DEVICES.
+        self.gpu_indices: tuple[int, ...] = (
+            tuple(int(index) for index in cuda_visible_devices.split(","))
+            if cuda_visible_devices
+            else ()
+        )
         # With a durable store: how long a checkpoint waits for the host's word that it
         # is committed (None: it does not wait), and that word so far.
         self._checkpoint_wait = checkpoint_wait
@@ -502,7 +509,14 @@ def child_main(conn: Connection) -> None:
         if run is None:
             return
         task_id, memory_limit_mb = run.task_id, run.memory_limit_mb
-        context = ChildTaskContext(task_id, channel, sender, run.resume_json, run.checkpoint_wait)
+        context = ChildTaskContext(
+            task_id,
+            channel,
+            sender,
+            run.resume_json,
+            run.checkpoint_wait,
+            run.cuda_visible_devices,
+        )
         with lock:
             current[task_id] = context
             early = early_cancels.pop(task_id, None)

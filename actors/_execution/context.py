@@ -89,6 +89,7 @@ class ReportingContext:
         "_registry",
         "_stop",
         "dependency_results",
+        "gpu_indices",
         "resume_from",
         "task_id",
     )
@@ -101,6 +102,7 @@ class ReportingContext:
         dependency_results: Mapping[str, Any] | None = None,
         published: Published | None = None,
         resume_from: Any = None,
+        gpu_indices: tuple[int, ...] = (),
     ) -> None:
         self.task_id = task_id
         self._registry = registry
@@ -112,6 +114,8 @@ class ReportingContext:
         self.dependency_results = dependency_results or _NO_RESULTS
         # The latest checkpoint of an earlier attempt (None on a first run).
         self.resume_from = resume_from
+        # The GPU indices the attempt holds of the host's ledger (empty without any).
+        self.gpu_indices = gpu_indices
 
     def is_cancelled(self) -> bool:
         """True once the task was cancelled or timed out: return soon (see stop_grace)."""
@@ -214,13 +218,22 @@ class LocalTaskContext(ReportingContext):
 
 
 def attempt_context(
-    spec: TaskSpec, registry: pykka.ActorRef[Any], published: Published | None = None
+    spec: TaskSpec,
+    registry: pykka.ActorRef[Any],
+    published: Published | None = None,
+    gpu_indices: tuple[int, ...] = (),
 ) -> tuple[StopFlag, LocalTaskContext]:
     """A new attempt's stop flag (the attempt's lever) and the context it shares it with
     (the operation's view), reporting to ``registry`` through ``published`` (the one
-    the supervisor keeps for the attempt)."""
+    the supervisor keeps for the attempt); ``gpu_indices``: the GPUs it holds."""
     stop = StopFlag()
     context = LocalTaskContext(
-        spec.task_id, registry, stop, spec.dependency_results, published, spec.resume_from
+        spec.task_id,
+        registry,
+        stop,
+        spec.dependency_results,
+        published,
+        spec.resume_from,
+        gpu_indices,
     )
     return stop, context

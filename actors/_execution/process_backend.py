@@ -83,7 +83,7 @@ class ProcessBackend:
     def start(self, spec: TaskSpec, events: AttemptEvents) -> Attempt:
         gpus = () if self._gpus_of is None else self._gpus_of(spec.task_id)
         devices = ",".join(map(str, gpus)) if gpus else None
-        attempt = ProcessAttempt(spec, self._registry, events, devices)
+        attempt = ProcessAttempt(spec, self._registry, events, devices, gpus)
         try:
             self._op_pool.submit(lambda: attempt.drive(self.pool))
         except RuntimeError as exc:  # the pool is shut down (interpreter exit)
@@ -110,12 +110,14 @@ class ProcessAttempt:
         registry: pykka.ActorRef[Any],
         events: AttemptEvents,
         cuda_devices: str | None = None,
+        gpu_indices: tuple[int, ...] = (),
     ) -> None:
         self.spec = spec
         self.cuda_devices = cuda_devices  # CUDA_VISIBLE_DEVICES in the child, or None
         self._events = events
-        # The context is the host's side: what the child reports is relayed into it.
-        self._stop, self.context = attempt_context(spec, registry, events.published)
+        # The context is the host's side: what the child reports is relayed into it (the
+        # child's own context reads its gpu_indices from cuda_devices).
+        self._stop, self.context = attempt_context(spec, registry, events.published, gpu_indices)
         self._lock = threading.Lock()
         self._child: ChildProcess | None = None
 

@@ -182,6 +182,7 @@ class RayTaskContext:
         self._listener = listener
         self._wake = wake
         self._published = Published()
+        self.gpu_indices = _ray_gpu_ids()
 
     def is_cancelled(self) -> bool:
         return self._listener.stop.is_set()
@@ -233,6 +234,17 @@ class RayTaskContext:
             except Exception:  # an unpicklable partial result: keep the progress
                 has_partial = False
         return ("progress", progress, has_partial, blob)
+
+
+def _ray_gpu_ids() -> tuple[int, ...]:
+    """The GPUs Ray gave this worker (``ray.get_gpu_ids()``), sorted; empty without any
+    or outside a Ray worker."""
+    try:
+        import ray
+
+        return tuple(sorted(int(index) for index in ray.get_gpu_ids()))
+    except Exception:  # not in a Ray worker, or an id that is not a number
+        return ()
 
 
 def drive(work: bytes, task_id: str, board: Any) -> Iterator[tuple[Any, ...]]:

@@ -1,7 +1,8 @@
 """Thread isolation: an operation runs on a thread of the runtime's operation pool.
 
 The pool has a thread for every slot, so a hand-over is the start (the supervisor records
-``running`` as it hands over). The stop ladder's forced steps raise
+``running`` as it hands over); the operation's ``task.gpu_indices`` are those the task
+holds of the host's ledger (``gpus_of``). The stop ladder's forced steps raise
 :class:`~actors.TaskInterrupted` in the operation's thread; a thread cannot be killed, so a
 kill is another interrupt.
 """
@@ -9,6 +10,7 @@ kill is another interrupt.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any, cast
 
 import pykka
@@ -44,12 +46,20 @@ class ThreadBackend:
     starts_on_handover = True
     kill_ends_attempt = False
 
-    def __init__(self, op_pool: ThreadPool, registry: pykka.ActorRef[Any]) -> None:
+    def __init__(
+        self,
+        op_pool: ThreadPool,
+        registry: pykka.ActorRef[Any],
+        gpus_of: Callable[[str], tuple[int, ...]] | None = None,
+    ) -> None:
         self._op_pool = op_pool
         self._registry = registry
+        # The GPU indices a task holds (taken by the supervisor before the attempt).
+        self._gpus_of = gpus_of
 
     def start(self, spec: TaskSpec, events: AttemptEvents) -> Attempt:
-        attempt = ThreadAttempt(spec, self._registry, events)
+        gpus = () if self._gpus_of is None else self._gpus_of(spec.task_id)
+        attempt = ThreadAttempt(spec, self._registry, events, gpus)
         try:
             self._op_pool.submit(attempt.run)
         except RuntimeError as exc:
@@ -68,11 +78,15 @@ class ThreadAttempt:
     __slots__ = ("_events", "_interrupts", "_lock", "_stop", "_thread", "context", "spec")
 
     def __init__(
-        self, spec: TaskSpec, registry: pykka.ActorRef[Any], events: AttemptEvents
+        self,
+        spec: TaskSpec,
+        registry: pykka.ActorRef[Any],
+        events: AttemptEvents,
+        gpu_indices: tuple[int, ...] = (),
     ) -> None:
         self.spec = spec
         self._events = events
-        self._stop, self.context = attempt_context(spec, registry, events.published)
+        self._stop, self.context = attempt_context(spec, registry, events.published, gpu_indices)
         self._lock = threading.Lock()
         self._thread: int | None = None  # ident while the operation runs
         self._interrupts = 0
