@@ -9,6 +9,8 @@ stream is not served), never a sleep.
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,18 @@ import httpx
 import pytest
 
 from actors import TaskContext
+from actors.testing import wait_until
 from storycore_tasks import TaskManager
 from storycore_tasks.service.auth import Principal, TokenStore, hash_token
 from storycore_tasks.service.deps import ServiceConfig
-from tests.dashboard_harness import CHROMIUM, WAIT_MS, Stepper, chromium, save_screenshot
+from tests.dashboard_harness import (
+    CHROMIUM,
+    RELEASE_TIMEOUT,
+    WAIT_MS,
+    Stepper,
+    chromium,
+    save_screenshot,
+)
 from tests.service_harness import RunningService, running_service
 
 pytestmark = pytest.mark.skipif(
@@ -247,4 +257,109 @@ def test_dashboard_without_auth(
         stepper.advance(task_id, 1.0)
         expect(row.locator("[data-field=state]")).to_have_text("completed", timeout=WAIT_MS)
         page.context.close()
+    assert errors == []
+
+
+class LongWork:
+    """An operation that checkpoints and beats, says it did, then waits until the test
+    lets its task go."""
+
+    def __init__(self) -> None:
+        self._events: dict[tuple[str, str], threading.Event] = {}
+        self._lock = threading.Lock()
+        self._all_go = False  # once release_all: every "go", later ones too, is set
+
+    def event(self, task_id: str, name: str) -> threading.Event:
+        """The task's "reported" or "go" event."""
+        with self._lock:
+            event = self._events.setdefault((task_id, name), threading.Event())
+            if name == "go" and self._all_go:
+                event.set()
+            return event
+
+    def release_all(self) -> None:
+        with self._lock:
+            self._all_go = True
+            for (_, name), event in self._events.items():
+                if name == "go":
+                    event.set()
+
+    def __call__(self, params: Mapping[str, Any], task: TaskContext) -> Any:
+        task.checkpoint({"frame": 7})
+        task.heartbeat()
+        self.event(task.task_id, "reported").set()
+        if not self.event(task.task_id, "go").wait(RELEASE_TIMEOUT):
+            raise TimeoutError("the test never let this task go")
+        return {"gpus": list(task.gpu_indices)}
+
+
+def _shown_time(iso: str) -> str:
+    """A status dict's time as the detail view shows it (UTC, to the second)."""
+    return iso[:19].replace("T", " ") + " UTC"
+
+
+def test_the_detail_shows_long_work_and_resources(
+    make_manager: Callable[..., TaskManager], browser: Any, tmp_path: Path
+) -> None:
+    """A task's detail shows its last sign of life, its checkpoint and when it came, its
+    heartbeat timeout, what it asks for and holds and its GPU indices; a task waiting
+    for the GPUs shows what it waits for, then what it holds once it runs."""
+    op = LongWork()
+    manager = make_manager(num_workers=2, resources={"gpu": 2, "vram_gb": 80})
+    manager.register_operation("render", op)
+    errors: list[str] = []
+    try:
+        with running_service(manager, ServiceConfig(tokens=None)) as running:
+            holder = manager.create_task(
+                "render", resources={"gpu": 2, "vram_gb": 24}, heartbeat_timeout=600
+            )
+            assert op.event(holder, "reported").wait(RELEASE_TIMEOUT)
+            waiter = manager.create_task("render", resources={"gpu": 1})
+            assert wait_until(
+                lambda: (
+                    (manager.get_task_status(holder) or {}).get("last_heartbeat_at") is not None
+                ),
+                timeout=RELEASE_TIMEOUT,
+            )
+            status = manager.get_task_status(holder)
+            assert status is not None
+            page = browser.new_context().new_page()
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{running.url}/#/tasks/{holder}")
+            body = page.locator("#detail-body")
+            expect(page.locator("#detail-state")).to_have_text("running", timeout=WAIT_MS)
+            field = body.locator
+            expect(field("[data-field=resources]")).to_have_text("gpu: 2, vram_gb: 24")
+            expect(field("[data-field=resources-held]")).to_have_text("gpu: 2, vram_gb: 24")
+            expect(field("[data-field=gpu-indices]")).to_have_text("0, 1")
+            expect(field("[data-field=waiting-for]")).to_have_count(0)
+            expect(field("[data-field=heartbeat-timeout]")).to_have_text("10m 0s")
+            expect(field("[data-field=last-heartbeat-at]")).to_have_text(
+                _shown_time(status["last_heartbeat_at"])
+            )
+            expect(field("[data-field=checkpointed-at]")).to_have_text(
+                _shown_time(status["checkpointed_at"])
+            )
+            assert json.loads(field("[data-field=checkpoint]").text_content()) == {"frame": 7}
+            expect(field("[data-field=placement-node]")).to_have_count(0)  # not on Ray
+            save_screenshot(page, tmp_path, "detail-resources.png")
+
+            page.goto(f"{running.url}/#/tasks/{waiter}")
+            expect(page.locator("#detail-id")).to_have_text(waiter, timeout=WAIT_MS)
+            expect(page.locator("#detail-state")).to_have_text("pending", timeout=WAIT_MS)
+            expect(field("[data-field=waiting-for]")).to_have_text("gpu: 1", timeout=WAIT_MS)
+            expect(field("[data-field=resources-held]")).to_have_count(0)
+            expect(field("[data-field=checkpoint]")).to_have_count(0)  # none yet
+
+            op.event(holder, "go").set()  # the holder ends; the waiter takes GPU 0
+            assert manager.wait(holder, timeout=RELEASE_TIMEOUT)["status"] == "completed"
+            expect(page.locator("#detail-state")).to_have_text("running", timeout=WAIT_MS)
+            expect(field("[data-field=resources-held]")).to_have_text("gpu: 1", timeout=WAIT_MS)
+            expect(field("[data-field=gpu-indices]")).to_have_text("0")
+            expect(field("[data-field=waiting-for]")).to_have_count(0)
+            op.event(waiter, "go").set()
+            assert manager.wait(waiter, timeout=RELEASE_TIMEOUT)["result"] == {"gpus": [0]}
+            page.context.close()
+    finally:
+        op.release_all()  # a failed test must not leave an operation blocked
     assert errors == []

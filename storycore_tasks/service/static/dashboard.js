@@ -36,6 +36,8 @@
   const ISOLATION = {
     thread: "thread: a pooled thread of the service's process",
     process: "process: a child process of the service",
+    async: "async: the service's event loop",
+    ray: "ray: a node of the Ray cluster",
   };
   const TASK_ROUTE = /^#\/tasks\/([^/?#]+)$/;
 
@@ -1061,9 +1063,11 @@
         section("partial", "Partial result", pre(task.partial_result, "partial-result")),
       );
     }
-    if ("checkpoint" in task) {
+    if (task.checkpointed_at != null) {
       sections.push(section("checkpoint", "Checkpoint", pre(task.checkpoint, "checkpoint")));
     }
+    const resources = resourceFacts(task);
+    if (resources) sections.push(section("resources", "Resources", resources));
 
     const percent = Math.round(progressOf(task) * 100) + "%";
     const depends = Array.isArray(task.depends_on) && task.depends_on.length
@@ -1079,11 +1083,17 @@
           ["Owner", task.user == null ? "\u2014" : task.user, "owner"],
           ["Priority", task.priority, "priority"],
           ["Where it ran", ISOLATION[task.isolation] || task.isolation, "isolation"],
+          ...placementFacts(task.placement),
           ["Progress", percent, "progress"],
           [
             "Timeout",
             task.timeout == null ? "none" : formatDuration(task.timeout * 1000),
             "timeout",
+          ],
+          [
+            "Heartbeat timeout",
+            task.heartbeat_timeout == null ? null : formatDuration(task.heartbeat_timeout * 1000),
+            "heartbeat-timeout",
           ],
           ["Group", task.group_id, "group"],
           ["Depends on", depends, "depends-on"],
@@ -1150,6 +1160,45 @@
       ["Waited", waited, "waited"],
       ["Ran", ran, "ran"],
       ["Total", has(ended) ? formatDuration(ended - created) : null, "total"],
+      ["Last sign of life", formatTime(task.last_heartbeat_at), "last-heartbeat-at"],
+      ["Checkpointed", formatTime(task.checkpointed_at), "checkpointed-at"],
+    ]);
+  }
+
+  // Where the attempt runs, as its back-end said (a Ray node and its worker's pid).
+  function placementFacts(placement) {
+    if (!placement || typeof placement !== "object") return [];
+    return [
+      ["Node", placement.node_id == null ? null : String(placement.node_id), "placement-node"],
+      ["Worker pid", placement.worker_pid == null ? null : String(placement.worker_pid),
+        "placement-pid"],
+    ];
+  }
+
+  // "gpu: 1, vram_gb: 24" for a map of resource names to amounts (null: none).
+  function resourceText(map) {
+    if (!map || typeof map !== "object") return null;
+    const names = Object.keys(map);
+    if (!names.length) return null;
+    return names.map((name) => name + ": " + map[name]).join(", ");
+  }
+
+  // What a task asks for of the host's (or the cluster's) resources, what it holds
+  // and its GPUs, and, while pending, what it waits for; null for a task that asks
+  // for none.
+  function resourceFacts(task) {
+    const asked = resourceText(task.resources);
+    const held = resourceText(task.resources_held);
+    const waiting = resourceText(task.waiting_for);
+    const gpus = Array.isArray(task.gpu_indices) && task.gpu_indices.length
+      ? task.gpu_indices.join(", ")
+      : null;
+    if (asked === null && held === null && waiting === null && gpus === null) return null;
+    return facts([
+      ["Asks for", asked, "resources"],
+      ["Holds", held, "resources-held"],
+      ["GPUs", gpus, "gpu-indices"],
+      ["Waits for", waiting, "waiting-for"],
     ]);
   }
 
