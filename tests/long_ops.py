@@ -69,3 +69,22 @@ def render(params: Mapping[str, Any], task: TaskContext) -> dict[str, Any]:
     finally:
         os.close(fd)
     return {"resumed_at": start}
+
+
+def silent_after_checkpoint(params: Mapping[str, Any], task: TaskContext) -> dict[str, Any]:
+    """Checkpoints once, then shows no sign of life until it is asked to stop; returns
+    its pid and why it stopped."""
+    task.checkpoint({"at": "start", "pid": os.getpid()})
+    task.wait_cancelled(float(params.get("wait", 60.0)))
+    reason = task.stop_reason
+    return {"pid": os.getpid(), "stopped": None if reason is None else reason.value}
+
+
+def beats_until_stopped(params: Mapping[str, Any], task: TaskContext) -> str:
+    """Beats every millisecond until it is asked to stop (or ``wait`` seconds pass)."""
+    deadline = float(params.get("wait", 60.0))
+    waited = 0.0
+    while not task.wait_cancelled(0.001) and waited < deadline:
+        task.heartbeat()
+        waited += 0.001
+    return "stopped" if task.is_cancelled() else "done"
