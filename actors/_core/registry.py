@@ -190,6 +190,10 @@ class RegistryActor(RestartingActor):
     def _after(self, message: Any, answer: Any) -> Any:
         """Commit (or wake waiters) when this message calls for it (see
         ReleaseGate.settle); returns the answer as it may leave."""
+        if not self._durable:  # the hot path: the gate is open, only waiters may wait
+            if self._waiters.held:
+                self._gate.release()
+            return answer
         return self._gate.settle(
             answer,
             query=isinstance(message, _QUERIES),
