@@ -21,8 +21,9 @@ The rules live in plain state objects this actor owns, each tested directly:
 held), :class:`DispatchOrder` (which task starts next in a slot pool, the host's
 resources included), :class:`AttemptTimers` (deadlines, heartbeats and the stop
 ladder), :class:`BreakerGate` and ``retry_plan`` (what a failed attempt means),
-:class:`Schedules` and ``supervisor_stats``. This actor is the only one of them that
-tells anything: it handles a message, asks them, and tells the registry and workers.
+:class:`ScheduleTicks`, ``shutdown_drain`` (a pending task taken out wherever it waits)
+and ``supervisor_stats``. This actor is the only one that tells anything or spawns a
+worker: it handles a message, asks them, and tells the registry and the workers.
 """
 
 from __future__ import annotations
