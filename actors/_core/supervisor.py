@@ -166,7 +166,6 @@ class SupervisorActor(pykka.ThreadingActor):
         self._admission = admission
         self._max_task_age = max_task_age
         self._cleanup_interval = cleanup_interval
-        self._stop_grace = stop_grace
         self._durable = durable
         self._start_timeout = start_timeout
         self._breakers = breakers
@@ -589,6 +588,8 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _record_attempt(self, active: ActiveAttempt, *, failed: bool) -> None:
         """Tell the operation's circuit breaker how an attempt ended."""
+        if self._breakers is None or not self._breakers.enabled:
+            return  # the common case, once per task: no call further
         change = self._breaker_gate.record(active, failed=failed)
         if change == "tripped":
             if self._queue.has_held(active.spec.operation_name):
