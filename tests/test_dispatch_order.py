@@ -123,3 +123,17 @@ def test_a_refused_task_ends_interrupted_with_its_cause() -> None:
         recovered_at=50.0,
         cause="resources_unavailable",
     )
+
+
+def test_a_waiter_whose_resources_are_free_and_the_ready_head_go_in_queue_order() -> None:
+    """Of the lane's head and the first waiter that may take its resources, the one
+    ahead in the queue's order (priority, then seq) starts first."""
+    order, queue, slots, _ = _order({"gpu": 1})
+    slots.take("running", {"gpu": 1})
+    queue.push_ready(_spec("gpu-task", 1, resources={"gpu": 1}))
+    assert order.next_ready(WORKER_SLOTS) is None  # it joins the line
+    slots.release("running")
+    queue.push_ready(_spec("urgent", 2, priority=TaskPriority.HIGH))
+    queue.push_ready(_spec("plain", 3))
+    taken = [order.next_ready(WORKER_SLOTS) for _ in range(3)]
+    assert [t.task_id if t else None for t in taken] == ["urgent", "gpu-task", "plain"]
