@@ -32,7 +32,7 @@ import contextlib
 import queue
 import threading
 from dataclasses import replace
-from typing import Any, assert_never, cast
+from typing import Any, assert_never
 
 import pykka
 
@@ -164,9 +164,11 @@ class RegistryActor(RestartingActor):
         self._gate = ReleaseGate(store, self._board, self._waiters, outbox)
         self._durable = durable
         # Bound once: the handlers call these per message (the cost of a method call).
-        self._listened = outbox.listened
+        self._listened = outbox.probe()
         self._emit = outbox.emit
-        self._changed = self._gate.changed
+        # A change, as the gate takes it; with the memory store that is the board's
+        # publish, called directly (three times a task).
+        self._changed = self._board.publish if not durable else self._gate.changed
         self._ticket = self._gate.ticket
         # Dependencies: who waits on whom. The supervisor is where resolved tasks go.
         self._supervisor: pykka.ActorRef[Any] | None = None
@@ -177,7 +179,11 @@ class RegistryActor(RestartingActor):
 
     def on_receive(self, message: Any) -> Any:
         try:
-            answer = self._handle(message)
+            if self._traps.armed or not isinstance(message, REGISTRY_MESSAGES):
+                answer = self._handle(message)
+            else:
+                # REGISTRY_MESSAGES holds RegistryMessage's members (see messages.py).
+                answer = self._dispatch(message)  # type: ignore[arg-type]
         except Exception as exc:
             if not isinstance(message, _READ_ONLY):
                 raise  # a change failed: RestartingActor restarts this actor
@@ -185,11 +191,19 @@ class RegistryActor(RestartingActor):
             # its asker alone gets the error. What is due to be committed still is.
             self._after(message, None)
             raise QueryFailedError("registry", type(message).__name__, exc) from exc
+        if not self._durable:  # the hot path: the gate is open, only waiters may wait
+            if self._waiters.held:
+                self._gate.release()
+            return answer
         return self._after(message, answer)
 
     def _after(self, message: Any, answer: Any) -> Any:
         """Commit (or wake waiters) when this message calls for it (see
         ReleaseGate.settle); returns the answer as it may leave."""
+        if not self._durable:
+            if self._waiters.held:
+                self._gate.release()
+            return answer
         return self._gate.settle(
             answer,
             query=isinstance(message, _QUERIES),
@@ -206,7 +220,7 @@ class RegistryActor(RestartingActor):
                     self._board.end_detour()  # the status-query fault met its read
                 raise
         if isinstance(message, REGISTRY_MESSAGES):
-            return self._dispatch(cast(RegistryMessage, message))
+            return self._dispatch(message)  # type: ignore[arg-type]
         return super().on_receive(message)
 
     def _dispatch(self, message: RegistryMessage) -> Any:
@@ -496,7 +510,7 @@ class RegistryActor(RestartingActor):
         if self._durable and has_partial:
             record.partial_json = partial_json
         # A checkpoint is a durable fact its operation waits for: committed soon.
-        self._changed(record, urgent=checkpoint is not None)
+        self._gate.changed(record, urgent=checkpoint is not None)
         for waiter in waiters:
             self._gate.after_commit(record.task_id, waiter)
         if progress is not None:
