@@ -187,7 +187,7 @@ def check_ray(ray: RayBackend | None, isolation: Isolation) -> None:
             f"address), got {type(ray).__name__}"
         )
     if isolation is Isolation.RAY and ray is None:
-        raise RayUnavailableError(NO_RAY_BACKEND)
+        raise RayUnavailableError(NO_RAY_BACKEND, no_backend=True)
 
 
 def assemble(
