@@ -16,6 +16,7 @@ from actors._execution.api import AnyOperation
 from actors._execution.checkpoints import decode_checkpoint
 from actors._options import TaskOptions
 from actors._outcome import Outcome
+from actors._resources import Resources
 
 __all__ = ["TaskRecord", "TaskSnapshot", "TaskSpec", "TaskState"]
 
@@ -86,6 +87,13 @@ class TaskRecord:
     # Where the current (or last) attempt runs, as its back-end said (a Ray node and its
     # worker's pid); None where it says nothing. Not kept by the durable store.
     placement: Mapping[str, Any] | None = None
+    # Of the host's resources (the supervisor's ledger, told to the registry as they
+    # change): what the task holds and its GPU indices, from its start until its attempt
+    # has really ended, and its whole request while it waits in the line for them. Not
+    # kept by the durable store (a recovered task waits for them again).
+    resources_held: Resources | None = None
+    gpu_indices: tuple[int, ...] = ()
+    waiting_for: Resources | None = None
     # The JSON texts a durable store writes, encoded once when the value arrives (None
     # with the memory store, or when there is no such value).
     params_json: str | None = None
@@ -142,7 +150,8 @@ class TaskRecord:
                 self.ended_at, self.result, self.has_result, self.partial_result,
                 self.has_partial_result, self.outcome, self.scheduled_for,
                 self.attempt_outcomes, self.injected_faults, self.checkpoint,
-                self.checkpointed_at, self.last_heartbeat_at, self.placement)  # fmt: skip
+                self.checkpointed_at, self.last_heartbeat_at, self.placement,
+                self.resources_held, self.gpu_indices, self.waiting_for)  # fmt: skip
 
     def snapshot(self) -> TaskSnapshot:
         return TaskSnapshot(
@@ -170,6 +179,9 @@ class TaskRecord:
             checkpoint=self.checkpoint,
             checkpointed_at=self.checkpointed_at,
             last_heartbeat_at=self.last_heartbeat_at,
+            resources_held=self.resources_held,
+            gpu_indices=self.gpu_indices,
+            waiting_for=self.waiting_for,
         )
 
 
@@ -208,6 +220,10 @@ class TaskSnapshot:
     checkpoint: Any = None
     checkpointed_at: float | None = None
     last_heartbeat_at: float | None = None
+    # Of the host's resources: what it holds (and its GPU indices), what it waits for.
+    resources_held: Resources | None = None
+    gpu_indices: tuple[int, ...] = ()
+    waiting_for: Resources | None = None
 
     @property
     def has_checkpoint(self) -> bool:
@@ -225,7 +241,7 @@ class TaskSnapshot:
         (status, attempt, progress, updated_at, started_at, ended_at, result, has_result,
          partial_result, has_partial_result, outcome, scheduled_for, attempt_outcomes,
          injected_faults, checkpoint, checkpointed_at, last_heartbeat_at,
-         placement) = state  # fmt: skip
+         placement, resources_held, gpu_indices, waiting_for) = state  # fmt: skip
         return cls(
             task_id=task.task_id,
             operation_name=task.operation_name,
@@ -251,6 +267,9 @@ class TaskSnapshot:
             checkpoint=checkpoint,
             checkpointed_at=checkpointed_at,
             last_heartbeat_at=last_heartbeat_at,
+            resources_held=resources_held,
+            gpu_indices=gpu_indices,
+            waiting_for=waiting_for,
         )
 
 
@@ -273,6 +292,9 @@ TaskState = tuple[
     float | None,  # checkpointed_at
     float | None,  # last_heartbeat_at
     Mapping[str, Any] | None,  # placement
+    Resources | None,  # resources_held
+    tuple[int, ...],  # gpu_indices
+    Resources | None,  # waiting_for
 ]
 """A record's changing fields, in :meth:`TaskRecord.state`'s order; its other fields
 (id, operation, params, options, creation time, seq) never change after submission."""

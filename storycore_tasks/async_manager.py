@@ -100,7 +100,7 @@ class AsyncTaskManager:
         snapshot = await self._owned_snapshot(task_id, user)
         if snapshot is None:
             return None
-        return snapshot_to_status(snapshot, self._manager.runtime)
+        return snapshot_to_status(snapshot)
 
     async def wait(self, task_id: str, timeout: float | None = None) -> dict[str, Any]:
         """:meth:`TaskManager.wait`, awaited: the status dict once the task has ended
@@ -108,7 +108,7 @@ class AsyncTaskManager:
         task). No thread waits meanwhile."""
         if not is_task_id(task_id):
             raise UnknownTaskError(str(task_id))
-        return snapshot_to_status(await self._runtime.wait(task_id, timeout), self._manager.runtime)
+        return snapshot_to_status(await self._runtime.wait(task_id, timeout))
 
     async def cancel_task(self, task_id: str, *, user: str | None = None) -> bool:
         """:meth:`TaskManager.cancel_task`, awaited."""

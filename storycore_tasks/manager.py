@@ -558,7 +558,7 @@ class TaskManager:
         if not is_task_id(task_id):
             return None
         snapshot = self._owned_snapshot(task_id, user)
-        return None if snapshot is None else snapshot_to_status(snapshot, self._runtime)
+        return None if snapshot is None else snapshot_to_status(snapshot)
 
     def _owned_snapshot(self, task_id: str, user: str | None) -> TaskSnapshot | None:
         snapshot = self._runtime.snapshot(task_id)
@@ -584,7 +584,7 @@ class TaskManager:
         """
         if not is_task_id(task_id):
             raise UnknownTaskError(str(task_id))
-        return snapshot_to_status(self._runtime.wait(task_id, timeout), self._runtime)
+        return snapshot_to_status(self._runtime.wait(task_id, timeout))
 
     def get_pending_tasks(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Pending tasks in the order they will run."""
@@ -610,7 +610,7 @@ class TaskManager:
                 choices = ", ".join(s.value for s in TaskStatus)
                 raise ValueError(f"unknown status {status!r}; use one of {choices}") from None
         tasks = self._runtime.list(status, limit, user)
-        return [snapshot_to_status(s, self._runtime) for s in tasks]
+        return [snapshot_to_status(s) for s in tasks]
 
     def get_stats(self) -> dict[str, Any]:
         return self._stats_dict(self._runtime.stats())
@@ -765,13 +765,11 @@ def _resource_stats(resources: ResourceStats | None) -> dict[str, Any] | None:
     }
 
 
-def snapshot_to_status(
-    snapshot: TaskSnapshot, runtime: TaskRuntime | None = None
-) -> dict[str, Any]:
-    """StoryCore's status dict for one task snapshot; with its ``runtime``, what the
-    task holds of the host's resources (``resources_held``, ``gpu_indices``) and, while
-    pending, what it waits for (``waiting_for``), read from the supervisor's ledger
-    without a message."""
+def snapshot_to_status(snapshot: TaskSnapshot) -> dict[str, Any]:
+    """StoryCore's status dict for one task snapshot, what the task holds of the host's
+    resources (``resources_held``, ``gpu_indices``) and what it waits for
+    (``waiting_for``) included: the registry publishes them with the rest of the task's
+    state, so every status read has one path."""
     status: dict[str, Any] = {
         "task_id": snapshot.task_id,
         "status": snapshot.status.value,
@@ -784,18 +782,11 @@ def snapshot_to_status(
     for name, show in _SHOWN_OPTIONS:  # from the declaration: a new option needs no line
         value = getattr(options, name)
         status[name] = None if value is None else show(value)
-    held = waiting = None
-    if runtime is not None and options.resources is not None:
-        holding = runtime.resources_held(snapshot.task_id)
-        if holding is not None:
-            held = holding.resources.as_dict()
-            if holding.gpus:
-                status["gpu_indices"] = list(holding.gpus)
-        else:
-            asked = runtime.waiting_for(snapshot.task_id)
-            waiting = None if asked is None else asked.as_dict()
-    status["resources_held"] = held
-    status["waiting_for"] = waiting
+    held, waiting = snapshot.resources_held, snapshot.waiting_for
+    status["resources_held"] = None if held is None else held.as_dict()
+    if snapshot.gpu_indices:
+        status["gpu_indices"] = list(snapshot.gpu_indices)
+    status["waiting_for"] = None if waiting is None else waiting.as_dict()
     status["created_at"] = iso_utc(snapshot.created_at)
     status["updated_at"] = iso_utc(snapshot.updated_at)
     status["started_at"] = iso_utc(snapshot.started_at)

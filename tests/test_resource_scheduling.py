@@ -247,6 +247,117 @@ def test_a_stuck_thread_keeps_its_resources_until_it_leaves(
     assert manager.wait(waiting, timeout=WAIT)["status"] == "completed"
 
 
+# -- one status path: the registry publishes what a task holds and waits for ---------------
+
+
+@pytest.mark.parametrize("durable", [False, True], ids=["memory", "sqlite"])
+def test_a_status_read_as_the_operation_starts_shows_what_it_holds(
+    make_manager: MakeManager, tmp_path: Path, durable: bool
+) -> None:
+    """Over forty rounds, a status read made the moment the operation has begun (no
+    sync) shows the GPU it holds and its index, and its snapshot (the registry's
+    published state, the one path of a status read) carries them too; once the task
+    has ended, nothing is held."""
+    store = tmp_path / "tasks.db" if durable else None
+    manager = make_manager(num_workers=1, resources={"gpu": 2}, store=store)
+    began = threading.Event()
+    go = threading.Event()
+
+    def op(params: Mapping[str, Any], task: TaskContext) -> list[int]:
+        began.set()
+        if not go.wait(WAIT):
+            raise TimeoutError("never let go")
+        return list(task.gpu_indices)
+
+    for _ in range(40):
+        began.clear()
+        go.clear()
+        task_id = manager.create_task(op, resources={"gpu": 1})
+        assert began.wait(WAIT)
+        status = manager.get_task_status(task_id)
+        assert status is not None
+        assert (status["status"], status["resources_held"], status["gpu_indices"]) == (
+            "running",
+            {"gpu": 1.0},
+            [0],
+        )
+        snapshot = manager.runtime.snapshot(task_id)
+        assert snapshot is not None
+        assert (snapshot.resources_held, snapshot.gpu_indices, snapshot.waiting_for) == (
+            {"gpu": 1.0},
+            (0,),
+            None,
+        )
+        go.set()
+        done = manager.wait(task_id, timeout=WAIT)
+        assert (done["result"], done["resources_held"], "gpu_indices" in done) == ([0], None, False)
+
+
+@pytest.mark.parametrize("durable", [False, True], ids=["memory", "sqlite"])
+def test_a_waiting_task_shows_its_request_then_what_it_holds(
+    make_manager: MakeManager, gates: Gates, tmp_path: Path, durable: bool
+) -> None:
+    """Once the supervisor has put a task in the line, its published snapshot has its
+    request in ``waiting_for`` (and nothing held); when it starts, the snapshot read as
+    its operation begins holds the GPU and waits for nothing."""
+    store = tmp_path / "tasks.db" if durable else None
+    manager = make_manager(
+        num_workers=2, resources={"gpu": 1}, store=store, operations={"op": gates}
+    )
+    holder = manager.create_task("op", {"name": "holder"}, resources={"gpu": 1})
+    assert gates.gate("holder")[0].wait(WAIT)
+    waiter = manager.create_task("op", {"name": "waiter"}, resources={"gpu": 1})
+    manager.runtime.sync()  # the supervisor has put it in the line, the registry knows
+    snapshot = manager.runtime.snapshot(waiter)
+    assert snapshot is not None
+    assert (snapshot.status.value, snapshot.waiting_for, snapshot.resources_held) == (
+        "pending",
+        {"gpu": 1.0},
+        None,
+    )
+    gates.gate("holder")[1].set()
+    assert gates.gate("waiter")[0].wait(WAIT)
+    status = manager.get_task_status(waiter)
+    assert status is not None
+    assert (status["status"], status["resources_held"], status["waiting_for"]) == (
+        "running",
+        {"gpu": 1.0},
+        None,
+    )
+    assert manager.wait(holder, timeout=WAIT)["resources_held"] is None
+    gates.gate("waiter")[1].set()
+    assert manager.wait(waiter, timeout=WAIT)["status"] == "completed"
+
+
+@pytest.mark.parametrize("durable", [False, True], ids=["memory", "sqlite"])
+def test_what_tasks_hold_and_wait_for_survives_a_registry_restart(
+    make_manager: MakeManager, gates: Gates, tmp_path: Path, durable: bool
+) -> None:
+    """The registry restarts (with a durable store it reloads its records from the
+    file, which does not keep them): the holder still shows the GPU it holds, the
+    waiting task its request."""
+    store = tmp_path / "tasks.db" if durable else None
+    manager = make_manager(
+        num_workers=2, resources={"gpu": 1}, store=store, operations={"op": gates}
+    )
+    holder = manager.create_task("op", {"name": "holder"}, resources={"gpu": 1})
+    assert gates.gate("holder")[0].wait(WAIT)
+    waiter = manager.create_task("op", {"name": "waiter"}, resources={"gpu": 1})
+    assert _status(manager, waiter)["waiting_for"] == {"gpu": 1.0}
+    manager.faults.fail_registry(on="now")
+    assert wait_until(lambda: manager.runtime._healing.snapshot()["registry"] >= 1, timeout=WAIT)
+    held, waiting = _status(manager, holder), _status(manager, waiter)
+    assert (held["status"], held["resources_held"], held["gpu_indices"]) == (
+        "running",
+        {"gpu": 1.0},
+        [0],
+    )
+    assert (waiting["status"], waiting["waiting_for"]) == ("pending", {"gpu": 1.0})
+    gates.release_all()
+    for task_id in (holder, waiter):
+        assert manager.wait(task_id, timeout=WAIT)["status"] == "completed"
+
+
 # -- the order of the line ----------------------------------------------------------------
 
 

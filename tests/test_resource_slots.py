@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors import Resources, ResourcesUnavailableError
-from actors._core.resource_slots import ResourceSlots, check_capacity
+from actors._core.resource_slots import Holding, ResourceSlots, check_capacity
 
 LANE = "workers"
 
@@ -95,6 +95,32 @@ def test_a_large_request_ahead_holds_back_smaller_ones_behind_it() -> None:
     assert ledger.waiting_for("large") == large
     ledger.release("running")
     assert ledger.next_admitted(LANE) == ((0, 1), "large")
+
+
+def test_the_listener_hears_each_change_in_order() -> None:
+    """Every change of what a task holds or waits for is told, after it is made, as
+    (task, holding, request waited for): take, wait, withdraw, release, and the line
+    emptied at shutdown; a release of a task holding nothing tells nothing."""
+    ledger = slots(gpu=2)
+    heard: list[tuple[str, object, object]] = []
+    ledger.listen(lambda task_id, holding, waiting: heard.append((task_id, holding, waiting)))
+    one, two = Resources(gpu=1), Resources(gpu=2)
+    held = ledger.take("a", one)
+    ledger.wait("b", (0, 2), two, LANE, "b")
+    ledger.wait("c", (0, 3), one, LANE, "c")
+    ledger.withdraw("b")
+    ledger.release("a")
+    ledger.release("a")
+    ledger.take_all_waiting()
+    assert heard == [
+        ("a", Holding(one, (0,)), None),
+        ("b", None, two),
+        ("c", None, one),
+        ("b", None, None),
+        ("a", None, None),
+        ("c", None, None),
+    ]
+    assert held == Holding(one, (0,))
 
 
 def test_a_higher_priority_request_is_ahead_whatever_its_size() -> None:

@@ -27,6 +27,7 @@ from actors._core.messages import (
     GetSnapshot,
     InjectFault,
     ResolveDependencies,
+    ResourcesChanged,
     Shutdown,
     SubmitBatch,
 )
@@ -34,7 +35,7 @@ from actors._core.notifier import NotifierActor, Subscriptions
 from actors._core.pooled import Dispatcher
 from actors._core.queries import RegistryQueries, ask
 from actors._core.registry import RegistryActor
-from actors._core.resource_slots import HOST_ISOLATIONS, ResourceSlots
+from actors._core.resource_slots import HOST_ISOLATIONS, Holding, ResourceSlots
 from actors._core.restarts import SelfHealing
 from actors._core.settings import RuntimeSettings
 from actors._core.stats import StatsReader
@@ -56,6 +57,7 @@ from actors._execution.threadpool import ThreadPool
 from actors._operations import NamedOperation, OperationRegistry
 from actors._policies import CircuitBreakers
 from actors._records import TaskRecord, TaskSpec
+from actors._resources import Resources
 from actors._storage.recovery import open_and_recover
 
 __all__ = ["RuntimeParts", "assemble"]
@@ -254,6 +256,10 @@ def assemble(
     board = TaskBoard(table)
     registry = RegistryActor.start(table, clock, store, notifier, listening, healing, board)
     queries = RegistryQueries(registry, table, board, ask_timeout, closed)
+    # What a task holds of the host's resources, or waits for, is told to the registry
+    # as the supervisor's ledger changes: it publishes it with the rest of the task's
+    # state, so every status read has one path.
+    slots.listen(_resources_teller(registry))
     # Where operations run. Child processes start on first use (or at once, below,
     # when process isolation is the default), so a thread-only runtime never pays.
     processes = ProcessBackend(
@@ -348,3 +354,17 @@ def assemble(
     if settings.isolation is Isolation.PROCESS:
         processes.prewarm(settings.concurrency)
     return parts
+
+
+def _resources_teller(
+    registry: pykka.ActorRef[Any],
+) -> Callable[[str, Holding | None, Resources | None], None]:
+    """The ledger's listener (on the supervisor's thread): each change of what a task
+    holds or waits for, told to the registry in the order it was made."""
+
+    def tell(task_id: str, holding: Holding | None, waiting: Resources | None) -> None:
+        held, gpus = (None, ()) if holding is None else (holding.resources, holding.gpus)
+        with contextlib.suppress(pykka.ActorDeadError):  # a late release at shutdown
+            registry.tell(ResourcesChanged(task_id, held, gpus, waiting))
+
+    return tell

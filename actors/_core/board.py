@@ -128,6 +128,11 @@ class TaskBoard:
         if self._held:
             self._held.discard(record.task_id)
 
+    def is_held(self, task_id: str) -> bool:
+        """Whether ``task_id``'s latest change awaits its commit (reads go to the
+        registry): a change that is not durable is then published with that commit."""
+        return task_id in self._held
+
     def hold(self, task_id: str) -> None:
         """``task_id`` changed and the change is not committed: reads go to the registry
         until :meth:`publish` shows the committed state."""

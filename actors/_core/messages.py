@@ -36,6 +36,7 @@ from actors._execution.published import Published
 from actors._operations import OperationEntry
 from actors._outcome import Outcome, StopReason
 from actors._records import TaskRecord, TaskSnapshot, TaskSpec
+from actors._resources import Resources
 from actors._storage.store import CommitTicket
 
 __all__ = [
@@ -76,6 +77,7 @@ __all__ = [
     "RegistryMessage",
     "Reopen",
     "ResolveDependencies",
+    "ResourcesChanged",
     "RetryScheduled",
     "ScheduleTick",
     "Shutdown",
@@ -141,6 +143,17 @@ class MarkRunning:
     ticket: CommitTicket | None = None
     injected_fault: str | None = None  # this attempt runs an injected fault (a test's)
     placement: Mapping[str, Any] | None = None  # where it runs (a Ray node, a worker pid)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourcesChanged:
+    """What a task holds of the host's resources, or waits for, changed in the
+    supervisor's ledger: the registry shows it in the task's status."""
+
+    task_id: str
+    held: Resources | None  # what it holds now (None: nothing)
+    gpu_indices: tuple[int, ...]  # the GPUs among them (empty: none)
+    waiting_for: Resources | None  # its request while it waits in the line (None: not)
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,6 +485,7 @@ RegistryMessage = (
     ProgressReady
     | Register
     | MarkRunning
+    | ResourcesChanged
     | Finish
     | RetryScheduled
     | GetSnapshot

@@ -64,6 +64,7 @@ from actors._core.messages import (
     RegistryMessage,
     Reopen,
     ResolveDependencies,
+    ResourcesChanged,
     RetryScheduled,
     Submit,
     SubmitBlocked,
@@ -234,6 +235,9 @@ class RegistryActor(RestartingActor):
                 return None
             case MarkRunning():
                 return self._on_mark_running(message)
+            case ResourcesChanged():
+                self._on_resources_changed(message)
+                return None
             case Finish():
                 return self._on_finish(message)
             case RetryScheduled():
@@ -310,6 +314,17 @@ class RegistryActor(RestartingActor):
             return
         if message.ticket is not None:
             self._ticket(message.ticket)
+
+    def _on_resources_changed(self, message: ResourcesChanged) -> None:
+        """What a task holds of the host's resources, or waits for, changed in the
+        supervisor's ledger: published at once. Not a durable fact, so nothing is
+        committed for it; a record whose latest change awaits its commit shows it when
+        that commit publishes the record."""
+        record = self._table.set_resources(
+            message.task_id, message.held, message.gpu_indices, message.waiting_for
+        )
+        if record is not None and not self._board.is_held(record.task_id):
+            self._board.publish(record)
 
     def _on_unwatch(self, message: Unwatch) -> None:
         self._waiters.unwatch(message.task_id, message.waiter)

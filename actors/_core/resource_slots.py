@@ -27,13 +27,15 @@ Amounts are kept as exact fractions of the decimals given (``0.1`` is one tenth,
 tasks asking for 0.1 fill a capacity of 1), so taking and giving back any sequence of
 amounts never drifts from the capacity. Reads from other threads
 (:meth:`held_by`, :meth:`waiting_for`) are one dictionary lookup each, of an immutable
-value; every change is the supervisor's.
+value; every change is the supervisor's. Each change of what a task holds or waits for
+is told to the listener (:meth:`listen`: the runtime tells the registry, which shows it
+in the task's status), in the order the changes are made.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Generic, TypeVar
@@ -68,6 +70,10 @@ class Holding:
 
     resources: Resources
     gpus: tuple[int, ...] = ()
+
+
+Listener = Callable[[str, Holding | None, Resources | None], None]
+"""Told ``(task_id, what it holds now, what it waits for now)`` after each change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +112,15 @@ def check_capacity(value: Any) -> Resources | None:
 class ResourceSlots(Generic[P]):
     """The ledger and the line (see the module docstring)."""
 
-    __slots__ = ("_capacity", "_free_gpus", "_holds", "_in_use", "_line", "_waiting")
+    __slots__ = (
+        "_capacity",
+        "_free_gpus",
+        "_holds",
+        "_in_use",
+        "_line",
+        "_listener",
+        "_waiting",
+    )
 
     def __init__(self, capacity: Resources | None = None) -> None:
         self._capacity: dict[str, Fraction] = {
@@ -117,6 +131,18 @@ class ResourceSlots(Generic[P]):
         self._holds: dict[str, Holding] = {}
         self._waiting: dict[str, _Waiter[P]] = {}
         self._line: list[tuple[Key, str]] = []  # sorted: the line's order
+        self._listener: Listener | None = None
+
+    def listen(self, listener: Listener | None) -> None:
+        """Tell ``listener`` every change of what a task holds or waits for (one at a
+        time: set it before the first change)."""
+        self._listener = listener
+
+    def _changed(self, task_id: str) -> None:
+        listener = self._listener
+        if listener is not None:
+            waiter = self._waiting.get(task_id)
+            listener(task_id, self._holds.get(task_id), None if waiter is None else waiter.request)
 
     # -- the refusal at submission ---------------------------------------------------------
 
@@ -207,6 +233,7 @@ class ResourceSlots(Generic[P]):
             self._in_use[name] += _exact(amount)
         holding = Holding(request, gpus)
         self._holds[task_id] = holding
+        self._changed(task_id)
         return holding
 
     def release(self, task_id: str) -> Holding | None:
@@ -220,6 +247,7 @@ class ResourceSlots(Generic[P]):
         if holding.gpus:
             self._free_gpus.extend(holding.gpus)
             self._free_gpus.sort()
+        self._changed(task_id)
         return holding
 
     # -- the line -----------------------------------------------------------------------------
@@ -230,6 +258,7 @@ class ResourceSlots(Generic[P]):
             raise ValueError(f"task {task_id} is already waiting for resources")
         self._waiting[task_id] = _Waiter(key, task_id, request, lane, payload)
         bisect.insort(self._line, (key, task_id))
+        self._changed(task_id)
 
     def withdraw(self, task_id: str) -> P | None:
         """Take ``task_id`` out of the line (it starts, or is cancelled); its payload, or
@@ -239,13 +268,17 @@ class ResourceSlots(Generic[P]):
             return None
         index = bisect.bisect_left(self._line, (waiter.key, task_id))
         del self._line[index]
+        self._changed(task_id)
         return waiter.payload
 
     def take_all_waiting(self) -> list[P]:
         """Every waiting task's payload, in the line's order, taken out (shutdown)."""
         taken = [self._waiting[task_id].payload for _, task_id in self._line]
+        ids = [task_id for _, task_id in self._line]
         self._waiting.clear()
         self._line.clear()
+        for task_id in ids:
+            self._changed(task_id)
         return taken
 
     # -- reads --------------------------------------------------------------------------------

@@ -36,7 +36,6 @@ from actors._core.messages import (
 from actors._core.notifier import TaskEvent
 from actors._core.queries import ask
 from actors._core.reopening import reopen
-from actors._core.resource_slots import Holding
 from actors._core.schedule_requests import schedule_request
 from actors._core.settings import RuntimeSettings
 from actors._core.stats import RuntimeStats
@@ -207,16 +206,6 @@ class TaskRuntime:
     def resources(self) -> Resources | None:
         """The host's resources tasks may ask for (None: none declared)."""
         return self._parts.slots.capacity
-
-    def resources_held(self, task_id: str) -> Holding | None:
-        """What ``task_id`` holds of the host's resources now (and its GPU indices), from
-        its start until its attempt has really ended; read without a message."""
-        return self._parts.slots.held_by(task_id)
-
-    def waiting_for(self, task_id: str) -> Resources | None:
-        """What ``task_id`` waits for while it is pending in the line for the host's
-        resources (all of its request: it takes it whole); read without a message."""
-        return self._parts.slots.waiting_for(task_id)
 
     @property
     def async_concurrency(self) -> int:

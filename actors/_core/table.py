@@ -26,6 +26,7 @@ from actors._outcome import (
     TimedOut,
 )
 from actors._records import TaskRecord, TaskSpec
+from actors._resources import Resources
 
 __all__ = ["FinishResult", "TablePage", "TableStats", "TaskTable"]
 
@@ -213,9 +214,21 @@ class TaskTable:
 
     def reset(self, records: Iterable[TaskRecord], retired: Mapping[str, int]) -> None:
         """Replace everything with ``records`` (in seq order) and ``retired``: the
-        registry, restarted, reloading its durable store."""
+        registry, restarted, reloading its durable store. What the store does not keep
+        of this runtime's tasks (where each runs, what it holds of the host's resources
+        or waits for) is carried over to the reloaded records."""
+        live = {
+            task_id: (r.placement, r.resources_held, r.gpu_indices, r.waiting_for)
+            for task_id, r in self._records.items()
+            if r.placement is not None or r.resources_held is not None or r.waiting_for
+        }
         self._clear()
         self.restore(records, retired)
+        for task_id, kept in live.items():
+            record = self._records.get(task_id)
+            if record is not None:
+                (record.placement, record.resources_held, record.gpu_indices,
+                 record.waiting_for) = kept  # fmt: skip
 
     def rebuild(self) -> None:
         """Recompute every index and counter from the records themselves: the registry,
@@ -319,6 +332,24 @@ class TaskTable:
         if alive:
             record.last_heartbeat_at = at
         record.updated_at = at
+        return record
+
+    def set_resources(
+        self,
+        task_id: str,
+        held: Resources | None,
+        gpu_indices: tuple[int, ...],
+        waiting_for: Resources | None,
+    ) -> TaskRecord | None:
+        """Record what the task holds of the host's resources and what it waits for (in
+        any state: a stopped operation holds them until it has really left); None if
+        there is no such task."""
+        record = self._records.get(task_id)
+        if record is None:
+            return None
+        record.resources_held = held
+        record.gpu_indices = gpu_indices
+        record.waiting_for = waiting_for
         return record
 
     def reopen(self, task_id: str, at: float) -> TaskRecord | None:

@@ -395,7 +395,7 @@ def _task_routes(app: FastAPI, rpc: EndpointRouter, tasks: AsyncTaskManager) -> 
         )
         next_after = page.next_after
         next_cursor = None if next_after is None else _encode_cursor(next_after)
-        shown = [snapshot_to_status(s, tasks.manager.runtime) for s in page.tasks]
+        shown = [snapshot_to_status(s) for s in page.tasks]
         return success(
             request, {"tasks": shown, "count": len(shown), "next_cursor": next_cursor}, who
         )
