@@ -1,4 +1,4 @@
-"""The operation tests/ray_cluster/test_gpu_indices.py runs on a node (the standard
+"""The operation tests/ray_cluster/test_ray_gpu_indices.py runs on a node (the standard
 library only: a node's worker must not import the host's runtime)."""
 
 from __future__ import annotations
