@@ -128,3 +128,25 @@ def test_without_the_ray_extra_the_library_works_and_ray_is_refused() -> None:
     assert "REFUSED:" in done.stdout
     assert "pip install 'storycore-tasks[ray]'" in done.stdout
     assert issubclass(RayNotInstalledError, ImportError)
+
+
+_DEMO_WITHOUT_RAY = _WITHOUT_RAY.split("from storycore_tasks import")[0] + """
+from storycore_tasks.cli import main
+code = main(["demo", "--ray", "--memory"])
+print("CODE", code)
+assert "ray" not in sys.modules
+"""
+
+
+def test_demo_ray_without_the_extra_names_it() -> None:
+    """Ray hidden from imports: demo --ray stops with one error line naming the extra."""
+    done = subprocess.run(
+        [sys.executable, "-c", _DEMO_WITHOUT_RAY], capture_output=True, text=True,
+        timeout=60, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "CODE 1" in done.stdout
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr
+    assert "demo --ray needs Ray" in errors[0]
+    assert "pip install 'storycore-tasks[ray]'" in errors[0]
