@@ -130,12 +130,15 @@ def test_without_the_ray_extra_the_library_works_and_ray_is_refused() -> None:
     assert issubclass(RayNotInstalledError, ImportError)
 
 
-_DEMO_WITHOUT_RAY = _WITHOUT_RAY.split("from storycore_tasks import")[0] + """
+_DEMO_WITHOUT_RAY = (
+    _WITHOUT_RAY.split("from storycore_tasks import")[0]
+    + """
 from storycore_tasks.cli import main
 code = main(["demo", "--ray", "--memory"])
 print("CODE", code)
 assert "ray" not in sys.modules
 """
+)
 
 
 def test_demo_ray_without_the_extra_names_it() -> None:

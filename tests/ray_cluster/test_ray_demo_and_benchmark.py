@@ -71,9 +71,7 @@ def test_demo_ray_runs_the_six_tasks_on_a_private_local_cluster(
 
 
 @pytest.mark.timeout(300)
-def test_the_ray_benchmark_measures_every_part(
-    own_ray_env: dict[str, str], tmp_path: Path
-) -> None:
+def test_the_ray_benchmark_measures_every_part(own_ray_env: dict[str, str], tmp_path: Path) -> None:
     """python -m benchmarks --quick --only B14: throughput against bare Ray, the four
     cancel steps and create -> running, all measured (no speed asserted)."""
     output = tmp_path / "bench"
