@@ -170,15 +170,15 @@ class CircuitBreakers:
         self._overrides: dict[str, OperationLimits] = {}
         self._breakers: dict[str, _Breaker] = {}
         self._lock = threading.Lock()
-
-    @property
-    def enabled(self) -> bool:
-        """False while no operation has limits: the supervisor then skips every check."""
-        return self._default is not None or bool(self._overrides)
+        # False while no operation has limits: the supervisor then skips every check.
+        # A plain attribute (read several times a task), set once limits exist: limits
+        # are only ever added or replaced, never removed.
+        self.enabled = default is not None
 
     def set_limits(self, operation: str, limits: OperationLimits) -> None:
         with self._lock:
             self._overrides[operation] = limits
+            self.enabled = True
             breaker = self._breakers.get(operation)
             if breaker is not None:
                 breaker.limits = limits

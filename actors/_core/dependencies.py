@@ -11,14 +11,14 @@ say of a task's dependencies (:func:`unmet`, :func:`results_of`), given a lookup
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from actors._enums import TaskStatus
 from actors._outcome import DependencyFailed
 from actors._records import TaskRecord
 
-__all__ = ["DependencyGraph", "Resolution", "results_of", "unmet"]
+__all__ = ["DependencyGraph", "Rederived", "Resolution", "results_of", "unmet"]
 
 Lookup = Callable[[str], TaskRecord | None]
 """A task's record by id (None: unknown, or removed by retention)."""
@@ -55,6 +55,16 @@ class Resolution:
     # Now free to run: (task id, every id it depends on, for their results).
     released: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # to end with DependencyFailed
+
+
+@dataclass(slots=True)
+class Rederived:
+    """What the records say of the pending tasks' dependencies, after a restart."""
+
+    # Nothing left to wait for: (task id, each dependency's result). Released already,
+    # or its release was lost: the supervisor starts it only if it still holds it.
+    released: list[tuple[str, dict[str, object]]] = field(default_factory=list)
+    failed: list[tuple[str, DependencyFailed]] = field(default_factory=list)
 
 
 class DependencyGraph:
@@ -123,3 +133,22 @@ class DependencyGraph:
     def clear(self) -> None:
         self._waiting.clear()
         self._dependents.clear()
+
+    def rederive(self, lookup: Lookup, pending: Iterable[TaskRecord]) -> Rederived:
+        """Forget everything, then wait again for what ``pending`` (every pending
+        record) still depends on, as the records now say; returns the tasks with
+        nothing left to wait for and those whose dependency ended otherwise."""
+        self.clear()
+        found = Rederived()
+        for record in pending:
+            depends_on = record.options.depends_on
+            if not depends_on:
+                continue
+            remaining, failure = unmet(lookup, depends_on)
+            if failure is not None:
+                found.failed.append((record.task_id, failure))
+            elif remaining:
+                self.wait_for(record.task_id, depends_on, remaining)
+            else:
+                found.released.append((record.task_id, results_of(lookup, depends_on)))
+        return found

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pykka
@@ -51,6 +51,13 @@ class EventOutbox:
         subscribers the events cost nothing."""
         return self._notifier is not None and self._listening.is_set()
 
+    def probe(self) -> Callable[[], bool]:
+        """:meth:`listened` as the cheapest callable that answers it: the registry binds
+        it once and calls it for every lifecycle fact."""
+        if self._notifier is None:
+            return _nobody
+        return self._listening.is_set
+
     def emit(self, kind: str, record: TaskRecord, *, now: bool = False, **data: Any) -> None:
         """Tell subscribers a lifecycle fact (callers check :meth:`listened` first).
         With a durable store a fact (other than progress, ``now``) goes out after the
@@ -78,3 +85,7 @@ class EventOutbox:
             for event in held:
                 notifier.tell(event)
         self._held = []
+
+
+def _nobody() -> bool:
+    return False

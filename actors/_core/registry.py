@@ -17,9 +17,11 @@ one failed, down the chain), keeps the group index, and tells each lifecycle fac
 the notifier while anyone is subscribed.
 
 It is a message handler over state objects, each tested on its own: the table
-(:class:`TaskTable`), the group commit (:class:`GroupCommit`, absent with the memory
-store), the waiters (:class:`Waiters`), the dependency graph (:class:`DependencyGraph`),
-the event outbox (:class:`EventOutbox`) and a test's fault traps (:class:`FaultTraps`).
+(:class:`TaskTable`), the release gate (:class:`ReleaseGate`: the board, the waiters and
+the event outbox released in step with the group commit), the dependency graph
+(:class:`DependencyGraph`), the group index (:class:`GroupIndex`) and a test's fault
+traps (:class:`FaultTraps`); the rules for what a record may keep (``storable``) and for
+resuming (``resumption``) are functions beside them.
 What stays here is the order of things: which state a message changes, and that nothing
 leaves before the commit that covers it.
 """
@@ -27,19 +29,17 @@ leaves before the commit that covers it.
 from __future__ import annotations
 
 import contextlib
-import json
 import queue
 import threading
-from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, assert_never, cast
+from typing import Any, assert_never
 
 import pykka
 
 from actors._clock import Clock
 from actors._core.board import TaskBoard
 from actors._core.dependencies import DependencyGraph, results_of, unmet
-from actors._core.group_commit import GroupCommit
+from actors._core.groups import GroupIndex
 from actors._core.lifecycle_log import log_injected, log_terminal
 from actors._core.messages import (
     REGISTRY_MESSAGES,
@@ -72,7 +72,10 @@ from actors._core.messages import (
     Watch,
 )
 from actors._core.outbox import EventOutbox
+from actors._core.release import ReleaseGate
 from actors._core.restarts import CountingInbox, RestartingActor, SelfHealing
+from actors._core.resumption import why_not_resumable
+from actors._core.storable import checked_checkpoint, checked_partial, storable_outcome
 from actors._core.table import FinishResult, TaskTable
 from actors._core.traps import FaultTraps, task_of
 from actors._core.waiters import TerminalWaiter, Waiters
@@ -81,21 +84,16 @@ from actors._errors import (
     ActorRestartedError,
     NotResumableError,
     QueryFailedError,
-    StoreError,
-    UnstorableValueError,
 )
 from actors._outcome import (
     Cancelled,
-    Completed,
     DependencyFailed,
     Interrupted,
     Outcome,
     Raised,
-    ResultNotStorable,
     StopReason,
 )
 from actors._records import TaskRecord, TaskSnapshot, TaskSpec
-from actors._storage.codec import check_value, normalized
 from actors._storage.store import CommitTicket, Store
 from actors.logs import library_logger
 
@@ -150,9 +148,6 @@ class RegistryActor(RestartingActor):
         self._table = table
         self._clock = clock
         self._waiters = Waiters()
-        # The durable path (None with the memory store): changes wait here for their
-        # commit, and so do the waiters and events they concern (see _release).
-        self._commits = GroupCommit(store) if store is not None and store.durable else None
         # What callers read without a message (see TaskBoard): each change is published
         # here before anything about it leaves this actor; with a durable store, once
         # it is committed.
@@ -162,27 +157,33 @@ class RegistryActor(RestartingActor):
         assert isinstance(inbox, CountingInbox)
         self._board.follow(inbox)
         # Subscriptions: the notifier gets every lifecycle fact while ``listening`` is set.
+        durable = store is not None and store.durable
+        outbox = EventOutbox(notifier, listening, durable=durable)
+        # Everything above leaves through the gate: with a durable store, only after
+        # the commit that covers it (see ReleaseGate).
+        self._gate = ReleaseGate(store, self._board, self._waiters, outbox)
+        self._durable = durable
         # Bound once: the handlers call these per message (the cost of a method call).
-        self._outbox = EventOutbox(notifier, listening, durable=self._commits is not None)
-        self._listened = self._outbox.listened
-        self._emit = self._outbox.emit
+        self._listened = outbox.probe()
+        self._emit = outbox.emit
+        # A change, as the gate takes it; with the memory store that is the board's
+        # publish, called directly (three times a task).
+        self._changed = self._board.publish if not durable else self._gate.changed
+        self._ticket = self._gate.ticket
         # Dependencies: who waits on whom. The supervisor is where resolved tasks go.
         self._supervisor: pykka.ActorRef[Any] | None = None
         # task id -> (its dependencies, those not completed yet)
         self._dependencies = DependencyGraph()
         # Groups: member ids by group id (rebuilt from the records after a restart).
-        self._groups: dict[str, list[str]] = {}
-        self._index_groups()
-
-    def _index_groups(self) -> None:
-        self._groups = {}
-        for record in self._table.iter_status(None):
-            if record.options.group_id is not None:
-                self._groups.setdefault(record.options.group_id, []).append(record.task_id)
+        self._groups = GroupIndex(table.iter_status(None))
 
     def on_receive(self, message: Any) -> Any:
         try:
-            answer = self._handle(message)
+            if self._traps.armed or not isinstance(message, REGISTRY_MESSAGES):
+                answer = self._handle(message)
+            else:
+                # REGISTRY_MESSAGES holds RegistryMessage's members (see messages.py).
+                answer = self._dispatch(message)  # type: ignore[arg-type]
         except Exception as exc:
             if not isinstance(message, _READ_ONLY):
                 raise  # a change failed: RestartingActor restarts this actor
@@ -190,27 +191,25 @@ class RegistryActor(RestartingActor):
             # its asker alone gets the error. What is due to be committed still is.
             self._after(message, None)
             raise QueryFailedError("registry", type(message).__name__, exc) from exc
+        if not self._durable:  # the hot path: the gate is open, only waiters may wait
+            if self._waiters.held:
+                self._gate.release()
+            return answer
         return self._after(message, answer)
 
     def _after(self, message: Any, answer: Any) -> Any:
-        """Commit (or wake waiters) when this message calls for it; returns the answer
-        as it may leave: never a state whose commit failed, nor a record the store
-        refused."""
-        commits = self._commits
-        if commits is not None and commits.pending:
-            if isinstance(message, _QUERIES) or commits.due(self.actor_inbox.empty()):
-                error = self._commit()
-                if error is not None and isinstance(message, _QUERIES):
-                    answer = commits.answer_after_failure(answer, error)
-        elif self._waiters.held:
-            self._release()
-        if (
-            commits is not None
-            and commits.refusing
-            and isinstance(message, GetSnapshot | ListTasks | ListPage | GetGroup)
-        ):
-            answer = commits.without_refused(answer)
-        return answer
+        """Commit (or wake waiters) when this message calls for it (see
+        ReleaseGate.settle); returns the answer as it may leave."""
+        if not self._durable:
+            if self._waiters.held:
+                self._gate.release()
+            return answer
+        return self._gate.settle(
+            answer,
+            query=isinstance(message, _QUERIES),
+            reads_records=isinstance(message, GetSnapshot | ListTasks | ListPage | GetGroup),
+            inbox_empty=self.actor_inbox.empty(),
+        )
 
     def _handle(self, message: Any) -> Any:
         if self._traps.armed:
@@ -221,7 +220,7 @@ class RegistryActor(RestartingActor):
                     self._board.end_detour()  # the status-query fault met its read
                 raise
         if isinstance(message, REGISTRY_MESSAGES):
-            return self._dispatch(cast(RegistryMessage, message))
+            return self._dispatch(message)  # type: ignore[arg-type]
         return super().on_receive(message)
 
     def _dispatch(self, message: RegistryMessage) -> Any:
@@ -319,9 +318,8 @@ class RegistryActor(RestartingActor):
         removed = self._table.pop_ended_before(cutoff)
         if removed:
             _log.info("tasks.cleaned_up", count=len(removed))
-            self._prune_groups(removed)
-            if self._commits is not None:
-                self._commits.deleted(removed)
+            self._groups.remove(removed)
+            self._gate.deleted(removed)
         return len(removed)
 
     def _on_register(self, spec: TaskSpec, ticket: CommitTicket | None) -> None:
@@ -334,8 +332,7 @@ class RegistryActor(RestartingActor):
             priority=record.options.priority.label,
             user=record.options.user,
         )
-        if record.options.group_id is not None:
-            self._groups.setdefault(record.options.group_id, []).append(record.task_id)
+        self._groups.add(record)
         if ticket is not None:
             self._ticket(ticket)
         if self._listened():
@@ -373,10 +370,7 @@ class RegistryActor(RestartingActor):
                 ticket.done(ActorRestartedError("registry", "the task's start", error))
             else:
                 self._ticket(ticket)
-        if self._commits is not None:
-            self._commit()
-        else:
-            self._release()
+        self._gate.flush()
         return ActorRestartedError("registry", type(message).__name__, error)
 
     def _rebuild(self) -> None:
@@ -392,51 +386,28 @@ class RegistryActor(RestartingActor):
             self._board.end_detour()
 
     def _rebuild_table(self) -> None:
-        state = None
-        commits = self._commits
-        if commits is not None:
-            self._commit()
-            if commits.clean:
-                try:
-                    state = commits.store.reload()
-                except Exception as exc:  # keep the records in memory, which are as new
-                    _log.error("registry.reload_failed", error=repr(exc))
+        state = self._gate.reload()
         if state is not None:
-            assert commits is not None
             self._table.reset(state.records, state.retired)
-            commits.forget_refused()  # the table is the file again
         else:
             self._table.rebuild()
-        self._board.reset(
-            self._table.iter_status(None), () if commits is None else commits.unreadable()
-        )
-        self._index_groups()
-        self._dependencies.clear()
-        failed: list[tuple[str, Outcome]] = []
-        for record in list(self._table.iter_status(TaskStatus.PENDING)):
-            if not record.options.depends_on:
-                continue
-            remaining, failure = unmet(self._table.get, record.options.depends_on)
-            if failure is not None:
-                failed.append((record.task_id, failure))
-            elif remaining:
-                self._dependencies.wait_for(record.task_id, record.options.depends_on, remaining)
-            else:
-                # Released already, or its release was lost: the supervisor starts it
-                # only if it still holds it blocked.
-                results = results_of(self._table.get, record.options.depends_on)
-                self._tell_supervisor(DependenciesMet(record.task_id, results))
+        self._board.reset(self._table.iter_status(None), self._gate.unreadable())
+        self._groups.rebuild(self._table.iter_status(None))
+        pending = list(self._table.iter_status(TaskStatus.PENDING))
+        found = self._dependencies.rederive(self._table.get, pending)
+        for task_id, results in found.released:
+            self._tell_supervisor(DependenciesMet(task_id, results))
         now = self._clock.time()
-        for task_id, outcome in failed:
+        for task_id, failure in found.failed:
             self._tell_supervisor(DropBlocked(task_id))
-            self._finish(task_id, outcome, now)
+            self._finish(task_id, failure, now)
         self._waiters.settle(self._table.get)
 
     def _abandon_unfinished(self, cause: str) -> int:
         """The supervisor failed: no unfinished task will run or end by itself. Each
         ends Interrupted (with a durable store they stay pending instead: the next
         runtime that opens it recovers them). Returns how many ended."""
-        if self._commits is not None:
+        if self._durable:
             return 0
         now = self._clock.time()
         unfinished = [
@@ -488,67 +459,6 @@ class RegistryActor(RestartingActor):
         )
         self._tell_supervisor(Cancel(task_id))  # stop it wherever it is (gone: ignored)
 
-    # -- the durable path ------------------------------------------------------------------
-
-    def _ticket(self, ticket: CommitTicket) -> None:
-        if self._commits is None:
-            ticket.done()
-        else:
-            self._commits.hold(ticket)
-
-    def _commit(self) -> StoreError | None:
-        """Commit (see :meth:`GroupCommit.commit`), then release what waited for it;
-        returns the error when nothing could be written. Nothing leaves before its
-        commit: after a failed one the waiters get the error, and events wait for the
-        next commit that works."""
-        commits = self._commits
-        assert commits is not None
-        done = commits.commit()
-        publish = self._board.publish
-        for record in done.written:
-            publish(record)
-        self._release(done.error, done.refused)
-        return done.error
-
-    def _changed(self, record: TaskRecord, *, urgent: bool = True) -> None:
-        """``record`` changed: published at once, or with a durable store held until
-        the commit that covers it (``urgent``: see GroupCommit.changed)."""
-        commits = self._commits
-        if commits is None:
-            self._board.publish(record)
-        else:
-            self._board.hold(record.task_id)
-            commits.changed(record, urgent=urgent)
-
-    def _release(
-        self, error: StoreError | None = None, rejected: Mapping[str, str] | None = None
-    ) -> None:
-        refused = None
-        if rejected:
-            commits = self._commits
-            assert commits is not None
-            refused = {t: commits.refused_error(t, why) for t, why in rejected.items()}
-        # After a failed commit the ends these waiters would see are not durable: they
-        # hear why instead, and events stay in the outbox for the next commit that works.
-        self._waiters.release(error, refused)
-        if error is not None:
-            return
-        self._outbox.release(rejected)
-
-    def _storable(self, task_id: str, outcome: Outcome) -> tuple[Outcome, str | None]:
-        """A completed outcome as the store keeps it: its result decoded from its JSON
-        (with the text), or, for a result that is not JSON, a ResultNotStorable fact."""
-        if not isinstance(outcome, Completed):
-            return outcome, None
-        if outcome.result_json is not None:  # checked on the operation's thread
-            return outcome, outcome.result_json
-        try:
-            value, text = normalized(outcome.result)
-        except UnstorableValueError as exc:
-            _log.warning("task.result_not_storable", task_id=task_id, type=exc.type_name)
-            return ResultNotStorable(type_name=exc.type_name, message=str(exc)), None
-        return Completed(value, text), text
-
     def on_failure(self, *exc_info: Any) -> None:
         # Only when a rebuild itself failed (see RestartingActor): the runtime cannot go
         # on without its registry, and nobody may hang.
@@ -558,10 +468,7 @@ class RegistryActor(RestartingActor):
             self.on_stop()
 
     def on_stop(self) -> None:
-        if self._commits is not None:
-            self._commit()  # releases what it committed (and holds back what it did not)
-        else:
-            self._release()
+        self._gate.flush()
         self._waiters.wake_all(self._table.get)  # nobody waits forever on a stopped registry
 
     def _on_progress(self, message: ProgressReady) -> None:
@@ -569,28 +476,17 @@ class RegistryActor(RestartingActor):
         alive, checkpoint_json, waiters = message.published.drain_signs()
         partial_json = None
         if has_partial:
-            # Checked here, not where it is set: an operation may set its partial result
-            # in a tight loop, and only the latest of each drain is kept. The codec
-            # raises nothing but UnstorableValueError, so user data cannot fail this actor.
-            try:
-                if self._commits is not None:
-                    partial, partial_json = normalized(partial)
-                else:
-                    check_value(partial)
-            except UnstorableValueError as exc:
-                # Not fatal to the task: the previous partial result stays.
-                has_partial = False
-                _log.warning(
-                    "task.partial_result_not_storable",
-                    task_id=message.task_id,
-                    type=exc.type_name,
-                    error=str(exc),
-                )
+            checked = checked_partial(message.task_id, partial, durable=self._durable)
+            has_partial, partial, partial_json = checked  # not kept: the previous one stays
         checkpoint = None
         if checkpoint_json is not None:
-            checkpoint = self._checkpoint_of(message.task_id, checkpoint_json, waiters)
-            if checkpoint is None:
+            found = checked_checkpoint(message.task_id, checkpoint_json)
+            if isinstance(found, ValueError):
+                for waiter in waiters:
+                    waiter(found)
                 waiters = []  # answered: not kept
+            else:
+                checkpoint = found
         record = self._table.apply_progress(
             message.task_id,
             progress,
@@ -611,37 +507,17 @@ class RegistryActor(RestartingActor):
                 for waiter in waiters:
                     waiter(error)
             return
-        if self._commits is not None and has_partial:
+        if self._durable and has_partial:
             record.partial_json = partial_json
         # A checkpoint is a durable fact its operation waits for: committed soon.
-        self._changed(record, urgent=checkpoint is not None)
+        self._gate.changed(record, urgent=checkpoint is not None)
         for waiter in waiters:
-            self._after_commit(record.task_id, waiter)
+            self._gate.after_commit(record.task_id, waiter)
         if progress is not None:
             _log.debug("task.progress", task_id=record.task_id, progress=progress)
             # Not held for a commit: progress is not a durable fact (see GroupCommit).
             if self._listened():
                 self._emit("progress", record, now=True, progress=progress)
-
-    def _checkpoint_of(self, task_id: str, text: str, waiters: list[Any]) -> tuple[Any, str] | None:
-        """A checkpoint's (state, text), checked by the rules every store mode keeps (its
-        JSON was checked in the operation); None, its waiters told why, if it breaks them."""
-        try:
-            state = json.loads(text)
-            check_value(state)
-        except (UnstorableValueError, ValueError) as exc:
-            _log.warning("task.checkpoint_not_storable", task_id=task_id, error=str(exc))
-            for waiter in waiters:
-                waiter(exc)
-            return None
-        return state, text
-
-    def _after_commit(self, task_id: str, waiter: Any) -> None:
-        """Call ``waiter`` once the commit covering ``task_id``'s latest change is done
-        (memory store: at once)."""
-        ticket = CommitTicket(task_id)
-        ticket.on_done(lambda: waiter(ticket.error))
-        self._ticket(ticket)
 
     def _on_reopen(self, message: Reopen) -> TaskSpec | NotResumableError | None:
         """A new attempt of an ended task (``resume_task``), if it may have one: its spec
@@ -651,7 +527,7 @@ class RegistryActor(RestartingActor):
             if message.ticket is not None:
                 message.ticket.done()
             return None
-        refusal = _why_not_resumable(record, message.operation is not None)
+        refusal = why_not_resumable(record, message.operation is not None)
         if refusal is not None:
             if message.ticket is not None:
                 message.ticket.done()
@@ -705,13 +581,13 @@ class RegistryActor(RestartingActor):
     def _finish_one(self, task_id: str, outcome: Outcome, at: float) -> TaskRecord | None:
         """Record one task's outcome; returns its record if it became terminal now."""
         result_json = None
-        commits = self._commits
-        if commits is not None:
-            outcome, result_json = self._storable(task_id, outcome)
+        durable = self._durable
+        if durable:
+            outcome, result_json = storable_outcome(task_id, outcome)
         result, record = self._table.finish(task_id, outcome, at)
         if record is None or result is FinishResult.IGNORED:
             return None
-        if commits is not None and record.has_result and result_json is not None:
+        if durable and record.has_result and result_json is not None:
             record.result_json = result_json
         self._changed(record)
         if result is FinishResult.LATE_RESULT:
@@ -794,25 +670,12 @@ class RegistryActor(RestartingActor):
     def _on_get_group(self, group_id: str) -> list[TaskSnapshot] | None:
         """The group's retained members' snapshots; None when it has none (never
         created, or retention removed them all)."""
-        members = self._groups.get(group_id)
-        if not members:
-            return None
         snapshots = []
-        for task_id in members:
+        for task_id in self._groups.members(group_id):
             record = self._table.get(task_id)
             if record is not None:
                 snapshots.append(record.snapshot())
         return snapshots or None
-
-    def _prune_groups(self, removed: list[TaskRecord]) -> None:
-        for record in removed:
-            if record.options.group_id is None:
-                continue
-            members = self._groups.get(record.options.group_id)
-            if members is not None:
-                members.remove(record.task_id)
-                if not members:
-                    del self._groups[record.options.group_id]
 
     def _on_retry(self, message: RetryScheduled) -> None:
         record = self._table.retry(message.task_id, message.outcome, message.at, message.next_at)
@@ -843,51 +706,4 @@ class RegistryActor(RestartingActor):
             return None
         if not record.status.is_terminal:
             return self._waiters.watch(message.task_id)
-        commits = self._commits
-        if commits is not None and commits.uncommitted(record.task_id):
-            # Its end is not committed yet: woken by the commit (or its failure).
-            return self._waiters.hold(record.snapshot())
-        waiter = TerminalWaiter()
-        refused = None if commits is None else commits.not_stored_error(record.task_id, "end")
-        if refused is not None:
-            waiter.set(None, refused)
-        else:
-            waiter.set(record.snapshot())
-        return waiter
-
-
-def _why_not_resumable(record: TaskRecord, operation_known: bool) -> NotResumableError | None:
-    """Why ``record``'s task cannot have a new attempt by ``resume_task``, or None."""
-    task_id, status = record.task_id, record.status
-    if status is TaskStatus.COMPLETED:
-        return NotResumableError(
-            task_id, "it completed", "read its result; create a new task to run it again"
-        )
-    if not status.is_terminal:
-        return NotResumableError(
-            task_id,
-            f"it is {status.value}",
-            "only a failed or cancelled task can be resumed: wait for it to end, or "
-            "cancel it first",
-        )
-    if not record.named:
-        return NotResumableError(
-            task_id,
-            "its operation was given as a function, not by name",
-            "register the operation by name (register_operation(name, fn)) and create "
-            "the task by that name: only a named operation can be found again",
-        )
-    if record.checkpointed_at is None:
-        return NotResumableError(
-            task_id,
-            "it has no checkpoint",
-            "an operation that can go on calls task.checkpoint(state) as it works; "
-            "create a new task to run this one again from the start",
-        )
-    if not operation_known:
-        return NotResumableError(
-            task_id,
-            f"no operation is registered as {record.operation_name!r}",
-            f"register it first (register_operation({record.operation_name!r}, fn))",
-        )
-    return None
+        return self._gate.terminal_waiter(record)

@@ -155,7 +155,7 @@ class RestartingActor(pykka.ThreadingActor):
         # of a handler turned into a restart instead of a stop, and (a CountingInbox)
         # each message counted once it is handled, whichever way that went.
         inbox = self.actor_inbox
-        mark_handled = inbox.mark_handled if isinstance(inbox, CountingInbox) else None
+        counted = inbox if isinstance(inbox, CountingInbox) else None
         while not self.actor_stopped.is_set():
             envelope = inbox.get()
             try:
@@ -197,5 +197,5 @@ class RestartingActor(pykka.ThreadingActor):
                 if envelope.reply_to is not None:
                     envelope.reply_to.set(response)
             finally:
-                if mark_handled is not None:
-                    mark_handled()
+                if counted is not None:
+                    counted.handled += 1  # see CountingInbox.mark_handled (inlined: hot)

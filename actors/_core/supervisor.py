@@ -14,20 +14,16 @@ one cancel.
 Slots: a task holds its slot from the moment its worker is spawned until the worker
 reports that the operation has really returned. A task that timed out or was cancelled
 while running is terminal at once in the registry, but its worker keeps the slot
-("stopping") until then, so a stuck operation can never multiply threads. There are two
-slot pools (``attempts.slot_pool``): thread and process attempts share ``capacity``
-(the operation pool's threads), coroutine attempts on the event loop have
-``async_capacity`` of their own; the pending queue has a lane per pool, so a full pool
-never holds up a task of the other.
+("stopping") until then, so a stuck operation can never multiply threads.
 
-Resources: a task that asks for some of the host's resources (``resources=``, held on
-this host for thread, process and coroutine tasks) needs them as well as a slot. The
-ledger and the line of tasks waiting for them are :class:`ResourceSlots` (``_slots``),
-whose rule keeps the queue's order across sizes (see its module). A dispatch of a pool
-takes, of the ready task at the head of its lane and the first task of the line that
-may take its resources, the one ahead in the queue's order; a ready task that cannot
-take its resources joins the line. Resources are taken when the worker is spawned and
-freed with the slot, when the attempt has really ended.
+The rules live in plain state objects this actor owns, each tested directly:
+:class:`PendingQueue` (where a pending task waits), :class:`ActiveAttempts` (the slots
+held), :class:`DispatchOrder` (which task starts next in a slot pool, the host's
+resources included), :class:`AttemptTimers` (deadlines, heartbeats and the stop
+ladder), :class:`BreakerGate` and ``retry_plan`` (what a failed attempt means),
+:class:`ScheduleTicks`, ``shutdown_drain`` (a pending task taken out wherever it waits)
+and ``supervisor_stats``. This actor is the only one that tells anything or spawns a
+worker: it handles a message, asks them, and tells the registry and the workers.
 """
 
 from __future__ import annotations
@@ -37,22 +33,23 @@ import queue
 import random
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, assert_never, cast
 
 import pykka
 
 from actors._clock import Clock
 from actors._core.admission import AdmissionGate
+from actors._core.attempt_timers import AttemptTimers
 from actors._core.attempts import (
     ASYNC_SLOTS,
     RAY_SLOTS,
     WORKER_SLOTS,
     ActiveAttempt,
     ActiveAttempts,
-    next_forced_step,
-    slot_pool,
 )
+from actors._core.breaker_gate import BreakerGate
+from actors._core.dispatch_order import DispatchOrder, holds_on_host, lane_of, resources_refused
 from actors._core.messages import (
     SUPERVISOR_MESSAGES,
     AddSchedule,
@@ -90,8 +87,15 @@ from actors._core.messages import (
 )
 from actors._core.pending import PendingQueue
 from actors._core.pooled import Dispatcher
-from actors._core.resource_slots import HOST_ISOLATIONS, ResourceSlots, ResourceStats
-from actors._core.schedules import Schedules
+from actors._core.resource_slots import ResourceSlots
+from actors._core.retry_plan import next_attempt, retry_due
+from actors._core.schedule_ticks import ScheduleTicks
+from actors._core.shutdown_drain import (
+    drain_for_shutdown,
+    nothing_left_to_run,
+    withdraw_pending,
+)
+from actors._core.supervisor_stats import SupervisorStats, supervisor_stats
 from actors._core.timers import TimerHandle, TimerService
 from actors._enums import Isolation
 from actors._errors import ResourcesUnavailableError
@@ -100,60 +104,16 @@ from actors._execution.faults import FaultPlan
 from actors._execution.published import Published
 from actors._execution.start_gate import StartGate
 from actors._execution.worker import WorkerActor
-from actors._outcome import (
-    Cancelled,
-    Completed,
-    Interrupted,
-    Outcome,
-    Stalled,
-    StopReason,
-    TimedOut,
-)
+from actors._outcome import Cancelled, Completed, Outcome, StopReason, TimedOut
 from actors._policies import CircuitBreakers
 from actors._records import TaskSpec
-from actors._resources import Resources
 from actors._storage.recovery import decide, interrupt
 from actors._storage.store import CommitTicket
 from actors.logs import library_logger
 
 __all__ = ["SupervisorActor", "SupervisorStats"]
 
-"""After the first interrupt, how often a stopping operation's thread is interrupted again
-(an operation may catch TaskInterrupted, or be inside a C call when it is raised). In
-process isolation the second step (SIGKILL) comes ``stop_grace`` after the first (SIGTERM)."""
-
 _log = library_logger("actors.supervisor")
-
-
-@dataclass(frozen=True, slots=True)
-class SupervisorStats:
-    """The supervisor's view. ``running`` and ``stopping`` count every attempt holding a
-    slot; in each slot pool they never exceed its capacity: ``running + stopping -
-    async_running - async_stopping - ray_running - ray_stopping <= capacity`` (threads
-    and processes), ``async_running + async_stopping <= async_capacity`` (coroutines)
-    and ``ray_running + ray_stopping <= ray_capacity`` (Ray attempts, those waiting in
-    Ray's queue for resources included)."""
-
-    capacity: int
-    pending: int  # every task waiting: ready, delayed (or backing off), held by a breaker
-    running: int
-    stopping: int
-    admitting: bool
-    scheduled: int = 0  # of pending: delayed, or waiting out a retry's backoff
-    held: int = 0  # of pending: held back by their operation's open circuit breaker
-    # Not in pending: recovered tasks of an operation not registered yet.
-    awaiting: int = 0
-    # Recurring schedules by id: interval, runs, skipped, last_task_id, next_run_in.
-    schedules: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
-    async_capacity: int = 0  # the event loop's slots (coroutine operations)
-    async_running: int = 0  # of running: coroutine attempts
-    async_stopping: int = 0  # of stopping: coroutine attempts
-    # The host's resources: capacity, in use, holders, waiting (of pending: those in
-    # the line for their resources); None when the runtime declares none.
-    resources: ResourceStats | None = None
-    ray_capacity: int = 0  # the Ray back-end's max_in_flight (0: no Ray back-end)
-    ray_running: int = 0  # of running: Ray attempts (submitted, perhaps not started)
-    ray_stopping: int = 0  # of stopping: Ray attempts
 
 
 class SupervisorActor(pykka.ThreadingActor):
@@ -206,20 +166,24 @@ class SupervisorActor(pykka.ThreadingActor):
         self._admission = admission
         self._max_task_age = max_task_age
         self._cleanup_interval = cleanup_interval
-        self._stop_grace = stop_grace
         self._durable = durable
         self._start_timeout = start_timeout
         self._breakers = breakers
         self._faults = faults
         self._rng = random.Random()
         # Every pending task, wherever it waits (a delayed one with its StartDue timer).
-        self._queue: PendingQueue[TimerHandle] = PendingQueue(_lane_of)
+        self._queue: PendingQueue[TimerHandle] = PendingQueue(lane_of)
         self._active = ActiveAttempts()
         # The host's resources and the line of tasks waiting for them (the runtime
         # shares it: status reads look up what a task holds or waits for, and process
         # attempts their GPU indices).
         self._slots: ResourceSlots[TaskSpec] = ResourceSlots() if resources is None else resources
-        self._schedules: Schedules[TimerHandle] = Schedules()
+        self._order = DispatchOrder(self._queue, self._slots, self._refuse_resources)
+        self._attempt_timers = AttemptTimers(
+            timers, self.actor_ref, clock=clock, attempts=self._active, stop_grace=stop_grace
+        )
+        self._breaker_gate = BreakerGate(breakers, clock)
+        self._schedules = ScheduleTicks(timers, self.actor_ref, clock)
         self._admitting = True
         self._drained = threading.Event()
         self._cleanup_timer: TimerHandle | None = None
@@ -239,8 +203,7 @@ class SupervisorActor(pykka.ThreadingActor):
     def on_stop(self) -> None:
         if self._cleanup_timer is not None:
             self._timers.cancel(self._cleanup_timer)
-        for schedule in self._schedules:
-            self._drop_schedule(schedule.schedule_id)
+        self._schedules.drop_all()
         _log.info("supervisor.stopped")
 
     # -- messages ------------------------------------------------------------------------
@@ -293,9 +256,9 @@ class SupervisorActor(pykka.ThreadingActor):
             case AddSchedule():
                 return self._on_add_schedule(message)
             case CancelSchedule(schedule_id=schedule_id):
-                return self._drop_schedule(schedule_id)
+                return self._schedules.drop(schedule_id)
             case GetSchedules():
-                return self._schedule_stats()
+                return self._schedules.statistics()
             case DispatchDue():
                 return self._dispatch()
             case CooldownOver(operation=operation):
@@ -350,17 +313,10 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _on_cancel(self, task_id: str) -> bool:
         cancelled = Cancelled(StopReason.CANCEL_REQUESTED)
-        removed = self._queue.remove(task_id)
-        if removed is not None:
-            if removed.handle is not None:
-                self._timers.cancel(removed.handle)
-            if removed.place != "awaiting":  # not admitted until its operation is known
+        withdrawn = withdraw_pending(self._queue, self._slots, self._timers, task_id)
+        if withdrawn is not None:
+            if withdrawn == "admitted":  # one awaiting its operation never was
                 self._admission.leave()
-            self._finish(task_id, cancelled)
-            self._check_drained()
-            return True
-        if self._slots.withdraw(task_id) is not None:  # in the line for its resources
-            self._admission.leave()
             self._finish(task_id, cancelled)
             self._check_drained()
             return True
@@ -408,13 +364,8 @@ class SupervisorActor(pykka.ThreadingActor):
         active.timer = None
         timeout = active.spec.options.timeout
         assert timeout is not None
-        outcome = TimedOut(timeout_seconds=timeout)
-        self._record_attempt(active, failed=True)
-        active.retry_at = self._retry_at(active, outcome)
-        if active.retry_at is None:
-            # The registry attaches the latest partial result it holds when it records this.
-            self._finish(task_id, outcome)
-        self._begin_stopping(active, StopReason.TIMEOUT)
+        # The registry attaches the latest partial result it holds when it records this.
+        self._fail_running(active, TimedOut(timeout_seconds=timeout), StopReason.TIMEOUT)
 
     def _on_attempt_started(self, task_id: str) -> None:
         # The back-end recorded RUNNING itself, under the attempt's start gate; the
@@ -424,89 +375,47 @@ class SupervisorActor(pykka.ThreadingActor):
             return
         active.started = True
         if active.stopping is None:
-            active.timer = self._arm_deadline(active.spec)
-            self._arm_heartbeat(active)
-
-    def _arm_heartbeat(self, active: ActiveAttempt) -> None:
-        """The attempt started: its heartbeat deadline runs from now."""
-        seconds = active.spec.options.heartbeat_timeout
-        if seconds is None:
-            return
-        active.alive_since = self._clock.monotonic()
-        active.watch = self._timers.schedule_after(
-            seconds, self.actor_ref, HeartbeatDue(active.spec.task_id)
-        )
+            active.timer = self._attempt_timers.arm_deadline(active.spec)
+            self._attempt_timers.arm_heartbeat(active)
 
     def _on_heartbeat_due(self, task_id: str) -> None:
-        """The heartbeat deadline as of the last look: stalled if the operation has been
-        silent for ``heartbeat_timeout`` seconds, else looked at again when it would be
-        (one timer per attempt, not one per sign of life)."""
+        """Stalled if the operation has been silent for ``heartbeat_timeout`` seconds,
+        else looked at again when it would be (see :class:`AttemptTimers`)."""
         active = self._active.get(task_id)
         if active is None or active.stopping is not None or active.watch is None:
             return  # ended or stopping: the timer raced it
-        seconds = active.spec.options.heartbeat_timeout
-        assert seconds is not None
-        last = active.alive_since
-        sign = None if active.published is None else active.published.last_sign()
-        if sign is not None and sign > last:
-            last = sign
-        now = self._clock.monotonic()
-        left = last + seconds - now
-        if left > 0:
-            active.watch = self._timers.schedule_after(left, self.actor_ref, HeartbeatDue(task_id))
+        outcome = self._attempt_timers.check_heartbeat(active)
+        if outcome is None:
             return
-        active.watch = None
-        outcome = Stalled(heartbeat_timeout=seconds, silent_seconds=round(now - last, 6))
         _log.warning("task.stall_detected", task_id=task_id, silent_seconds=outcome.silent_seconds)
+        # The registry attaches the latest progress, partial result and checkpoint.
+        self._fail_running(active, outcome, StopReason.STALLED)
+
+    def _fail_running(self, active: ActiveAttempt, outcome: Outcome, reason: StopReason) -> None:
+        """A running attempt failed by a timer (deadline, heartbeat): terminal unless it
+        is retried (once its operation has really returned), and stopped."""
         self._record_attempt(active, failed=True)
         active.retry_at = self._retry_at(active, outcome)
         if active.retry_at is None:
-            # The registry attaches the latest progress, partial result and checkpoint.
-            self._finish(task_id, outcome)
-        self._begin_stopping(active, StopReason.STALLED)
-
-    def _record_running(
-        self, spec: TaskSpec, at: float, ticket: CommitTicket | None, injected: str | None
-    ) -> TimerHandle | None:
-        """Tell the registry RUNNING (before any progress of the attempt can reach it) and
-        arm the deadline; returns its timer. So a cold child's start-up is not charged to
-        the operation's timeout."""
-        self._registry.tell(MarkRunning(spec.task_id, at, ticket, injected))
-        return self._arm_deadline(spec)
-
-    def _arm_deadline(self, spec: TaskSpec) -> TimerHandle | None:
-        if spec.options.timeout is None:
-            return None
-        return self._timers.schedule_after(
-            spec.options.timeout, self.actor_ref, DeadlinePassed(spec.task_id)
-        )
+            self._finish(active.spec.task_id, outcome)
+        self._begin_stopping(active, reason)
 
     def _on_escalate(self, task_id: str) -> None:
         active = self._active.get(task_id)
         if active is None or active.stopping is None:
             return  # the operation returned meanwhile
-        # The operation ignored is_cancelled() for stop_grace seconds: interrupt it, then
-        # kill it; a back-end that cannot kill (threads) is interrupted again, more often,
-        # until the operation has really returned.
-        step, repeat = next_forced_step(
-            active.forced_steps,
-            stop_grace=self._stop_grace,
-            kill_ends_attempt=active.backend.kill_ends_attempt,
-        )
-        active.forced_steps += 1
+        # The operation ignored is_cancelled() for stop_grace seconds: the ladder's next
+        # rung (interrupt, then kill), until the operation has really returned.
+        step = self._attempt_timers.escalate(active)
         with contextlib.suppress(pykka.ActorDeadError):
-            active.worker.tell(step(active.stopping))
-        active.timer = self._timers.schedule_after(repeat, self.actor_ref, EscalateStop(task_id))
+            active.worker.tell(step)
 
     def _on_worker_finished(self, message: WorkerFinished) -> None:
         active = self._active.end(message.task_id)
         if active is None:
             return
         self._slots.release(message.task_id)  # with the slot: the attempt has ended
-        if active.timer is not None:
-            self._timers.cancel(active.timer)
-        if active.watch is not None:
-            self._timers.cancel(active.watch)
+        self._attempt_timers.disarm(active)
         outcome = message.outcome
         if not active.started and active.stopping is None:
             # The attempt failed before its operation began (its child could not start,
@@ -514,8 +423,7 @@ class SupervisorActor(pykka.ThreadingActor):
             # that is not running ends only by a cancel.
             self._registry.tell(MarkRunning(message.task_id, message.at, None, active.injected))
         if active.stopping is not None:
-            if active.trial and active.stopping is not StopReason.TIMEOUT and self._breakers:
-                self._breakers.abandon_trial(active.spec.operation_name)
+            if active.trial and self._breaker_gate.abandon_trial(active):
                 self._release_held(active.spec.operation_name)
             if active.retry_at is not None:
                 # Timed out, and its retry waited for this operation to return.
@@ -546,62 +454,26 @@ class SupervisorActor(pykka.ThreadingActor):
     def _on_add_schedule(self, message: AddSchedule) -> bool:
         if not self._admitting:
             return False
-        schedule = self._schedules.add(
-            message.schedule_id,
-            message.interval,
-            message.make_spec,
-            message.operation,
-            first_due=self._clock.monotonic() + message.first_in,
-        )
-        schedule.timer = self._timers.schedule_at(
-            schedule.due, self.actor_ref, ScheduleTick(schedule.schedule_id)
-        )
+        self._schedules.add(message)
         return True
 
     def _on_schedule_tick(self, schedule_id: str) -> None:
         if not self._admitting:
             return
-        schedule = self._schedules.advance(schedule_id)  # fixed rate: one interval on
-        if schedule is None:
-            return
-        schedule.timer = self._timers.schedule_at(
-            schedule.due, self.actor_ref, ScheduleTick(schedule_id)
+        spec = self._schedules.tick(
+            schedule_id,
+            unfinished=self._unfinished,
+            operation_open=self._breaker_gate.is_open,
+            try_enter=self._admission.try_enter,
         )
-        last = schedule.last_task
-        why = None
-        if last is not None and self._unfinished(last):
-            why = "last_run_unfinished"  # never two runs of one schedule at once
-        elif self._breakers is not None and (
-            self._breakers.refusal(schedule.operation, self._clock.monotonic()) is not None
-        ):
-            why = "operation_unavailable"  # its circuit breaker is open
-        elif not self._admission.try_enter():
-            why = "queue_full"
-        if why is not None:
-            schedule.skipped += 1
-            _log.info("schedule.tick_skipped", schedule_id=schedule_id, reason=why, last=last)
-            return
-        spec = schedule.make_spec()
-        schedule.last_task = spec.task_id
-        schedule.runs += 1
-        self._registry.tell(Register(spec))
-        self._enqueue(spec)
-        self._dispatch()
+        if spec is not None:
+            self._registry.tell(Register(spec))
+            self._enqueue(spec)
+            self._dispatch()
 
     def _unfinished(self, task_id: str) -> bool:
         """Still pending, or its operation still running (a stopping one included)."""
         return task_id in self._queue or task_id in self._active
-
-    def _drop_schedule(self, schedule_id: str) -> bool:
-        schedule = self._schedules.drop(schedule_id)
-        if schedule is None:
-            return False
-        if schedule.timer is not None:
-            self._timers.cancel(schedule.timer)
-        return True
-
-    def _schedule_stats(self) -> dict[str, dict[str, object]]:
-        return self._schedules.statistics(self._clock.monotonic())
 
     def _on_dependencies_met(self, message: DependenciesMet) -> None:
         spec = self._queue.unblock(message.task_id)
@@ -634,31 +506,21 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _on_shutdown(self, cancel_pending: bool) -> threading.Event:
         self._admitting = False
-        for schedule in self._schedules:
-            self._drop_schedule(schedule.schedule_id)
-        pending = self._queue
-        if cancel_pending:
-            waiting = self._slots.take_all_waiting()
-            for spec in pending.take_all_ready() + waiting + pending.take_all_held():
-                self._admission.leave()
-                self._finish(spec.task_id, Cancelled(StopReason.SHUTDOWN))
-            for record in pending.take_all_awaiting():
-                self._finish(record.task_id, Cancelled(StopReason.SHUTDOWN))
-        # Otherwise tasks still waiting for their operation stay pending in the durable
-        # store (only a durable store has them), for the next runtime that opens it.
-        # Tasks that cannot start now (delayed, backing off, held by a breaker) are not
-        # waited for: cancelled, or, with a durable store, left pending for the next
-        # runtime that opens it.
-        for spec, timer in pending.take_all_delayed():
-            self._timers.cancel(timer)
+        self._schedules.drop_all()
+        drain = drain_for_shutdown(
+            self._queue,
+            self._slots,
+            self._timers,
+            cancel_pending=cancel_pending,
+            durable=self._durable,
+        )
+        for spec in drain.cancelled:
+            self._admission.leave()
+            self._finish(spec.task_id, Cancelled(StopReason.SHUTDOWN))
+        for record in drain.cancelled_awaiting:
+            self._finish(record.task_id, Cancelled(StopReason.SHUTDOWN))
+        for spec in drain.abandoned:
             self._abandon(spec)
-        for spec in pending.take_all_held():
-            self._abandon(spec)
-        if cancel_pending or self._durable:
-            # Otherwise (memory store) tasks waiting for dependencies are run as those
-            # finish (or dropped as they fail): the drain waits for them.
-            for spec in pending.take_all_blocked():
-                self._abandon(spec)
         self._check_drained()
         return self._drained
 
@@ -682,7 +544,7 @@ class SupervisorActor(pykka.ThreadingActor):
         if breakers is not None and not breakers.enabled:
             breakers = None
         while self._active.held(pool) < capacity:
-            spec = self._next_ready(pool)
+            spec = self._order.next_ready(pool)
             if spec is None:
                 return
             trial = False
@@ -698,57 +560,18 @@ class SupervisorActor(pykka.ThreadingActor):
             self._admission.leave()
             self._start_worker(spec, trial=trial)
 
-    def _next_ready(self, pool: str) -> TaskSpec | None:
-        """The task to start next in ``pool``: of the head of its lane and the first task
-        of the line that may take its resources now, the one ahead in the queue's order
-        (priority, then seq). A head that cannot take its resources joins the line."""
-        while True:
-            admitted = self._slots.next_admitted(pool) if self._slots.waiting else None
-            head = self._queue.peek_ready(pool)
-            if admitted is not None and (head is None or admitted[0] < head):
-                waiter = admitted[1]
-                self._slots.withdraw(waiter.task_id)
-                return waiter
-            spec = self._queue.pop_ready(pool)
-            if spec is None or not _holds_on_host(spec):
-                return spec
-            request = spec.options.resources
-            assert request is not None
-            key = (-spec.options.priority, spec.seq)
-            if not self._slots.satisfiable(request):
-                self._refuse_resources(spec, request)  # recovered, for other resources
-            elif self._slots.may_take(request, key):
-                return spec
-            else:
-                self._slots.wait(spec.task_id, key, request, pool, spec)
-
-    def _refuse_resources(self, spec: TaskSpec, request: Resources) -> None:
+    def _refuse_resources(self, spec: TaskSpec, error: ResourcesUnavailableError) -> None:
         """A task (recovered from a store) asks for resources this runtime can never
-        give: it ends ``Interrupted`` (cause ``resources_unavailable``), never run as if
-        it held them; the refusal create_task would have raised is logged."""
-        try:
-            self._slots.check(request)
-        except ResourcesUnavailableError as exc:
-            _log.warning("task.resources_unavailable", task_id=spec.task_id, error=str(exc))
-            self._admission.leave()
-            now = self._clock.time()
-            outcome = Interrupted(
-                was_running=False,
-                attempt=spec.prior_attempts,
-                last_seen_at=spec.created_at,
-                recovered_at=now,
-                cause="resources_unavailable",
-            )
-            self._finish(spec.task_id, outcome)
+        give: it ends, never run; the refusal create_task would have raised is logged."""
+        _log.warning("task.resources_unavailable", task_id=spec.task_id, error=str(error))
+        self._admission.leave()
+        self._finish(spec.task_id, resources_refused(spec, self._clock.time()))
 
     def _arm_cooldown(self, operation: str) -> None:
-        """Wake the held tasks of ``operation`` when its cool-down ends. While a trial
-        runs (the cool-down is over) its outcome releases them instead."""
-        assert self._breakers is not None
-        end = self._breakers.cooldown_end(operation)
-        now = self._clock.monotonic()
-        if end is not None and end > now:
-            self._timers.schedule_after(end - now, self.actor_ref, CooldownOver(operation))
+        """Wake the held tasks of ``operation`` when its cool-down ends."""
+        left = self._breaker_gate.cooldown_left(operation)
+        if left is not None:
+            self._timers.schedule_after(left, self.actor_ref, CooldownOver(operation))
 
     def _release_held(self, operation: str) -> None:
         """Put the tasks held back for ``operation`` in the queue again (the breaker
@@ -766,46 +589,28 @@ class SupervisorActor(pykka.ThreadingActor):
     def _record_attempt(self, active: ActiveAttempt, *, failed: bool) -> None:
         """Tell the operation's circuit breaker how an attempt ended."""
         if self._breakers is None or not self._breakers.enabled:
-            return
-        operation = active.spec.operation_name
-        change = self._breakers.record(operation, failed, self._clock.monotonic())
-        active.trial = False
+            return  # the common case, once per task: no call further
+        change = self._breaker_gate.record(active, failed=failed)
         if change == "tripped":
-            if self._queue.has_held(operation):
-                self._arm_cooldown(operation)
-            snapshot = self._breakers.snapshot(self._clock.monotonic())[operation]
-            _log.warning(
-                "operation.tripped",
-                operation=operation,
-                retry_after=snapshot["retry_after"],
-                trips=snapshot["trips"],
-            )
+            if self._queue.has_held(active.spec.operation_name):
+                self._arm_cooldown(active.spec.operation_name)
         elif change == "recovered":
-            _log.info("operation.recovered", operation=operation)
-            self._release_held(operation)
+            self._release_held(active.spec.operation_name)
 
     def _retry_at(self, active: ActiveAttempt, outcome: Outcome) -> float | None:
         """When the task's next attempt is due after ``outcome``, or None for none. Tells
         the registry (the task reads pending with its next attempt's time)."""
-        policy = active.spec.options.retry
-        if policy is None or not self._admitting or not policy.retries(outcome, active.attempt):
+        if not self._admitting:
             return None
         now = self._clock.time()
-        next_at = now + policy.delay(active.attempt, self._rng)
-        self._registry.tell(RetryScheduled(active.spec.task_id, outcome, now, next_at))
+        next_at = retry_due(active, outcome, now=now, rng=self._rng)
+        if next_at is not None:
+            self._registry.tell(RetryScheduled(active.spec.task_id, outcome, now, next_at))
         return next_at
 
     def _requeue(self, active: ActiveAttempt, at: float) -> None:
         """Queue the next attempt of a task whose attempt failed, in a fresh worker."""
-        # The next attempt resumes from the latest checkpoint this one published.
-        published = active.published
-        latest = None if published is None else published.latest_checkpoint()
-        spec = replace(
-            active.spec,
-            prior_attempts=active.attempt,
-            not_before=at,
-            resume_json=active.spec.resume_json if latest is None else latest,
-        )
+        spec = next_attempt(active, at)
         self._admission.enter()
         if self._admitting:
             self._enqueue(spec)
@@ -820,7 +625,7 @@ class SupervisorActor(pykka.ThreadingActor):
         if self._faults is not None:
             run_spec, injected = self._faults.apply(spec)
         backend = self._backend_for(spec)
-        if _holds_on_host(spec):
+        if holds_on_host(spec):
             assert spec.options.resources is not None
             self._slots.take(spec.task_id, spec.options.resources)
         # With a durable store the operation waits until RUNNING is committed: a crash can
@@ -832,7 +637,9 @@ class SupervisorActor(pykka.ThreadingActor):
         gate = None if backend.starts_on_handover else StartGate()
         timer = None
         if gate is None:
-            timer = self._record_running(spec, now, ticket, injected)
+            # RUNNING before any progress of the attempt can reach the registry.
+            self._registry.tell(MarkRunning(spec.task_id, now, ticket, injected))
+            timer = self._attempt_timers.arm_deadline(spec)
         worker = WorkerActor.spawn(
             spec=run_spec,
             backend=backend,
@@ -861,7 +668,7 @@ class SupervisorActor(pykka.ThreadingActor):
         )
         self._active.add(active)
         if gate is None:
-            self._arm_heartbeat(active)
+            self._attempt_timers.arm_heartbeat(active)
 
     def _backend_for(self, spec: TaskSpec) -> ExecutionBackend:
         isolation = spec.options.isolation
@@ -870,65 +677,28 @@ class SupervisorActor(pykka.ThreadingActor):
         return self._backends[isolation]
 
     def _begin_stopping(self, active: ActiveAttempt, reason: StopReason) -> None:
-        self._active.stop(active, reason)
-        if active.gate is not None:
-            active.gate.stop(reason)  # one that has not started never will
-        if active.timer is not None:
-            self._timers.cancel(active.timer)
-        if active.watch is not None:
-            self._timers.cancel(active.watch)
-            active.watch = None
+        self._attempt_timers.begin_stopping(active, reason)
         # A dead worker means the operation just returned: its WorkerFinished is queued here.
         with contextlib.suppress(pykka.ActorDeadError):
             active.worker.tell(Stop(reason))
-        active.timer = self._timers.schedule_after(
-            self._stop_grace, self.actor_ref, EscalateStop(active.spec.task_id)
-        )
 
     def _finish(self, task_id: str, outcome: Outcome) -> None:
         self._registry.tell(Finish(task_id, outcome, self._clock.time()))
 
     def _check_drained(self) -> None:
-        if not self._admitting and not self._active:
-            waiting = self._queue.statistics()
-            if not (waiting.ready or waiting.held or waiting.blocked or self._slots.waiting):
-                self._drained.set()
+        if (
+            not self._admitting
+            and not self._active
+            and nothing_left_to_run(self._queue, self._slots)
+        ):
+            self._drained.set()
 
     def _stats(self) -> SupervisorStats:
-        waiting = self._queue.statistics()
-        return SupervisorStats(
-            capacity=self._capacity,
-            pending=(
-                waiting.ready
-                + waiting.delayed
-                + waiting.held
-                + waiting.blocked
-                + self._slots.waiting
-            ),
-            running=self._active.running,
-            stopping=self._active.stopping,
+        return supervisor_stats(
+            capacities=self._capacities,
+            queue=self._queue,
+            active=self._active,
+            slots=self._slots,
+            schedules=self._schedules.statistics(),
             admitting=self._admitting,
-            scheduled=waiting.delayed,
-            held=waiting.held,
-            awaiting=waiting.awaiting,
-            schedules=self._schedule_stats(),
-            async_capacity=self._capacities[ASYNC_SLOTS],
-            async_running=self._active.held(ASYNC_SLOTS) - self._active.stopping_in(ASYNC_SLOTS),
-            async_stopping=self._active.stopping_in(ASYNC_SLOTS),
-            resources=self._slots.statistics() if self._slots.capacity else None,
-            ray_capacity=self._capacities[RAY_SLOTS],
-            ray_running=self._active.held(RAY_SLOTS) - self._active.stopping_in(RAY_SLOTS),
-            ray_stopping=self._active.stopping_in(RAY_SLOTS),
         )
-
-
-def _holds_on_host(spec: TaskSpec) -> bool:
-    """Whether the task's resources are taken from this host's ledger. The hook for
-    another isolation (Ray): its resources are checked and held where it runs, so the
-    supervisor only gives it a slot."""
-    return spec.options.resources is not None and spec.options.isolation in HOST_ISOLATIONS
-
-
-def _lane_of(spec: TaskSpec) -> str:
-    """A ready task's lane in the pending queue: its slot pool."""
-    return slot_pool(spec.options.isolation)
