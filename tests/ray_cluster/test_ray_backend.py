@@ -102,9 +102,11 @@ def test_timeout_of_a_sleep_is_reported_at_the_deadline_and_the_worker_killed(
     """time.sleep(3600): TIMEOUT with the partial result while the ladder still runs;
     the forced cancel then ends the worker and frees the slot."""
     manager = ray_manager(stop_grace=0.3)
-    # The deadline is armed at the node's "started", before its "go" round trip and the
-    # first progress item: 5 s leave room for both on a loaded machine (1 s did not).
-    task_id = manager.create_task(ops.sleep_forever, {}, isolation="ray", timeout=5.0)
+    # The deadline is armed at the node's "started", before its "go" round trip, the
+    # import of the operation's module (a fresh worker: the last test killed one) and the
+    # first progress item: 10 s leave room for them on a loaded machine (1 s failed 5 runs
+    # of 5 and 5 s 2 of 4 with the machine's one core oversubscribed three times).
+    task_id = manager.create_task(ops.sleep_forever, {}, isolation="ray", timeout=10.0)
     status = manager.wait(task_id, timeout=60)
     assert status["status"] == "failed"
     assert status["error"]["code"] == "TIMEOUT"
