@@ -176,7 +176,6 @@ class RayBackend:
         self._gcs_address: str | None = None
         self._board: Any = None
         self._drive: Any = None
-        self._drives: dict[tuple[tuple[str, float], ...], Any] = {}  # by resources (the loop's)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._nodes: tuple[float, list[dict[str, float]]] | None = None
@@ -407,15 +406,10 @@ class RayBackend:
         return self._loop
 
     def submit(self, spec: TaskSpec, work: bytes) -> Any:
-        resources = spec.options.resources
-        key = tuple(sorted(resources.items())) if resources else ()
-        drive = self._drives.get(key)
-        if drive is None:  # Ray's .options() costs more than the submission itself
-            options = ray_task_options(resources)
-            if self._runtime_env is not None:
-                options["runtime_env"] = self._runtime_env
-            drive = self._drives[key] = self._drive.options(**options)
-        return drive.remote(work, spec.task_id, self._board)
+        options = ray_task_options(spec.options.resources)
+        if self._runtime_env is not None:
+            options["runtime_env"] = self._runtime_env
+        return self._drive.options(**options).remote(work, spec.task_id, self._board)
 
     def post(self, task_id: str, key: str, value: Any) -> None:
         """Tell the board (fire and forget; from any thread)."""

@@ -150,18 +150,16 @@ class _Listener:
         self._thread.start()
 
     def _listen(self) -> None:
-        from ray.exceptions import ActorUnavailableError
+        import ray
+        from ray.exceptions import ActorUnavailableError, GetTimeoutError
 
         version = 0
         unreachable_since: float | None = None
         while not self.closed:
             try:
                 ref = self._board.watch.remote(self._task_id, version, WATCH_SECONDS)
-                # A future, not ray.get: a task blocked in ray.get lends its CPU back to
-                # the raylet, which then starts another worker to use it (with hundreds
-                # of attempts queued, a worker start per attempt).
-                version, state = ref.future().result(timeout=WATCH_SECONDS + 30.0)
-            except (ActorUnavailableError, TimeoutError) as exc:
+                version, state = ray.get(ref, timeout=WATCH_SECONDS + 30.0)
+            except (ActorUnavailableError, GetTimeoutError) as exc:
                 # Unreachable for now (its node is busy, a connection dropped): again,
                 # until BOARD_RETRY_SECONDS have passed.
                 now = time.monotonic()
@@ -268,12 +266,10 @@ def drive(work: bytes, task_id: str, board: Any) -> Iterator[tuple[Any, ...]]:
     """One attempt on the node (see the module's docstring for what it yields)."""
     import ray
 
+    yield ("started", os.getpid(), ray.get_runtime_context().get_node_id())
     wake = threading.Event()
-    # Listening before "started" is sent: the host's verdict is on its way back while
-    # the item travels (one round trip less between a node's start and the operation's).
     listener = _Listener(board, task_id, wake)
     try:
-        yield ("started", os.getpid(), ray.get_runtime_context().get_node_id())
         if not listener.go_event.wait(GO_TIMEOUT_SECONDS) or listener.go is None:
             why = listener.lost or f"no verdict from the host within {GO_TIMEOUT_SECONDS:g} s"
             yield ("lost", why)
