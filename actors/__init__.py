@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from actors._clock import ManualClock as ManualClock
     from actors._clock import SystemClock as SystemClock
     from actors._core.notifier import TaskEvent as TaskEvent
-    from actors._core.runtime import RuntimeStats as RuntimeStats
     from actors._core.runtime import TaskRuntime as TaskRuntime
+    from actors._core.stats import RuntimeStats as RuntimeStats
     from actors._core.supervisor import SupervisorStats as SupervisorStats
     from actors._core.table import TableStats as TableStats
     from actors._core.timers import TimerStatistics as TimerStatistics
@@ -98,8 +98,8 @@ _EXPORTS: Final[dict[str, str]] = {
     "ManualClock": "actors._clock",
     "SystemClock": "actors._clock",
     "TaskEvent": "actors._core.notifier",
-    "RuntimeStats": "actors._core.runtime",
     "TaskRuntime": "actors._core.runtime",
+    "RuntimeStats": "actors._core.stats",
     "SupervisorStats": "actors._core.supervisor",
     "TableStats": "actors._core.table",
     "TimerStatistics": "actors._core.timers",

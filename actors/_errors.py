@@ -260,8 +260,10 @@ class RayNotInstalledError(SupervisorError, ImportError):
 
 
 class RayUnavailableError(SupervisorError, RuntimeError):
-    """A task asked for ``isolation="ray"`` and the runtime has no Ray back-end, or the
+    """A task asked for ``isolation="ray"`` and the runtime has no Ray back-end
+    (``no_backend``: the caller asked for what this runtime does not offer), or the
     back-end cannot reach its cluster."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, no_backend: bool = False) -> None:
         super().__init__(message)
+        self.no_backend = no_backend

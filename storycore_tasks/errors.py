@@ -37,6 +37,7 @@ from actors import (
     QueryFailedError,
     QueueFullError,
     Raised,
+    RayUnavailableError,
     ResourceExhausted,
     ResultNotStorable,
     RuntimeClosedError,
@@ -573,6 +574,21 @@ def _error_from_exception(exc: BaseException, surface: Surface) -> ErrorDetails:
             "task was not accepted",
             {"max_pending": exc.max_pending},
             "Retry later with backoff, or cancel tasks you no longer need.",
+        )
+    if isinstance(exc, RayUnavailableError):
+        if not exc.no_backend:  # the cluster is out of reach: try again later
+            return ErrorDetails.of(ErrorCodes.SERVICE_UNAVAILABLE, str(exc))
+        fix = (
+            "Leave isolation out (or use 'thread' or 'process'), or start the service "
+            "with --ray-address ADDRESS or --ray-local to run tasks on a Ray cluster."
+            if remote
+            else "Pass ray=RayBackend(...) to the manager, or use another isolation."
+        )
+        return ErrorDetails(
+            ErrorCodes.VALIDATION_ERROR,
+            "isolation='ray' is not available: this task manager has no Ray back-end",
+            {"field": "isolation"},
+            fix,
         )
     if isinstance(exc, OperationUnavailableError):
         return ErrorDetails.of(

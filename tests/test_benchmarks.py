@@ -171,3 +171,19 @@ def test_no_peer_rows_without_the_flag(report: dict[str, Any]) -> None:
         for p in s["parts"]
         if p["scenario"].startswith("peers")
     ]
+
+
+def test_instruction_counts_read_callgrinds_total_and_refuse_a_bad_tree(tmp_path: Path) -> None:
+    """``python -m benchmarks.instructions``: the total is read from callgrind's output
+    (either spelling), and a path that is not a source tree is refused before any run."""
+    from benchmarks.instructions import instructions_per_task, main, parse_total
+
+    assert parse_total(b"version: 1\ncmd: python\nsummary: 123456\n") == 123456
+    assert parse_total(b"events: Ir\ntotals: 42\n") == 42
+    with pytest.raises(ValueError, match="no 'summary:'"):
+        parse_total(b"events: Ir\n")
+    with pytest.raises(ValueError, match="must be more than"):
+        instructions_per_task(tmp_path, 3000, 1000)
+    with pytest.raises(SystemExit) as exited:
+        main([str(tmp_path)])
+    assert exited.value.code == 2

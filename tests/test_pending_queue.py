@@ -53,6 +53,18 @@ def test_ready_tasks_pop_by_priority_then_fifo() -> None:
     assert len(queue) == 0
 
 
+def test_has_ready_in_answers_per_lane() -> None:
+    """A lane with a ready task says so; one that never had any, or whose tasks were
+    all taken, does not (the supervisor skips those pools)."""
+    queue: PendingQueue[object] = PendingQueue(lane_of=lambda spec: spec.operation_name)
+    assert not queue.has_ready_in("a")
+    queue.push_ready(_spec("t1", op="a"))
+    assert queue.has_ready_in("a")
+    assert not queue.has_ready_in("b")
+    assert queue.pop_ready("a") is not None
+    assert not queue.has_ready_in("a")
+
+
 def test_remove_finds_a_task_in_every_place() -> None:
     """The one cancel: remove says where the task waited, and hands back a delayed
     task's timer handle so its owner can cancel the timer."""
@@ -215,6 +227,9 @@ class PendingQueueMachine(RuleBasedStateMachine):
     def places_agree(self) -> None:
         for task_id, (place, _) in self.model.items():
             assert self.queue.place_of(task_id) == place
+        if any(place == "ready" for place, _ in self.model.values()):
+            # The supervisor dispatches a pool only when this says so: never a false no.
+            assert self.queue.has_ready_in(None)
         stats = self.queue.statistics()
         counted = {
             p: sum(1 for q, _ in self.model.values() if q == p)

@@ -396,6 +396,21 @@ def test_resource_limits_need_process_isolation(api: Api) -> None:
     assert "isolation" in body["error"]["message"]
 
 
+def test_isolation_ray_without_a_ray_back_end_is_a_400_naming_the_fix(api: Api) -> None:
+    """Found by the schema fuzz test: it was a 500. The service was started without
+    --ray-address/--ray-local, so the request asks for what it does not offer."""
+    created = api.manager.get_stats()["total_tasks"]
+    body = envelope(
+        api.client.post("/v1/tasks", json={"operation": "echo", "isolation": "ray"}),
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert "no Ray back-end" in body["error"]["message"]
+    assert body["error"]["details"]["field"] == "isolation"
+    assert "--ray-address" in body["error"]["remediation"]
+    assert api.manager.get_stats()["total_tasks"] == created  # nothing was queued
+
+
 # -- status and cancel --------------------------------------------------------------------
 
 

@@ -51,7 +51,8 @@ from actors._storage.store import CommitTicket
 from actors.validation import check_seconds
 
 if TYPE_CHECKING:
-    from actors._core.runtime import RuntimeStats, TaskRuntime
+    from actors._core.runtime import TaskRuntime
+    from actors._core.stats import RuntimeStats
     from actors._core.supervisor import SupervisorStats
     from actors._core.table import TableStats
 
@@ -203,8 +204,8 @@ class AwaitableRuntime:
                 runtime._supervisor, GetSupervisorStats(), "supervisor"
             )
         except pykka.ActorDeadError:
-            supervisor = runtime._stopped_supervisor_stats()
-        return runtime._stats_of(table, supervisor)
+            supervisor = runtime._stats.stopped_supervisor()
+        return runtime._stats.around(table, supervisor)
 
     async def page(
         self,

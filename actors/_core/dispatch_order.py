@@ -80,14 +80,16 @@ class DispatchOrder:
         """The task to start next in ``pool``, taken out; None when none may start."""
         slots = self._slots
         while True:
-            admitted = slots.next_admitted(pool) if slots.waiting else None
-            head = self._queue.peek_ready(pool)
-            if admitted is not None and (head is None or admitted[0] < head):
-                waiter = admitted[1]
-                slots.withdraw(waiter.task_id)
-                return waiter
+            if slots.waiting:  # else (the common case) the lane's head is the answer
+                admitted = slots.next_admitted(pool)
+                if admitted is not None:
+                    head = self._queue.peek_ready(pool)
+                    if head is None or admitted[0] < head:
+                        waiter = admitted[1]
+                        slots.withdraw(waiter.task_id)
+                        return waiter
             spec = self._queue.pop_ready(pool)
-            if spec is None or not holds_on_host(spec):
+            if spec is None or spec.options.resources is None or not holds_on_host(spec):
                 return spec
             request = spec.options.resources
             assert request is not None

@@ -124,6 +124,11 @@ class PendingQueue(Generic[H]):
     def has_ready(self) -> bool:
         return bool(self._ready)
 
+    def has_ready_in(self, lane: Hashable) -> bool:
+        """Whether ``lane`` may have a ready task (an entry a cancel left behind counts:
+        :meth:`pop_ready` skips it)."""
+        return bool(self._heaps.get(lane))
+
     def has_held(self, operation: str) -> bool:
         return bool(self._held.get(operation))
 

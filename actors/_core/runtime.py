@@ -3,120 +3,72 @@ actors and a pool of operation threads, assembled behind a small blocking API.
 
 Every call that needs an answer asks an actor with a timeout (``ask_timeout``), so no
 caller can hang on a stuck actor. Once shut down, queries are answered from the final
-task table, which no actor writes any more.
+task table, which no actor writes any more. The parts are built and connected in
+``actors._core.assembly``; this module is the facade over them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import pykka
 
 from actors._clock import Clock
-from actors._core.admission import AdmissionGate
-from actors._core.board import TaskBoard
+from actors._core.assembly import assemble
+from actors._core.closing import closed_error, stop_in_background
 from actors._core.messages import (
-    AbandonUnfinished,
-    AddSchedule,
-    AwaitOperation,
     Cancel,
     CancelSchedule,
     Cleanup,
-    ConnectSupervisor,
     Flush,
     GetSchedules,
-    GetSnapshot,
     GetStats,
     GetSupervisorStats,
-    InjectFault,
     OperationRegistered,
     Register,
     RegisterDependent,
-    Reopen,
-    ResolveDependencies,
-    Shutdown,
     Submit,
-    SubmitBatch,
     TaskPage,
 )
-from actors._core.notifier import NotifierActor, Subscriptions, TaskEvent
-from actors._core.pooled import Dispatcher
-from actors._core.queries import RegistryQueries, ask
-from actors._core.registry import RegistryActor
-from actors._core.resource_slots import HOST_ISOLATIONS, Holding, ResourceSlots
-from actors._core.restarts import SelfHealing
+from actors._core.notifier import TaskEvent
+from actors._core.queries import ask
+from actors._core.reopening import reopen
+from actors._core.resource_slots import Holding
+from actors._core.schedule_requests import schedule_request
 from actors._core.settings import RuntimeSettings
-from actors._core.submission import SpecMaker
-from actors._core.supervisor import SupervisorActor, SupervisorStats
-from actors._core.table import TableStats, TaskTable
-from actors._core.teardown import Step, Teardown
-from actors._core.timers import TimerService, TimerStatistics
+from actors._core.stats import RuntimeStats
+from actors._core.supervisor import SupervisorStats
+from actors._core.table import TableStats
+from actors._core.teardown import Teardown, describe_wait
 from actors._enums import Isolation, TaskStatus
 from actors._errors import (
     ActorRestartedError,
     ActorUnresponsiveError,
     OperationUnavailableError,
     QueueFullError,
-    RayUnavailableError,
     RuntimeClosedError,
     UnknownTaskError,
 )
 from actors._execution.api import AnyOperation
-from actors._execution.async_backend import AsyncBackend, LoopStats
-from actors._execution.backend import ExecutionBackend
+from actors._execution.async_backend import AsyncBackend
 from actors._execution.faults import FaultPlan
 from actors._execution.main_guard import leave_if_importing_main
-from actors._execution.process_backend import ProcessBackend
-from actors._execution.processes import ProcessPoolStats
 from actors._execution.ray_backend import RayBackend
-from actors._execution.thread_backend import ThreadBackend
-from actors._execution.threadpool import ThreadPool
 from actors._ids import new_id
-from actors._operations import NamedOperation, OperationRegistry
-from actors._policies import CircuitBreakers, OperationLimits, RetryPolicy
-from actors._records import TaskRecord, TaskSnapshot, TaskSpec
+from actors._operations import NamedOperation
+from actors._policies import OperationLimits, RetryPolicy
+from actors._records import TaskSnapshot, TaskSpec
 from actors._resources import Resources
-from actors._storage.recovery import open_and_recover
-from actors._storage.store import CommitTicket, Store, StoreStats
+from actors._storage.store import CommitTicket, Store
 from actors.logs import library_logger
-from actors.validation import (
-    check_seconds,
-)
-
-_NO_RAY_BACKEND = (
-    "isolation='ray' runs operations on a Ray cluster, and this manager has no Ray "
-    "back-end: pass ray=RayBackend(address='local') (a private local cluster) or "
-    "ray=RayBackend(address='host:port') (a running cluster) to the manager"
-)
+from actors.validation import check_seconds
 
 __all__ = ["RuntimeStats", "TaskRuntime"]
 
-T = TypeVar("T")
-_runtime_ids = itertools.count(1)
 _log = library_logger("actors.registry")
-
-
-@dataclass(frozen=True, slots=True)
-class RuntimeStats:
-    table: TableStats
-    supervisor: SupervisorStats
-    timers: TimerStatistics
-    processes: ProcessPoolStats
-    store: StoreStats
-    # Pending tasks recovered from the store whose operation is not registered yet.
-    awaiting_operation: int = 0
-    # Circuit breakers, per operation that has one: state, recent failures, trips.
-    operations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    # Restarts of the runtime's own parts (registry, timers), and whether it gave up.
-    restarts: Mapping[str, Any] = field(default_factory=dict)
-    injected_faults: int = 0  # operation runs a test's fault plan changed
-    # The event loop of coroutine operations (None: a runtime built without it).
-    loop: LoopStats | None = None
 
 
 class TaskRuntime:
@@ -213,141 +165,33 @@ class TaskRuntime:
             restart_window=restart_window,
             resources=resources,
         )
-        # The host's resources: the supervisor's ledger (its only writer), read here by
-        # status reads and by process attempts (their GPU indices) without a message.
-        self._slots: ResourceSlots[TaskSpec] = ResourceSlots(settings.resources)
-        if ray is not None and not isinstance(ray, RayBackend):
-            raise TypeError(
-                f"ray must be a RayBackend (RayBackend(address='local') or a cluster's "
-                f"address), got {type(ray).__name__}"
-            )
-        if settings.isolation is Isolation.RAY and ray is None:
-            raise RayUnavailableError(_NO_RAY_BACKEND)
-        self._ray = ray
-        self._concurrency = settings.concurrency
-        self._async_concurrency = settings.async_concurrency
+        self._settings = settings
+        self._clock = settings.clock
+        self._durable = settings.store.durable
         self._max_pending = settings.max_pending
         self._ask_timeout = settings.ask_timeout
-        self._isolation = settings.isolation
-        self._clock = settings.clock
-        self._store = settings.store
-        self._durable = settings.store.durable
-        self._breakers = CircuitBreakers(settings.operation_limits)
-        self._operations = OperationRegistry()
-        self._specs = SpecMaker(
-            operations=self._operations,
-            clock=self._clock,
-            durable=self._durable,
-            isolation=self._isolation,
-            limits=(settings.memory_limit_mb, settings.cpu_time_limit),
-            retry=settings.retry,
-            resource_checks=dict.fromkeys(HOST_ISOLATIONS, self._slots.check),
-            ray_check=ray.check if ray is not None else None,
-        )
-        self._faults = FaultPlan()  # empty unless a test injects faults
-        self._healing = SelfHealing(
-            max_restarts=settings.max_restarts,
-            window=settings.restart_window,
-            clock=self._clock,
-            give_up=self._give_up,
-        )
-        if operations is not None:
-            self._operations.register_all(operations)
-        prefix = f"{name}-{next(_runtime_ids)}"
-        self._op_thread_prefix = f"{prefix}-op"
-        if ray is not None:
-            ray.attach(self, f"{prefix}-ray")  # one runtime per back-end
-
-        self._table = TaskTable()
-        self._admission = AdmissionGate(self._max_pending)
-        self._submit_lock = threading.Lock()  # keeps Register/Submit in the same order
-        # Before any thread starts: a bad store fails cleanly. What it recovers is queued
-        # once the actors run (those awaiting their operation's registration apart).
-        recovered = open_and_recover(self._store, self._table, self._operations, self._clock)
-        self._seq = itertools.count(recovered.next_seq)
         self._closed = False
         self._teardown: Teardown | None = None  # once shutdown has begun
         self._shutdown_lock = threading.Lock()
-
-        self._timers = TimerService(
-            self._clock,
-            name=f"{prefix}-timers",
-            on_restart=lambda error: self._healing.restarted("timers", error),
+        parts = assemble(
+            settings,
+            owner=self,
+            ray=ray,
+            operations=operations,
+            name=name,
+            give_up=self._give_up,
+            closed=lambda: self._closed,
         )
-        self._dispatcher = Dispatcher(1, name=f"{prefix}-dispatch")
-        self._op_pool = ThreadPool(self._concurrency, name=self._op_thread_prefix)
-        self._timers.start()
-        self._listening = threading.Event()  # set while anyone is subscribed
-        self._notifier = NotifierActor.start(self._listening)
-        self._subscriptions = Subscriptions(self._notifier, self._ask_timeout)
-        self._board = TaskBoard(self._table)  # what status reads see, without a message
-        self._registry = RegistryActor.start(
-            self._table,
-            self._clock,
-            self._store,
-            self._notifier,
-            self._listening,
-            self._healing,
-            self._board,
-        )
-        self._queries = RegistryQueries(
-            self._registry, self._table, self._board, self._ask_timeout, lambda: self._closed
-        )
-        # Where operations run. Child processes start on first use (or at once, below,
-        # when process isolation is the default), so a thread-only runtime never pays.
-        self._processes = ProcessBackend(
-            self._op_pool,
-            self._registry,
-            max_tasks_per_child=settings.max_tasks_per_child,
-            name=f"{prefix}-child",
-            gpus_of=self._slots.gpus_of,
-        )
-        # Coroutine operations: an event loop of its own, started by its first task.
-        self._loop = AsyncBackend(
-            self._registry, name=f"{prefix}-async", start_timeout=self._ask_timeout
-        )
-        self._backends: dict[Isolation, ExecutionBackend] = {
-            Isolation.THREAD: ThreadBackend(self._op_pool, self._registry),
-            Isolation.PROCESS: self._processes,
-            Isolation.ASYNC: self._loop,
-        }
-        if ray is not None:
-            ray.use_registry(self._registry)
-            self._backends[Isolation.RAY] = ray
-        self._supervisor = SupervisorActor.start(
-            capacity=self._concurrency,
-            async_capacity=self._async_concurrency,
-            ray_capacity=ray.max_in_flight if ray is not None else 0,
-            registry=self._registry,
-            timers=self._timers,
-            backends=self._backends,
-            dispatcher=self._dispatcher,
-            clock=self._clock,
-            admission=self._admission,
-            max_task_age=settings.max_task_age,
-            cleanup_interval=settings.cleanup_interval,
-            stop_grace=settings.stop_grace,
-            durable=self._durable,
-            start_timeout=self._ask_timeout,
-            breakers=self._breakers,
-            faults=self._faults,
-            on_fatal=lambda error: self._healing.fatal(
-                "supervisor", error, "is not restarted (its state has no other copy)"
-            ),
-            resources=self._slots,
-        )
-        self._registry.tell(ConnectSupervisor(self._supervisor))
-        self._faults.attach(
-            self._fail_registry,
-            self._timers.inject_fault,
-            lambda error: self._supervisor.tell(InjectFault(error)),
-        )
-        with self._submit_lock:
-            if recovered.awaiting:
-                self._supervisor.tell(AwaitOperation(tuple(recovered.awaiting)))
-            self._queue_recovered(recovered.to_queue)
-        if self._isolation is Isolation.PROCESS:
-            self._processes.prewarm(self._concurrency)
+        self._parts = parts
+        # Direct attributes for what every submission reads (no lookup through the parts
+        # on that path) and what the awaitable facade, which shares its steps, reads.
+        self._specs, self._breakers, self._seq = parts.specs, parts.breakers, parts.seq
+        self._admission, self._submit_lock = parts.admission, parts.submit_lock
+        self._registry, self._supervisor = parts.registry, parts.supervisor
+        self._healing, self._table, self._queries = parts.healing, parts.table, parts.queries
+        self._subscriptions, self._listening = parts.subscriptions, parts.listening
+        self._dispatcher, self._ray, self._stats = parts.dispatcher, parts.ray, parts.stats
+        self._fail_registry = parts.fail_registry  # the fault plan's hook (tests arm it)
 
     # -- properties ---------------------------------------------------------------------
 
@@ -357,36 +201,36 @@ class TaskRuntime:
 
     @property
     def concurrency(self) -> int:
-        return self._concurrency
+        return self._settings.concurrency
 
     @property
     def resources(self) -> Resources | None:
         """The host's resources tasks may ask for (None: none declared)."""
-        return self._slots.capacity
+        return self._parts.slots.capacity
 
     def resources_held(self, task_id: str) -> Holding | None:
         """What ``task_id`` holds of the host's resources now (and its GPU indices), from
         its start until its attempt has really ended; read without a message."""
-        return self._slots.held_by(task_id)
+        return self._parts.slots.held_by(task_id)
 
     def waiting_for(self, task_id: str) -> Resources | None:
         """What ``task_id`` waits for while it is pending in the line for the host's
         resources (all of its request: it takes it whole); read without a message."""
-        return self._slots.waiting_for(task_id)
+        return self._parts.slots.waiting_for(task_id)
 
     @property
     def async_concurrency(self) -> int:
-        return self._async_concurrency
+        return self._settings.async_concurrency
 
     @property
     def async_backend(self) -> AsyncBackend:
         """The event loop's back-end (its statistics, its watchdog)."""
-        return self._loop
+        return self._parts.loop
 
     @property
     def default_isolation(self) -> Isolation:
         """Where a task given no isolation runs (a coroutine function: on the loop)."""
-        return self._isolation
+        return self._settings.isolation
 
     @property
     def closed(self) -> bool:
@@ -397,11 +241,11 @@ class TaskRuntime:
     @property
     def faults(self) -> FaultPlan:
         """Fault injection for tests: ``faults.raise_error(OSError(), operation="x")``."""
-        return self._faults
+        return self._parts.faults
 
     @property
     def store(self) -> Store:
-        return self._store
+        return self._settings.store
 
     def register_operation(
         self,
@@ -422,13 +266,15 @@ class TaskRuntime:
         if limits is not None and not isinstance(limits, OperationLimits):
             raise TypeError(f"limits must be OperationLimits, got {type(limits).__name__}")
         with self._submit_lock:
-            self._operations.register(name, function, retry_on_interrupt=retry_on_interrupt)
+            self._parts.operations.register(name, function, retry_on_interrupt=retry_on_interrupt)
             if limits is not None:
                 self._breakers.set_limits(name, limits)
             # Recovered tasks awaiting this name wait in the supervisor's queue, which
             # queues them now (after a shutdown they stay pending in the store).
             with contextlib.suppress(pykka.ActorDeadError):
-                self._supervisor.tell(OperationRegistered(name, self._operations.resolve(name)))
+                self._supervisor.tell(
+                    OperationRegistered(name, self._parts.operations.resolve(name))
+                )
         _log.info("operation.registered", operation=name)
 
     def subscribe(
@@ -458,7 +304,7 @@ class TaskRuntime:
         return self._subscriptions.unsubscribe(subscription_id)
 
     def operation_names(self) -> list[str]:
-        return self._operations.names()
+        return self._parts.operations.names()
 
     def submit(
         self,
@@ -584,29 +430,12 @@ class TaskRuntime:
         runs of one schedule never overlap. ``options`` are :meth:`submit`'s (timeout,
         priority, retry, ...). Returns the schedule id; schedules live as long as the
         runtime (a durable store does not keep them)."""
-        every = check_seconds("interval", interval) or 0.0
-        first = every if first_in is None else check_seconds("first_in", first_in, allow_zero=True)
-        for name in ("delay", "run_at", "depends_on", "group_id"):
-            if name in options:
-                raise TypeError(f"schedule_every does not take {name!r}")
-        fields = self._specs.fields(operation, params, **options)
-
-        def make_spec() -> TaskSpec:  # runs on the supervisor's thread, at each tick
-            spec_fields = dict(fields)
-            # Each run gets its own params, as each create_task does.
-            spec_fields["params"] = dict(fields["params"])
-            return TaskSpec(
-                task_id=new_id(),
-                seq=next(self._seq),
-                created_at=self._clock.time(),
-                **spec_fields,
-            )
-
-        schedule_id = f"schedule-{new_id()}"
-        message = AddSchedule(schedule_id, every, first or 0.0, make_spec, fields["operation_name"])
+        message = schedule_request(
+            self._specs, self._seq, self._clock, interval, operation, params, first_in, options
+        )
         if self._refusing or not self._ask(self._supervisor, message, "supervisor"):
             raise self._closed_error("it schedules nothing")
-        return schedule_id
+        return message.schedule_id
 
     def cancel_schedule(self, schedule_id: str) -> bool:
         """Stop a schedule (a task it already submitted carries on); False if unknown."""
@@ -638,28 +467,18 @@ class TaskRuntime:
         snapshot = self.snapshot(task_id)
         if snapshot is None:
             raise UnknownTaskError(task_id)
-        entry = self._operations.get(snapshot.operation_name)
+        entry = self._parts.operations.get(snapshot.operation_name)
         with self._submit_lock:
             if self._refusing:
                 raise self._closed_error("it resumes no task")
-            if not self._admission.try_enter():
-                raise QueueFullError(self._max_pending)
-            ticket = CommitTicket(task_id) if self._durable else None
-            message = Reopen(
-                task_id, self._clock.time(), None if entry is None else entry.function, ticket
+            ticket = reopen(
+                task_id,
+                None if entry is None else entry.function,
+                at=self._clock.time(),
+                admission=self._admission,
+                durable=self._durable,
+                ask_registry=lambda message: self._ask(self._registry, message, "registry"),
             )
-            try:
-                # The registry reopens it and forwards it to the supervisor itself, so
-                # the task is pending there before its start can reach it.
-                answer = self._ask(self._registry, message, "registry")
-            except BaseException:
-                self._admission.leave()
-                raise
-            if not isinstance(answer, TaskSpec):
-                self._admission.leave()
-                if answer is None:
-                    raise UnknownTaskError(task_id)
-                raise answer
         if ticket is not None:
             self._await_commit(ticket, None)
 
@@ -704,7 +523,8 @@ class TaskRuntime:
         shutdown carries on in the background.
         """
         timeout = check_seconds("timeout", timeout, allow_none=True, allow_zero=True)
-        if wait and (self._op_pool.owns_current_thread() or self._loop.owns_current_thread()):
+        parts = self._parts
+        if wait and (parts.op_pool.owns_current_thread() or parts.loop.owns_current_thread()):
             raise RuntimeError(
                 "shutdown(wait=True) was called from inside an operation, which would wait "
                 "for itself; call shutdown(wait=False) there"
@@ -713,50 +533,25 @@ class TaskRuntime:
             with self._submit_lock:
                 self._closed = True
             if self._teardown is None:
-                try:
-                    drained = self._ask(self._supervisor, Shutdown(cancel_pending), "supervisor")
-                except pykka.ActorDeadError:
-                    # The supervisor failed: nothing will run or end any more; the
-                    # registry ends what is unfinished, the teardown does the rest.
-                    with contextlib.suppress(pykka.ActorDeadError):
-                        self._ask(
-                            self._registry, AbandonUnfinished("supervisor_failed"), "registry"
-                        )
-                    drained = threading.Event()
-                    drained.set()
-                self._teardown = Teardown(self._teardown_steps())
+                drained = parts.drain(cancel_pending)
+                self._teardown = Teardown(parts.teardown_steps())
                 self._teardown.start(drained)
             teardown = self._teardown
         if not wait:
             return
         if not teardown.join(timeout):
+            waits_for = describe_wait(
+                teardown.step,
+                running=lambda: [s.task_id for s in self.list(TaskStatus.RUNNING)],
+                supervisor=lambda: self.stats().supervisor,
+                subscription=lambda: self._subscriptions.stopping,
+            )
             raise TimeoutError(
-                f"shutdown still waiting after {timeout} s for "
-                f"{self._teardown_waits_for(teardown.step)}; it carries on in the background"
+                f"shutdown still waiting after {timeout} s for {waits_for}; it carries on "
+                "in the background"
             )
         if teardown.error is not None:
             raise RuntimeError("shutdown failed") from teardown.error
-
-    def _teardown_waits_for(self, step: str) -> str:
-        """What a shutdown that has not finished is waiting for, in words: the step the
-        teardown is at, so a timeout blames what really holds it up."""
-        if step == "drain":
-            running = [s.task_id for s in self.list(TaskStatus.RUNNING)]
-            supervisor = self.stats().supervisor
-            return (
-                f"operations to return (running: {running}; timed out or cancelled but "
-                f"not yet returned: {supervisor.stopping}; pending still to run: "
-                f"{supervisor.pending})"
-            )
-        if step == "subscribers":
-            return (
-                f"the callback of subscription {self._subscriptions.stopping} to return "
-                "(every operation has ended; a subscriber callback that blocks holds "
-                "shutdown up: return from it, or unsubscribe before shutting down)"
-            )
-        if step == "actors":
-            return "the runtime's actors to stop (every operation has ended)"
-        return "the runtime's threads to stop (every operation has ended)"
 
     # -- queries -------------------------------------------------------------------------
 
@@ -805,36 +600,8 @@ class TaskRuntime:
                 self._supervisor, GetSupervisorStats(), "supervisor"
             )
         except pykka.ActorDeadError:
-            supervisor = self._stopped_supervisor_stats()
-        return self._stats_of(table, supervisor)
-
-    def _stopped_supervisor_stats(self) -> SupervisorStats:
-        """What a stopped supervisor's statistics read: nothing runs or waits."""
-        return SupervisorStats(
-            capacity=self._concurrency,
-            pending=0,
-            running=0,
-            stopping=0,
-            admitting=False,
-            async_capacity=self._async_concurrency,
-        )
-
-    def _stats_of(self, table: TableStats, supervisor: SupervisorStats) -> RuntimeStats:
-        """The runtime's statistics around the registry's and the supervisor's answers
-        (the rest is read here, without asking any actor)."""
-        processes = self._processes.statistics()
-        return RuntimeStats(
-            table=table,
-            supervisor=supervisor,
-            timers=self._timers.statistics(),
-            processes=processes,
-            store=self._store.statistics(),
-            awaiting_operation=supervisor.awaiting,
-            operations=self._breakers.snapshot(self._clock.monotonic()),
-            restarts=self._healing.snapshot(),
-            injected_faults=self._faults.injected_total,
-            loop=self._loop.statistics(),
-        )
+            supervisor = self._stats.stopped_supervisor()
+        return self._stats.around(table, supervisor)
 
     def sync(self) -> None:
         """Return once the supervisor, then the registry, then the notifier have handled
@@ -862,16 +629,8 @@ class TaskRuntime:
 
     def _give_up(self, reason: str) -> None:
         """The runtime cannot go on (the restart intensity was exceeded, or the
-        supervisor failed): stop cleanly, from a thread of its own (the failing part's
-        thread must not wait for its own shutdown)."""
-
-        def stop() -> None:
-            try:
-                self.shutdown(wait=False, cancel_pending=True)
-            except Exception as exc:  # already shutting down, or an actor is gone
-                _log.error("manager.stop_failed", reason=reason, error=repr(exc))
-
-        threading.Thread(target=stop, name="actors-give-up", daemon=True).start()
+        supervisor failed): stop cleanly, from a thread of its own."""
+        stop_in_background(lambda: self.shutdown(wait=False, cancel_pending=True), reason)
 
     @property
     def _refusing(self) -> bool:
@@ -880,40 +639,9 @@ class TaskRuntime:
         return self._closed or self._healing.gave_up_reason is not None
 
     def _closed_error(self, consequence: str) -> RuntimeClosedError:
-        reason = self._healing.gave_up_reason
-        if reason is not None:
-            return RuntimeClosedError(
-                f"the task manager stopped itself because {reason}; {consequence}"
-            )
-        return RuntimeClosedError(f"the task manager is shut down; {consequence}")
-
-    def _fail_registry(
-        self, error: Exception, message_type: type | tuple[type, ...] | None, task_id: str | None
-    ) -> None:
-        if message_type is GetSnapshot:
-            # Before the tell, so the next status read goes where the fault waits for it.
-            self._board.detour()
-        self._registry.tell(InjectFault(error, message_type, task_id))
+        return closed_error(self._healing.gave_up_reason, consequence)
 
     # -- internals -----------------------------------------------------------------------
-
-    def _queue_recovered(self, records: Sequence[TaskRecord]) -> None:
-        """Queue recovered pending tasks (under the submit lock), in one message. They
-        keep their seq, so each runs before every newer task of its priority. Those
-        with dependencies go through the registry, which resolves them again."""
-        if not records:
-            return
-        specs = []
-        for record in records:
-            entry = self._operations.resolve(record.operation_name)
-            spec = record.to_spec(entry.function)
-            self._admission.enter()
-            if spec.options.depends_on:
-                self._registry.tell(ResolveDependencies(spec))
-            else:
-                specs.append(spec)
-        if specs:
-            self._supervisor.tell(SubmitBatch(tuple(specs)))
 
     def _await_commit(self, ticket: CommitTicket, new_task: str | None) -> None:
         if not ticket.wait(self._ask_timeout):
@@ -926,31 +654,3 @@ class TaskRuntime:
 
     def _ask(self, ref: pykka.ActorRef[Any], message: Any, actor: str) -> Any:
         return ask(ref, message, actor, self._ask_timeout)
-
-    def _teardown_steps(self) -> Sequence[Step]:
-        """The parts in the order they stop, once the supervisor has drained."""
-        timeout = self._ask_timeout
-
-        def actors() -> None:
-            self._supervisor.stop(block=True, timeout=timeout)
-            self._registry.stop(block=True, timeout=timeout)
-            # After the registry: every event it sent reaches its subscribers first.
-            self._notifier.stop(block=True, timeout=timeout)
-
-        def threads() -> None:
-            self._timers.stop(wait=True)
-            # Normally nothing runs any more. After a supervisor failure operations may:
-            # children go first (an operation in one returns when it dies), then the
-            # operation threads (each still reports to its worker actor), then the
-            # worker actors' mailboxes.
-            for backend in self._backends.values():
-                backend.shutdown()
-            self._op_pool.shutdown(wait=True)
-            self._dispatcher.shutdown(wait=True)
-            self._store.close()
-
-        return [
-            ("actors", actors),
-            ("subscribers", self._subscriptions.stop_all),
-            ("threads", threads),
-        ]

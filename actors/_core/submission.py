@@ -121,7 +121,8 @@ class SpecMaker:
                 raise RayUnavailableError(
                     "isolation='ray' runs operations on a Ray cluster, and this manager has "
                     "no Ray back-end: pass ray=RayBackend(address='local') (a private local "
-                    "cluster) or ray=RayBackend(address='host:port') to the manager"
+                    "cluster) or ray=RayBackend(address='host:port') to the manager",
+                    no_backend=True,
                 )
             self._ray_check(operation, operation_name, params, options.resources)
         not_before = self.start_time(option_values.get("delay"), option_values.get("run_at"))

@@ -414,8 +414,10 @@ class SupervisorActor(pykka.ThreadingActor):
         active = self._active.end(message.task_id)
         if active is None:
             return
-        self._slots.release(message.task_id)  # with the slot: the attempt has ended
-        self._attempt_timers.disarm(active)
+        if active.spec.options.resources is not None:
+            self._slots.release(message.task_id)  # with the slot: the attempt has ended
+        if active.timer is not None or active.watch is not None:
+            self._attempt_timers.disarm(active)
         outcome = message.outcome
         if not active.started and active.stopping is None:
             # The attempt failed before its operation began (its child could not start,
@@ -447,7 +449,8 @@ class SupervisorActor(pykka.ThreadingActor):
             else:
                 self._registry.tell(Finish(message.task_id, outcome, message.at))
         self._dispatch()
-        self._check_drained()
+        if not self._admitting:
+            self._check_drained()
 
     # -- recurring schedules --------------------------------------------------------------
 
@@ -536,8 +539,12 @@ class SupervisorActor(pykka.ThreadingActor):
             self._queue.push_ready(spec)
 
     def _dispatch(self) -> None:
+        # Only the pools with something that may start: a ready task in their lane, or
+        # (any pool) a task waiting in the resources line.
+        queue, line = self._queue, self._slots.waiting
         for pool, capacity in self._capacities.items():
-            self._dispatch_pool(pool, capacity)
+            if line or queue.has_ready_in(pool):
+                self._dispatch_pool(pool, capacity)
 
     def _dispatch_pool(self, pool: str, capacity: int) -> None:
         breakers = self._breakers
@@ -625,8 +632,7 @@ class SupervisorActor(pykka.ThreadingActor):
         if self._faults is not None:
             run_spec, injected = self._faults.apply(spec)
         backend = self._backend_for(spec)
-        if holds_on_host(spec):
-            assert spec.options.resources is not None
+        if spec.options.resources is not None and holds_on_host(spec):
             self._slots.take(spec.task_id, spec.options.resources)
         # With a durable store the operation waits until RUNNING is committed: a crash can
         # then never make a task that had started read "pending" and run a second time. A
@@ -667,7 +673,7 @@ class SupervisorActor(pykka.ThreadingActor):
             published=published,
         )
         self._active.add(active)
-        if gate is None:
+        if gate is None and spec.options.heartbeat_timeout is not None:
             self._attempt_timers.arm_heartbeat(active)
 
     def _backend_for(self, spec: TaskSpec) -> ExecutionBackend:

@@ -2,7 +2,7 @@
 
 It starts once the supervisor has drained (every operation has returned, or the pending
 ones were cancelled) and runs each step in turn. Where it is, is readable at any time, so
-a shutdown whose timeout passed can say what really holds it up.
+a shutdown whose timeout passed can say what really holds it up (``describe_wait``).
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import threading
 from collections.abc import Callable, Sequence
 
 from actors._clock import blocking_timeout
+from actors._core.supervisor import SupervisorStats
 
-__all__ = ["Step", "Teardown"]
+__all__ = ["Step", "Teardown", "describe_wait"]
 
 Step = tuple[str, Callable[[], None]]
 """A step's name (what the teardown waits for while it runs) and what it does."""
@@ -50,3 +51,34 @@ class Teardown:
                 step()
         except BaseException as exc:
             self.error = exc
+
+
+def describe_wait(
+    step: str,
+    *,
+    running: Callable[[], Sequence[str]],
+    supervisor: Callable[[], SupervisorStats],
+    subscription: Callable[[], object],
+) -> str:
+    """What a shutdown that has not finished is waiting for, in words: the step the
+    teardown is at (``Teardown.step``), so a timeout blames what really holds it up.
+    ``running`` reads the running task ids, ``supervisor`` its statistics and
+    ``subscription`` the subscription whose callback is being waited for; each is read
+    only at the step it explains."""
+    if step == "drain":
+        running_ids = list(running())
+        stats = supervisor()
+        return (
+            f"operations to return (running: {running_ids}; timed out or cancelled but "
+            f"not yet returned: {stats.stopping}; pending still to run: "
+            f"{stats.pending})"
+        )
+    if step == "subscribers":
+        return (
+            f"the callback of subscription {subscription()} to return "
+            "(every operation has ended; a subscriber callback that blocks holds "
+            "shutdown up: return from it, or unsubscribe before shutting down)"
+        )
+    if step == "actors":
+        return "the runtime's actors to stop (every operation has ended)"
+    return "the runtime's threads to stop (every operation has ended)"
