@@ -77,6 +77,11 @@ class Sizes:
     async_status_calls: int
     async_overhead_tasks: int
     async_overhead_rounds: int
+    # B14 isolation="ray" (opt-in: --only B14)
+    ray_tasks: int
+    ray_rounds: int
+    ray_cancel_samples: int
+    ray_start_samples: int
 
 
 FULL = Sizes(
@@ -132,6 +137,10 @@ FULL = Sizes(
     async_status_calls=2_000,
     async_overhead_tasks=10_000,
     async_overhead_rounds=5,
+    ray_tasks=1_200,
+    ray_rounds=5,
+    ray_cancel_samples=10,
+    ray_start_samples=200,
 )
 
 QUICK = Sizes(
@@ -187,4 +196,8 @@ QUICK = Sizes(
     async_status_calls=200,
     async_overhead_tasks=1_000,
     async_overhead_rounds=1,
+    ray_tasks=300,
+    ray_rounds=1,
+    ray_cancel_samples=1,
+    ray_start_samples=20,
 )

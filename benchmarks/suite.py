@@ -1,6 +1,7 @@
 """The table of scenarios (issue 7's B1..B9, B10: the HTTP service, B11: a cold child
-start, B12: the HTTP service under concurrency, B13: coroutine operations) and running a
-selection of them.
+start, B12: the HTTP service under concurrency, B13: coroutine operations; B14:
+``isolation="ray"``, opt-in because it starts a Ray cluster) and running a selection of
+them.
 
 Each scenario runs with lifecycle logging quiet (B1 sets its own logging per variant)
 and inside a leak check: a scenario that leaves a thread or an actor behind is an error,
@@ -28,6 +29,7 @@ from benchmarks import (
     memory,
     peer_rows,
     process_overhead,
+    ray_overhead,
     scaling,
     service,
     status_latency,
@@ -38,7 +40,7 @@ from benchmarks.harness import no_leaks, quiet_logging
 from benchmarks.report import Part, ScenarioResult
 from benchmarks.sizes import Sizes
 
-__all__ = ["SCENARIOS", "Scenario", "run_scenarios"]
+__all__ = ["OPT_IN", "SCENARIOS", "Scenario", "run_scenarios"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("B11", "a cold child start of process isolation", child_start.run),
     Scenario("B12", "the HTTP service under concurrency", http_load.run),
     Scenario("B13", "coroutine operations on the event loop", async_ops.run),
+)
+
+# Run only when named (``--only B14``): it starts a private Ray cluster (the ray extra;
+# seconds to start, hundreds of MB), which a run of the whole suite should not.
+OPT_IN: tuple[Scenario, ...] = (
+    Scenario("B14", "isolation='ray' against bare Ray tasks", ray_overhead.run),
 )
 
 

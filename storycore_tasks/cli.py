@@ -27,7 +27,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, assert_never, cast
 
-from actors import TERMINAL_STATUSES, Isolation, StoreError, StoreLockedError, TaskPriority
+from actors import (
+    TERMINAL_STATUSES,
+    Isolation,
+    RayNotInstalledError,
+    RayUnavailableError,
+    StoreError,
+    StoreLockedError,
+    TaskPriority,
+)
 from actors._options import Option, options_of
 from actors._resources import Resources
 from storycore_tasks import __version__
@@ -216,6 +224,12 @@ def _demo_parser(commands: Any) -> None:
     )
     storage.add_argument(
         "--memory", action="store_true", help="keep the tasks in memory only (write no file)"
+    )
+    demo.add_argument(
+        "--ray",
+        action="store_true",
+        help="run the six tasks with isolation='ray' on a private local Ray cluster the "
+        "demo starts and stops (needs pip install 'storycore-tasks[ray]')",
     )
     demo.add_argument(
         "--log-level",
@@ -510,9 +524,14 @@ def _demo(args: argparse.Namespace) -> int:
     task_logging.configure(json=args.json, level=args.log_level, stream=stream)
     store = None if args.memory else Path(args.db)
     where = "memory only" if store is None else f"task database {store.resolve()}"
-    print(f"storycore-tasks demo: 6 tasks on 4 workers ({where})\n", file=human, flush=True)
+    runs_on = "a private local Ray cluster, 4 slots" if args.ray else "4 workers"
+    print(f"storycore-tasks demo: 6 tasks on {runs_on} ({where})\n", file=human, flush=True)
     try:
-        report = run_demo(store=store, console=console)
+        report = run_demo(store=store, console=console, ray=args.ray)
+    except RayNotInstalledError as exc:
+        raise _Failed(f"demo --ray needs Ray: {exc}", "Or run the demo without --ray") from None
+    except RayUnavailableError as exc:
+        raise _Failed(_one_line(f"demo --ray could not start a local Ray cluster: {exc}")) from None
     except StoreLockedError:
         raise _Failed(
             f"the task database {args.db} is in use by another storycore-tasks process "

@@ -11,6 +11,11 @@ of every run are kept in it: a later run recovers them and reports how many it f
 
 Given a rich ``console`` (the CLI passes one when standard output is a terminal), the
 scenario also shows a live progress bar per task, driven by the manager's events.
+
+With ``ray=True`` (``storycore-tasks demo --ray``, the ``ray`` extra) the same six tasks
+run with ``isolation="ray"`` on a private local Ray cluster the demo starts and stops
+(``RayBackend(address="local")``, four slots): the crash is a segfault on a Ray node,
+contained as ``WORKER_CRASHED``, and each task's status shows the node it ran on.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import time
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -103,26 +109,44 @@ def run_demo(
     started: threading.Event | None = None,
     store: str | os.PathLike[str] | None = None,
     console: Console | None = None,
+    ray: bool = False,
 ) -> DemoReport:
     """Run the scenario to the end. ``store``: the task database (None: memory only);
-    ``console``: where to show live progress bars (None: none; needs rich)."""
+    ``console``: where to show live progress bars (None: none; needs rich); ``ray``: run
+    every task on a private local Ray cluster (raises :class:`actors.RayNotInstalledError`,
+    naming the extra, without it)."""
     running = started or threading.Event()
     bars = _ProgressBars(console) if console is not None else None
+    backend = None
+    if ray:
+        from actors._execution.ray_backend import RayBackend
+
+        # Four slots, as the four workers of the thread run: "render credits" waits.
+        backend = RayBackend(address="local", start_local={"num_cpus": 4}, max_in_flight=4)
 
     def long_render(params: Mapping[str, Any], task: TaskContext) -> dict[str, Any]:
         running.set()
         return render_sequence(params, task)
 
-    with TaskManager(num_workers=4, store=store, operations=DEMO_OPERATIONS) as manager:
+    with TaskManager(
+        num_workers=4,
+        store=store,
+        operations=DEMO_OPERATIONS,
+        ray=backend,
+        isolation="ray" if ray else "thread",
+    ) as manager:
         earlier = manager.get_stats()["total_tasks"]
-        manager.register_operation("storycore.video.render_watched", long_render)
+        if ray:  # a node cannot set the host's event: the finale is watched by its progress
+            manager.register_operation("storycore.video.render_watched", render_sequence)
+        else:
+            manager.register_operation("storycore.video.render_watched", long_render)
         shown: AbstractContextManager[object] = nullcontext()
         if bars is not None:
             manager.subscribe(bars.on_event)
             shown = bars
         with shown:
             try:
-                statuses = _scenario(manager, running, bars)
+                statuses = _scenario(manager, running, bars, ray=ray)
             except KeyboardInterrupt:
                 # Ctrl-C: stop the running tasks too, so the manager stops at once
                 # (leaving the block cancels only the pending ones).
@@ -133,7 +157,7 @@ def run_demo(
 
 
 def _scenario(
-    manager: TaskManager, running: threading.Event, bars: _ProgressBars | None
+    manager: TaskManager, running: threading.Event, bars: _ProgressBars | None, *, ray: bool
 ) -> dict[str, dict[str, Any]]:
     ids = {
         "render intro": manager.create_task(
@@ -161,7 +185,7 @@ def _scenario(
             "storycore.audio.denoise",
             {"track": "narration"},
             user="demo",
-            isolation="process",
+            isolation="ray" if ray else "process",  # either way, the crash is contained
         ),
     }
     if bars is not None:
@@ -170,14 +194,28 @@ def _scenario(
     # Four workers are busy, so "render credits" waits: cancel it before it runs.
     manager.cancel_task(ids["render credits"])
     # Let the finale make some progress, then cancel it while it runs.
-    running.wait(timeout=10)
-    manager.wait(ids["narrate ch. 1"], timeout=10)
+    if ray:
+        _wait_for_progress(manager, ids["render finale"], timeout=60)
+    else:
+        running.wait(timeout=10)
+    manager.wait(ids["narrate ch. 1"], timeout=60 if ray else 10)
     manager.cancel_task(ids["render finale"])
-    statuses = {name: manager.wait(task_id, timeout=30) for name, task_id in ids.items()}
+    statuses = {name: manager.wait(task_id, timeout=60) for name, task_id in ids.items()}
     if bars is not None:
         for status in statuses.values():
             bars.finish(status)
     return statuses
+
+
+def _wait_for_progress(manager: TaskManager, task_id: str, *, timeout: float) -> None:
+    """Until the task reports progress (or ends, or ``timeout`` seconds pass): a status
+    read costs no round trip, so polling it every 10 ms is cheap."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = manager.get_task_status(task_id) or {}
+        if status.get("status") not in ("pending", "running") or (status.get("progress") or 0) > 0:
+            return
+        time.sleep(0.01)
 
 
 class _ProgressBars:

@@ -175,6 +175,14 @@ class RayAttempt:
             if self._events.confirm_start_soon(self._answer_soon):
                 self._answer()
             return None
+        if kind == "lost":
+            # No verdict reached the node (the board died or stayed unreachable): the
+            # operation never ran. A lost link to the cluster, not a cancel no one asked for.
+            _log.warning("task.ray_board_lost", task_id=self.spec.task_id, error=item[1])
+            reason = self._stop.reason
+            if reason is not None:
+                return Cancelled(reason)
+            return self._unavailable(was_running=False)
         if kind == "refused":
             return self._refusal or Cancelled(self._stop.reason or StopReason.CANCEL_REQUESTED)
         if kind == "completed":
@@ -213,12 +221,15 @@ class RayAttempt:
         if isinstance(exc, errors.WorkerCrashedError | errors.NodeDiedError):
             return Crashed(exit_code=None, signal=None, node_id=self._node_id, ray_error=text)
         if isinstance(exc, errors.RaySystemError):
-            now = time.time()
-            return Interrupted(
-                was_running=self._started, attempt=self.spec.prior_attempts + 1,
-                last_seen_at=now, recovered_at=now, cause="ray_unavailable",
-            )  # fmt: skip
+            return self._unavailable(was_running=self._started)
         if isinstance(exc, errors.RayTaskError):
             cause = exc.cause if isinstance(exc.cause, BaseException) else exc
             return Raised.from_exception(cause)
         return Crashed(exit_code=None, signal=None, node_id=self._node_id, ray_error=text)
+
+    def _unavailable(self, *, was_running: bool) -> Outcome:
+        now = time.time()
+        return Interrupted(
+            was_running=was_running, attempt=self.spec.prior_attempts + 1,
+            last_seen_at=now, recovered_at=now, cause="ray_unavailable",
+        )  # fmt: skip

@@ -211,11 +211,14 @@ class RayBackend:
             ray = _import_ray()
             self._connect_driver(ray)
             try:
-                # On the driver's own node: losing a worker node must not lose the board.
+                # On the driver's own node, which lives as long as the host: losing any
+                # other node must not lose the board. Hard: a soft affinity let Ray spill
+                # it to another node, a removed one still listed alive included, whose
+                # loss then read as a stop for every attempt.
                 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
                 here = NodeAffinitySchedulingStrategy(
-                    ray.get_runtime_context().get_node_id(), soft=True
+                    ray.get_runtime_context().get_node_id(), soft=False
                 )
                 board = ray.remote(num_cpus=0, max_concurrency=10_000, max_restarts=0)(StopBoard)
                 self._board = board.options(scheduling_strategy=here).remote()

@@ -12,6 +12,9 @@ per attempt with Ray's retries off. What it yields, in order (each a tuple):
   the host's verdict on the board (``go``: with a durable store the host says go once
   ``running`` is committed; a stop that came first says no);
 * ``("refused",)`` if the host said no (the operation never ran), and nothing more;
+* ``("lost", error)`` if no verdict came: the board died or stayed unreachable for
+  ``BOARD_RETRY_SECONDS`` (its node was lost), or ``GO_TIMEOUT_SECONDS`` passed; the
+  operation never ran, and the host reads this as a lost cluster, never as a cancel;
 * any number of ``("progress", fraction | None, has_partial, partial_pickle)``, coalesced
   (at most one every ``PROGRESS_INTERVAL`` seconds, the latest values);
 * one ``("completed", result_pickle)`` or ``("raised", exception_info)``.
@@ -36,6 +39,7 @@ import contextlib
 import os
 import pickle
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -46,6 +50,7 @@ from actors._execution.interrupt import TaskInterrupted, raise_in_thread
 from actors._execution.published import Published
 
 __all__ = [
+    "BOARD_RETRY_SECONDS",
     "GO_TIMEOUT_SECONDS",
     "INTERRUPT_REPEAT_SECONDS",
     "PROGRESS_INTERVAL",
@@ -58,6 +63,10 @@ PROGRESS_INTERVAL = 0.01
 INTERRUPT_REPEAT_SECONDS = 0.1
 WATCH_SECONDS = 30.0  # one long poll of the board; then another
 GO_TIMEOUT_SECONDS = 600.0  # no verdict by then: the host is gone (Ray ends us with it)
+# The board unreachable this long (a busy or lost node, a dropped connection) is lost;
+# a shorter gap is retried, every BOARD_RETRY_INTERVAL seconds.
+BOARD_RETRY_SECONDS = 30.0
+BOARD_RETRY_INTERVAL = 0.2
 _BOARD_KEYS = frozenset({"go", "stop", "interrupts", "over"})
 
 
@@ -136,22 +145,34 @@ class _Listener:
         self.stop_reason: StopReason | None = None
         self.interrupts = 0
         self.closed = False
+        self.lost: str | None = None  # why the board could not be read (then go is None)
         self._thread = threading.Thread(target=self._listen, name="stop-board", daemon=True)
         self._thread.start()
 
     def _listen(self) -> None:
         import ray
+        from ray.exceptions import ActorUnavailableError, GetTimeoutError
 
         version = 0
+        unreachable_since: float | None = None
         while not self.closed:
             try:
                 ref = self._board.watch.remote(self._task_id, version, WATCH_SECONDS)
                 version, state = ray.get(ref, timeout=WATCH_SECONDS + 30.0)
-            except Exception:  # the board is gone (the host left): Ray ends us soon
-                if self.closed:
-                    return
-                self.go_event.set()
+            except (ActorUnavailableError, GetTimeoutError) as exc:
+                # Unreachable for now (its node is busy, a connection dropped): again,
+                # until BOARD_RETRY_SECONDS have passed.
+                now = time.monotonic()
+                unreachable_since = now if unreachable_since is None else unreachable_since
+                if now - unreachable_since < BOARD_RETRY_SECONDS:
+                    time.sleep(BOARD_RETRY_INTERVAL)
+                    continue
+                self._lose(exc)
                 return
+            except Exception as exc:  # the board died (its node, or the host, is gone)
+                self._lose(exc)
+                return
+            unreachable_since = None
             if state["go"] is not None and self.go is None:
                 self.go = bool(state["go"])
                 self.go_event.set()
@@ -164,6 +185,12 @@ class _Listener:
             if state["over"]:
                 self.go_event.set()
                 return
+
+    def _lose(self, exc: BaseException) -> None:
+        if self.closed:
+            return
+        self.lost = f"the host's stop board could not be read: {type(exc).__name__}: {exc}"
+        self.go_event.set()
 
 
 class RayTaskContext:
@@ -255,7 +282,10 @@ def drive(work: bytes, task_id: str, board: Any) -> Iterator[tuple[Any, ...]]:
     wake = threading.Event()
     listener = _Listener(board, task_id, wake)
     try:
-        listener.go_event.wait(GO_TIMEOUT_SECONDS)
+        if not listener.go_event.wait(GO_TIMEOUT_SECONDS) or listener.go is None:
+            why = listener.lost or f"no verdict from the host within {GO_TIMEOUT_SECONDS:g} s"
+            yield ("lost", why)
+            return
         if not listener.go:
             yield ("refused",)
             return
