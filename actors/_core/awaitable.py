@@ -46,6 +46,7 @@ from actors._errors import (
     UnknownTaskError,
 )
 from actors._execution.api import AnyOperation
+from actors._ids import new_id
 from actors._records import TaskSnapshot
 from actors._storage.store import CommitTicket
 from actors.validation import check_seconds
@@ -145,8 +146,9 @@ class AwaitableRuntime:
         fields = runtime._submission_fields(operation, params, operation_name, options)
         loop = asyncio.get_running_loop()
         reply = None
+        task_id = new_id()  # outside the lock (see TaskRuntime._admit)
         with runtime._submit_lock:  # held for a few tells, as by the blocking submit
-            spec, ticket = runtime._admit(fields)
+            spec, ticket = runtime._admit(task_id, fields)
             if spec.options.depends_on:
                 reply = self._send(runtime._registry, RegisterDependent(spec, ticket), loop)
             else:

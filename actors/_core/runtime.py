@@ -324,8 +324,9 @@ class TaskRuntime:
         cancelled with a :class:`DependencyFailed` fact.
         """
         fields = self._submission_fields(operation, params, operation_name, options)
+        task_id = new_id()  # outside the lock (see _admit)
         with self._submit_lock:
-            spec, ticket = self._admit(fields)
+            spec, ticket = self._admit(task_id, fields)
             if spec.options.depends_on:
                 # The registry resolves the dependencies and forwards the task to the
                 # supervisor itself, so its answer and the task's release keep one order.
@@ -361,10 +362,14 @@ class TaskRuntime:
                 raise OperationUnavailableError(name, retry_after)
         return fields
 
-    def _admit(self, fields: Mapping[str, Any]) -> tuple[TaskSpec, CommitTicket | None]:
+    def _admit(
+        self, task_id: str, fields: Mapping[str, Any]
+    ) -> tuple[TaskSpec, CommitTicket | None]:
         """Under the submission lock: a place in the queue and the new task's spec (and,
-        with a durable store, the ticket its registration is committed on)."""
-        task_id = new_id()
+        with a durable store, the ticket its registration is committed on). ``task_id``
+        is made before the lock is taken: one id in 256 refills the batch with a read
+        of ``os.urandom``, which releases the GIL, and other submitters must not wait
+        on it."""
         if self._refusing:
             raise self._closed_error("it accepts no new task; create a new one")
         if not self._admission.try_enter():
