@@ -18,6 +18,24 @@ import structlog
 
 __all__ = ["LibraryLogger", "library_logger"]
 
+# structlog's configuration object, read attribute by attribute to tell a dropped debug or
+# info event without a call into structlog (get_config builds a dict per call; a dropped
+# event cost five calls, the runtime's largest per-task cost after the actors' messages).
+# It is not public API: if a structlog release renames it, every event takes the public
+# path in _emit, which decides the same way.
+_CONFIG: Any = getattr(getattr(structlog, "_config", None), "_CONFIG", None)
+if not all(
+    hasattr(_CONFIG, name)
+    for name in (
+        "is_configured",
+        "default_processors",
+        "default_wrapper_class",
+        "logger_factory",
+        "default_context_class",
+    )
+):
+    _CONFIG = None
+
 _LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -97,11 +115,29 @@ class LibraryLogger:
         except Exception:
             self.dropped_events += 1
 
+    def _drops(self, level: str) -> bool:
+        """Whether structlog's configuration, unchanged since the last event, drops this
+        level: attribute reads only. False when in doubt (then _emit decides)."""
+        cache = self._cache
+        config = _CONFIG
+        return (
+            cache is not None
+            and config is not None
+            and config.is_configured
+            and level in cache[5]
+            and cache[0] is config.default_processors
+            and cache[1] is config.default_wrapper_class
+            and cache[2] is config.logger_factory
+            and cache[3] is config.default_context_class
+        )
+
     def debug(self, event: str, **fields: Any) -> None:
-        self._emit("debug", event, fields)
+        if not self._drops("debug"):
+            self._emit("debug", event, fields)
 
     def info(self, event: str, **fields: Any) -> None:
-        self._emit("info", event, fields)
+        if not self._drops("info"):
+            self._emit("info", event, fields)
 
     def warning(self, event: str, **fields: Any) -> None:
         self._emit("warning", event, fields)

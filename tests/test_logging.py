@@ -494,3 +494,73 @@ def test_levels_a_filtering_logger_drops_are_skipped_and_come_back_when_reconfig
     finally:
         structlog.reset_defaults()
     assert seen == ["at", "now seen"]
+
+
+def test_a_dropped_event_is_told_without_asking_structlog_for_its_configuration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once a filtering logger's levels are known, a dropped debug or info event reads
+    structlog's configuration attribute by attribute: get_config (a dict built per call)
+    is not called again until the configuration changes."""
+    import logging as stdlib_logging
+
+    calls: list[None] = []
+    real_get_config = structlog.get_config
+
+    def counted_get_config() -> dict[str, Any]:
+        calls.append(None)
+        return real_get_config()
+
+    log = library_logger("tests.fast_drop")
+    try:
+        structlog.configure(
+            processors=[lambda _l, _n, event: event],
+            wrapper_class=structlog.make_filtering_bound_logger(stdlib_logging.WARNING),
+            logger_factory=structlog.ReturnLoggerFactory(),
+        )
+        log.info("first")  # learns which levels are dropped
+        monkeypatch.setattr(structlog, "get_config", counted_get_config)
+        for _ in range(100):
+            log.debug("dropped")
+            log.info("dropped")
+        assert calls == []
+        log.warning("kept")  # a level that is not dropped takes the full path
+        assert len(calls) == 1
+    finally:
+        structlog.reset_defaults()
+
+
+def test_without_structlogs_configuration_object_events_take_the_public_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """If a structlog release no longer has the configuration object the fast path reads,
+    every event is decided through get_config, with the same outcome: dropped levels are
+    dropped, and a new configuration is followed."""
+    import logging as stdlib_logging
+
+    from actors import logs
+
+    monkeypatch.setattr(logs, "_CONFIG", None)
+    seen: list[str] = []
+
+    def collect(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+        seen.append(event["event"])
+        raise structlog.DropEvent
+
+    log = library_logger("tests.public_path")
+    try:
+        structlog.configure(
+            processors=[collect],
+            wrapper_class=structlog.make_filtering_bound_logger(stdlib_logging.WARNING),
+        )
+        log.info("below")
+        log.info("below again")
+        log.warning("at")
+        structlog.configure(
+            processors=[collect],
+            wrapper_class=structlog.make_filtering_bound_logger(stdlib_logging.DEBUG),
+        )
+        log.debug("now seen")
+    finally:
+        structlog.reset_defaults()
+    assert seen == ["at", "now seen"]
