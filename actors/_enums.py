@@ -47,7 +47,11 @@ class TaskPriority(IntEnum):
 
     @property
     def label(self) -> str:
-        return self.name.lower()
+        # A lookup: Enum.name is itself a property (two calls on every task's creation).
+        return _PRIORITY_LABELS[self]
+
+
+_PRIORITY_LABELS = {priority: priority.name.lower() for priority in TaskPriority}
 
 
 class StopReason(StrEnum):

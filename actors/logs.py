@@ -115,9 +115,10 @@ class LibraryLogger:
         except Exception:
             self.dropped_events += 1
 
-    def _drops(self, level: str) -> bool:
+    def drops(self, level: str) -> bool:
         """Whether structlog's configuration, unchanged since the last event, drops this
-        level: attribute reads only. False when in doubt (then _emit decides)."""
+        level: attribute reads only. False when in doubt (then the event decides). For a
+        caller whose event's fields cost more than this check."""
         cache = self._cache
         config = _CONFIG
         return (
@@ -132,11 +133,11 @@ class LibraryLogger:
         )
 
     def debug(self, event: str, **fields: Any) -> None:
-        if not self._drops("debug"):
+        if not self.drops("debug"):
             self._emit("debug", event, fields)
 
     def info(self, event: str, **fields: Any) -> None:
-        if not self._drops("info"):
+        if not self.drops("info"):
             self._emit("info", event, fields)
 
     def warning(self, event: str, **fields: Any) -> None:

@@ -34,7 +34,7 @@ import random
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any, assert_never, cast
+from typing import Any, assert_never
 
 import pykka
 
@@ -210,7 +210,9 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, SUPERVISOR_MESSAGES):
-            return self._handle(cast(SupervisorMessage, message))
+            # SUPERVISOR_MESSAGES holds SupervisorMessage's members (see messages.py); no
+            # cast(), a call on every message.
+            return self._handle(message)  # type: ignore[arg-type]
         return super().on_receive(message)
 
     def _handle(self, message: SupervisorMessage) -> Any:
@@ -629,7 +631,7 @@ class SupervisorActor(pykka.ThreadingActor):
         # A test's injected fault: the worker runs the wrapped operation, the attempt
         # keeps the real spec (a retry runs the real one).
         run_spec, injected = spec, None
-        if self._faults is not None:
+        if self._faults is not None and self._faults.armed:
             run_spec, injected = self._faults.apply(spec)
         backend = self._backend_for(spec)
         if spec.options.resources is not None and holds_on_host(spec):

@@ -80,7 +80,10 @@ class TimerService:
         self._fault: Exception | None = None  # a test's injected fault, for the next tick
         self._restarts = 0
         self._name = name
-        self._cond = threading.Condition()  # guards the heap and the counters
+        # guards the heap and the counters; the busiest paths (arm, cancel) take the lock
+        # itself, a C call, where the condition's `with` is two Python calls
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
         self._fire_lock = threading.Lock()  # one tick at a time, pop to last tell
         self._heap: list[TimerHandle] = []
         self._seq = itertools.count()
@@ -125,7 +128,7 @@ class TimerService:
         self, deadline: float, target: pykka.ActorRef[Any], message: Any
     ) -> TimerHandle:
         """Tell ``message`` to ``target`` once ``clock.monotonic() >= deadline``."""
-        with self._cond:
+        with self._lock:
             if self._stopping:
                 raise RuntimeError(f"{self._name} is stopped; no timer can be armed")
             handle = TimerHandle(deadline, next(self._seq), target, message)
@@ -142,7 +145,7 @@ class TimerService:
 
     def cancel(self, handle: TimerHandle) -> bool:
         """Disarm ``handle``. Returns False if it had already fired or been cancelled."""
-        with self._cond:
+        with self._lock:
             if not handle.armed:
                 return False
             handle.armed = False

@@ -233,7 +233,7 @@ def attempt_context(
         stop,
         spec.dependency_results,
         published,
-        spec.resume_from,
+        None if spec.resume_json is None else spec.resume_from,
         gpu_indices,
     )
     return stop, context

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import pykka
 
 from actors._enums import Isolation
-from actors._execution.api import Operation
 from actors._execution.backend import Attempt, AttemptEvents
 from actors._execution.context import attempt_context
 from actors._execution.injected import InjectedCrash, InjectedLimit
@@ -58,7 +57,11 @@ class ThreadBackend:
         self._gpus_of = gpus_of
 
     def start(self, spec: TaskSpec, events: AttemptEvents) -> Attempt:
-        gpus = () if self._gpus_of is None else self._gpus_of(spec.task_id)
+        gpus = (
+            ()
+            if self._gpus_of is None or spec.options.resources is None
+            else self._gpus_of(spec.task_id)
+        )
         attempt = ThreadAttempt(spec, self._registry, events, gpus)
         try:
             self._op_pool.submit(attempt.run)
@@ -136,7 +139,9 @@ class ThreadAttempt:
             self._thread = threading.get_ident()
         try:
             try:
-                operation = cast(Operation, spec.operation)  # a plain function (submission)
+                # A plain function (the submission checked), not a coroutine function;
+                # typed here without cast(), a call on every task.
+                operation: Any = spec.operation
                 outcome = Completed(operation(spec.params, self.context))
             except (InjectedCrash, InjectedLimit) as fault:
                 outcome = fault.outcome()  # what the real fault does to a child

@@ -163,8 +163,11 @@ class WorkerActor(PooledActor):
             outcome = self._checked(outcome)
         self.stop_when_idle()
         # A dead supervisor (it failed; the runtime is stopping) hears nothing more.
-        with contextlib.suppress(pykka.ActorDeadError):
+        # try/except, not contextlib.suppress: three calls fewer on every task.
+        try:  # noqa: SIM105
             self._supervisor.tell(WorkerFinished(self._spec.task_id, outcome, at))
+        except pykka.ActorDeadError:
+            pass
 
     def _checked(self, outcome: Completed) -> Outcome:
         """The result checked here, on the operation's thread, before it reaches the
