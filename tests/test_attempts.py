@@ -7,12 +7,17 @@ from typing import Any
 
 import pytest
 
-from actors import StopReason
+from actors import Isolation, StopReason
 from actors._core.attempts import (
+    ASYNC_SLOTS,
     INTERRUPT_REPEAT_SECONDS,
+    RAY_SLOTS,
+    SLOT_POOL_OF,
+    WORKER_SLOTS,
     ActiveAttempt,
     ActiveAttempts,
     next_forced_step,
+    slot_pool,
 )
 from actors._core.messages import Interrupt, Kill
 from tests.records import make_spec
@@ -67,3 +72,37 @@ def test_the_ladder_interrupts_then_kills(stop_grace: float) -> None:
     ]
     repeat = INTERRUPT_REPEAT_SECONDS
     assert threads == [(Interrupt, repeat), (Kill, repeat), (Kill, repeat)]
+
+
+def test_every_isolation_has_its_slot_pool() -> None:
+    """Threads and processes share the workers' slots; coroutines and Ray attempts have
+    their own; an isolation not resolved yet (None) counts as the workers'."""
+    expected = {
+        Isolation.THREAD: WORKER_SLOTS,
+        Isolation.PROCESS: WORKER_SLOTS,
+        Isolation.ASYNC: ASYNC_SLOTS,
+        Isolation.RAY: RAY_SLOTS,
+        None: WORKER_SLOTS,
+    }
+    assert set(SLOT_POOL_OF) == set(Isolation) | {None}
+    for isolation, pool in expected.items():
+        assert SLOT_POOL_OF[isolation] == slot_pool(isolation) == pool
+
+
+def test_held_in_is_a_live_read_only_view_that_agrees_with_held() -> None:
+    """The dispatcher reads held_in instead of calling held(): it follows each add, stop
+    and end, per pool, and cannot be written through."""
+    attempts = ActiveAttempts()
+    view = attempts.held_in
+    assert view.get(WORKER_SLOTS, 0) == attempts.held(WORKER_SLOTS) == 0
+    first, second = _attempt("a"), _attempt("b")
+    attempts.add(first)
+    attempts.add(second)
+    assert view[WORKER_SLOTS] == attempts.held(WORKER_SLOTS) == 2
+    attempts.stop(first, StopReason.TIMEOUT)
+    assert view[WORKER_SLOTS] == 2  # a stopping attempt keeps its slot
+    attempts.end("a")
+    assert view[WORKER_SLOTS] == attempts.held(WORKER_SLOTS) == 1
+    assert view.get(ASYNC_SLOTS, 0) == attempts.held(ASYNC_SLOTS) == 0
+    with pytest.raises(TypeError):
+        view[WORKER_SLOTS] = 0  # type: ignore[index]

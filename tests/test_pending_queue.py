@@ -246,3 +246,21 @@ class PendingQueueMachine(RuleBasedStateMachine):
 
 TestPendingQueueMachine = PendingQueueMachine.TestCase
 TestPendingQueueMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+
+
+def test_ready_lanes_is_a_live_read_only_view_that_agrees_with_has_ready_in() -> None:
+    """The dispatcher reads ready_lanes instead of calling has_ready_in: the view follows
+    every push and pop (and a compaction) and cannot be written through."""
+    queue: PendingQueue[object] = PendingQueue(lane_of=lambda spec: spec.operation_name)
+    lanes = queue.ready_lanes
+    for lane in ("a", "b"):
+        assert bool(lanes.get(lane)) is queue.has_ready_in(lane) is False
+    queue.push_ready(_spec("t1", op="a"))
+    queue.push_ready(_spec("t2", op="a"))
+    assert bool(lanes.get("a")) is queue.has_ready_in("a") is True
+    assert bool(lanes.get("b")) is queue.has_ready_in("b") is False
+    queue.remove("t1")
+    assert queue.pop_ready("a") is not None
+    assert bool(lanes.get("a")) is queue.has_ready_in("a") is False
+    with pytest.raises(TypeError):
+        lanes["a"] = []  # type: ignore[index]

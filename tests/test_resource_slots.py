@@ -238,3 +238,25 @@ def test_random_requests_and_releases_never_over_commit_nor_starve(
     assert ledger.waiting == 0
     assert sorted(started) == sorted(requests)
     assert ledger.statistics().in_use == dict.fromkeys(_CAPACITY, 0.0)
+
+
+def test_waiters_is_a_live_read_only_view_of_the_line() -> None:
+    """The dispatcher tests ``waiters`` instead of calling ``waiting``: it follows each
+    wait, withdrawal and take-all, and cannot be written through."""
+    ledger = slots(gpu=1)
+    view = ledger.waiters
+    assert not view
+    assert ledger.waiting == 0
+    ledger.take("running", Resources(gpu=1))
+    ledger.wait("a", (0, 1), Resources(gpu=1), LANE, "a")
+    ledger.wait("b", (0, 2), Resources(gpu=1), LANE, "b")
+    assert set(view) == {"a", "b"}
+    assert ledger.waiting == 2
+    assert ledger.withdraw("a") == "a"
+    assert set(view) == {"b"}
+    assert ledger.waiting == 1
+    assert ledger.take_all_waiting() == ["b"]
+    assert not view
+    assert ledger.waiting == 0
+    with pytest.raises(TypeError):
+        view["c"] = None  # type: ignore[index]

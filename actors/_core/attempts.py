@@ -9,8 +9,9 @@ never multiply threads or processes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import pykka
@@ -28,6 +29,7 @@ __all__ = [
     "ASYNC_SLOTS",
     "INTERRUPT_REPEAT_SECONDS",
     "RAY_SLOTS",
+    "SLOT_POOL_OF",
     "WORKER_SLOTS",
     "ActiveAttempt",
     "ActiveAttempts",
@@ -45,12 +47,22 @@ RAY_SLOTS = "ray"
 """The slot pool of Ray attempts (the Ray back-end's ``max_in_flight``)."""
 
 
+SLOT_POOL_OF: Mapping[Isolation | None, str] = MappingProxyType(
+    {
+        None: WORKER_SLOTS,
+        Isolation.THREAD: WORKER_SLOTS,
+        Isolation.PROCESS: WORKER_SLOTS,
+        Isolation.ASYNC: ASYNC_SLOTS,
+        Isolation.RAY: RAY_SLOTS,
+    }
+)
+"""Whose slots an attempt of each isolation holds: coroutines and Ray attempts have their
+own (neither holds a host thread). A lookup where the hot path asks (see slot_pool)."""
+
+
 def slot_pool(isolation: Isolation | None) -> str:
-    """Whose slots an attempt of this isolation holds: coroutines and Ray attempts have
-    their own (neither holds a host thread)."""
-    if isolation is Isolation.ASYNC:
-        return ASYNC_SLOTS
-    return RAY_SLOTS if isolation is Isolation.RAY else WORKER_SLOTS
+    """Whose slots an attempt of this isolation holds (:data:`SLOT_POOL_OF`)."""
+    return SLOT_POOL_OF[isolation]
 
 
 INTERRUPT_REPEAT_SECONDS = 0.1
@@ -108,13 +120,16 @@ class ActiveAttempts:
     """Every attempt holding a slot, by task id, and how many of them are stopping, in
     all and per slot pool (:func:`slot_pool` of its isolation)."""
 
-    __slots__ = ("_by_id", "_held", "_stopping", "_stopping_in")
+    __slots__ = ("_by_id", "_held", "_stopping", "_stopping_in", "held_in")
 
     def __init__(self) -> None:
         self._by_id: dict[str, ActiveAttempt] = {}
         self._stopping = 0
         self._held: dict[str, int] = {}  # slots held per pool, stopping ones included
         self._stopping_in: dict[str, int] = {}
+        # Read-only and live: slots held per pool, for the dispatcher's hot path (a
+        # lookup, not a call of held()).
+        self.held_in: Mapping[str, int] = MappingProxyType(self._held)
 
     def held(self, pool: str) -> int:
         """Slots of ``pool`` held, by running and stopping attempts."""
@@ -145,7 +160,7 @@ class ActiveAttempts:
         if task_id in self._by_id:
             raise ValueError(f"task {task_id} already has an attempt holding a slot")
         self._by_id[task_id] = attempt
-        pool = slot_pool(attempt.spec.options.isolation)
+        pool = SLOT_POOL_OF[attempt.spec.options.isolation]
         self._held[pool] = self._held.get(pool, 0) + 1
 
     def get(self, task_id: str) -> ActiveAttempt | None:
@@ -164,7 +179,7 @@ class ActiveAttempts:
         attempt = self._by_id.pop(task_id, None)
         if attempt is None:
             return None
-        pool = slot_pool(attempt.spec.options.isolation)
+        pool = SLOT_POOL_OF[attempt.spec.options.isolation]
         self._held[pool] -= 1
         if attempt.stopping is not None:
             self._stopping -= 1

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from actors._core.attempts import slot_pool
+from actors._core.attempts import SLOT_POOL_OF
 from actors._core.pending import PendingQueue
 from actors._core.resource_slots import HOST_ISOLATIONS, ResourceSlots
 from actors._errors import ResourcesUnavailableError
@@ -37,7 +37,7 @@ __all__ = ["DispatchOrder", "holds_on_host", "lane_of", "resources_refused"]
 
 def lane_of(spec: TaskSpec) -> str:
     """A ready task's lane in the pending queue: its slot pool."""
-    return slot_pool(spec.options.isolation)
+    return SLOT_POOL_OF[spec.options.isolation]
 
 
 def holds_on_host(spec: TaskSpec) -> bool:
@@ -80,7 +80,7 @@ class DispatchOrder:
         """The task to start next in ``pool``, taken out; None when none may start."""
         slots = self._slots
         while True:
-            if slots.waiting:  # else (the common case) the lane's head is the answer
+            if slots.waiters:  # else (the common case) the lane's head is the answer
                 admitted = slots.next_admitted(pool)
                 if admitted is not None:
                     head = self._queue.peek_ready(pool)

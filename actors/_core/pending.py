@@ -24,8 +24,9 @@ popped on its own, by priority then FIFO. Without ``lane_of`` there is one lane.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Generic, Literal, TypeVar
 
 from actors._records import TaskRecord, TaskSpec
@@ -75,6 +76,11 @@ class PendingQueue(Generic[H]):
         # (O(log n) cancel).
         self._lane_of = lane_of
         self._heaps: dict[Hashable, list[tuple[int, int, str]]] = {None: []}
+        # Read-only and live, for the dispatcher's hot path (a lookup, not a call): lane ->
+        # its heap; a non-empty one may have a ready task (see has_ready_in).
+        self.ready_lanes: Mapping[Hashable, Sequence[tuple[int, int, str]]] = MappingProxyType(
+            self._heaps
+        )
         self._ready: dict[str, TaskSpec] = {}
         self._delayed: dict[str, tuple[TaskSpec, H]] = {}
         self._held: dict[str, dict[str, TaskSpec]] = {}  # operation -> id -> spec, in order

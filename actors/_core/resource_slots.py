@@ -38,6 +38,7 @@ import bisect
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from actors._enums import Isolation
@@ -120,6 +121,7 @@ class ResourceSlots(Generic[P]):
         "_line",
         "_listener",
         "_waiting",
+        "waiters",
     )
 
     def __init__(self, capacity: Resources | None = None) -> None:
@@ -130,6 +132,9 @@ class ResourceSlots(Generic[P]):
         self._free_gpus: list[int] = list(range(int(self._capacity.get(GPU, 0))))
         self._holds: dict[str, Holding] = {}
         self._waiting: dict[str, _Waiter[P]] = {}
+        # Read-only and live: the waiting tasks by id, for the dispatcher's hot path (a
+        # truth test, not a call of the ``waiting`` property).
+        self.waiters: Mapping[str, object] = MappingProxyType(self._waiting)
         self._line: list[tuple[Key, str]] = []  # sorted: the line's order
         self._listener: Listener | None = None
 

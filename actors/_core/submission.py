@@ -101,7 +101,7 @@ class SpecMaker:
         try:
             if self._durable:
                 params, params_json = normalized(params)
-            else:
+            elif params:  # (none: nothing to check, and a call fewer)
                 check_value(params)  # kept as they are, but the service must show them
         except UnstorableValueError as exc:
             needs = "JSON data with a durable store" if self._durable else "storable"
@@ -125,7 +125,8 @@ class SpecMaker:
                     no_backend=True,
                 )
             self._ray_check(operation, operation_name, params, options.resources)
-        not_before = self.start_time(option_values.get("delay"), option_values.get("run_at"))
+        delay, run_at = option_values.get("delay"), option_values.get("run_at")
+        not_before = None if delay is None and run_at is None else self.start_time(delay, run_at)
         return {
             "operation": operation,
             "operation_name": operation_name,

@@ -543,16 +543,17 @@ class SupervisorActor(pykka.ThreadingActor):
     def _dispatch(self) -> None:
         # Only the pools with something that may start: a ready task in their lane, or
         # (any pool) a task waiting in the resources line.
-        queue, line = self._queue, self._slots.waiting
+        lanes, line = self._queue.ready_lanes, self._slots.waiters
         for pool, capacity in self._capacities.items():
-            if line or queue.has_ready_in(pool):
+            if line or lanes.get(pool):  # see PendingQueue.has_ready_in
                 self._dispatch_pool(pool, capacity)
 
     def _dispatch_pool(self, pool: str, capacity: int) -> None:
         breakers = self._breakers
         if breakers is not None and not breakers.enabled:
             breakers = None
-        while self._active.held(pool) < capacity:
+        held = self._active.held_in
+        while held.get(pool, 0) < capacity:
             spec = self._order.next_ready(pool)
             if spec is None:
                 return
