@@ -27,10 +27,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["instructions_per_task", "main", "parse_total"]
+__all__ = ["WORKLOAD", "instructions_per_task", "main", "parse_total"]
 
 # The workload, run in a fresh interpreter with the tree first on sys.path.
-_WORKLOAD = """
+WORKLOAD = """
 import logging, sys
 tree, count = sys.argv[1], int(sys.argv[2])
 sys.path.insert(0, tree)
@@ -64,7 +64,7 @@ def _count(tree: Path, tasks: int) -> int:
     with tempfile.TemporaryDirectory(prefix="b1-instructions-") as scratch:
         out = Path(scratch) / "callgrind.out"
         script = Path(scratch) / "workload.py"
-        script.write_text(_WORKLOAD)
+        script.write_text(WORKLOAD)
         subprocess.run(
             [
                 "valgrind",

@@ -187,3 +187,25 @@ def test_instruction_counts_read_callgrinds_total_and_refuse_a_bad_tree(tmp_path
     with pytest.raises(SystemExit) as exited:
         main([str(tmp_path)])
     assert exited.value.code == 2
+
+
+def test_cpu_per_task_times_this_tree_and_refuses_a_bad_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m benchmarks.cpu_per_task``: a source tree's CPU per task is read from
+    two real runs of B1's workload and shown with its ratio to the first tree; a path
+    that is not a source tree, or sizes the wrong way round, are refused before any run."""
+    from benchmarks.cpu_per_task import cpu_per_task, cpu_seconds, main
+
+    tree = Path(__file__).resolve().parent.parent
+    assert cpu_seconds(tree, 20) > 0.0
+    with pytest.raises(ValueError, match="must be more than"):
+        cpu_per_task(tree, 300, 100)
+    with pytest.raises(SystemExit) as exited:
+        main([str(tmp_path)])
+    assert exited.value.code == 2
+    assert main([str(tree), "--small", "20", "--large", "220", "--rounds", "1"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{tree}\t")
+    assert "µs CPU/task" in line
+    assert line.endswith("1.000x the first tree's speed")
