@@ -642,7 +642,9 @@ class SupervisorActor(pykka.ThreadingActor):
         # back-end that starts later records RUNNING itself, through its start gate.
         ticket = CommitTicket(spec.task_id) if self._durable else None
         # What the operation publishes; a durable store's checkpoint waits for its commit.
-        published = Published(self._clock.monotonic, self._start_timeout if self._durable else None)
+        # Signs of life are stamped only for a heartbeat deadline (the only reader).
+        stamp = None if spec.options.heartbeat_timeout is None else self._clock.monotonic
+        published = Published(stamp, self._start_timeout if self._durable else None)
         gate = None if backend.starts_on_handover else StartGate()
         timer = None
         if gate is None:

@@ -128,7 +128,7 @@ class ReportingContext:
 
     def update_progress(self, fraction: float) -> None:
         """Report progress as a fraction from 0.0 to 1.0."""
-        published = self._reports()
+        published = self._published or self._reports()
         if published.progress(fraction):
             self._notify(published)
 

@@ -54,7 +54,8 @@ class Published:
         self._checkpoint: str | None = None  # the latest checkpoint's JSON text
         self._checkpoint_new: str | None = None  # published since the last drain
         self._waiters: list[CheckpointWaiter] = []
-        # The clock the signs of life are stamped with (the host's; none in a child).
+        # The clock the signs of life are stamped with: the host's for an attempt with a
+        # heartbeat deadline, none otherwise (nothing reads the stamp) and in a child.
         self._monotonic = monotonic
         self._last_sign: float | None = None
         # With a durable store: seconds a checkpoint waits for its commit (None: none).
@@ -63,11 +64,21 @@ class Published:
     def progress(self, fraction: float) -> bool:
         """Publish progress (a fraction from 0.0 to 1.0). True when this is the first
         value since the last drain: the caller then tells whoever drains."""
-        value = check_fraction(fraction)
-        self._sign()
+        # The common case inline (a tight loop of updates pays for every call): a float
+        # in range (NaN fails both comparisons); anything else is checked in full.
+        value = fraction if type(fraction) is float and 0.0 <= fraction <= 1.0 else None
+        if value is None:
+            value = check_fraction(fraction)
+        monotonic = self._monotonic
+        if monotonic is not None:
+            self._last_sign = monotonic()
         with self._lock:
             self._progress = value
-            return self._first()
+            self._alive = True
+            if self._pending:
+                return False
+            self._pending = True
+            return True
 
     def partial(self, value: Any) -> bool:
         """Publish a partial result; True as for :meth:`progress`."""
