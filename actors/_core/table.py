@@ -7,7 +7,6 @@ no hot path scans every record.
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import itertools
 from collections.abc import Iterable, Iterator, Mapping
@@ -15,6 +14,7 @@ from dataclasses import dataclass, replace
 from enum import Enum, auto
 from typing import Any
 
+from actors._core.seq_index import SeqIndex
 from actors._enums import TaskPriority, TaskStatus
 from actors._outcome import (
     Cancelled,
@@ -61,67 +61,6 @@ class TablePage:
     next_after: int | None
 
 
-class _SeqIndex:
-    """Task ids sorted by ``seq``, for pages that start after a given ``seq``.
-
-    Ids mostly arrive near the end (seq grows) and leave near the front (the oldest end
-    first, retention drops the oldest), so both ends are cheap: an append, and an offset
-    that skips the front instead of shifting the list. A page is a binary search and a
-    slice: it never touches an id outside the page."""
-
-    __slots__ = ("_ids", "_seqs", "_start")
-
-    def __init__(self) -> None:
-        self._seqs: list[int] = []
-        self._ids: list[str] = []
-        self._start = 0  # entries before it have left
-
-    def __len__(self) -> int:
-        return len(self._seqs) - self._start
-
-    def add(self, seq: int, task_id: str) -> None:
-        seqs = self._seqs
-        if not seqs or seq >= seqs[-1]:
-            seqs.append(seq)
-            self._ids.append(task_id)
-            return
-        at = bisect.bisect_right(seqs, seq, self._start)
-        if at == self._start and self._start > 0:  # reuse a slot the front left
-            self._start -= 1
-            seqs[self._start] = seq
-            self._ids[self._start] = task_id
-            return
-        seqs.insert(at, seq)
-        self._ids.insert(at, task_id)
-
-    def remove(self, seq: int, task_id: str) -> None:
-        seqs, ids, start = self._seqs, self._ids, self._start
-        if start < len(seqs) and ids[start] == task_id:  # the usual case: the oldest
-            at = start
-        else:
-            at = bisect.bisect_left(seqs, seq, start)
-            # Seqs are unique in a runtime; a table built by hand may repeat one.
-            while at < len(seqs) and seqs[at] == seq and ids[at] != task_id:
-                at += 1
-            if at == len(seqs) or seqs[at] != seq:
-                raise KeyError(task_id)
-        if at == start:
-            self._start = start = start + 1
-            if start > 1024 and start * 2 > len(seqs):
-                del seqs[:start]  # compact: amortised O(1) per removal
-                del ids[:start]
-                self._start = 0
-        else:
-            del seqs[at]
-            del ids[at]
-
-    def page(self, after: int, limit: int) -> tuple[list[str], bool]:
-        """Up to ``limit`` ids with a larger seq than ``after``, and whether more follow."""
-        at = bisect.bisect_right(self._seqs, after, self._start)
-        ids = self._ids[at : at + limit]
-        return ids, at + limit < len(self._seqs)
-
-
 def _status_of(outcome: Outcome) -> TaskStatus:
     if isinstance(outcome, Completed):
         return TaskStatus.COMPLETED
@@ -159,7 +98,7 @@ class TaskTable:
         }
         # Seq-ordered indexes for pages: all records, by status, by owner, by both
         # (once a page has been asked for).
-        self._by_seq: dict[tuple[str | None, TaskStatus | None], _SeqIndex] = {}
+        self._by_seq: dict[tuple[str | None, TaskStatus | None], SeqIndex] = {}
         self._status_counts = dict.fromkeys(TaskStatus, 0)
         self._priority_counts = dict.fromkeys(TaskPriority, 0)
         self._created = 0
@@ -464,10 +403,10 @@ class TaskTable:
         self._status_counts[status] += 1
         record.status = status
 
-    def _seq_index(self, key: tuple[str | None, TaskStatus | None]) -> _SeqIndex:
+    def _seq_index(self, key: tuple[str | None, TaskStatus | None]) -> SeqIndex:
         index = self._by_seq.get(key)
         if index is None:
-            index = self._by_seq[key] = _SeqIndex()
+            index = self._by_seq[key] = SeqIndex()
         return index
 
     def _index(self, record: TaskRecord, status: TaskStatus, by_status_only: bool = False) -> None:
