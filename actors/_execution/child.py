@@ -27,16 +27,12 @@ them at most every ``_PROGRESS_INTERVAL`` seconds, and the last values are flush
 from __future__ import annotations
 
 import contextlib
-import errno
-import math
 import os
 import pickle
 import queue
-import resource
 import signal
 import sys
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
@@ -45,6 +41,16 @@ from actors._clock import blocking_timeout
 from actors._enums import StopReason
 from actors._exception_facts import exception_facts
 from actors._execution.checkpoints import decode_checkpoint, encode_checkpoint
+from actors._execution.child_task_env import (
+    DEVICES_UNCHANGED,
+    apply_limits,
+    end_leftover_processes,
+    has_child_processes,
+    is_out_of_memory,
+    restore_devices,
+    restore_limits,
+    show_devices,
+)
 from actors._execution.proctree import become_subreaper, kill_descendants
 from actors._execution.published import Published
 from actors._execution.wire import (
@@ -67,8 +73,6 @@ _PROGRESS_INTERVAL = 0.01
 _CHILD_NICENESS = 10
 # RLIMIT_CPU: the kernel sends SIGXCPU at the soft limit and SIGKILL at the hard one, so
 # an operation that ignores SIGXCPU is still ended this much later.
-_CPU_HARD_MARGIN_SECONDS = 1
-_LEFTOVER_GRACE_SECONDS = 2.0
 
 
 class _HostGone(Exception):
@@ -302,110 +306,6 @@ def _exception_info(exc: BaseException) -> ExceptionInfo:
     return exception_facts(exc)
 
 
-def _is_out_of_memory(exc: BaseException) -> bool:
-    """A MemoryError, or an OSError with errno ENOMEM (mmap, fork, a thread's stack under
-    RLIMIT_AS), or an exception raised while handling or because of one."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, MemoryError):
-            return True
-        if isinstance(current, OSError) and current.errno == errno.ENOMEM:
-            return True
-        current = current.__cause__ or current.__context__
-    return False
-
-
-_CUDA = "CUDA_VISIBLE_DEVICES"
-_UNSET: Any = object()  # no task-specific devices: the environment was left alone
-
-
-def _show_devices(devices: str | None) -> Any:
-    """Make the task's GPU indices the only ones visible; returns what to restore (the
-    previous value, None when it was unset, or ``_UNSET`` when nothing was changed)."""
-    if devices is None:
-        return _UNSET
-    previous = os.environ.get(_CUDA)
-    os.environ[_CUDA] = devices
-    return previous
-
-
-def _restore_devices(previous: Any) -> None:
-    if previous is _UNSET:
-        return
-    if previous is None:
-        os.environ.pop(_CUDA, None)
-    else:
-        os.environ[_CUDA] = previous
-
-
-def _apply_limits(memory_limit_mb: float | None, cpu_time_limit: float | None) -> Any:
-    saved = (resource.getrlimit(resource.RLIMIT_AS), resource.getrlimit(resource.RLIMIT_CPU))
-    if memory_limit_mb is not None:
-        _, hard = saved[0]
-        soft = int(memory_limit_mb * 1024 * 1024)
-        if hard != resource.RLIM_INFINITY:
-            soft = min(soft, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-    if cpu_time_limit is not None:
-        # RLIMIT_CPU counts the process's whole life: allow this much more than used so far.
-        # The hard limit is set too, a margin above: SIGKILL even if SIGXCPU is ignored.
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        used = usage.ru_utime + usage.ru_stime
-        _, hard = saved[1]
-        soft = math.ceil(used + cpu_time_limit)
-        new_hard = soft + _CPU_HARD_MARGIN_SECONDS
-        if hard != resource.RLIM_INFINITY:
-            new_hard = min(new_hard, hard)
-            soft = min(soft, hard)
-        resource.setrlimit(resource.RLIMIT_CPU, (soft, new_hard))
-    return saved
-
-
-def _restore_limits(saved: Any) -> bool:
-    """Put the limits back; False when the CPU hard limit cannot be raised again (only a
-    privileged process may), so the child must not run another task."""
-    resource.setrlimit(resource.RLIMIT_AS, saved[0])
-    try:
-        resource.setrlimit(resource.RLIMIT_CPU, saved[1])
-    except (ValueError, OSError):
-        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
-        return False
-    return True
-
-
-def _has_child_processes() -> bool:
-    """One system call: whether this process has a child, live or a zombie (reaping at
-    most one zombie). The common case, none, costs nothing more."""
-    try:
-        os.waitpid(-1, os.WNOHANG)
-    except ChildProcessError:
-        return False
-    return True
-
-
-def _end_leftover_processes() -> bool:
-    """End and reap every process the operation left behind (the child is their
-    subreaper, so orphans are its children). False if some could not be ended in time."""
-    deadline = time.monotonic() + _LEFTOVER_GRACE_SECONDS
-    me = os.getpid()
-    while True:
-        kill_descendants(me)
-        while True:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return True
-            if pid == 0:
-                break  # children remain, not dead yet (or not ours to kill)
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.005)
-
-
 def _exit_quietly() -> None:
     """The host is gone: end the operation's processes and leave, without a traceback."""
     with contextlib.suppress(Exception):
@@ -523,8 +423,8 @@ def child_main(conn: Connection) -> None:
             early_cancels.clear()  # cancels of earlier tasks that came too late to matter
         if early is not None:
             context._request_stop(early)
-        saved = _apply_limits(memory_limit_mb, run.cpu_time_limit)
-        devices = _show_devices(run.cuda_visible_devices)
+        saved = apply_limits(memory_limit_mb, run.cpu_time_limit)
+        devices = show_devices(run.cuda_visible_devices)
         kind: DoneKind
         payload: Any
         try:
@@ -535,22 +435,22 @@ def child_main(conn: Connection) -> None:
                 payload = operation(params, context)
                 kind = "completed"
             except BaseException as exc:  # SystemExit too: the child carries on
-                out_of_memory = memory_limit_mb is not None and _is_out_of_memory(exc)
+                out_of_memory = memory_limit_mb is not None and is_out_of_memory(exc)
                 kind = "memory" if out_of_memory else "raised"
                 payload = _exception_info(exc)
         finally:
-            restored = _restore_limits(saved)
-            _restore_devices(devices)
+            restored = restore_limits(saved)
+            restore_devices(devices)
             if os.getpid() != me:
                 os._exit(0)  # the operation forked and this copy returned: not the child
             context._close()
             with lock:
                 del current[task_id]
         # A task's processes never outlive it (one system call when it started none).
-        ended = not _has_child_processes() or _end_leftover_processes()
+        ended = not has_child_processes() or end_leftover_processes()
         # A GPU task's child is replaced: CUDA reads CUDA_VISIBLE_DEVICES once per
         # process, so a library it initialised would keep this task's devices.
-        retire = kind == "memory" or not restored or not ended or devices is not _UNSET
+        retire = kind == "memory" or not restored or not ended or devices is not DEVICES_UNCHANGED
         try:
             try:
                 channel.send(Done(task_id, kind, payload, retire))
