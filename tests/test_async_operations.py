@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from actors import AsyncTaskContext, Isolation, ManualClock, RetryPolicy, TaskContext
-from actors._execution.async_backend import LoopWatchdog
+from actors._execution.loop_watchdog import LoopWatchdog
 from actors.testing import wait_until
 from storycore_tasks import TaskManager
 from storycore_tasks.testing import LifecycleCapture, advance

@@ -35,25 +35,24 @@ import contextlib
 import contextvars
 import inspect
 import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
 import pykka
 
 from actors._enums import Isolation
-from actors._errors import ActorUnresponsiveError
 from actors._execution.api import AsyncOperation
 from actors._execution.backend import Attempt, AttemptEvents
-from actors._execution.context import ReportingContext, StopFlag
+from actors._execution.context import StopFlag
 from actors._execution.injected import InjectedCrash, InjectedLimit
-from actors._execution.published import Published
+from actors._execution.loop_context import LoopTaskContext, call_soon_safe, resolve_future
+from actors._execution.loop_watchdog import LoopWatchdog
 from actors._outcome import Cancelled, Completed, Outcome, Raised, StopReason
 from actors._records import TaskSpec
 from actors.logs import library_logger
 
-__all__ = ["AsyncAttempt", "AsyncBackend", "LoopStats", "LoopTaskContext", "LoopWatchdog"]
+__all__ = ["AsyncAttempt", "AsyncBackend", "LoopStats"]
 
 _log = library_logger("actors.worker")
 
@@ -80,78 +79,6 @@ class LoopStats:
     cancellations_ignored_total: int  # coroutines still running after their cancel
     max_lag_seconds: float  # the longest stall a coroutine caused
     loop_lagged_total: int = 0  # stalls over the threshold outside any coroutine
-
-
-def _soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., Any], *args: Any) -> None:
-    """``call_soon_threadsafe`` that bears a loop already closed (a late lever, a
-    commit after shutdown): then there is nothing left to tell."""
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(callback, *args)
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-class LoopTaskContext(ReportingContext):
-    """The :class:`~actors.AsyncTaskContext` of a coroutine operation: the host's
-    coalesced reporting (:class:`ReportingContext`), and a ``wait_cancelled`` that is
-    awaited on the loop instead of blocking it."""
-
-    __slots__ = ("_loop", "_waiters")
-
-    def __init__(
-        self,
-        task_id: str,
-        registry: pykka.ActorRef[Any],
-        stop: StopFlag,
-        loop: asyncio.AbstractEventLoop,
-        dependency_results: Mapping[str, Any] | None = None,
-        published: Published | None = None,
-        resume_from: Any = None,
-        gpu_indices: tuple[int, ...] = (),
-    ) -> None:
-        super().__init__(
-            task_id, registry, stop, dependency_results, published, resume_from, gpu_indices
-        )
-        self._loop = loop
-        self._waiters: list[asyncio.Future[None]] = []  # touched on the loop only
-
-    async def wait_cancelled(self, timeout: float | None = None) -> bool:
-        """Wait up to ``timeout`` seconds or until a stop is requested, without holding
-        the event loop; returns :meth:`is_cancelled`."""
-        if self._stop.reason is not None:
-            return True
-        waiter = self._loop.create_future()
-        self._waiters.append(waiter)
-        try:
-            if self._stop.reason is None:  # set between the check and the append
-                await asyncio.wait((waiter,), timeout=timeout)
-        finally:
-            self._waiters.remove(waiter)
-        return self._stop.reason is not None
-
-    async def checkpoint(self, state: Any) -> None:
-        """Record a resume point (JSON data); with a durable store, wait (on the loop,
-        without holding it) until it is committed, raising why when it could not be."""
-        ticket = self._publish_checkpoint(state)
-        if ticket is None:
-            return
-        committed = self._loop.create_future()
-        loop = self._loop
-        ticket.on_done(lambda: _soon(loop, _resolve, committed))
-        wait = self._reports().commit_wait
-        done, _ = await asyncio.wait((committed,), timeout=wait)
-        if not done:
-            raise ActorUnresponsiveError("registry", "a checkpoint's commit", wait or 0.0)
-        if ticket.error is not None:
-            raise ticket.error
-
-    def _wake(self) -> None:
-        """On the loop, after the stop flag was set: every waiter returns."""
-        for waiter in self._waiters:
-            _resolve(waiter)
 
 
 class AsyncAttempt:
@@ -210,13 +137,13 @@ class AsyncAttempt:
 
     def stop(self, reason: StopReason) -> None:
         if self._stop.request(reason):
-            _soon(self._loop, self.context._wake)
+            call_soon_safe(self._loop, self.context._wake)
 
     def interrupt(self, reason: StopReason) -> None:
-        _soon(self._loop, self._cancel, reason, False)
+        call_soon_safe(self._loop, self._cancel, reason, False)
 
     def kill(self, reason: StopReason) -> None:
-        _soon(self._loop, self._cancel, reason, True)  # a coroutine cannot be killed
+        call_soon_safe(self._loop, self._cancel, reason, True)  # a coroutine cannot be killed
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -280,11 +207,11 @@ class AsyncAttempt:
 
     def _commit_seen(self) -> None:
         """The registry's thread: the start is committed (or could not be)."""
-        _soon(self._loop, self._commit_arrived)
+        call_soon_safe(self._loop, self._commit_arrived)
 
     def _commit_arrived(self) -> None:
         if self._committed is not None:
-            _resolve(self._committed)
+            resolve_future(self._committed)
 
     async def _call(self) -> Outcome:
         spec = self.spec
@@ -356,94 +283,6 @@ class AsyncAttempt:
             self._end(Cancelled(self._stop.reason or StopReason.SHUTDOWN))
 
 
-class LoopWatchdog:
-    """Detects a blocked event loop: the loop beats every ``interval`` seconds; a
-    :meth:`tick` that finds the last beat more than ``threshold`` seconds old reports
-    the stall once, naming the task the loop is running (``task.loop_blocked``), or, when
-    the loop is in no task, as lag that no coroutine caused (``loop.lagged``). The
-    watchdog's thread is ``while running: tick(); wait()``, so tests call :meth:`tick`
-    directly."""
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        *,
-        threshold: float,
-        task_id_of: Callable[[asyncio.Task[Any] | None], str | None],
-        on_blocked: Callable[[float], None],
-        on_lagged: Callable[[float], None] | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._loop = loop
-        self.threshold = threshold
-        self.interval = threshold / 2
-        self._task_id_of = task_id_of
-        self._on_blocked = on_blocked
-        self._on_lagged = on_lagged or (lambda lag: None)
-        self._clock = clock
-        self._last_beat = clock()
-        # The stall being seen, as reported: "lagged" (in no coroutine), "blocked".
-        self._stalled: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def beat(self) -> None:
-        """On the loop: record a beat, and the next one ``interval`` from now."""
-        self._last_beat = self._clock()
-        if not self._stop.is_set():
-            self._loop.call_later(self.interval, self.beat)
-
-    def tick(self, now: float) -> float | None:
-        """Check the loop's lag at ``now``; returns the lag when it reported a stall."""
-        lag = now - self._last_beat
-        if lag <= self.threshold:
-            self._stalled = None
-            return None
-        if self._stalled == "blocked":
-            return None  # this stall is reported already
-        task = asyncio.current_task(self._loop)
-        if task is None:
-            if self._stalled == "lagged":
-                return None
-            # The loop was not in a coroutine: between callbacks (many hand-overs at
-            # once), or waiting for the GIL while other threads ran Python. Late, but
-            # not blocked by anyone's coroutine (if one is found blocking later in this
-            # stall, it is reported then).
-            self._stalled = "lagged"
-            self._on_lagged(lag)
-            _log.info("loop.lagged", lag_seconds=round(lag, 3), threshold_seconds=self.threshold)
-            return lag
-        self._stalled = "blocked"
-        task_id = self._task_id_of(task)
-        self._on_blocked(lag)
-        _log.warning(
-            "task.loop_blocked",
-            task_id=task_id,
-            lag_seconds=round(lag, 3),
-            threshold_seconds=self.threshold,
-            asyncio_task=None if task is None else task.get_name(),
-            detail=(
-                "a coroutine ran synchronous work on the event loop (time.sleep, CPU-bound "
-                "code, a blocking call) and held up every other coroutine: await instead, "
-                "or use a plain function with isolation='thread' or 'process'"
-            ),
-        )
-        return lag
-
-    def start(self, name: str) -> None:
-        self._thread = threading.Thread(target=self._watch, name=name, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
-
-    def _watch(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.tick(self._clock())
-
-
 class AsyncBackend:
     """Coroutine operations on one event loop of its own.
 
@@ -505,7 +344,7 @@ class AsyncBackend:
             events.ended(Raised.from_exception(error))
             return _Unstarted()
         if first:
-            _soon(loop, self._take_handovers)
+            call_soon_safe(loop, self._take_handovers)
         return attempt
 
     def shutdown(self) -> None:
@@ -518,7 +357,7 @@ class AsyncBackend:
             watchdog.stop()
         if loop is None or thread is None:
             return
-        _soon(loop, loop.stop)
+        call_soon_safe(loop, loop.stop)
         if thread is not threading.current_thread():
             thread.join()
 
