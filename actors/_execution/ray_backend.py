@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
+import secrets
 import signal
 import threading
 import time
@@ -68,6 +70,32 @@ def _import_ray() -> Any:
     except ImportError as exc:
         raise RayNotInstalledError(exc) from None
     return ray
+
+
+def _give_private_token() -> dict[str, str]:
+    """Before a private local cluster starts: token auth with a random token of its own,
+    in the environment its processes inherit. Ray 2.60 turns token auth on for a new
+    local cluster and, given no token, writes one to ``~/.ray/auth_token``: a file under
+    ``$HOME`` the user never chose. An environment that names a token, a token file or
+    ``RAY_AUTH_MODE`` already is left as it is. Returns what was set (to take back)."""
+    if {"RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"} & os.environ.keys():
+        return {}
+    given = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    os.environ.update(given)
+    # The driver read its configuration and looked for a token when ``ray`` was
+    # imported: both are read again (what Ray's own switch to token auth does).
+    raylet: Any = importlib.import_module("ray._raylet")  # compiled, untyped
+    raylet.Config.initialize("")
+    raylet.AuthenticationTokenLoader.instance().reset_cache()
+    return given
+
+
+def _take_back_token(given: Mapping[str, str]) -> None:
+    """Once the private cluster is stopped: the variables :func:`_give_private_token`
+    set, unless something changed them since."""
+    for name, value in given.items():
+        if os.environ.get(name) == value:
+            del os.environ[name]
 
 
 def ray_task_options(resources: Mapping[str, float] | None) -> dict[str, Any]:
@@ -174,6 +202,7 @@ class RayBackend:
         self._ray: Any = None  # the module, once connected
         self._owns = False
         self._gcs_address: str | None = None
+        self._token_env: dict[str, str] = {}  # what _give_private_token set
         self._board: Any = None
         self._drive: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -258,11 +287,14 @@ class RayBackend:
             kwargs["runtime_env"] = self._runtime_env
         if self.address == _LOCAL:
             kwargs.update(self._start_local)
+            self._token_env = _give_private_token()
         else:
             del kwargs["include_dashboard"]  # a joined cluster's own choice
         try:
             ray.init(address=self.address, **kwargs)
         except Exception as exc:
+            _take_back_token(self._token_env)
+            self._token_env = {}
             raise RayUnavailableError(
                 f"could not connect to the Ray cluster at {self.address!r}: {exc}"
             ) from exc
@@ -282,6 +314,8 @@ class RayBackend:
         if self._owns:
             ray.shutdown()
             self._owns = False
+        _take_back_token(self._token_env)
+        self._token_env = {}
 
     def check(
         self, operation: Any, operation_name: str, params: Any, resources: Any = None

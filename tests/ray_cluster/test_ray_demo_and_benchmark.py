@@ -94,3 +94,29 @@ def test_the_ray_benchmark_measures_every_part(own_ray_env: dict[str, str], tmp_
     for part in parts[1:]:
         assert part["figures"]["latency_ms"]["n"] >= 1
         assert part["figures"]["latency_ms"]["p50"] > 0
+
+
+@pytest.mark.timeout(200)
+def test_a_private_cluster_started_without_a_token_writes_nothing_under_home(
+    own_ray_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Ray 2.60 writes a token to ~/.ray/auth_token for a new local cluster given none:
+    RayBackend("local") gives its cluster a random token in the environment instead
+    (token auth on: the node's worker reads mode "token"), and takes it back after."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in own_ray_env.items() if not k.startswith("RAY_AUTH_")}
+    env["HOME"] = str(home)
+    code, text = _run(
+        [sys.executable, str(ROOT / "tests" / "ray_cluster" / "private_token_host.py")],
+        env, tmp_path / "token.out", timeout=180,
+    )  # fmt: skip
+    assert code == 0, text[-3000:]
+    report = json.loads(text.strip().splitlines()[-1])
+    assert report == {
+        "status": "completed",
+        "result": "token",
+        "during": {"RAY_AUTH_MODE": True, "RAY_AUTH_TOKEN": True},
+        "after": {"RAY_AUTH_MODE": False, "RAY_AUTH_TOKEN": False},
+    }, text[-3000:]
+    assert sorted(p.relative_to(home).as_posix() for p in home.rglob("*")) == []
