@@ -93,9 +93,14 @@ def _give_private_token() -> dict[str, str]:
 def _take_back_token(given: Mapping[str, str]) -> None:
     """Once the private cluster is stopped: the variables :func:`_give_private_token`
     set, unless something changed them since."""
+    if not given:
+        return
     for name, value in given.items():
         if os.environ.get(name) == value:
             del os.environ[name]
+    # The driver's configuration as the environment now says (a later ray.init of the
+    # user's own is not made to use token auth by this back-end).
+    importlib.import_module("ray._raylet").Config.initialize("")
 
 
 def ray_task_options(resources: Mapping[str, float] | None) -> dict[str, Any]:
