@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +33,12 @@ def _no_leaked_threads_or_actors() -> Iterator[None]:
     """Invariant 6: whatever a test starts, it leaves no thread and no actor behind."""
     with assert_no_leaks():
         yield
+
+
+@pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One mypy cache for every type check of the session (see tests/type_check.py)."""
+    return tmp_path_factory.mktemp("mypy_cache")
 
 
 @pytest.fixture

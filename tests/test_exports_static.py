@@ -6,45 +6,25 @@ accepts importing every listed name, and refuses a building block that moved to
 from __future__ import annotations
 
 import importlib
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import actors
+from tests.type_check import mypy_strict
 
-PROJECT_ROOT = Path(actors.__file__).parent.parent
 NAMESPACES = ["actors", "actors.lowlevel", "storycore_tasks"]
 MOVED_TO_LOWLEVEL = ["Dispatcher", "PooledActor", "TaskSpec", "TimerHandle", "TimerService"]
 
 
-def _mypy(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
+def _mypy(tmp_path: Path, cache: Path, source: str) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "exports_check.py"
     script.write_text(source, encoding="utf-8")
-    env = dict(os.environ)
-    env["MYPYPATH"] = str(PROJECT_ROOT)  # the editable install is a hook mypy cannot follow
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--strict",
-            "--cache-dir",
-            str(tmp_path / ".mypy_cache"),
-            str(script),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-        cwd=tmp_path,
-        env=env,
-    )
+    return mypy_strict(str(script), cwd=tmp_path, cache_dir=cache)
 
 
-def test_static_tools_see_every_exported_name(tmp_path: Path) -> None:
+def test_static_tools_see_every_exported_name(tmp_path: Path, mypy_cache: Path) -> None:
     """Importing each namespace's whole ``__all__`` type-checks strictly: no name is
     exported at run time that a type checker cannot see."""
     lines = []
@@ -52,7 +32,7 @@ def test_static_tools_see_every_exported_name(tmp_path: Path) -> None:
         names = importlib.import_module(namespace).__all__
         lines.append(f"from {namespace} import {', '.join(names)}  # noqa")
         lines.append(f"print({', '.join(names)})")
-    done = _mypy(tmp_path, "\n".join(lines) + "\n")
+    done = _mypy(tmp_path, mypy_cache, "\n".join(lines) + "\n")
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -64,9 +44,9 @@ def test_building_blocks_are_not_on_the_everyday_face(name: str) -> None:
     assert name not in actors.__all__
 
 
-def test_a_type_checker_refuses_a_moved_building_block(tmp_path: Path) -> None:
+def test_a_type_checker_refuses_a_moved_building_block(tmp_path: Path, mypy_cache: Path) -> None:
     """The converse, checked by the tool itself: a building block that moved to
     ``actors.lowlevel`` is not reachable through ``actors`` for mypy either."""
-    done = _mypy(tmp_path, "from actors import TimerService\nprint(TimerService)\n")
+    done = _mypy(tmp_path, mypy_cache, "from actors import TimerService\nprint(TimerService)\n")
     assert done.returncode != 0
     assert "TimerService" in done.stdout

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import os
 import pkgutil
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import pytest
 
 import actors
 import storycore_tasks
+from tests.type_check import mypy_strict
 
 PACKAGES = [actors, storycore_tasks]
 ISSUE_EXPORTS = {
@@ -230,30 +230,12 @@ def run() -> int:
 '''
 
 
-def test_public_api_type_checks_strictly_from_a_users_side(tmp_path: Path) -> None:
+def test_public_api_type_checks_strictly_from_a_users_side(
+    tmp_path: Path, mypy_cache: Path
+) -> None:
     """A user script typed against the public API passes mypy --strict."""
     script = tmp_path / "user_script.py"
     script.write_text(textwrap.dedent(_USER_SCRIPT), encoding="utf-8")
-    env = dict(os.environ)
-    # The editable install is an import hook mypy cannot follow: point it at the sources.
-    env["MYPYPATH"] = str(PROJECT_ROOT)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--strict",
-            "--no-incremental",
-            "--cache-dir",
-            str(tmp_path / ".mypy_cache"),
-            str(script),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=tmp_path,
-        env=env,
-    )
+    done = mypy_strict(str(script), cwd=tmp_path, cache_dir=mypy_cache)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("Success: no issues found in 1 source file")

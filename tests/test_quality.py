@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.type_check import mypy_strict
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -27,7 +29,7 @@ def test_ruff_format_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_mypy_strict_is_clean() -> None:
+def test_mypy_strict_is_clean(mypy_cache: Path) -> None:
     """actors/ and storycore_tasks/ type-check under mypy --strict."""
-    result = run("mypy", "--strict", "actors", "storycore_tasks")
+    result = mypy_strict("actors", "storycore_tasks", cwd=ROOT, cache_dir=mypy_cache)
     assert result.returncode == 0, result.stdout + result.stderr

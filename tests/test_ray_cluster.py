@@ -69,6 +69,7 @@ def _run_nested(tmp_path: Path, home: Path, ray_tmp: Path) -> None:
         "unshare", "-fp", "--mount-proc",
         sys.executable, "-m", "pytest", "tests/ray_cluster",
         "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-o", "timeout=120", "--durations=8",
+        "-n", "0",  # in one process: the session's one cluster is the suite's whole fixture
     ]  # fmt: skip
     with log.open("wb") as out:  # a file, not a pipe: daemons would hold a pipe open
         done = subprocess.run(

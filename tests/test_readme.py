@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.type_check import mypy_strict
 
 pytest_plugins = ["pytester"]
 
@@ -96,7 +96,7 @@ def test_the_getting_started_page_shows_a_typed_example() -> None:
 @pytest.mark.parametrize(
     "source", [block for _, block in TYPED_FILES], ids=[i for i, _ in TYPED_FILES]
 )
-def test_typed_example_passes_mypy_strict(source: str, tmp_path: Path) -> None:
+def test_typed_example_passes_mypy_strict(source: str, tmp_path: Path, mypy_cache: Path) -> None:
     """A block marked ``# name.py: checked by mypy --strict`` type-checks as a user's
     file would: typed operations (``Mapping[str, Any]``, ``TaskContext``) are accepted by
     ``create_task``, and the optional status must be handled."""
@@ -104,20 +104,5 @@ def test_typed_example_passes_mypy_strict(source: str, tmp_path: Path) -> None:
     assert match is not None
     example = tmp_path / f"{match.group(1)}.py"
     example.write_text(source, encoding="utf-8")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--strict",
-            "--no-incremental",
-            "--config-file",
-            str(ROOT / "pyproject.toml"),
-            str(example),
-        ],
-        cwd=ROOT,  # storycore_tasks is found here whether installed editable or not
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = mypy_strict(str(example), cwd=tmp_path, cache_dir=mypy_cache)
     assert result.returncode == 0, result.stdout + result.stderr
