@@ -35,6 +35,7 @@ def _noop(params: object, task: object) -> str:
 
 
 @pytest.mark.timeout(700)
+@pytest.mark.starts_first
 def test_the_ray_cluster_suite_passes_in_its_own_pid_namespace(tmp_path: Path) -> None:
     """Runs tests/ray_cluster/ on a head and two nodes; it must pass and leave nothing."""
     if importlib.util.find_spec("ray") is None:  # found, not imported: ray stays out of here
