@@ -346,14 +346,8 @@ class TaskManager:
         group_id: str | None = None,
         **options: Any,
     ) -> str:
-        if (
-            self._heartbeat_timeout is not None
-            and options.get("heartbeat_timeout") is None
-            and str(options.get("isolation") or self._runtime.default_isolation) != "ray"
-        ):
-            # The manager's default; not for a Ray task, whose node does not report its
-            # signs of life yet (an explicit heartbeat_timeout on one is refused).
-            options["heartbeat_timeout"] = self._heartbeat_timeout
+        if self._heartbeat_timeout is not None and options.get("heartbeat_timeout") is None:
+            options["heartbeat_timeout"] = self._heartbeat_timeout  # the manager's default
         return self._runtime.submit(
             operation,
             params,

@@ -217,11 +217,6 @@ class TaskRuntime:
         return self._parts.loop
 
     @property
-    def default_isolation(self) -> Isolation:
-        """Where a task given no isolation runs (a coroutine function: on the loop)."""
-        return self._settings.isolation
-
-    @property
     def closed(self) -> bool:
         return self._closed
 

@@ -192,12 +192,6 @@ class SpecMaker:
         elif task_isolation is not Isolation.PROCESS:
             memory = cpu = None  # the runtime's limits apply to its process tasks only
         resources = given.get("resources")
-        if task_isolation is Isolation.RAY and given.get("heartbeat_timeout") is not None:
-            raise ValueError(
-                "heartbeat_timeout is not supported with isolation='ray' yet (a Ray node "
-                "does not report its signs of life to the host): drop heartbeat_timeout "
-                "and give the task a timeout, or run it in thread or process isolation"
-            )
         if resources is not None and task_isolation is not Isolation.RAY:
             # A Ray task's are checked against its cluster (ray_check, in fields).
             self._check_resources(resources, task_isolation)

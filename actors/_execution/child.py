@@ -52,7 +52,7 @@ from actors._execution.child_task_env import (
     show_devices,
 )
 from actors._execution.proctree import become_subreaper, kill_descendants
-from actors._execution.published import Published
+from actors._execution.published import NumberedWaiter, Published
 from actors._execution.wire import (
     FRAME_HEADER,
     FRAME_MAGIC,
@@ -161,18 +161,6 @@ class _ProgressSender:
             self._pause.wait(_PROGRESS_INTERVAL)  # at most one message per interval
 
 
-class _Numbered:
-    """A checkpoint's waiter in the child: its number, for the host's CheckpointStored."""
-
-    __slots__ = ("number",)
-
-    def __init__(self, number: int) -> None:
-        self.number = number
-
-    def __call__(self, error: BaseException | None) -> None:
-        """Unused: the host answers with a CheckpointStored record instead."""
-
-
 class ChildTaskContext:
     """The ``task`` argument of an operation running in a child: the members of the
     :class:`actors.TaskContext` protocol, with the same types. What the child's task loop
@@ -224,7 +212,7 @@ class ChildTaskContext:
         with self._stored:
             self._made += 1
             number = self._made
-        self._published.checkpoint(text, _Numbered(number))
+        self._published.checkpoint(text, NumberedWaiter(number))
         self._sender.poke()
         with self._stored:
             if not self._stored.wait_for(lambda: self._stored_upto >= number, wait):
@@ -284,8 +272,7 @@ class ChildTaskContext:
         alive, checkpoint, waiters = self._published.drain_signs()
         if progress is None and not has_partial and not alive and checkpoint is None:
             return
-        # The last waiter drained is the drained checkpoint's (they come in order).
-        number = waiters[-1].number if waiters and isinstance(waiters[-1], _Numbered) else 0
+        number = NumberedWaiter.latest(waiters)
         try:
             self._channel.send(
                 Progress(self.task_id, progress, has_partial, partial, alive, checkpoint, number)

@@ -17,13 +17,34 @@ from typing import Any
 
 from actors.validation import check_fraction
 
-__all__ = ["CheckpointWaiter", "Published"]
+__all__ = ["CheckpointWaiter", "NumberedWaiter", "Published"]
 
 _UNSET: Any = object()
 
 CheckpointWaiter = Callable[[BaseException | None], None]
 """Called once the checkpoint it came with is committed (None) or could not be kept
 (the error): with a durable store, ``checkpoint`` waits for it."""
+
+
+class NumberedWaiter:
+    """A checkpoint's waiter away from the host (in a child process, on a Ray node): only
+    its number, which travels with the checkpoint; the host's answer comes back by that
+    number (a ``CheckpointStored`` record, the stop board's ``stored``), not by a call."""
+
+    __slots__ = ("number",)
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+    def __call__(self, error: BaseException | None) -> None:
+        """Never called: the answer comes back by number."""
+
+    @staticmethod
+    def latest(waiters: list[CheckpointWaiter]) -> int:
+        """The number to send with the drained checkpoint: its waiter's, the last drained
+        (they come in order; 0: nothing waits for it)."""
+        last = waiters[-1] if waiters else None
+        return last.number if isinstance(last, NumberedWaiter) else 0
 
 
 class Published:

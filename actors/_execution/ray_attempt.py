@@ -14,6 +14,7 @@ import pykka
 
 from actors._execution.backend import AttemptEvents
 from actors._execution.context import attempt_context
+from actors._execution.published import CheckpointWaiter
 from actors._outcome import (
     Cancelled,
     Completed,
@@ -70,7 +71,7 @@ class RayAttempt:
         self.spec = spec
         self._events = events
         self._backend = backend
-        self._stop, self.context = attempt_context(spec, registry)
+        self._stop, self.context = attempt_context(spec, registry, events.published)
         self._lock = threading.Lock()
         self._generator: Any = None
         self._started = False  # the node said so
@@ -129,9 +130,17 @@ class RayAttempt:
         reason = self._stop.reason
         if reason is not None:  # stopped before it was submitted
             return Cancelled(reason)
+        # With a durable store a node's checkpoint waits, as a child's does, for its commit.
+        commit_wait = self.context._reports().commit_wait
         try:  # cloudpickle: a function of __main__ travels by value, others by name
             work = self._backend.dumps(
-                (spec.operation, spec.params, dict(spec.dependency_results or {}))
+                (
+                    spec.operation,
+                    spec.params,
+                    dict(spec.dependency_results or {}),
+                    spec.resume_json,
+                    commit_wait,
+                )
             )
         except Exception as exc:  # checked at submission; a params value may have changed
             return Raised.from_exception(exc)
@@ -155,17 +164,7 @@ class RayAttempt:
     def _item(self, item: tuple[Any, ...]) -> Outcome | None:
         kind = item[0]
         if kind == "progress":
-            self._backend.count_progress()
-            _, progress, has_partial, blob = item
-            if progress is not None:
-                self.context.update_progress(progress)
-            if has_partial:
-                try:
-                    self.context.partial_result = pickle.loads(blob)
-                except Exception as exc:
-                    _log.warning(
-                        "task.partial_not_loaded", task_id=self.spec.task_id, error=str(exc)
-                    )
+            self._relay(item)
             return None
         if kind == "started":
             _, pid, node_id = item
@@ -193,6 +192,34 @@ class RayAttempt:
         exception_type, text, trace, mro = item[1]
         return Raised(exception_type=exception_type, message=text, traceback=trace,
                       exception_mro=tuple(mro))  # fmt: skip
+
+    def _relay(self, item: tuple[Any, ...]) -> None:
+        """A progress item into the attempt's context: progress, partial result, then a
+        checkpoint (its commit answered on the board) or a bare sign of life."""
+        self._backend.count_progress()
+        _, progress, has_partial, blob, alive, checkpoint, number = item
+        context = self.context
+        if progress is not None:
+            context.update_progress(progress)
+        if has_partial:
+            try:
+                context.partial_result = pickle.loads(blob)
+            except Exception as exc:
+                _log.warning("task.partial_not_loaded", task_id=self.spec.task_id, error=str(exc))
+        if checkpoint is not None:
+            context._relay_checkpoint(checkpoint, self._stored(number) if number else None)
+        elif alive:
+            context.heartbeat()
+
+    def _stored(self, number: int) -> CheckpointWaiter:
+        """Tells the node its checkpoints up to ``number`` are committed (or why not); on
+        the registry's thread, after the commit."""
+        task_id = self.spec.task_id
+
+        def answer(error: BaseException | None) -> None:
+            self._backend.post(task_id, "stored", (number, None if error is None else str(error)))
+
+        return answer
 
     def _answer_soon(self) -> None:
         """From the registry's thread (perhaps twice): back onto the loop."""

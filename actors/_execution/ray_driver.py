@@ -15,8 +15,11 @@ per attempt with Ray's retries off. What it yields, in order (each a tuple):
 * ``("lost", error)`` if no verdict came: the board died or stayed unreachable for
   ``BOARD_RETRY_SECONDS`` (its node was lost), or ``GO_TIMEOUT_SECONDS`` passed; the
   operation never ran, and the host reads this as a lost cluster, never as a cancel;
-* any number of ``("progress", fraction | None, has_partial, partial_pickle)``, coalesced
-  (at most one every ``PROGRESS_INTERVAL`` seconds, the latest values);
+* any number of ``("progress", fraction | None, has_partial, partial_pickle, alive,
+  checkpoint_json | None, checkpoint_number)``, coalesced (at most one every
+  ``PROGRESS_INTERVAL`` seconds, the latest values; ``alive``: a sign of life since the
+  last, for ``heartbeat_timeout``; a number > 0: the checkpoint waits for the host to
+  say it is committed, which the host posts on the board as ``stored``);
 * one ``("completed", result_pickle)`` or ``("raised", exception_info)``.
 
 Values are pickled here, so a value that cannot be pickled fails the task (``raised``)
@@ -27,9 +30,10 @@ the operation's thread, again every ``INTERRUPT_REPEAT_SECONDS`` until it has le
 last step, a forced ``ray.cancel`` that ends the worker, is the host's.
 
 The :class:`StopBoard` is one async actor per back-end (``num_cpus=0``): the host posts
-``go``, ``stop`` and ``interrupt`` for a task; a listener thread of the attempt long-polls
-it (``watch``), so a stop reaches the operation in a few milliseconds while its progress
-and a late result still flow (a soft ``ray.cancel`` would end the stream at once).
+``go``, ``stop``, ``interrupt`` and ``stored`` for a task; a listener thread of the
+attempt long-polls it (``watch``), so a stop reaches the operation in a few milliseconds
+while its progress and a late result still flow (a soft ``ray.cancel`` would end the
+stream at once).
 """
 
 from __future__ import annotations
@@ -46,8 +50,9 @@ from typing import Any
 from actors._clock import blocking_timeout
 from actors._enums import StopReason
 from actors._exception_facts import exception_facts
+from actors._execution.checkpoints import decode_checkpoint, encode_checkpoint
 from actors._execution.interrupt import TaskInterrupted, raise_in_thread
-from actors._execution.published import Published
+from actors._execution.published import NumberedWaiter, Published
 
 __all__ = [
     "BOARD_RETRY_SECONDS",
@@ -67,7 +72,12 @@ GO_TIMEOUT_SECONDS = 600.0  # no verdict by then: the host is gone (Ray ends us 
 # a shorter gap is retried, every BOARD_RETRY_INTERVAL seconds.
 BOARD_RETRY_SECONDS = 30.0
 BOARD_RETRY_INTERVAL = 0.2
-_BOARD_KEYS = frozenset({"go", "stop", "interrupts", "over"})
+_BOARD_KEYS = frozenset({"go", "stop", "interrupts", "stored", "over"})
+
+
+def _fresh_state() -> dict[str, Any]:
+    # stored: (the latest checkpoint number the host committed, or failed to, and why not)
+    return {"go": None, "stop": None, "interrupts": 0, "stored": (0, None), "over": False}
 
 
 class _Entry:
@@ -75,7 +85,7 @@ class _Entry:
 
     def __init__(self) -> None:
         self.version = 0
-        self.state: dict[str, Any] = {"go": None, "stop": None, "interrupts": 0, "over": False}
+        self.state = _fresh_state()
         self.changed = asyncio.Event()
 
     def bump(self) -> None:
@@ -92,8 +102,10 @@ class StopBoard:
         self._tasks: dict[str, _Entry] = {}
 
     async def post(self, task_id: str, key: str, value: Any) -> None:
-        """Set ``go`` (bool) or ``stop`` (a StopReason value), or count one more
-        ``interrupts``; the task's watcher wakes. The first stop reason wins."""
+        """Set ``go`` (bool), ``stop`` (a StopReason value) or ``stored`` (a checkpoint's
+        number and the error that kept it from being committed, or None), or count one more
+        ``interrupts``; the task's watcher wakes. The first stop reason wins; ``stored``
+        only moves forward."""
         if key not in _BOARD_KEYS:
             raise ValueError(f"unknown board key {key!r}")
         entry = self._tasks.get(task_id)
@@ -103,6 +115,11 @@ class StopBoard:
             entry.state["interrupts"] += 1
         elif key == "stop" and entry.state["stop"] is not None:
             return
+        elif key == "stored":
+            number, error = value
+            if number <= entry.state["stored"][0]:
+                return
+            entry.state["stored"] = (number, error)
         else:
             entry.state[key] = value
         entry.bump()
@@ -113,7 +130,7 @@ class StopBoard:
         entry = self._tasks.get(task_id)
         if entry is None:
             if version > 0:  # forgotten since the last watch: do not make it again
-                return version + 1, {"go": False, "stop": None, "interrupts": 0, "over": True}
+                return version + 1, {**_fresh_state(), "go": False, "over": True}
             entry = self._tasks[task_id] = _Entry()
         if entry.version == version:
             with contextlib.suppress(TimeoutError):
@@ -144,6 +161,11 @@ class _Listener:
         self.stop = threading.Event()
         self.stop_reason: StopReason | None = None
         self.interrupts = 0
+        # The host's word on the checkpoints (see StopBoard.post): the latest number and
+        # its error; a checkpoint waiting for its commit waits on ``stored``.
+        self.stored = threading.Condition()
+        self.stored_upto = 0
+        self.stored_error: str | None = None
         self.closed = False
         self.lost: str | None = None  # why the board could not be read (then go is None)
         self._thread = threading.Thread(target=self._listen, name="stop-board", daemon=True)
@@ -182,6 +204,11 @@ class _Listener:
             if state["interrupts"] > self.interrupts:
                 self.interrupts = state["interrupts"]
                 self._wake.set()
+            number, error = state["stored"]
+            if number > self.stored_upto:
+                with self.stored:
+                    self.stored_upto, self.stored_error = number, error
+                    self.stored.notify_all()
             if state["over"]:
                 self.go_event.set()
                 return
@@ -203,6 +230,8 @@ class RayTaskContext:
         dependency_results: Mapping[str, Any],
         listener: _Listener,
         wake: threading.Event,
+        resume_json: str | None = None,
+        checkpoint_wait: float | None = None,
     ) -> None:
         self.task_id = task_id
         self.dependency_results = dependency_results
@@ -210,6 +239,13 @@ class RayTaskContext:
         self._wake = wake
         self._published = Published()
         self.gpu_indices = _ray_gpu_ids()
+        # The latest checkpoint of an earlier attempt (None on a first run).
+        self.resume_from: Any = decode_checkpoint(resume_json)
+        # With a durable store: how long a checkpoint waits for the host's word that it
+        # is committed (None: it does not wait).
+        self._checkpoint_wait = checkpoint_wait
+        self._numbers = threading.Lock()
+        self._made = 0  # checkpoints numbered so far
 
     def is_cancelled(self) -> bool:
         return self._listener.stop.is_set()
@@ -234,25 +270,38 @@ class RayTaskContext:
         if self._published.partial(value):
             self._wake.set()
 
-    # Checkpoints and heartbeats do not reach the host from a node yet: a Ray attempt
-    # starts from nothing, a heartbeat has no watch to feed (heartbeat_timeout is
-    # refused for Ray tasks), and a checkpoint is refused rather than lost.
-    resume_from: Any = None
-
     def heartbeat(self) -> None:
-        return None
+        if self._published.heartbeat():
+            self._wake.set()
 
     def checkpoint(self, state: Any) -> None:
-        raise NotImplementedError(
-            "task.checkpoint is not supported with isolation='ray' yet (a node's "
-            "checkpoints do not reach the host's records): keep the resume point in "
-            "task.partial_result or run the operation in thread or process isolation"
-        )
+        text = encode_checkpoint(state)  # a TypeError here, in the operation
+        wait = self._checkpoint_wait
+        if wait is None:
+            if self._published.checkpoint(text):
+                self._wake.set()
+            return
+        with self._numbers:
+            self._made += 1
+            number = self._made
+        if self._published.checkpoint(text, NumberedWaiter(number)):
+            self._wake.set()
+        listener = self._listener
+        with listener.stored:
+            if not listener.stored.wait_for(lambda: listener.stored_upto >= number, wait):
+                raise TimeoutError(
+                    f"task {self.task_id}: the host did not confirm within {wait} s that "
+                    "the checkpoint was committed"
+                )
+            error = listener.stored_error
+        if error is not None:
+            raise RuntimeError(f"the checkpoint could not be kept: {error}")
 
     def _drained(self) -> tuple[Any, ...] | None:
         """The progress item for what was published since the last one (None if nothing)."""
         progress, partial, has_partial = self._published.drain()
-        if progress is None and not has_partial:
+        alive, checkpoint, waiters = self._published.drain_signs()
+        if progress is None and not has_partial and not alive and checkpoint is None:
             return None
         blob = None
         if has_partial:
@@ -260,7 +309,8 @@ class RayTaskContext:
                 blob = pickle.dumps(partial, protocol=pickle.HIGHEST_PROTOCOL)
             except Exception:  # an unpicklable partial result: keep the progress
                 has_partial = False
-        return ("progress", progress, has_partial, blob)
+        number = NumberedWaiter.latest(waiters)
+        return ("progress", progress, has_partial, blob, alive, checkpoint, number)
 
 
 def _ray_gpu_ids() -> tuple[int, ...]:
@@ -298,11 +348,13 @@ def _run(
     work: bytes, task_id: str, listener: _Listener, wake: threading.Event
 ) -> Iterator[tuple[Any, ...]]:
     try:
-        operation, params, dependency_results = pickle.loads(work)
+        operation, params, dependency_results, resume_json, checkpoint_wait = pickle.loads(work)
     except BaseException as exc:  # an operation or value the node cannot import
         yield ("raised", exception_facts(exc))
         return
-    context = RayTaskContext(task_id, dependency_results, listener, wake)
+    context = RayTaskContext(
+        task_id, dependency_results, listener, wake, resume_json, checkpoint_wait
+    )
     answer: list[tuple[Any, ...]] = []
     done = threading.Event()
 
