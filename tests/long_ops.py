@@ -27,6 +27,37 @@ def members(params: Mapping[str, Any], task: TaskContext) -> dict[str, Any]:
     }
 
 
+# What a run of ``members`` (or ``async_members``) shows, as members_seen reads it.
+MEMBERS_SEEN = (
+    "completed",
+    None,
+    "method",
+    "method",
+    True,
+    {"step": 1, "items": [1, 2]},
+    True,
+    True,
+)
+
+
+def members_seen(status: Mapping[str, Any]) -> tuple[Any, ...]:
+    """From a ``members`` task's status: how it ended, its ``resume_from``, the kinds of
+    ``task.checkpoint`` and ``task.heartbeat``, whether a set was refused as not JSON
+    data, the checkpoint as the status shows it, and whether the status gives the
+    checkpoint's time and the last sign of life."""
+    result = status.get("result") or {}
+    return (
+        status["status"],
+        result.get("resume_from"),
+        result.get("checkpoint"),
+        result.get("heartbeat"),
+        "a set is not JSON data" in result.get("refused", ""),
+        status["checkpoint"],
+        status["checkpointed_at"] is not None,
+        status["last_heartbeat_at"] is not None,
+    )
+
+
 async def async_members(params: Mapping[str, Any], task: AsyncTaskContext) -> dict[str, Any]:
     task.heartbeat()
     await task.checkpoint({"step": 1, "items": (1, 2)})

@@ -49,17 +49,7 @@ def test_every_back_end_offers_checkpoint_heartbeat_and_resume_from(
     operation = long_ops.async_members if isolation == "async" else long_ops.members
     options = {} if isolation == "async" else {"isolation": isolation}
     status = manager.wait(manager.create_task(operation, **options), timeout=WAIT)
-    assert status["status"] == "completed", status
-    result = status["result"]
-    assert (result["resume_from"], result["checkpoint"], result["heartbeat"]) == (
-        None,
-        "method",
-        "method",
-    )
-    assert "a set is not JSON data" in result["refused"]
-    assert status["checkpoint"] == {"step": 1, "items": [1, 2]}
-    assert status["checkpointed_at"] is not None
-    assert status["last_heartbeat_at"] is not None
+    assert long_ops.members_seen(status) == long_ops.MEMBERS_SEEN, status
 
 
 # -- checkpoints and resume ----------------------------------------------------------------

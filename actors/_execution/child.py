@@ -52,7 +52,7 @@ from actors._execution.child_task_env import (
     show_devices,
 )
 from actors._execution.proctree import become_subreaper, kill_descendants
-from actors._execution.published import NumberedWaiter, Published
+from actors._execution.published import NumberedWaiter, Published, RemoteCommits
 from actors._execution.wire import (
     FRAME_HEADER,
     FRAME_MAGIC,
@@ -190,12 +190,9 @@ class ChildTaskContext:
             else ()
         )
         # With a durable store: how long a checkpoint waits for the host's word that it
-        # is committed (None: it does not wait), and that word so far.
+        # is committed (None: it does not wait), and the host's answers.
         self._checkpoint_wait = checkpoint_wait
-        self._stored = threading.Condition()
-        self._made = 0  # checkpoints made
-        self._stored_upto = 0
-        self._stored_error: str | None = None
+        self._commits = RemoteCommits()
         sender.begin(self)
 
     def heartbeat(self) -> None:
@@ -209,28 +206,14 @@ class ChildTaskContext:
             self._published.checkpoint(text)
             self._sender.poke()
             return
-        with self._stored:
-            self._made += 1
-            number = self._made
-        self._published.checkpoint(text, NumberedWaiter(number))
+        waiter = self._commits.waiter()
+        self._published.checkpoint(text, waiter)
         self._sender.poke()
-        with self._stored:
-            if not self._stored.wait_for(lambda: self._stored_upto >= number, wait):
-                raise TimeoutError(
-                    f"task {self.task_id}: the host did not confirm within {wait} s that "
-                    "the checkpoint was committed"
-                )
-            error = self._stored_error
-        if error is not None:
-            raise RuntimeError(f"the checkpoint could not be kept: {error}")
+        self._commits.wait(waiter, wait, self.task_id)
 
     def _checkpoint_stored(self, number: int, error: str | None) -> None:
         """The receiver thread: the host's CheckpointStored for this task."""
-        with self._stored:
-            if number > self._stored_upto:
-                self._stored_upto = number
-                self._stored_error = error
-            self._stored.notify_all()
+        self._commits.answer(number, error)
 
     def is_cancelled(self) -> bool:
         return self._stop.is_set()

@@ -17,7 +17,7 @@ from typing import Any
 
 from actors.validation import check_fraction
 
-__all__ = ["CheckpointWaiter", "NumberedWaiter", "Published"]
+__all__ = ["CheckpointWaiter", "NumberedWaiter", "Published", "RemoteCommits"]
 
 _UNSET: Any = object()
 
@@ -29,7 +29,8 @@ CheckpointWaiter = Callable[[BaseException | None], None]
 class NumberedWaiter:
     """A checkpoint's waiter away from the host (in a child process, on a Ray node): only
     its number, which travels with the checkpoint; the host's answer comes back by that
-    number (a ``CheckpointStored`` record, the stop board's ``stored``), not by a call."""
+    number (a ``CheckpointStored`` record, the stop board's ``stored``) to the
+    :class:`RemoteCommits` that made it, not by a call."""
 
     __slots__ = ("number",)
 
@@ -45,6 +46,46 @@ class NumberedWaiter:
         (they come in order; 0: nothing waits for it)."""
         last = waiters[-1] if waiters else None
         return last.number if isinstance(last, NumberedWaiter) else 0
+
+
+class RemoteCommits:
+    """Away from the host, with a durable store: numbers the checkpoints that wait for
+    their commit, and holds the host's answers (the latest number answered, and why it
+    could not be kept). An answer covers every checkpoint up to its number."""
+
+    __slots__ = ("_answered", "_changed", "_error", "_made")
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._made = 0
+        self._answered = 0
+        self._error: str | None = None
+
+    def waiter(self) -> NumberedWaiter:
+        """The next checkpoint's waiter, to publish it with."""
+        with self._changed:
+            self._made += 1
+            return NumberedWaiter(self._made)
+
+    def answer(self, number: int, error: str | None) -> None:
+        """The host's word for checkpoints up to ``number`` (an older word is ignored)."""
+        with self._changed:
+            if number > self._answered:
+                self._answered, self._error = number, error
+                self._changed.notify_all()
+
+    def wait(self, waiter: NumberedWaiter, seconds: float, task_id: str) -> None:
+        """Return once the host says the checkpoint is committed; TimeoutError if it says
+        nothing within ``seconds``, RuntimeError with its reason if it could not keep it."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._answered >= waiter.number, seconds):
+                raise TimeoutError(
+                    f"task {task_id}: the host did not confirm within {seconds} s that "
+                    "the checkpoint was committed"
+                )
+            error = self._error
+        if error is not None:
+            raise RuntimeError(f"the checkpoint could not be kept: {error}")
 
 
 class Published:

@@ -52,7 +52,7 @@ from actors._enums import StopReason
 from actors._exception_facts import exception_facts
 from actors._execution.checkpoints import decode_checkpoint, encode_checkpoint
 from actors._execution.interrupt import TaskInterrupted, raise_in_thread
-from actors._execution.published import NumberedWaiter, Published
+from actors._execution.published import NumberedWaiter, Published, RemoteCommits
 
 __all__ = [
     "BOARD_RETRY_SECONDS",
@@ -161,11 +161,9 @@ class _Listener:
         self.stop = threading.Event()
         self.stop_reason: StopReason | None = None
         self.interrupts = 0
-        # The host's word on the checkpoints (see StopBoard.post): the latest number and
-        # its error; a checkpoint waiting for its commit waits on ``stored``.
-        self.stored = threading.Condition()
-        self.stored_upto = 0
-        self.stored_error: str | None = None
+        # The host's word on the checkpoints that wait for their commit (the board's
+        # ``stored``, see StopBoard.post).
+        self.commits = RemoteCommits()
         self.closed = False
         self.lost: str | None = None  # why the board could not be read (then go is None)
         self._thread = threading.Thread(target=self._listen, name="stop-board", daemon=True)
@@ -204,11 +202,7 @@ class _Listener:
             if state["interrupts"] > self.interrupts:
                 self.interrupts = state["interrupts"]
                 self._wake.set()
-            number, error = state["stored"]
-            if number > self.stored_upto:
-                with self.stored:
-                    self.stored_upto, self.stored_error = number, error
-                    self.stored.notify_all()
+            self.commits.answer(*state["stored"])
             if state["over"]:
                 self.go_event.set()
                 return
@@ -244,8 +238,6 @@ class RayTaskContext:
         # With a durable store: how long a checkpoint waits for the host's word that it
         # is committed (None: it does not wait).
         self._checkpoint_wait = checkpoint_wait
-        self._numbers = threading.Lock()
-        self._made = 0  # checkpoints numbered so far
 
     def is_cancelled(self) -> bool:
         return self._listener.stop.is_set()
@@ -281,21 +273,11 @@ class RayTaskContext:
             if self._published.checkpoint(text):
                 self._wake.set()
             return
-        with self._numbers:
-            self._made += 1
-            number = self._made
-        if self._published.checkpoint(text, NumberedWaiter(number)):
+        commits = self._listener.commits
+        waiter = commits.waiter()
+        if self._published.checkpoint(text, waiter):
             self._wake.set()
-        listener = self._listener
-        with listener.stored:
-            if not listener.stored.wait_for(lambda: listener.stored_upto >= number, wait):
-                raise TimeoutError(
-                    f"task {self.task_id}: the host did not confirm within {wait} s that "
-                    "the checkpoint was committed"
-                )
-            error = listener.stored_error
-        if error is not None:
-            raise RuntimeError(f"the checkpoint could not be kept: {error}")
+        commits.wait(waiter, wait, self.task_id)
 
     def _drained(self) -> tuple[Any, ...] | None:
         """The progress item for what was published since the last one (None if nothing)."""
