@@ -110,6 +110,8 @@ class StopBoard:
             raise ValueError(f"unknown board key {key!r}")
         entry = self._tasks.get(task_id)
         if entry is None:
+            if key == "stored":  # the attempt ended first: no one waits, keep nothing
+                return
             entry = self._tasks[task_id] = _Entry()
         if key == "interrupts":
             entry.state["interrupts"] += 1
