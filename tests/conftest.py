@@ -14,6 +14,9 @@ from actors import ManualClock
 from actors.testing import assert_no_leaks
 from storycore_tasks import TaskManager
 
+# The shared scenarios assert in helper modules: pytest explains their failures too.
+pytest.register_assert_rewrite("tests.stall_scenario")
+
 
 @pytest.fixture(autouse=True)
 def _quiet_structlog() -> Iterator[None]:

@@ -18,13 +18,12 @@ import pytest
 
 from actors import ManualClock, NotResumableError, RetryPolicy, TaskContext, UnknownTaskError
 from actors._storage.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
-from actors.testing import wait_until
 from storycore_tasks import TaskManager
 from storycore_tasks.cli import URL_ENV_VAR, main
 from storycore_tasks.errors import iso_utc
 from storycore_tasks.service.deps import ServiceConfig
 from storycore_tasks.testing import advance, settle
-from tests import long_ops, render_host
+from tests import long_ops, render_host, stall_scenario
 from tests.service_harness import running_service
 
 MakeManager = Callable[..., TaskManager]
@@ -203,27 +202,9 @@ def test_a_silent_child_stalls_and_a_beating_one_does_not(make_manager: MakeMana
     STALLED after 5 s of silence with its checkpoint, and is stopped (it returned)."""
     clock = ManualClock()
     manager = make_manager(num_workers=2, clock=clock, isolation="process")
-    beating = manager.create_task(long_ops.beats_until_stopped, heartbeat_timeout=5.0)
-    silent = manager.create_task(long_ops.silent_after_checkpoint, heartbeat_timeout=5.0)
-
-    def seen_at(task_id: str, key: str, at: float) -> bool:
-        found = manager.get_task_status(task_id)
-        return found is not None and found[key] == iso_utc(at)
-
-    assert wait_until(lambda: seen_at(silent, "checkpointed_at", clock.time()), timeout=WAIT)
-    for _ in range(5):  # to t=12.5: past two heartbeat timeouts
-        assert wait_until(lambda: seen_at(beating, "last_heartbeat_at", clock.time()), timeout=WAIT)
-        advance(manager, 2.5)
-    status = manager.get_task_status(beating)
-    assert status is not None
-    assert status["status"] == "running", status
-    stalled = manager.wait(silent, timeout=WAIT)
-    error = stalled["error"]
-    assert (error["code"], error["details"]["silent_seconds"]) == ("STALLED", 5.0)
-    assert error["details"]["checkpoint"]["at"] == "start"
-    assert manager.cancel_task(beating)
-    assert manager.wait(beating, timeout=WAIT)["status"] == "cancelled"
-    assert manager.get_stats()["lifetime_stats"]["total_stalled"] == 1
+    stall_scenario.a_silent_task_stalls_and_a_beating_one_does_not(
+        manager, clock, WAIT, heartbeat_timeout=5.0
+    )
 
 
 def _checkpoint_and_wait(params: Mapping[str, Any], task: TaskContext) -> None:

@@ -13,9 +13,7 @@ import pytest
 from actors import ManualClock, RetryPolicy
 from actors.testing import wait_until
 from storycore_tasks import TaskManager
-from storycore_tasks.errors import iso_utc
-from storycore_tasks.testing import advance
-from tests import long_ops
+from tests import long_ops, stall_scenario
 
 MakeManager = Callable[..., TaskManager]
 WAIT = 60.0
@@ -60,27 +58,10 @@ def test_a_silent_node_stalls_and_a_beating_one_does_not(ray_manager: MakeManage
     silent one fails STALLED after 5 s of silence with its checkpoint, and returned."""
     clock = ManualClock()
     manager = ray_manager(clock=clock, heartbeat_timeout=5.0)
-    beating = manager.create_task(long_ops.beats_until_stopped, isolation="ray")
-    silent = manager.create_task(long_ops.silent_after_checkpoint, isolation="ray")
-
-    def seen_at(task_id: str, key: str, at: float) -> bool:
-        found = manager.get_task_status(task_id)
-        return found is not None and found[key] == iso_utc(at)
-
-    assert wait_until(lambda: seen_at(silent, "checkpointed_at", clock.time()), timeout=WAIT)
-    for _ in range(5):  # to t=12.5: past two heartbeat timeouts
-        assert wait_until(lambda: seen_at(beating, "last_heartbeat_at", clock.time()), timeout=WAIT)
-        advance(manager, 2.5)
-    status = manager.get_task_status(beating)
-    assert status is not None
-    assert (status["status"], status["heartbeat_timeout"]) == ("running", 5.0), status
-    stalled = manager.wait(silent, timeout=WAIT)
-    error = stalled["error"]
-    assert (error["code"], error["details"]["silent_seconds"]) == ("STALLED", 5.0)
-    assert error["details"]["checkpoint"]["at"] == "start"
-    assert manager.cancel_task(beating)
-    assert manager.wait(beating, timeout=WAIT)["status"] == "cancelled"
-    assert manager.get_stats()["lifetime_stats"]["total_stalled"] == 1
+    running = stall_scenario.a_silent_task_stalls_and_a_beating_one_does_not(
+        manager, clock, WAIT, isolation="ray"
+    )
+    assert running["heartbeat_timeout"] == 5.0  # the manager's default
 
     def both_ended_on_their_nodes() -> bool:  # the stops were cooperative: no clock needed
         ray_stats = manager.get_stats()["ray"]
