@@ -153,5 +153,14 @@ class LibraryLogger:
         return f"<LibraryLogger {self._name}>"
 
 
+_LOGGERS: dict[str, LibraryLogger] = {}
+
+
 def library_logger(name: str) -> LibraryLogger:
-    return LibraryLogger(name)
+    """The library's logger named ``name``: one per name, so the modules that log under
+    one name (the registry's lifecycle lines come from three) share its
+    ``dropped_events``."""
+    found = _LOGGERS.get(name)
+    if found is None:
+        found = _LOGGERS.setdefault(name, LibraryLogger(name))  # atomic: one wins
+    return found

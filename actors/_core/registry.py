@@ -18,10 +18,11 @@ the notifier while anyone is subscribed.
 
 It is a message handler over state objects, each tested on its own: the table
 (:class:`TaskTable`), the release gate (:class:`ReleaseGate`: the board, the waiters and
-the event outbox released in step with the group commit), the dependency graph
-(:class:`DependencyGraph`), the group index (:class:`GroupIndex`) and a test's fault
-traps (:class:`FaultTraps`); the rules for what a record may keep (``storable``) and for
-resuming (``resumption``) are functions beside them.
+the event outbox released in step with the group commit), the dependencies
+(:class:`DependencyRouting`), the group index (:class:`GroupIndex`), each step's log
+line and event (:class:`LifecycleReport`) and a test's fault traps (:class:`FaultTraps`);
+the rules for what a record may keep (``storable``) and for resuming (``resumption``)
+are functions beside them.
 What stays here is the order of things: which state a message changes, and that nothing
 leaves before the commit that covers it.
 """
@@ -31,24 +32,25 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from dataclasses import replace
 from typing import Any, assert_never
 
 import pykka
 
 from actors._clock import Clock
 from actors._core.board import TaskBoard
-from actors._core.dependencies import DependencyGraph, results_of, unmet
+from actors._core.dependency_routing import DependencyRouting
 from actors._core.groups import GroupIndex
-from actors._core.lifecycle_log import log_injected, log_terminal
+from actors._core.lifecycle_report import LifecycleReport
 from actors._core.messages import (
+    COMMIT_BEFORE_ANSWER,
+    READ_ONLY,
+    READS_RECORDS,
     REGISTRY_MESSAGES,
+    TASK_CHANGES,
     AbandonUnfinished,
     Cancel,
     Cleanup,
     ConnectSupervisor,
-    DependenciesMet,
-    DropBlocked,
     Finish,
     Flush,
     GetGroup,
@@ -67,7 +69,6 @@ from actors._core.messages import (
     ResourcesChanged,
     RetryScheduled,
     Submit,
-    SubmitBlocked,
     TaskPage,
     Unwatch,
     Watch,
@@ -88,7 +89,6 @@ from actors._errors import (
 )
 from actors._outcome import (
     Cancelled,
-    DependencyFailed,
     Interrupted,
     Outcome,
     Raised,
@@ -101,28 +101,6 @@ from actors.logs import library_logger
 __all__ = ["RegistryActor"]
 
 _log = library_logger("actors.registry")
-
-# Messages whose handling is visible outside the actor: pending writes are committed
-# before their answer leaves.
-_QUERIES = (GetSnapshot, ListTasks, ListPage, GetStats, GetGroup, Watch, RegisterDependent)
-
-# Queries that change nothing in the actor: when one fails, its asker gets
-# QueryFailedError and the registry is not restarted. (A Watch only adds a waiter, after
-# the snapshot that can fail.)
-_READ_ONLY = (GetSnapshot, ListTasks, ListPage, GetStats, GetGroup, Watch)
-
-# Messages that change one task: when one of them is what made the registry fail, that
-# task is the one casualty of the restart (see RegistryActor.on_restart).
-_TASK_CHANGES = (
-    Register,
-    RegisterDependent,
-    ResolveDependencies,
-    MarkRunning,
-    Finish,
-    RetryScheduled,
-    ProgressReady,
-    Reopen,
-)
 
 
 class RegistryActor(RestartingActor):
@@ -164,17 +142,15 @@ class RegistryActor(RestartingActor):
         # the commit that covers it (see ReleaseGate).
         self._gate = ReleaseGate(store, self._board, self._waiters, outbox)
         self._durable = durable
-        # Bound once: the handlers call these per message (the cost of a method call).
-        self._listened = outbox.probe()
-        self._emit = outbox.emit
+        # Each step's log line and subscribers' event.
+        self._report = LifecycleReport(outbox)
         # A change, as the gate takes it; with the memory store that is the board's
         # publish, called directly (three times a task).
         self._changed = self._board.publish if not durable else self._gate.changed
         self._ticket = self._gate.ticket
         # Dependencies: who waits on whom. The supervisor is where resolved tasks go.
         self._supervisor: pykka.ActorRef[Any] | None = None
-        # task id -> (its dependencies, those not completed yet)
-        self._dependencies = DependencyGraph()
+        self._dependencies = DependencyRouting(table.get, self._tell_supervisor)
         # Groups: member ids by group id (rebuilt from the records after a restart).
         self._groups = GroupIndex(table.iter_status(None))
 
@@ -186,7 +162,7 @@ class RegistryActor(RestartingActor):
                 # REGISTRY_MESSAGES holds RegistryMessage's members (see messages.py).
                 answer = self._dispatch(message)  # type: ignore[arg-type]
         except Exception as exc:
-            if not isinstance(message, _READ_ONLY):
+            if not isinstance(message, READ_ONLY):
                 raise  # a change failed: RestartingActor restarts this actor
             # A query changed nothing, so nothing is rebuilt and no restart is counted:
             # its asker alone gets the error. What is due to be committed still is.
@@ -207,8 +183,8 @@ class RegistryActor(RestartingActor):
             return answer
         return self._gate.settle(
             answer,
-            query=isinstance(message, _QUERIES),
-            reads_records=isinstance(message, GetSnapshot | ListTasks | ListPage | GetGroup),
+            query=isinstance(message, COMMIT_BEFORE_ANSWER),
+            reads_records=isinstance(message, READS_RECORDS),
             inbox_empty=self.actor_inbox.empty(),
         )
 
@@ -286,23 +262,8 @@ class RegistryActor(RestartingActor):
             message.task_id, message.at, message.injected_fault, message.placement
         )
         if started is not None:
-            if message.injected_fault is None:  # inline: the hot path (see lifecycle_log)
-                _log.info(
-                    "task.started",
-                    task_id=started.task_id,
-                    operation=started.operation_name,
-                    attempt=started.attempt,
-                )
-            else:
-                log_injected(started, message.injected_fault)
+            self._report.started(started, message.injected_fault)
             self._changed(started)
-            if self._listened():
-                self._emit(
-                    "started",
-                    started,
-                    attempt=started.attempt,
-                    operation=started.operation_name,
-                )
         elif self._ended(message.task_id):
             # Ended here while the supervisor was starting it (the registry ended it
             # on a restart before its Submit reached the supervisor): stop it there.
@@ -340,25 +301,10 @@ class RegistryActor(RestartingActor):
     def _on_register(self, spec: TaskSpec, ticket: CommitTicket | None) -> None:
         record = self._table.add(spec)
         self._changed(record)
-        _log.info(
-            "task.created",
-            task_id=record.task_id,
-            operation=record.operation_name,
-            priority=record.options.priority.label,
-            user=record.options.user,
-        )
+        self._report.created(record)
         self._groups.add(record)
         if ticket is not None:
             self._ticket(ticket)
-        if self._listened():
-            self._emit(
-                "created",
-                record,
-                operation=record.operation_name,
-                priority=record.options.priority.label,
-                user=record.options.user,
-                group_id=record.options.group_id,
-            )
 
     # -- restarts ---------------------------------------------------------------------------
 
@@ -370,7 +316,7 @@ class RegistryActor(RestartingActor):
         """``message`` made this actor fail with ``error``: rebuild everything from the
         records (the store's, when durable), end the task that message was about (its
         outcome can no longer be known for sure), and carry on with the mailbox."""
-        task_id = task_of(message) if isinstance(message, _TASK_CHANGES) else None
+        task_id = task_of(message) if isinstance(message, TASK_CHANGES) else None
         if self._healing is not None:
             self._healing.restarted(
                 "registry", error, failed_message=type(message).__name__, task_id=task_id
@@ -409,12 +355,8 @@ class RegistryActor(RestartingActor):
         self._board.reset(self._table.iter_status(None), self._gate.unreadable())
         self._groups.rebuild(self._table.iter_status(None))
         pending = list(self._table.iter_status(TaskStatus.PENDING))
-        found = self._dependencies.rederive(self._table.get, pending)
-        for task_id, results in found.released:
-            self._tell_supervisor(DependenciesMet(task_id, results))
         now = self._clock.time()
-        for task_id, failure in found.failed:
-            self._tell_supervisor(DropBlocked(task_id))
+        for task_id, failure in self._dependencies.rederive(pending):
             self._finish(task_id, failure, now)
         self._waiters.settle(self._table.get)
 
@@ -430,17 +372,7 @@ class RegistryActor(RestartingActor):
             *self._table.iter_status(TaskStatus.RUNNING),
         ]
         for record in unfinished:
-            self._finish(
-                record.task_id,
-                Interrupted(
-                    was_running=record.status is TaskStatus.RUNNING,
-                    attempt=record.attempt,
-                    last_seen_at=record.updated_at,
-                    recovered_at=now,
-                    cause=cause,
-                ),
-                now,
-            )
+            self._finish(record.task_id, _interrupted(record, now, cause), now)
         if unfinished:
             _log.warning("tasks.abandoned", count=len(unfinished), cause=cause)
         return len(unfinished)
@@ -461,17 +393,7 @@ class RegistryActor(RestartingActor):
             error=repr(error),
         )
         now = self._clock.time()
-        self._finish(
-            task_id,
-            Interrupted(
-                was_running=record.status is TaskStatus.RUNNING,
-                attempt=record.attempt,
-                last_seen_at=record.updated_at,
-                recovered_at=now,
-                cause="registry_restarted",
-            ),
-            now,
-        )
+        self._finish(task_id, _interrupted(record, now, "registry_restarted"), now)
         self._tell_supervisor(Cancel(task_id))  # stop it wherever it is (gone: ignored)
 
     def on_failure(self, *exc_info: Any) -> None:
@@ -529,10 +451,7 @@ class RegistryActor(RestartingActor):
         for waiter in waiters:
             self._gate.after_commit(record.task_id, waiter)
         if progress is not None:
-            _log.debug("task.progress", task_id=record.task_id, progress=progress)
-            # Not held for a commit: progress is not a durable fact (see GroupCommit).
-            if self._listened():
-                self._emit("progress", record, now=True, progress=progress)
+            self._report.progress(record, progress)
 
     def _on_reopen(self, message: Reopen) -> TaskSpec | NotResumableError | None:
         """A new attempt of an ended task (``resume_task``), if it may have one: its spec
@@ -553,21 +472,8 @@ class RegistryActor(RestartingActor):
         self._changed(reopened)
         if message.ticket is not None:
             self._ticket(message.ticket)
-        _log.info(
-            "task.resumed",
-            task_id=reopened.task_id,
-            attempt=reopened.attempt + 1,
-            checkpointed_at=reopened.checkpointed_at,
-        )
+        self._report.resumed(reopened)
         spec = reopened.to_spec(message.operation)
-        if self._listened():
-            self._emit(
-                "retry_scheduled",
-                reopened,
-                attempt=reopened.attempt,
-                next_attempt_at=None,
-                error="resumed",
-            )
         self._tell_supervisor(Submit(spec))
         return spec
 
@@ -591,7 +497,7 @@ class RegistryActor(RestartingActor):
             task_id, outcome = work.pop()
             record = self._finish_one(task_id, outcome, at)
             if record is not None and self._dependencies.has_dependents(record.task_id):
-                work.extend(self._resolve_dependents(record))
+                work.extend(self._dependencies.ended(record))
 
     def _finish_one(self, task_id: str, outcome: Outcome, at: float) -> TaskRecord | None:
         """Record one task's outcome; returns its record if it became terminal now."""
@@ -608,25 +514,16 @@ class RegistryActor(RestartingActor):
         if result is FinishResult.LATE_RESULT:
             _log.info("task.late_result_kept", task_id=record.task_id, status=record.status.value)
             return None
-        log_terminal(record)
+        self._report.ended(record)
         self._dependencies.forget(record.task_id)
         self._waiters.ended(record)  # woken after this change is committed (memory: at once)
-        if self._listened():
-            duration = record.duration_seconds
-            self._emit(
-                record.status.value,
-                record,
-                status=record.status.value,
-                outcome=type(record.outcome).__name__,
-                duration_ms=None if duration is None else round(duration * 1000.0, 3),
-            )
         return record
 
     # -- dependencies ----------------------------------------------------------------------
 
     def _on_register_dependent(self, message: RegisterDependent) -> tuple[str, list[str]]:
         spec = message.spec
-        unknown = [d for d in spec.options.depends_on if not self._visible_to(d, spec.options.user)]
+        unknown = self._dependencies.unknown(spec)
         if unknown:
             if message.ticket is not None:
                 message.ticket.done()
@@ -634,43 +531,13 @@ class RegistryActor(RestartingActor):
         self._on_register(spec, message.ticket)
         return self._resolve(spec), []
 
-    def _visible_to(self, task_id: str, user: str | None) -> bool:
-        """Whether a task created by ``user`` may name ``task_id`` as a dependency: it
-        exists and, when ``user`` is given, that user created it. Another user's task
-        reads as unknown, so a dependency reveals neither its existence nor its result."""
-        record = self._table.get(task_id)
-        return record is not None and (user is None or record.options.user == user)
-
     def _resolve(self, spec: TaskSpec) -> str:
-        """Forward a registered pending task with dependencies to the supervisor: ready
-        (all completed), blocked (some still to finish), or dropped and cancelled (one
-        failed or was cancelled)."""
-        remaining, failure = unmet(self._table.get, spec.options.depends_on)
+        """A registered pending task with dependencies to the supervisor (see
+        DependencyRouting.route); one that can never run ends here."""
+        verdict, failure = self._dependencies.route(spec)
         if failure is not None:
-            self._tell_supervisor(SubmitBlocked(spec))
-            self._tell_supervisor(DropBlocked(spec.task_id))
             self._finish(spec.task_id, failure, self._clock.time())
-            return "failed"
-        if not remaining:
-            results = results_of(self._table.get, spec.options.depends_on)
-            self._tell_supervisor(Submit(replace(spec, dependency_results=results)))
-            return "ready"
-        self._dependencies.wait_for(spec.task_id, spec.options.depends_on, remaining)
-        self._tell_supervisor(SubmitBlocked(spec))
-        return "waiting"
-
-    def _resolve_dependents(self, record: TaskRecord) -> list[tuple[str, Outcome]]:
-        """``record`` just became terminal: release or fail the tasks waiting on it;
-        returns the failures to record (which cascade to their own dependents)."""
-        resolution = self._dependencies.resolved(
-            record.task_id, completed=record.status is TaskStatus.COMPLETED
-        )
-        for task_id, depends_on in resolution.released:
-            self._tell_supervisor(DependenciesMet(task_id, results_of(self._table.get, depends_on)))
-        failure = DependencyFailed(record.task_id, record.status.value)
-        for task_id in resolution.failed:
-            self._tell_supervisor(DropBlocked(task_id))
-        return [(task_id, failure) for task_id in resolution.failed]
+        return verdict
 
     def _tell_supervisor(self, message: object) -> None:
         # After shutdown the supervisor is gone while tasks still finish (a drain's last
@@ -698,22 +565,8 @@ class RegistryActor(RestartingActor):
             return
         outcome = message.outcome
         error = outcome.exception_type if isinstance(outcome, Raised) else type(outcome).__name__
-        _log.info(
-            "task.retry_scheduled",
-            task_id=record.task_id,
-            attempt=record.attempt,
-            next_attempt_at=message.next_at,
-            error=error,
-        )
+        self._report.retry_scheduled(record, message.next_at, error)
         self._changed(record)
-        if self._listened():
-            self._emit(
-                "retry_scheduled",
-                record,
-                attempt=record.attempt,
-                next_attempt_at=message.next_at,
-                error=error,
-            )
 
     def _on_watch(self, message: Watch) -> TerminalWaiter | None:
         record = self._table.get(message.task_id)
@@ -722,3 +575,14 @@ class RegistryActor(RestartingActor):
         if not record.status.is_terminal:
             return self._waiters.watch(message.task_id)
         return self._gate.terminal_waiter(record)
+
+
+def _interrupted(record: TaskRecord, now: float, cause: str) -> Interrupted:
+    """The fact that ends an unfinished task the runtime can no longer run or watch."""
+    return Interrupted(
+        was_running=record.status is TaskStatus.RUNNING,
+        attempt=record.attempt,
+        last_seen_at=record.updated_at,
+        recovered_at=now,
+        cause=cause,
+    )

@@ -33,7 +33,11 @@ from actors._core.messages.injection import (
     InjectFault,
 )
 from actors._core.messages.to_registry import (
+    COMMIT_BEFORE_ANSWER,
+    READ_ONLY,
+    READS_RECORDS,
     REGISTRY_MESSAGES,
+    TASK_CHANGES,
     AbandonUnfinished,
     Cleanup,
     ConnectSupervisor,
@@ -93,8 +97,12 @@ from actors._core.messages.to_worker import (
 )
 
 __all__ = [
+    "COMMIT_BEFORE_ANSWER",
+    "READS_RECORDS",
+    "READ_ONLY",
     "REGISTRY_MESSAGES",
     "SUPERVISOR_MESSAGES",
+    "TASK_CHANGES",
     "WORKER_MESSAGES",
     "AbandonUnfinished",
     "AddSchedule",

@@ -16,7 +16,11 @@ from actors._resources import Resources
 from actors._storage.store import CommitTicket
 
 __all__ = [
+    "COMMIT_BEFORE_ANSWER",
+    "READS_RECORDS",
+    "READ_ONLY",
     "REGISTRY_MESSAGES",
+    "TASK_CHANGES",
     "AbandonUnfinished",
     "Cleanup",
     "ConnectSupervisor",
@@ -232,3 +236,26 @@ RegistryMessage = (
 """Every message the registry handles; its dispatch is checked exhaustive against this."""
 
 REGISTRY_MESSAGES: tuple[type, ...] = get_args(RegistryMessage)
+
+# How the registry treats a message, by kind.
+
+COMMIT_BEFORE_ANSWER: tuple[type, ...] = (
+    GetSnapshot, ListTasks, ListPage, GetStats, GetGroup, Watch, RegisterDependent,
+)  # fmt: skip
+"""Messages whose handling is visible outside the registry: the writes pending when one
+arrives are committed before its answer leaves."""
+
+READS_RECORDS: tuple[type, ...] = (GetSnapshot, ListTasks, ListPage, GetGroup)
+"""Queries whose answer shows records (so a record held for its commit must be in it)."""
+
+READ_ONLY: tuple[type, ...] = (GetSnapshot, ListTasks, ListPage, GetStats, GetGroup, Watch)
+"""Queries that change nothing: when one fails, its asker gets QueryFailedError and the
+registry is not restarted. (A Watch only adds a waiter, after the snapshot that can
+fail.)"""
+
+TASK_CHANGES: tuple[type, ...] = (
+    Register, RegisterDependent, ResolveDependencies, MarkRunning, Finish, RetryScheduled,
+    ProgressReady, Reopen,
+)  # fmt: skip
+"""Messages that change one task: when one of them made the registry fail, that task is
+the one casualty of the restart (see RegistryActor.on_restart)."""
