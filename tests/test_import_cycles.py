@@ -113,7 +113,7 @@ def test_the_walk_sees_the_imports_it_must() -> None:
     the project), so an empty answer means something."""
     graph = _graph()
     assert "actors._records" in graph["actors._execution.backend"]  # under TYPE_CHECKING
-    assert "actors._execution.worker" in graph["actors._core.supervisor"]
+    assert "actors._execution.worker" in graph["actors._core.launcher"]
     assert len(graph) > 60
 
 

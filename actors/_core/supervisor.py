@@ -22,8 +22,10 @@ held), :class:`DispatchOrder` (which task starts next in a slot pool, the host's
 resources included), :class:`AttemptTimers` (deadlines, heartbeats and the stop
 ladder), :class:`BreakerGate` and ``retry_plan`` (what a failed attempt means),
 :class:`ScheduleTicks`, ``shutdown_drain`` (a pending task taken out wherever it waits)
-and ``supervisor_stats``. This actor is the only one that tells anything or spawns a
-worker: it handles a message, asks them, and tells the registry and the workers.
+and ``supervisor_stats``; :class:`AttemptLauncher` starts an attempt it decided to
+start. This actor is the only one that tells anything or spawns a worker (through its
+launcher, on its own thread): it handles a message, asks them, and tells the registry
+and the workers.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from actors._core.attempts import (
 )
 from actors._core.breaker_gate import BreakerGate
 from actors._core.dispatch_order import DispatchOrder, holds_on_host, lane_of, resources_refused
+from actors._core.launcher import AttemptLauncher
 from actors._core.messages import (
     SUPERVISOR_MESSAGES,
     AddSchedule,
@@ -101,14 +104,10 @@ from actors._enums import Isolation
 from actors._errors import ResourcesUnavailableError
 from actors._execution.backend import ExecutionBackend
 from actors._execution.faults import FaultPlan
-from actors._execution.published import Published
-from actors._execution.start_gate import StartGate
-from actors._execution.worker import WorkerActor
 from actors._outcome import Cancelled, Completed, Outcome, StopReason, TimedOut
 from actors._policies import CircuitBreakers
 from actors._records import TaskSpec
 from actors._storage.recovery import decide, interrupt
-from actors._storage.store import CommitTicket
 from actors.logs import library_logger
 
 __all__ = ["SupervisorActor", "SupervisorStats"]
@@ -160,16 +159,12 @@ class SupervisorActor(pykka.ThreadingActor):
         }
         self._registry = registry
         self._timers = timers
-        self._backends = backends
-        self._dispatcher = dispatcher
         self._clock = clock
         self._admission = admission
         self._max_task_age = max_task_age
         self._cleanup_interval = cleanup_interval
         self._durable = durable
-        self._start_timeout = start_timeout
         self._breakers = breakers
-        self._faults = faults
         self._rng = random.Random()
         # Every pending task, wherever it waits (a delayed one with its StartDue timer).
         self._queue: PendingQueue[TimerHandle] = PendingQueue(lane_of)
@@ -181,6 +176,17 @@ class SupervisorActor(pykka.ThreadingActor):
         self._order = DispatchOrder(self._queue, self._slots, self._refuse_resources)
         self._attempt_timers = AttemptTimers(
             timers, self.actor_ref, clock=clock, attempts=self._active, stop_grace=stop_grace
+        )
+        self._launcher = AttemptLauncher(
+            supervisor=self.actor_ref,
+            registry=registry,
+            backends=backends,
+            dispatcher=dispatcher,
+            clock=clock,
+            timers=self._attempt_timers,
+            durable=durable,
+            start_timeout=start_timeout,
+            faults=faults,
         )
         self._breaker_gate = BreakerGate(breakers, clock)
         self._schedules = ScheduleTicks(timers, self.actor_ref, clock)
@@ -628,64 +634,13 @@ class SupervisorActor(pykka.ThreadingActor):
             self._abandon(spec)
 
     def _start_worker(self, spec: TaskSpec, *, trial: bool = False) -> None:
-        now = self._clock.time()
-        # A test's injected fault: the worker runs the wrapped operation, the attempt
-        # keeps the real spec (a retry runs the real one).
-        run_spec, injected = spec, None
-        if self._faults is not None and self._faults.armed:
-            run_spec, injected = self._faults.apply(spec)
-        backend = self._backend_for(spec)
+        backend = self._launcher.backend_for(spec)
         if spec.options.resources is not None and holds_on_host(spec):
             self._slots.take(spec.task_id, spec.options.resources)
-        # With a durable store the operation waits until RUNNING is committed: a crash can
-        # then never make a task that had started read "pending" and run a second time. A
-        # back-end that starts later records RUNNING itself, through its start gate.
-        ticket = CommitTicket(spec.task_id) if self._durable else None
-        # What the operation publishes; a durable store's checkpoint waits for its commit.
-        # Signs of life are stamped only for a heartbeat deadline (the only reader).
-        stamp = None if spec.options.heartbeat_timeout is None else self._clock.monotonic
-        published = Published(stamp, self._start_timeout if self._durable else None)
-        gate = None if backend.starts_on_handover else StartGate()
-        timer = None
-        if gate is None:
-            # RUNNING before any progress of the attempt can reach the registry.
-            self._registry.tell(MarkRunning(spec.task_id, now, ticket, injected))
-            timer = self._attempt_timers.arm_deadline(spec)
-        worker = WorkerActor.spawn(
-            spec=run_spec,
-            backend=backend,
-            supervisor=self.actor_ref,
-            registry=self._registry,
-            clock=self._clock,
-            dispatcher=self._dispatcher,
-            start_gate=gate,
-            injected_fault=injected,
-            start_ticket=ticket,
-            start_timeout=self._start_timeout,
-            store_results=self._durable,
-            published=published,
-        )
-        active = ActiveAttempt(
-            spec,
-            worker.actor_ref,
-            backend,
-            timer,
-            started=gate is None,
-            gate=gate,
-            injected=injected,
-            attempt=spec.prior_attempts + 1,
-            trial=trial,
-            published=published,
-        )
+        active = self._launcher.launch(spec, backend, trial=trial)
         self._active.add(active)
-        if gate is None and spec.options.heartbeat_timeout is not None:
+        if active.started and spec.options.heartbeat_timeout is not None:
             self._attempt_timers.arm_heartbeat(active)
-
-    def _backend_for(self, spec: TaskSpec) -> ExecutionBackend:
-        isolation = spec.options.isolation
-        if isolation is None:  # the runtime resolves it before a spec is made
-            raise ValueError(f"task {spec.task_id} has no resolved isolation")
-        return self._backends[isolation]
 
     def _begin_stopping(self, active: ActiveAttempt, reason: StopReason) -> None:
         self._attempt_timers.begin_stopping(active, reason)
