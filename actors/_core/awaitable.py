@@ -143,22 +143,23 @@ class AwaitableRuntime:
         """:meth:`TaskRuntime.submit`, awaited: with dependencies the registry's verdict,
         with a durable store the commit, are awaited instead of blocked on."""
         runtime = self._runtime
-        fields = runtime._submission_fields(operation, params, operation_name, options)
+        path = runtime._submission
+        fields = path.fields(operation, params, operation_name, options)
         loop = asyncio.get_running_loop()
         reply = None
-        task_id = new_id()  # outside the lock (see TaskRuntime._admit)
-        with runtime._submit_lock:  # held for a few tells, as by the blocking submit
-            spec, ticket = runtime._admit(task_id, fields)
+        task_id = new_id()  # outside the lock (see SubmissionPath.admit)
+        with path.lock:  # held for a few tells, as by the blocking submit
+            spec, ticket = path.admit(task_id, fields)
             if spec.options.depends_on:
                 reply = self._send(runtime._registry, RegisterDependent(spec, ticket), loop)
             else:
-                runtime._register_and_submit(spec, ticket)
+                path.register_and_submit(spec, ticket)
         if reply is not None:
             try:
                 verdict, unknown = await self._answer(reply, "registry", RegisterDependent)
             except ActorRestartedError:
-                verdict, unknown = runtime._restarted_verdict()
-            runtime._check_verdict(verdict, unknown)
+                verdict, unknown = path.restarted_verdict()
+            path.check_verdict(verdict, unknown)
         if ticket is not None:
             await self._committed(ticket, spec.task_id)
         return spec.task_id

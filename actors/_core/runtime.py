@@ -28,9 +28,7 @@ from actors._core.messages import (
     GetStats,
     GetSupervisorStats,
     OperationRegistered,
-    Register,
     RegisterDependent,
-    Submit,
     TaskPage,
 )
 from actors._core.notifier import TaskEvent
@@ -39,6 +37,7 @@ from actors._core.reopening import reopen
 from actors._core.schedule_requests import schedule_request
 from actors._core.settings import RuntimeSettings
 from actors._core.stats import RuntimeStats
+from actors._core.submission_path import SubmissionPath
 from actors._core.supervisor import SupervisorStats
 from actors._core.table import TableStats
 from actors._core.teardown import Teardown, describe_wait
@@ -46,8 +45,6 @@ from actors._enums import Isolation, TaskStatus
 from actors._errors import (
     ActorRestartedError,
     ActorUnresponsiveError,
-    OperationUnavailableError,
-    QueueFullError,
     RuntimeClosedError,
     UnknownTaskError,
 )
@@ -59,7 +56,7 @@ from actors._execution.ray_backend import RayBackend
 from actors._ids import new_id
 from actors._operations import NamedOperation
 from actors._policies import OperationLimits, RetryPolicy
-from actors._records import TaskSnapshot, TaskSpec
+from actors._records import TaskSnapshot
 from actors._resources import Resources
 from actors._storage.store import CommitTicket, Store
 from actors.logs import library_logger
@@ -167,7 +164,6 @@ class TaskRuntime:
         self._settings = settings
         self._clock = settings.clock
         self._durable = settings.store.durable
-        self._max_pending = settings.max_pending
         self._ask_timeout = settings.ask_timeout
         self._closed = False
         self._teardown: Teardown | None = None  # once shutdown has begun
@@ -182,11 +178,24 @@ class TaskRuntime:
             closed=lambda: self._closed,
         )
         self._parts = parts
-        # Direct attributes for what every submission reads (no lookup through the parts
-        # on that path) and what the awaitable facade, which shares its steps, reads.
-        self._specs, self._breakers, self._seq = parts.specs, parts.breakers, parts.seq
-        self._admission, self._submit_lock = parts.admission, parts.submit_lock
+        # Direct attributes for what the facades read (no lookup through the parts).
+        self._specs, self._admission = parts.specs, parts.admission
+        self._submit_lock = parts.submit_lock
         self._registry, self._supervisor = parts.registry, parts.supervisor
+        # The submission's steps, which the awaitable facade shares.
+        self._submission = SubmissionPath(
+            specs=parts.specs,
+            breakers=parts.breakers,
+            clock=self._clock,
+            admission=parts.admission,
+            max_pending=settings.max_pending,
+            seq=parts.seq,
+            lock=parts.submit_lock,
+            registry=parts.registry,
+            supervisor=parts.supervisor,
+            durable=self._durable,
+            refusal=self._refusal,
+        )
         self._healing, self._table, self._queries = parts.healing, parts.table, parts.queries
         self._subscriptions, self._listening = parts.subscriptions, parts.listening
         self._dispatcher, self._ray, self._stats = parts.dispatcher, parts.ray, parts.stats
@@ -252,7 +261,7 @@ class TaskRuntime:
         with self._submit_lock:
             self._parts.operations.register(name, function, retry_on_interrupt=retry_on_interrupt)
             if limits is not None:
-                self._breakers.set_limits(name, limits)
+                self._parts.breakers.set_limits(name, limits)
             # Recovered tasks awaiting this name wait in the supervisor's queue, which
             # queues them now (after a shutdown they stay pending in the store).
             with contextlib.suppress(pykka.ActorDeadError):
@@ -318,10 +327,11 @@ class TaskRuntime:
         ``task.dependency_results``); if one fails or is cancelled, this task is
         cancelled with a :class:`DependencyFailed` fact.
         """
-        fields = self._submission_fields(operation, params, operation_name, options)
-        task_id = new_id()  # outside the lock (see _admit)
-        with self._submit_lock:
-            spec, ticket = self._admit(task_id, fields)
+        path = self._submission
+        fields = path.fields(operation, params, operation_name, options)
+        task_id = new_id()  # outside the lock (see SubmissionPath.admit)
+        with path.lock:
+            spec, ticket = path.admit(task_id, fields)
             if spec.options.depends_on:
                 # The registry resolves the dependencies and forwards the task to the
                 # supervisor itself, so its answer and the task's release keep one order.
@@ -330,74 +340,14 @@ class TaskRuntime:
                         self._registry, RegisterDependent(spec, ticket), "registry"
                     )
                 except ActorRestartedError:
-                    verdict, unknown = self._restarted_verdict()
-                self._check_verdict(verdict, unknown)
+                    verdict, unknown = path.restarted_verdict()
+                path.check_verdict(verdict, unknown)
             else:
-                self._register_and_submit(spec, ticket)
+                path.register_and_submit(spec, ticket)
         if ticket is not None:
             # Outside the lock, so concurrent submitters share one commit.
             self._await_commit(ticket, spec.task_id)
         return spec.task_id
-
-    # -- the steps of a submission (shared with the awaitable facade) -----------------------
-
-    def _submission_fields(
-        self,
-        operation: AnyOperation | str,
-        params: Mapping[str, Any] | None,
-        operation_name: str | None,
-        options: Mapping[str, Any],
-    ) -> dict[str, Any]:
-        """A submission's arguments checked (the operation's circuit breaker included)."""
-        fields = self._specs.fields(operation, params, operation_name=operation_name, **options)
-        if self._breakers.enabled:
-            name = fields["operation_name"]
-            retry_after = self._breakers.refusal(name, self._clock.monotonic())
-            if retry_after is not None:
-                raise OperationUnavailableError(name, retry_after)
-        return fields
-
-    def _admit(
-        self, task_id: str, fields: Mapping[str, Any]
-    ) -> tuple[TaskSpec, CommitTicket | None]:
-        """Under the submission lock: a place in the queue and the new task's spec (and,
-        with a durable store, the ticket its registration is committed on). ``task_id``
-        is made before the lock is taken: one id in 256 refills the batch with a read
-        of ``os.urandom``, which releases the GIL, and other submitters must not wait
-        on it."""
-        if self._refusing:
-            raise self._closed_error("it accepts no new task; create a new one")
-        if not self._admission.try_enter():
-            raise QueueFullError(self._max_pending)
-        spec = TaskSpec(
-            task_id=task_id, seq=next(self._seq), created_at=self._clock.time(), **fields
-        )
-        return spec, CommitTicket(task_id) if self._durable else None
-
-    def _register_and_submit(self, spec: TaskSpec, ticket: CommitTicket | None) -> None:
-        """Under the submission lock. Registry first: once the caller has the id, a status
-        query (queued behind it) finds the task. Both under the lock, so both actors see
-        submissions in one order."""
-        self._registry.tell(Register(spec, ticket))
-        self._supervisor.tell(Submit(spec))
-
-    def _restarted_verdict(self) -> tuple[str, list[str]]:
-        """The registry failed on this very task and ended it (INTERRUPTED, cause
-        registry_restarted) without queueing it: its place in the queue is free again,
-        and its id tells the caller what happened."""
-        self._admission.leave()
-        return "failed", []
-
-    def _check_verdict(self, verdict: str, unknown: Sequence[str]) -> None:
-        """The registry's answer to a task with dependencies: unknown ones are refused."""
-        if verdict == "unknown":
-            self._admission.leave()
-            raise ValueError(
-                f"depends_on names unknown task ids {list(unknown)}: a task can depend "
-                "only on tasks that exist and, for a task with a user, that the "
-                "same user created (create those first; finished ones are "
-                "removed max_task_age seconds after they end)"
-            )
 
     def check_task(self, operation: AnyOperation | str, params: Any = None, **options: Any) -> None:
         """Raise what :meth:`submit` would raise for these arguments, creating nothing
@@ -419,8 +369,9 @@ class TaskRuntime:
         runs of one schedule never overlap. ``options`` are :meth:`submit`'s (timeout,
         priority, retry, ...). Returns the schedule id; schedules live as long as the
         runtime (a durable store does not keep them)."""
+        parts = self._parts
         message = schedule_request(
-            self._specs, self._seq, self._clock, interval, operation, params, first_in, options
+            parts.specs, parts.seq, self._clock, interval, operation, params, first_in, options
         )
         if self._refusing or not self._ask(self._supervisor, message, "supervisor"):
             raise self._closed_error("it schedules nothing")
@@ -629,6 +580,10 @@ class TaskRuntime:
 
     def _closed_error(self, consequence: str) -> RuntimeClosedError:
         return closed_error(self._healing.gave_up_reason, consequence)
+
+    def _refusal(self, consequence: str) -> RuntimeClosedError | None:
+        """The error for a call refused because nothing new is accepted, else None."""
+        return self._closed_error(consequence) if self._refusing else None
 
     # -- internals -----------------------------------------------------------------------
 
