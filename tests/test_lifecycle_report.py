@@ -18,38 +18,18 @@ from actors._core.outbox import EventOutbox
 from actors._enums import TaskStatus
 from actors._outcome import Completed
 from actors._records import TaskRecord
+from tests.collector import collecting, told
 from tests.records import make_record
-
-WAIT = 10.0
-
-
-class Collector(pykka.ThreadingActor):
-    """Keeps every event; answers ``"events"`` with them (a barrier for earlier tells)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.events: list[TaskEvent] = []
-
-    def on_receive(self, message: Any) -> Any:
-        if message == "events":
-            return list(self.events)
-        self.events.append(message)
-        return None
 
 
 @pytest.fixture
 def collector() -> Iterator[pykka.ActorRef[Any]]:
-    ref = Collector.start()
-    try:
+    with collecting() as ref:
         yield ref
-    finally:
-        ref.stop(timeout=WAIT)
 
 
 def _told(collector: pykka.ActorRef[Any]) -> list[TaskEvent]:
-    told = collector.ask("events", block=True, timeout=WAIT)
-    assert isinstance(told, list)
-    return told
+    return told(collector)
 
 
 def _report(collector: pykka.ActorRef[Any], *, listening: bool) -> LifecycleReport:

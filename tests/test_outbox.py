@@ -10,42 +10,20 @@ from typing import Any
 import pykka
 import pytest
 
-from actors._core.notifier import TaskEvent
 from actors._core.outbox import EventOutbox
 from actors._records import TaskRecord
+from tests.collector import WAIT, Collector, collecting, told
 from tests.records import make_record
-
-WAIT = 10.0
-
-
-class Collector(pykka.ThreadingActor):
-    """Keeps every event it is told; answers ``"events"`` with them (asked after the
-    tells, so the answer is a barrier: every earlier tell was handled)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.events: list[TaskEvent] = []
-
-    def on_receive(self, message: Any) -> Any:
-        if message == "events":
-            return [(e.kind, e.task_id) for e in self.events]
-        self.events.append(message)
-        return None
 
 
 @pytest.fixture
 def collector() -> Iterator[pykka.ActorRef[Any]]:
-    ref = Collector.start()
-    try:
+    with collecting() as ref:
         yield ref
-    finally:
-        ref.stop(timeout=WAIT)
 
 
 def _told(collector: pykka.ActorRef[Any]) -> list[tuple[str, str]]:
-    told = collector.ask("events", block=True, timeout=WAIT)
-    assert isinstance(told, list)
-    return told
+    return [(event.kind, event.task_id) for event in told(collector)]
 
 
 def _record(task_id: str) -> TaskRecord:

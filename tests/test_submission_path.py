@@ -20,32 +20,15 @@ from actors._core.submission_path import SubmissionPath
 from actors._enums import Isolation
 from actors._operations import OperationRegistry
 from actors._policies import CircuitBreakers, OperationLimits
-
-WAIT = 10.0
+from tests.collector import WAIT, Collector, told
 
 
 def render(params: Any, task: Any) -> None:
     return None
 
 
-class Collector(pykka.ThreadingActor):
-    """Keeps what it is told; answers ``"told"`` with it (a barrier for earlier tells)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.told: list[object] = []
-
-    def on_receive(self, message: Any) -> Any:
-        if message == "told":
-            return list(self.told)
-        self.told.append(message)
-        return None
-
-
 def _told(ref: pykka.ActorRef[Any]) -> list[object]:
-    told = ref.ask("told", block=True, timeout=WAIT)
-    assert isinstance(told, list)
-    return told
+    return told(ref)
 
 
 class Parts:
@@ -53,8 +36,6 @@ class Parts:
         self.clock = ManualClock()
         self.admission = AdmissionGate(capacity)
         self.breakers = CircuitBreakers(None)
-        self.registry = Collector.start()
-        self.supervisor = Collector.start()
         self.closed: str | None = None  # the refusal's reason, once "closed"
         operations = OperationRegistry()
         operations.register("render", render, retry_on_interrupt=False)
@@ -66,6 +47,9 @@ class Parts:
             limits=(None, None),
             retry=None,
         )
+        # Started last: nothing after them can fail and leave their threads running.
+        self.registry = Collector.start()
+        self.supervisor = Collector.start()
         self.path = SubmissionPath(
             specs=specs,
             breakers=self.breakers,
