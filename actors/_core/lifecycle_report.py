@@ -35,13 +35,14 @@ class LifecycleReport:
 
     def created(self, record: TaskRecord) -> None:
         options = record.options
-        _log.info(
-            "task.created",
-            task_id=record.task_id,
-            operation=record.operation_name,
-            priority=options.priority.label,
-            user=options.user,
-        )
+        if not _log.drops("info"):  # every task: no fields built for a dropped line
+            _log.info(
+                "task.created",
+                task_id=record.task_id,
+                operation=record.operation_name,
+                priority=options.priority.label,
+                user=options.user,
+            )
         if self._listened():
             self._emit(
                 "created",
@@ -54,12 +55,13 @@ class LifecycleReport:
 
     def started(self, record: TaskRecord, injected_fault: str | None) -> None:
         if injected_fault is None:
-            _log.info(
-                "task.started",
-                task_id=record.task_id,
-                operation=record.operation_name,
-                attempt=record.attempt,
-            )
+            if not _log.drops("info"):  # as in created
+                _log.info(
+                    "task.started",
+                    task_id=record.task_id,
+                    operation=record.operation_name,
+                    attempt=record.attempt,
+                )
         else:
             log_injected(record, injected_fault)
         if self._listened():

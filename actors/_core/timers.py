@@ -128,7 +128,11 @@ class TimerService:
         self, deadline: float, target: pykka.ActorRef[Any], message: Any
     ) -> TimerHandle:
         """Tell ``message`` to ``target`` once ``clock.monotonic() >= deadline``."""
-        with self._lock:
+        # acquire/release, not ``with``: half the cost of the call (measured), and a task
+        # with a timeout arms and cancels one timer.
+        lock = self._lock
+        lock.acquire()
+        try:
             if self._stopping:
                 raise RuntimeError(f"{self._name} is stopped; no timer can be armed")
             handle = TimerHandle(deadline, next(self._seq), target, message)
@@ -136,6 +140,8 @@ class TimerService:
             self._scheduled_total += 1
             if self._heap[0] is handle:
                 self._cond.notify()
+        finally:
+            lock.release()
         return handle
 
     def schedule_after(
@@ -145,7 +151,9 @@ class TimerService:
 
     def cancel(self, handle: TimerHandle) -> bool:
         """Disarm ``handle``. Returns False if it had already fired or been cancelled."""
-        with self._lock:
+        lock = self._lock  # see schedule_at
+        lock.acquire()
+        try:
             if not handle.armed:
                 return False
             handle.armed = False
@@ -156,6 +164,8 @@ class TimerService:
                 self._heap = [h for h in self._heap if h.armed]
                 heapq.heapify(self._heap)
                 self._cancelled_in_heap = 0
+        finally:
+            lock.release()
         return True
 
     # -- firing ------------------------------------------------------------------------
