@@ -262,8 +262,8 @@ class RegistryActor(RestartingActor):
             message.task_id, message.at, message.injected_fault, message.placement
         )
         if started is not None:
+            self._changed(started)  # published before subscribers hear of it
             self._report.started(started, message.injected_fault)
-            self._changed(started)
         elif self._ended(message.task_id):
             # Ended here while the supervisor was starting it (the registry ended it
             # on a restart before its Submit reached the supervisor): stop it there.
@@ -565,8 +565,8 @@ class RegistryActor(RestartingActor):
             return
         outcome = message.outcome
         error = outcome.exception_type if isinstance(outcome, Raised) else type(outcome).__name__
+        self._changed(record)  # published before subscribers hear of it
         self._report.retry_scheduled(record, message.next_at, error)
-        self._changed(record)
 
     def _on_watch(self, message: Watch) -> TerminalWaiter | None:
         record = self._table.get(message.task_id)
