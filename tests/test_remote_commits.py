@@ -71,3 +71,31 @@ def test_the_number_sent_is_the_last_drained_waiters() -> None:
     published.checkpoint('{"n": 3}')
     _, text, waiters = published.drain_signs()
     assert (text, NumberedWaiter.latest(waiters)) == ('{"n": 3}', 0)
+
+
+def test_checkpoint_ships_then_waits_for_its_number_only_with_a_durable_store() -> None:
+    """Without a wait it publishes and ships, and returns; with one, the published
+    checkpoint carries the next number and the call returns once that number is
+    answered (here from another thread, as the host's answer arrives)."""
+    commits, published = RemoteCommits(), Published()
+    shipped: list[bool] = []
+    commits.checkpoint(published, '{"n": 1}', None, "task-1", shipped.append)
+    assert shipped == [True]  # the first value since the last drain
+    published.drain()  # as a reporter drains: progress and partial, then the signs
+    _, checkpoint, waiters = published.drain_signs()
+    assert (checkpoint, waiters) == ('{"n": 1}', [])
+
+    answering = threading.Thread(target=lambda: commits.answer(1, None))
+
+    def ship(first: bool) -> None:
+        shipped.append(first)
+        answering.start()  # the host answers only once the checkpoint has gone out
+
+    commits.checkpoint(published, '{"n": 2}', WAIT, "task-1", ship)
+    answering.join(WAIT)
+    _, checkpoint, waiters = published.drain_signs()
+    assert checkpoint == '{"n": 2}'
+    assert NumberedWaiter.latest(waiters) == 1
+    assert shipped == [True, True]
+    with pytest.raises(TimeoutError):  # number 2 is never answered
+        commits.checkpoint(published, '{"n": 3}', 0.0, "task-1", shipped.append)

@@ -201,15 +201,12 @@ class ChildTaskContext:
 
     def checkpoint(self, state: Any) -> None:
         text = encode_checkpoint(state)  # a TypeError here, in the operation
-        wait = self._checkpoint_wait
-        if wait is None:
-            self._published.checkpoint(text)
-            self._sender.poke()
-            return
-        waiter = self._commits.waiter()
-        self._published.checkpoint(text, waiter)
-        self._sender.poke()
-        self._commits.wait(waiter, wait, self.task_id)
+        self._commits.checkpoint(
+            self._published, text, self._checkpoint_wait, self.task_id, self._ship
+        )
+
+    def _ship(self, first: bool) -> None:
+        self._sender.poke()  # the sender coalesces: every value pokes it
 
     def _checkpoint_stored(self, number: int, error: str | None) -> None:
         """The receiver thread: the host's CheckpointStored for this task."""

@@ -174,17 +174,14 @@ def _read_record(
         return Raised.from_exception(exc)
     match record:
         case Progress(task_id=spec.task_id):
-            if record.progress is not None:
-                context.update_progress(record.progress)
-            if record.has_partial:
-                context.partial_result = record.partial
-            if record.checkpoint is not None:
-                number = record.checkpoint_id
-                context._relay_checkpoint(
-                    record.checkpoint, _answer(child, spec.task_id, number) if number else None
-                )
-            elif record.alive:
-                context.heartbeat()
+            number = record.checkpoint_id
+            context._relay(
+                record.progress,
+                (record.partial,) if record.has_partial else None,
+                record.alive,
+                record.checkpoint,
+                _answer(child, spec.task_id, number) if number else None,
+            )
             return None
         case Done(task_id=spec.task_id):
             return _done_outcome(record, spec), record.retire

@@ -173,6 +173,27 @@ class ReportingContext:
             waiter(None)  # nothing to wait for: kept once the registry drains it
         return ticket
 
+    def _relay(
+        self,
+        progress: float | None,
+        partial: tuple[Any] | None,
+        alive: bool,
+        checkpoint: str | None,
+        waiter: CheckpointWaiter | None,
+    ) -> None:
+        """What an attempt away from the host (a child, a Ray node) published since its
+        last report, in its order: progress, the partial result (``(value,)``, or None
+        for none), then a checkpoint (answered through ``waiter``) or a bare sign of
+        life."""
+        if progress is not None:
+            self.update_progress(progress)
+        if partial is not None:
+            self.partial_result = partial[0]
+        if checkpoint is not None:
+            self._relay_checkpoint(checkpoint, waiter)
+        elif alive:
+            self.heartbeat()
+
     def _reports(self) -> Published:
         published = self._published
         if published is None:

@@ -74,6 +74,25 @@ class RemoteCommits:
                 self._answered, self._error = number, error
                 self._changed.notify_all()
 
+    def checkpoint(
+        self,
+        published: Published,
+        text: str,
+        wait: float | None,
+        task_id: str,
+        ship: Callable[[bool], None],
+    ) -> None:
+        """Publish a checkpoint made away from the host and tell ``ship`` (whether it is
+        the first value since the last report, as :meth:`Published.checkpoint` says);
+        with a durable store (``wait``: seconds), return only once the host says it is
+        committed (see :meth:`wait`)."""
+        if wait is None:
+            ship(published.checkpoint(text))
+            return
+        waiter = self.waiter()
+        ship(published.checkpoint(text, waiter))
+        self.wait(waiter, wait, task_id)
+
     def wait(self, waiter: NumberedWaiter, seconds: float, task_id: str) -> None:
         """Return once the host says the checkpoint is committed; TimeoutError if it says
         nothing within ``seconds``, RuntimeError with its reason if it could not keep it."""

@@ -194,22 +194,18 @@ class RayAttempt:
                       exception_mro=tuple(mro))  # fmt: skip
 
     def _relay(self, item: tuple[Any, ...]) -> None:
-        """A progress item into the attempt's context: progress, partial result, then a
-        checkpoint (its commit answered on the board) or a bare sign of life."""
+        """A progress item into the attempt's context (see TaskContext._relay); a
+        checkpoint's commit is answered on the board."""
         self._backend.count_progress()
         _, progress, has_partial, blob, alive, checkpoint, number = item
-        context = self.context
-        if progress is not None:
-            context.update_progress(progress)
+        partial = None
         if has_partial:
             try:
-                context.partial_result = pickle.loads(blob)
+                partial = (pickle.loads(blob),)
             except Exception as exc:
                 _log.warning("task.partial_not_loaded", task_id=self.spec.task_id, error=str(exc))
-        if checkpoint is not None:
-            context._relay_checkpoint(checkpoint, self._stored(number) if number else None)
-        elif alive:
-            context.heartbeat()
+        waiter = self._stored(number) if number else None
+        self.context._relay(progress, partial, alive, checkpoint, waiter)
 
     def _stored(self, number: int) -> CheckpointWaiter:
         """Tells the node its checkpoints up to ``number`` are committed (or why not); on

@@ -270,16 +270,13 @@ class RayTaskContext:
 
     def checkpoint(self, state: Any) -> None:
         text = encode_checkpoint(state)  # a TypeError here, in the operation
-        wait = self._checkpoint_wait
-        if wait is None:
-            if self._published.checkpoint(text):
-                self._wake.set()
-            return
-        commits = self._listener.commits
-        waiter = commits.waiter()
-        if self._published.checkpoint(text, waiter):
+        self._listener.commits.checkpoint(
+            self._published, text, self._checkpoint_wait, self.task_id, self._ship
+        )
+
+    def _ship(self, first: bool) -> None:
+        if first:  # the first value since the last shipment: ship it soon
             self._wake.set()
-        commits.wait(waiter, wait, self.task_id)
 
     def _drained(self) -> tuple[Any, ...] | None:
         """The progress item for what was published since the last one (None if nothing)."""
