@@ -19,7 +19,7 @@ is written under ``$HOME`` and no other cluster of the machine is found.
   (a Python spin: ``TaskInterrupted`` after ``stop_grace``); one in ``time.sleep(3600)``
   (the forced ``ray.cancel`` after a second ``stop_grace``, which ends its worker).
 * **create_task -> running on a warm cluster**: one at a time, from ``create_task`` to
-  the first status that reads ``running`` (the node's first stream item, after its
+  the first status that reads ``running`` (the node's ``started`` on the host channel, after its
   worker took the task), p50 / p99.
 """
 

@@ -29,7 +29,7 @@ CheckpointWaiter = Callable[[BaseException | None], None]
 class NumberedWaiter:
     """A checkpoint's waiter away from the host (in a child process, on a Ray node): only
     its number, which travels with the checkpoint; the host's answer comes back by that
-    number (a ``CheckpointStored`` record, the stop board's ``stored``) to the
+    number (a ``CheckpointStored`` record, the host channel's ``stored``) to the
     :class:`RemoteCommits` that made it, not by a call."""
 
     __slots__ = ("number",)

@@ -1,24 +1,30 @@
 """Ray isolation: an attempt's operation runs on a node of a Ray cluster.
 
 The host keeps everything but the call: the queue, slots (``max_in_flight``), deadlines,
-the stop ladder's timing, retries and records. Each attempt is one streaming-generator
-Ray task (``actors._execution.ray_driver.drive``) with Ray's retries off; one bridge
-thread of the host runs an asyncio loop that submits them and reads every stream, so a
-Ray task costs no host thread while it waits for resources or runs.
+the stop ladder's timing, retries and records. Each attempt is one plain Ray task
+(``actors._execution.ray_driver.run_attempt``) with Ray's retries off; one bridge thread
+of the host runs an asyncio loop that submits them, awaits their answers and serves the
+host channel (``actors._execution.ray_channel``: a TCP listener the attempts' workers
+connect to, authenticated by a secret of this back-end), so a Ray task costs no host
+thread while it waits for resources or runs, and no Ray actor call.
 
-* ``started`` comes from the node (the stream's first item): a task waiting for
-  resources reads ``pending``; ``running`` shows the node and the worker's pid. The
-  node waits for the host's ``go`` (on the stop board) before it calls the operation:
-  given once ``running`` is committed with a durable store, refused when a stop came
-  first, so a task cancelled while it read ``pending`` never starts.
-* The ladder: the cooperative flag through the board (progress and a late result still
-  flow); ``TaskInterrupted`` in the operation's thread (the board again); then
+* ``started`` comes from the node, on the channel: a task waiting for resources reads
+  ``pending``; ``running`` shows the node and the worker's pid. The node waits for the
+  host's ``go`` before it calls the operation: given once ``running`` is committed with
+  a durable store, refused when a stop came first, so a task cancelled while it read
+  ``pending`` never starts.
+* The ladder: the cooperative flag on the channel (progress and a late result still
+  flow); ``TaskInterrupted`` in the operation's thread (the channel again); then
   ``ray.cancel(force=True)``, which ends the worker. A task Ray has not started yet is
   cancelled softly at the first step (it never runs).
 * Failures are facts: a dead worker or node is :class:`Crashed` with the node and Ray's
   error (Ray reports no exit code or signal); Ray's out-of-memory kill is
   :class:`ResourceExhausted` (``node_memory``); a lost cluster :class:`Interrupted`
-  (``ray_unavailable``).
+  (``ray_unavailable``), and so is a node that could not reach the host's channel
+  before its operation started.
+
+The nodes must reach the host on the channel's address: by default the address Ray
+knows the driver's node by, on a free port (``channel_address`` names another).
 
 ``ray`` is imported here only, on first use (``RayBackend.connect``): the base package
 works without the ``ray`` extra.
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import itertools
 import os
 import secrets
 import signal
@@ -43,7 +50,9 @@ from actors._enums import Isolation
 from actors._errors import RayNotInstalledError, RayUnavailableError, ResourcesUnavailableError
 from actors._execution.backend import Attempt, AttemptEvents
 from actors._execution.ray_attempt import RayAttempt
-from actors._execution.ray_driver import StopBoard, drive
+from actors._execution.ray_channel import HostChannel
+from actors._execution.ray_driver import run_attempt
+from actors._execution.ray_node_link import CONNECT_RETRY_SECONDS
 from actors._outcome import Raised, StopReason
 from actors._records import TaskSpec
 from actors.logs import library_logger
@@ -123,6 +132,31 @@ def ray_task_options(resources: Mapping[str, float] | None) -> dict[str, Any]:
     return options
 
 
+def _channel_address(address: str | None) -> tuple[str | None, int]:
+    """``channel_address`` checked: (host or None for the default, port)."""
+    if address is None:
+        return None, 0
+    if not isinstance(address, str):
+        raise TypeError(f"channel_address must be a 'host:port' string, got {address!r}")
+    host, colon, port_text = address.rpartition(":")
+    if not colon or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(
+            f"channel_address must be 'HOST:PORT' (a port from 0, any free one, to 65535), "
+            f"got {address!r}"
+        )
+    return host.strip("[]"), int(port_text)
+
+
+async def _call(function: Any) -> Any:
+    return function()
+
+
+def _stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join()
+    loop.close()
+
+
 def _node_needs(options: Mapping[str, Any]) -> dict[str, float]:
     """Ray's options as the names ``ray.nodes()`` gives a node's totals."""
     needs = {"CPU": float(options.get("num_cpus", 0))}
@@ -159,6 +193,10 @@ class RayBackend:
         nodes need: Ray's workers do not see the host's environment variables).
     max_in_flight: Ray attempts submitted at once (a slot pool of their own; one that
         waits for resources in Ray's queue holds its slot and reads ``pending``).
+    channel_address: ``"host:port"`` the host channel listens on, which every node must
+        reach (the attempts' workers connect to it, authenticated by a random secret of
+        this back-end). Default: ``127.0.0.1`` for ``"local"``, else the address Ray
+        knows the driver's node by; port 0 picks a free one.
     """
 
     isolation = Isolation.RAY
@@ -173,6 +211,7 @@ class RayBackend:
         namespace: str | None = None,
         runtime_env: Mapping[str, Any] | None = None,
         max_in_flight: int = 64,
+        channel_address: str | None = None,
     ) -> None:
         if not isinstance(address, str) or not address.strip() or address.strip() == "auto":
             raise ValueError(
@@ -193,6 +232,7 @@ class RayBackend:
             raise TypeError("max_in_flight must be an int")
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
+        channel = _channel_address(channel_address)
         if not ray_available():
             raise RayNotInstalledError()
         self.address = address
@@ -208,8 +248,13 @@ class RayBackend:
         self._owns = False
         self._gcs_address: str | None = None
         self._token_env: dict[str, str] = {}  # what _give_private_token set
-        self._board: Any = None
-        self._drive: Any = None
+        self._channel_wanted = channel
+        self._channel: HostChannel | None = None
+        self._channel_args: tuple[str, int, bytes] | None = None  # what a node is given
+        # How long a node retries a host channel it cannot reach (tests shorten it).
+        self._patience = CONNECT_RETRY_SECONDS
+        self._keys = itertools.count(1)
+        self._run_attempt: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._nodes: tuple[float, list[dict[str, float]]] | None = None
@@ -236,7 +281,7 @@ class RayBackend:
 
     def connect(self) -> None:
         """Connect to the cluster now (else on the first Ray task): ``ray.init``, the
-        stop board and the bridge thread. Idempotent."""
+        bridge thread and the host channel. Idempotent."""
         with self._lock:
             if self._closed:
                 raise RayUnavailableError("the Ray back-end was shut down with its manager")
@@ -244,32 +289,44 @@ class RayBackend:
                 return
             ray = _import_ray()
             self._connect_driver(ray)
+            loop: asyncio.AbstractEventLoop | None = None
+            thread: threading.Thread | None = None
             try:
-                # On the driver's own node, which lives as long as the host: losing any
-                # other node must not lose the board. Hard: a soft affinity let Ray spill
-                # it to another node, a removed one still listed alive included, whose
-                # loss then read as a stop for every attempt.
-                from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-                here = NodeAffinitySchedulingStrategy(
-                    ray.get_runtime_context().get_node_id(), soft=False
-                )
-                board = ray.remote(num_cpus=0, max_concurrency=10_000, max_restarts=0)(StopBoard)
-                self._board = board.options(scheduling_strategy=here).remote()
                 # Ray's retries off: ours decide (a crash is retried 3 times by default,
                 # an out-of-memory kill without limit).
-                self._drive = ray.remote(
-                    num_returns="streaming", max_retries=0, retry_exceptions=False
-                )(drive)
+                self._run_attempt = ray.remote(max_retries=0, retry_exceptions=False)(run_attempt)
                 loop = asyncio.new_event_loop()
                 thread = threading.Thread(
                     target=loop.run_forever, name=f"{self._name}-bridge", daemon=True
                 )
                 thread.start()
+                self._open_channel(ray, loop)
             except BaseException:
+                if loop is not None and thread is not None:
+                    _stop_loop(loop, thread)
                 self._disconnect(ray)
                 raise
             self._ray, self._loop, self._thread = ray, loop, thread
+
+    def _open_channel(self, ray: Any, loop: asyncio.AbstractEventLoop) -> None:
+        host, port = self._channel_wanted
+        if host is None:
+            host = "127.0.0.1" if self._owns else ray.util.get_node_ip_address()
+        secret = secrets.token_bytes(32)
+        channel = HostChannel(secret)
+        opening = asyncio.run_coroutine_threadsafe(channel.open(host, port), loop)
+        try:
+            _, bound_port = opening.result(timeout=30)
+        except OSError as exc:
+            raise RayUnavailableError(
+                f"the Ray back-end's host channel could not listen on {host}:{port} ({exc}); "
+                "pass channel_address='HOST:PORT' with an address of this machine the "
+                "cluster's nodes can reach"
+            ) from exc
+        self._channel = channel
+        # Every interface: the nodes are told the address Ray knows this node by.
+        told = ray.util.get_node_ip_address() if host in {"0.0.0.0", "::"} else host
+        self._channel_args = (told, bound_port, secret)
 
     def _connect_driver(self, ray: Any) -> None:
         if ray.is_initialized():
@@ -310,12 +367,6 @@ class RayBackend:
         self._gcs_address = ray.get_runtime_context().gcs_address
 
     def _disconnect(self, ray: Any) -> None:
-        if self._board is not None:
-            try:
-                ray.kill(self._board)
-            except Exception as exc:  # the cluster is gone already
-                _log.debug("ray.board_kill_failed", error=str(exc))
-            self._board = None
         if self._owns:
             ray.shutdown()
             self._owns = False
@@ -419,7 +470,7 @@ class RayBackend:
             )
 
     def shutdown(self) -> None:
-        """Stop the bridge, the board and (address="local") the cluster; a joined
+        """Stop the bridge, the host channel and (address="local") the cluster; a joined
         cluster and a driver connection this back-end did not make are left as they
         are. Never ``ray stop`` (it kills every Ray process of the machine)."""
         with self._lock:
@@ -430,9 +481,14 @@ class RayBackend:
         for attempt in left:  # only after a supervisor failure: nothing may run on
             attempt.kill(StopReason.SHUTDOWN)
         if loop is not None and thread is not None:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join()
-            loop.close()
+            channel = self._channel
+            if channel is not None:
+                closing = asyncio.run_coroutine_threadsafe(channel.close(), loop)
+                try:
+                    closing.result(timeout=10)
+                except Exception as exc:  # the loop stops anyway
+                    _log.debug("ray.channel_close_failed", error=str(exc))
+            _stop_loop(loop, thread)
         if ray is not None:
             with self._lock:
                 self._disconnect(ray)
@@ -444,34 +500,57 @@ class RayBackend:
         assert self._loop is not None
         return self._loop
 
-    def submit(self, spec: TaskSpec, work: bytes) -> Any:
+    def new_key(self) -> int:
+        return next(self._keys)  # itertools.count: atomic under the GIL
+
+    def submit(self, spec: TaskSpec, work: bytes, key: int) -> Any:
         options = ray_task_options(spec.options.resources)
         if self._runtime_env is not None:
             options["runtime_env"] = self._runtime_env
-        return self._drive.options(**options).remote(work, spec.task_id, self._board)
+        channel = self._channel_args
+        return self._run_attempt.options(**options).remote(
+            work, key, spec.task_id, channel, self._patience
+        )
 
-    def post(self, task_id: str, key: str, value: Any) -> None:
-        """Tell the board (fire and forget; from any thread)."""
-        try:
-            self._board.post.remote(task_id, key, value)
-        except Exception as exc:  # the cluster is gone: the stream's end says so
-            _log.debug("ray.board_post_failed", task_id=task_id, error=str(exc))
+    def listen(self, key: int, attempt: RayAttempt) -> None:
+        assert self._channel is not None
+        self._channel.attach(key, attempt)
 
-    def forget(self, task_id: str) -> None:
+    def post(self, message: tuple[Any, ...]) -> None:
+        """To the node of attempt ``message[1]`` (fire and forget; from any thread)."""
+        loop, channel = self._loop, self._channel
+        if loop is None or channel is None:
+            return  # shut down: the attempt's end says so
         try:
-            self._board.forget.remote(task_id)
-        except Exception as exc:
-            _log.debug("ray.board_forget_failed", task_id=task_id, error=str(exc))
+            loop.call_soon_threadsafe(channel.send, message)
+        except RuntimeError as exc:  # the loop closed meanwhile
+            _log.debug("ray.channel_post_failed", kind=message[0], error=str(exc))
 
-    def cancel(self, generator: Any, *, force: bool) -> None:
+    def forget(self, key: int) -> None:
+        if self._channel is not None:
+            self._channel.detach(key)
+
+    def cancel(self, ref: Any, *, force: bool) -> None:
         try:
-            self._ray.cancel(generator, force=force)
+            self._ray.cancel(ref, force=force)
         except Exception as exc:  # ended meanwhile, or the cluster is gone
             _log.debug("ray.cancel_failed", force=force, error=str(exc))
 
-    def board_size(self) -> int:
-        """How many tasks the stop board holds (for tests)."""
-        return int(self._ray.get(self._board.size.remote(), timeout=30))
+    def channel_size(self) -> int:
+        """How many attempts the host channel holds (for tests: none once all ended)."""
+        loop, channel = self._loop, self._channel
+        assert loop is not None
+        assert channel is not None
+        asking = asyncio.run_coroutine_threadsafe(_call(channel.size), loop)
+        return int(asking.result(timeout=30))
+
+    def drop_channel_connections(self) -> None:
+        """Break every node's connection to the host channel (for tests: a network
+        failure); nodes connect again for their next attempt."""
+        loop, channel = self._loop, self._channel
+        assert loop is not None
+        assert channel is not None
+        asyncio.run_coroutine_threadsafe(_call(channel.drop_connections), loop).result(30)
 
     def exceptions(self) -> Any:
         return self._ray.exceptions

@@ -49,9 +49,9 @@ def test_runs_on_a_node_with_placement_and_coalesced_progress(
     stats = manager.get_stats()["ray"]
     assert 1 <= stats["progress_items"] < 1_000, stats  # coalesced on the node
     assert status["result"]["per_call_seconds"] < 50e-6  # microseconds, not a message each
-    backend = manager._runtime._ray  # the board keeps nothing of an ended attempt
+    backend = manager._runtime._ray  # the host channel keeps nothing of an ended attempt
     assert backend is not None
-    assert wait_until(lambda: backend.board_size() == 0, timeout=10)
+    assert backend.channel_size() == 0
 
 
 def test_placement_by_custom_resource(ray_manager: MakeManager, ray_cluster: RayCluster) -> None:
@@ -244,20 +244,22 @@ def test_the_node_imports_none_of_the_hosts_runtime(ray_manager: MakeManager) ->
     assert not heavy & loaded
 
 
-def test_a_lost_stop_board_reads_as_a_lost_cluster_never_as_a_cancel(
+def test_a_host_channel_no_node_can_reach_reads_as_a_lost_cluster_never_as_a_cancel(
     ray_manager: MakeManager,
 ) -> None:
-    """No verdict can reach the node (the board died): the attempt ends INTERRUPTED
-    (ray_unavailable) without running its operation, not CANCELLED with a reason no
-    one gave."""
-    import ray
+    """No verdict can reach the node (the host's channel is closed and its worker's
+    connection broken): the attempt ends INTERRUPTED (ray_unavailable) without running
+    its operation, not CANCELLED with a reason no one gave."""
+    import asyncio
 
     manager = ray_manager()
     first = manager.wait(manager.create_task(ops.where, {"value": 1}, isolation="ray"), timeout=60)
     assert first["status"] == "completed", first
     backend = manager._runtime._ray
     assert backend is not None
-    ray.kill(backend._board)
+    backend._patience = 1.0  # how long a node retries a host it cannot reach
+    assert backend._channel is not None
+    asyncio.run_coroutine_threadsafe(backend._channel.close(), backend.loop).result(30)
     status = manager.wait(manager.create_task(ops.where, {"value": 2}, isolation="ray"), timeout=90)
     assert status["status"] == "failed", status
     assert status["error"]["code"] == "INTERRUPTED"

@@ -1,5 +1,5 @@
 """Long work on a Ray node, as in a child process: checkpoints reach the host's records
-(with a durable store the operation waits for the commit, answered on the stop board),
+(with a durable store the operation waits for the commit, answered on the host channel),
 a retry resumes from the latest one, and signs of life feed ``heartbeat_timeout``. The
 operations are tests/long_ops.py's, which the thread and process tests run too."""
 
