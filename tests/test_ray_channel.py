@@ -56,6 +56,12 @@ class Peer:
     def on_progress(self, fields: tuple[Any, ...]) -> None:
         self._note(("progress", *fields))
 
+    def on_answer(self, answer: tuple[Any, ...]) -> None:
+        self._note(("answer", *answer))
+
+    def on_ending(self) -> None:
+        self._note(("ending",))
+
     def on_lost(self, why: str) -> None:
         self._note(("lost", why))
 
@@ -119,12 +125,16 @@ def test_started_and_progress_reach_the_attempt_by_key_in_order(host: Host) -> N
     for number in range(50):
         assert link.send(("progress", 1, number / 50, False, None, True, None, 0))
     assert link.send(("progress", 2, 0.5, True, b"blob", False, '{"at": 3}', 7))
-    heard = one.wait_for(51)
+    assert link.send(("answer", 1, "completed", b"result", 50, None))
+    assert link.send(("ending", 2))
+    heard = one.wait_for(52)
     assert heard[0] == ("started", 111, "node-a")
-    assert [item[1] for item in heard[1:]] == [number / 50 for number in range(50)]
-    assert two.wait_for(2) == [
+    assert [item[1] for item in heard[1:51]] == [number / 50 for number in range(50)]
+    assert heard[51] == ("answer", "completed", b"result", 50, None)  # after its progress
+    assert two.wait_for(3) == [
         ("started", 111, "node-a"),
         ("progress", 0.5, True, b"blob", False, '{"at": 3}', 7),
+        ("ending",),
     ]
 
 
@@ -272,3 +282,17 @@ def test_frames_are_plain_values_and_bounded() -> None:
         parse(b"\xff\xfe")
     with pytest.raises(ChannelClosed, match="not a message"):
         parse(frame(("only-a-kind",))[4:])
+
+
+def test_a_frame_that_arrives_in_pieces_is_read_whole(host: Host) -> None:
+    """A partial result of megabytes comes in many reads of the socket."""
+    peer = Peer()
+    host.call(host.channel.attach, 1, peer)
+    link = _link(host)
+    blob = bytes(range(256)) * 20_000  # 5 MB
+    assert link.send(("started", 1, 1, "n"))
+    assert link.send(("progress", 1, 0.5, True, blob, False, None, 0))
+    assert link.send(("progress", 1, 0.6, False, None, False, None, 0))
+    heard = peer.wait_for(3)
+    assert heard[1] == ("progress", 0.5, True, blob, False, None, 0)
+    assert heard[2][1] == 0.6

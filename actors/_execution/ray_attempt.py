@@ -9,6 +9,7 @@ import asyncio
 import pickle
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import pykka
@@ -35,6 +36,14 @@ class RayLink(Protocol):
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop: ...
+
+    def call_soon(self, call: Callable[[], object]) -> None: ...
+
+    def watch(self, ref: Any, attempt: RayAttempt) -> None: ...
+
+    def hint(self, ref: Any) -> None: ...
+
+    def unwatch(self, ref: Any) -> None: ...
 
     def new_key(self) -> int: ...
 
@@ -90,13 +99,13 @@ class RayAttempt:
         self._node_id: str | None = None
         self._refusal: Outcome | None = None
         self._answered = False
-        self._task: asyncio.Task[None] | None = None
-        # The bridge loop's only: progress messages read, and the wait for the ones the
-        # node's answer says it sent.
+        # The bridge loop's only: progress messages read, an answer waiting for the ones
+        # it says were sent before it, the node's connection lost, the attempt over.
         self._received = 0
-        self._expected: int | None = None
-        self._caught_up: asyncio.Event | None = None
+        self._waiting: tuple[Any, ...] | None = None
         self._link_lost: str | None = None
+        self._answer_on_channel = False  # the node returned saying so; not read yet
+        self._ended = False
 
     # -- levers --------------------------------------------------------------------------
 
@@ -109,6 +118,7 @@ class RayAttempt:
         if ref is not None and not started:
             # Not running on a node yet (waiting for resources): it never will.
             self._backend.cancel(ref, force=False)
+            self._backend.hint(ref)
 
     def interrupt(self, reason: StopReason) -> None:
         self._backend.post(("interrupt", self.key))
@@ -120,29 +130,26 @@ class RayAttempt:
             self._killed = True
         if ref is not None:
             self._backend.cancel(ref, force=True)
+            self._backend.hint(ref)
             _log.warning(
                 "task.ray_killed", task_id=self.spec.task_id, node_id=self._node_id,
                 reason=reason.value,
             )  # fmt: skip
 
     # -- the bridge's loop ---------------------------------------------------------------
+    # Callbacks, not an asyncio task per attempt: the submission, Ray's answer (batched
+    # by the back-end's RayAnswers, through its LoopInbox) and the channel's messages
+    # each run as one call on the loop.
 
     def begin(self) -> None:
-        # Kept: the loop holds only a weak reference to its tasks.
-        self._task = self._backend.loop.create_task(self._run())
-
-    async def _run(self) -> None:
-        outcome: Outcome
         try:
-            outcome = await self._drive()
-        except Exception as exc:  # a bug of ours: the attempt still ends
-            outcome = Raised.from_exception(exc)
-        finally:
-            self._backend.forget(self.key)
-            self._backend.attempt_over(self)
-        self._events.ended(outcome)
+            refusal = self._submit()
+        except Exception as exc:  # a bug of ours, or the cluster went away: it still ends
+            refusal = Raised.from_exception(exc)
+        if refusal is not None:
+            self._end(refusal)
 
-    async def _drive(self) -> Outcome:
+    def _submit(self) -> Outcome | None:
         spec = self.spec
         reason = self._stop.reason
         if reason is not None:  # stopped before it was submitted
@@ -163,55 +170,85 @@ class RayAttempt:
             return Raised.from_exception(exc)
         self._backend.listen(self.key, self)
         ref = self._backend.submit(spec, work, self.key)
+        self._backend.watch(ref, self)  # before a lever can hint it
         with self._lock:
             self._ref = ref
-        errors = self._backend.exceptions()
-        try:
-            answer = await ref
-        except errors.RayError as exc:
-            return self._failure(exc, errors)
-        return await self._answered_with(answer)
+        return None
 
-    async def _answered_with(self, answer: tuple[Any, ...]) -> Outcome:
+    def ray_answered(self, answer: Any, error: BaseException | None) -> None:
+        """The Ray task's value, or the error ``ray.get`` raised for it (the back-end's
+        RayAnswers, batched)."""
+        if self._ended:
+            return  # the answer came on the channel
+        if error is not None:
+            errors = self._backend.exceptions()
+            if isinstance(error, errors.RayError):
+                self._end(self._failure(error, errors))
+            else:  # not Ray's: still an end
+                self._end(Raised.from_exception(error))
+            return
+        if answer == ("sent",):  # on the channel, not read yet (it is on its way)
+            if self._link_lost is not None:
+                self._end(self._answer_lost())
+            else:
+                self._answer_on_channel = True
+                self._backend.loop.call_later(CATCH_UP_SECONDS, self._channel_answer_late)
+            return
+        self._take(answer)
+
+    def _take(self, answer: tuple[Any, ...]) -> None:
         kind = answer[0]
         if kind == "lost":
             # No verdict reached the node (the host's channel broke or stayed unreachable):
             # the operation never ran. A lost link to the cluster, not a cancel no one asked.
             _log.warning("task.ray_channel_lost", task_id=self.spec.task_id, error=answer[1])
             reason = self._stop.reason
-            if reason is not None:
-                return Cancelled(reason)
-            return self._unavailable(was_running=False)
-        if kind == "refused":
-            return self._refusal or Cancelled(self._stop.reason or StopReason.CANCEL_REQUESTED)
-        _, value, sent, last = answer
-        await self._catch_up(sent)
+            self._end(Cancelled(reason) if reason is not None else self._unavailable(False))
+        elif kind == "refused":
+            self._end(self._refusal or Cancelled(self._stop.reason or StopReason.CANCEL_REQUESTED))
+        elif self._received >= answer[2] or self._link_lost is not None:
+            self._finish(answer)
+        else:
+            # The answer overtook progress the node sent before it (a partial result or
+            # checkpoint among it is the attempt's): finish once the channel delivered it.
+            self._waiting = answer
+            self._backend.loop.call_later(CATCH_UP_SECONDS, self._caught_up_late)
+
+    def _finish(self, answer: tuple[Any, ...]) -> None:
+        kind, value, _, last = answer
         if last is not None:
             self._relay(last)
         if kind == "completed":
             try:
-                return Completed(pickle.loads(value))
+                outcome: Outcome = Completed(pickle.loads(value))
             except Exception as exc:  # a class the host cannot import
-                return Raised.from_exception(exc)
-        exception_type, text, trace, mro = value
-        return Raised(exception_type=exception_type, message=text, traceback=trace,
-                      exception_mro=tuple(mro))  # fmt: skip
+                outcome = Raised.from_exception(exc)
+        else:
+            exception_type, text, trace, mro = value
+            outcome = Raised(exception_type=exception_type, message=text, traceback=trace,
+                             exception_mro=tuple(mro))  # fmt: skip
+        self._end(outcome)
 
-    async def _catch_up(self, sent: int) -> None:
-        """Until the channel delivered the ``sent`` progress messages the node wrote
-        before its answer (or it broke): a partial result or checkpoint among them is
-        the attempt's."""
-        if self._received >= sent or self._link_lost is not None:
-            return
-        self._expected = sent
-        self._caught_up = asyncio.Event()
-        try:
-            await asyncio.wait_for(self._caught_up.wait(), CATCH_UP_SECONDS)
-        except TimeoutError:
+    def _caught_up(self) -> None:
+        answer, self._waiting = self._waiting, None
+        if answer is not None:
+            self._finish(answer)
+
+    def _caught_up_late(self) -> None:
+        if self._waiting is not None:
             _log.warning(
                 "task.ray_progress_missing", task_id=self.spec.task_id,
-                sent=sent, received=self._received,
+                sent=self._waiting[2], received=self._received,
             )  # fmt: skip
+            self._caught_up()
+
+    def _end(self, outcome: Outcome) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self._backend.forget(self.key)
+        self._backend.attempt_over(self)
+        self._events.ended(outcome)
 
     # -- the host channel (the bridge's loop) ------------------------------------------
 
@@ -225,16 +262,48 @@ class RayAttempt:
     def on_progress(self, fields: tuple[Any, ...]) -> None:
         self._received += 1
         self._relay(fields)
-        if self._expected is not None and self._received >= self._expected:
-            assert self._caught_up is not None
-            self._caught_up.set()
+        waiting = self._waiting
+        if waiting is not None and self._received >= waiting[2]:
+            self._caught_up()
+
+    def on_answer(self, answer: tuple[Any, ...]) -> None:
+        """The attempt's answer, after all its progress: no Ray call is needed for it."""
+        with self._lock:
+            ref = self._ref
+        if ref is not None:
+            self._backend.unwatch(ref)
+        self._take(answer)
+
+    def _channel_answer_late(self) -> None:
+        if self._answer_on_channel:
+            self._end(self._answer_lost())
+
+    def _answer_lost(self) -> Outcome:
+        """The node returned, saying its answer was on the channel, and it never came."""
+        text = "the attempt's answer was lost with the host channel"
+        if self._link_lost is not None:
+            text = f"{text}: {self._link_lost}"
+        return Crashed(exit_code=None, signal=None, node_id=self._node_id, ray_error=text)
+
+    def on_ending(self) -> None:
+        """The node is about to return: its answer is fetched first."""
+        self._hint()
 
     def on_lost(self, why: str) -> None:
         """The node's connection broke: a verdict not sent yet cannot reach it (its
-        answer says ``lost``), and progress not read yet will not come."""
+        answer says ``lost``), and progress not read yet will not come. Its worker may
+        have died: its answer (Ray's error) is fetched first."""
         self._link_lost = why
-        if self._caught_up is not None:
-            self._caught_up.set()
+        self._hint()
+        self._caught_up()
+        if self._answer_on_channel:
+            self._end(self._answer_lost())
+
+    def _hint(self) -> None:
+        with self._lock:
+            ref = self._ref
+        if ref is not None:
+            self._backend.hint(ref)
 
     def _relay(self, fields: tuple[Any, ...]) -> None:
         """A progress message into the attempt's context (see TaskContext._relay); a
@@ -262,7 +331,7 @@ class RayAttempt:
 
     def _answer_soon(self) -> None:
         """From the registry's thread (perhaps twice): back onto the loop."""
-        self._backend.loop.call_soon_threadsafe(self._answer)
+        self._backend.call_soon(self._answer)
 
     def _answer(self) -> None:
         if self._answered:
@@ -287,13 +356,13 @@ class RayAttempt:
         if isinstance(exc, errors.WorkerCrashedError | errors.NodeDiedError):
             return Crashed(exit_code=None, signal=None, node_id=self._node_id, ray_error=text)
         if isinstance(exc, errors.RaySystemError):
-            return self._unavailable(was_running=self._started)
+            return self._unavailable(self._started)
         if isinstance(exc, errors.RayTaskError):
             cause = exc.cause if isinstance(exc.cause, BaseException) else exc
             return Raised.from_exception(cause)
         return Crashed(exit_code=None, signal=None, node_id=self._node_id, ray_error=text)
 
-    def _unavailable(self, *, was_running: bool) -> Outcome:
+    def _unavailable(self, was_running: bool) -> Outcome:
         now = time.time()
         return Interrupted(
             was_running=was_running, attempt=self.spec.prior_attempts + 1,

@@ -33,6 +33,7 @@ works without the ``ray`` extra.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import itertools
 import os
@@ -40,7 +41,7 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,9 +50,11 @@ import pykka
 from actors._enums import Isolation
 from actors._errors import RayNotInstalledError, RayUnavailableError, ResourcesUnavailableError
 from actors._execution.backend import Attempt, AttemptEvents
+from actors._execution.loop_inbox import LoopInbox
+from actors._execution.ray_answers import Answer, RayAnswers
 from actors._execution.ray_attempt import RayAttempt
 from actors._execution.ray_channel import HostChannel
-from actors._execution.ray_driver import run_attempt
+from actors._execution.ray_driver import attempt_argument, run_attempt
 from actors._execution.ray_node_link import CONNECT_RETRY_SECONDS
 from actors._outcome import Raised, StopReason
 from actors._records import TaskSpec
@@ -255,6 +258,10 @@ class RayBackend:
         self._patience = CONNECT_RETRY_SECONDS
         self._keys = itertools.count(1)
         self._run_attempt: Any = None
+        self._remotes: dict[frozenset[tuple[str, float]] | None, Any] = {}
+        self._inbox: LoopInbox | None = None  # calls into the bridge's loop
+        self._answers: RayAnswers | None = None
+        self._loop_thread_id: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._nodes: tuple[float, list[dict[str, float]]] | None = None
@@ -301,12 +308,15 @@ class RayBackend:
                 )
                 thread.start()
                 self._open_channel(ray, loop)
+                self._loop_thread_id = thread.ident
             except BaseException:
                 if loop is not None and thread is not None:
                     _stop_loop(loop, thread)
                 self._disconnect(ray)
                 raise
             self._ray, self._loop, self._thread = ray, loop, thread
+            self._inbox = LoopInbox(loop)
+            self._answers = RayAnswers(ray, self._answered, self._name)
 
     def _open_channel(self, ray: Any, loop: asyncio.AbstractEventLoop) -> None:
         host, port = self._channel_wanted
@@ -437,12 +447,13 @@ class RayBackend:
         assert self._registry is not None, "attach() first"
         attempt = RayAttempt(spec, self._registry, events, self)
         try:
-            self.connect()
-            assert self._loop is not None
+            if self._inbox is None:
+                self.connect()
+            assert self._inbox is not None
             with self._lock:
                 self._attempts.add(attempt)
                 self._submitted += 1
-            self._loop.call_soon_threadsafe(attempt.begin)
+            self._inbox.put(attempt.begin)
         except Exception as exc:
             events.ended(Raised.from_exception(exc))
         return attempt
@@ -477,9 +488,13 @@ class RayBackend:
             self._closed = True
             loop, thread, ray = self._loop, self._thread, self._ray
             self._loop = self._thread = None
+            self._inbox = None
+            answers, self._answers = self._answers, None
             left = list(self._attempts)
         for attempt in left:  # only after a supervisor failure: nothing may run on
             attempt.kill(StopReason.SHUTDOWN)
+        if answers is not None:
+            answers.close()
         if loop is not None and thread is not None:
             channel = self._channel
             if channel is not None:
@@ -503,13 +518,46 @@ class RayBackend:
     def new_key(self) -> int:
         return next(self._keys)  # itertools.count: atomic under the GIL
 
+    def call_soon(self, call: Callable[[], object]) -> None:
+        """Run ``call`` on the bridge's loop (from any thread)."""
+        inbox = self._inbox
+        if inbox is not None:
+            inbox.put(call)
+
+    def watch(self, ref: Any, attempt: RayAttempt) -> None:
+        assert self._answers is not None
+        self._answers.watch(ref, attempt)
+
+    def unwatch(self, ref: Any) -> None:
+        """``ref``'s answer came another way (on the channel): not fetched from Ray."""
+        answers = self._answers
+        if answers is not None:
+            answers.unwatch(ref)
+
+    def hint(self, ref: Any) -> None:
+        """``ref`` is about to answer (from any thread)."""
+        answers = self._answers
+        if answers is not None:
+            answers.hint(ref)
+
+    def _answered(self, answers: list[Answer]) -> None:
+        """A batch of Ray answers (RayAnswers' thread): onto the loop, one call each
+        (one wake-up of the loop for the batch)."""
+        for attempt, value, error in answers:
+            self.call_soon(functools.partial(attempt.ray_answered, value, error))
+
     def submit(self, spec: TaskSpec, work: bytes, key: int) -> Any:
-        options = ray_task_options(spec.options.resources)
-        if self._runtime_env is not None:
-            options["runtime_env"] = self._runtime_env
-        channel = self._channel_args
-        return self._run_attempt.options(**options).remote(
-            work, key, spec.task_id, channel, self._patience
+        resources = spec.options.resources
+        wanted = frozenset(resources.items()) if resources else None
+        remote = self._remotes.get(wanted)
+        if remote is None:  # Ray's .options() builds a new wrapper: one per resources
+            options = ray_task_options(resources)
+            if self._runtime_env is not None:
+                options["runtime_env"] = self._runtime_env
+            remote = self._remotes[wanted] = self._run_attempt.options(**options)
+        assert self._channel_args is not None
+        return remote.remote(
+            attempt_argument(key, spec.task_id, work, self._channel_args, self._patience)
         )
 
     def listen(self, key: int, attempt: RayAttempt) -> None:
@@ -518,13 +566,13 @@ class RayBackend:
 
     def post(self, message: tuple[Any, ...]) -> None:
         """To the node of attempt ``message[1]`` (fire and forget; from any thread)."""
-        loop, channel = self._loop, self._channel
-        if loop is None or channel is None:
+        channel, inbox = self._channel, self._inbox
+        if channel is None or inbox is None:
             return  # shut down: the attempt's end says so
-        try:
-            loop.call_soon_threadsafe(channel.send, message)
-        except RuntimeError as exc:  # the loop closed meanwhile
-            _log.debug("ray.channel_post_failed", kind=message[0], error=str(exc))
+        if threading.get_ident() == self._loop_thread_id:
+            channel.send(message)  # the node's go, from the loop itself
+        else:
+            inbox.put(lambda: channel.send(message))
 
     def forget(self, key: int) -> None:
         if self._channel is not None:

@@ -40,15 +40,94 @@ class ChannelPeer(Protocol):
 
     def on_progress(self, fields: tuple[Any, ...]) -> None: ...
 
+    def on_answer(self, answer: tuple[Any, ...]) -> None: ...
+
+    def on_ending(self) -> None: ...
+
     def on_lost(self, why: str) -> None: ...
 
 
-class _Connection:
-    __slots__ = ("keys", "writer")
+class _Connection(asyncio.Protocol):
+    """One node's connection: the handshake, then frames parsed as they come (a
+    protocol, not a stream reader: no coroutine step per frame on the per-task path)."""
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self.writer = writer
+    def __init__(self, channel: HostChannel) -> None:
+        self._channel = channel
+        self._buffer = bytearray()
+        self._nonce = os.urandom(NONCE_BYTES)
+        self._ready = False  # the handshake passed
+        self._timer: asyncio.TimerHandle | None = None
+        self.transport: asyncio.Transport | None = None
         self.keys: set[int] = set()  # the attempts it carries (said "started")
+        self.why = "the node closed the channel"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self._nonce)
+        self._timer = asyncio.get_running_loop().call_later(HANDSHAKE_SECONDS, self._too_slow)
+
+    def write(self, message: tuple[Any, ...]) -> None:
+        assert self.transport is not None
+        self.transport.write(frame(message))
+
+    def abort(self, why: str | None = None) -> None:
+        if why is not None:
+            self.why = why
+        if self.transport is not None:
+            self.transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        try:
+            if not self._ready and not self._handshake():
+                return
+            offset, size = 0, len(buffer)
+            while size - offset >= 4:
+                length = length_of(bytes(buffer[offset : offset + 4]))
+                end = offset + 4 + length
+                if end > size:
+                    break
+                message = parse(bytes(buffer[offset + 4 : end]))
+                offset = end
+                self._channel._heard(self, message)
+            del buffer[:offset]
+        except ChannelClosed as exc:
+            self.abort(f"the channel to the node broke: {exc}")
+
+    def _handshake(self) -> bool:
+        """Whether it passed (False: not all of the node's answer is here yet)."""
+        buffer = self._buffer
+        if len(buffer) < DIGEST_BYTES + NONCE_BYTES:
+            return False
+        answer, theirs = bytes(buffer[:DIGEST_BYTES]), bytes(buffer[DIGEST_BYTES:][:NONCE_BYTES])
+        del buffer[: DIGEST_BYTES + NONCE_BYTES]
+        if self._timer is not None:
+            self._timer.cancel()
+        if not hmac.compare_digest(answer, digest(self._channel.secret, b"node", self._nonce)):
+            _log.warning("ray.channel_refused", peer=self._peer(), error="another secret")
+            raise ChannelClosed("the node's answer to the handshake is wrong (another secret)")
+        assert self.transport is not None
+        self.transport.write(digest(self._channel.secret, b"host", theirs))
+        self._ready = True
+        self._channel._joined(self)
+        return True
+
+    def _too_slow(self) -> None:
+        _log.warning("ray.channel_refused", peer=self._peer(), error="no handshake in time")
+        self.abort()
+
+    def _peer(self) -> str:
+        name = self.transport.get_extra_info("peername") if self.transport else None
+        return f"{name[0]}:{name[1]}" if isinstance(name, tuple) else str(name)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if exc is not None and self.why == "the node closed the channel":
+            self.why = f"the channel to the node broke: {type(exc).__name__}: {exc}"
+        self._channel._left(self)
 
 
 class HostChannel:
@@ -56,7 +135,7 @@ class HostChannel:
     connection of the node that runs the attempt."""
 
     def __init__(self, secret: bytes) -> None:
-        self._secret = secret
+        self.secret = secret
         self._server: asyncio.Server | None = None
         self._peers: dict[int, ChannelPeer] = {}
         self._routes: dict[int, _Connection] = {}
@@ -66,7 +145,8 @@ class HostChannel:
         self.address: tuple[str, int] | None = None
 
     async def open(self, host: str, port: int) -> tuple[str, int]:
-        self._server = await asyncio.start_server(self._serve, host, port)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Connection(self), host, port)
         bound = self._server.sockets[0].getsockname()
         self.address = (str(bound[0]), int(bound[1]))
         return self.address
@@ -92,7 +172,7 @@ class HostChannel:
         if connection is None:
             self._early.setdefault(key, []).append(message)
             return
-        connection.writer.write(frame(message))
+        connection.write(message)
 
     def size(self) -> int:
         """How many attempts the channel holds (for tests: none once every one ended)."""
@@ -102,7 +182,7 @@ class HostChannel:
         """Close every node's connection (the attempts on them hear it as lost); new ones
         are still accepted. For tests: what a network failure does."""
         for connection in list(self._connections):
-            connection.writer.transport.abort()
+            connection.abort()
 
     async def close(self) -> None:
         if self._server is not None:
@@ -111,44 +191,18 @@ class HostChannel:
             await self._server.wait_closed()
             self._server = None
 
-    # -- one connection ----------------------------------------------------------------
+    # -- the connections (their protocol calls these) ---------------------------------
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await asyncio.wait_for(self._handshake(reader, writer), HANDSHAKE_SECONDS)
-        except (OSError, EOFError, TimeoutError, ChannelClosed) as exc:
-            _log.warning("ray.channel_refused", peer=_peer(writer), error=str(exc))
-            writer.transport.abort()
-            return
-        connection = _Connection(writer)
+    def _joined(self, connection: _Connection) -> None:
         self._connections.add(connection)
-        why = "the node closed the channel"
-        try:
-            while True:
-                header = await reader.readexactly(4)
-                self._heard(connection, parse(await reader.readexactly(length_of(header))))
-        except asyncio.IncompleteReadError:
-            pass  # the worker ended (or was killed): its attempts' streams say how
-        except (OSError, ChannelClosed) as exc:
-            why = f"the channel to the node broke: {type(exc).__name__}: {exc}"
-        finally:
-            self._connections.discard(connection)
-            writer.transport.abort()
-            for key in list(connection.keys):
-                self._routes.pop(key, None)
-                peer = self._peers.get(key)
-                if peer is not None:
-                    peer.on_lost(why)
 
-    async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonce = os.urandom(NONCE_BYTES)
-        writer.write(nonce)
-        answer = await reader.readexactly(DIGEST_BYTES + NONCE_BYTES)
-        theirs = answer[DIGEST_BYTES:]
-        if not hmac.compare_digest(answer[:DIGEST_BYTES], digest(self._secret, b"node", nonce)):
-            raise ChannelClosed("the node's answer to the handshake is wrong (another secret)")
-        writer.write(digest(self._secret, b"host", theirs))
-        await writer.drain()
+    def _left(self, connection: _Connection) -> None:
+        self._connections.discard(connection)
+        for key in list(connection.keys):
+            self._routes.pop(key, None)
+            peer = self._peers.get(key)
+            if peer is not None:
+                peer.on_lost(connection.why)
 
     def _heard(self, connection: _Connection, message: tuple[Any, ...]) -> None:
         kind, key = message[0], message[1]
@@ -157,16 +211,15 @@ class HostChannel:
             return  # an attempt already over (a late item from a stopped one)
         if kind == "progress":
             peer.on_progress(message[2:])
+        elif kind == "answer":
+            peer.on_answer(message[2:])
+        elif kind == "ending":
+            peer.on_ending()
         elif kind == "started":
             connection.keys.add(key)
             self._routes[key] = connection
             for early in self._early.pop(key, ()):
-                connection.writer.write(frame(early))
+                connection.write(early)
             peer.on_started(int(message[2]), str(message[3]))
         else:
             raise ChannelClosed(f"a message of unknown kind {kind!r}")
-
-
-def _peer(writer: asyncio.StreamWriter) -> str:
-    name = writer.get_extra_info("peername")
-    return f"{name[0]}:{name[1]}" if isinstance(name, tuple) else str(name)

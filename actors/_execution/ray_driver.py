@@ -21,16 +21,20 @@ one connection per worker process, ``actors._execution.ray_node_link``):
   ``INTERRUPT_REPEAT_SECONDS`` until it has left). The last step, a forced
   ``ray.cancel`` that ends the worker, is the host's.
 
-What it returns (the Ray task's value, each a tuple):
+Its answer, each a tuple:
 
 * ``("refused",)`` if the host said no (the operation never ran);
 * ``("lost", why)`` if no verdict came: the host could not be reached for the
   connection's patience, its channel broke, or ``GO_TIMEOUT_SECONDS`` passed; the
   operation never ran, and the host reads this as a lost cluster, never as a cancel;
 * ``("completed", result_pickle, sent, last)`` or ``("raised", exception_info, sent,
-  last)``: ``sent`` progress messages went over the channel before it (the host reads
-  them all before it ends the attempt), ``last`` the progress published after the last
-  of them (or None).
+  last)``: ``sent`` progress messages went over the channel before it, ``last`` the
+  progress published after the last of them (or None).
+
+An answer of at most ``CHANNEL_ANSWER_BYTES`` is sent on the channel (``answer``) and
+the Ray task returns ``("sent",)``; a larger one, or one the channel could not take,
+is the Ray task's value (announced by ``ending``, and read by the host only once it has
+all ``sent`` progress messages).
 
 Values are pickled here, so a value that cannot be pickled fails the task (``raised``)
 instead of Ray's return, and the worker lives on. The operation runs on a thread of the
@@ -39,6 +43,7 @@ worker; the task's own thread ships its progress and carries the stop ladder to 
 
 from __future__ import annotations
 
+import marshal
 import os
 import pickle
 import threading
@@ -54,16 +59,19 @@ from actors._execution.published import NumberedWaiter, Published
 from actors._execution.ray_node_link import AttemptListener, NodeLink, link_to
 
 __all__ = [
+    "CHANNEL_ANSWER_BYTES",
     "GO_TIMEOUT_SECONDS",
     "INTERRUPT_REPEAT_SECONDS",
     "PROGRESS_INTERVAL",
     "RayTaskContext",
+    "attempt_argument",
     "run_attempt",
 ]
 
 PROGRESS_INTERVAL = 0.01
 INTERRUPT_REPEAT_SECONDS = 0.1
 GO_TIMEOUT_SECONDS = 600.0  # no verdict by then: the host is gone (Ray ends us with it)
+CHANNEL_ANSWER_BYTES = 1 << 20  # a larger result travels through Ray's object store
 
 
 class RayTaskContext:
@@ -84,12 +92,20 @@ class RayTaskContext:
         self._listener = listener
         self._wake = wake
         self._published = Published()
-        self.gpu_indices = _ray_gpu_ids()
+        self._gpu_indices: tuple[int, ...] | None = None
         # The latest checkpoint of an earlier attempt (None on a first run).
         self.resume_from: Any = decode_checkpoint(resume_json)
         # With a durable store: how long a checkpoint waits for the host's word that it
         # is committed (None: it does not wait).
         self._checkpoint_wait = checkpoint_wait
+
+    @property
+    def gpu_indices(self) -> tuple[int, ...]:
+        """Read from Ray on first use (a call into Ray's worker that most operations
+        never need)."""
+        if self._gpu_indices is None:
+            self._gpu_indices = _ray_gpu_ids()
+        return self._gpu_indices
 
     def is_cancelled(self) -> bool:
         return self._listener.stop.is_set()
@@ -157,15 +173,13 @@ def _ray_gpu_ids() -> tuple[int, ...]:
         return ()
 
 
-def run_attempt(
-    work: bytes, key: int, task_id: str, channel: tuple[str, int, bytes], patience: float
-) -> tuple[Any, ...]:
+def run_attempt(attempt: bytes) -> tuple[Any, ...]:
     """One attempt on the node (see the module's docstring for what it returns).
-    ``channel``: the host channel's address and secret; ``patience``: how long the host
-    may stay unreachable before the attempt reads as lost."""
-    import ray
-
-    host, port, secret = channel
+    ``attempt`` (``marshal``, see :func:`attempt_argument`): its key on the host channel,
+    the task's id, the work (the operation and what it is called with, pickled), the
+    host channel's address and secret, and how long the host may stay unreachable
+    before the attempt reads as lost."""
+    key, task_id, work, (host, port, secret), patience = marshal.loads(attempt)
     wake = threading.Event()
     listener = AttemptListener(wake)
     try:
@@ -174,17 +188,59 @@ def run_attempt(
         return ("lost", f"the host's channel at {host}:{port} could not be reached: {exc}")
     link.join(key, listener)
     try:
-        node_id = ray.get_runtime_context().get_node_id()
-        if link.send(("started", key, os.getpid(), node_id)):
-            listener.go_event.wait(GO_TIMEOUT_SECONDS)
-        if listener.go is None:
-            why = listener.lost or link.broken
-            return ("lost", why or f"no verdict from the host within {GO_TIMEOUT_SECONDS:g} s")
-        if not listener.go:
-            return ("refused",)
-        return _run(work, key, task_id, listener, wake, link)
+        answer = _attempt(work, key, task_id, listener, wake, link)
     finally:
         link.leave(key)
+    return _hand_back(answer, key, link)
+
+
+def attempt_argument(
+    key: int, task_id: str, work: bytes, channel: tuple[str, int, bytes], patience: float
+) -> bytes:
+    """:func:`run_attempt`'s one argument, made on the host: bytes, which Ray passes as
+    they are (a tuple would go through its pickler, a measured share of the per-task
+    submission)."""
+    return marshal.dumps((key, task_id, work, channel, patience))
+
+
+def _attempt(
+    work: bytes,
+    key: int,
+    task_id: str,
+    listener: AttemptListener,
+    wake: threading.Event,
+    link: NodeLink,
+) -> tuple[Any, ...]:
+    import ray
+
+    node_id = ray.get_runtime_context().get_node_id()
+    if link.send(("started", key, os.getpid(), node_id)):
+        listener.go_event.wait(GO_TIMEOUT_SECONDS)
+    if listener.go is None:
+        why = listener.lost or link.broken
+        return ("lost", why or f"no verdict from the host within {GO_TIMEOUT_SECONDS:g} s")
+    if not listener.go:
+        return ("refused",)
+    return _run(work, key, task_id, listener, wake, link)
+
+
+def _hand_back(answer: tuple[Any, ...], key: int, link: NodeLink) -> tuple[Any, ...]:
+    """What the Ray task returns. An answer of at most ``CHANNEL_ANSWER_BYTES`` goes on
+    the host channel (after the attempt's progress, so never ahead of it) and the task
+    returns ``("sent",)``: the host needs no Ray call for it. A larger one is the task's
+    value (the object store carries it), announced by ``ending``."""
+    if _size(answer) <= CHANNEL_ANSWER_BYTES and link.send(("answer", key, *answer)):
+        return ("sent",)
+    link.send(("ending", key))  # the host fetches this answer first
+    return answer
+
+
+def _size(answer: tuple[Any, ...]) -> int:
+    if answer[0] == "completed":
+        return len(answer[1])
+    if answer[0] == "raised":
+        return sum(len(part) for part in answer[1][:3])
+    return 0
 
 
 def _run(

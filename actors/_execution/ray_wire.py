@@ -16,7 +16,9 @@ for one attempt (a task id repeats across retries, the key does not):
 
 * node to host: ``("started", key, worker_pid, node_id)``; ``("progress", key,
   fraction | None, has_partial, partial_pickle | None, alive, checkpoint_json | None,
-  checkpoint_number)``.
+  checkpoint_number)``; ``("answer", key, *answer)`` (the attempt's answer, see
+  ``actors._execution.ray_driver``) or ``("ending", key)`` (the answer is the Ray
+  task's value) just before the Ray task returns.
 * host to node: ``("go", key, bool)``; ``("stop", key, reason_value)``;
   ``("interrupt", key)``; ``("stored", key, number, error | None)``.
 """
