@@ -3,10 +3,12 @@
 The host keeps everything but the call: the queue, slots (``max_in_flight``), deadlines,
 the stop ladder's timing, retries and records. Each attempt is one plain Ray task
 (``actors._execution.ray_driver.run_attempt``) with Ray's retries off; one bridge thread
-of the host runs an asyncio loop that submits them, awaits their answers and serves the
-host channel (``actors._execution.ray_channel``: a TCP listener the attempts' workers
-connect to, authenticated by a secret of this back-end), so a Ray task costs no host
-thread while it waits for resources or runs, and no Ray actor call.
+of the host runs an asyncio loop that submits them and serves the host channel
+(``actors._execution.ray_channel``: a TCP listener the attempts' workers connect to,
+authenticated by a secret of this back-end), so a Ray task costs no host thread while it
+waits for resources or runs, and no Ray actor call. An answer comes on the channel; a
+large one, and a failure, is the Ray task's value, which one more thread fetches in
+batches (``actors._execution.ray_answers``).
 
 * ``started`` comes from the node, on the channel: a task waiting for resources reads
   ``pending``; ``running`` shows the node and the worker's pid. The node waits for the

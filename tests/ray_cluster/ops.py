@@ -88,3 +88,15 @@ def modules(params: dict[str, Any], task: TaskContext) -> list[str]:
     import sys
 
     return sorted(sys.modules)
+
+
+def big_answer(params: dict[str, Any], task: TaskContext) -> bytes:
+    """Many partial results, then a result too large for the host channel (it comes
+    through Ray's object store) or, with ``raise``, an error with a large message."""
+    for step in range(params["steps"]):
+        task.partial_result = {"step": step}
+        task.update_progress((step + 1) / params["steps"])
+    payload = bytes(range(256)) * (params["size"] // 256)
+    if params.get("raise"):
+        raise ValueError("x" * params["size"])
+    return payload

@@ -54,6 +54,32 @@ def test_runs_on_a_node_with_placement_and_coalesced_progress(
     assert backend.channel_size() == 0
 
 
+@pytest.mark.parametrize("size", [1_000, 3 * 2**20])
+def test_an_answer_of_any_size_comes_after_all_its_progress(
+    ray_manager: MakeManager, size: int
+) -> None:
+    """A small answer travels on the host channel, one larger than
+    ``CHANNEL_ANSWER_BYTES`` through Ray's object store: either way the result is whole
+    and the last partial result is the operation's last, never an earlier one that
+    arrived after the answer."""
+    from actors._execution.ray_driver import CHANNEL_ANSWER_BYTES
+
+    assert (size > CHANNEL_ANSWER_BYTES) == (size > 2**20)
+    manager = ray_manager()
+    params = {"steps": 2_000, "size": size}
+    status = manager.wait(manager.create_task(ops.big_answer, params, isolation="ray"), 60)
+    assert status["status"] == "completed", status.get("error")
+    assert status["result"] == bytes(range(256)) * (size // 256)
+    assert status["partial_result"] == {"step": 1_999}
+    assert status["progress"] == 1.0
+    failed = manager.wait(
+        manager.create_task(ops.big_answer, {**params, "raise": True}, isolation="ray"), 60
+    )
+    assert failed["status"] == "failed", failed
+    assert failed["error"]["details"]["exception_type"] == "ValueError"
+    assert failed["partial_result"] == {"step": 1_999}
+
+
 def test_placement_by_custom_resource(ray_manager: MakeManager, ray_cluster: RayCluster) -> None:
     """resources={"render": 1} runs on the render node, every time."""
     manager = ray_manager()
