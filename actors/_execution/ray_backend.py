@@ -35,6 +35,7 @@ works without the ``ray`` extra.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib.util
 import itertools
@@ -43,6 +44,7 @@ import secrets
 import signal
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -267,6 +269,8 @@ class RayBackend:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._nodes: tuple[float, list[dict[str, float]]] | None = None
+        # Operations Ray's cloudpickle pickled once (weakly: a lambda may go away).
+        self._pickled_operations: weakref.WeakSet[Any] = weakref.WeakSet()
         self._attempts: set[RayAttempt] = set()
         self._submitted = 0
         self._progress_items = 0  # counted on the bridge's loop only
@@ -390,10 +394,17 @@ class RayBackend:
     ) -> None:
         """At ``create_task``: the operation and params must pickle (Ray's cloudpickle),
         and some node of the cluster must have the resources asked for."""
-        self.connect()
+        if self._loop is None:
+            self.connect()
         ray = self._ray
         try:
-            ray.cloudpickle.dumps((operation, params))
+            # An operation that pickled once pickles again: checked once (the per-task
+            # path); params every time, unless there are none.
+            if not self._pickled_before(operation):
+                ray.cloudpickle.dumps(operation)
+                self._remember_pickled(operation)
+            if params:
+                ray.cloudpickle.dumps(params)
         except Exception as exc:
             raise TypeError(
                 f"operation {operation_name!r} or its params cannot be pickled for "
@@ -418,6 +429,16 @@ class RayBackend:
             f"is {largest:g}; ask for less, or add a node that has it",
             resource=shown,
         )
+
+    def _pickled_before(self, operation: Any) -> bool:
+        try:
+            return operation in self._pickled_operations
+        except TypeError:  # not weakly referable: checked every time
+            return False
+
+    def _remember_pickled(self, operation: Any) -> None:
+        with contextlib.suppress(TypeError):
+            self._pickled_operations.add(operation)
 
     @staticmethod
     def _feasible(

@@ -12,7 +12,7 @@ import pytest
 
 from actors import ResourcesUnavailableError, RetryPolicy
 from actors.testing import wait_until
-from storycore_tasks import TaskManager
+from storycore_tasks import RayBackend, TaskManager
 from tests.ray_cluster import ops
 from tests.ray_cluster.conftest import NODE_ARGS, RayCluster
 
@@ -292,3 +292,21 @@ def test_a_host_channel_no_node_can_reach_reads_as_a_lost_cluster_never_as_a_can
     assert status["error"]["details"]["cause"] == "ray_unavailable"
     assert status["error"]["details"]["was_running"] is False
     assert "result" not in status or status["result"] is None
+
+
+def test_a_named_channel_address_is_where_the_nodes_connect(ray_cluster: RayCluster) -> None:
+    """channel_address="HOST:PORT" is where the host listens and what nodes are told."""
+    import socket
+
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()
+    backend = RayBackend(address=ray_cluster.address, channel_address=f"127.0.0.1:{port}")
+    with TaskManager(ray=backend) as manager:
+        status = manager.wait(manager.create_task(ops.where, {"value": 3}, isolation="ray"), 60)
+        assert status["status"] == "completed", status
+        assert backend._channel is not None
+        assert backend._channel.address == ("127.0.0.1", port)
+        assert backend._channel_args is not None
+        assert backend._channel_args[:2] == ("127.0.0.1", port)
