@@ -310,3 +310,25 @@ def test_a_named_channel_address_is_where_the_nodes_connect(ray_cluster: RayClus
         assert backend._channel.address == ("127.0.0.1", port)
         assert backend._channel_args is not None
         assert backend._channel_args[:2] == ("127.0.0.1", port)
+
+
+def test_what_cannot_be_pickled_is_refused_at_create_task_every_time(
+    ray_manager: MakeManager,
+) -> None:
+    """An operation or params Ray's cloudpickle cannot pickle is refused, naming the
+    operation; an operation that pickled once is not checked again, its params are."""
+    import threading
+
+    held = threading.Lock()
+
+    def holds_a_lock(params: object, task: object) -> bool:
+        return held.locked()
+
+    manager = ray_manager()
+    for _ in range(2):  # a refusal is not remembered as a success
+        with pytest.raises(TypeError, match=r"'.*holds_a_lock' or its params cannot be"):
+            manager.create_task(holds_a_lock, isolation="ray")
+    manager.create_task(ops.where, {"plain": 1}, isolation="ray")  # pickled, remembered
+    with pytest.raises(TypeError, match="or its params cannot be pickled"):
+        manager.create_task(ops.where, {"lock": held}, isolation="ray")
+    assert manager.get_stats()["total_tasks"] == 1

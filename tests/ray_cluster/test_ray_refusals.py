@@ -39,26 +39,3 @@ def test_a_bad_channel_address_is_refused_naming_the_form() -> None:
         RayBackend(address="local", channel_address=7000)  # type: ignore[arg-type]
     RayBackend(address="local", channel_address="127.0.0.1:0")  # accepted, not connected
     RayBackend(address="local", channel_address="[::1]:7000")
-
-
-def test_what_cannot_be_pickled_is_refused_at_create_task_every_time() -> None:
-    """An operation or params Ray's cloudpickle cannot pickle is refused, naming the
-    operation; an operation that pickled once is not checked again, its params are."""
-    import threading
-
-    held = threading.Lock()
-
-    def holds_a_lock(params: object, task: object) -> bool:
-        return held.locked()
-
-    manager = TaskManager(ray=RayBackend(address="local", start_local={"num_cpus": 1}))
-    try:
-        for _ in range(2):  # a refusal is not remembered as a success
-            with pytest.raises(TypeError, match=r"'.*holds_a_lock' or its params cannot be"):
-                manager.create_task(holds_a_lock, isolation="ray")
-        manager.create_task(_noop, {"plain": 1}, isolation="ray")  # pickled, remembered
-        with pytest.raises(TypeError, match="or its params cannot be pickled"):
-            manager.create_task(_noop, {"lock": held}, isolation="ray")
-        assert manager.get_stats()["total_tasks"] == 1
-    finally:
-        manager.shutdown(wait=True, cancel_pending=True, timeout=30)
