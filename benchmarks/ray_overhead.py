@@ -1,6 +1,6 @@
 """B14: ``isolation="ray"`` on a private local Ray cluster (opt-in: ``--only B14``).
 
-Three parts, all on one private cluster this scenario starts (``RayBackend(address=
+Four parts, all on one private cluster this scenario starts (``RayBackend(address=
 "local")``, 2 CPUs and one ``bench_slot`` resource) and stops; it never joins another.
 Unless they are set already, ``RAY_TMPDIR`` (a temporary directory, removed at the end),
 a random ``RAY_AUTH_TOKEN`` and ``RAY_USAGE_STATS_ENABLED=0`` are set first, so nothing
@@ -18,6 +18,9 @@ is written under ``$HOME`` and no other cluster of the machine is found.
   a cooperative operation (it returns on ``is_cancelled()``); one that ignores the flag
   (a Python spin: ``TaskInterrupted`` after ``stop_grace``); one in ``time.sleep(3600)``
   (the forced ``ray.cancel`` after a second ``stop_grace``, which ends its worker).
+* **one task after another, end to end**: ``create_task`` + ``wait`` of a no-op,
+  against a bare Ray task's ``.remote()`` + ``ray.get``, alternating blocks of ten,
+  p50 / p99 of each.
 * **create_task -> running on a warm cluster**: one at a time, from ``create_task`` to
   the first status that reads ``running`` (the node's ``started`` on the host channel, after its
   worker took the task), p50 / p99.
@@ -191,6 +194,26 @@ def _start_samples(manager: TaskManager, samples: int) -> list[float]:
     return found
 
 
+def _one_after_another(
+    manager: TaskManager, ray: Any, remote_noop: Any, samples: int
+) -> dict[str, list[float]]:
+    """End to end, one task at a time: ``create_task`` + ``wait`` against ``.remote()``
+    + ``ray.get``, in alternating blocks of ten."""
+    found: dict[str, list[float]] = {"ray": [], "bare": []}
+    for _ in range(max(1, samples // 10)):
+        for _ in range(10):
+            start = time.perf_counter()
+            status = manager.wait(manager.create_task(ops.noop, isolation="ray"), SAFETY_SECONDS)
+            found["ray"].append(time.perf_counter() - start)
+            if status["status"] != "completed":
+                raise AssertionError(f"a ray no-op task did not complete: {status}")
+        for _ in range(10):
+            start = time.perf_counter()
+            ray.get(remote_noop.remote(), timeout=SAFETY_SECONDS)
+            found["bare"].append(time.perf_counter() - start)
+    return found
+
+
 def run(sizes: Sizes) -> list[Part]:
     if importlib.util.find_spec("ray") is None:
         return [
@@ -236,6 +259,7 @@ def _measure(sizes: Sizes) -> list[Part]:
         )
         cancels = _cancel_samples(manager, sizes.ray_cancel_samples)
         starts = _start_samples(manager, sizes.ray_start_samples)
+        sequential = _one_after_another(manager, ray, remote_noop, sizes.ray_start_samples)
         ray_stats: dict[str, Any] = manager.get_stats()["ray"]
     ours, bare = median(rates["ray"]), median(rates["bare"])
     ratio = ours / bare
@@ -273,6 +297,23 @@ def _measure(sizes: Sizes) -> list[Part]:
                 result="report",
             )
         )
+    ours_ms = summarize(sequential["ray"], 1e3, digits=2)
+    bare_ms = summarize(sequential["bare"], 1e3, digits=2)
+    parts.append(
+        Part(
+            scenario="isolation='ray' one no-op task after another, end to end (create_task "
+            "+ wait)",
+            status="measured",
+            measured=f"p50 {ours_ms['p50']:.2f} ms, p99 {ours_ms['p99']:.2f} ms (n={ours_ms['n']})",
+            baseline=f"a bare Ray task (.remote() + ray.get), same cluster: p50 "
+            f"{bare_ms['p50']:.2f} ms, p99 {bare_ms['p99']:.2f} ms",
+            figures={"latency_ms": ours_ms},
+            baseline_figures={"latency_ms": bare_ms},
+            config=config,
+            target="report",
+            result="report",
+        )
+    )
     start_ms = summarize(starts, 1e3, digits=2)
     parts.append(
         Part(

@@ -73,7 +73,8 @@ def test_demo_ray_runs_the_six_tasks_on_a_private_local_cluster(
 @pytest.mark.timeout(300)
 def test_the_ray_benchmark_measures_every_part(own_ray_env: dict[str, str], tmp_path: Path) -> None:
     """python -m benchmarks --quick --only B14: throughput against bare Ray, the four
-    cancel steps and create -> running, all measured (no speed asserted)."""
+    cancel steps, one task after another against a bare one, and create -> running, all
+    measured (no speed asserted)."""
     output = tmp_path / "bench"
     code, text = _run(
         [sys.executable, "-m", "benchmarks", "--quick", "--only", "B14", "--output", str(output)],
@@ -85,7 +86,7 @@ def test_the_ray_benchmark_measures_every_part(own_ray_env: dict[str, str], tmp_
     assert scenario["id"] == "B14"
     assert scenario["error"] is None
     parts = scenario["parts"]
-    assert [part["status"] for part in parts] == ["measured"] * 6
+    assert [part["status"] for part in parts] == ["measured"] * 7
     assert parts[0]["ratios"]["throughput"] > 0
     assert len(parts[0]["figures"]["tasks_per_second"]) == 1
     steps = [part["scenario"] for part in parts[1:5]]
@@ -94,6 +95,10 @@ def test_the_ray_benchmark_measures_every_part(own_ray_env: dict[str, str], tmp_
     for part in parts[1:]:
         assert part["figures"]["latency_ms"]["n"] >= 1
         assert part["figures"]["latency_ms"]["p50"] > 0
+    [sequential] = [part for part in parts if "one no-op task after another" in part["scenario"]]
+    bare = sequential["baseline_figures"]["latency_ms"]
+    assert bare["n"] == sequential["figures"]["latency_ms"]["n"]
+    assert bare["p50"] > 0
 
 
 @pytest.mark.timeout(200)
