@@ -183,16 +183,16 @@ class ReportingContext:
     ) -> None:
         """What an attempt away from the host (a child, a Ray node) published since its
         last report, in its order: progress, the partial result (``(value,)``, or None
-        for none), then a checkpoint (answered through ``waiter``) or a bare sign of
-        life."""
+        for none), then a checkpoint (answered through ``waiter``) or, if nothing else
+        came, a bare sign of life."""
         if progress is not None:
             self.update_progress(progress)
         if partial is not None:
             self.partial_result = partial[0]
         if checkpoint is not None:
             self._relay_checkpoint(checkpoint, waiter)
-        elif alive:
-            self.heartbeat()
+        elif alive and progress is None and partial is None:
+            self.heartbeat()  # a bare sign of life (progress and a partial are signs too)
 
     def _reports(self) -> Published:
         published = self._published
