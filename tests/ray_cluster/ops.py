@@ -43,7 +43,11 @@ def sleep_forever(params: dict[str, Any], task: TaskContext) -> None:
 
 
 def mark(path: str, text: str) -> None:
-    Path(path).write_text(text, encoding="utf-8")
+    """Whole or not at all: a test that sees the file reads all of its text (a plain
+    write_text is seen, empty, between its open and its write)."""
+    partial = Path(f"{path}.partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
 
 
 def wait_for_cancel(params: dict[str, Any], task: TaskContext) -> str:
