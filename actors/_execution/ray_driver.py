@@ -48,6 +48,7 @@ import os
 import pickle
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from actors._clock import blocking_timeout
@@ -187,8 +188,9 @@ def run_attempt(attempt: bytes) -> tuple[Any, ...]:
     except OSError as exc:  # ChannelClosed too
         return ("lost", f"the host's channel at {host}:{port} could not be reached: {exc}")
     link.join(key, listener)
+    here = _OnTheNode(key, task_id, listener, wake, link)
     try:
-        answer = _attempt(work, key, task_id, listener, wake, link)
+        answer = _attempt(here, work)
     finally:
         link.leave(key)
     return _hand_back(answer, key, link)
@@ -203,16 +205,21 @@ def attempt_argument(
     return marshal.dumps((key, task_id, work, channel, patience))
 
 
-def _attempt(
-    work: bytes,
-    key: int,
-    task_id: str,
-    listener: AttemptListener,
-    wake: threading.Event,
-    link: NodeLink,
-) -> tuple[Any, ...]:
+@dataclass(frozen=True, slots=True)
+class _OnTheNode:
+    """One attempt's parts on the node."""
+
+    key: int  # its name on the host channel
+    task_id: str
+    listener: AttemptListener  # what the host told it
+    wake: threading.Event  # its own thread: something to do
+    link: NodeLink  # the process's connection to the host
+
+
+def _attempt(here: _OnTheNode, work: bytes) -> tuple[Any, ...]:
     import ray
 
+    key, listener, link = here.key, here.listener, here.link
     node_id = ray.get_runtime_context().get_node_id()
     if link.send(("started", key, os.getpid(), node_id)):
         listener.go_event.wait(GO_TIMEOUT_SECONDS)
@@ -221,7 +228,7 @@ def _attempt(
         return ("lost", why or f"no verdict from the host within {GO_TIMEOUT_SECONDS:g} s")
     if not listener.go:
         return ("refused",)
-    return _run(work, key, task_id, listener, wake, link)
+    return _run(here, work)
 
 
 def _hand_back(answer: tuple[Any, ...], key: int, link: NodeLink) -> tuple[Any, ...]:
@@ -243,14 +250,8 @@ def _size(answer: tuple[Any, ...]) -> int:
     return 0
 
 
-def _run(
-    work: bytes,
-    key: int,
-    task_id: str,
-    listener: AttemptListener,
-    wake: threading.Event,
-    link: NodeLink,
-) -> tuple[Any, ...]:
+def _run(here: _OnTheNode, work: bytes) -> tuple[Any, ...]:
+    key, task_id, listener, wake, link = here.key, here.task_id, here.listener, here.wake, here.link
     try:
         operation, params, dependency_results, resume_json, checkpoint_wait = pickle.loads(work)
     except BaseException as exc:  # an operation or value the node cannot import

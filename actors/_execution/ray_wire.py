@@ -5,7 +5,8 @@ Lean, as everything a Ray worker imports (standard library only). A frame is a 4
 big-endian length and a ``marshal`` payload: a tuple of plain values (``str``,
 ``int``, ``float``, ``bool``, ``None``, ``bytes``, tuples), never code. Nothing is read
 from a peer before the handshake, and a frame longer than :data:`MAX_FRAME` closes the
-connection.
+connection. ``marshal``'s format is that of the Python version: the host and every node
+run the same one (Ray requires it of a cluster and its driver).
 
 The handshake, both ways (neither end takes the other's word): the host sends a random
 nonce, the node answers ``HMAC(secret, "node" + nonce)`` and a nonce of its own, the
