@@ -45,6 +45,9 @@ class RayLink(Protocol):
 
     def unwatch(self, ref: Any) -> None: ...
 
+    @property
+    def closed(self) -> bool: ...
+
     def new_key(self) -> int: ...
 
     def submit(self, spec: TaskSpec, work: bytes, key: int) -> Any: ...
@@ -154,6 +157,8 @@ class RayAttempt:
         reason = self._stop.reason
         if reason is not None:  # stopped before it was submitted
             return Cancelled(reason)
+        if self._backend.closed:  # shut down before its turn on the loop: never submitted
+            return Cancelled(StopReason.SHUTDOWN)
         # With a durable store a node's checkpoint waits, as a child's does, for its commit.
         commit_wait = self.context._reports().commit_wait
         try:  # cloudpickle: a function of __main__ travels by value, others by name

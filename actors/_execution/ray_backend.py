@@ -28,8 +28,10 @@ batches (``actors._execution.ray_answers``).
 The nodes must reach the host on the channel's address: by default the address Ray
 knows the driver's node by, on a free port (``channel_address`` names another).
 
-``ray`` is imported here only, on first use (``RayBackend.connect``): the base package
-works without the ``ray`` extra.
+``ray`` is imported on first use (``RayBackend.connect``, through
+``actors._execution.ray_cluster``, which also decides which cluster): the base package
+works without the ``ray`` extra. What a task's resources mean to Ray, and which no node
+could satisfy, is ``actors._execution.ray_resources``.
 """
 
 from __future__ import annotations
@@ -37,13 +39,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import importlib.util
 import itertools
-import os
 import secrets
-import signal
 import threading
-import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -52,91 +50,30 @@ from typing import Any
 import pykka
 
 from actors._enums import Isolation
-from actors._errors import RayNotInstalledError, RayUnavailableError, ResourcesUnavailableError
+from actors._errors import RayNotInstalledError, RayUnavailableError
 from actors._execution.backend import Attempt, AttemptEvents
 from actors._execution.loop_inbox import LoopInbox
 from actors._execution.ray_answers import Answer, RayAnswers
 from actors._execution.ray_attempt import RayAttempt
 from actors._execution.ray_channel import HostChannel
+from actors._execution.ray_cluster import (
+    LOCAL,
+    DriverConnection,
+    connect_driver,
+    import_ray,
+    ray_available,
+)
 from actors._execution.ray_driver import attempt_argument, run_attempt
 from actors._execution.ray_node_link import CONNECT_RETRY_SECONDS
+from actors._execution.ray_resources import ClusterNodes, ray_task_options
 from actors._outcome import Raised, StopReason
 from actors._records import TaskSpec
 from actors.logs import library_logger
 
-__all__ = ["RayBackend", "RayBackendStats", "ray_task_options"]
+__all__ = ["RayBackend", "RayBackendStats"]
 
 _log = library_logger("actors.ray")
-_LOCAL = "local"
-_NODES_FRESH_SECONDS = 2.0  # how long a read of the cluster's nodes is trusted
 _LOCAL_KEYS = frozenset({"num_cpus", "num_gpus", "resources", "object_store_memory"})
-
-
-def ray_available() -> bool:
-    """Whether the ``ray`` extra is installed (without importing it)."""
-    try:
-        return importlib.util.find_spec("ray") is not None
-    except (ImportError, ValueError):  # an import hook refused it
-        return False
-
-
-def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError as exc:
-        raise RayNotInstalledError(exc) from None
-    return ray
-
-
-def _give_private_token() -> dict[str, str]:
-    """Before a private local cluster starts: token auth with a random token of its own,
-    in the environment its processes inherit. Ray 2.60 turns token auth on for a new
-    local cluster and, given no token, writes one to ``~/.ray/auth_token``: a file under
-    ``$HOME`` the user never chose. An environment that names a token, a token file or
-    ``RAY_AUTH_MODE`` already is left as it is. Returns what was set (to take back)."""
-    if {"RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"} & os.environ.keys():
-        return {}
-    given = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-    os.environ.update(given)
-    # The driver read its configuration and looked for a token when ``ray`` was
-    # imported: both are read again (what Ray's own switch to token auth does).
-    raylet: Any = importlib.import_module("ray._raylet")  # compiled, untyped
-    raylet.Config.initialize("")
-    raylet.AuthenticationTokenLoader.instance().reset_cache()
-    return given
-
-
-def _take_back_token(given: Mapping[str, str]) -> None:
-    """Once the private cluster is stopped: the variables :func:`_give_private_token`
-    set, unless something changed them since."""
-    if not given:
-        return
-    for name, value in given.items():
-        if os.environ.get(name) == value:
-            del os.environ[name]
-    # The driver's configuration as the environment now says (a later ray.init of the
-    # user's own is not made to use token auth by this back-end).
-    importlib.import_module("ray._raylet").Config.initialize("")
-
-
-def ray_task_options(resources: Mapping[str, float] | None) -> dict[str, Any]:
-    """A task's ``resources`` as Ray's task options: ``cpu`` -> ``num_cpus`` (default
-    1, as Ray's), ``gpu`` -> ``num_gpus``, ``memory_mb`` -> ``memory`` in bytes (Ray
-    only schedules by it, it does not enforce it), any other name a custom resource."""
-    options: dict[str, Any] = {"num_cpus": 1}
-    custom: dict[str, float] = {}
-    for name, amount in (resources or {}).items():
-        if name == "cpu":
-            options["num_cpus"] = amount
-        elif name == "gpu":
-            options["num_gpus"] = amount
-        elif name == "memory_mb":
-            options["memory"] = int(amount * 1024 * 1024)
-        else:
-            custom[name] = amount
-    if custom:
-        options["resources"] = custom
-    return options
 
 
 def _channel_address(address: str | None) -> tuple[str | None, int]:
@@ -162,17 +99,6 @@ def _stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> Non
     loop.call_soon_threadsafe(loop.stop)
     thread.join()
     loop.close()
-
-
-def _node_needs(options: Mapping[str, Any]) -> dict[str, float]:
-    """Ray's options as the names ``ray.nodes()`` gives a node's totals."""
-    needs = {"CPU": float(options.get("num_cpus", 0))}
-    if options.get("num_gpus"):
-        needs["GPU"] = float(options["num_gpus"])
-    if options.get("memory"):
-        needs["memory"] = float(options["memory"])
-    needs.update(options.get("resources", {}))
-    return {name: amount for name, amount in needs.items() if amount > 0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +153,7 @@ class RayBackend:
                 "cluster is found ('auto', None) is never done"
             )
         if start_local is not None:
-            if address != _LOCAL:
+            if address != LOCAL:
                 raise ValueError(
                     "start_local applies to address='local' only (a joined cluster's nodes "
                     "are its own)"
@@ -252,9 +178,7 @@ class RayBackend:
         self._registry: pykka.ActorRef[Any] | None = None
         self._name = "ray"
         self._ray: Any = None  # the module, once connected
-        self._owns = False
-        self._gcs_address: str | None = None
-        self._token_env: dict[str, str] = {}  # what _give_private_token set
+        self._driver: DriverConnection | None = None  # once connected
         self._channel_wanted = channel
         self._channel: HostChannel | None = None
         self._channel_args: tuple[str, int, bytes] | None = None  # what a node is given
@@ -268,7 +192,7 @@ class RayBackend:
         self._loop_thread_id: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._nodes: tuple[float, list[dict[str, float]]] | None = None
+        self._cluster_nodes: ClusterNodes | None = None
         # Operations Ray's cloudpickle pickled once (weakly: a lambda may go away).
         self._pickled_operations: weakref.WeakSet[Any] = weakref.WeakSet()
         self._attempts: set[RayAttempt] = set()
@@ -300,8 +224,12 @@ class RayBackend:
                 raise RayUnavailableError("the Ray back-end was shut down with its manager")
             if self._loop is not None:
                 return
-            ray = _import_ray()
-            self._connect_driver(ray)
+            ray = import_ray()
+            self._driver = connect_driver(
+                ray, self.address, namespace=self._namespace, runtime_env=self._runtime_env,
+                start_local=self._start_local,
+            )  # fmt: skip
+            self._cluster_nodes = ClusterNodes(ray)
             loop: asyncio.AbstractEventLoop | None = None
             thread: threading.Thread | None = None
             try:
@@ -327,7 +255,8 @@ class RayBackend:
     def _open_channel(self, ray: Any, loop: asyncio.AbstractEventLoop) -> None:
         host, port = self._channel_wanted
         if host is None:
-            host = "127.0.0.1" if self._owns else ray.util.get_node_ip_address()
+            owns = self._driver is not None and self._driver.owns
+            host = "127.0.0.1" if owns else ray.util.get_node_ip_address()
         secret = secrets.token_bytes(32)
         channel = HostChannel(secret)
         opening = asyncio.run_coroutine_threadsafe(channel.open(host, port), loop)
@@ -344,50 +273,9 @@ class RayBackend:
         told = ray.util.get_node_ip_address() if host in {"0.0.0.0", "::"} else host
         self._channel_args = (told, bound_port, secret)
 
-    def _connect_driver(self, ray: Any) -> None:
-        if ray.is_initialized():
-            current = ray.get_runtime_context().gcs_address
-            if self.address == _LOCAL or current != self.address.removeprefix("ray://"):
-                raise RayUnavailableError(
-                    f"this process is already a Ray driver of the cluster at {current}; a "
-                    f"RayBackend(address={self.address!r}) cannot connect elsewhere (one "
-                    f"cluster per process): pass address={current!r}, or ray.shutdown() first"
-                )
-            self._owns, self._gcs_address = False, current
-            return
-        # ray.init replaces the host's SIGTERM handler: put the host's back.
-        in_main = threading.current_thread() is threading.main_thread()
-        previous = signal.getsignal(signal.SIGTERM) if in_main else None
-        kwargs: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False}
-        if self._namespace is not None:
-            kwargs["namespace"] = self._namespace
-        if self._runtime_env is not None:
-            kwargs["runtime_env"] = self._runtime_env
-        if self.address == _LOCAL:
-            kwargs.update(self._start_local)
-            self._token_env = _give_private_token()
-        else:
-            del kwargs["include_dashboard"]  # a joined cluster's own choice
-        try:
-            ray.init(address=self.address, **kwargs)
-        except Exception as exc:
-            _take_back_token(self._token_env)
-            self._token_env = {}
-            raise RayUnavailableError(
-                f"could not connect to the Ray cluster at {self.address!r}: {exc}"
-            ) from exc
-        finally:
-            if in_main and previous is not None:
-                signal.signal(signal.SIGTERM, previous)
-        self._owns = True
-        self._gcs_address = ray.get_runtime_context().gcs_address
-
     def _disconnect(self, ray: Any) -> None:
-        if self._owns:
-            ray.shutdown()
-            self._owns = False
-        _take_back_token(self._token_env)
-        self._token_env = {}
+        if self._driver is not None:
+            self._driver.close(ray)
 
     def check(
         self, operation: Any, operation_name: str, params: Any, resources: Any = None
@@ -411,24 +299,8 @@ class RayBackend:
                 f"isolation='ray' ({exc}); use a module-level function importable on the "
                 "cluster's nodes and plain data"
             ) from None
-        needs = _node_needs(ray_task_options(resources))
-        for fresh in (False, True):
-            if self._feasible(needs, self._node_totals(refresh=fresh)) is None:
-                return
-        nodes = self._node_totals(refresh=False)
-        missing = self._feasible(needs, nodes)
-        assert missing is not None
-        name, wanted = missing
-        largest = max((node.get(name, 0.0) for node in nodes), default=0.0)
-        shown = {"CPU": "cpu", "GPU": "gpu", "memory": "memory_mb"}.get(name, name)
-        if name == "memory":
-            wanted, largest = wanted / 2**20, largest / 2**20
-        raise ResourcesUnavailableError(
-            f"no node of the Ray cluster has resources {dict(needs)!r} (Ray would keep the "
-            f"task pending for ever): {shown!r} {wanted:g} asked, the most any node has "
-            f"is {largest:g}; ask for less, or add a node that has it",
-            resource=shown,
-        )
+        assert self._cluster_nodes is not None
+        self._cluster_nodes.refuse_unless_feasible(resources)
 
     def _pickled_before(self, operation: Any) -> bool:
         try:
@@ -439,32 +311,6 @@ class RayBackend:
     def _remember_pickled(self, operation: Any) -> None:
         with contextlib.suppress(TypeError):
             self._pickled_operations.add(operation)
-
-    @staticmethod
-    def _feasible(
-        needs: Mapping[str, float], nodes: list[dict[str, float]]
-    ) -> tuple[str, float] | None:
-        """None if one node has all of ``needs``; else the first resource that stops it
-        (on the node that comes closest)."""
-        best: tuple[int, tuple[str, float]] | None = None
-        for node in nodes:
-            short = [
-                (name, amount) for name, amount in needs.items() if node.get(name, 0.0) < amount
-            ]
-            if not short:
-                return None
-            if best is None or len(short) < best[0]:
-                best = (len(short), short[0])
-        return best[1] if best is not None else next(iter(needs.items()), ("CPU", 0.0))
-
-    def _node_totals(self, *, refresh: bool) -> list[dict[str, float]]:
-        now = time.monotonic()
-        cached = self._nodes
-        if cached is not None and not refresh and now - cached[0] < _NODES_FRESH_SECONDS:
-            return cached[1]
-        totals = [dict(node["Resources"]) for node in self._ray.nodes() if node.get("Alive")]
-        self._nodes = (now, totals)
-        return totals
 
     def start(self, spec: TaskSpec, events: AttemptEvents) -> Attempt:
         assert self._registry is not None, "attach() first"
@@ -496,8 +342,8 @@ class RayBackend:
         with self._lock:
             return RayBackendStats(
                 connected=self._loop is not None,
-                address=self._gcs_address,
-                owns_cluster=self._owns,
+                address=None if self._driver is None else self._driver.gcs_address,
+                owns_cluster=self._driver is not None and self._driver.owns,
                 in_flight=len(self._attempts),
                 submitted=self._submitted,
                 progress_items=self._progress_items,
@@ -537,6 +383,11 @@ class RayBackend:
     def loop(self) -> asyncio.AbstractEventLoop:
         assert self._loop is not None
         return self._loop
+
+    @property
+    def closed(self) -> bool:
+        """Shut down (with its manager): nothing more is submitted."""
+        return self._closed
 
     def new_key(self) -> int:
         return next(self._keys)  # itertools.count: atomic under the GIL
