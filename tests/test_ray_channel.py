@@ -296,3 +296,19 @@ def test_a_frame_that_arrives_in_pieces_is_read_whole(host: Host) -> None:
     heard = peer.wait_for(3)
     assert heard[1] == ("progress", 0.5, True, blob, False, None, 0)
     assert heard[2][1] == 0.6
+
+
+def test_a_malformed_message_closes_only_its_connection(host: Host) -> None:
+    """A message of the wrong shape (a bug on a node) breaks that node's connection,
+    heard by its attempts, and the channel serves the others."""
+    broken, fine = Peer(), Peer()
+    host.call(host.channel.attach, 1, broken)
+    host.call(host.channel.attach, 2, fine)
+    bad = _link(host)
+    assert bad.send(("started", 1, 1, "n"))
+    broken.wait_for(1)
+    assert bad.send(("started", 1))  # no pid, no node
+    assert broken.wait_for(2)[1][0] == "lost"
+    good = _link(host)
+    assert good.send(("started", 2, 2, "m"))
+    assert fine.wait_for(1) == [("started", 2, "m")]

@@ -5,8 +5,8 @@ every attempt the process runs.
 
 It replaces an actor that attempts long-polled: an actor call cost about 1.1 ms of CPU
 (BENCHMARKS.md, B14), four a task; a message here costs microseconds. Everything runs on
-the bridge loop's thread; :meth:`HostChannel.send` is the only way in from elsewhere
-(through ``loop.call_soon_threadsafe``, by the back-end).
+the bridge loop's thread; the back-end calls in from elsewhere through its
+``LoopInbox``.
 """
 
 from __future__ import annotations
@@ -95,6 +95,8 @@ class _Connection(asyncio.Protocol):
             del buffer[:offset]
         except ChannelClosed as exc:
             self.abort(f"the channel to the node broke: {exc}")
+        except (IndexError, TypeError, ValueError) as exc:  # a message of the wrong shape
+            self.abort(f"the node sent a malformed message: {type(exc).__name__}: {exc}")
 
     def _handshake(self) -> bool:
         """Whether it passed (False: not all of the node's answer is here yet)."""
