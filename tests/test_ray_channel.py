@@ -115,6 +115,18 @@ def _joined(link: NodeLink, key: int) -> tuple[AttemptListener, threading.Event]
     return listener, wake
 
 
+class Started:
+    """One attempt the host attached, whose node joined it and said "started"."""
+
+    def __init__(self, host: Host, key: int) -> None:
+        self.peer = Peer()
+        host.call(host.channel.attach, key, self.peer)
+        self.link = _link(host)
+        self.listener, self.wake = _joined(self.link, key)
+        assert self.link.send(("started", key, 1, "n"))
+        self.peer.wait_for(1)
+
+
 def test_started_and_progress_reach_the_attempt_by_key_in_order(host: Host) -> None:
     one, two = Peer(), Peer()
     host.call(host.channel.attach, 1, one)
@@ -139,12 +151,8 @@ def test_started_and_progress_reach_the_attempt_by_key_in_order(host: Host) -> N
 
 
 def test_the_hosts_word_reaches_the_nodes_listener(host: Host) -> None:
-    peer = Peer()
-    host.call(host.channel.attach, 5, peer)
-    link = _link(host)
-    listener, wake = _joined(link, 5)
-    assert link.send(("started", 5, 1, "n"))
-    peer.wait_for(1)
+    attempt = Started(host, 5)
+    listener, wake = attempt.listener, attempt.wake
     host.call(host.channel.send, ("go", 5, True))
     assert listener.go_event.wait(BOUND)
     assert listener.go is True
@@ -178,11 +186,8 @@ def test_a_stop_said_before_the_nodes_started_is_delivered_after_it(host: Host) 
 
 
 def test_an_attempt_that_is_over_holds_nothing_and_hears_nothing(host: Host) -> None:
-    peer = Peer()
-    host.call(host.channel.attach, 3, peer)
-    link = _link(host)
-    assert link.send(("started", 3, 1, "n"))
-    peer.wait_for(1)
+    attempt = Started(host, 3)
+    peer, link = attempt.peer, attempt.link
     host.call(host.channel.send, ("stop", 4, "timeout"))  # never attached: dropped
     assert host.call(host.channel.size) == 2  # the peer and its route
     host.call(host.channel.detach, 3)
@@ -196,12 +201,8 @@ def test_an_attempt_that_is_over_holds_nothing_and_hears_nothing(host: Host) -> 
 
 
 def test_a_broken_connection_is_heard_on_both_ends(host: Host) -> None:
-    peer = Peer()
-    host.call(host.channel.attach, 1, peer)
-    link = _link(host)
-    listener, _ = _joined(link, 1)
-    assert link.send(("started", 1, 1, "n"))
-    peer.wait_for(1)
+    attempt = Started(host, 1)
+    peer, link, listener = attempt.peer, attempt.link, attempt.listener
     host.call(host.channel.drop_connections)
     assert listener.go_event.wait(BOUND)  # the verdict never comes: the wait ends
     assert listener.go is None
@@ -301,12 +302,10 @@ def test_a_frame_that_arrives_in_pieces_is_read_whole(host: Host) -> None:
 def test_a_malformed_message_closes_only_its_connection(host: Host) -> None:
     """A message of the wrong shape (a bug on a node) breaks that node's connection,
     heard by its attempts, and the channel serves the others."""
-    broken, fine = Peer(), Peer()
-    host.call(host.channel.attach, 1, broken)
+    attempt = Started(host, 1)
+    broken, bad = attempt.peer, attempt.link
+    fine = Peer()
     host.call(host.channel.attach, 2, fine)
-    bad = _link(host)
-    assert bad.send(("started", 1, 1, "n"))
-    broken.wait_for(1)
     assert bad.send(("started", 1))  # no pid, no node
     assert broken.wait_for(2)[1][0] == "lost"
     good = _link(host)

@@ -466,13 +466,13 @@ class RayBackend:
         asking = asyncio.run_coroutine_threadsafe(_call(channel.size), loop)
         return int(asking.result(timeout=30))
 
-    def drop_channel_connections(self) -> None:
-        """Break every node's connection to the host channel (for tests: a network
-        failure); nodes connect again for their next attempt."""
+    def close_channel(self) -> None:
+        """Close the host channel and break every node's connection to it (for tests:
+        the host out of the nodes' reach); the back-end carries on without one."""
         loop, channel = self._loop, self._channel
         assert loop is not None
         assert channel is not None
-        asyncio.run_coroutine_threadsafe(_call(channel.drop_connections), loop).result(30)
+        asyncio.run_coroutine_threadsafe(channel.close(), loop).result(30)
 
     def exceptions(self) -> Any:
         return self._ray.exceptions

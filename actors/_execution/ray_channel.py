@@ -177,7 +177,8 @@ class HostChannel:
         connection.write(message)
 
     def size(self) -> int:
-        """How many attempts the channel holds (for tests: none once every one ended)."""
+        """How many entries the channel holds for attempts (their peer, route and held
+        messages; for tests: none once every attempt ended)."""
         return len(self._peers) + len(self._early) + len(self._routes)
 
     def drop_connections(self) -> None:

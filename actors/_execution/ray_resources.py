@@ -59,10 +59,10 @@ class ClusterNodes:
         ``resources``."""
         needs = node_needs(ray_task_options(resources))
         for fresh in (False, True):
-            if _first_missing(needs, self._totals(refresh=fresh)) is None:
+            nodes = self._totals(refresh=fresh)
+            missing = _first_missing(needs, nodes)
+            if missing is None:
                 return
-        nodes = self._totals(refresh=False)
-        missing = _first_missing(needs, nodes)
         assert missing is not None
         name, wanted = missing
         largest = max((node.get(name, 0.0) for node in nodes), default=0.0)
