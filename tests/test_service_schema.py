@@ -184,9 +184,17 @@ class Run:
 
 def steer(case: Any, data: st.DataObject, live: Live) -> None:
     """Make some generated positive cases hit real things: a registered operation, an
-    existing task or group, a known RPC endpoint (else nearly everything is a 404)."""
+    existing task or group, a known RPC endpoint (else nearly everything is a 404); a
+    quarter of the creates and of the RPC cases are exactly what they take (with only
+    generated bodies steered, 25 cases of one of them held no success in about one run
+    in 25)."""
     body = case.body
     if isinstance(body, dict) and "operation" in body and data.draw(st.booleans()):
+        if data.draw(st.booleans()):  # the least a create takes
+            case.body = body = {
+                "operation": "echo",
+                "params": {"n": data.draw(st.integers(0, 1000))},
+            }
         body["operation"] = "echo"
         for key in ("depends_on", "callback_url"):
             if data.draw(st.booleans()):
@@ -195,10 +203,21 @@ def steer(case: Any, data: st.DataObject, live: Live) -> None:
     if "task_id" in parameters and data.draw(st.booleans()):
         parameters["task_id"] = data.draw(st.sampled_from(live.task_ids))
     if "endpoint" in parameters and data.draw(st.booleans()):
-        parameters["endpoint"] = data.draw(st.sampled_from(RPC_ENDPOINTS))
-        if isinstance(body, dict) and data.draw(st.booleans()):
+        endpoint = parameters["endpoint"] = data.draw(st.sampled_from(RPC_ENDPOINTS))
+        if data.draw(st.booleans()):
+            case.body = rpc_params(endpoint, data, live)
+        elif isinstance(body, dict) and data.draw(st.booleans()):
             body["task_id"] = data.draw(st.sampled_from(live.task_ids))
             body["group_id"] = data.draw(st.sampled_from(live.group_ids))
+
+
+def rpc_params(endpoint: str, data: st.DataObject, live: Live) -> dict[str, str]:
+    """The params ``endpoint`` takes, naming a live task or group."""
+    if endpoint.startswith("storycore.group."):
+        return {"group_id": data.draw(st.sampled_from(live.group_ids))}
+    if endpoint in ("storycore.task.status", "storycore.task.cancel"):
+        return {"task_id": data.draw(st.sampled_from(live.task_ids))}
+    return {}
 
 
 def fuzz(live: Live, mode: GenerationMode, headers: dict[str, str]) -> dict[str, Run]:
