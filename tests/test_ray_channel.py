@@ -11,17 +11,14 @@ over holds nothing.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
 from actors._enums import StopReason
 from actors._execution import ray_node_link
-from actors._execution.ray_channel import HostChannel
 from actors._execution.ray_node_link import AttemptListener, NodeLink, link_to
 from actors._execution.ray_wire import (
     DIGEST_BYTES,
@@ -33,66 +30,7 @@ from actors._execution.ray_wire import (
     length_of,
     parse,
 )
-
-SECRET = b"s" * 32
-BOUND = 10.0  # seconds: an upper bound for a loaded machine, never a duration we expect
-
-
-class Peer:
-    """An attempt as the channel sees it: what it was told, in order."""
-
-    def __init__(self) -> None:
-        self.heard: list[tuple[Any, ...]] = []
-        self.changed = threading.Condition()
-
-    def _note(self, item: tuple[Any, ...]) -> None:
-        with self.changed:
-            self.heard.append(item)
-            self.changed.notify_all()
-
-    def on_started(self, worker_pid: int, node_id: str) -> None:
-        self._note(("started", worker_pid, node_id))
-
-    def on_progress(self, fields: tuple[Any, ...]) -> None:
-        self._note(("progress", *fields))
-
-    def on_answer(self, answer: tuple[Any, ...]) -> None:
-        self._note(("answer", *answer))
-
-    def on_ending(self) -> None:
-        self._note(("ending",))
-
-    def on_lost(self, why: str) -> None:
-        self._note(("lost", why))
-
-    def wait_for(self, count: int) -> list[tuple[Any, ...]]:
-        with self.changed:
-            assert self.changed.wait_for(lambda: len(self.heard) >= count, BOUND), self.heard
-            return list(self.heard)
-
-
-class Host:
-    """A HostChannel on its own loop thread; ``call`` runs a function on the loop."""
-
-    def __init__(self, secret: bytes = SECRET) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.channel = HostChannel(secret)
-        opening = asyncio.run_coroutine_threadsafe(self.channel.open("127.0.0.1", 0), self.loop)
-        self.host, self.port = opening.result(BOUND)
-
-    def call(self, function: Callable[..., Any], *args: Any) -> Any:
-        async def run() -> Any:
-            return function(*args)
-
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(BOUND)
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.channel.close(), self.loop).result(BOUND)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(BOUND)
-        self.loop.close()
+from tests.channel_host import BOUND, SECRET, Host, Peer
 
 
 @pytest.fixture
@@ -110,7 +48,7 @@ def _link(host: Host) -> NodeLink:
 
 def _joined(link: NodeLink, key: int) -> tuple[AttemptListener, threading.Event]:
     wake = threading.Event()
-    listener = AttemptListener(wake)
+    listener = AttemptListener(wake.set)
     link.join(key, listener)
     return listener, wake
 

@@ -192,7 +192,7 @@ class RayAttempt:
             else:  # not Ray's: still an end
                 self._end(Raised.from_exception(error))
             return
-        if answer == ("sent",):  # on the channel, not read yet (it is on its way)
+        if answer is None:  # on the channel, not read yet (it is on its way)
             if self._link_lost is not None:
                 self._end(self._answer_lost())
             else:

@@ -32,22 +32,26 @@ Its answer, each a tuple:
   progress published after the last of them (or None).
 
 An answer of at most ``CHANNEL_ANSWER_BYTES`` is sent on the channel (``answer``) and
-the Ray task returns ``("sent",)``; a larger one, or one the channel could not take,
-is the Ray task's value (announced by ``ending``, and read by the host only once it has
-all ``sent`` progress messages).
+the Ray task returns None (which Ray serializes without its pickler); a larger one, or
+one the channel could not take, is the Ray task's value (announced by ``ending``, and
+read by the host only once it has all ``sent`` progress messages).
 
 Values are pickled here, so a value that cannot be pickled fails the task (``raised``)
-instead of Ray's return, and the worker lives on. The operation runs on a thread of the
-worker; the task's own thread ships its progress and carries the stop ladder to it.
+instead of Ray's return, and the worker lives on. The operation runs on the Ray task's
+own thread, as a bare Ray task's would: no thread is made for an operation that
+publishes nothing. What it publishes is shipped by a thread of its attempt, started by
+the first value (:class:`_Shipper`); the host's interrupt is raised in it by the link's
+reader thread, and repeated by a timer (:class:`_Interrupts`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import marshal
 import os
 import pickle
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +59,7 @@ from actors._clock import blocking_timeout
 from actors._enums import StopReason
 from actors._exception_facts import exception_facts
 from actors._execution.checkpoints import decode_checkpoint, encode_checkpoint
-from actors._execution.interrupt import TaskInterrupted, raise_in_thread
+from actors._execution.interrupt import TaskInterrupted, clear_interrupt, raise_in_thread
 from actors._execution.published import NumberedWaiter, Published
 from actors._execution.ray_node_link import AttemptListener, NodeLink, link_to
 
@@ -84,14 +88,14 @@ class RayTaskContext:
         task_id: str,
         dependency_results: Mapping[str, Any],
         listener: AttemptListener,
-        wake: threading.Event,
+        wake: Callable[[], None],
         resume_json: str | None = None,
         checkpoint_wait: float | None = None,
     ) -> None:
         self.task_id = task_id
         self.dependency_results = dependency_results
         self._listener = listener
-        self._wake = wake
+        self._wake = wake  # called with the first value since the last shipment
         self._published = Published()
         self._gpu_indices: tuple[int, ...] | None = None
         # The latest checkpoint of an earlier attempt (None on a first run).
@@ -120,7 +124,7 @@ class RayTaskContext:
 
     def update_progress(self, fraction: float) -> None:
         if self._published.progress(fraction):
-            self._wake.set()  # the first value since the last shipment: ship it soon
+            self._wake()
 
     @property
     def partial_result(self) -> Any:
@@ -129,11 +133,11 @@ class RayTaskContext:
     @partial_result.setter
     def partial_result(self, value: Any) -> None:
         if self._published.partial(value):
-            self._wake.set()
+            self._wake()
 
     def heartbeat(self) -> None:
         if self._published.heartbeat():
-            self._wake.set()
+            self._wake()
 
     def checkpoint(self, state: Any) -> None:
         text = encode_checkpoint(state)  # a TypeError here, in the operation
@@ -142,8 +146,8 @@ class RayTaskContext:
         )
 
     def _ship(self, first: bool) -> None:
-        if first:  # the first value since the last shipment: ship it soon
-            self._wake.set()
+        if first:
+            self._wake()
 
     def _drained(self) -> tuple[Any, ...] | None:
         """What was published since the last look, as a progress message's fields
@@ -174,21 +178,21 @@ def _ray_gpu_ids() -> tuple[int, ...]:
         return ()
 
 
-def run_attempt(attempt: bytes) -> tuple[Any, ...]:
+def run_attempt(attempt: bytes) -> tuple[Any, ...] | None:
     """One attempt on the node (see the module's docstring for what it returns).
     ``attempt`` (``marshal``, see :func:`attempt_argument`): its key on the host channel,
     the task's id, the work (the operation and what it is called with, pickled), the
     host channel's address and secret, and how long the host may stay unreachable
     before the attempt reads as lost."""
     key, task_id, work, (host, port, secret), patience = marshal.loads(attempt)
-    wake = threading.Event()
-    listener = AttemptListener(wake)
+    interrupts = _Interrupts()
+    listener = AttemptListener(interrupts.ask)
     try:
         link = link_to(host, port, secret, patience)
     except OSError as exc:  # ChannelClosed too
         return ("lost", f"the host's channel at {host}:{port} could not be reached: {exc}")
     link.join(key, listener)
-    here = _OnTheNode(key, task_id, listener, wake, link)
+    here = _OnTheNode(key, task_id, listener, interrupts, link)
     try:
         answer = _attempt(here, work)
     finally:
@@ -212,16 +216,13 @@ class _OnTheNode:
     key: int  # its name on the host channel
     task_id: str
     listener: AttemptListener  # what the host told it
-    wake: threading.Event  # its own thread: something to do
+    interrupts: _Interrupts  # the host's interrupts, into the operation's thread
     link: NodeLink  # the process's connection to the host
 
 
 def _attempt(here: _OnTheNode, work: bytes) -> tuple[Any, ...]:
-    import ray
-
     key, listener, link = here.key, here.listener, here.link
-    node_id = ray.get_runtime_context().get_node_id()
-    if link.send(("started", key, os.getpid(), node_id)):
+    if link.send(("started", key, os.getpid(), _node_id())):
         listener.go_event.wait(GO_TIMEOUT_SECONDS)
     if listener.go is None:
         why = listener.lost or link.broken
@@ -231,13 +232,24 @@ def _attempt(here: _OnTheNode, work: bytes) -> tuple[Any, ...]:
     return _run(here, work)
 
 
-def _hand_back(answer: tuple[Any, ...], key: int, link: NodeLink) -> tuple[Any, ...]:
+_NODE_ID: list[str] = []  # this worker process's node (it never changes)
+
+
+def _node_id() -> str:
+    if not _NODE_ID:
+        import ray
+
+        _NODE_ID.append(ray.get_runtime_context().get_node_id())
+    return _NODE_ID[0]
+
+
+def _hand_back(answer: tuple[Any, ...], key: int, link: NodeLink) -> tuple[Any, ...] | None:
     """What the Ray task returns. An answer of at most ``CHANNEL_ANSWER_BYTES`` goes on
     the host channel (after the attempt's progress, so never ahead of it) and the task
-    returns ``("sent",)``: the host needs no Ray call for it. A larger one is the task's
+    returns None: the host needs no Ray call for it. A larger one is the task's
     value (the object store carries it), announced by ``ending``."""
     if _size(answer) <= CHANNEL_ANSWER_BYTES and link.send(("answer", key, *answer)):
-        return ("sent",)
+        return None
     link.send(("ending", key))  # the host fetches this answer first
     return answer
 
@@ -251,56 +263,164 @@ def _size(answer: tuple[Any, ...]) -> int:
 
 
 def _run(here: _OnTheNode, work: bytes) -> tuple[Any, ...]:
-    key, task_id, listener, wake, link = here.key, here.task_id, here.listener, here.wake, here.link
+    """The operation, on this thread (the Ray task's own), and its answer: ``completed``
+    or ``raised``, how many progress messages went before it, and what was published
+    after the last of them."""
     try:
         operation, params, dependency_results, resume_json, checkpoint_wait = pickle.loads(work)
     except BaseException as exc:  # an operation or value the node cannot import
         return ("raised", exception_facts(exc), 0, None)
+    shipper = _Shipper(here)
     context = RayTaskContext(
-        task_id, dependency_results, listener, wake, resume_json, checkpoint_wait
-    )
-    answer: list[tuple[Any, ...]] = []
-    done = threading.Event()
-
-    def call() -> None:
-        try:
-            try:
-                result = operation(params, context)
-            except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the worker lives
-                answer.append(("raised", exception_facts(exc)))
-                return
-            try:
-                blob = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception as exc:
-                _, text, trace, _ = exception_facts(exc)
-                info = ("pickle.PicklingError", f"the operation's result cannot be pickled: {text}")
-                mro = ("pickle.PicklingError", "Exception", "BaseException")
-                answer.append(("raised", (*info, trace, mro)))
-                return
-            answer.append(("completed", blob))
-        except TaskInterrupted as exc:  # landed between the operation's end and here
-            answer.append(("raised", exception_facts(exc)))
-        finally:
-            done.set()
-            wake.set()
-
-    thread = threading.Thread(target=call, name=f"operation-{task_id}", daemon=True)
-    thread.start()
-    sent = 0
-    while True:
-        wake.wait(INTERRUPT_REPEAT_SECONDS if listener.interrupts else None)
-        wake.clear()
-        if not done.is_set() and listener.interrupts and thread.ident is not None:
-            # The host's second step: TaskInterrupted in the operation's thread, again every
-            # INTERRUPT_REPEAT_SECONDS until it has left (it may catch one).
-            raise_in_thread(thread.ident, TaskInterrupted)
-        if done.is_set():
-            break
-        fields = context._drained()
-        if fields is not None and link.send(("progress", key, *fields)):
-            sent += 1
-        done.wait(PROGRESS_INTERVAL)  # at most one progress message per interval
-    thread.join()
+        here.task_id, dependency_results, here.listener, shipper.wake, resume_json,
+        checkpoint_wait,
+    )  # fmt: skip
+    shipper.context = context
+    answer = _call(operation, params, context, here.interrupts)
     # What was published since the last message (just before the end) travels with the
     # answer, which is thus never overtaken by an older message.
-    return (*answer[0], sent, context._drained())
+    return (*answer, shipper.finish(), context._drained())
+
+
+def _call(
+    operation: Any, params: Any, context: RayTaskContext, interrupts: _Interrupts
+) -> tuple[Any, ...]:
+    """The operation's answer (``completed`` or ``raised``). The host's interrupts reach
+    it only while it runs: one that lands just after it (before ``leave`` took hold) is
+    its end if it had none yet, and is otherwise dropped."""
+    ended: tuple[bool, Any] | None = None  # (returned, its value or exception)
+    while True:
+        try:
+            if ended is None:
+                try:
+                    interrupts.enter()
+                    ended = (True, operation(params, context))
+                except BaseException as exc:  # SystemExit, KeyboardInterrupt: the worker lives
+                    ended = (False, exc)
+            interrupts.leave()
+            break
+        except TaskInterrupted as exc:
+            if ended is None:
+                ended = (False, exc)
+    returned, value = ended
+    return _pickled(value) if returned else ("raised", exception_facts(value))
+
+
+def _pickled(result: Any) -> tuple[Any, ...]:
+    try:
+        return ("completed", pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception as exc:
+        _, text, trace, _ = exception_facts(exc)
+        info = ("pickle.PicklingError", f"the operation's result cannot be pickled: {text}")
+        mro = ("pickle.PicklingError", "Exception", "BaseException")
+        return ("raised", (*info, trace, mro))
+
+
+class _Interrupts:
+    """The host's second step: ``TaskInterrupted`` raised in the operation's thread (the
+    link's reader thread hears it), again every ``INTERRUPT_REPEAT_SECONDS`` (one
+    repeater thread) until the operation has left (it may catch one); never outside
+    the operation."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._thread: int | None = None  # the operation's, while it runs
+        self._asked = False
+        self._raised = False  # one was raised in the operation's thread
+        self._left = threading.Event()
+        self._repeater: threading.Thread | None = None
+
+    def enter(self) -> None:
+        """On the operation's thread, just before it runs (an interrupt that came first
+        is raised at once)."""
+        with self._lock:
+            self._thread = threading.get_ident()
+            if self._asked:
+                self._raise()
+
+    def ask(self) -> None:
+        """The host's interrupt (the reader thread); the repeater, once running, raises
+        the next ones."""
+        with self._lock:
+            self._asked = True
+            if self._thread is not None and self._repeater is None:
+                self._raise()
+
+    def leave(self) -> None:
+        """On the operation's thread, once it has returned or raised: nothing more is
+        raised in it, and one raised but not delivered yet is dropped (one delivered
+        before this took the lock is the caller's to catch)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            self._left.set()
+            # Only after a raise: clearing leaves CPython's eval breaker set, which a
+            # profiler or tracer in this process then loops on.
+            if thread is not None and self._raised:
+                clear_interrupt(thread)
+
+    def _raise(self) -> None:
+        """Under the lock, with the operation running."""
+        assert self._thread is not None
+        self._raised = raise_in_thread(self._thread, TaskInterrupted) or self._raised
+        if self._repeater is None:
+            self._repeater = threading.Thread(target=self._repeat, name="interrupts", daemon=True)
+            self._repeater.start()
+
+    def _repeat(self) -> None:
+        while not self._left.wait(INTERRUPT_REPEAT_SECONDS):
+            with self._lock:
+                if self._thread is None:
+                    return
+                self._raised = raise_in_thread(self._thread, TaskInterrupted) or self._raised
+
+
+class _Shipper:
+    """Ships what the operation publishes as ``progress`` messages, coalesced (at most
+    one every ``PROGRESS_INTERVAL``), on a thread of the attempt started by the first
+    value: an operation that publishes nothing costs no thread."""
+
+    def __init__(self, here: _OnTheNode) -> None:
+        self._here = here
+        self.context: RayTaskContext | None = None
+        self._lock = threading.Lock()
+        self._pending = threading.Event()  # something to ship
+        self._over = threading.Event()  # the operation has left
+        self._thread: threading.Thread | None = None
+        self._sent = 0
+
+    def wake(self) -> None:
+        """The first value since the last shipment (the operation's thread)."""
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None and not self._over.is_set():
+                    self._thread = threading.Thread(
+                        target=self._ship, name=f"progress-{self._here.task_id}", daemon=True
+                    )
+                    self._thread.start()
+        self._pending.set()
+
+    def finish(self) -> int:
+        """The operation has left: the thread ends; how many messages it sent."""
+        with self._lock:
+            self._over.set()
+            thread = self._thread
+        if thread is not None:
+            self._pending.set()
+            # Not started if an interrupt cut its start short: then it never ships, as
+            # it sees the operation over first.
+            with contextlib.suppress(RuntimeError):
+                thread.join()
+        return self._sent
+
+    def _ship(self) -> None:
+        here, context = self._here, self.context
+        assert context is not None
+        while True:
+            self._pending.wait()
+            self._pending.clear()
+            if self._over.is_set():
+                return  # what is left travels with the answer
+            fields = context._drained()
+            if fields is not None and here.link.send(("progress", here.key, *fields)):
+                self._sent += 1
+            self._over.wait(PROGRESS_INTERVAL)  # at most one progress message per interval

@@ -11,6 +11,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from actors._enums import StopReason
@@ -27,10 +28,11 @@ CONNECT_RETRY_INTERVAL = 0.2
 
 class AttemptListener:
     """What the host told one attempt, as events its threads wait on (the reader thread
-    of the link sets them)."""
+    of the link sets them); ``on_interrupt`` is called, on the reader thread, for each
+    of the host's interrupts."""
 
-    def __init__(self, wake: threading.Event) -> None:
-        self._wake = wake  # the attempt's own thread: something to do
+    def __init__(self, on_interrupt: Callable[[], None]) -> None:
+        self._on_interrupt = on_interrupt
         self.go: bool | None = None
         self.go_event = threading.Event()
         self.stop = threading.Event()
@@ -52,7 +54,7 @@ class AttemptListener:
                 self.stop.set()
         elif kind == "interrupt":
             self.interrupts += 1
-            self._wake.set()
+            self._on_interrupt()
         elif kind == "stored":
             self.commits.answer(int(message[2]), message[3])
 
