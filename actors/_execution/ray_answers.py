@@ -41,14 +41,20 @@ class RayAnswers:
         self._hints: collections.deque[Any] = collections.deque()
         self._dropped: collections.deque[Any] = collections.deque()
         self._wake = threading.Event()
+        # Set by the thread before it sleeps with nothing in flight (then a watch wakes
+        # it); it looks at the new ones after setting it, so none is missed.
+        self._idle = False
         self._closed = False
         self._thread = threading.Thread(target=self._collect, name=f"{name}-answers", daemon=True)
         self._thread.start()
 
     def watch(self, ref: Any, owner: Any) -> None:
-        """From any thread: deliver ``ref``'s answer, with ``owner``, once it is there."""
+        """From any thread: deliver ``ref``'s answer, with ``owner``, once it is there.
+        The thread is woken only if it sleeps with nothing in flight (no poll due);
+        otherwise it takes ``ref`` on its next look, so a submission costs it no wake."""
         self._new.append((ref, owner))
-        self._wake.set()
+        if self._idle:
+            self._wake.set()
 
     def hint(self, ref: Any) -> None:
         """From any thread: ``ref`` (watched) is about to answer; look at it first."""
@@ -106,8 +112,18 @@ class RayAnswers:
             if ready:
                 self._deliver(self._fetched(ready, pending))
             elif not hinted:
-                self._wake.wait(max(0.0, next_poll - time.monotonic()) if pending else None)
-                self._wake.clear()
+                self._sleep(pending, next_poll)
+
+    def _sleep(self, pending: dict[Any, Any], next_poll: float) -> None:
+        """Until a hint, the next poll or (nothing in flight) a watch."""
+        if pending:
+            self._wake.wait(max(0.0, next_poll - time.monotonic()))
+        else:
+            self._idle = True
+            if not self._new:
+                self._wake.wait()
+            self._idle = False
+        self._wake.clear()
 
     def _hinted_ready(self, hinted: dict[Any, int]) -> list[Any]:
         refs = list(hinted)
