@@ -78,7 +78,8 @@ class ActiveAttempt:
     # its stop ladder while it is stopping.
     timer: TimerHandle | None
     # Started where it runs: recorded running, its deadline armed. A back-end whose
-    # start is its hand-over starts at once; another says so (AttemptStarted).
+    # start is its hand-over starts at once; another says so (AttemptStarted) if the
+    # task has a deadline to arm, and its gate tells otherwise.
     started: bool = False
     # A back-end that starts later passes this gate, which a stop closes first.
     gate: StartGate | None = None

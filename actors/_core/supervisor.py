@@ -427,7 +427,9 @@ class SupervisorActor(pykka.ThreadingActor):
         if active.timer is not None or active.watch is not None:
             self._attempt_timers.disarm(active)
         outcome = message.outcome
-        if not active.started and active.stopping is None:
+        # Without a deadline to arm, a start is not told (AttemptStarted): its gate says.
+        started = active.started or (active.gate is not None and active.gate.started)
+        if not started and active.stopping is None:
             # The attempt failed before its operation began (its child could not start,
             # its start could not be stored): it was an attempt all the same, and a task
             # that is not running ends only by a cancel.

@@ -124,9 +124,12 @@ class WorkerActor(PooledActor):
                 self._registry.tell(message)
 
         self._stopped_before_start = gate.open(record_running)
-        if self._stopped_before_start is None:
+        options = self._spec.options
+        if self._stopped_before_start is None and (
+            options.timeout is not None or options.heartbeat_timeout is not None
+        ):  # a deadline to arm from now (else the supervisor reads the gate at the end)
             with contextlib.suppress(pykka.ActorDeadError):
-                self._supervisor.tell(AttemptStarted(task_id))  # arms the deadline
+                self._supervisor.tell(AttemptStarted(task_id))
 
     def confirm_start_soon(self, answer: Callable[[], None]) -> bool:
         ticket = self._start_ticket

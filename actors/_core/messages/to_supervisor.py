@@ -112,7 +112,8 @@ class HeartbeatDue:
 class AttemptStarted:
     """A back-end whose start is not its hand-over has recorded RUNNING (under its start
     gate): the supervisor arms the deadline now, so a cold child's start-up is not
-    charged to the operation's timeout."""
+    charged to the operation's timeout. Told only to a task with a timeout or a
+    heartbeat timeout: for another, the supervisor reads the gate when it ends."""
 
     task_id: str
 
