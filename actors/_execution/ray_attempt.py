@@ -109,6 +109,9 @@ class RayAttempt:
         self._link_lost: str | None = None
         self._answer_on_channel = False  # the node returned saying so; not read yet
         self._ended = False
+        # The one timer an attempt may have (an answer that waits for the channel): it
+        # is cancelled at the end, so an ended attempt is not held for its delay.
+        self._late: asyncio.TimerHandle | None = None
 
     # -- levers --------------------------------------------------------------------------
 
@@ -197,7 +200,9 @@ class RayAttempt:
                 self._end(self._answer_lost())
             else:
                 self._answer_on_channel = True
-                self._backend.loop.call_later(CATCH_UP_SECONDS, self._channel_answer_late)
+                self._late = self._backend.loop.call_later(
+                    CATCH_UP_SECONDS, self._channel_answer_late
+                )
             return
         self._take(answer)
 
@@ -217,7 +222,7 @@ class RayAttempt:
             # The answer overtook progress the node sent before it (a partial result or
             # checkpoint among it is the attempt's): finish once the channel delivered it.
             self._waiting = answer
-            self._backend.loop.call_later(CATCH_UP_SECONDS, self._caught_up_late)
+            self._late = self._backend.loop.call_later(CATCH_UP_SECONDS, self._caught_up_late)
 
     def _finish(self, answer: tuple[Any, ...]) -> None:
         kind, value, _, last = answer
@@ -251,6 +256,8 @@ class RayAttempt:
         if self._ended:
             return
         self._ended = True
+        if self._late is not None:
+            self._late.cancel()
         self._backend.forget(self.key)
         self._backend.attempt_over(self)
         self._events.ended(outcome)
@@ -277,6 +284,10 @@ class RayAttempt:
             ref = self._ref
         if ref is not None:
             self._backend.unwatch(ref)
+        self._answer_on_channel = False  # it came
+        if self._late is not None:
+            self._late.cancel()
+            self._late = None
         self._take(answer)
 
     def _channel_answer_late(self) -> None:
