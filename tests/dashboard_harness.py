@@ -80,11 +80,18 @@ class Stepper:
 
 
 @contextmanager
-def chromium(sync_api: Any) -> Iterator[Any]:
-    """Chromium, closed (and Playwright's driver stopped) when the block ends."""
+def chromium(sync_api: Any, folder: Path) -> Iterator[Any]:
+    """Chromium, closed (and Playwright's driver stopped) when the block ends. Its
+    profile, crash reports and dconf cache go under ``folder`` (the test's own), never
+    under $HOME."""
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(folder / "xdg-config"),
+        "XDG_CACHE_HOME": str(folder / "xdg-cache"),
+    }
     playwright = sync_api.sync_playwright().start()
     try:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, env=env)
         try:
             yield browser
         finally:

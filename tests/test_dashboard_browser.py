@@ -77,9 +77,9 @@ def service(make_manager: Callable[..., TaskManager], stepper: Stepper) -> Itera
 
 
 @pytest.fixture
-def browser() -> Iterator[Any]:
+def browser(tmp_path: Path) -> Iterator[Any]:
     """Chromium, closed (and Playwright's driver stopped) at the end of the test."""
-    with chromium(sync_api) as launched:
+    with chromium(sync_api, tmp_path) as launched:
         yield launched
 
 

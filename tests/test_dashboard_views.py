@@ -104,8 +104,8 @@ def service(make_manager: Callable[..., TaskManager], stepper: Stepper) -> Itera
 
 
 @pytest.fixture
-def browser() -> Iterator[Any]:
-    with chromium(sync_api) as launched:
+def browser(tmp_path: Path) -> Iterator[Any]:
+    with chromium(sync_api, tmp_path) as launched:
         yield launched
 
 

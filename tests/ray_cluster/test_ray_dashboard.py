@@ -22,12 +22,10 @@ expect = sync_api.expect
 
 
 @pytest.fixture
-def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def browser(tmp_path: Path) -> Iterator[Any]:
     """Chromium with its profile and cache under the test's own folder: the nested
     suite checks that nothing is written under $HOME."""
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    with chromium(sync_api) as launched:
+    with chromium(sync_api, tmp_path) as launched:
         yield launched
 
 
