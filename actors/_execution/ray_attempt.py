@@ -99,6 +99,7 @@ class RayAttempt:
         self._ref: Any = None  # the Ray task's answer, once submitted
         self._started = False  # the node said so
         self._killed = False
+        self._soft_cancelled = False  # Ray's soft cancel was sent (once is enough)
         self._node_id: str | None = None
         self._refusal: Outcome | None = None
         self._answered = False
@@ -119,10 +120,18 @@ class RayAttempt:
         if not self._stop.request(reason):
             return
         self._backend.post(("stop", self.key, reason.value))
+        self._cancel_if_waiting()
+
+    def _cancel_if_waiting(self) -> None:
+        """A stopped attempt not running on a node yet (waiting for resources) never
+        will: Ray's soft cancel, once. Called by a stop, and by the submission once its
+        task exists (a stop that came while it was being submitted found none)."""
         with self._lock:
-            ref, started = self._ref, self._started
-        if ref is not None and not started:
-            # Not running on a node yet (waiting for resources): it never will.
+            ref = self._ref
+            cancel = ref is not None and not self._started and not self._soft_cancelled
+            if cancel:
+                self._soft_cancelled = True
+        if cancel:
             self._backend.cancel(ref, force=False)
             self._backend.hint(ref)
 
@@ -181,6 +190,8 @@ class RayAttempt:
         self._backend.watch(ref, self)  # before a lever can hint it
         with self._lock:
             self._ref = ref
+        if self._stop.reason is not None:  # stopped while it was being submitted
+            self._cancel_if_waiting()
         return None
 
     def ray_answered(self, answer: Any, error: BaseException | None) -> None:

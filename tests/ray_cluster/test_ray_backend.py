@@ -165,6 +165,26 @@ def test_cancel_while_pending_in_rays_queue_never_starts(
     assert not Path(queued["started"]).exists()
 
 
+def test_a_cancel_right_after_create_task_is_rays_soft_cancel_never_the_ladders_kill(
+    ray_manager: MakeManager, tmp_path: Path
+) -> None:
+    """A cancel that comes while the attempt is being submitted to Ray (its Ray task
+    not there yet) still reaches Ray: the task waiting in Ray's queue ends at once,
+    not when the ladder's forced step (after 2 x stop_grace = 60 s here) kills it."""
+    manager = ray_manager(stop_grace=30)
+    busy = {"started": str(tmp_path / "busy"), "ended": str(tmp_path / "busy-end")}
+    blocker = manager.create_task(ops.wait_for_cancel, busy, isolation="ray",
+                                  resources={"render": 1})  # fmt: skip
+    assert wait_until(lambda: Path(busy["started"]).exists(), timeout=30)
+    for _ in range(30):
+        waiting = manager.create_task(ops.where, isolation="ray", resources={"render": 1})
+        assert manager.cancel_task(waiting)
+        assert manager.wait(waiting, timeout=30)["status"] == "cancelled"
+        assert wait_until(lambda: manager.get_stats()["ray"]["in_flight"] == 1, timeout=10)
+    manager.cancel_task(blocker)
+    assert wait_until(lambda: _slots_free(manager), timeout=60)
+
+
 def test_cooperative_cancel_lets_the_operation_return(
     ray_manager: MakeManager, tmp_path: Path
 ) -> None:
