@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ctypes
 
-__all__ = ["TaskInterrupted", "clear_interrupt", "raise_in_thread"]
+__all__ = ["TaskInterrupted", "deliver_pending_interrupt", "raise_in_thread"]
 
 
 class TaskInterrupted(BaseException):
@@ -26,18 +26,19 @@ _set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
 _set_async_exc.argtypes = [ctypes.c_ulong, ctypes.py_object]
 _set_async_exc.restype = ctypes.c_int
 
-# The same C function, typed so that None passes NULL (which clears a pending exception).
-# PYFUNCTYPE, not CFUNCTYPE: the C API must be called with the GIL held.
-_clear_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(
-    ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
-)
-
 
 def raise_in_thread(thread_ident: int, exc_type: type[BaseException] = TaskInterrupted) -> bool:
     """Make the thread ``thread_ident`` raise ``exc_type`` soon; False if no such thread."""
     return bool(_set_async_exc(thread_ident, exc_type))
 
 
-def clear_interrupt(thread_ident: int) -> None:
-    """Drop an asynchronous exception set on the thread but not raised yet."""
-    _clear_async_exc(thread_ident, None)
+def deliver_pending_interrupt() -> None:
+    """Called inside a ``try`` once no interrupt can be set any more: one set on this
+    thread but not raised yet is raised here, at this call's start (CPython checks for
+    asynchronous exceptions when a Python function starts), so that ``try`` catches it.
+
+    An interrupt is drained this way, never cleared: ``PyThreadState_SetAsyncExc(id,
+    NULL)`` signals the interpreter's eval breaker with nothing to deliver, and it stays
+    signalled, so that a profiler or tracer started later in any thread of the process
+    (cProfile, ``sys.settrace``, coverage) loops for ever
+    (tests/test_interrupt_aftermath.py)."""

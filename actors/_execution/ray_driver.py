@@ -59,7 +59,11 @@ from actors._clock import blocking_timeout
 from actors._enums import StopReason
 from actors._exception_facts import exception_facts
 from actors._execution.checkpoints import decode_checkpoint, encode_checkpoint
-from actors._execution.interrupt import TaskInterrupted, clear_interrupt, raise_in_thread
+from actors._execution.interrupt import (
+    TaskInterrupted,
+    deliver_pending_interrupt,
+    raise_in_thread,
+)
 from actors._execution.published import NumberedWaiter, Published
 from actors._execution.ray_node_link import AttemptListener, NodeLink, link_to
 
@@ -298,6 +302,7 @@ def _call(
                 except BaseException as exc:  # SystemExit, KeyboardInterrupt: the worker lives
                     ended = (False, exc)
             interrupts.leave()
+            deliver_pending_interrupt()  # one set before leave() took hold is raised here
             break
         except TaskInterrupted as exc:
             if ended is None:
@@ -326,7 +331,6 @@ class _Interrupts:
         self._lock = threading.Lock()
         self._thread: int | None = None  # the operation's, while it runs
         self._asked = False
-        self._raised = False  # one was raised in the operation's thread
         self._left = threading.Event()
         self._repeater: threading.Thread | None = None
 
@@ -348,20 +352,16 @@ class _Interrupts:
 
     def leave(self) -> None:
         """On the operation's thread, once it has returned or raised: nothing more is
-        raised in it, and one raised but not delivered yet is dropped (one delivered
-        before this took the lock is the caller's to catch)."""
+        raised in it (one raised but not delivered yet is the caller's to drain, see
+        ``deliver_pending_interrupt``)."""
         with self._lock:
-            thread, self._thread = self._thread, None
+            self._thread = None
             self._left.set()
-            # Only after a raise: clearing leaves CPython's eval breaker set, which a
-            # profiler or tracer in this process then loops on.
-            if thread is not None and self._raised:
-                clear_interrupt(thread)
 
     def _raise(self) -> None:
         """Under the lock, with the operation running."""
         assert self._thread is not None
-        self._raised = raise_in_thread(self._thread, TaskInterrupted) or self._raised
+        raise_in_thread(self._thread, TaskInterrupted)
         if self._repeater is None:
             self._repeater = threading.Thread(target=self._repeat, name="interrupts", daemon=True)
             self._repeater.start()
@@ -371,7 +371,7 @@ class _Interrupts:
             with self._lock:
                 if self._thread is None:
                     return
-                self._raised = raise_in_thread(self._thread, TaskInterrupted) or self._raised
+                raise_in_thread(self._thread, TaskInterrupted)
 
 
 class _Shipper:

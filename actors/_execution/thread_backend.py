@@ -19,7 +19,11 @@ from actors._enums import Isolation
 from actors._execution.backend import Attempt, AttemptEvents
 from actors._execution.context import attempt_context
 from actors._execution.injected import InjectedCrash, InjectedLimit
-from actors._execution.interrupt import TaskInterrupted, clear_interrupt, raise_in_thread
+from actors._execution.interrupt import (
+    TaskInterrupted,
+    deliver_pending_interrupt,
+    raise_in_thread,
+)
 from actors._execution.threadpool import ThreadPool
 from actors._outcome import Completed, Outcome, Raised, StopReason
 from actors._records import TaskSpec
@@ -153,23 +157,20 @@ class ThreadAttempt:
             pass  # a repeated interrupt hit while the first one was being recorded
         while True:
             # An interrupt set just as the operation returned may still fire here; once
-            # _leave() has returned, none is pending and none can be set.
+            # the thread is forgotten none can be set, and one still pending is raised
+            # by the call after it.
             try:
-                self._leave()
+                with self._lock:
+                    self._thread = None
+                deliver_pending_interrupt()
                 break
             except TaskInterrupted:
                 continue
-        self._events.ended(outcome)
-
-    def _leave(self) -> None:
-        with self._lock:
-            ident, self._thread = self._thread, None
-            if ident is not None and self._interrupts:
-                clear_interrupt(ident)
-        if ident is not None and self._interrupts > 1:
+        if self._interrupts > 1:
             _log.info(
                 "task.left_after_interrupts", task_id=self.spec.task_id, interrupts=self._interrupts
             )
+        self._events.ended(outcome)
 
 
 def _is_power_of_ten(count: int) -> bool:
