@@ -150,11 +150,20 @@ def attempt(link: Link, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[RayAt
         yield made, events
 
 
+def said_sent(link: Link, made: RayAttempt) -> asyncio.TimerHandle:
+    """Ray's answer: the node returned, its answer on the channel; the attempt's wait
+    for it."""
+    link.on_loop(lambda: made.ray_answered(None, None))
+    late = made._late
+    assert late is not None
+    return late
+
+
 def test_an_answer_said_sent_that_never_comes_is_a_lost_answer(
     link: Link, attempt: tuple[RayAttempt, Events]
 ) -> None:
     made, events = attempt
-    link.on_loop(lambda: made.ray_answered(None, None))  # the node returned: on the channel
+    said_sent(link, made)
     outcome = events.wait_ended()
     assert isinstance(outcome, Crashed)
     assert outcome.node_id == "node-a"
@@ -165,26 +174,22 @@ def test_an_answer_that_comes_ends_the_attempt_once_and_its_wait_is_cancelled(
     link: Link, attempt: tuple[RayAttempt, Events]
 ) -> None:
     made, events = attempt
-    link.on_loop(lambda: made.ray_answered(None, None))
-    late = made._late
-    assert late is not None  # waiting for the channel to deliver it
+    late = said_sent(link, made)
     link.on_loop(lambda: made.on_answer(("completed", pickle.dumps(5), 0, None)))
     assert events.wait_ended() == Completed(5)
     assert late.cancelled()
     assert link.on_loop(lambda: len(events.outcomes)) == 1
 
 
-def test_a_connection_lost_before_or_after_the_answer_was_said_sent_is_a_lost_answer(
+def test_a_connection_lost_after_the_answer_was_said_sent_is_a_lost_answer(
     link: Link, attempt: tuple[RayAttempt, Events]
 ) -> None:
     made, events = attempt
-    link.on_loop(lambda: made.ray_answered(None, None))
-    late = made._late
+    late = said_sent(link, made)
     link.on_loop(lambda: made.on_lost("the host's channel broke: reset"))
     outcome = events.wait_ended()
     assert isinstance(outcome, Crashed)
     assert "the host's channel broke: reset" in str(outcome.ray_error)
-    assert late is not None
     assert late.cancelled()  # the ended attempt is not held for the wait
 
 
