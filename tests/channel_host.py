@@ -60,13 +60,19 @@ class Host:
         self.host, self.port = opening.result(BOUND)
 
     def call(self, function: Callable[..., Any], *args: Any) -> Any:
-        async def run() -> Any:
-            return function(*args)
-
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(BOUND)
+        return on_loop(self.loop, lambda: function(*args))
 
     def close(self) -> None:
         asyncio.run_coroutine_threadsafe(self.channel.close(), self.loop).result(BOUND)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(BOUND)
         self.loop.close()
+
+
+def on_loop(loop: asyncio.AbstractEventLoop, call: Callable[[], Any]) -> Any:
+    """``call()`` run on ``loop`` (running on another thread); what it returned."""
+
+    async def run() -> Any:
+        return call()
+
+    return asyncio.run_coroutine_threadsafe(run(), loop).result(BOUND)

@@ -18,31 +18,11 @@ from typing import Any
 
 import structlog
 
-from actors import TaskInterrupted
 from actors.testing import wait_until
 from storycore_tasks import TaskManager
+from tests.spinner import Spinner
 
 BOUND = 20.0  # seconds: an upper bound for a loaded machine
-
-
-class Spinner:
-    """Ignores the flag; leaves at the first interrupt."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.left = threading.Event()
-        self.seen = 0
-
-    def __call__(self, params: dict[str, Any], task: Any) -> None:
-        self.entered.set()
-        try:
-            while True:
-                pass
-        except TaskInterrupted:
-            self.seen += 1
-            raise
-        finally:
-            self.left.set()
 
 
 def called(name: str, body: Any) -> str:
@@ -82,7 +62,7 @@ def main() -> None:
     assert spinner.left.wait(BOUND)
     # The back-end has let go of the operation's thread once its slot is free.
     assert wait_until(lambda: manager.get_stats()["stopping"] == 0, timeout=BOUND)
-    print(f"interrupted: {spinner.seen}", flush=True)
+    print(f"interrupted: {spinner.interrupts_seen}", flush=True)
     print(called("profiled", profiled), flush=True)
     print(called("traced", traced), flush=True)
     os._exit(0)  # a hung thread would keep the interpreter from exiting

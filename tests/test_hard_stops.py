@@ -10,41 +10,14 @@ from typing import Any
 
 import pytest
 
-from actors import ManualClock, TaskContext, TaskInterrupted
+from actors import ManualClock, TaskContext
 from actors.testing import wait_until
 from storycore_tasks import TaskManager
 from storycore_tasks.testing import LifecycleCapture
 from tests.gates import settle
+from tests.spinner import Spinner
 
 MakeManager = Callable[..., TaskManager]
-
-
-class Spinner:
-    """An operation that spins in pure Python and never looks at is_cancelled().
-
-    ``swallow`` interrupts are caught and ignored before it lets one through.
-    """
-
-    def __init__(self, swallow: int = 0) -> None:
-        self.swallow = swallow
-        self.entered = threading.Event()
-        self.left = threading.Event()
-        self.interrupts_seen = 0
-
-    def __call__(self, params: Mapping[str, Any], task: TaskContext) -> str:
-        task.partial_result = {"spun": True}
-        self.entered.set()
-        try:
-            while True:
-                try:
-                    while True:
-                        pass
-                except TaskInterrupted:
-                    self.interrupts_seen += 1
-                    if self.interrupts_seen > self.swallow:
-                        raise
-        finally:
-            self.left.set()
 
 
 def stopping(manager: TaskManager) -> int:

@@ -25,10 +25,9 @@ from actors._execution import ray_attempt
 from actors._execution.published import Published
 from actors._execution.ray_attempt import RayAttempt
 from actors._outcome import Completed, Crashed, Outcome
+from tests.channel_host import BOUND, on_loop
 from tests.collector import collecting
 from tests.records import make_spec
-
-BOUND = 10.0  # seconds: an upper bound for a loaded machine, never a duration we expect
 
 
 class Link:
@@ -44,10 +43,7 @@ class Link:
         self.unwatched: list[Any] = []
 
     def on_loop(self, call: Callable[[], Any]) -> Any:
-        async def run() -> Any:
-            return call()
-
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(BOUND)
+        return on_loop(self.loop, call)
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)

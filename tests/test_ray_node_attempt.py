@@ -20,6 +20,7 @@ import pytest
 from actors._execution import ray_driver
 from actors._execution.interrupt import TaskInterrupted
 from tests.channel_host import BOUND, SECRET, Host, Peer
+from tests.spinner import Spinner
 
 _keys = iter(range(1, 1_000_000))
 _LIVE: dict[int, Any] = {}  # the operations of this module's attempts, by key
@@ -139,26 +140,6 @@ def test_what_an_operation_publishes_arrives_before_its_answer_which_counts_it(
     assert fractions[-1] == 1.0  # and the latest
 
 
-class Spinner:
-    """Ignores the cooperative flag; swallows ``swallow`` interrupts, then lets one out."""
-
-    def __init__(self, swallow: int) -> None:
-        self.swallow = swallow
-        self.seen = 0
-        self.running = threading.Event()
-
-    def __call__(self, params: dict[str, Any], task: Any) -> None:
-        self.running.set()
-        while True:
-            try:
-                while True:
-                    pass
-            except TaskInterrupted:
-                self.seen += 1
-                if self.seen > self.swallow:
-                    raise
-
-
 def _run_in_thread(argument: bytes) -> tuple[threading.Thread, list[Any]]:
     returned: list[Any] = []
     thread = threading.Thread(target=lambda: returned.append(ray_driver.run_attempt(argument)))
@@ -173,13 +154,13 @@ def test_the_hosts_interrupt_reaches_the_operation_until_it_leaves(
     spinner = Spinner(swallow)
     argument, peer = _attempt(host, spinner)
     thread, returned = _run_in_thread(argument)
-    assert spinner.running.wait(BOUND)
+    assert spinner.entered.wait(BOUND)
     peer.send("interrupt")  # once: the node repeats it while the operation runs
     thread.join(BOUND)
     assert not thread.is_alive()
     assert returned == [None]
     kind, facts, _, _ = peer.answer()
-    assert (kind, facts[0], spinner.seen) == (
+    assert (kind, facts[0], spinner.interrupts_seen) == (
         "raised",
         "actors._execution.interrupt.TaskInterrupted",
         swallow + 1,
