@@ -4,8 +4,11 @@ without a registry."""
 
 from __future__ import annotations
 
+import sys
+import threading
+
 from actors import StoreWriteError
-from actors._core.waiters import Waiters
+from actors._core.waiters import TerminalWaiter, Waiters
 from actors._enums import TaskStatus
 from actors._records import TaskRecord
 from tests.records import make_record
@@ -103,4 +106,124 @@ def test_wake_all_wakes_every_waiter_with_its_latest_snapshot() -> None:
     assert on_running.snapshot == running.snapshot()
     assert on_gone.wait(0.0) is True
     assert on_gone.snapshot is None
+    assert len(waiters) == 0
+
+
+def _published(task_id: str, status: TaskStatus = TaskStatus.RUNNING) -> TaskRecord:
+    record = _record(task_id, status)
+    record.published = record.state()
+    return record
+
+
+def test_a_caller_adds_its_own_waiter_only_for_a_published_task_that_has_not_ended() -> None:
+    """Unknown, not published yet (its registration is not done), ended, or the registry
+    stopped: None, and the caller asks the registry. Otherwise the waiter is kept and
+    woken by the task's end like any other."""
+    waiters = Waiters()
+    running = _published("running")
+    unpublished = _record("unpublished", TaskStatus.RUNNING)
+    ended = _published("ended", TaskStatus.COMPLETED)
+    records = {"running": running, "unpublished": unpublished, "ended": ended}
+    for task_id in ("gone", "unpublished", "ended"):
+        assert waiters.watch_unless_ended(task_id, records.get) is None
+    assert len(waiters) == 0
+    waiter = waiters.watch_unless_ended("running", records.get)
+    assert waiter is not None
+    assert waiters.get("running") == (waiter,)
+    running.status = TaskStatus.COMPLETED
+    waiters.ended(running)
+    waiters.release()
+    assert waiter.wait(0.0) is True
+    assert waiter.snapshot == running.snapshot()
+    waiters.wake_all(records.get)
+    again = _published("again")
+    assert waiters.watch_unless_ended("again", {"again": again}.get) is None
+    assert len(waiters) == 0
+
+
+def _race_one_end(round_: int) -> None:
+    """One caller adding its waiter while the registry ends the task."""
+    waiters = Waiters()
+    record = _published(f"t-{round_}")
+    start = threading.Barrier(2)
+    got: list[TerminalWaiter | None] = []
+
+    def call() -> None:
+        start.wait(5.0)
+        got.append(waiters.watch_unless_ended(record.task_id, {record.task_id: record}.get))
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    start.wait(5.0)
+    for _ in range((round_ % 30) * 100):  # the end lands at another point each round
+        pass
+    record.status = TaskStatus.COMPLETED  # the table's finish, then the waiters
+    waiters.ended(record)
+    waiters.release()
+    caller.join(5.0)
+    assert not caller.is_alive()
+    (waiter,) = got
+    if waiter is not None:
+        assert waiter.wait(5.0), f"round {round_}: a waiter added was never woken"
+        assert waiter.snapshot == record.snapshot()
+    assert len(waiters) == 0, f"round {round_}: a waiter was left behind"
+
+
+def test_a_caller_racing_the_end_is_either_woken_by_it_or_sees_it_over_many_rounds() -> None:
+    """The caller's check and add against the registry setting the record terminal and
+    taking its waiters: a waiter is either taken by the end (and woken) or never added
+    (and the record already reads terminal). None is ever left behind. (The worst
+    interleaving, forced, is the next test.)"""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter allows
+    try:
+        for round_ in range(1500):
+            _race_one_end(round_)
+    finally:
+        sys.setswitchinterval(previous)
+
+
+class _EndsWhileRead:
+    """A record as the caller's lookup finds it: its status reads ``running`` once, and
+    that read sets the real record terminal and runs the registry's end on another
+    thread, at the worst moment for the caller (after its check, before its add)."""
+
+    def __init__(self, record: TaskRecord, waiters: Waiters) -> None:
+        self._record = record
+        self._waiters = waiters
+        self.published = record.published
+        self.registry_done = threading.Event()
+        self.registry_held_out: bool | None = None
+        self._registry: threading.Thread | None = None
+
+    @property
+    def status(self) -> TaskStatus:
+        status = self._record.status
+        self._record.status = TaskStatus.COMPLETED
+        self._registry = threading.Thread(target=self._end)
+        self._registry.start()
+        # The caller's check and add are one step: the registry cannot take the
+        # waiters until the caller is done (this wait runs out).
+        self.registry_held_out = not self.registry_done.wait(0.2)
+        return status
+
+    def _end(self) -> None:
+        self._waiters.ended(self._record)
+        self.registry_done.set()
+
+    def join(self) -> None:
+        assert self._registry is not None
+        self._registry.join(5.0)
+
+
+def test_an_end_between_the_callers_check_and_its_add_still_takes_its_waiter() -> None:
+    waiters = Waiters()
+    record = _published("t")
+    seen = _EndsWhileRead(record, waiters)
+    waiter = waiters.watch_unless_ended("t", lambda task_id: seen)  # type: ignore[arg-type,return-value]
+    seen.join()
+    assert seen.registry_held_out is True
+    assert waiter is not None  # the status it checked read running
+    waiters.release()
+    assert waiter.wait(5.0), "the waiter was added after the end took the waiters"
     assert len(waiters) == 0

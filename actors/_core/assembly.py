@@ -44,6 +44,7 @@ from actors._core.supervisor import SupervisorActor
 from actors._core.table import TaskTable
 from actors._core.teardown import Step
 from actors._core.timers import TimerService
+from actors._core.waiters import Waiters
 from actors._enums import Isolation
 from actors._errors import RayUnavailableError
 from actors._execution.api import AnyOperation
@@ -254,8 +255,11 @@ def assemble(
     notifier = NotifierActor.start(listening)
     subscriptions = Subscriptions(notifier, ask_timeout)
     board = TaskBoard(table)
-    registry = RegistryActor.start(table, clock, store, notifier, listening, healing, board)
-    queries = RegistryQueries(registry, table, board, ask_timeout, closed)
+    waiters = Waiters()  # the registry wakes them; callers add their own (no message)
+    registry = RegistryActor.start(
+        table, clock, store, notifier, listening, healing, board, waiters
+    )
+    queries = RegistryQueries(registry, table, board, waiters, ask_timeout, closed)
     # What a task holds of the host's resources, or waits for, is told to the registry
     # as the supervisor's ledger changes: it publishes it with the rest of the task's
     # state, so every status read has one path.

@@ -32,12 +32,10 @@ from actors._core.messages import (
     GetSupervisorStats,
     RegisterDependent,
     TaskPage,
-    Unwatch,
     Watch,
 )
 from actors._core.notifier import TaskEvent
 from actors._core.pooled import PooledActor
-from actors._core.waiters import TerminalWaiter
 from actors._enums import TaskStatus
 from actors._errors import (
     ActorRestartedError,
@@ -231,11 +229,11 @@ class AwaitableRuntime:
         ended = queries.ended_on_board(task_id)
         if ended is not None:
             return ended  # ended (and, with a durable store, committed): no round trip
-        waiter: TerminalWaiter | None = await self._query(
-            Watch(task_id), queries.watched_locally(task_id)
-        )
+        waiter = queries.watch_directly(task_id)  # known, not ended: no round trip
         if waiter is None:
-            raise UnknownTaskError(task_id)
+            waiter = await self._query(Watch(task_id), queries.watched_locally(task_id))
+            if waiter is None:
+                raise UnknownTaskError(task_id)
         loop = asyncio.get_running_loop()
         woken: asyncio.Future[None] = loop.create_future()
         waiter.on_done(lambda: _soon(loop, _set_result, woken, None))
@@ -244,9 +242,7 @@ class AwaitableRuntime:
         except TimeoutError:
             queries.unwatch(task_id, waiter, timeout)
         except asyncio.CancelledError:
-            # The caller gave up (a client went away): the registry forgets the waiter.
-            with contextlib.suppress(pykka.ActorDeadError):
-                self._runtime._registry.tell(Unwatch(task_id, waiter))
+            queries.forget(task_id, waiter)  # the caller gave up (a client went away)
             raise
         return queries.waited(task_id, waiter)
 

@@ -1,7 +1,10 @@
 """What callers ask the registry about tasks, from their own threads.
 
 A task's status, and ``wait`` for a task that has ended, are read from the registry's
-:class:`TaskBoard` in the caller's thread, with no message. The rest is one ask of the
+:class:`TaskBoard` in the caller's thread, with no message; ``wait`` for a task that is
+known and has not ended adds the caller's waiter to the registry's :class:`Waiters`
+from the caller's thread, with no message either (the registry wakes it at the end, as
+it wakes every waiter). The rest is one ask of the
 registry each (it is the single writer: an answer reflects every change sent before the
 question), as is a status read of a task whose latest change awaits a commit; once the
 registry has stopped, the final table is read directly. The registry answers a question
@@ -11,7 +14,6 @@ about a change it has not committed (a durable store failing to write) with the
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
@@ -24,11 +26,10 @@ from actors._core.messages import (
     ListPage,
     ListTasks,
     TaskPage,
-    Unwatch,
     Watch,
 )
 from actors._core.table import TaskTable
-from actors._core.waiters import TerminalWaiter
+from actors._core.waiters import TerminalWaiter, Waiters
 from actors._enums import TaskStatus
 from actors._errors import (
     ActorUnresponsiveError,
@@ -58,12 +59,14 @@ class RegistryQueries:
         registry: pykka.ActorRef[Any],
         table: TaskTable,
         board: TaskBoard,
+        waiters: Waiters,
         ask_timeout: float,
         closed: Callable[[], bool],
     ) -> None:
         self._registry = registry
         self._table = table
         self._board = board
+        self._waiters = waiters
         self._ask_timeout = ask_timeout
         self._closed = closed  # whether the runtime is shut down (a lost task reads so)
 
@@ -95,12 +98,20 @@ class RegistryQueries:
         ended = self.ended_on_board(task_id)
         if ended is not None:
             return ended  # (and, with a durable store, committed): no round trip
-        waiter: TerminalWaiter | None = self.query(Watch(task_id), self.watched_locally(task_id))
+        waiter = self.watch_directly(task_id)
         if waiter is None:
-            raise UnknownTaskError(task_id)
+            waiter = self.query(Watch(task_id), self.watched_locally(task_id))
+            if waiter is None:
+                raise UnknownTaskError(task_id)
         if not waiter.wait(timeout):
             self.unwatch(task_id, waiter, timeout)
         return self.waited(task_id, waiter)
+
+    def watch_directly(self, task_id: str) -> TerminalWaiter | None:
+        """A waiter for the end of a task that is known and has not ended, added from
+        this thread with no message; None when only the registry can say (ask it with
+        ``Watch``)."""
+        return self._waiters.watch_unless_ended(task_id, self._table.get)
 
     def on_board(self, task_id: str) -> TaskSnapshot | Held | None:
         """The task as the board shows it (None: unknown), or ``ASK_REGISTRY`` when only
@@ -127,10 +138,13 @@ class RegistryQueries:
         return local
 
     def unwatch(self, task_id: str, waiter: TerminalWaiter, timeout: float | None) -> NoReturn:
-        """A wait that timed out: the registry forgets the waiter; TimeoutError."""
-        with contextlib.suppress(pykka.ActorDeadError):
-            self._registry.tell(Unwatch(task_id, waiter))
+        """A wait that timed out: its waiter is forgotten; TimeoutError."""
+        self.forget(task_id, waiter)
         raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
+
+    def forget(self, task_id: str, waiter: TerminalWaiter) -> None:
+        """The caller of a wait gave up: its waiter is never woken and is not kept."""
+        self._waiters.unwatch(task_id, waiter)
 
     def waited(self, task_id: str, waiter: TerminalWaiter) -> TaskSnapshot:
         """The terminal snapshot a set waiter carries, or the error that explains why it

@@ -70,7 +70,6 @@ from actors._core.messages import (
     RetryScheduled,
     Submit,
     TaskPage,
-    Unwatch,
     Watch,
 )
 from actors._core.outbox import EventOutbox
@@ -120,13 +119,15 @@ class RegistryActor(RestartingActor):
         listening: threading.Event | None = None,
         healing: SelfHealing | None = None,
         board: TaskBoard | None = None,
+        waiters: Waiters | None = None,
     ) -> None:
         super().__init__()
         self._healing = healing
         self._traps = FaultTraps()  # a test's injected faults
         self._table = table
         self._clock = clock
-        self._waiters = Waiters()
+        # Callers blocked on a task's end (they may add their own: see Waiters).
+        self._waiters = Waiters() if waiters is None else waiters
         # What callers read without a message (see TaskBoard): each change is published
         # here before anything about it leaves this actor; with a durable store, once
         # it is committed.
@@ -223,8 +224,6 @@ class RegistryActor(RestartingActor):
                 return None if found is None else found.snapshot()
             case Watch():
                 return self._on_watch(message)
-            case Unwatch():
-                return self._on_unwatch(message)
             case ListTasks(status=status, limit=limit, user=user):
                 return [r.snapshot() for r in self._table.list(status, limit, user)]
             case ListPage(status=status, after=after, limit=page_limit, user=user):
@@ -286,9 +285,6 @@ class RegistryActor(RestartingActor):
         )
         if record is not None and not self._board.is_held(record.task_id):
             self._board.publish(record)
-
-    def _on_unwatch(self, message: Unwatch) -> None:
-        self._waiters.unwatch(message.task_id, message.waiter)
 
     def _on_cleanup(self, cutoff: float) -> int:
         removed = self._table.pop_ended_before(cutoff)

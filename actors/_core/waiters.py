@@ -1,16 +1,25 @@
 """``Waiters``: the callers blocked until a task ends, and the wake-ups held for a commit.
 
-A caller of ``wait(task_id)`` asks the registry to ``Watch`` the task and blocks on the
-:class:`TerminalWaiter` it gets back. The registry sets it when the task becomes
-terminal, but with a durable store only after the commit that covers that end (so a
-caller never sees an end a crash could undo); a failed commit wakes it with the error
-instead. Between the end and the commit the waiter is *held*. This class keeps both
-places and wakes each waiter exactly once; it knows nothing of actors or stores, so it
-is tested directly. The registry owns it and is its only user.
+A caller of ``wait(task_id)`` blocks on a :class:`TerminalWaiter`. The registry sets it
+when the task becomes terminal, but with a durable store only after the commit that
+covers that end (so a caller never sees an end a crash could undo); a failed commit
+wakes it with the error instead. Between the end and the commit the waiter is *held*.
+This class keeps both places and wakes each waiter exactly once; it knows nothing of
+actors or stores, so it is tested directly.
+
+The registry owns it; a caller adds its own waiter from its thread, with no message
+(:meth:`Waiters.watch_unless_ended`), when the task is in the table, published and not
+terminal: the check and the add are one step under the lock that the registry's
+:meth:`Waiters.ended` takes after it set the record terminal, so a waiter is either
+added before that end (and taken by it) or not added at all (the caller then reads the
+end, or asks the registry). Otherwise the caller asks the registry (``Watch``), which
+adds the waiter, or answers with one already set. What is held is the registry's
+alone.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 
 from actors._errors import StoreError
@@ -42,29 +51,57 @@ class TerminalWaiter(Latch):
 class Waiters:
     """The waiters of one registry. Invariant: a waiter is in one place at a time,
     waiting on a task that is not terminal or held for the next release, and is set
-    exactly once (by :meth:`release` or :meth:`wake_all`)."""
+    exactly once (by :meth:`release` or :meth:`wake_all`). ``_waiting`` is changed only
+    under ``_lock`` (callers add and remove their own waiters); ``held`` only on the
+    registry's thread."""
 
-    __slots__ = ("_waiting", "held")
+    __slots__ = ("_lock", "_stopped", "_waiting", "held")
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._waiting: dict[str, list[TerminalWaiter]] = {}
+        self._stopped = False  # the registry stopped (wake_all): nothing is added
         # Woken by the next release, with the snapshot each will see: after the commit
         # that covers their task's end (at once with the memory store).
         self.held: list[tuple[list[TerminalWaiter], TaskSnapshot | None]] = []
 
     def __len__(self) -> int:
         """How many waiters wait on a task that is not terminal yet (held ones aside)."""
-        return sum(len(waiters) for waiters in self._waiting.values())
+        with self._lock:
+            return sum(len(waiters) for waiters in self._waiting.values())
 
     def get(self, task_id: str) -> tuple[TerminalWaiter, ...]:
         """The waiters blocked on ``task_id``'s end (held ones aside)."""
-        return tuple(self._waiting.get(task_id, ()))
+        with self._lock:
+            return tuple(self._waiting.get(task_id, ()))
 
     def watch(self, task_id: str) -> TerminalWaiter:
-        """A new waiter for the end of ``task_id`` (not terminal yet)."""
+        """A new waiter for the end of ``task_id`` (not terminal yet: the registry's
+        thread, which knows)."""
         waiter = TerminalWaiter()
-        self._waiting.setdefault(task_id, []).append(waiter)
+        with self._lock:
+            self._waiting.setdefault(task_id, []).append(waiter)
         return waiter
+
+    def watch_unless_ended(
+        self, task_id: str, lookup: Callable[[str], TaskRecord | None]
+    ) -> TerminalWaiter | None:
+        """From a caller's thread: a new waiter for the end of ``task_id`` if ``lookup``
+        finds its record published (with a durable store: committed) and not terminal;
+        else None, and the caller asks the registry (the task is unknown, just created,
+        ended, or the registry stopped)."""
+        with self._lock:
+            record = lookup(task_id)
+            if (
+                self._stopped
+                or record is None
+                or record.published is None
+                or record.status.is_terminal
+            ):
+                return None
+            waiter = TerminalWaiter()
+            self._waiting.setdefault(task_id, []).append(waiter)
+            return waiter
 
     def hold(self, snapshot: TaskSnapshot) -> TerminalWaiter:
         """A new waiter for a task that has ended, woken with ``snapshot`` by the next
@@ -74,27 +111,33 @@ class Waiters:
         return waiter
 
     def unwatch(self, task_id: str, waiter: object) -> None:
-        """The caller gave up (its wait timed out): forget its waiter."""
-        waiters = self._waiting.get(task_id, [])
-        if waiter in waiters:
-            waiters.remove(waiter)
-        if not waiters:
-            self._waiting.pop(task_id, None)
+        """The caller gave up (its wait timed out, from any thread): forget its
+        waiter."""
+        with self._lock:
+            waiters = self._waiting.get(task_id, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
+            if not waiters:
+                self._waiting.pop(task_id, None)
 
     def ended(self, record: TaskRecord) -> None:
-        """``record`` became terminal: its waiters are held for the next release."""
-        waiters = self._waiting.pop(record.task_id, None)
+        """``record`` became terminal (its status is set): its waiters are held for the
+        next release."""
+        with self._lock:
+            waiters = self._waiting.pop(record.task_id, None)
         if waiters:
             self.held.append((waiters, record.snapshot()))
 
     def settle(self, lookup: Callable[[str], TaskRecord | None]) -> None:
         """After a rebuild: hold the waiters of every task that is terminal or gone now
         (a gone one's waiters are woken with no snapshot)."""
-        for task_id in list(self._waiting):
-            waited = lookup(task_id)
-            if waited is None or waited.status.is_terminal:
-                waiters = self._waiting.pop(task_id)
-                self.held.append((waiters, None if waited is None else waited.snapshot()))
+        with self._lock:
+            for task_id in list(self._waiting):
+                waited = lookup(task_id)
+                if waited is None or waited.status.is_terminal:
+                    waiters = self._waiting.pop(task_id)
+                    snapshot = None if waited is None else waited.snapshot()
+                    self.held.append((waiters, snapshot))
 
     def release(
         self,
@@ -117,10 +160,13 @@ class Waiters:
 
     def wake_all(self, lookup: Callable[[str], TaskRecord | None]) -> None:
         """The registry stops: nobody waits forever on it. Every waiter is woken with
-        the latest snapshot it can have (the caller sees the task is not terminal)."""
-        for task_id, waiters in self._waiting.items():
+        the latest snapshot it can have (the caller sees the task is not terminal), and
+        no caller adds one after."""
+        with self._lock:
+            self._stopped = True
+            waiting, self._waiting = self._waiting, {}
+        for task_id, waiters in waiting.items():
             record = lookup(task_id)
             snapshot = None if record is None else record.snapshot()
             for waiter in waiters:
                 waiter.set(snapshot)
-        self._waiting.clear()

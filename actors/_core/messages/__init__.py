@@ -6,7 +6,7 @@ Who sends what:
 
 * facade -> Registry: ``Register``, ``RegisterDependent``, ``ResolveDependencies``,
   ``ConnectSupervisor``, ``Flush``, queries (``GetSnapshot``, ``ListTasks``,
-  ``ListPage``, ``GetStats``, ``GetGroup``, ``Watch``/``Unwatch``), ``Cleanup``
+  ``ListPage``, ``GetStats``, ``GetGroup``, ``Watch``), ``Cleanup``
 * facade -> Supervisor: ``Submit``, ``SubmitBatch`` (recovered tasks), ``AwaitOperation``
   and ``OperationRegistered`` (recovered tasks of an operation not registered yet),
   ``Cancel``, ``AddSchedule``, ``CancelSchedule``, ``GetSchedules``, ``GetSupervisorStats``,
@@ -58,7 +58,6 @@ from actors._core.messages.to_registry import (
     ResourcesChanged,
     RetryScheduled,
     TaskPage,
-    Unwatch,
     Watch,
 )
 from actors._core.messages.to_supervisor import (
@@ -151,7 +150,6 @@ __all__ = [
     "SubmitBlocked",
     "SupervisorMessage",
     "TaskPage",
-    "Unwatch",
     "Watch",
     "WorkerFinished",
     "WorkerMessage",

@@ -41,7 +41,6 @@ __all__ = [
     "ResourcesChanged",
     "RetryScheduled",
     "TaskPage",
-    "Unwatch",
     "Watch",
 ]
 
@@ -191,12 +190,6 @@ class Watch:
 
 
 @dataclass(frozen=True, slots=True)
-class Unwatch:
-    task_id: str
-    waiter: object
-
-
-@dataclass(frozen=True, slots=True)
 class Cleanup:
     cutoff: float  # wall-clock seconds: records that ended before this go
 
@@ -219,7 +212,6 @@ RegistryMessage = (
     | RetryScheduled
     | GetSnapshot
     | Watch
-    | Unwatch
     | ListTasks
     | ListPage
     | GetStats

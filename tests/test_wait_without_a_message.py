@@ -1,0 +1,126 @@
+"""``wait`` on a task the registry knows and that has not ended sends the registry no
+message: the caller adds its waiter itself, and the registry's end of the task wakes it.
+
+Shown by arming a registry fault on ``Watch``, the ask a wait would otherwise make:
+with it armed, every wait here still returns the task's end, and the fault is still
+armed after it. A wait that gives up (a timeout, a cancelled await) leaves no waiter.
+Both stores: with a durable one the end is seen only once it is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors._core.messages import InjectFault, Watch
+from actors.testing import wait_until
+from storycore_tasks import AsyncTaskManager, TaskManager
+from tests.gates import Gate
+
+WAIT = 15.0
+STORES = ["memory", "durable"]
+
+
+def _manager(make_manager: Callable[..., TaskManager], store: str, folder: Path) -> TaskManager:
+    if store == "durable":
+        return make_manager(num_workers=2, store=folder / "tasks.db")
+    return make_manager(num_workers=2)
+
+
+def _registry(manager: TaskManager) -> Any:
+    registry = manager.runtime._registry._actor_weakref()
+    assert registry is not None
+    return registry
+
+
+def _watched(manager: TaskManager, task_id: str) -> bool:
+    return bool(_registry(manager)._waiters.get(task_id))
+
+
+def _arm_watch_fault(manager: TaskManager, task_id: str) -> None:
+    """A ``Watch`` about ``task_id`` from now on fails (QueryFailedError to its asker)."""
+    manager.runtime._registry.tell(
+        InjectFault(RuntimeError("a wait asked the registry"), Watch, task_id=task_id)
+    )
+    manager.runtime.sync()  # armed before the wait below
+
+
+def _armed(manager: TaskManager) -> int:
+    manager.runtime.sync()
+    return len(_registry(manager)._traps.armed)
+
+
+def _running(manager: TaskManager, gate: Gate) -> str:
+    task_id = manager.create_task(gate, {})
+    gate.wait_entered()
+    assert wait_until(lambda: manager.get_task_status(task_id)["status"] == "running", timeout=WAIT)
+    return task_id
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_a_wait_on_a_running_task_is_woken_by_its_end_without_asking_the_registry(
+    make_manager: Callable[..., TaskManager], store: str, tmp_path: Path
+) -> None:
+    manager = _manager(make_manager, store, tmp_path)
+    gate = Gate(result={"frames": 24})
+    task_id = _running(manager, gate)
+    _arm_watch_fault(manager, task_id)
+    answers: list[dict[str, Any]] = []
+    waiter = threading.Thread(target=lambda: answers.append(manager.wait(task_id, WAIT)))
+    waiter.start()
+    assert wait_until(lambda: _watched(manager, task_id), timeout=WAIT)
+    gate.release()
+    waiter.join(WAIT)
+    assert not waiter.is_alive()
+    (status,) = answers
+    assert (status["status"], status["result"]) == ("completed", {"frames": 24})
+    assert _armed(manager) == 1  # no Watch reached the registry
+    assert not _watched(manager, task_id)
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_a_wait_that_times_out_leaves_no_waiter_and_a_later_wait_sees_the_end(
+    make_manager: Callable[..., TaskManager], store: str, tmp_path: Path
+) -> None:
+    manager = _manager(make_manager, store, tmp_path)
+    gate = Gate()
+    task_id = _running(manager, gate)
+    _arm_watch_fault(manager, task_id)
+    with pytest.raises(TimeoutError, match=task_id):
+        manager.wait(task_id, timeout=0.05)
+    assert not _watched(manager, task_id)
+    gate.release()
+    assert manager.wait(task_id, WAIT)["status"] == "completed"
+    assert _armed(manager) == 1
+
+
+def test_an_awaited_wait_is_woken_without_asking_and_a_cancelled_one_leaves_no_waiter(
+    make_manager: Callable[..., TaskManager],
+) -> None:
+    manager = make_manager(num_workers=2)
+    tasks = AsyncTaskManager(manager)
+    gate = Gate(result="cut")
+    task_id = _running(manager, gate)
+    _arm_watch_fault(manager, task_id)
+
+    async def scenario() -> dict[str, Any]:
+        given_up = asyncio.ensure_future(tasks.wait(task_id))
+        await asyncio.to_thread(wait_until, lambda: _watched(manager, task_id), timeout=WAIT)
+        given_up.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await given_up
+        assert not _watched(manager, task_id)
+        kept = asyncio.ensure_future(tasks.wait(task_id, timeout=WAIT))
+        await asyncio.to_thread(wait_until, lambda: _watched(manager, task_id), timeout=WAIT)
+        gate.release()
+        return await kept
+
+    status = asyncio.run(scenario())
+    assert (status["status"], status["result"]) == ("completed", "cut")
+    assert _armed(manager) == 1
+    assert not _watched(manager, task_id)
