@@ -12,6 +12,10 @@ published its pid, ``status_idle_calls`` calls are timed, then the spinners are
 released by cancelling them (they look at ``is_cancelled()`` about every millisecond;
 the manager's ``stop_grace`` is short, 0.1 s, in case one does not).
 
+Beside the loaded reads, as many ``wait(task_id, timeout=0)`` calls on one of the
+spinners (running), alternating with the reference: what a wait costs before its caller
+blocks (no message since 2026-12-07: the caller adds its waiter itself).
+
 A query is a round trip to the registry's thread, so its latency is bounded below by
 how fast this machine wakes a thread. The reference beside it is the bare version of
 that round trip: a request on a ``queue.Queue`` to a thread that answers through a
@@ -109,6 +113,34 @@ def _time_calls(
     return status_samples, bare_samples
 
 
+def _time_waits(
+    manager: TaskManager, task_id: str, calls: int, round_trip: Any
+) -> tuple[list[float], list[float]]:
+    """(seconds of ``wait(task_id, timeout=0)`` on a running task, bare round-trip
+    seconds), alternating as :func:`_time_calls` does: what a wait costs before its
+    caller blocks (its waiter added and, at the timeout, removed)."""
+    wait_samples: list[float] = []
+    bare_samples: list[float] = []
+
+    def wait_call() -> None:
+        start = time.perf_counter()
+        try:
+            manager.wait(task_id, timeout=0)
+        except TimeoutError:
+            wait_samples.append(time.perf_counter() - start)
+        else:
+            raise AssertionError(f"task {task_id} ended while its waits were timed")
+
+    for call in range(calls):
+        if call % 2 == 0:
+            wait_call()
+            bare_samples.append(round_trip())
+        else:
+            bare_samples.append(round_trip())
+            wait_call()
+    return wait_samples, bare_samples
+
+
 def _wait_spinning(manager: TaskManager, ids: list[str]) -> list[int]:
     """Wait until every process-mode spinner has published its pid; returns the pids."""
     deadline = time.perf_counter() + START_TIMEOUT_SECONDS
@@ -194,6 +226,9 @@ def run(sizes: Sizes) -> list[Part]:
             busy_start = time.perf_counter()
             busy, busy_bare = _time_calls(manager, ids, sizes.status_busy_calls, rng, round_trip)
             busy_seconds = time.perf_counter() - busy_start
+            waits, waits_bare = _time_waits(
+                manager, spinners[0], sizes.status_busy_calls, round_trip
+            )
         finally:
             release.set()
         for task_id in spinners:
@@ -208,6 +243,7 @@ def run(sizes: Sizes) -> list[Part]:
     proc_us, proc_bare_us = summarize(proc, 1e6), summarize(proc_bare, 1e6)
     idle_us, idle_bare_us = summarize(idle, 1e6), summarize(idle_bare, 1e6)
     busy_us, busy_bare_us = summarize(busy, 1e6), summarize(busy_bare, 1e6)
+    wait_us, wait_bare_us = summarize(waits, 1e6), summarize(waits_bare, 1e6)
     return [
         Part(
             scenario=f"get_task_status, idle ({finished:,} finished tasks held)",
@@ -240,6 +276,22 @@ def run(sizes: Sizes) -> list[Part]:
             },
             baseline_figures={"bare_round_trip_us": busy_bare_us},
             config={**config, "calls": len(busy), "spinners": WORKERS},
+            target="report",
+            result="report",
+        ),
+        Part(
+            scenario=f"wait(timeout=0) on a running task, {WORKERS} workers busy in CPU-bound "
+            "Python (thread mode): the waiter added and removed",
+            status="measured",
+            mode="thread",
+            measured=f"p50 {wait_us['p50']:,.0f} µs, p99 {wait_us['p99']:,.0f} µs "
+            f"({wait_us['n']:,} calls)",
+            baseline=f"bare thread round trip: p50 {wait_bare_us['p50']:,.0f} µs, "
+            f"p99 {wait_bare_us['p99']:,.0f} µs",
+            ratios={"p50": round(wait_us["p50"] / wait_bare_us["p50"], 3)},
+            figures={"latency_us": wait_us},
+            baseline_figures={"bare_round_trip_us": wait_bare_us},
+            config={**config, "calls": len(waits), "spinners": WORKERS},
             target="report",
             result="report",
         ),

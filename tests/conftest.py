@@ -18,6 +18,25 @@ from storycore_tasks import TaskManager
 pytest.register_assert_rewrite("tests.stall_scenario")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _empty_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The library writes nothing outside the paths its user chose, $HOME included: the
+    session (and every process a test starts) runs with an empty $HOME, which must still
+    be empty at the end."""
+    home = tmp_path_factory.mktemp("home")
+    previous = os.environ.get("HOME")
+    os.environ["HOME"] = str(home)
+    try:
+        yield home
+    finally:
+        if previous is None:
+            os.environ.pop("HOME", None)
+        else:
+            os.environ["HOME"] = previous
+    written = sorted(str(path.relative_to(home)) for path in home.rglob("*"))
+    assert written == [], f"the session wrote under $HOME: {written}"
+
+
 @pytest.fixture(autouse=True)
 def _quiet_structlog() -> Iterator[None]:
     """Lifecycle events go nowhere unless a test captures them (capture_logs still sees
