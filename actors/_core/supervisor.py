@@ -18,14 +18,16 @@ while running is terminal at once in the registry, but its worker keeps the slot
 
 The rules live in plain state objects this actor owns, each tested directly:
 :class:`PendingQueue` (where a pending task waits), :class:`ActiveAttempts` (the slots
-held), :class:`DispatchOrder` (which task starts next in a slot pool, the host's
-resources included), :class:`AttemptTimers` (deadlines, heartbeats and the stop
-ladder), :class:`BreakerGate` and ``retry_plan`` (what a failed attempt means),
-:class:`ScheduleTicks`, ``shutdown_drain`` (a pending task taken out wherever it waits)
-and ``supervisor_stats``; :class:`AttemptLauncher` starts an attempt it decided to
-start. This actor is the only one that tells anything or spawns a worker (through its
-launcher, on its own thread): it handles a message, asks them, and tells the registry
-and the workers.
+held), :class:`PoolDispatch` (which tasks start in each slot pool, in
+:class:`DispatchOrder`'s order, past the breakers and the host's resources),
+:class:`AttemptTimers` (deadlines, heartbeats and the stop ladder),
+:class:`AttemptOutcomes` (what an attempt's end means: ``retry_plan`` and
+:class:`BreakerGate`), :class:`Drain` (admission and the shutdown drain, over
+``shutdown_drain``), :class:`ScheduleTicks` and ``supervisor_stats``;
+:class:`AttemptLauncher` starts an attempt the dispatch decided to start. This actor
+handles a message, asks them in its order, and tells the registry and the workers; the
+objects it owns tell the registry what they record (a task's end, a retry), on its
+thread, and it alone spawns workers (through its launcher).
 """
 
 from __future__ import annotations
