@@ -10,7 +10,6 @@ task table, which no actor writes any more. The parts are built and connected in
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -18,7 +17,7 @@ import pykka
 
 from actors._clock import Clock
 from actors._core.assembly import assemble
-from actors._core.closing import closed_error, stop_in_background
+from actors._core.closing import stop_in_background
 from actors._core.messages import (
     Cancel,
     CancelSchedule,
@@ -36,11 +35,11 @@ from actors._core.queries import ask
 from actors._core.reopening import reopen
 from actors._core.schedule_requests import schedule_request
 from actors._core.settings import RuntimeSettings
+from actors._core.shutdown_sequence import ShutdownSequence
 from actors._core.stats import RuntimeStats
 from actors._core.submission_path import SubmissionPath
 from actors._core.supervisor import SupervisorStats
 from actors._core.table import TableStats
-from actors._core.teardown import Teardown, describe_wait
 from actors._enums import Isolation, TaskStatus
 from actors._errors import (
     ActorRestartedError,
@@ -165,9 +164,6 @@ class TaskRuntime:
         self._clock = settings.clock
         self._durable = settings.store.durable
         self._ask_timeout = settings.ask_timeout
-        self._closed = False
-        self._teardown: Teardown | None = None  # once shutdown has begun
-        self._shutdown_lock = threading.Lock()
         parts = assemble(
             settings,
             owner=self,
@@ -178,6 +174,19 @@ class TaskRuntime:
             closed=lambda: self._closed,
         )
         self._parts = parts
+        # Whether it still accepts work, and its shutdown (begun once).
+        self._closing = ShutdownSequence(
+            submit_lock=parts.submit_lock,
+            healing=parts.healing,
+            drain=parts.drain,
+            steps=parts.teardown_steps,
+            in_operation=lambda: (
+                parts.op_pool.owns_current_thread() or parts.loop.owns_current_thread()
+            ),
+            running=lambda: [s.task_id for s in self.list(TaskStatus.RUNNING)],
+            supervisor=lambda: self.stats().supervisor,
+            subscription=lambda: parts.subscriptions.stopping,
+        )
         # Direct attributes for what the facades read (no lookup through the parts).
         self._specs, self._admission = parts.specs, parts.admission
         self._submit_lock = parts.submit_lock
@@ -194,7 +203,7 @@ class TaskRuntime:
             registry=parts.registry,
             supervisor=parts.supervisor,
             durable=self._durable,
-            refusal=self._refusal,
+            refusal=self._closing.refusal,
         )
         self._healing, self._table, self._queries = parts.healing, parts.table, parts.queries
         self._subscriptions, self._listening = parts.subscriptions, parts.listening
@@ -227,7 +236,11 @@ class TaskRuntime:
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._closing.closed
+
+    @property
+    def _closed(self) -> bool:  # what the awaitable facade and the queries read
+        return self._closing.closed
 
     # -- commands ------------------------------------------------------------------------
 
@@ -282,8 +295,8 @@ class TaskRuntime:
         ``task_id`` limits them to one task, ``events`` to some kinds (``"created"``,
         ``"started"``, ``"progress"``, ``"retry"``, ``"terminal"``, or the exact kinds).
         Events of one task arrive in order. Returns the subscription id."""
-        if self._refusing:
-            raise self._closed_error("nothing more will happen")
+        if self._closing.refusing:
+            raise self._closing.closed_error("nothing more will happen")
         try:
             return self._subscriptions.subscribe(target, task_id=task_id, events=events)
         except pykka.ActorDeadError:
@@ -377,8 +390,8 @@ class TaskRuntime:
         message = schedule_request(
             parts.specs, parts.seq, self._clock, interval, operation, params, first_in, options
         )
-        if self._refusing or not self._ask(self._supervisor, message, "supervisor"):
-            raise self._closed_error("it schedules nothing")
+        if self._closing.refusing or not self._ask(self._supervisor, message, "supervisor"):
+            raise self._closing.closed_error("it schedules nothing")
         return message.schedule_id
 
     def cancel_schedule(self, schedule_id: str) -> bool:
@@ -413,8 +426,8 @@ class TaskRuntime:
             raise UnknownTaskError(task_id)
         entry = self._parts.operations.get(snapshot.operation_name)
         with self._submit_lock:
-            if self._refusing:
-                raise self._closed_error("it resumes no task")
+            if self._closing.refusing:
+                raise self._closing.closed_error("it resumes no task")
             ticket = reopen(
                 task_id,
                 None if entry is None else entry.function,
@@ -467,35 +480,7 @@ class TaskRuntime:
         shutdown carries on in the background.
         """
         timeout = check_seconds("timeout", timeout, allow_none=True, allow_zero=True)
-        parts = self._parts
-        if wait and (parts.op_pool.owns_current_thread() or parts.loop.owns_current_thread()):
-            raise RuntimeError(
-                "shutdown(wait=True) was called from inside an operation, which would wait "
-                "for itself; call shutdown(wait=False) there"
-            )
-        with self._shutdown_lock:  # a concurrent caller waits for the same reaper
-            with self._submit_lock:
-                self._closed = True
-            if self._teardown is None:
-                drained = parts.drain(cancel_pending)
-                self._teardown = Teardown(parts.teardown_steps())
-                self._teardown.start(drained)
-            teardown = self._teardown
-        if not wait:
-            return
-        if not teardown.join(timeout):
-            waits_for = describe_wait(
-                teardown.step,
-                running=lambda: [s.task_id for s in self.list(TaskStatus.RUNNING)],
-                supervisor=lambda: self.stats().supervisor,
-                subscription=lambda: self._subscriptions.stopping,
-            )
-            raise TimeoutError(
-                f"shutdown still waiting after {timeout} s for {waits_for}; it carries on "
-                "in the background"
-            )
-        if teardown.error is not None:
-            raise RuntimeError("shutdown failed") from teardown.error
+        self._closing.run(wait=wait, cancel_pending=cancel_pending, timeout=timeout)
 
     # -- queries -------------------------------------------------------------------------
 
@@ -575,19 +560,6 @@ class TaskRuntime:
         """The runtime cannot go on (the restart intensity was exceeded, or the
         supervisor failed): stop cleanly, from a thread of its own."""
         stop_in_background(lambda: self.shutdown(wait=False, cancel_pending=True), reason)
-
-    @property
-    def _refusing(self) -> bool:
-        """Shut down, or given up (its shutdown, on a thread of its own, may not have
-        closed it yet): nothing new is accepted."""
-        return self._closed or self._healing.gave_up_reason is not None
-
-    def _closed_error(self, consequence: str) -> RuntimeClosedError:
-        return closed_error(self._healing.gave_up_reason, consequence)
-
-    def _refusal(self, consequence: str) -> RuntimeClosedError | None:
-        """The error for a call refused because nothing new is accepted, else None."""
-        return self._closed_error(consequence) if self._refusing else None
 
     # -- internals -----------------------------------------------------------------------
 

@@ -18,21 +18,22 @@ while running is terminal at once in the registry, but its worker keeps the slot
 
 The rules live in plain state objects this actor owns, each tested directly:
 :class:`PendingQueue` (where a pending task waits), :class:`ActiveAttempts` (the slots
-held), :class:`DispatchOrder` (which task starts next in a slot pool, the host's
-resources included), :class:`AttemptTimers` (deadlines, heartbeats and the stop
-ladder), :class:`BreakerGate` and ``retry_plan`` (what a failed attempt means),
-:class:`ScheduleTicks`, ``shutdown_drain`` (a pending task taken out wherever it waits)
-and ``supervisor_stats``; :class:`AttemptLauncher` starts an attempt it decided to
-start. This actor is the only one that tells anything or spawns a worker (through its
-launcher, on its own thread): it handles a message, asks them, and tells the registry
-and the workers.
+held), :class:`PoolDispatch` (which tasks start in each slot pool, in
+:class:`DispatchOrder`'s order, past the breakers and the host's resources),
+:class:`AttemptTimers` (deadlines, heartbeats and the stop ladder),
+:class:`AttemptOutcomes` (what an attempt's end means: ``retry_plan`` and
+:class:`BreakerGate`), :class:`Drain` (admission and the shutdown drain, over
+``shutdown_drain``), :class:`ScheduleTicks` and ``supervisor_stats``;
+:class:`AttemptLauncher` starts an attempt the dispatch decided to start. This actor
+handles a message, asks them in its order, and tells the registry and the workers; the
+objects it owns tell the registry what they record (a task's end, a retry), on its
+thread, and it alone spawns workers (through its launcher).
 """
 
 from __future__ import annotations
 
 import contextlib
 import queue
-import random
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -51,7 +52,8 @@ from actors._core.attempts import (
     ActiveAttempts,
 )
 from actors._core.breaker_gate import BreakerGate
-from actors._core.dispatch_order import DispatchOrder, holds_on_host, lane_of, resources_refused
+from actors._core.dispatch_order import lane_of
+from actors._core.drain import Drain
 from actors._core.launcher import AttemptLauncher
 from actors._core.messages import (
     SUPERVISOR_MESSAGES,
@@ -73,11 +75,9 @@ from actors._core.messages import (
     GetSupervisorStats,
     HeartbeatDue,
     InjectFault,
-    MarkRunning,
     OperationRegistered,
     Register,
     ResolveDependencies,
-    RetryScheduled,
     ScheduleTick,
     Shutdown,
     StartDue,
@@ -88,23 +88,19 @@ from actors._core.messages import (
     SupervisorMessage,
     WorkerFinished,
 )
+from actors._core.outcomes import AttemptOutcomes
 from actors._core.pending import PendingQueue
+from actors._core.pool_dispatch import PoolDispatch
 from actors._core.pooled import Dispatcher
 from actors._core.resource_slots import ResourceSlots
-from actors._core.retry_plan import next_attempt, retry_due
 from actors._core.schedule_ticks import ScheduleTicks
-from actors._core.shutdown_drain import (
-    drain_for_shutdown,
-    nothing_left_to_run,
-    withdraw_pending,
-)
+from actors._core.shutdown_drain import withdraw_pending
 from actors._core.supervisor_stats import SupervisorStats, supervisor_stats
 from actors._core.timers import TimerHandle, TimerService
 from actors._enums import Isolation
-from actors._errors import ResourcesUnavailableError
 from actors._execution.backend import ExecutionBackend
 from actors._execution.faults import FaultPlan
-from actors._outcome import Cancelled, Completed, Outcome, StopReason, TimedOut
+from actors._outcome import Cancelled, Outcome, StopReason, TimedOut
 from actors._policies import CircuitBreakers
 from actors._records import TaskSpec
 from actors._storage.recovery import decide, interrupt
@@ -151,21 +147,12 @@ class SupervisorActor(pykka.ThreadingActor):
         super().__init__()
         self._on_fatal = on_fatal  # the runtime gives up when this actor fails
         self._capacity = capacity
-        # The slots of each pool, in the order they are dispatched.
-        self._capacities = {
-            WORKER_SLOTS: capacity,
-            ASYNC_SLOTS: async_capacity,
-            RAY_SLOTS: ray_capacity,
-        }
         self._registry = registry
         self._timers = timers
         self._clock = clock
         self._admission = admission
         self._max_task_age = max_task_age
         self._cleanup_interval = cleanup_interval
-        self._durable = durable
-        self._breakers = breakers
-        self._rng = random.Random()
         # Every pending task, wherever it waits (a delayed one with its StartDue timer).
         self._queue: PendingQueue[TimerHandle] = PendingQueue(lane_of)
         self._active = ActiveAttempts()
@@ -173,7 +160,6 @@ class SupervisorActor(pykka.ThreadingActor):
         # shares it: status reads look up what a task holds or waits for, and process
         # attempts their GPU indices).
         self._slots: ResourceSlots[TaskSpec] = ResourceSlots() if resources is None else resources
-        self._order = DispatchOrder(self._queue, self._slots, self._refuse_resources)
         self._attempt_timers = AttemptTimers(
             timers, self.actor_ref, clock=clock, attempts=self._active, stop_grace=stop_grace
         )
@@ -190,8 +176,48 @@ class SupervisorActor(pykka.ThreadingActor):
         )
         self._breaker_gate = BreakerGate(breakers, clock)
         self._schedules = ScheduleTicks(timers, self.actor_ref, clock)
-        self._admitting = True
-        self._drained = threading.Event()
+        # Admission open until shutdown; then what is stopped for, and when it drained.
+        self._drain = Drain(
+            registry=registry,
+            clock=clock,
+            admission=admission,
+            queue=self._queue,
+            slots=self._slots,
+            active=self._active,
+            timers=timers,
+            durable=durable,
+        )
+        self._pools = PoolDispatch(
+            # The slots of each pool, in the order they are dispatched.
+            capacities={
+                WORKER_SLOTS: capacity,
+                ASYNC_SLOTS: async_capacity,
+                RAY_SLOTS: ray_capacity,
+            },
+            queue=self._queue,
+            slots=self._slots,
+            active=self._active,
+            launcher=self._launcher,
+            attempt_timers=self._attempt_timers,
+            admission=admission,
+            breakers=breakers,
+            gate=self._breaker_gate,
+            drain=self._drain,
+            registry=registry,
+            timers=timers,
+            target=self.actor_ref,
+            clock=clock,
+        )
+        self._outcomes = AttemptOutcomes(
+            registry=registry,
+            clock=clock,
+            admission=admission,
+            breakers=breakers,
+            gate=self._breaker_gate,
+            queue=self._queue,
+            pools=self._pools,
+            drain=self._drain,
+        )
         self._cleanup_timer: TimerHandle | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -203,7 +229,7 @@ class SupervisorActor(pykka.ThreadingActor):
         _log.info(
             "supervisor.started",
             capacity=self._capacity,
-            async_capacity=self._capacities[ASYNC_SLOTS],
+            async_capacity=self._pools.capacities[ASYNC_SLOTS],
         )
 
     def on_stop(self) -> None:
@@ -255,7 +281,7 @@ class SupervisorActor(pykka.ThreadingActor):
             case DropBlocked(task_id=task_id):
                 if self._queue.unblock(task_id) is not None:
                     self._admission.leave()
-                    self._check_drained()
+                    self._drain.check()
                 return None
             case StartDue(task_id=task_id):
                 return self._on_start_due(task_id)
@@ -268,9 +294,9 @@ class SupervisorActor(pykka.ThreadingActor):
             case GetSchedules():
                 return self._schedules.statistics()
             case DispatchDue():
-                return self._dispatch()
+                return self._pools.dispatch()
             case CooldownOver(operation=operation):
-                return self._release_held(operation)
+                return self._pools.release_held(operation)
             case CleanupDue():
                 return self._on_cleanup_due()
             case GetSupervisorStats():
@@ -301,23 +327,23 @@ class SupervisorActor(pykka.ThreadingActor):
             # starts once that operation has really returned (one attempt at a time).
             active.resumed = spec
             return
-        if not self._admitting:
+        if not self._drain.admitting:
             # Defensive: the runtime refuses submissions once closed, and any Submit it
             # told earlier is ahead of Shutdown in this mailbox.
             self._finish(spec.task_id, Cancelled(StopReason.SHUTDOWN))
             self._admission.leave()
             return
         self._enqueue(spec)
-        self._dispatch()
+        self._pools.dispatch()
 
     def _on_submit_batch(self, specs: tuple[TaskSpec, ...]) -> None:
-        if not self._admitting:
+        if not self._drain.admitting:
             for spec in specs:
                 self._on_submit(spec)
             return
         for spec in specs:
             self._enqueue(spec)
-        self._dispatch()
+        self._pools.dispatch()
 
     def _on_cancel(self, task_id: str) -> bool:
         cancelled = Cancelled(StopReason.CANCEL_REQUESTED)
@@ -326,7 +352,7 @@ class SupervisorActor(pykka.ThreadingActor):
             if withdrawn == "admitted":  # one awaiting its operation never was
                 self._admission.leave()
             self._finish(task_id, cancelled)
-            self._check_drained()
+            self._drain.check()
             return True
         active = self._active.get(task_id)
         if active is not None and active.resumed is not None:
@@ -350,7 +376,7 @@ class SupervisorActor(pykka.ThreadingActor):
         """Queue the recovered tasks that waited for this operation (or, after shutdown,
         leave them pending in the store for the next runtime)."""
         records = self._queue.take_awaiting(message.name)
-        if not records or not self._admitting:
+        if not records or not self._drain.admitting:
             return
         now = self._clock.time()
         for record in records:
@@ -363,7 +389,7 @@ class SupervisorActor(pykka.ThreadingActor):
                 self._registry.tell(ResolveDependencies(spec))  # it forwards the task back
             else:
                 self._enqueue(spec)
-        self._dispatch()
+        self._pools.dispatch()
 
     def _on_deadline(self, task_id: str) -> None:
         active = self._active.get(task_id)
@@ -402,10 +428,7 @@ class SupervisorActor(pykka.ThreadingActor):
     def _fail_running(self, active: ActiveAttempt, outcome: Outcome, reason: StopReason) -> None:
         """A running attempt failed by a timer (deadline, heartbeat): terminal unless it
         is retried (once its operation has really returned), and stopped."""
-        self._record_attempt(active, failed=True)
-        active.retry_at = self._retry_at(active, outcome)
-        if active.retry_at is None:
-            self._finish(active.spec.task_id, outcome)
+        self._outcomes.fail_running(active, outcome)
         self._begin_stopping(active, reason)
 
     def _on_escalate(self, task_id: str) -> None:
@@ -426,52 +449,26 @@ class SupervisorActor(pykka.ThreadingActor):
             self._slots.release(message.task_id)  # with the slot: the attempt has ended
         if active.timer is not None or active.watch is not None:
             self._attempt_timers.disarm(active)
-        outcome = message.outcome
-        # Without a deadline to arm, a start is not told (AttemptStarted): its gate says.
-        started = active.started or (active.gate is not None and active.gate.started)
-        if not started and active.stopping is None:
-            # The attempt failed before its operation began (its child could not start,
-            # its start could not be stored): it was an attempt all the same, and a task
-            # that is not running ends only by a cancel.
-            self._registry.tell(MarkRunning(message.task_id, message.at, None, active.injected))
-        if active.stopping is not None:
-            if active.trial and self._breaker_gate.abandon_trial(active):
-                self._release_held(active.spec.operation_name)
-            if active.retry_at is not None:
-                # Timed out, and its retry waited for this operation to return.
-                self._requeue(active, active.retry_at)
-            elif active.resumed is not None:
-                # Resumed while it stopped: its next attempt may start now (the registry
-                # has it pending: no Finish, which would end that attempt).
-                if self._admitting:
-                    self._enqueue(active.resumed)
-                else:
-                    self._abandon(active.resumed)
+        after = self._outcomes.ended(active, message)  # the task's next attempt, if any
+        if after is not None:
+            if self._drain.admitting:
+                self._enqueue(after)
             else:
-                # Already terminal: the registry keeps only a late result.
-                self._registry.tell(Finish(message.task_id, outcome, message.at))
-        else:
-            failed = not isinstance(outcome, Completed | Cancelled)
-            self._record_attempt(active, failed=failed)
-            retry_at = self._retry_at(active, outcome) if failed else None
-            if retry_at is not None:
-                self._requeue(active, retry_at)
-            else:
-                self._registry.tell(Finish(message.task_id, outcome, message.at))
-        self._dispatch()
-        if not self._admitting:
-            self._check_drained()
+                self._drain.abandon(after)
+        self._pools.dispatch()
+        if not self._drain.admitting:
+            self._drain.check()
 
     # -- recurring schedules --------------------------------------------------------------
 
     def _on_add_schedule(self, message: AddSchedule) -> bool:
-        if not self._admitting:
+        if not self._drain.admitting:
             return False
         self._schedules.add(message)
         return True
 
     def _on_schedule_tick(self, schedule_id: str) -> None:
-        if not self._admitting:
+        if not self._drain.admitting:
             return
         spec = self._schedules.tick(
             schedule_id,
@@ -482,7 +479,7 @@ class SupervisorActor(pykka.ThreadingActor):
         if spec is not None:
             self._registry.tell(Register(spec))
             self._enqueue(spec)
-            self._dispatch()
+            self._pools.dispatch()
 
     def _unfinished(self, task_id: str) -> bool:
         """Still pending, or its operation still running (a stopping one included)."""
@@ -507,7 +504,7 @@ class SupervisorActor(pykka.ThreadingActor):
         (due at one moment, or unblocked by one dependency) then start by priority, not
         in the order of their messages."""
         if self.actor_inbox.empty():
-            self._dispatch()
+            self._pools.dispatch()
         else:
             self.actor_ref.tell(DispatchDue())
 
@@ -518,24 +515,10 @@ class SupervisorActor(pykka.ThreadingActor):
         )
 
     def _on_shutdown(self, cancel_pending: bool) -> threading.Event:
-        self._admitting = False
         self._schedules.drop_all()
-        drain = drain_for_shutdown(
-            self._queue,
-            self._slots,
-            self._timers,
-            cancel_pending=cancel_pending,
-            durable=self._durable,
-        )
-        for spec in drain.cancelled:
-            self._admission.leave()
-            self._finish(spec.task_id, Cancelled(StopReason.SHUTDOWN))
-        for record in drain.cancelled_awaiting:
-            self._finish(record.task_id, Cancelled(StopReason.SHUTDOWN))
-        for spec in drain.abandoned:
-            self._abandon(spec)
-        self._check_drained()
-        return self._drained
+        drained = self._drain.begin(cancel_pending=cancel_pending)
+        self._drain.check()
+        return drained
 
     # -- internals -----------------------------------------------------------------------
 
@@ -548,102 +531,6 @@ class SupervisorActor(pykka.ThreadingActor):
         else:
             self._queue.push_ready(spec)
 
-    def _dispatch(self) -> None:
-        # Only the pools with something that may start: a ready task in their lane, or
-        # (any pool) a task waiting in the resources line.
-        lanes, line = self._queue.ready_lanes, self._slots.waiters
-        for pool, capacity in self._capacities.items():
-            if line or lanes.get(pool):  # see PendingQueue.has_ready_in
-                self._dispatch_pool(pool, capacity)
-
-    def _dispatch_pool(self, pool: str, capacity: int) -> None:
-        breakers = self._breakers
-        if breakers is not None and not breakers.enabled:
-            breakers = None
-        held = self._active.held_in
-        while held.get(pool, 0) < capacity:
-            spec = self._order.next_ready(pool)
-            if spec is None:
-                return
-            trial = False
-            if breakers is not None:
-                verdict = breakers.may_start(spec.operation_name, self._clock.monotonic())
-                if verdict == "no":
-                    if not self._admitting:
-                        self._abandon(spec)
-                    elif self._queue.hold(spec):
-                        self._arm_cooldown(spec.operation_name)
-                    continue
-                trial = verdict == "trial"
-            self._admission.leave()
-            self._start_worker(spec, trial=trial)
-
-    def _refuse_resources(self, spec: TaskSpec, error: ResourcesUnavailableError) -> None:
-        """A task (recovered from a store) asks for resources this runtime can never
-        give: it ends, never run; the refusal create_task would have raised is logged."""
-        _log.warning("task.resources_unavailable", task_id=spec.task_id, error=str(error))
-        self._admission.leave()
-        self._finish(spec.task_id, resources_refused(spec, self._clock.time()))
-
-    def _arm_cooldown(self, operation: str) -> None:
-        """Wake the held tasks of ``operation`` when its cool-down ends."""
-        left = self._breaker_gate.cooldown_left(operation)
-        if left is not None:
-            self._timers.schedule_after(left, self.actor_ref, CooldownOver(operation))
-
-    def _release_held(self, operation: str) -> None:
-        """Put the tasks held back for ``operation`` in the queue again (the breaker
-        decides at dispatch whether they start)."""
-        self._queue.release(operation)
-        self._dispatch()
-
-    def _abandon(self, spec: TaskSpec) -> None:
-        """A pending task the runtime stops for (shutdown): cancelled, or with a durable
-        store left pending, for the next runtime."""
-        self._admission.leave()
-        if not self._durable:
-            self._finish(spec.task_id, Cancelled(StopReason.SHUTDOWN))
-
-    def _record_attempt(self, active: ActiveAttempt, *, failed: bool) -> None:
-        """Tell the operation's circuit breaker how an attempt ended."""
-        if self._breakers is None or not self._breakers.enabled:
-            return  # the common case, once per task: no call further
-        change = self._breaker_gate.record(active, failed=failed)
-        if change == "tripped":
-            if self._queue.has_held(active.spec.operation_name):
-                self._arm_cooldown(active.spec.operation_name)
-        elif change == "recovered":
-            self._release_held(active.spec.operation_name)
-
-    def _retry_at(self, active: ActiveAttempt, outcome: Outcome) -> float | None:
-        """When the task's next attempt is due after ``outcome``, or None for none. Tells
-        the registry (the task reads pending with its next attempt's time)."""
-        if not self._admitting:
-            return None
-        now = self._clock.time()
-        next_at = retry_due(active, outcome, now=now, rng=self._rng)
-        if next_at is not None:
-            self._registry.tell(RetryScheduled(active.spec.task_id, outcome, now, next_at))
-        return next_at
-
-    def _requeue(self, active: ActiveAttempt, at: float) -> None:
-        """Queue the next attempt of a task whose attempt failed, in a fresh worker."""
-        spec = next_attempt(active, at)
-        self._admission.enter()
-        if self._admitting:
-            self._enqueue(spec)
-        else:
-            self._abandon(spec)
-
-    def _start_worker(self, spec: TaskSpec, *, trial: bool = False) -> None:
-        backend = self._launcher.backend_for(spec)
-        if spec.options.resources is not None and holds_on_host(spec):
-            self._slots.take(spec.task_id, spec.options.resources)
-        active = self._launcher.launch(spec, backend, trial=trial)
-        self._active.add(active)
-        if active.started and spec.options.heartbeat_timeout is not None:
-            self._attempt_timers.arm_heartbeat(active)
-
     def _begin_stopping(self, active: ActiveAttempt, reason: StopReason) -> None:
         self._attempt_timers.begin_stopping(active, reason)
         # A dead worker means the operation just returned: its WorkerFinished is queued here.
@@ -653,20 +540,12 @@ class SupervisorActor(pykka.ThreadingActor):
     def _finish(self, task_id: str, outcome: Outcome) -> None:
         self._registry.tell(Finish(task_id, outcome, self._clock.time()))
 
-    def _check_drained(self) -> None:
-        if (
-            not self._admitting
-            and not self._active
-            and nothing_left_to_run(self._queue, self._slots)
-        ):
-            self._drained.set()
-
     def _stats(self) -> SupervisorStats:
         return supervisor_stats(
-            capacities=self._capacities,
+            capacities=self._pools.capacities,
             queue=self._queue,
             active=self._active,
             slots=self._slots,
             schedules=self._schedules.statistics(),
-            admitting=self._admitting,
+            admitting=self._drain.admitting,
         )
