@@ -17,6 +17,7 @@ from actors._core.admission import AdmissionGate
 from actors._core.messages import Register, Submit
 from actors._core.submission import SpecMaker
 from actors._core.submission_path import SubmissionPath
+from actors._core.waiters import Waiters
 from actors._enums import Isolation
 from actors._operations import OperationRegistry
 from actors._policies import CircuitBreakers, OperationLimits
@@ -50,6 +51,7 @@ class Parts:
         # Started last: nothing after them can fail and leave their threads running.
         self.registry = Collector.start()
         self.supervisor = Collector.start()
+        self.waiters = Waiters()
         self.path = SubmissionPath(
             specs=specs,
             breakers=self.breakers,
@@ -60,6 +62,7 @@ class Parts:
             lock=threading.Lock(),
             registry=self.registry,
             supervisor=self.supervisor,
+            waiters=self.waiters,
             durable=durable,
             refusal=self._refusal,
         )
@@ -96,6 +99,10 @@ def test_a_submission_registers_then_submits_one_spec(parts: Parts) -> None:
     assert _told(parts.registry) == [Register(spec, None)]
     assert _told(parts.supervisor) == [Submit(spec)]
     assert parts.admission.waiting == 1
+    # Registering until the registry holds it: a wait adds its waiter without asking.
+    assert parts.waiters.watch_unless_ended("t1", {}.get) is not None
+    parts.waiters.registered("t1")
+    assert parts.waiters.watch_unless_ended("t1", {}.get) is None
 
 
 def test_a_durable_submission_gets_a_commit_ticket() -> None:

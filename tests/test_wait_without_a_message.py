@@ -1,10 +1,13 @@
 """``wait`` on a task the registry knows and that has not ended sends the registry no
 message: the caller adds its waiter itself, and the registry's end of the task wakes it.
 
-Shown by arming a registry fault on ``Watch``, the ask a wait would otherwise make:
-with it armed, every wait here still returns the task's end, and the fault is still
-armed after it. A wait that gives up (a timeout, a cancelled await) leaves no waiter.
-Both stores: with a durable one the end is seen only once it is committed.
+Nor does a wait right after ``create_task``, while the task's ``Register`` may still be
+queued: the submitter marked it registering. Shown by arming a registry fault on
+``Watch``, the ask a wait would otherwise make: with it armed, every wait here still
+returns the task's end, and the fault is still armed after it. A wait that gives up (a
+timeout, a cancelled await) leaves no waiter. Both stores: with a durable one the end
+is seen only once it is committed (a wait on a task whose end is not committed yet
+asks, and its answer waits for that commit).
 """
 
 from __future__ import annotations
@@ -42,8 +45,9 @@ def _watched(manager: TaskManager, task_id: str) -> bool:
     return bool(_registry(manager)._waiters.get(task_id))
 
 
-def _arm_watch_fault(manager: TaskManager, task_id: str) -> None:
-    """A ``Watch`` about ``task_id`` from now on fails (QueryFailedError to its asker)."""
+def _arm_watch_fault(manager: TaskManager, task_id: str | None) -> None:
+    """A ``Watch`` about ``task_id`` (any, given None) from now on fails
+    (QueryFailedError to its asker)."""
     manager.runtime._registry.tell(
         InjectFault(RuntimeError("a wait asked the registry"), Watch, task_id=task_id)
     )
@@ -124,3 +128,30 @@ def test_an_awaited_wait_is_woken_without_asking_and_a_cancelled_one_leaves_no_w
     assert (status["status"], status["result"]) == ("completed", "cut")
     assert _armed(manager) == 1
     assert not _watched(manager, task_id)
+
+
+def test_a_wait_right_after_each_create_task_never_asks_over_many_rounds(
+    make_manager: Callable[..., TaskManager],
+) -> None:
+    """Submit then wait at once, from two threads: whether the wait finds the task in
+    the registry's table, registering, or ended, it never asks. (Memory store: with a
+    durable one, a task that ended and whose end is not committed yet is still asked
+    about, so that the answer waits for that commit.)"""
+    manager = make_manager(num_workers=2)
+    _arm_watch_fault(manager, None)
+    rounds = 150
+    results: dict[int, list[Any]] = {0: [], 1: []}
+
+    def submit_and_wait(worker: int) -> None:
+        for round_ in range(rounds):
+            task_id = manager.create_task(lambda params, task: params["n"], {"n": round_})
+            results[worker].append(manager.wait(task_id, WAIT)["result"])
+
+    threads = [threading.Thread(target=submit_and_wait, args=(w,)) for w in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT * 4)
+        assert not thread.is_alive()
+    assert results == {0: list(range(rounds)), 1: list(range(rounds))}
+    assert _armed(manager) == 1

@@ -227,3 +227,43 @@ def test_an_end_between_the_callers_check_and_its_add_still_takes_its_waiter() -
     waiters.release()
     assert waiter.wait(5.0), "the waiter was added after the end took the waiters"
     assert len(waiters) == 0
+
+
+def test_a_registering_task_takes_a_callers_waiter_before_the_table_holds_it() -> None:
+    """Between the submitter's mark and the registry's Register, a wait adds its waiter
+    (the task will be in the table before anything can end it); once registered, the
+    table decides; an id never marked is unknown to the caller (it asks)."""
+    waiters = Waiters()
+    records: dict[str, TaskRecord] = {}
+    assert waiters.watch_unless_ended("t", records.get) is None
+    waiters.registering("t")
+    early = waiters.watch_unless_ended("t", records.get)
+    assert early is not None
+    record = _published("t", TaskStatus.PENDING)  # the registry's Register
+    records["t"] = record
+    waiters.registered("t")
+    late = waiters.watch_unless_ended("t", records.get)
+    assert late is not None
+    assert waiters.get("t") == (early, late)
+    record.status = TaskStatus.COMPLETED
+    waiters.ended(record)
+    waiters.release()
+    assert early.snapshot == late.snapshot == record.snapshot()
+    del records["t"]  # removed by retention: no longer registering either
+    assert waiters.watch_unless_ended("t", records.get) is None
+
+
+def test_a_rebuild_keeps_the_waiters_of_a_task_still_registering() -> None:
+    """Its Register is queued behind the rebuild: it is not gone. A stopping registry
+    wakes them all the same."""
+    waiters = Waiters()
+    waiters.registering("queued")
+    queued = waiters.watch_unless_ended("queued", {}.get)
+    assert queued is not None
+    waiters.settle({}.get)
+    waiters.release()
+    assert queued.wait(0.0) is False
+    assert waiters.get("queued") == (queued,)
+    waiters.wake_all({}.get)
+    assert queued.wait(0.0) is True
+    assert queued.snapshot is None

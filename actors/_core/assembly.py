@@ -97,6 +97,7 @@ class RuntimeParts:
     notifier: pykka.ActorRef[Any]
     subscriptions: Subscriptions
     board: TaskBoard  # what status reads see, without a message
+    waiters: Waiters  # callers blocked on a task's end (they add their own)
     registry: pykka.ActorRef[Any]
     queries: RegistryQueries
     processes: ProcessBackend
@@ -328,6 +329,7 @@ def assemble(
         notifier=notifier,
         subscriptions=subscriptions,
         board=board,
+        waiters=waiters,
         registry=registry,
         queries=queries,
         processes=processes,

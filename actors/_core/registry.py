@@ -297,6 +297,7 @@ class RegistryActor(RestartingActor):
     def _on_register(self, spec: TaskSpec, ticket: CommitTicket | None) -> None:
         record = self._table.add(spec)
         self._changed(record)
+        self._waiters.registered(record.task_id)  # in the table: waits look it up
         self._report.created(record)
         self._groups.add(record)
         if ticket is not None:

@@ -202,6 +202,7 @@ class TaskRuntime:
             lock=parts.submit_lock,
             registry=parts.registry,
             supervisor=parts.supervisor,
+            waiters=parts.waiters,
             durable=self._durable,
             refusal=self._closing.refusal,
         )

@@ -26,6 +26,7 @@ from actors._clock import Clock
 from actors._core.admission import AdmissionGate
 from actors._core.messages import Register, Submit
 from actors._core.submission import SpecMaker
+from actors._core.waiters import Waiters
 from actors._errors import OperationUnavailableError, QueueFullError, RuntimeClosedError
 from actors._execution.api import AnyOperation
 from actors._policies import CircuitBreakers
@@ -51,6 +52,7 @@ class SubmissionPath:
         lock: threading.Lock,
         registry: pykka.ActorRef[Any],
         supervisor: pykka.ActorRef[Any],
+        waiters: Waiters,
         durable: bool,
         refusal: Callable[[str], RuntimeClosedError | None],
     ) -> None:
@@ -63,6 +65,7 @@ class SubmissionPath:
         self.lock = lock
         self._registry = registry
         self._supervisor = supervisor
+        self._waiters = waiters
         self._durable = durable
         self._refusal = refusal
 
@@ -102,8 +105,14 @@ class SubmissionPath:
 
     def register_and_submit(self, spec: TaskSpec, ticket: CommitTicket | None) -> None:
         """Under :attr:`lock`. Registry first: once the caller has the id, a status query
-        (queued behind it) finds the task."""
-        self._registry.tell(Register(spec, ticket))
+        (queued behind it) finds the task; a wait on it adds its waiter without asking
+        (it is registering until the registry holds it)."""
+        self._waiters.registering(spec.task_id)
+        try:
+            self._registry.tell(Register(spec, ticket))
+        except pykka.ActorDeadError:
+            self._waiters.registered(spec.task_id)  # it never will be
+            raise
         self._supervisor.tell(Submit(spec))
 
     def restarted_verdict(self) -> tuple[str, list[str]]:

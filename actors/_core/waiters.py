@@ -9,12 +9,14 @@ actors or stores, so it is tested directly.
 
 The registry owns it; a caller adds its own waiter from its thread, with no message
 (:meth:`Waiters.watch_unless_ended`), when the task is in the table, published and not
-terminal: the check and the add are one step under the lock that the registry's
-:meth:`Waiters.ended` takes after it set the record terminal, so a waiter is either
-added before that end (and taken by it) or not added at all (the caller then reads the
-end, or asks the registry). Otherwise the caller asks the registry (``Watch``), which
-adds the waiter, or answers with one already set. What is held is the registry's
-alone.
+terminal, or not in the table yet but *registering* (its submitter marked it so before
+it told the registry ``Register``, and the registry unmarks it once the record is in
+the table). The check and the add are one step under the lock that the
+registry's :meth:`Waiters.ended` takes after it set the record terminal, so a waiter is
+either added before that end (and taken by it) or not added at all (the caller then
+reads the end, or asks the registry). Otherwise the caller asks the registry
+(``Watch``), which adds the waiter, or answers with one already set. What is held is
+the registry's alone.
 """
 
 from __future__ import annotations
@@ -55,12 +57,14 @@ class Waiters:
     under ``_lock`` (callers add and remove their own waiters); ``held`` only on the
     registry's thread."""
 
-    __slots__ = ("_lock", "_stopped", "_waiting", "held")
+    __slots__ = ("_lock", "_registering", "_stopped", "_waiting", "held")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waiting: dict[str, list[TerminalWaiter]] = {}
         self._stopped = False  # the registry stopped (wake_all): nothing is added
+        # Ids whose Register is on its way to the registry (see registering).
+        self._registering: set[str] = set()
         # Woken by the next release, with the snapshot each will see: after the commit
         # that covers their task's end (at once with the memory store).
         self.held: list[tuple[list[TerminalWaiter], TaskSnapshot | None]] = []
@@ -87,21 +91,33 @@ class Waiters:
         self, task_id: str, lookup: Callable[[str], TaskRecord | None]
     ) -> TerminalWaiter | None:
         """From a caller's thread: a new waiter for the end of ``task_id`` if ``lookup``
-        finds its record published (with a durable store: committed) and not terminal;
-        else None, and the caller asks the registry (the task is unknown, just created,
-        ended, or the registry stopped)."""
+        finds its record published (with a durable store: committed) and not terminal,
+        or finds none while it is registering; else None, and the caller asks the
+        registry (the task is unknown, between its record and its publication, ended,
+        or the registry stopped)."""
         with self._lock:
+            if self._stopped:
+                return None
             record = lookup(task_id)
-            if (
-                self._stopped
-                or record is None
-                or record.published is None
-                or record.status.is_terminal
-            ):
+            if record is None:
+                if task_id not in self._registering:
+                    return None
+            elif record.published is None or record.status.is_terminal:
                 return None
             waiter = TerminalWaiter()
             self._waiting.setdefault(task_id, []).append(waiter)
             return waiter
+
+    def registering(self, task_id: str) -> None:
+        """A submitter is about to tell the registry ``Register`` for ``task_id``: until
+        :meth:`registered`, a wait on it adds its waiter even though the table does not
+        hold it yet (it will, before anything can end it)."""
+        self._registering.add(task_id)
+
+    def registered(self, task_id: str) -> None:
+        """The registry's thread: ``task_id``'s record is in the table (or its
+        ``Register`` never reached the registry)."""
+        self._registering.discard(task_id)
 
     def hold(self, snapshot: TaskSnapshot) -> TerminalWaiter:
         """A new waiter for a task that has ended, woken with ``snapshot`` by the next
@@ -130,10 +146,13 @@ class Waiters:
 
     def settle(self, lookup: Callable[[str], TaskRecord | None]) -> None:
         """After a rebuild: hold the waiters of every task that is terminal or gone now
-        (a gone one's waiters are woken with no snapshot)."""
+        (a gone one's waiters are woken with no snapshot; one still registering is not
+        gone: its ``Register`` is queued behind the rebuild)."""
         with self._lock:
             for task_id in list(self._waiting):
                 waited = lookup(task_id)
+                if waited is None and task_id in self._registering:
+                    continue
                 if waited is None or waited.status.is_terminal:
                     waiters = self._waiting.pop(task_id)
                     snapshot = None if waited is None else waited.snapshot()
