@@ -644,12 +644,62 @@ def _resume_fix(exc: NotResumableError, surface: Surface) -> str:
 
 
 def iso_utc(timestamp: float | None) -> str | None:
-    """How StoryCore shows a moment: ISO-8601 in UTC (None stays None). Never raises:
+    """How StoryCore shows a moment: ISO-8601 in UTC (None stays None), exactly as
+    ``datetime.fromtimestamp(timestamp, tz=UTC).isoformat()`` writes it. Never raises:
     a stored moment beyond what a datetime holds (a record from before start times were
     bounded) shows as the first or last moment one can, NaN as None, so one odd record
-    cannot break a listing of them all."""
+    cannot break a listing of them all.
+
+    Every status read and ``wait`` shows four to seven moments, mostly within a second
+    of each other and of other tasks' moments: each second is formatted once and kept,
+    and only the microseconds are written per moment (tests/test_iso_utc.py checks the
+    result against the datetime's)."""
     if timestamp is None:
         return None
+    try:
+        # Split as datetime.fromtimestamp splits it: microseconds rounded half to even.
+        fraction, whole = math.modf(timestamp)
+        micro = round(fraction * 1e6)
+        second = int(whole)
+    except (OverflowError, ValueError):  # infinite, NaN
+        return _iso_utc_edge(timestamp)
+    if micro >= 1_000_000:
+        micro -= 1_000_000
+        second += 1
+    elif micro < 0:
+        micro += 1_000_000
+        second -= 1
+    prefix = _SECONDS.get(second)
+    if prefix is None:
+        prefix = _second_prefix(second)
+        if prefix is None:
+            return _iso_utc_edge(timestamp)
+    if micro:
+        return f"{prefix}.{micro:06d}+00:00"
+    return prefix + "+00:00"
+
+
+# Seconds since the epoch -> "YYYY-MM-DDTHH:MM:SS", for the seconds in use.
+_SECONDS: dict[int, str] = {}
+_SECONDS_KEPT = 4096
+
+
+def _second_prefix(second: int) -> str | None:
+    """The moment ``second`` seconds after the epoch, to the second and without its
+    offset; None beyond what a datetime holds. Kept for the next moments in it."""
+    try:
+        prefix = datetime.fromtimestamp(second, tz=UTC).isoformat()[: -len("+00:00")]
+    except (OverflowError, OSError, ValueError):
+        return None
+    if len(_SECONDS) >= _SECONDS_KEPT:  # never grows for long (a race here is harmless)
+        _SECONDS.clear()
+    _SECONDS[second] = prefix
+    return prefix
+
+
+def _iso_utc_edge(timestamp: float) -> str | None:
+    """A moment the split above cannot take: as the datetime writes it, or, beyond
+    what a datetime holds, its first or last moment; NaN: None."""
     try:
         return datetime.fromtimestamp(timestamp, tz=UTC).isoformat()
     except (OverflowError, OSError, ValueError):
