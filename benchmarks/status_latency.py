@@ -29,7 +29,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -93,7 +93,6 @@ def _time_calls(
     """(get_task_status seconds, bare round-trip seconds), alternating call by call
     (the order flipping each pair)."""
     status_samples: list[float] = []
-    bare_samples: list[float] = []
 
     def status_call() -> None:
         task_id = rng.choice(ids)
@@ -103,14 +102,21 @@ def _time_calls(
         if status is None:
             raise AssertionError(f"task {task_id} is unknown to get_task_status")
 
+    return status_samples, _alternating(status_call, round_trip, calls)
+
+
+def _alternating(timed: Callable[[], None], round_trip: Any, calls: int) -> list[float]:
+    """Call ``timed`` ``calls`` times, each beside one bare round trip (which goes first
+    every other call); returns the round trips' seconds."""
+    bare_samples: list[float] = []
     for call in range(calls):
         if call % 2 == 0:
-            status_call()
+            timed()
             bare_samples.append(round_trip())
         else:
             bare_samples.append(round_trip())
-            status_call()
-    return status_samples, bare_samples
+            timed()
+    return bare_samples
 
 
 def _time_waits(
@@ -120,7 +126,6 @@ def _time_waits(
     seconds), alternating as :func:`_time_calls` does: what a wait costs before its
     caller blocks (its waiter added and, at the timeout, removed)."""
     wait_samples: list[float] = []
-    bare_samples: list[float] = []
 
     def wait_call() -> None:
         start = time.perf_counter()
@@ -131,14 +136,7 @@ def _time_waits(
         else:
             raise AssertionError(f"task {task_id} ended while its waits were timed")
 
-    for call in range(calls):
-        if call % 2 == 0:
-            wait_call()
-            bare_samples.append(round_trip())
-        else:
-            bare_samples.append(round_trip())
-            wait_call()
-    return wait_samples, bare_samples
+    return wait_samples, _alternating(wait_call, round_trip, calls)
 
 
 def _wait_spinning(manager: TaskManager, ids: list[str]) -> list[int]:
