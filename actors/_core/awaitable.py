@@ -285,7 +285,7 @@ class AwaitableRuntime:
         """:meth:`TaskRuntime.sync`, awaited: once it returns, the supervisor, then the
         registry, then the notifier have handled every message sent to them before."""
         runtime = self._runtime
-        if runtime._closed:
+        if runtime.closed:
             return
         subscriptions = runtime._subscriptions
         with contextlib.suppress(pykka.ActorDeadError):

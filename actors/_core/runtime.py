@@ -171,7 +171,7 @@ class TaskRuntime:
             operations=operations,
             name=name,
             give_up=self._give_up,
-            closed=lambda: self._closed,
+            closed=lambda: self.closed,
         )
         self._parts = parts
         # Whether it still accepts work, and its shutdown (begun once).
@@ -237,10 +237,6 @@ class TaskRuntime:
 
     @property
     def closed(self) -> bool:
-        return self._closing.closed
-
-    @property
-    def _closed(self) -> bool:  # what the awaitable facade and the queries read
         return self._closing.closed
 
     # -- commands ------------------------------------------------------------------------
@@ -542,7 +538,7 @@ class TaskRuntime:
         have been told; after ``sync()`` their effects (a timeout recorded, a retry
         queued, a cleanup done) can be read.
         """
-        if self._closed:
+        if self.closed:
             return
         with contextlib.suppress(pykka.ActorDeadError):
             self._ask(self._supervisor, GetSupervisorStats(), "supervisor")
