@@ -34,6 +34,7 @@ from actors.testing import wait_until
 from storycore_tasks import TaskManager
 from storycore_tasks.testing import LifecycleCapture
 from tests.gates import Gate, settle
+from tests.registry_peek import watched
 
 MakeManager = Callable[..., TaskManager]
 
@@ -103,14 +104,6 @@ class Waiter(threading.Thread):
         assert self.error is None, f"wait({self.task_id}) raised {self.error!r}"
         assert self.result is not None
         return self.result
-
-
-def watched(manager: TaskManager, task_id: str) -> bool:
-    """Whether a ``wait`` caller is registered on ``task_id`` in the registry (read from
-    the actor's state: there is no public count of blocked waiters)."""
-    registry = manager.runtime._registry._actor_weakref()
-    assert registry is not None
-    return bool(registry._waiters.get(task_id))
 
 
 def start_waiters(manager: TaskManager, task_ids: list[str]) -> list[Waiter]:

@@ -20,10 +20,11 @@ from typing import Any
 
 import pytest
 
-from actors._core.messages import InjectFault, Watch
+from actors._core.messages import Watch
 from actors.testing import wait_until
 from storycore_tasks import AsyncTaskManager, TaskManager
 from tests.gates import Gate
+from tests.registry_peek import registry_actor, watched
 
 WAIT = 15.0
 STORES = ["memory", "durable"]
@@ -35,28 +36,16 @@ def _manager(make_manager: Callable[..., TaskManager], store: str, folder: Path)
     return make_manager(num_workers=2)
 
 
-def _registry(manager: TaskManager) -> Any:
-    registry = manager.runtime._registry._actor_weakref()
-    assert registry is not None
-    return registry
-
-
-def _watched(manager: TaskManager, task_id: str) -> bool:
-    return bool(_registry(manager)._waiters.get(task_id))
-
-
 def _arm_watch_fault(manager: TaskManager, task_id: str | None) -> None:
     """A ``Watch`` about ``task_id`` (any, given None) from now on fails
     (QueryFailedError to its asker)."""
-    manager.runtime._registry.tell(
-        InjectFault(RuntimeError("a wait asked the registry"), Watch, task_id=task_id)
-    )
+    manager.runtime._fail_registry(RuntimeError("a wait asked the registry"), Watch, task_id)
     manager.runtime.sync()  # armed before the wait below
 
 
 def _armed(manager: TaskManager) -> int:
     manager.runtime.sync()
-    return len(_registry(manager)._traps.armed)
+    return len(registry_actor(manager)._traps.armed)
 
 
 def _running(manager: TaskManager, gate: Gate) -> str:
@@ -77,14 +66,14 @@ def test_a_wait_on_a_running_task_is_woken_by_its_end_without_asking_the_registr
     answers: list[dict[str, Any]] = []
     waiter = threading.Thread(target=lambda: answers.append(manager.wait(task_id, WAIT)))
     waiter.start()
-    assert wait_until(lambda: _watched(manager, task_id), timeout=WAIT)
+    assert wait_until(lambda: watched(manager, task_id), timeout=WAIT)
     gate.release()
     waiter.join(WAIT)
     assert not waiter.is_alive()
     (status,) = answers
     assert (status["status"], status["result"]) == ("completed", {"frames": 24})
     assert _armed(manager) == 1  # no Watch reached the registry
-    assert not _watched(manager, task_id)
+    assert not watched(manager, task_id)
 
 
 @pytest.mark.parametrize("store", STORES)
@@ -97,7 +86,7 @@ def test_a_wait_that_times_out_leaves_no_waiter_and_a_later_wait_sees_the_end(
     _arm_watch_fault(manager, task_id)
     with pytest.raises(TimeoutError, match=task_id):
         manager.wait(task_id, timeout=0.05)
-    assert not _watched(manager, task_id)
+    assert not watched(manager, task_id)
     gate.release()
     assert manager.wait(task_id, WAIT)["status"] == "completed"
     assert _armed(manager) == 1
@@ -114,20 +103,20 @@ def test_an_awaited_wait_is_woken_without_asking_and_a_cancelled_one_leaves_no_w
 
     async def scenario() -> dict[str, Any]:
         given_up = asyncio.ensure_future(tasks.wait(task_id))
-        await asyncio.to_thread(wait_until, lambda: _watched(manager, task_id), timeout=WAIT)
+        await asyncio.to_thread(wait_until, lambda: watched(manager, task_id), timeout=WAIT)
         given_up.cancel()
         with pytest.raises(asyncio.CancelledError):
             await given_up
-        assert not _watched(manager, task_id)
+        assert not watched(manager, task_id)
         kept = asyncio.ensure_future(tasks.wait(task_id, timeout=WAIT))
-        await asyncio.to_thread(wait_until, lambda: _watched(manager, task_id), timeout=WAIT)
+        await asyncio.to_thread(wait_until, lambda: watched(manager, task_id), timeout=WAIT)
         gate.release()
         return await kept
 
     status = asyncio.run(scenario())
     assert (status["status"], status["result"]) == ("completed", "cut")
     assert _armed(manager) == 1
-    assert not _watched(manager, task_id)
+    assert not watched(manager, task_id)
 
 
 def test_a_wait_right_after_each_create_task_never_asks_over_many_rounds(
