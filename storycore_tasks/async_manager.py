@@ -48,7 +48,7 @@ class AsyncTaskManager:
                 f"got {type(manager).__name__}"
             )
         self._manager = manager
-        self._runtime = AwaitableRuntime(manager.runtime)
+        self._runtime = manager.runtime.awaitable()
 
     @property
     def manager(self) -> TaskManager:

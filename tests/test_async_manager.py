@@ -247,3 +247,35 @@ def test_the_facade_wraps_a_task_manager_only() -> None:
     """A clear TypeError for anything else."""
     with pytest.raises(TypeError, match="wraps a TaskManager"):
         AsyncTaskManager(object())  # type: ignore[arg-type]
+
+
+def test_after_shutdown_the_facade_answers_from_the_final_table(
+    make_manager: MakeManager,
+) -> None:
+    """Once the manager has shut down, awaited reads answer from the final table, as the
+    blocking ones do (the registry has stopped: no ask), and ``sync`` returns at once."""
+    manager = make_manager(num_workers=1)
+    tasks = AsyncTaskManager(manager)
+
+    async def create() -> list[str]:
+        ids = [await tasks.create_task(halve, {"n": n}) for n in range(3)]
+        for task_id in ids:
+            await tasks.wait(task_id, timeout=DEADLINE)
+        return ids
+
+    ids = asyncio.run(create())
+    manager.shutdown()
+    assert manager.runtime.closed
+
+    async def read() -> tuple[list[dict[str, Any]], list[str], dict[str, Any]]:
+        statuses = [await tasks.get_task_status(task_id) for task_id in ids]
+        page = await tasks.runtime.page(limit=10)
+        stats = await tasks.get_stats()
+        await tasks.runtime.sync()
+        return statuses, [s.task_id for s in page.tasks], stats
+
+    statuses, listed, stats = asyncio.run(read())
+    assert statuses == [manager.get_task_status(task_id) for task_id in ids]
+    assert [status["result"] for status in statuses] == [0.0, 0.5, 1.0]
+    assert listed == ids
+    assert stats["lifetime_stats"]["total_completed"] == 3

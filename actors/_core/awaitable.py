@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -35,7 +36,7 @@ from actors._core.messages import (
     Watch,
 )
 from actors._core.notifier import TaskEvent
-from actors._core.pooled import PooledActor
+from actors._core.pooled import Dispatcher, PooledActor
 from actors._enums import TaskStatus
 from actors._errors import (
     ActorRestartedError,
@@ -50,12 +51,14 @@ from actors._storage.store import CommitTicket
 from actors.validation import check_seconds
 
 if TYPE_CHECKING:
-    from actors._core.runtime import TaskRuntime
-    from actors._core.stats import RuntimeStats
+    from actors._core.notifier import Subscriptions
+    from actors._core.queries import RegistryQueries
+    from actors._core.stats import RuntimeStats, StatsReader
+    from actors._core.submission_path import SubmissionPath
     from actors._core.supervisor import SupervisorStats
-    from actors._core.table import TableStats
+    from actors._core.table import TableStats, TaskTable
 
-__all__ = ["AwaitableRuntime", "LoopReply"]
+__all__ = ["AwaitableRuntime", "FacadeParts", "LoopReply"]
 
 _TERMINAL_KINDS = frozenset({"completed", "failed", "cancelled"})
 
@@ -116,17 +119,32 @@ class _EventRelay(PooledActor):
         return super().on_receive(message)
 
 
+@dataclass(frozen=True, slots=True)
+class FacadeParts:
+    """What the awaitable facade shares with the runtime it fronts, handed over by the
+    runtime itself (:meth:`actors.TaskRuntime.awaitable`): its submission steps, its
+    actors, the reads that need no message, and its settings."""
+
+    submission: SubmissionPath
+    registry: pykka.ActorRef[Any]
+    supervisor: pykka.ActorRef[Any]
+    queries: RegistryQueries
+    table: TaskTable  # read once the registry has stopped
+    stats: StatsReader
+    subscriptions: Subscriptions
+    dispatcher: Dispatcher  # the event relays' mailboxes
+    ask_timeout: float
+    closed: Callable[[], bool]  # the runtime shut down
+
+
 class AwaitableRuntime:
     """A :class:`~actors.TaskRuntime`'s submit, snapshot, wait, cancel and events as
     coroutines, for callers on an event loop. Shares the runtime's checks and actors:
-    a task submitted here is the same task its blocking API sees."""
+    a task submitted here is the same task its blocking API sees. Made by the runtime
+    (``runtime.awaitable()``)."""
 
-    def __init__(self, runtime: TaskRuntime) -> None:
-        self._runtime = runtime
-
-    @property
-    def runtime(self) -> TaskRuntime:
-        return self._runtime
+    def __init__(self, parts: FacadeParts) -> None:
+        self._parts = parts
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -140,8 +158,8 @@ class AwaitableRuntime:
     ) -> str:
         """:meth:`TaskRuntime.submit`, awaited: with dependencies the registry's verdict,
         with a durable store the commit, are awaited instead of blocked on."""
-        runtime = self._runtime
-        path = runtime._submission
+        parts = self._parts
+        path = parts.submission
         fields = path.fields(operation, params, operation_name, options)
         loop = asyncio.get_running_loop()
         reply = None
@@ -149,7 +167,7 @@ class AwaitableRuntime:
         with path.lock:  # held for a few tells, as by the blocking submit
             spec, ticket = path.admit(task_id, fields)
             if spec.options.depends_on:
-                reply = self._send(runtime._registry, RegisterDependent(spec, ticket), loop)
+                reply = self._send(parts.registry, RegisterDependent(spec, ticket), loop)
             else:
                 path.register_and_submit(spec, ticket)
         if reply is not None:
@@ -165,15 +183,15 @@ class AwaitableRuntime:
     async def cancel(self, task_id: str) -> bool:
         """:meth:`TaskRuntime.cancel`, awaited: True once the registry has recorded the
         cancel (a status read shows it; with a durable store, committed)."""
-        runtime = self._runtime
+        parts = self._parts
         try:
-            accepted = bool(await self._ask(runtime._supervisor, Cancel(task_id), "supervisor"))
+            accepted = bool(await self._ask(parts.supervisor, Cancel(task_id), "supervisor"))
         except pykka.ActorDeadError:
             return False  # shut down: every task is terminal already
         if accepted:
             ticket = CommitTicket(task_id)
             with contextlib.suppress(pykka.ActorDeadError):  # stopped: it committed
-                runtime._registry.tell(Flush(ticket))
+                parts.registry.tell(Flush(ticket))
                 await self._committed(ticket, None)
         return accepted
 
@@ -182,11 +200,11 @@ class AwaitableRuntime:
     async def snapshot(self, task_id: str) -> TaskSnapshot | None:
         """:meth:`TaskRuntime.snapshot`, awaited: from the registry's board without a
         message when it can answer, as the blocking read does."""
-        found = self._runtime._queries.on_board(task_id)
+        found = self._parts.queries.on_board(task_id)
         if found is not ASK_REGISTRY:
             assert not isinstance(found, Held)
             return found  # a snapshot, or None: unknown
-        table = self._runtime._table
+        table = self._parts.table
 
         def local() -> TaskSnapshot | None:
             record = table.get(task_id)
@@ -198,15 +216,15 @@ class AwaitableRuntime:
     async def stats(self) -> RuntimeStats:
         """:meth:`TaskRuntime.stats`, awaited (the registry's and the supervisor's
         answers; the rest is read without asking an actor)."""
-        runtime = self._runtime
-        table: TableStats = await self._query(GetStats(), runtime._table.stats)
+        parts = self._parts
+        table: TableStats = await self._query(GetStats(), parts.table.stats)
         try:
             supervisor: SupervisorStats = await self._ask(
-                runtime._supervisor, GetSupervisorStats(), "supervisor"
+                parts.supervisor, GetSupervisorStats(), "supervisor"
             )
         except pykka.ActorDeadError:
-            supervisor = runtime._stats.stopped_supervisor()
-        return runtime._stats.around(table, supervisor)
+            supervisor = parts.stats.stopped_supervisor()
+        return parts.stats.around(table, supervisor)
 
     async def page(
         self,
@@ -217,7 +235,7 @@ class AwaitableRuntime:
         user: str | None = None,
     ) -> TaskPage:
         """:meth:`TaskRuntime.page`, awaited."""
-        message, local = self._runtime._queries.page_request(status, after, limit, user)
+        message, local = self._parts.queries.page_request(status, after, limit, user)
         result: TaskPage = await self._query(message, local)
         return result
 
@@ -225,7 +243,7 @@ class AwaitableRuntime:
         """:meth:`TaskRuntime.wait`, awaited: no thread waits, the registry's wake-up
         resolves a future on the caller's loop."""
         timeout = check_seconds("timeout", timeout, allow_none=True, allow_zero=True)
-        queries = self._runtime._queries
+        queries = self._parts.queries
         ended = queries.ended_on_board(task_id)
         if ended is not None:
             return ended  # ended (and, with a durable store, committed): no round trip
@@ -253,12 +271,12 @@ class AwaitableRuntime:
         terminal one; one made from its snapshot if it had already ended. ``events``
         narrows the kinds as :meth:`TaskRuntime.subscribe` does (the terminal ones are
         always delivered)."""
-        runtime = self._runtime
-        subscriptions = runtime._subscriptions
+        parts = self._parts
+        subscriptions = parts.subscriptions
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[TaskEvent] = asyncio.Queue()
         kinds = None if events is None else [*events, "terminal"]
-        relay = _EventRelay.spawn(loop=loop, queue=queue, dispatcher=runtime._dispatcher)
+        relay = _EventRelay.spawn(loop=loop, queue=queue, dispatcher=parts.dispatcher)
         subscription, adding = subscriptions.relayed(relay.actor_ref, task_id=task_id, events=kinds)
         try:
             await self._ask(subscriptions.notifier, adding, "notifier")
@@ -284,13 +302,13 @@ class AwaitableRuntime:
     async def sync(self) -> None:
         """:meth:`TaskRuntime.sync`, awaited: once it returns, the supervisor, then the
         registry, then the notifier have handled every message sent to them before."""
-        runtime = self._runtime
-        if runtime.closed:
+        parts = self._parts
+        if parts.closed():
             return
-        subscriptions = runtime._subscriptions
+        subscriptions = parts.subscriptions
         with contextlib.suppress(pykka.ActorDeadError):
-            await self._ask(runtime._supervisor, GetSupervisorStats(), "supervisor")
-            await self._ask(runtime._registry, GetStats(), "registry")
+            await self._ask(parts.supervisor, GetSupervisorStats(), "supervisor")
+            await self._ask(parts.registry, GetStats(), "registry")
             await self._ask(subscriptions.notifier, subscriptions.flushing(), "notifier")
 
     async def ask(
@@ -322,7 +340,7 @@ class AwaitableRuntime:
         message: type,
         timeout: float | None = None,
     ) -> Any:
-        timeout = self._runtime._ask_timeout if timeout is None else timeout
+        timeout = self._parts.ask_timeout if timeout is None else timeout
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
@@ -336,7 +354,7 @@ class AwaitableRuntime:
         """As ``RegistryQueries.query``: the registry's answer, or once it has stopped
         the final table's."""
         try:
-            result = await self._ask(self._runtime._registry, message, "registry")
+            result = await self._ask(self._parts.registry, message, "registry")
         except pykka.ActorDeadError:
             return local()
         if isinstance(result, StoreError):
@@ -348,7 +366,7 @@ class AwaitableRuntime:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         ticket.on_done(lambda: _soon(loop, _set_result, done, None))
-        timeout = self._runtime._ask_timeout
+        timeout = self._parts.ask_timeout
         try:
             await asyncio.wait_for(done, timeout)
         except TimeoutError:

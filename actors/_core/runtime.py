@@ -17,6 +17,7 @@ import pykka
 
 from actors._clock import Clock
 from actors._core.assembly import assemble
+from actors._core.awaitable import AwaitableRuntime, FacadeParts
 from actors._core.closing import stop_in_background
 from actors._core.messages import (
     Cancel,
@@ -544,6 +545,25 @@ class TaskRuntime:
             self._ask(self._supervisor, GetSupervisorStats(), "supervisor")
             self._ask(self._registry, GetStats(), "registry")
             self._subscriptions.flush()
+
+    def awaitable(self) -> AwaitableRuntime:
+        """This runtime's submit, snapshot, wait, cancel, page, stats, sync and a task's
+        events as coroutines, for callers on an event loop: the same tasks and actors,
+        with no thread blocked per call."""
+        return AwaitableRuntime(
+            FacadeParts(
+                submission=self._submission,
+                registry=self._registry,
+                supervisor=self._supervisor,
+                queries=self._queries,
+                table=self._table,
+                stats=self._stats,
+                subscriptions=self._subscriptions,
+                dispatcher=self._dispatcher,
+                ask_timeout=self._ask_timeout,
+                closed=lambda: self.closed,
+            )
+        )
 
     # -- self-healing ----------------------------------------------------------------------
 
