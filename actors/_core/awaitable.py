@@ -188,7 +188,7 @@ class AwaitableRuntime:
             accepted = bool(await self._ask(parts.supervisor, Cancel(task_id), "supervisor"))
         except pykka.ActorDeadError:
             return False  # shut down: every task is terminal already
-        if accepted:
+        if accepted and parts.queries.ended_on_board(task_id) is None:  # as the runtime's
             ticket = CommitTicket(task_id)
             with contextlib.suppress(pykka.ActorDeadError):  # stopped: it committed
                 parts.registry.tell(Flush(ticket))

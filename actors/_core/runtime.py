@@ -444,7 +444,9 @@ class TaskRuntime:
         store the cancellation is committed by then: a crash afterwards cannot bring the
         task back to run."""
         accepted = self._cancel(task_id)
-        if accepted:
+        # The registry may have recorded it already (the supervisor told it before its
+        # answer): then the board shows the end, committed, and no Flush is needed.
+        if accepted and self._queries.ended_on_board(task_id) is None:
             ticket = CommitTicket(task_id)
             with contextlib.suppress(pykka.ActorDeadError):  # stopped: it committed
                 # Behind the Finish the supervisor (or _cancel) told the registry.
