@@ -191,6 +191,16 @@ def _process_load(
     )
 
 
+def _microsecond_cells(us: dict[str, Any], bare_us: dict[str, Any]) -> dict[str, Any]:
+    """A row's measured, baseline and ratio cells, in µs, against the bare round trip."""
+    return {
+        "measured": f"p50 {us['p50']:,.0f} µs, p99 {us['p99']:,.0f} µs ({us['n']:,} calls)",
+        "baseline": f"bare thread round trip: p50 {bare_us['p50']:,.0f} µs, "
+        f"p99 {bare_us['p99']:,.0f} µs",
+        "ratios": {"p50": round(us["p50"] / bare_us["p50"], 3)},
+    }
+
+
 def run(sizes: Sizes) -> list[Part]:
     rng = random.Random(SEED)
     finished = sizes.status_finished_tasks
@@ -247,11 +257,7 @@ def run(sizes: Sizes) -> list[Part]:
             scenario=f"get_task_status, idle ({finished:,} finished tasks held)",
             status="measured",
             mode="thread",
-            measured=f"p50 {idle_us['p50']:,.0f} µs, p99 {idle_us['p99']:,.0f} µs "
-            f"({idle_us['n']:,} calls)",
-            baseline=f"bare thread round trip: p50 {idle_bare_us['p50']:,.0f} µs, "
-            f"p99 {idle_bare_us['p99']:,.0f} µs",
-            ratios={"p50": round(idle_us["p50"] / idle_bare_us["p50"], 3)},
+            **_microsecond_cells(idle_us, idle_bare_us),
             figures={"latency_us": idle_us},
             baseline_figures={"bare_round_trip_us": idle_bare_us},
             config={**config, "calls": len(idle), "warmup_calls": sizes.status_warmup_calls},
@@ -282,11 +288,7 @@ def run(sizes: Sizes) -> list[Part]:
             "Python (thread mode): the waiter added and removed",
             status="measured",
             mode="thread",
-            measured=f"p50 {wait_us['p50']:,.0f} µs, p99 {wait_us['p99']:,.0f} µs "
-            f"({wait_us['n']:,} calls)",
-            baseline=f"bare thread round trip: p50 {wait_bare_us['p50']:,.0f} µs, "
-            f"p99 {wait_bare_us['p99']:,.0f} µs",
-            ratios={"p50": round(wait_us["p50"] / wait_bare_us["p50"], 3)},
+            **_microsecond_cells(wait_us, wait_bare_us),
             figures={"latency_us": wait_us},
             baseline_figures={"bare_round_trip_us": wait_bare_us},
             config={**config, "calls": len(waits), "spinners": WORKERS},
@@ -298,11 +300,7 @@ def run(sizes: Sizes) -> list[Part]:
             "(process mode)",
             status="measured",
             mode="process",
-            measured=f"p50 {proc_us['p50']:,.0f} µs, p99 {proc_us['p99']:,.0f} µs "
-            f"({proc_us['n']:,} calls)",
-            baseline=f"bare thread round trip: p50 {proc_bare_us['p50']:,.0f} µs, "
-            f"p99 {proc_bare_us['p99']:,.0f} µs",
-            ratios={"p50": round(proc_us["p50"] / proc_bare_us["p50"], 3)},
+            **_microsecond_cells(proc_us, proc_bare_us),
             figures={"latency_us": proc_us, **proc_extra},
             baseline_figures={"bare_round_trip_us": proc_bare_us},
             config={
